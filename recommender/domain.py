@@ -1,0 +1,324 @@
+"""The records newsrec stores: articles, interactions and reader preferences.
+
+Parsing lives here so that the file importers and the HTTP API accept exactly the
+same shapes and reject bad input with the same messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping
+
+WIB = timezone(timedelta(hours=7), "WIB")
+
+CATEGORIES = (
+    "Nasional",
+    "Internasional",
+    "Ekonomi",
+    "Olahraga",
+    "Teknologi",
+    "Hiburan",
+    "Otomotif",
+    "Regional",
+)
+
+EVENT_TYPES = ("impression", "click", "read", "share")
+EVENT_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$")
+MAX_TITLE = 1_000
+MAX_BODY = 200_000
+MAX_LABEL = 64
+MAX_TAGS = 50
+MAX_DWELL_SECONDS = 24 * 3600.0
+
+ARTICLE_FIELDS = frozenset(
+    {"article_id", "title", "body", "category", "region", "tags", "url", "published_at", "language"}
+)
+EVENT_FIELDS = frozenset(
+    {"user_id", "article_id", "event", "ts", "dwell_seconds", "event_id", "list_id", "position", "history"}
+)
+PREFERENCE_FIELDS = frozenset({"user_id", "categories", "regions"})
+
+
+class ValidationError(ValueError):
+    """A record that cannot be accepted; the message says which field and why."""
+
+
+def check_id(value: Any, name: str) -> str:
+    """Return ``value`` as an id or raise: ids are 1-128 URL-safe characters."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise ValidationError(
+            f"{name} must be 1-128 characters of letters, digits and . _ : @ -, starting with a "
+            f"letter or digit; got {_preview(value)}"
+        )
+    return value
+
+
+def parse_time(value: Any, name: str) -> float:
+    """Parse an ISO-8601 string or epoch seconds into epoch seconds.
+
+    A time without an offset is read as WIB (UTC+7), the portal's own clock.
+    """
+    if isinstance(value, bool):
+        raise ValidationError(f"{name} must be an ISO-8601 time or epoch seconds; got {value!r}")
+    if isinstance(value, (int, float)):
+        ts = float(value)
+    elif isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=WIB)
+        ts = dt.timestamp()
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        try:
+            ts = float(text)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValidationError(
+                    f"{name} is not an ISO-8601 time (e.g. 2026-11-27T08:00:00+07:00): {_preview(value)}"
+                ) from None
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=WIB)
+            ts = dt.timestamp()
+    else:
+        raise ValidationError(f"{name} is required (ISO-8601 time or epoch seconds)")
+    if not math.isfinite(ts) or not (0.0 <= ts < 32503680000.0):
+        raise ValidationError(f"{name} is out of range: {_preview(value)}")
+    return ts
+
+
+def format_time(ts: float) -> str:
+    """Epoch seconds as ISO-8601 in WIB, the form the API returns."""
+    return datetime.fromtimestamp(ts, tz=WIB).isoformat(timespec="seconds")
+
+
+def _label(value: Any, name: str, required: bool) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ValidationError(f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string; got {_preview(value)}")
+    text = value.strip()
+    if len(text) > MAX_LABEL or _has_control(text):
+        raise ValidationError(f"{name} must be at most {MAX_LABEL} printable characters")
+    return text
+
+
+def _labels(value: Any, name: str) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[,|;]", value)]
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError(f"{name} must be a list of strings")
+    if len(value) > MAX_TAGS:
+        raise ValidationError(f"{name} holds at most {MAX_TAGS} entries")
+    out = []
+    for item in value:
+        label = _label(item, name, required=False)
+        if label and label not in out:
+            out.append(label)
+    return tuple(out)
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text)
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _reject_unknown(record: Mapping[str, Any], allowed: frozenset[str], kind: str) -> None:
+    unknown = sorted(set(record) - allowed)
+    if unknown:
+        raise ValidationError(
+            f"unknown field(s) for {kind}: {', '.join(map(str, unknown[:5]))}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+@dataclass(frozen=True)
+class Article:
+    """A news article as the CMS publishes it."""
+
+    article_id: str
+    title: str
+    body: str
+    category: str
+    published_at: float
+    region: str | None = None
+    tags: tuple[str, ...] = ()
+    url: str | None = None
+    language: str = "id"
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], strict: bool = False) -> "Article":
+        if not isinstance(record, Mapping):
+            raise ValidationError("an article must be a JSON object")
+        if strict:
+            _reject_unknown(record, ARTICLE_FIELDS, "article")
+        title = record.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise ValidationError("title is required")
+        if len(title) > MAX_TITLE:
+            raise ValidationError(f"title is longer than {MAX_TITLE} characters")
+        body = record.get("body") or ""
+        if not isinstance(body, str):
+            raise ValidationError("body must be a string")
+        if len(body) > MAX_BODY:
+            raise ValidationError(f"body is longer than {MAX_BODY} characters")
+        url = record.get("url") or None
+        if url is not None and (not isinstance(url, str) or len(url) > 2048 or _has_control(url)):
+            raise ValidationError("url must be a string of at most 2048 printable characters")
+        return cls(
+            article_id=check_id(record.get("article_id"), "article_id"),
+            title=title.strip(),
+            body=body,
+            category=_label(record.get("category"), "category", required=True),
+            published_at=parse_time(record.get("published_at"), "published_at"),
+            region=_label(record.get("region"), "region", required=False),
+            tags=_labels(record.get("tags"), "tags"),
+            url=url,
+            language=_label(record.get("language"), "language", required=False) or "id",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "article_id": self.article_id,
+            "title": self.title,
+            "body": self.body,
+            "category": self.category,
+            "region": self.region,
+            "tags": list(self.tags),
+            "url": self.url,
+            "published_at": format_time(self.published_at),
+            "language": self.language,
+        }
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One reader event. ``event_id`` makes a retried delivery count once."""
+
+    user_id: str
+    article_id: str
+    event: str
+    ts: float
+    dwell_seconds: float | None = None
+    event_id: str | None = None
+    list_id: str | None = None
+    position: int | None = None
+    history: bool = False
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], strict: bool = False) -> "Interaction":
+        if not isinstance(record, Mapping):
+            raise ValidationError("an event must be a JSON object")
+        if strict:
+            _reject_unknown(record, EVENT_FIELDS, "event")
+        event = record.get("event")
+        if event not in EVENT_CODES:
+            raise ValidationError(f"event must be one of {', '.join(EVENT_TYPES)}; got {_preview(event)}")
+        dwell = record.get("dwell_seconds")
+        if dwell in (None, ""):
+            dwell = None
+        else:
+            try:
+                dwell = float(dwell)
+            except (TypeError, ValueError):
+                raise ValidationError(f"dwell_seconds must be a number; got {_preview(dwell)}") from None
+            if not math.isfinite(dwell) or dwell < 0 or dwell > MAX_DWELL_SECONDS:
+                raise ValidationError(f"dwell_seconds must be between 0 and {MAX_DWELL_SECONDS:.0f}")
+        position = record.get("position")
+        if position in (None, ""):
+            position = None
+        else:
+            try:
+                position = int(position)
+            except (TypeError, ValueError):
+                raise ValidationError("position must be a whole number") from None
+            if not 0 <= position <= 10_000:
+                raise ValidationError("position must be between 0 and 10000")
+        event_id = record.get("event_id")
+        list_id = record.get("list_id")
+        return cls(
+            user_id=check_id(record.get("user_id"), "user_id"),
+            article_id=check_id(record.get("article_id"), "article_id"),
+            event=event,
+            ts=parse_time(record.get("ts"), "ts"),
+            dwell_seconds=dwell,
+            event_id=None if event_id in (None, "") else check_id(event_id, "event_id"),
+            list_id=None if list_id in (None, "") else check_id(list_id, "list_id"),
+            position=position,
+            history=bool(record.get("history", False)),
+        )
+
+    def identity(self) -> str:
+        """The idempotency key: the given ``event_id`` or one derived from the content."""
+        if self.event_id:
+            return self.event_id
+        return f"{self.user_id}|{self.article_id}|{self.event}|{self.ts!r}|{self.list_id or ''}"
+
+    def key64(self) -> int:
+        """A signed 64-bit hash of :meth:`identity`, the events table's primary key."""
+        digest = hashlib.blake2b(self.identity().encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "article_id": self.article_id,
+            "event": self.event,
+            "ts": format_time(self.ts),
+            "dwell_seconds": self.dwell_seconds,
+            "event_id": self.event_id,
+        }
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What a reader follows explicitly."""
+
+    user_id: str
+    categories: tuple[str, ...] = field(default_factory=tuple)
+    regions: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], user_id: str | None = None, strict: bool = False) -> "Preferences":
+        if not isinstance(record, Mapping):
+            raise ValidationError("preferences must be a JSON object")
+        allowed = PREFERENCE_FIELDS
+        if strict:
+            _reject_unknown(record, allowed, "preferences")
+        uid = user_id if user_id is not None else record.get("user_id")
+        if user_id is not None and record.get("user_id") not in (None, user_id):
+            raise ValidationError("user_id in the body does not match the URL")
+        return cls(
+            user_id=check_id(uid, "user_id"),
+            categories=_labels(record.get("categories"), "categories"),
+            regions=_labels(record.get("regions"), "regions"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "categories": list(self.categories), "regions": list(self.regions)}
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    """Yield lists of at most ``size`` items, streaming."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

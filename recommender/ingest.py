@@ -1,0 +1,294 @@
+"""Streaming importers for JSON Lines, CSV and the public MIND format.
+
+Every importer reads its file row by row, commits in batches, rejects a bad row with its
+line number and reason, and can be run twice without duplicating anything (articles are
+upserted; events carry or derive an idempotency key).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from .domain import Article, Interaction, Preferences, ValidationError
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 5_000
+MAX_RECORDED_ERRORS = 1_000
+csv.field_size_limit(10_000_000)
+
+
+@dataclass
+class ImportReport:
+    """What an import accepted and rejected; ``errors`` holds (line, reason) pairs."""
+
+    source: str
+    kind: str
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_RECORDED_ERRORS:
+            self.errors.append((line, reason))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "errors": [{"line": line, "reason": reason} for line, reason in self.errors],
+            "errors_truncated": self.rejected > len(self.errors),
+        }
+
+
+def _progress(iterable: Iterable, desc: str, show: bool | None) -> Iterable:
+    if show is None:
+        show = sys.stderr.isatty()
+    if not show:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, unit=" rows", mininterval=0.5, file=sys.stderr)
+
+
+def detect_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    raise ValueError(f"cannot tell the format of {path}: name it .jsonl or .csv, or pass --format")
+
+
+def read_rows(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Yield ``(line_number, record)``; a record that cannot be parsed is yielded as an error string."""
+    fmt = fmt or detect_format(path)
+    if fmt == "jsonl":
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield number, f"not valid JSON: {exc.msg} at column {exc.colno}"
+                    continue
+                yield number, record if isinstance(record, dict) else "each line must be a JSON object"
+    elif fmt == "csv":
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            header = next(reader, None)
+            if header is None:
+                return
+            header = [h.strip() for h in header]
+            for row in reader:
+                number = reader.line_num
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    yield number, f"expected {len(header)} columns, found {len(row)}"
+                    continue
+                yield number, {k: (v if v != "" else None) for k, v in zip(header, row)}
+    else:
+        raise ValueError(f"unknown format {fmt!r}; use jsonl or csv")
+
+
+def _import(
+    rows: Iterable[tuple[int, dict[str, Any] | str]],
+    parse: Callable[[dict[str, Any]], Any],
+    write: Callable[[list[Any]], tuple[int, int]],
+    report: ImportReport,
+    show_progress: bool | None,
+) -> ImportReport:
+    batch: list[Any] = []
+    for number, record in _progress(rows, report.kind, show_progress):
+        if isinstance(record, str):
+            report.reject(number, record)
+            continue
+        try:
+            batch.append(parse(record))
+        except ValidationError as exc:
+            report.reject(number, str(exc))
+            continue
+        if len(batch) >= BATCH_SIZE:
+            _flush(batch, write, report)
+            batch = []
+    if batch:
+        _flush(batch, write, report)
+    log.info("%s import of %s: %d accepted, %d duplicates, %d rejected", report.kind, report.source,
+             report.accepted, report.duplicates, report.rejected)
+    return report
+
+
+def _flush(batch: list[Any], write: Callable[[list[Any]], tuple[int, int]], report: ImportReport) -> None:
+    inserted, duplicates = write(batch)
+    report.accepted += inserted
+    report.duplicates += duplicates
+
+
+def _write_articles(store: Store) -> Callable[[list[Article]], tuple[int, int]]:
+    return lambda batch: (store.upsert_articles(batch), 0)
+
+
+def _write_preferences(store: Store) -> Callable[[list[Preferences]], tuple[int, int]]:
+    def write(batch: list[Preferences]) -> tuple[int, int]:
+        for prefs in batch:
+            store.set_preferences(prefs)
+        return len(batch), 0
+
+    return write
+
+
+def import_articles(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
+    path = Path(path)
+    return _import(read_rows(path, fmt), Article.from_dict, _write_articles(store),
+                   ImportReport(str(path), "articles"), show_progress)
+
+
+def import_events(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
+    path = Path(path)
+    return _import(read_rows(path, fmt), Interaction.from_dict, store.add_events,
+                   ImportReport(str(path), "events"), show_progress)
+
+
+def import_preferences(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
+    path = Path(path)
+    return _import(read_rows(path, fmt), Preferences.from_dict, _write_preferences(store),
+                   ImportReport(str(path), "preferences"), show_progress)
+
+
+# -- MIND ------------------------------------------------------------------------------------
+MIND_TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
+HISTORY_GAP_SECONDS = 3600.0
+
+
+def _mind_time(text: str) -> float:
+    return datetime.strptime(text.strip(), MIND_TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+
+
+def _mind_lines(path: Path, n_columns: int) -> Iterator[tuple[int, list[str] | str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        for number, line in enumerate(fh, start=1):
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            cols = line.split("\t")
+            if len(cols) != n_columns:
+                yield number, f"expected {n_columns} tab-separated columns, found {len(cols)}"
+            else:
+                yield number, cols
+
+
+def _mind_scan(behaviors: Path) -> tuple[float | None, dict[str, float]]:
+    """First pass: the log's first time and each news id's first impression time."""
+    start: float | None = None
+    first_seen: dict[str, float] = {}
+    for _, cols in _mind_lines(behaviors, 5):
+        if isinstance(cols, str):
+            continue
+        try:
+            ts = _mind_time(cols[2])
+        except ValueError:
+            continue
+        start = ts if start is None else min(start, ts)
+        for entry in cols[4].split():
+            news_id = entry.rsplit("-", 1)[0]
+            if ts < first_seen.get(news_id, float("inf")):
+                first_seen[news_id] = ts
+    return start, first_seen
+
+
+def _mind_events(cols: list[str], history_time: float) -> list[Interaction]:
+    impression_id, user_id, time_text, history, impressions = cols
+    ts = _mind_time(time_text)
+    list_id = f"mind-{impression_id}"
+    events: list[Interaction] = []
+    past = history.split()
+    for i, news_id in enumerate(past):
+        events.append(Interaction.from_dict({
+            "user_id": user_id, "article_id": news_id, "event": "click",
+            "ts": history_time - (len(past) - i), "event_id": f"mind-h:{user_id}:{news_id}", "history": True,
+        }))
+    for position, entry in enumerate(impressions.split()):
+        news_id, sep, label = entry.rpartition("-")
+        if not sep or label not in ("0", "1"):
+            raise ValidationError(f"impression entry {entry!r} must look like N123-1 or N123-0")
+        common = {"user_id": user_id, "article_id": news_id, "ts": ts, "list_id": list_id, "position": position}
+        events.append(Interaction.from_dict({**common, "event": "impression",
+                                             "event_id": f"mind:{impression_id}:{position}"}))
+        if label == "1":
+            events.append(Interaction.from_dict({**common, "event": "click",
+                                                 "event_id": f"mind:{impression_id}:{position}:c"}))
+    return events
+
+
+def import_mind(store: Store, folder: str | Path, show_progress: bool | None = None) -> list[ImportReport]:
+    """Import MIND's ``news.tsv`` and ``behaviors.tsv``.
+
+    MIND gives no publication time, so an article is dated at its first impression (or the
+    log's start). History clicks have no time at all: they are dated just before the log
+    starts and flagged ``history`` so that a time split never puts them in the test period.
+    """
+    folder = Path(folder)
+    news, behaviors = folder / "news.tsv", folder / "behaviors.tsv"
+    for path in (news, behaviors):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: a MIND folder holds news.tsv and behaviors.tsv")
+    start, first_seen = _mind_scan(behaviors)
+    log_start = start if start is not None else 0.0
+    history_time = log_start - HISTORY_GAP_SECONDS
+
+    def parse_news(cols: list[str]) -> Article:
+        news_id, category, subcategory, title, abstract, url = cols[:6]
+        return Article.from_dict({
+            "article_id": news_id, "title": title, "body": abstract, "category": category,
+            "tags": [subcategory] if subcategory else [], "url": url or None,
+            "published_at": first_seen.get(news_id, log_start), "language": "en",
+        })
+
+    def rows_news() -> Iterator[tuple[int, dict[str, Any] | str]]:
+        for number, cols in _mind_lines(news, 8):
+            yield number, cols if isinstance(cols, str) else {"cols": cols}
+
+    news_report = _import(rows_news(), lambda r: parse_news(r["cols"]), _write_articles(store),
+                          ImportReport(str(news), "mind news"), show_progress)
+
+    report = ImportReport(str(behaviors), "mind behaviors")
+    batch: list[Interaction] = []
+    for number, cols in _progress(_mind_lines(behaviors, 5), "mind behaviors", show_progress):
+        if isinstance(cols, str):
+            report.reject(number, cols)
+            continue
+        try:
+            batch.extend(_mind_events(cols, history_time))
+        except ValidationError as exc:
+            report.reject(number, str(exc))
+        except ValueError:
+            report.reject(number, f"time {cols[2]!r} is not like 11/13/2019 8:36:57 AM")
+        if len(batch) >= BATCH_SIZE:
+            _flush(batch, store.add_events, report)
+            batch = []
+    if batch:
+        _flush(batch, store.add_events, report)
+    return [news_report, report]
+
+
+IMPORTERS: dict[str, Callable[..., ImportReport]] = {
+    "articles": import_articles,
+    "events": import_events,
+    "preferences": import_preferences,
+}

@@ -1,0 +1,139 @@
+"""Store round trips, idempotent upserts and what a reader's deletion leaves behind."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import numpy as np
+import pytest
+
+from recommender.domain import Article, Interaction, Preferences, ValidationError
+from recommender.store import SCHEMA_VERSION, SQLiteStore, StoreError
+
+T0 = 1_793_466_000.0  # 2026-11-01 00:00 WIB
+
+
+def article(i: int, **over) -> Article:
+    record = {"article_id": f"a{i}", "title": f"Judul berita {i}", "body": "Isi berita.", "category": "Olahraga",
+              "published_at": T0 + i, "tags": ["timnas", "liga 1"], "region": "Jabar", "url": f"https://x/{i}"}
+    record.update(over)
+    return Article.from_dict(record)
+
+
+def event(user: str, art: str, kind: str = "click", ts: float = T0 + 100, **over) -> Interaction:
+    return Interaction.from_dict({"user_id": user, "article_id": art, "event": kind, "ts": ts, **over})
+
+
+def test_article_round_trip_and_upsert_updates_in_place(store):
+    store.upsert_articles([article(1), article(2)])
+    store.upsert_articles([article(1, title="Judul yang diperbaiki", category="Nasional")])
+    got = store.get_articles(["a1", "a2", "missing"])
+    assert set(got) == {"a1", "a2"}
+    assert got["a1"].title == "Judul yang diperbaiki" and got["a1"].category == "Nasional"
+    assert got["a2"] == article(2)
+    assert store.stats()["articles"] == 2
+
+
+def test_events_are_stored_once_per_identity(store):
+    first = [event("u1", "a1", event_id="e1"), event("u1", "a1", event_id="e2"), event("u2", "a1")]
+    assert store.add_events(first) == (3, 0)
+    # the same delivery again: explicit ids and content-derived ids both deduplicate
+    assert store.add_events(first) == (0, 3)
+    assert store.stats()["events"] == 3
+
+
+def test_events_for_unknown_articles_are_kept(store):
+    store.add_events([event("u1", "not-yet-published", "read", dwell_seconds=42)])
+    log = store.load_interactions()
+    assert [log.article_ids[k] for k in log.article_key] == ["not-yet-published"]
+    assert log.dwell[0] == pytest.approx(42)
+    assert store.stats()["articles_referenced_without_text"] == 1
+
+
+def test_load_interactions_is_time_ordered_and_windowed(store):
+    events = [event(f"u{i % 3}", f"a{i % 5}", "click", ts=T0 + 1000 - i) for i in range(50)]
+    store.add_events(events)
+    log = store.load_interactions()
+    assert len(log) == 50 and np.all(np.diff(log.ts) >= 0)
+    window = store.load_interactions(start=T0 + 961, end=T0 + 990)
+    assert window.ts.min() >= T0 + 961 and window.ts.max() < T0 + 990 and len(window) == 29
+    assert {log.user_ids[k] for k in log.user_key} == {"u0", "u1", "u2"}
+
+
+def test_preferences_round_trip(store):
+    store.set_preferences(Preferences("u1", ("Olahraga",), ("Jabar", "Bali")))
+    store.set_preferences(Preferences("u1", ("Ekonomi",), ()))
+    assert store.get_preferences("u1") == Preferences("u1", ("Ekonomi",), ())
+    assert store.get_preferences("nobody") is None
+
+
+def test_forget_user_removes_every_trace(store, tmp_path):
+    store.add_events([event("forget-me", "a1", event_id="x1"), event("keep", "a1", event_id="x2")])
+    store.set_preferences(Preferences("forget-me", ("Olahraga",), ()))
+    removed = store.forget_user("forget-me")
+    assert removed == {"events": 1, "preferences": 1, "user": 1}
+    assert store.user_events("forget-me") == [] and store.get_preferences("forget-me") is None
+    assert [e.user_id for e in store.user_events("keep")] == ["keep"]
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("newsrec.sqlite3"))
+    assert b"forget-me" not in raw
+
+
+def test_takedown_hides_article(store):
+    store.upsert_articles([article(1), article(2)])
+    assert store.takedown_article("a1") is True
+    assert store.takedown_article("nope") is False
+    assert set(store.get_articles(["a1", "a2"])) == {"a2"}
+    assert [s.article.article_id for s in store.iter_articles()] == ["a2"]
+    assert store.deleted_article_ids() == {"a1"}
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    errors: list[Exception] = []
+
+    def writer(w: int) -> None:
+        try:
+            for b in range(20):
+                store.add_events([event(f"u{w}", f"a{i}", event_id=f"w{w}-{b}-{i}") for i in range(10)])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.stats()["events"] == 4 * 20 * 10
+
+
+def test_schema_version_recorded_and_newer_refused(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    assert SQLiteStore(path).schema_version() == SCHEMA_VERSION
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+    with pytest.raises(StoreError, match="newer than this code"):
+        SQLiteStore(path)
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"user_id": "", "article_id": "a", "event": "click", "ts": T0}, "user_id"),
+        ({"user_id": "u", "article_id": "../etc", "event": "click", "ts": T0}, "article_id"),
+        ({"user_id": "u", "article_id": "a", "event": "like", "ts": T0}, "event must be one of"),
+        ({"user_id": "u", "article_id": "a", "event": "read", "ts": "kemarin"}, "ISO-8601"),
+        ({"user_id": "u", "article_id": "a", "event": "read", "ts": T0, "dwell_seconds": -3}, "dwell_seconds"),
+        ({"user_id": "u'; DROP TABLE events;--", "article_id": "a", "event": "click", "ts": T0}, "user_id"),
+    ],
+)
+def test_bad_events_are_rejected_with_reason(record, message):
+    with pytest.raises(ValidationError, match=message):
+        Interaction.from_dict(record)
+
+
+def test_naive_time_is_read_as_wib():
+    a = Article.from_dict({"article_id": "a", "title": "t", "category": "Nasional",
+                           "published_at": "2026-11-01T00:00:00"})
+    assert a.published_at == T0

@@ -1,0 +1,192 @@
+"""The ``newsrec`` command: one entry point, subcommands picked from a registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from recommender.config import Settings
+
+log = logging.getLogger("newsrec")
+
+Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int], str]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help_text: str):
+    """Register ``run`` with an ``add_arguments`` companion under ``name``."""
+
+    def register(add_arguments: Callable[[argparse.ArgumentParser], None]):
+        def bind(run: Callable[[argparse.Namespace, Settings], int]):
+            COMMANDS[name] = (add_arguments, run, help_text)
+            return run
+
+        return bind
+
+    return register
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+# -- sample ----------------------------------------------------------------------------------
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--articles", type=int, default=600, help="number of articles (default 600)")
+    p.add_argument("--users", type=int, default=300, help="number of readers (default 300)")
+    p.add_argument("--days", type=int, default=7, help="days of publishing and reading (default 7)")
+    p.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same data")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default NEWSREC_HOME/sample)")
+    p.add_argument("--end", default=None,
+                   help="end of the simulated period, ISO time or 'now' (default: a fixed date, so output is reproducible)")
+    p.add_argument("--ingest", action="store_true", help="also load the files into the store")
+
+
+@command("sample", "write a synthetic Indonesian data set (articles, events, preferences, truth) as JSON Lines")(_sample_args)
+def run_sample(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.synthetic import generate
+
+    for name in ("articles", "users", "days"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name} must be at least 1")
+    end = None
+    if args.end == "now":
+        end = datetime.now(timezone.utc)
+    elif args.end:
+        end = datetime.fromisoformat(args.end)
+        if end.tzinfo is None:
+            raise SystemExit("--end needs an offset, e.g. 2026-11-27T00:00:00+07:00")
+    out = args.out or settings.home / "sample"
+    data = generate(n_articles=args.articles, n_users=args.users, days=args.days, seed=args.seed, end=end)
+    paths = data.write_jsonl(out)
+    summary = {"out": str(out), "files": {k: str(v) for k, v in paths.items()},
+               "articles": len(data.articles), "events": len(data.events), "preferences": len(data.preferences)}
+    if args.ingest:
+        summary["ingested"] = _ingest_folder(settings, out)
+    _print_json(summary)
+    return 0
+
+
+def _ingest_folder(settings: Settings, folder: Path) -> dict:
+    """Import articles, events and preferences JSON Lines from a sample folder."""
+    from recommender.ingest import import_articles, import_events, import_preferences
+    from recommender.store import open_store
+
+    store = open_store(settings.ensure_dirs().db_path)
+    reports = {}
+    for name, fn in (("articles", import_articles), ("events", import_events), ("preferences", import_preferences)):
+        path = folder / f"{name}.jsonl"
+        if path.exists():
+            report = fn(store, path)
+            reports[name] = {"accepted": report.accepted, "duplicates": report.duplicates, "rejected": report.rejected}
+    return reports
+
+
+# -- ingest ----------------------------------------------------------------------------------
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", choices=["articles", "events", "preferences", "mind"],
+                   help="what the file holds; 'mind' takes a folder with news.tsv and behaviors.tsv")
+    p.add_argument("path", type=Path, help="a .jsonl or .csv file (or a MIND folder)")
+    p.add_argument("--format", choices=["jsonl", "csv"], default=None, help="override the format guessed from the name")
+    p.add_argument("--report", type=Path, default=None, help="write the full import report (JSON) here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+
+
+@command("ingest", "import articles, events or preferences (JSON Lines / CSV) or a MIND folder into the store")(_ingest_args)
+def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.ingest import IMPORTERS, import_mind
+    from recommender.store import open_store
+
+    if not args.path.exists():
+        print(f"error: {args.path} does not exist", file=sys.stderr)
+        return 2
+    store = open_store(settings.ensure_dirs().db_path)
+    show = False if args.no_progress else None
+    if args.kind == "mind":
+        reports = import_mind(store, args.path, show_progress=show)
+    else:
+        try:
+            reports = [IMPORTERS[args.kind](store, args.path, fmt=args.format, show_progress=show)]
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    full = [r.to_dict() for r in reports]
+    if args.report:
+        args.report.write_text(json.dumps(full, indent=2, ensure_ascii=False))
+    for report in full:
+        for err in report["errors"][:20]:
+            print(f"{report['source']}:{err['line']}: rejected: {err['reason']}", file=sys.stderr)
+        if report["rejected"] > 20:
+            print(f"... {report['rejected'] - 20} more rejected rows (see --report)", file=sys.stderr)
+    _print_json([{k: v for k, v in r.items() if k != "errors"} for r in full])
+    return 0
+
+
+# -- stats -----------------------------------------------------------------------------------
+def _stats_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+@command("stats", "show what the store holds (articles, readers, events by type, newest event)")(_stats_args)
+def run_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.domain import format_time
+    from recommender.store import open_store
+
+    stats = open_store(settings.ensure_dirs().db_path).stats()
+    newest = stats["newest_event_ts"]
+    stats["newest_event_time"] = format_time(newest) if newest is not None else None
+    if args.json:
+        _print_json(stats)
+    else:
+        for key, value in stats.items():
+            print(f"{key:34s} {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_plugins()
+    parser = argparse.ArgumentParser(
+        prog="newsrec",
+        description="newsrec: related articles and personalized feeds for an Indonesian news portal. "
+        "Configuration: NEWSREC_HOME (default ./var), NEWSREC_DB, NEWSREC_MODELS.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (add_arguments, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+    return parser
+
+
+def _load_plugins() -> None:
+    """Import the modules whose commands register themselves here."""
+    import importlib
+
+    for module in ("training.demo", "training.train", "training.models_cli", "training.evaluate",
+                   "training.serve", "training.keys"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not args.command:
+        parser.print_help()
+        return 2
+    _, run, _ = COMMANDS[args.command]
+    return run(args, Settings.from_env())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
