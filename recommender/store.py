@@ -50,8 +50,10 @@ MIGRATIONS: dict[int, str] = {
         deleted INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS articles_published ON articles(published_at);
+    CREATE INDEX IF NOT EXISTS articles_updated ON articles(updated_at);
     CREATE TABLE IF NOT EXISTS events (
-        eid INTEGER PRIMARY KEY,
+        seq INTEGER PRIMARY KEY,
+        eid INTEGER NOT NULL UNIQUE,
         user_key INTEGER NOT NULL,
         article_key INTEGER NOT NULL,
         event INTEGER NOT NULL,
@@ -414,13 +416,30 @@ class SQLiteStore(Store):
             for a, ev, ts, dw in reversed(rows)
         ]
 
-    def event_totals(self, since: float) -> list[tuple[str, int, int]]:
-        """(article_id, event code, count) for events at or after ``since``: live counters."""
-        return self._conn().execute(
-            """SELECT k.article_id, e.event, COUNT(*) FROM events e JOIN article_keys k ON k.key = e.article_key
-               WHERE e.ts >= ? AND e.history = 0 GROUP BY e.article_key, e.event""",
-            (since,),
+    def events_after(self, seq: int, since_ts: float | None = None, limit: int = 100_000) -> tuple[int, list[tuple]]:
+        """Events stored after cursor ``seq`` (and at or after ``since_ts``), for live counters.
+
+        Returns the new cursor and rows ``(article_id, event code, ts)``; history rows are left out.
+        Every process polls this, so all gunicorn workers see the same counters within a poll.
+        """
+        rows = self._conn().execute(
+            """SELECT e.seq, k.article_id, e.event, e.ts FROM events e JOIN article_keys k ON k.key = e.article_key
+               WHERE e.seq > ? AND e.ts >= ? AND e.history = 0 ORDER BY e.seq LIMIT ?""",
+            (int(seq), since_ts if since_ts is not None else -1.0, int(limit)),
         ).fetchall()
+        if not rows:
+            return int(seq), []
+        return int(rows[-1][0]), [r[1:] for r in rows]
+
+    def max_event_seq(self) -> int:
+        return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+    def articles_changed_since(self, updated_after: float) -> list[StoredArticle]:
+        """Articles written or taken down after ``updated_after`` (epoch seconds), oldest change first."""
+        rows = self._conn().execute(
+            self._ARTICLE_SELECT + " WHERE a.updated_at > ? ORDER BY a.updated_at", (updated_after,)
+        ).fetchall()
+        return [self._article_from_row(r) for r in rows]
 
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
         conn = self._conn()
