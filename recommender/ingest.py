@@ -236,12 +236,16 @@ def _mind_events(cols: list[str], history_time: float) -> list[Interaction]:
     return events
 
 
-def import_mind(store: Store, folder: str | Path, show_progress: bool | None = None) -> list[ImportReport]:
+def import_mind(store: Store, folder: str | Path, show_progress: bool | None = None,
+                stub_missing: bool = False) -> list[ImportReport]:
     """Import MIND's ``news.tsv`` and ``behaviors.tsv``.
 
     MIND gives no publication time, so an article is dated at its first impression (or the
     log's start). History clicks have no time at all: they are dated just before the log
     starts and flagged ``history`` so that a time split never puts them in the test period.
+    With ``stub_missing``, news ids that appear in impressions but have no ``news.tsv`` row
+    (most of them in a sampled MIND) get a placeholder article (title = id, category
+    ``unknown``, no text) so offline evaluation can score them by behaviour alone.
     """
     folder = Path(folder)
     news, behaviors = folder / "news.tsv", folder / "behaviors.tsv"
@@ -266,6 +270,13 @@ def import_mind(store: Store, folder: str | Path, show_progress: bool | None = N
 
     news_report = _import(rows_news(), lambda r: parse_news(r["cols"]), _write_articles(store),
                           ImportReport(str(news), "mind news"), show_progress)
+    if stub_missing:
+        have = set(store.get_articles(list(first_seen), include_deleted=True))
+        stubs = [Article(article_id=i, title=i, body="", category="unknown", published_at=t, language="en")
+                 for i, t in first_seen.items() if i not in have]
+        for start in range(0, len(stubs), BATCH_SIZE):
+            store.upsert_articles(stubs[start:start + BATCH_SIZE])
+        log.info("added %d placeholder articles for news ids without text", len(stubs))
 
     report = ImportReport(str(behaviors), "mind behaviors")
     batch: list[Interaction] = []

@@ -1,0 +1,106 @@
+"""Every tunable number in one place, as plain dataclasses that round-trip through JSON.
+
+``newsrec tune`` writes a JSON file of these; ``newsrec train`` reads it and stores the
+ranking part in the bundle so the service ranks exactly as evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .interactions import EventWeights
+
+
+@dataclass(frozen=True)
+class RankingParams:
+    """Blend weights and shapes used at serving time (and by the offline replay)."""
+
+    # related articles
+    related_text: float = 1.0
+    related_coread: float = 0.6
+    related_cf: float = 0.2
+    related_fresh: float = 0.15
+    related_popular: float = 0.05
+    related_fresh_half_life_hours: float = 48.0
+    related_max_per_story: int = 4
+    # feed
+    feed_cf: float = 0.5
+    feed_content: float = 1.0
+    feed_session: float = 0.8
+    feed_category_affinity: float = 1.0
+    feed_follow_category: float = 1.0
+    feed_follow_region: float = 0.5
+    feed_trending: float = 0.5
+    feed_ctr: float = 1.0
+    feed_fresh: float = 0.6
+    feed_fresh_half_life_hours: float = 24.0
+    feed_max_per_story: int = 2
+    feed_max_category_share: float = 0.7
+    session_minutes: float = 30.0
+    # both
+    duplicate_similarity: float = 0.92
+    ctr_prior_strength: float = 20.0
+    trending_half_life_hours: float = 6.0
+    window_days: float = 7.0
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """What ``newsrec train`` fits."""
+
+    n_components: int = 128
+    title_weight: float = 3.0
+    max_features: int = 200_000
+    text_fit_max_docs: int = 50_000
+    cf_method: str = "als"
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 10.0
+    iterations: int = 15
+    bridge_alpha: float = 1.0
+    bridge_min_interactions: int = 5
+    bridge_blend_k: float = 10.0
+    coread_session_gap_minutes: float = 30.0
+    coread_half_life_days: float = 7.0
+    neighbours: int = 40
+    story_similarity: float = 0.5
+    history_days: float | None = 60.0
+    min_cf_interactions: int = 20
+    weights: EventWeights = field(default_factory=EventWeights)
+    ranking: RankingParams = field(default_factory=RankingParams)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainParams":
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
+        weights = EventWeights(**data.pop("weights", {}))
+        ranking = ranking_from_dict(data.pop("ranking", {}))
+        return cls(weights=weights, ranking=ranking, **data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainParams":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    def with_overrides(self, **changes: Any) -> "TrainParams":
+        return replace(self, **changes)
+
+
+def ranking_from_dict(data: dict[str, Any]) -> RankingParams:
+    known = {f.name for f in fields(RankingParams)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown ranking parameter(s): {', '.join(sorted(unknown))}")
+    return RankingParams(**data)

@@ -1,0 +1,251 @@
+"""The training job: store -> text embeddings, ALS, bridge, co-reading, popularity,
+neighbour lists -> a bundle (arrays + JSON) that the service loads.
+
+``build_model`` does the work in memory (evaluation uses it on a time split without
+publishing); ``train`` also writes and publishes the bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from recommender.bridge import TextToFactorBridge
+from recommender.bundle import write_bundle
+from recommender.cf import CollaborativeFilter
+from recommender.coread import CoReading
+from recommender.domain import EVENT_CODES, format_time
+from recommender.embedding import ArticleEmbedder
+from recommender.interactions import confidence_matrix
+from recommender.model import ServingModel
+from recommender.neighbours import cosine_neighbours, story_labels
+from recommender.params import TrainParams
+from recommender.popularity import DecayedCounters
+from recommender.store import Store
+from recommender.text import strip_furniture
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400.0
+FUTURE_TOLERANCE = 300.0
+ANONYMOUS = "anonymous"
+POSITIVE = np.array([EVENT_CODES["click"], EVENT_CODES["read"], EVENT_CODES["share"]])
+
+
+class TrainingError(RuntimeError):
+    """Training cannot produce a usable model from this data; the message says why."""
+
+
+@dataclass
+class BuiltModel:
+    """Everything a bundle holds, before it is written."""
+
+    arrays: dict[str, np.ndarray]
+    documents: dict[str, Any]
+    manifest: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def serving_model(self, version: str | None = None) -> ServingModel:
+        return ServingModel(version, self.arrays, self.documents, self.manifest)
+
+
+class _Stages:
+    """Wall time and peak memory of each stage, for the summary and the benchmark."""
+
+    def __init__(self, show_progress: bool):
+        self.timings: dict[str, float] = {}
+        self.show_progress = show_progress
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.show_progress:
+            print(f"  {name} ...", flush=True, end="")
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 3)
+        if self.show_progress:
+            print(f" {self.timings[name]:.1f}s", flush=True)
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build_model(store: Store, params: TrainParams | None = None, as_of: float | None = None,
+                seed: int | None = 0, show_progress: bool = False) -> BuiltModel:
+    """Fit every part on the data known at ``as_of`` (default: now).
+
+    Events at or after ``as_of`` are ignored (a time split never leaks), and so are
+    articles published after it; they reach the service as fresh articles.
+    """
+    params = params or TrainParams()
+    stages = _Stages(show_progress)
+    now = time.time()
+    as_of = now if as_of is None else float(as_of)
+    report: dict[str, Any] = {}
+
+    with stages.stage("load articles"):
+        stored = [s for s in store.iter_articles() if s.article.published_at <= as_of + FUTURE_TOLERANCE]
+        if not stored:
+            raise TrainingError("the catalog has no articles published before the training time: "
+                                "ingest articles first (newsrec ingest articles FILE)")
+        stored.sort(key=lambda s: (s.article.published_at, s.article.article_id))
+        articles = [s.article for s in stored]
+        key_to_item = {s.key: i for i, s in enumerate(stored)}
+        n_items = len(articles)
+        published = np.array([a.published_at for a in articles], dtype=np.float64)
+        categories = sorted({a.category for a in articles})
+        regions = sorted({a.region for a in articles if a.region})
+        cat_code = {c: i for i, c in enumerate(categories)}
+        reg_code = {r: i for i, r in enumerate(regions)}
+        report["articles"] = n_items
+        report["articles_empty_body"] = sum(1 for a in articles if not a.body.strip())
+
+    with stages.stage("load events"):
+        start = as_of - params.history_days * DAY if params.history_days else None
+        log_ = store.load_interactions(start=start, end=as_of)
+        item = np.fromiter((key_to_item.get(k, -1) for k in log_.article_key.tolist()), dtype=np.int64,
+                           count=len(log_))
+        anonymous = [k for k, v in log_.user_ids.items() if v == ANONYMOUS]
+        keep = item >= 0
+        if anonymous:
+            keep &= ~np.isin(log_.user_key, anonymous)
+        report["events_loaded"] = len(log_)
+        report["events_skipped_unknown_article"] = int((item < 0).sum())
+        report["events_skipped_future"] = 0  # load_interactions stops at as_of
+        user_keys, user_index = np.unique(log_.user_key[keep], return_inverse=True)
+        item, event, ts, dwell = item[keep], log_.event[keep], log_.ts[keep], log_.dwell[keep]
+        report["events_used"] = int(keep.sum())
+        report["readers"] = int(user_keys.size)
+
+    with stages.stage("text features"):
+        docs = [(a.title, strip_furniture(a.body)) for a in articles]
+        fit_docs = docs[-params.text_fit_max_docs:] if params.text_fit_max_docs else docs
+        embedder = ArticleEmbedder(n_components=params.n_components, title_weight=params.title_weight,
+                                   max_features=params.max_features, random_state=seed)
+        try:
+            embedder.fit(fit_docs)
+        except ValueError as exc:
+            raise TrainingError(f"cannot fit text features: {exc}") from exc
+        text_vectors = np.ascontiguousarray(embedder.transform(docs), dtype=np.float32)
+
+    positive = np.isin(event, POSITIVE)
+    with stages.stage("collaborative filtering"):
+        matrix = confidence_matrix(user_index, item, event, ts, dwell, (int(user_keys.size), n_items),
+                                   params.weights, now=as_of)
+        evidence = np.bincount(item[positive], minlength=n_items).astype(np.int32)
+        has_cf = matrix.nnz >= params.min_cf_interactions and user_keys.size >= 2 and n_items >= 2
+        if has_cf:
+            cf = CollaborativeFilter(method=params.cf_method, factors=params.factors,
+                                     regularization=params.regularization, alpha=params.alpha,
+                                     iterations=params.iterations, random_state=seed).fit(matrix)
+            learned, gram = cf.item_factors_, cf.gram_
+        else:
+            report["cf_skipped"] = f"only {matrix.nnz} positive reader-article pairs (< {params.min_cf_interactions})"
+            k = params.factors
+            learned, gram = np.zeros((n_items, k), dtype=np.float32), np.eye(k)
+        factor_dims = learned.shape[1]
+
+    with stages.stage("bridge"):
+        bridge = TextToFactorBridge(alpha=params.bridge_alpha, min_interactions=params.bridge_min_interactions,
+                                    blend_k=params.bridge_blend_k).fit(text_vectors, learned, evidence)
+        item_factors = bridge.blend(learned, bridge.predict(text_vectors), evidence) if has_cf else learned
+        report["bridge_fitted_on"] = bridge.n_fitted_
+
+    with stages.stage("co-reading"):
+        coread = CoReading(session_gap_minutes=params.coread_session_gap_minutes,
+                           half_life_days=params.coread_half_life_days, k=params.neighbours)
+        coread.fit(user_index[positive], item[positive], ts[positive], n_items, now=as_of)
+
+    with stages.stage("popularity"):
+        counters = DecayedCounters.from_events(item, event, ts, n_items, as_of,
+                                               params.ranking.trending_half_life_hours)
+
+    with stages.stage("neighbour lists"):
+        window_start = int(np.searchsorted(published, as_of - params.ranking.window_days * DAY, side="left"))
+        window = np.arange(window_start, n_items)
+        wt = text_vectors[window_start:]
+        t_idx, t_sim = cosine_neighbours(wt, wt, params.neighbours, query_ids=np.arange(window.size))
+        t_idx = np.where(t_idx >= 0, t_idx + window_start, -1).astype(np.int32)
+        norms = np.linalg.norm(item_factors, axis=1, keepdims=True)
+        unit_factors = (item_factors / np.maximum(norms, 1e-12)).astype(np.float32)
+        if has_cf:
+            wf = unit_factors[window_start:]
+            c_idx, c_sim = cosine_neighbours(wf, wf, params.neighbours, query_ids=np.arange(window.size))
+            c_idx = np.where(c_idx >= 0, c_idx + window_start, -1).astype(np.int32)
+        else:
+            c_idx = np.full((window.size, params.neighbours), -1, dtype=np.int32)
+            c_sim = np.zeros((window.size, params.neighbours), dtype=np.float32)
+        r_idx, r_sim = coread.neighbours_[window_start:], coread.scores_[window_start:]
+        story = np.arange(n_items, dtype=np.int32)
+        local = story_labels(np.where(t_idx >= 0, t_idx - window_start, -1), t_sim, params.story_similarity)
+        story[window_start:] = local + n_items
+        report["window_articles"] = int(window.size)
+        report["stories_in_window"] = int(np.unique(local).size)
+
+    arrays: dict[str, np.ndarray] = {
+        "item_ids": np.array([a.article_id for a in articles], dtype=np.str_),
+        "published_at": published,
+        "category_code": np.array([cat_code[a.category] for a in articles], dtype=np.int16),
+        "region_code": np.array([reg_code[a.region] if a.region else -1 for a in articles], dtype=np.int16),
+        "text_vectors": text_vectors,
+        "item_factors": np.ascontiguousarray(item_factors, dtype=np.float32),
+        "cf_gram": np.asarray(gram, dtype=np.float64),
+        "evidence": evidence,
+        "story": story,
+        "bridge_coef": bridge.coef_,
+        "bridge_intercept": bridge.intercept_,
+        "text_nb_idx": t_idx, "text_nb_sim": t_sim,
+        "cf_nb_idx": c_idx, "cf_nb_sim": c_sim,
+        "coread_nb_idx": np.ascontiguousarray(r_idx), "coread_nb_sim": np.ascontiguousarray(r_sim),
+        "pop_clicks": counters.clicks, "pop_impressions": counters.impressions,
+        "pop_engagement": counters.engagement,
+    }
+    arrays.update({f"text_{k}": v for k, v in embedder.to_arrays().items()})
+    documents = {
+        "catalog": {"titles": [a.title for a in articles], "urls": [a.url for a in articles],
+                    "categories": categories, "regions": regions},
+        "embedder_params": _jsonable(embedder.get_params()),
+        "params": {"window_start": window_start, "as_of": as_of, "has_cf": bool(has_cf),
+                   "alpha": params.alpha, "weights": params.weights.to_dict(),
+                   "ranking": params.to_dict()["ranking"], "story_similarity": params.story_similarity},
+        "report": report,
+    }
+    report["timings_seconds"] = stages.timings
+    report["peak_memory_mb"] = round(peak_memory_mb(), 1)
+    manifest = {
+        "data_window": {"start": format_time(start) if start else None, "end": format_time(as_of)},
+        "trained_at_wall": now,
+        "parameters": params.to_dict(),
+        "counts": {k: report[k] for k in ("articles", "readers", "events_used", "window_articles")},
+        "seed": seed,
+    }
+    return BuiltModel(arrays, documents, manifest, report)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def train(store: Store, models_dir: str | Path, params: TrainParams | None = None, as_of: float | None = None,
+          seed: int | None = 0, keep: int = 5, show_progress: bool = False) -> tuple[str, BuiltModel]:
+    """Build the model, check it loads, then publish it atomically; returns (version, model)."""
+    built = build_model(store, params, as_of=as_of, seed=seed, show_progress=show_progress)
+    built.serving_model()  # refuse to publish what the service could not load
+    start = time.perf_counter()
+    version = write_bundle(models_dir, built.arrays, built.documents, manifest_extra=built.manifest, keep=keep)
+    built.report["timings_seconds"]["bundle write"] = round(time.perf_counter() - start, 3)
+    return version, built

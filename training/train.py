@@ -1,0 +1,83 @@
+"""``newsrec train``: fit every model on the store and publish a bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from recommender.config import Settings
+from recommender.domain import ValidationError, parse_time
+from recommender.params import TrainParams
+from recommender.store import open_store
+
+from .cli import command
+from .pipeline import TrainingError, train
+
+TUNED_CONFIG = "config/train.json"
+
+
+def load_params(settings: Settings, path: Path | None) -> tuple[TrainParams, str]:
+    """Explicit --config, else the one ``newsrec tune`` wrote, else the defaults."""
+    if path is not None:
+        return TrainParams.load(path), str(path)
+    tuned = settings.home / TUNED_CONFIG
+    if tuned.exists():
+        return TrainParams.load(tuned), str(tuned)
+    return TrainParams(), "defaults"
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None,
+                   help=f"training parameters (JSON); default NEWSREC_HOME/{TUNED_CONFIG} if present")
+    p.add_argument("--as-of", default=None, help="train on data before this ISO time (default: now)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same data + seed = same model)")
+    p.add_argument("--keep", type=int, default=5, help="model versions to keep (default 5)")
+    p.add_argument("--factors", type=int, default=None, help="override CF factors")
+    p.add_argument("--iterations", type=int, default=None, help="override CF iterations")
+    p.add_argument("--method", choices=["als", "bpr"], default=None, help="override the CF method")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+@command("train", "train text, collaborative, co-reading and popularity models and publish a bundle")(_args)
+def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        params, source = load_params(settings, args.config)
+    except (ValueError, OSError, TypeError) as exc:
+        print(f"error: cannot read training parameters: {exc}", file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in (("factors", args.factors), ("iterations", args.iterations),
+                                   ("cf_method", args.method)) if v is not None}
+    params = params.with_overrides(**overrides)
+    as_of = None
+    if args.as_of:
+        try:
+            as_of = parse_time(args.as_of, "--as-of")
+        except ValidationError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if args.keep < 1:
+        print("error: --keep must be at least 1", file=sys.stderr)
+        return 2
+    store = open_store(settings.ensure_dirs().db_path)
+    show = sys.stdout.isatty() and not args.json
+    if show:
+        print(f"training from {settings.db_path} with parameters from {source}")
+    try:
+        version, built = train(store, settings.models_dir, params, as_of=as_of, seed=args.seed, keep=args.keep,
+                               show_progress=show)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    summary = {"version": version, "models_dir": str(settings.models_dir), "parameters_from": source,
+               **built.report}
+    if args.json or not show:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"published model {version}")
+        for key, value in summary.items():
+            if key not in ("version", "timings_seconds"):
+                print(f"  {key:32s} {value}")
+        print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in built.report["timings_seconds"].items()))
+    return 0
