@@ -124,6 +124,7 @@ class StoredArticle:
     key: int
     article: Article
     deleted: bool = False
+    updated_at: float = 0.0
 
 
 class Store(ABC):
@@ -325,16 +326,16 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _article_from_row(row: tuple) -> StoredArticle:
-        key, article_id, title, body, category, region, tags, url, published_at, language, deleted = row
+        key, article_id, title, body, category, region, tags, url, published_at, language, deleted, updated = row
         article = Article(
             article_id=article_id, title=title, body=body, category=category, published_at=published_at,
             region=region, tags=tuple(json.loads(tags)), url=url, language=language,
         )
-        return StoredArticle(key=key, article=article, deleted=bool(deleted))
+        return StoredArticle(key=key, article=article, deleted=bool(deleted), updated_at=updated)
 
     _ARTICLE_SELECT = (
         "SELECT a.key, k.article_id, a.title, a.body, a.category, a.region, a.tags, a.url, a.published_at, "
-        "a.language, a.deleted FROM articles a JOIN article_keys k ON k.key = a.key"
+        "a.language, a.deleted, a.updated_at FROM articles a JOIN article_keys k ON k.key = a.key"
     )
 
     def get_articles(self, article_ids: Sequence[str], include_deleted: bool = False) -> dict[str, Article]:
@@ -430,6 +431,11 @@ class SQLiteStore(Store):
         if not rows:
             return int(seq), []
         return int(rows[-1][0]), [r[1:] for r in rows]
+
+    def first_seq_since(self, ts: float) -> int:
+        """Smallest event cursor with a time at or after ``ts`` (1 past the end when none)."""
+        row = self._conn().execute("SELECT MIN(seq) FROM events WHERE ts >= ?", (ts,)).fetchone()
+        return int(row[0]) if row[0] is not None else self.max_event_seq() + 1
 
     def max_event_seq(self) -> int:
         return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])

@@ -18,3 +18,50 @@ def store(tmp_path) -> SQLiteStore:
     s = SQLiteStore(tmp_path / "newsrec.sqlite3")
     yield s
     s.close()
+
+
+class TrainedSample:
+    """A generated sample, ingested into a store and trained once (module scope: training costs ~1 s)."""
+
+    def __init__(self, root, n_articles=500, n_users=250, days=6, seed=11):
+        from recommender.domain import parse_time
+        from recommender.ingest import import_articles, import_events, import_preferences
+        from recommender.synthetic import generate
+        from training.pipeline import train
+
+        self.root = root
+        self.data = generate(n_articles=n_articles, n_users=n_users, days=days, seed=seed)
+        paths = self.data.write_jsonl(root / "sample")
+        self.store = SQLiteStore(root / "newsrec.sqlite3")
+        import_articles(self.store, paths["articles"], show_progress=False)
+        import_events(self.store, paths["events"], show_progress=False)
+        import_preferences(self.store, paths["preferences"], show_progress=False)
+        self.models_dir = root / "models"
+        self.now = max(parse_time(e["ts"], "ts") for e in self.data.events) + 60.0
+        self.version, self.built = train(self.store, self.models_dir, as_of=self.now, seed=0)
+        self.story = {t["article_id"]: t["story_id"] for t in self.data.truth if t["kind"] == "article"}
+        self.readers = {t["user_id"]: t for t in self.data.truth if t["kind"] == "user"}
+        self.articles = {a["article_id"]: a for a in self.data.articles}
+
+    def clone(self, root) -> "TrainedSample":
+        """A private copy (store file and models) for tests that write."""
+        import copy
+        import shutil
+
+        other = copy.copy(self)
+        self.store.close()
+        shutil.copy(self.root / "newsrec.sqlite3", root / "newsrec.sqlite3")
+        shutil.copytree(self.models_dir, root / "models")
+        other.root, other.models_dir = root, root / "models"
+        other.store = SQLiteStore(root / "newsrec.sqlite3")
+        return other
+
+    def engine(self, **config):
+        from recommender.engine import Engine, EngineConfig
+
+        return Engine(self.store, self.models_dir, EngineConfig(**config), clock=lambda: self.now)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> TrainedSample:
+    return TrainedSample(tmp_path_factory.mktemp("trained"))

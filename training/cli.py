@@ -188,5 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     return run(args, Settings.from_env())
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - run as `python -m training.cli`
+    from training.cli import main as _main  # the registry lives in the imported module, not __main__
+
+    sys.exit(_main())

@@ -1,0 +1,93 @@
+"""One view over bundle articles and fresh arrivals, in a single index space.
+
+Indices ``[0, n_base)`` are bundle articles, ``[n_base, n_base + fresh.count)`` fresh ones.
+A :class:`Snapshot` fixes ``fresh.count`` once per request so a list is computed on a
+consistent catalog even while the background thread appends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import ArticleMeta, FreshArticles, ServingModel
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The candidate window and per-article arrays of one moment (vectors are views)."""
+
+    model: ServingModel
+    fresh: FreshArticles
+    n_fresh: int
+    deleted_base: np.ndarray
+
+    @property
+    def n_base(self) -> int:
+        return self.model.n_items
+
+    @property
+    def n_total(self) -> int:
+        return self.n_base + self.n_fresh
+
+    def window(self) -> np.ndarray:
+        """Indices of the serving window: the bundle's window plus every fresh article."""
+        return np.concatenate([np.arange(self.model.window_start, self.n_base), self.n_base + np.arange(self.n_fresh)])
+
+    def _split(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        base = idx < self.n_base
+        return base, idx - self.n_base
+
+    def _gather(self, base_array: np.ndarray, fresh_array: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.empty((idx.shape[0],) + base_array.shape[1:], dtype=base_array.dtype)
+        base, local = self._split(idx)
+        out[base] = base_array[idx[base]]
+        out[~base] = fresh_array[local[~base]]
+        return out
+
+    def text(self, idx: np.ndarray) -> np.ndarray:
+        return self._gather(self.model.text_vectors, self.fresh.text, idx)
+
+    def factors(self, idx: np.ndarray) -> np.ndarray:
+        return self._gather(self.model.item_factors, self.fresh.factors, idx)
+
+    def published_at(self, idx: np.ndarray) -> np.ndarray:
+        return self._gather(self.model.published_at, self.fresh.published_at, idx)
+
+    def category(self, idx: np.ndarray) -> np.ndarray:
+        return self._gather(self.model.category_code, self.fresh.category_code, idx)
+
+    def region(self, idx: np.ndarray) -> np.ndarray:
+        return self._gather(self.model.region_code, self.fresh.region_code, idx)
+
+    def story(self, idx: np.ndarray) -> np.ndarray:
+        return self._gather(self.model.story.astype(np.int64, copy=False), self.fresh.story, idx)
+
+    def deleted(self, idx: np.ndarray) -> np.ndarray:
+        return self._gather(self.deleted_base, self.fresh.deleted, idx)
+
+    def window_arrays(self) -> dict[str, np.ndarray]:
+        """Contiguous window arrays for whole-window scoring (base part is a view when no fresh)."""
+        w0, nf = self.model.window_start, self.n_fresh
+        m, f = self.model, self.fresh
+
+        def cat(base: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+            return base[w0:] if nf == 0 else np.concatenate([base[w0:], fresh[:nf]])
+
+        return {
+            "index": self.window(),
+            "text": cat(m.text_vectors, f.text),
+            "factors": cat(m.item_factors, f.factors),
+            "published_at": cat(m.published_at, f.published_at),
+            "category": cat(m.category_code, f.category_code),
+            "region": cat(m.region_code, f.region_code),
+            "story": cat(m.story.astype(np.int64, copy=False), f.story),
+            "deleted": cat(self.deleted_base, f.deleted),
+        }
+
+    def meta(self, index: int) -> ArticleMeta:
+        if index < self.n_base:
+            return self.model.meta(index)
+        return self.fresh.meta[index - self.n_base]
