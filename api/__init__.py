@@ -1,0 +1,109 @@
+"""The newsrec HTTP API: an application factory, no module-level app (that is ``api.wsgi``).
+
+``app.extensions`` holds the per-app objects:
+
+* ``"newsrec"``: the :class:`recommender.engine.Engine` (swapped models live inside it)
+* ``"newsrec.store"``: the store the engine was built on (None when an engine is injected)
+* ``"newsrec.security"``: :class:`api.auth.Security` (API keys, reader tokens)
+* ``"newsrec.metrics"``: :class:`api.metrics.Metrics`
+"""
+
+from __future__ import annotations
+
+import os
+from logging import getLogger
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, Settings
+from recommender.security import ENV_TOKEN_SECRET, KEYS_FILE, KeyStore, ReaderTokens, load_token_secret
+
+from .auth import EXTENSION as SECURITY_EXTENSION, Security
+from .errors import register_error_handlers
+from .logging import init_request_logging
+from .metrics import Metrics
+from .routes import register_blueprints
+
+# ``api.logging`` (the access log) shadows the stdlib name inside this package namespace.
+log = getLogger(__name__)
+
+DEFAULT_MAX_CONTENT_LENGTH = 1 << 20
+_OBJECTS = ("ENGINE", "STORE", "ENGINE_CONFIG")
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the API.
+
+    Parameters
+    ----------
+    config : dict, optional
+        Flask config overrides. newsrec keys: ``NEWSREC_HOME``, ``NEWSREC_DB``, ``NEWSREC_MODELS``
+        (defaults from the environment, as the CLI), ``NEWSREC_TOKEN_SECRET``,
+        ``MAX_CONTENT_LENGTH`` (1 MiB), ``START_BACKGROUND`` (default: not ``TESTING``),
+        ``PROMETHEUS_MULTIPROC_DIR`` (default from the environment). Objects, not kept in
+        ``app.config``: ``ENGINE`` (an engine to use instead of building one), ``STORE``,
+        ``ENGINE_CONFIG`` (an ``EngineConfig``).
+    """
+    config = dict(config or {})
+    objects = {name: config.pop(name, None) for name in _OBJECTS}
+
+    environ = dict(os.environ)
+    for key in (ENV_HOME, ENV_DB, ENV_MODELS):
+        if config.get(key):
+            environ[key] = str(config[key])
+    if config.get(ENV_HOME) and not config.get(ENV_DB):
+        environ.pop(ENV_DB, None)  # a home given here wins over the environment's paths
+    if config.get(ENV_HOME) and not config.get(ENV_MODELS):
+        environ.pop(ENV_MODELS, None)
+    settings = Settings.from_env(environ)
+
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        NEWSREC_TOKEN_SECRET=settings.extra.get(ENV_TOKEN_SECRET),
+        MAX_CONTENT_LENGTH=DEFAULT_MAX_CONTENT_LENGTH,
+        START_BACKGROUND=None,
+        PROMETHEUS_MULTIPROC_DIR=os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+    )
+    app.config.update(config)
+    app.config.update(NEWSREC_HOME=str(settings.home), NEWSREC_DB=str(settings.db_path),
+                      NEWSREC_MODELS=str(settings.models_dir))
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+
+    home = Path(app.config["NEWSREC_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    secret_env = {ENV_TOKEN_SECRET: app.config["NEWSREC_TOKEN_SECRET"]} if app.config["NEWSREC_TOKEN_SECRET"] else {}
+    security = Security(keys=KeyStore(home / KEYS_FILE), tokens=ReaderTokens(load_token_secret(home, secret_env)))
+    security.keys.keys()  # a corrupt keys file fails here, at start, not on the first request
+
+    engine, store = objects["ENGINE"], objects["STORE"]
+    if engine is None:
+        from recommender.engine import Engine
+        from recommender.store import open_store
+
+        if store is None:
+            Path(app.config["NEWSREC_DB"]).parent.mkdir(parents=True, exist_ok=True)
+            store = open_store(app.config["NEWSREC_DB"])
+        models_dir = Path(app.config["NEWSREC_MODELS"])
+        models_dir.mkdir(parents=True, exist_ok=True)
+        engine = Engine(store, models_dir, objects["ENGINE_CONFIG"])
+
+    metrics = Metrics(engine.status, multiprocess=bool(app.config["PROMETHEUS_MULTIPROC_DIR"]))
+    app.extensions["newsrec"] = engine
+    app.extensions["newsrec.store"] = store
+    app.extensions[SECURITY_EXTENSION] = security
+    app.extensions["newsrec.metrics"] = metrics
+
+    init_request_logging(app, metrics)
+    register_error_handlers(app)
+    register_blueprints(app)
+
+    start = app.config["START_BACKGROUND"]
+    if start is None:
+        start = not app.config.get("TESTING", False)
+    if start:
+        engine.start_background()
+        log.info("engine background thread started (pid %d)", os.getpid())
+    return app

@@ -1,0 +1,120 @@
+"""Who may call what: API keys (``X-API-Key``) and reader tokens (``Authorization: Bearer``).
+
+Every ``/v1`` view is wrapped in :func:`api_view`, which authenticates, checks the role and
+refuses unknown query parameters before the view runs. ``/healthz``, ``/readyz``, ``/metrics``
+and ``/openapi.json`` are open (no personal data; keep ``/metrics`` off the public internet at
+the reverse proxy).
+
+Access rules
+------------
+* no credentials, an unknown key or a bad/expired token: 401
+* ``admin`` key: every endpoint
+* ``site`` key: every non-admin endpoint; admin endpoints answer 403
+* reader token: only where the view allows readers and only for the token's own ``user_id``
+  (403 otherwise)
+* ``X-API-Key`` wins when both headers are sent (a wrong key is 401 even with a good token)
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import current_app, g, request
+
+from recommender.security import KeyStore, Principal, ReaderTokens, TokenError, looks_like_key
+
+from .errors import ApiError
+
+EXTENSION = "newsrec.security"
+API_KEY_HEADER = "X-API-Key"
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="newsrec"'}
+
+
+@dataclass(frozen=True)
+class Security:
+    """The app's key store and token checker (``app.extensions["newsrec.security"]``)."""
+
+    keys: KeyStore
+    tokens: ReaderTokens
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers=_CHALLENGE)
+
+
+def authenticate() -> Principal:
+    """The caller of the current request, or raise a 401 :class:`ApiError`."""
+    security: Security = current_app.extensions[EXTENSION]
+    raw_key = request.headers.get(API_KEY_HEADER)
+    if raw_key is not None:
+        key = security.keys.authenticate(raw_key.strip()) if looks_like_key(raw_key.strip()) else None
+        if key is None:
+            raise _unauthorized(f"the {API_KEY_HEADER} header holds no valid key; create one with 'newsrec keys add'")
+        return Principal(kind="key", role=key.role, key_id=key.key_id)
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized("use 'Authorization: Bearer <reader token>' or the X-API-Key header")
+        try:
+            user_id = security.tokens.verify(token.strip())
+        except TokenError as exc:
+            raise _unauthorized(f"reader token refused: {exc}") from None
+        return Principal(kind="token", user_id=user_id)
+    raise _unauthorized(f"send an API key in {API_KEY_HEADER} or a reader token in 'Authorization: Bearer ...'")
+
+
+def authorize(principal: Principal, role: str, reader: bool | str, view_args: dict) -> None:
+    """Raise a 403 :class:`ApiError` unless ``principal`` may call a view with these rules."""
+    if principal.kind == "key":
+        if role == "admin" and principal.role != "admin":
+            raise ApiError(403, "forbidden", "this endpoint needs an admin key")
+        return
+    if not reader:
+        raise ApiError(403, "forbidden", "reader tokens cannot use this endpoint; call it from the site's backend "
+                                         "with an API key")
+    if isinstance(reader, str) and view_args.get(reader) != principal.user_id:
+        raise ApiError(403, "forbidden", "this reader token belongs to another reader")
+
+
+def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()) -> Callable:
+    """Guard a ``/v1`` view.
+
+    Parameters
+    ----------
+    role : {"site", "admin"}
+        Least key role allowed (admin keys pass everywhere).
+    reader : bool or str
+        False: no reader tokens. A view argument name (``"user_id"``): tokens for that reader
+        only. True: any valid token; the view checks the user ids in the request itself.
+    params : tuple of str
+        Query parameters the view reads; any other one is a 400 (typos like ``limt`` must not
+        be silently ignored).
+    """
+    if role not in ("site", "admin"):
+        raise ValueError(f"role must be 'site' or 'admin', got {role!r}")
+
+    def wrap(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def guarded(**view_args):
+            principal = authenticate()
+            g.principal = principal
+            authorize(principal, role, reader, view_args)
+            unknown = sorted(set(request.args) - set(params))
+            if unknown:
+                allowed = ", ".join(params) if params else "none"
+                raise ApiError(400, "unknown_parameter",
+                               f"unknown query parameter(s): {', '.join(unknown)[:200]}; allowed: {allowed}")
+            return view(**view_args)
+
+        guarded.newsrec_access = {"role": role, "reader": reader, "params": tuple(params)}
+        return guarded
+
+    return wrap
+
+
+def principal() -> Principal:
+    """The authenticated caller of the current request (inside an :func:`api_view`)."""
+    return g.principal

@@ -1,0 +1,70 @@
+"""Request ids, timing, metrics and one JSON access-log line per request.
+
+Logger ``newsrec.access`` gets messages that are complete JSON objects::
+
+    {"ts": "...Z", "request_id": "...", "method": "GET", "path": "/v1/users/u1/feed",
+     "endpoint": "/v1/users/<user_id>/feed", "status": 200, "duration_ms": 3.1, "auth": "site"}
+
+No headers and no query string are logged, so API keys and tokens never reach the log.
+``X-Request-ID`` is taken from the request when it is a safe id (1-128 of ``A-Za-z0-9._:-``),
+generated otherwise, and always echoed in the response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+
+from flask import Flask, g, request
+
+from .metrics import Metrics
+
+ACCESS_LOGGER = "newsrec.access"
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+
+def _request_id() -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def init_request_logging(app: Flask, metrics: Metrics) -> None:
+    """Register the before/after hooks; call before any other ``before_request``."""
+
+    @app.before_request
+    def _start() -> None:
+        g.request_started = time.perf_counter()
+        g.request_id = _request_id()
+
+    @app.after_request
+    def _finish(response):
+        started = g.get("request_started") or time.perf_counter()
+        seconds = time.perf_counter() - started
+        request_id = g.get("request_id") or _request_id()
+        response.headers[REQUEST_ID_HEADER] = request_id
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith("/v1/"):
+            response.headers["Cache-Control"] = "no-store"
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.observe_request(endpoint, request.method, response.status_code, seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            principal = g.get("principal")
+            access_log.info(json.dumps({
+                "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.path,
+                "endpoint": endpoint,
+                "status": response.status_code,
+                "duration_ms": round(seconds * 1000.0, 3),
+                "auth": principal.label if principal is not None else "none",
+            }, ensure_ascii=False))
+        return response
+

@@ -1,0 +1,102 @@
+"""Prometheus metrics, one registry per app (tests build many apps; no global default registry).
+
+``GET /metrics`` is unauthenticated: it holds route templates, strategies and model versions,
+never ids or keys. Block it at the reverse proxy if the API is exposed beyond the portal's
+network.
+
+Several gunicorn workers: each is its own process with its own counters. Set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty writable folder before ``newsrec serve`` and the
+counters and histograms of all workers are summed on every scrape (``api/gunicorn_conf.py``
+empties the folder at start and marks dead workers). Without it, a scrape shows the one
+worker that answered. Engine gauges (model version, degraded) are always per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class EngineStatusCollector:
+    """Reads ``engine.status()`` at scrape time, so the gauges are never stale."""
+
+    def __init__(self, status: Callable[[], dict]):
+        self._status = status
+
+    def describe(self):
+        return []  # values come from the engine at scrape time; nothing to check at registration
+
+    def collect(self):
+        try:
+            status = self._status()
+        except Exception:  # a scrape must not fail because the engine is unhappy
+            log.exception("engine.status() failed during a metrics scrape")
+            return
+        info = GaugeMetricFamily("newsrec_model_info", "Model bundle this worker serves (1 = loaded)",
+                                 labels=["version"])
+        info.add_metric([status.get("model_version") or "none"], 1.0 if status.get("model_version") else 0.0)
+        yield info
+        yield GaugeMetricFamily("newsrec_degraded", "1 while serving fallback lists (see /readyz reasons)",
+                                value=1.0 if status.get("degraded") else 0.0)
+        yield GaugeMetricFamily("newsrec_last_reload_failed", "1 if the last model reload failed",
+                                value=1.0 if status.get("last_reload_error") else 0.0)
+        yield GaugeMetricFamily("newsrec_articles_in_window", "Articles the rankers can recommend",
+                                value=float(status.get("articles_in_window") or 0))
+
+
+class Metrics:
+    """The app's counters and histograms (``app.extensions["newsrec.metrics"]``).
+
+    Parameters
+    ----------
+    status : callable returning dict
+        ``engine.status``.
+    multiprocess : bool
+        True when ``PROMETHEUS_MULTIPROC_DIR`` is set: values go to shared files and a
+        scrape sums every worker.
+    """
+
+    def __init__(self, status: Callable[[], dict], multiprocess: bool = False):
+        self.multiprocess = multiprocess
+        self.registry = CollectorRegistry()
+        target = None if multiprocess else self.registry
+        self.requests = Counter("newsrec_http_requests", "HTTP requests by route template, method and status",
+                                ["endpoint", "method", "status"], registry=target)
+        self.latency = Histogram("newsrec_http_request_duration_seconds", "HTTP request latency",
+                                 ["endpoint", "method", "status"], buckets=LATENCY_BUCKETS, registry=target)
+        self.lists = Counter("newsrec_lists_served", "Recommendation lists served by endpoint and strategy",
+                             ["endpoint", "strategy"], registry=target)
+        self.fallbacks = Counter("newsrec_fallback_lists", "Lists served without a model or by a fallback strategy",
+                                 ["strategy"], registry=target)
+        self.reload_failures = Counter("newsrec_model_reload_failures", "Failed POST /v1/admin/reload calls",
+                                       registry=target)
+        self._status_collector = EngineStatusCollector(status)
+        self.registry.register(self._status_collector)
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        labels = (endpoint, method, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+    def observe_list(self, endpoint: str, strategy: str, model_version: str | None) -> None:
+        self.lists.labels(endpoint, strategy).inc()
+        if model_version is None or strategy.startswith("fallback"):
+            self.fallbacks.labels(strategy).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            registry.register(self._status_collector)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

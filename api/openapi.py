@@ -1,0 +1,275 @@
+"""The OpenAPI 3.0 description served at ``/openapi.json``.
+
+Written by hand, checked by ``tests/test_api_shell.py`` against ``app.url_map``: every route
+and method is documented, nothing else is, and each operation's ``x-roles`` and query
+parameters match the guard on its view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {JSON: {"schema": _ref("Error")}}}
+
+
+def _ok(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _path_param(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"}}
+
+
+def _query_param(name: str, description: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+AUTH_ERRORS = {
+    "401": _error("No credentials, an unknown API key, or a malformed, tampered or expired reader token"),
+    "403": _error("Authenticated but not allowed: site key on an admin endpoint, or a token for another reader"),
+}
+BODY_ERRORS = {
+    "400": _error("Malformed JSON, unknown field or invalid record (batch: `details` lists each bad index)"),
+    "413": _error("Body larger than MAX_CONTENT_LENGTH (1 MiB by default)"),
+    "415": _error("Body is not JSON (send Content-Type: application/json)"),
+}
+STORE_ERROR = {"503": _error("Database busy; retry after the `Retry-After` seconds")}
+
+
+def _op(summary: str, tag: str, roles: list[str] | None, responses: dict, *, params: list | None = None,
+        body: dict | None = None, description: str | None = None) -> dict:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(responses)}
+    if description:
+        op["description"] = description
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    if roles is None:
+        op["security"] = []
+        op["x-roles"] = []
+    else:
+        security = [{"apiKey": []}]
+        if "reader" in roles:
+            security.append({"readerToken": []})
+        op["security"] = security
+        op["x-roles"] = roles
+        op["responses"].update(AUTH_ERRORS)
+    return op
+
+
+LIMIT_RELATED = _query_param("limit", "How many articles (1-50)", {"type": "integer", "minimum": 1, "maximum": 50,
+                                                                    "default": 10})
+LIMIT_FEED = _query_param("limit", "How many articles (1-100)", {"type": "integer", "minimum": 1, "maximum": 100,
+                                                                 "default": 20})
+ARTICLE_ID = _path_param("article_id", "Article id as the CMS knows it")
+USER_ID = _path_param("user_id", "Reader id as the site knows it (pseudonymous)")
+UNKNOWN_PARAM = {"400": _error("Unknown query parameter, or a parameter out of range")}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string", "description": "Stable code, e.g. validation_error, unauthorized"},
+            "message": {"type": "string", "description": "What went wrong and how to fix it"},
+            "details": {"type": "array", "items": {
+                "type": "object", "properties": {"index": {"type": "integer"}, "message": {"type": "string"}}}},
+        },
+    },
+    "RankedItem": {
+        "type": "object",
+        "required": ["article_id", "title", "url", "category", "region", "published_at", "score", "reason"],
+        "properties": {
+            "article_id": {"type": "string"}, "title": {"type": "string"},
+            "url": {"type": "string", "nullable": True}, "category": {"type": "string"},
+            "region": {"type": "string", "nullable": True},
+            "published_at": {"type": "string", "format": "date-time", "description": "ISO-8601 in WIB (+07:00)"},
+            "score": {"type": "number", "nullable": True},
+            "reason": {"type": "string", "description": "Why this article, in words a reader understands"},
+        },
+    },
+    "RelatedList": {
+        "type": "object", "required": ["article_id", "items", "strategy", "model_version", "list_id"],
+        "properties": {
+            "article_id": {"type": "string"}, "items": {"type": "array", "items": _ref("RankedItem")},
+            "strategy": {"type": "string"}, "model_version": {"type": "string", "nullable": True},
+            "list_id": {"type": "string", "description": "Send back as list_id on events for attribution"},
+        },
+    },
+    "Feed": {
+        "type": "object", "required": ["user_id", "items", "strategy", "model_version", "list_id", "next_cursor"],
+        "properties": {
+            "user_id": {"type": "string"}, "items": {"type": "array", "items": _ref("RankedItem")},
+            "strategy": {"type": "string"}, "model_version": {"type": "string", "nullable": True},
+            "list_id": {"type": "string"},
+            "next_cursor": {"type": "string", "nullable": True, "description": "Pass as cursor for the next page"},
+        },
+    },
+    "Event": {
+        "type": "object", "required": ["user_id", "article_id", "event", "ts"], "additionalProperties": False,
+        "properties": {
+            "user_id": {"type": "string"}, "article_id": {"type": "string"},
+            "event": {"type": "string", "enum": ["impression", "click", "read", "share"]},
+            "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+                   "description": "ISO-8601 (no offset = WIB) or epoch seconds"},
+            "dwell_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
+            "event_id": {"type": "string", "description": "Idempotency key; a resent event counts once"},
+            "list_id": {"type": "string"}, "position": {"type": "integer", "minimum": 0, "maximum": 10000},
+            "history": {"type": "boolean"},
+        },
+    },
+    "EventBatch": {
+        "oneOf": [_ref("Event"), {"type": "object", "required": ["events"], "additionalProperties": False,
+                                  "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 1000,
+                                                            "items": _ref("Event")}}}],
+    },
+    "Article": {
+        "type": "object", "required": ["article_id", "title", "category", "published_at"],
+        "additionalProperties": False,
+        "properties": {
+            "article_id": {"type": "string"}, "title": {"type": "string", "maxLength": 1000},
+            "body": {"type": "string", "maxLength": 200000}, "category": {"type": "string"},
+            "region": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
+            "url": {"type": "string"}, "language": {"type": "string", "default": "id"},
+            "published_at": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
+        },
+    },
+    "ArticleBatch": {
+        "oneOf": [_ref("Article"), {"type": "object", "required": ["articles"], "additionalProperties": False,
+                                    "properties": {"articles": {"type": "array", "minItems": 1, "maxItems": 500,
+                                                                "items": _ref("Article")}}}],
+    },
+    "PreferencesInput": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"categories": {"type": "array", "items": {"type": "string"}},
+                       "regions": {"type": "array", "items": {"type": "string"}},
+                       "user_id": {"type": "string", "description": "Optional; must equal the path"}},
+    },
+    "Preferences": {
+        "type": "object", "required": ["user_id", "categories", "regions"],
+        "properties": {"user_id": {"type": "string"},
+                       "categories": {"type": "array", "items": {"type": "string"}},
+                       "regions": {"type": "array", "items": {"type": "string"}}},
+    },
+    "Status": {
+        "type": "object", "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "degraded"]},
+            "model_version": {"type": "string", "nullable": True}, "degraded": {"type": "boolean"},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "last_reload_error": {"type": "string", "nullable": True},
+            "articles_in_window": {"type": "integer"},
+        },
+    },
+}
+
+SITE = ["admin", "site"]
+SITE_OR_READER = ["admin", "site", "reader"]
+ADMIN = ["admin"]
+
+PATHS: dict[str, Any] = {
+    "/v1/articles/{article_id}/related": {"get": _op(
+        "Articles related to one article", "lists", SITE_OR_READER,
+        {"200": _ok(_ref("RelatedList")), "404": _error("Unknown or taken-down article"), **UNKNOWN_PARAM},
+        params=[ARTICLE_ID, LIMIT_RELATED,
+                _query_param("user_id", "Leave out what this reader has read; a reader token implies its own "
+                                        "reader and may not name another", {"type": "string"})],
+    )},
+    "/v1/users/{user_id}/feed": {"get": _op(
+        "A reader's personalized feed (unknown readers get a cold-start list)", "lists", SITE_OR_READER,
+        {"200": _ok(_ref("Feed")), "400": _error("Bad limit, unknown parameter or invalid cursor")},
+        params=[USER_ID, LIMIT_FEED, _query_param("cursor", "next_cursor of the previous page", {"type": "string"})],
+        description="A reader token works for its own reader only.",
+    )},
+    "/v1/events": {"post": _op(
+        "Record reader events (all-or-nothing; 200 only after a durable commit)", "events", SITE_OR_READER,
+        {"200": _ok({"type": "object", "properties": {"accepted": {"type": "integer"},
+                                                      "duplicates": {"type": "integer"}}}),
+         **BODY_ERRORS, **STORE_ERROR},
+        body=_ref("EventBatch"),
+        description="1-1000 events. If any is invalid, nothing is stored and `details` lists each bad index, so "
+                    "resending the fixed batch is safe. A reader token may only send its own reader's events.",
+    )},
+    "/v1/articles": {"post": _op(
+        "Publish or update articles (all-or-nothing)", "articles", SITE,
+        {"200": _ok({"type": "object", "properties": {"accepted": {"type": "integer"}}}),
+         **BODY_ERRORS, **STORE_ERROR},
+        body=_ref("ArticleBatch"),
+    )},
+    "/v1/articles/{article_id}": {"delete": _op(
+        "Take an article down now", "articles", ADMIN,
+        {"200": _ok({"type": "object", "properties": {"article_id": {"type": "string"},
+                                                      "taken_down": {"type": "boolean"}}}),
+         "404": _error("Unknown article")},
+        params=[ARTICLE_ID],
+    )},
+    "/v1/users/{user_id}/preferences": {
+        "get": _op("A reader's followed categories and regions", "users", SITE_OR_READER,
+                   {"200": _ok(_ref("Preferences")), "404": _error("No preferences stored")},
+                   params=[USER_ID], description="A reader token works for its own reader only."),
+        "put": _op("Replace a reader's preferences", "users", SITE_OR_READER,
+                   {"200": _ok(_ref("Preferences")), **BODY_ERRORS},
+                   params=[USER_ID], body=_ref("PreferencesInput"),
+                   description="A reader token works for its own reader only."),
+    },
+    "/v1/users/{user_id}": {"delete": _op(
+        "Forget a reader: delete their events and preferences", "users", ADMIN,
+        {"200": _ok({"type": "object", "properties": {"user_id": {"type": "string"},
+                                                      "removed": {"type": "object"}}})},
+        params=[USER_ID],
+    )},
+    "/v1/admin/reload": {"post": _op(
+        "Load the CURRENT (or a given) model bundle beside the old one and swap", "admin", ADMIN,
+        {"200": _ok({"type": "object", "properties": {"model_version": {"type": "string"},
+                                                      "previous_version": {"type": "string", "nullable": True}}}),
+         "409": _error("The bundle cannot be loaded; the previous model keeps serving"), **BODY_ERRORS},
+        body={"type": "object", "additionalProperties": False, "properties": {"version": {"type": "string"}}},
+        description="The body is optional. A given version that loads is also made CURRENT (like `newsrec models "
+                    "rollback`), so every worker serves it within seconds; one that fails never becomes CURRENT.",
+    )},
+    "/v1/admin/models": {"get": _op(
+        "Model bundles on disk and the one this worker serves", "admin", ADMIN,
+        {"200": _ok({"type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}},
+                                                      "serving": {"type": "string", "nullable": True}}})},
+    )},
+    "/healthz": {"get": _op("Liveness: the process answers", "ops", None,
+                            {"200": _ok({"type": "object", "properties": {"status": {"type": "string"}}})})},
+    "/readyz": {"get": _op(
+        "Readiness: 200 ready or degraded (fallback lists), 503 if the store cannot be reached", "ops", None,
+        {"200": _ok(_ref("Status")), "503": _error("Store unreachable")},
+    )},
+    "/metrics": {"get": _op("Prometheus metrics (text exposition format)", "ops", None,
+                            {"200": {"description": "Prometheus text", "content": {"text/plain": {
+                                "schema": {"type": "string"}}}}})},
+    "/openapi.json": {"get": _op("This document", "ops", None, {"200": _ok({"type": "object"})})},
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "newsrec",
+        "version": "1",
+        "description": "Related articles and personalized feeds for an Indonesian news portal. Every error is "
+                       '`{"error": code, "message": text}`; every response carries X-Request-ID. '
+                       "`x-roles` on each operation lists who may call it: admin key, site key, reader token.",
+    },
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                       "description": "Key from 'newsrec keys add --role site|admin'"},
+            "readerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "v1.<b64u user>.<expiry>.<b64u sig>",
+                            "description": "HMAC-SHA256 reader token; see recommender/security.py"},
+        },
+    },
+}

@@ -1,0 +1,12 @@
+"""The API's blueprints, registered by :func:`api.create_app`."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import admin, articles, events, health, lists, users
+
+    for module in (lists, events, articles, users, admin, health):
+        app.register_blueprint(module.bp)

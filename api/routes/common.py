@@ -1,0 +1,134 @@
+"""Request parsing and response shaping shared by the blueprints: typed, capped, one error shape."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Callable
+
+from flask import current_app, request
+
+from recommender.domain import ValidationError, check_id, format_time
+from recommender.results import RankedItem, RankedList
+
+from ..errors import ApiError
+
+_DIGITS = re.compile(r"^[0-9]{1,9}$")
+MAX_DETAILS = 100
+
+
+def engine():
+    """The recommendation engine of the running app."""
+    return current_app.extensions["newsrec"]
+
+
+def metrics():
+    return current_app.extensions["newsrec.metrics"]
+
+
+def path_id(value: str, name: str) -> str:
+    """A URL path id, checked like ids in bodies (400 if malformed)."""
+    try:
+        return check_id(value, name)
+    except ValidationError as exc:
+        raise ApiError(400, "validation_error", str(exc)) from None
+
+
+def int_param(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not _DIGITS.match(raw) or not low <= int(raw) <= high:
+        raise ApiError(400, "invalid_parameter", f"{name} must be a whole number from {low} to {high}; "
+                                                 f"got {raw[:40]!r}")
+    return int(raw)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body(optional: bool = False) -> Any:
+    """The parsed JSON body. 415 if not JSON, 400 if malformed or too deep, 413 if too large.
+
+    With ``optional``, an empty body (no Content-Length or 0) means ``{}``.
+    """
+    if optional and not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", ""):
+        return {}
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type",
+                       "send the body as JSON with 'Content-Type: application/json'")
+    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "request body is nested too deeply; flatten it") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+
+
+def batch_records(body: Any, key: str, limit: int, noun: str) -> list:
+    """``{key: [...]}`` or one bare object, as a list of 1..limit records."""
+    if isinstance(body, dict) and key in body:
+        extra = sorted(set(body) - {key})
+        if extra:
+            raise ApiError(400, "validation_error",
+                           f"unknown field(s) beside '{key}': {', '.join(map(str, extra[:5]))}")
+        records = body[key]
+        if not isinstance(records, list):
+            raise ApiError(400, "validation_error", f"'{key}' must be a list of {noun} objects")
+    elif isinstance(body, dict):
+        records = [body]
+    else:
+        raise ApiError(400, "validation_error", f"send one {noun} object or {{\"{key}\": [...]}}")
+    if not records:
+        raise ApiError(400, "validation_error", f"'{key}' is empty; send 1 to {limit} {noun}s")
+    if len(records) > limit:
+        raise ApiError(400, "validation_error",
+                       f"{len(records)} {noun}s in one request; send at most {limit} per request")
+    return records
+
+
+def parse_all(records: list, parse: Callable[[Any], Any], noun: str) -> list:
+    """Parse every record or none: any invalid one is a 400 listing each bad index."""
+    parsed, details = [], []
+    for index, record in enumerate(records):
+        try:
+            parsed.append(parse(record))
+        except ValidationError as exc:
+            details.append({"index": index, "message": str(exc)})
+    if details:
+        shown = details[:MAX_DETAILS]
+        more = f" (first {MAX_DETAILS} listed)" if len(details) > MAX_DETAILS else ""
+        raise ApiError(400, "validation_error",
+                       f"{len(details)} of {len(records)} {noun}s are invalid{more}; nothing was stored. "
+                       "Fix them and resend the whole batch.", details=shown)
+    return parsed
+
+
+def _score(value: float) -> float | None:
+    value = float(value)
+    return round(value, 6) if math.isfinite(value) else None
+
+
+def item_json(item: RankedItem) -> dict:
+    return {
+        "article_id": item.article_id,
+        "title": item.title,
+        "url": item.url,
+        "category": item.category,
+        "region": item.region,
+        "published_at": format_time(item.published_at),
+        "score": _score(item.score),
+        "reason": item.reason,
+    }
+
+
+def list_json(ranked: RankedList) -> dict:
+    return {
+        "items": [item_json(item) for item in ranked.items],
+        "strategy": ranked.strategy,
+        "model_version": ranked.model_version,
+        "list_id": ranked.list_id,
+    }

@@ -1,0 +1,161 @@
+"""The API over the real engine and store: end-to-end behaviour on the trained sample."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+if importlib.util.find_spec("recommender.engine") is None:  # pragma: no cover - only while engine.py is missing
+    pytest.skip("recommender.engine is not written yet", allow_module_level=True)
+
+from api import create_app  # noqa: E402
+from recommender.domain import parse_time  # noqa: E402
+from recommender.security import KEYS_FILE, KeyStore  # noqa: E402
+from recommender.store import SQLiteStore  # noqa: E402
+from training.cli import main as cli_main  # noqa: E402
+
+SECRET = "engine-test-secret-0123456789"
+
+
+@pytest.fixture
+def served(trained, tmp_path):
+    """An app over the trained sample's store and models, with one key of each role."""
+    engine = trained.engine()
+    home = tmp_path / "home"
+    app = create_app({"TESTING": True, "NEWSREC_HOME": str(home), "NEWSREC_MODELS": str(trained.models_dir),
+                      "ENGINE": engine, "STORE": trained.store, "NEWSREC_TOKEN_SECRET": SECRET})
+    keys = KeyStore(home / KEYS_FILE)
+    site, _ = keys.add("site")
+    admin, _ = keys.add("admin")
+    yield app.test_client(), {"X-API-Key": site}, {"X-API-Key": admin}
+    engine.close()
+
+
+def test_related_serves_the_trained_model_with_store_facts(trained, served):
+    client, site, _ = served
+    anchor = next(iter(trained.articles))
+    body = client.get(f"/v1/articles/{anchor}/related?limit=7", headers=site).get_json()
+    assert body["model_version"] == trained.version and body["strategy"] == "hybrid"
+    ids = [i["article_id"] for i in body["items"]]
+    assert len(ids) == 7 == len(set(ids)) and anchor not in ids
+    stored = trained.store.get_articles(ids)
+    for item in body["items"]:
+        assert parse_time(item["published_at"], "t") == pytest.approx(stored[item["article_id"]].published_at, abs=1)
+        assert item["title"] == stored[item["article_id"]].title and item["reason"]
+    assert body["list_id"]
+
+
+def test_feed_pages_and_refuses_a_forged_cursor(trained, served):
+    client, site, _ = served
+    user = next(iter(trained.readers))
+    first = client.get(f"/v1/users/{user}/feed?limit=10", headers=site).get_json()
+    second = client.get(f"/v1/users/{user}/feed?limit=10&cursor={first['next_cursor']}", headers=site).get_json()
+    ids = [i["article_id"] for i in first["items"] + second["items"]]
+    assert len(ids) == len(set(ids)) == 20
+    bad = client.get(f"/v1/users/{user}/feed?cursor=bm90LWEtY3Vyc29y", headers=site)
+    assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_cursor"
+    cold = client.get("/v1/users/never-seen-reader/feed?limit=5", headers=site).get_json()
+    assert cold["strategy"] == "cold-start" and len(cold["items"]) == 5
+
+
+def test_events_are_durable_before_200_and_retries_are_duplicates(trained, served):
+    client, site, _ = served
+    article = next(iter(trained.articles))
+    batch = {"events": [{"user_id": "api-durable", "article_id": article, "event": "read", "ts": trained.now - 30,
+                         "dwell_seconds": 55, "event_id": f"api-durable-{i}"} for i in range(3)]}
+    assert client.post("/v1/events", json=batch, headers=site).get_json() == {"accepted": 3, "duplicates": 0}
+    other = SQLiteStore(trained.store.path)  # another connection: sees only committed rows
+    try:
+        assert len(other.user_events("api-durable")) == 3
+    finally:
+        other.close()
+    assert client.post("/v1/events", json=batch, headers=site).get_json() == {"accepted": 0, "duplicates": 3}
+
+
+def test_published_article_is_served_and_a_takedown_removes_it(trained, served):
+    client, site, admin = served
+    source = trained.articles[next(iter(trained.articles))]
+    fresh = {"article_id": "api-fresh-1", "title": source["title"] + " (pembaruan)", "body": source["body"],
+             "category": source["category"], "published_at": trained.now - 60}
+    assert client.post("/v1/articles", json=fresh, headers=site).get_json() == {"accepted": 1}
+    related = client.get("/v1/articles/api-fresh-1/related?limit=5", headers=site)
+    assert related.status_code == 200 and len(related.get_json()["items"]) == 5
+    assert client.delete("/v1/articles/api-fresh-1", headers=admin).get_json()["taken_down"] is True
+    gone = client.get("/v1/articles/api-fresh-1/related", headers=site)
+    assert gone.status_code == 404 and gone.get_json()["error"] == "not_found"
+    assert client.delete("/v1/articles/never-existed", headers=admin).status_code == 404
+
+
+def test_preferences_and_forget_reach_the_store(trained, served):
+    client, site, admin = served
+    put = client.put("/v1/users/api-forget/preferences", json={"categories": ["Olahraga"]}, headers=site)
+    assert put.status_code == 200 and trained.store.get_preferences("api-forget").categories == ("Olahraga",)
+    article = next(iter(trained.articles))
+    client.post("/v1/events", json={"user_id": "api-forget", "article_id": article, "event": "click",
+                                    "ts": trained.now - 10}, headers=site)
+    removed = client.delete("/v1/users/api-forget", headers=admin).get_json()["removed"]
+    assert removed == {"events": 1, "preferences": 1, "user": 1}
+    assert trained.store.get_preferences("api-forget") is None and trained.store.user_events("api-forget") == []
+
+
+def test_failed_reload_keeps_the_model_and_models_lists_it(trained, served):
+    client, _, admin = served
+    bad = client.post("/v1/admin/reload", json={"version": "20000101T000000Z-000000"}, headers=admin)
+    assert bad.status_code == 409 and bad.get_json()["error"] == "reload_failed"
+    assert f"model {trained.version} keeps serving" in bad.get_json()["message"]
+    ready = client.get("/readyz").get_json()
+    assert ready["model_version"] == trained.version and ready["last_reload_error"]
+    again = client.post("/v1/admin/reload", headers=admin).get_json()
+    assert again == {"model_version": trained.version, "previous_version": trained.version}
+    models = client.get("/v1/admin/models", headers=admin).get_json()
+    assert [m["version"] for m in models["models"] if m["current"]] == [trained.version]
+    assert client.get("/readyz").get_json()["status"] == "ready"
+
+
+def test_app_builds_its_own_engine_and_shares_the_token_secret_with_the_cli(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "fresh-home"
+    for name in ("NEWSREC_DB", "NEWSREC_MODELS", "NEWSREC_TOKEN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NEWSREC_HOME", str(home))
+    app = create_app({"TESTING": True})
+    engine = app.extensions["newsrec"]
+    try:
+        client = app.test_client()
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.get_json()["status"] == "degraded"
+        assert cli_main(["keys", "add", "--role", "site"]) == 0
+        key = {"X-API-Key": capsys.readouterr().out.strip()}
+        assert cli_main(["token", "issue", "reader-1", "--ttl", "300"]) == 0
+        token = {"Authorization": "Bearer " + capsys.readouterr().out.strip()}
+        article = {"article_id": "own-1", "title": "Timnas menang di Jakarta", "body": "Pertandingan seru.",
+                   "category": "Olahraga", "published_at": "2026-11-20T10:00:00+07:00"}
+        assert client.post("/v1/articles", json=article, headers=key).status_code == 200
+        assert client.get("/v1/articles/own-1/related", headers=key).status_code == 200
+        feed = client.get("/v1/users/reader-1/feed", headers=token)
+        assert feed.status_code == 200 and feed.get_json()["model_version"] is None
+        assert client.get("/v1/users/reader-2/feed", headers=token).status_code == 403
+        assert "newsrec_fallback_lists_total" in client.get("/metrics").get_data(as_text=True)
+    finally:
+        engine.close()
+
+
+def test_reload_of_an_older_version_makes_it_current_for_every_worker(trained, served):
+    from recommender.bundle import read_current, set_current
+    from training.pipeline import train
+
+    client, _, admin = served
+    newer, _ = train(trained.store, trained.models_dir, as_of=trained.now, seed=1)
+    try:
+        assert read_current(trained.models_dir) == newer
+        other_worker = trained.engine()  # loads CURRENT, like a second gunicorn worker
+        assert other_worker.model_version == newer
+        follow = client.post("/v1/admin/reload", headers=admin).get_json()
+        assert follow == {"model_version": newer, "previous_version": trained.version}
+        resp = client.post("/v1/admin/reload", json={"version": trained.version}, headers=admin)
+        assert resp.get_json() == {"model_version": trained.version, "previous_version": newer}
+        assert read_current(trained.models_dir) == trained.version  # the rollback is fleet-wide
+        assert other_worker.maybe_reload() is True and other_worker.model_version == trained.version
+        other_worker.close()
+    finally:
+        set_current(trained.models_dir, trained.version)

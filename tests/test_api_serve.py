@@ -1,0 +1,147 @@
+"""``newsrec serve``: the gunicorn command, its settings, ``--check``, and one real server run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from api.logging import ACCESS_LOGGER
+from recommender.config import Settings
+from training.cli import main as cli_main
+from training.serve import GUNICORN_CONF, ROOT, server_command
+
+HAS_ENGINE = importlib.util.find_spec("recommender.engine") is not None
+needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="recommender.engine is not written yet")
+
+
+def serve_args(**over) -> argparse.Namespace:
+    args = dict(host="127.0.0.1", port=8000, workers=2, threads=4, blas_threads=1, check=False)
+    args.update(over)
+    return argparse.Namespace(**args)
+
+
+def test_server_command_pins_blas_threads_and_uses_gthread(tmp_path):
+    settings = Settings.from_env({"NEWSREC_HOME": str(tmp_path / "h")})
+    argv, env = server_command(serve_args(host="0.0.0.0", port=9001, workers=3, threads=2), settings)
+    assert argv[1:3] == ["-m", "gunicorn"] and argv[-1] == "api.wsgi:app"
+    flags = dict(zip(argv[3:-1:2], argv[4:-1:2]))
+    assert flags == {"--config": str(GUNICORN_CONF), "--bind": "0.0.0.0:9001", "--workers": "3", "--threads": "2",
+                     "--worker-class": "gthread", "--chdir": str(ROOT)}
+    assert {env[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")} == {"1"}
+    assert env["NEWSREC_HOME"] == str((tmp_path / "h").resolve())
+    assert env["NEWSREC_DB"] == str((tmp_path / "h" / "newsrec.sqlite3").resolve())
+    assert str(ROOT) in env["PYTHONPATH"].split(os.pathsep)
+
+
+def test_gunicorn_conf_settings(monkeypatch):
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")  # the conf only setdefaults these; monkeypatch restores them
+    conf = runpy.run_path(str(GUNICORN_CONF))
+    assert conf["worker_class"] == "gthread" and conf["preload_app"] is False
+    assert conf["accesslog"] is None  # gunicorn's access log would be a second, non-JSON log
+    assert conf["ACCESS_LOGGER"] == ACCESS_LOGGER
+    logging_config = conf["logconfig_dict"]
+    assert logging_config["loggers"][ACCESS_LOGGER]["handlers"] == ["access"]
+    assert logging_config["formatters"]["json_line"]["format"] == "%(message)s"
+
+
+@needs_engine
+def test_check_reports_missing_keys_then_passes(tmp_path, monkeypatch, capsys):
+    for name in ("NEWSREC_DB", "NEWSREC_MODELS", "NEWSREC_TOKEN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path))
+    assert cli_main(["serve", "--check"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and "newsrec keys add" in report["problems"][0]
+    assert report["engine"]["degraded"] is True
+    assert cli_main(["keys", "add", "--role", "admin"]) == 0
+    capsys.readouterr()
+    assert cli_main(["serve", "--check"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and report["key_roles"] == ["admin"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, headers: dict | None = None, data: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, deadline_s: float = 40.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "server exited during start"
+        try:
+            if _get(base + "/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become healthy")
+
+
+@pytest.mark.slow
+@needs_engine
+def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_path):
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSREC_", "PROMETHEUS_"))}
+    env.update(NEWSREC_HOME=str(home), PYTHONPATH=str(ROOT), PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
+    key = subprocess.run([sys.executable, "-m", "training.cli", "keys", "add", "--role", "site"], env=env,
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(out, "wb") as fout, open(err, "wb") as ferr:
+        proc = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--port", str(port), "--workers", "2",
+                                 "--threads", "2"], env=env, stdout=fout, stderr=ferr, cwd=tmp_path)
+    try:
+        _wait_healthy(base, proc)
+        event = json.dumps({"user_id": "u1", "article_id": "a1", "event": "click", "ts": 1_793_466_000}).encode()
+        status, body = _get(base + "/v1/events", {"X-API-Key": key, "Content-Type": "application/json"}, event)
+        assert (status, json.loads(body)) == (200, {"accepted": 1, "duplicates": 0})
+        assert _get(base + "/v1/events", {"X-API-Key": "nr_site_" + "Z" * 43}, event)[0] == 401
+        for _ in range(20):
+            assert _get(base + "/readyz")[0] == 200
+        text = _get(base + "/metrics")[1].decode()
+        ready = re.search(r'newsrec_http_requests_total\{endpoint="/readyz",method="GET",status="200"\} (\S+)', text)
+        assert ready and float(ready.group(1)) == 20.0  # summed over both workers
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        _wait_healthy(base, proc)
+        assert _get(base + "/v1/users/u1/feed?limit=3", {"X-API-Key": key})[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover - leave nothing running
+            proc.kill()
+            rc = proc.wait()
+    assert rc == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    assert {"/v1/events", "/readyz", "/metrics", "/healthz"} <= {l["endpoint"] for l in lines}
+    assert [l["status"] for l in lines if l["endpoint"] == "/v1/events"] == [200, 401]
+    logs = out.read_text() + err.read_text()
+    assert key not in logs and "Z" * 43 not in logs
+    assert "Booting worker" in err.read_text() and "hup" in err.read_text().lower()

@@ -1,0 +1,114 @@
+"""``newsrec keys add|list|revoke`` and ``newsrec token issue``: credentials for the API.
+
+A new key is printed once on stdout (alone, so ``KEY=$(newsrec keys add --role site)`` works)
+and only its SHA-256 is stored in ``NEWSREC_HOME/keys.json``. A running API notices the changed
+file on its next request; no restart is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from recommender.config import Settings
+from recommender.security import (
+    ENV_TOKEN_SECRET,
+    KEYS_FILE,
+    MAX_TOKEN_TTL,
+    ROLES,
+    KeyStore,
+    ReaderTokens,
+    SecurityError,
+    atomic_write_private,
+    load_token_secret,
+)
+
+from .cli import command
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _keys_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="create a key and print it once")
+    add.add_argument("--role", choices=ROLES, required=True,
+                     help="site: lists, events, articles, preferences; admin: everything")
+    add.add_argument("--name", default=None, help="a label to recognise the key by (e.g. the server using it)")
+    add.add_argument("--env-file", type=Path, default=None,
+                     help="also write NAME=key into this file (created 0600; an existing NAME line is replaced)")
+    add.add_argument("--env-name", default=None,
+                     help="variable name for --env-file (default NEWSREC_SITE_KEY or NEWSREC_ADMIN_KEY)")
+    lst = sub.add_parser("list", help="show key ids, roles, names and creation times (never the keys)")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    rev = sub.add_parser("revoke", help="delete a key by key_id (or by name if unique)")
+    rev.add_argument("key", help="key_id from 'newsrec keys list', or the key's name")
+
+
+def update_env_file(path: Path, name: str, value: str) -> None:
+    """Set ``name=value`` in a dotenv-style file, keeping its other lines; written 0600, atomically."""
+    if not _ENV_NAME.match(name):
+        raise SecurityError(f"--env-name must be a shell variable name like NEWSREC_SITE_KEY; got {name!r}")
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    kept = [line for line in lines if not re.match(rf"^\s*(export\s+)?{re.escape(name)}\s*=", line)]
+    kept.append(f"{name}={value}")
+    atomic_write_private(path, ("\n".join(kept) + "\n").encode("utf-8"))
+
+
+@command("keys", "manage API keys: add --role site|admin, list, revoke")(_keys_args)
+def run_keys(args: argparse.Namespace, settings: Settings) -> int:
+    store = KeyStore(settings.home / KEYS_FILE)
+    try:
+        if args.keys_command == "add":
+            env_name = args.env_name or f"NEWSREC_{args.role.upper()}_KEY"
+            if args.env_file is not None and not _ENV_NAME.match(env_name):
+                raise SecurityError(f"--env-name must be a shell variable name; got {env_name!r}")
+            raw, key = store.add(args.role, args.name)
+            if args.env_file is not None:
+                update_env_file(args.env_file, env_name, raw)
+            print(raw)
+            where = f" and in {args.env_file} as {env_name}" if args.env_file is not None else ""
+            print(f"created {key.role} key {key.key_id} ({key.name}); it is shown only now{where}",
+                  file=sys.stderr)
+            return 0
+        if args.keys_command == "list":
+            rows = [k.public() for k in store.keys()]
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            elif not rows:
+                print("no keys; create one with 'newsrec keys add --role site'", file=sys.stderr)
+            else:
+                for row in rows:
+                    print(f"{row['key_id']}  {row['role']:5s}  {row['created']}  {row['name']}")
+            return 0
+        revoked = store.revoke(args.key)
+        if revoked is None:
+            print(f"error: no key with key_id or name {args.key!r}; see 'newsrec keys list'", file=sys.stderr)
+            return 1
+        print(f"revoked {revoked.role} key {revoked.key_id} ({revoked.name})", file=sys.stderr)
+        return 0
+    except SecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _token_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    issue = sub.add_parser("issue", help="print a signed token for one reader")
+    issue.add_argument("user_id", help="the reader the token speaks for")
+    issue.add_argument("--ttl", type=int, default=3600,
+                       help=f"seconds until it expires (default 3600, at most {MAX_TOKEN_TTL})")
+
+
+@command("token", "issue reader tokens (Authorization: Bearer) for a browser: token issue USER_ID --ttl SECONDS")(
+    _token_args)
+def run_token(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        secret = load_token_secret(settings.home, {k: v for k, v in settings.extra.items() if k == ENV_TOKEN_SECRET})
+        print(ReaderTokens(secret).issue(args.user_id, args.ttl))
+    except (SecurityError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

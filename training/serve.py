@@ -1,0 +1,98 @@
+"""``newsrec serve``: run the API under gunicorn (see ``api/gunicorn_conf.py`` for the why).
+
+The process is replaced by gunicorn (``os.execvpe``), so signals reach gunicorn directly:
+``kill -HUP`` reloads workers gracefully, ``kill -TERM`` stops after in-flight requests.
+``--check`` builds the app once (no background thread, no server) and reports what it found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, Settings
+
+from .cli import command
+
+ROOT = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = ROOT / "api" / "gunicorn_conf.py"
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2: one per core)")
+    p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS/OpenMP threads per worker (default 1; more loses throughput with several workers)")
+    p.add_argument("--check", action="store_true", help="validate the configuration, print a summary and exit")
+
+
+def server_command(args: argparse.Namespace, settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """The gunicorn argv and environment ``newsrec serve`` would exec."""
+    env = dict(os.environ)
+    env[ENV_HOME] = str(settings.home.resolve())
+    env[ENV_DB] = str(settings.db_path.resolve())
+    env[ENV_MODELS] = str(settings.models_dir.resolve())
+    for name in BLAS_VARS:
+        env[name] = str(args.blas_threads)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    argv = [
+        sys.executable, "-m", "gunicorn",
+        "--config", str(GUNICORN_CONF),
+        "--bind", f"{args.host}:{args.port}",
+        "--workers", str(args.workers),
+        "--threads", str(args.threads),
+        "--worker-class", "gthread",
+        "--chdir", str(ROOT),
+        "api.wsgi:app",
+    ]
+    return argv, env
+
+
+def check(settings: Settings) -> dict:
+    """Build the app without starting anything; raises on a configuration that cannot serve."""
+    from api import create_app
+    from recommender.security import KEYS_FILE
+
+    settings.ensure_dirs()
+    app = create_app({ENV_HOME: str(settings.home), ENV_DB: str(settings.db_path),
+                      ENV_MODELS: str(settings.models_dir), "START_BACKGROUND": False})
+    engine = app.extensions["newsrec"]
+    try:
+        status = engine.status()
+        keys = app.extensions["newsrec.security"].keys.keys()
+    finally:
+        engine.close()
+    roles = sorted({k.role for k in keys})
+    problems = []
+    if not keys:
+        problems.append("no API keys: create one with 'newsrec keys add --role site'")
+    return {"ok": not problems, "problems": problems, "home": str(settings.home),
+            "keys_file": str(settings.home / KEYS_FILE), "key_roles": roles, "n_keys": len(keys),
+            "gunicorn_conf": str(GUNICORN_CONF), "engine": status}
+
+
+@command("serve", "run the HTTP API under gunicorn (gthread workers, one BLAS thread each)")(_serve_args)
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    for name, low in (("workers", 1), ("threads", 1), ("blas_threads", 1)):
+        if getattr(args, name) < low:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least {low}")
+    if not 0 < args.port < 65536:
+        raise SystemExit("--port must be between 1 and 65535")
+    if args.check:
+        try:
+            summary = check(settings)
+        except Exception as exc:  # report any configuration failure as a message, not a traceback
+            print(json.dumps({"ok": False, "problems": [f"{type(exc).__name__}: {exc}"]}, indent=2))
+            return 2
+        print(json.dumps(summary, indent=2, default=str))
+        return 0 if summary["ok"] else 1
+    argv, env = server_command(args, settings)
+    settings.ensure_dirs()
+    os.execvpe(argv[0], argv, env)
+    return 0  # pragma: no cover - execvpe does not return
