@@ -20,7 +20,6 @@ from .bundle import Bundle
 from .embedding import ArticleEmbedder
 from .interactions import EventWeights
 from .params import RankingParams, ranking_from_dict
-from .text import strip_furniture
 from .vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -157,7 +156,7 @@ class ServingModel:
         if self.embedder is None:
             return (np.zeros(self.text_vectors.shape[1], dtype=np.float32),
                     np.zeros(self.item_factors.shape[1], dtype=np.float32))
-        text, _ = self.embedder.embed_one(title, strip_furniture(body or ""))
+        text, _ = self.embedder.embed_one(title, body or "")
         text = np.asarray(text, dtype=np.float32).ravel()
         if self.has_cf:
             factors = text @ self.bridge_coef + self.bridge_intercept

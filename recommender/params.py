@@ -24,6 +24,7 @@ class RankingParams:
     related_cf: float = 0.2
     related_fresh: float = 0.15
     related_popular: float = 0.05
+    related_same_category: float = 0.05
     related_fresh_half_life_hours: float = 48.0
     related_max_per_story: int = 4
     # feed

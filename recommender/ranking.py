@@ -256,7 +256,7 @@ def score_related(snap: Snapshot, anchor: int, candidates: np.ndarray, counters:
     f["popular"] = trending(counters.engagement[index])
     f["same_category"] = (snap.category(index) == snap.category(np.array([anchor]))[0]).astype(np.float64)
     weights = {"text": p.related_text, "coread": p.related_coread, "cf": p.related_cf, "fresh": p.related_fresh,
-               "popular": p.related_popular}
+               "popular": p.related_popular, "same_category": p.related_same_category}
     no_text = not np.any(anchor_text)
     if no_text:  # fallback without a text model: same category, fresh and popular
         weights = {"same_category": 1.0, "fresh": 0.5, "popular": 0.5}

@@ -29,7 +29,6 @@ from recommender.neighbours import cosine_neighbours, story_labels
 from recommender.params import TrainParams
 from recommender.popularity import DecayedCounters
 from recommender.store import Store
-from recommender.text import strip_furniture
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         report["readers"] = int(user_keys.size)
 
     with stages.stage("text features"):
-        docs = [(a.title, strip_furniture(a.body)) for a in articles]
+        docs = [(a.title, a.body) for a in articles]  # the embedder strips page furniture itself
         fit_docs = docs[-params.text_fit_max_docs:] if params.text_fit_max_docs else docs
         embedder = ArticleEmbedder(n_components=params.n_components, title_weight=params.title_weight,
                                    max_features=params.max_features, random_state=seed)
