@@ -24,6 +24,18 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-serve", action="store_true", help="stop after training (print the summary)")
 
 
+def _busiest_reader(store) -> str | None:
+    """The reader with the most clicks, reads and shares: the most telling example feed."""
+    import numpy as np
+
+    log = store.load_interactions()
+    positive = log.event > 0
+    if not positive.any():
+        return None
+    keys, counts = np.unique(log.user_key[positive], return_counts=True)
+    return log.user_ids[int(keys[np.argmax(counts)])]
+
+
 def _run(argv: list[str], settings: Settings) -> int:
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command][1](args, settings)
@@ -60,14 +72,15 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     for stored in store.iter_articles(published_since=time.time() - 2 * 86400):
         recent = stored.article  # the newest article makes the best example
     article_id = recent.article_id if recent else "ARTICLE_ID"
+    reader = _busiest_reader(store) or "u00001"
     print(f"""
 == newsrec is ready. Demo keys are in {env_file}. Try, in another terminal:
 
   set -a; . {env_file}; set +a
   curl -s -H "X-API-Key: $NEWSREC_SITE_KEY" '{base}/v1/articles/{article_id}/related?limit=5'
-  curl -s -H "X-API-Key: $NEWSREC_SITE_KEY" '{base}/v1/users/u00001/feed?limit=10'
+  curl -s -H "X-API-Key: $NEWSREC_SITE_KEY" '{base}/v1/users/{reader}/feed?limit=10'
   curl -s -H "X-API-Key: $NEWSREC_SITE_KEY" -H 'Content-Type: application/json' \\
-       -d '{{"events": [{{"user_id": "u00001", "article_id": "{article_id}", "event": "click", "ts": "{datetime.now(timezone.utc).isoformat(timespec="seconds")}"}}]}}' {base}/v1/events
+       -d '{{"events": [{{"user_id": "{reader}", "article_id": "{article_id}", "event": "click", "ts": "{datetime.now(timezone.utc).isoformat(timespec="seconds")}"}}]}}' {base}/v1/events
   curl -s {base}/readyz
 """, flush=True)
     if args.no_serve or "serve" not in COMMANDS:
