@@ -14,12 +14,12 @@ from .cli import command
 
 def _args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub.add_parser("list", help="published versions, newest last, with the current one marked")
+    listing = sub.add_parser("list", help="published versions, newest last, with the current one marked")
+    listing.add_argument("--json", action="store_true", help="print JSON")
     verify = sub.add_parser("verify", help="check sizes and checksums; exit 1 if damaged")
     verify.add_argument("version", nargs="?", default=None, help="default: the current version")
     rollback = sub.add_parser("rollback", help="make VERSION current (it is verified first)")
     rollback.add_argument("version")
-    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 @command("models", "list, verify or roll back published model versions")(_args)
@@ -28,11 +28,11 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "list":
             versions = list_versions(models) if models.exists() else []
-            if args.json:
+            if getattr(args, "json", False):
                 print(json.dumps(versions, indent=2))
             elif not versions:
                 print(f"no models in {models}: run newsrec train")
-            for v in versions if not args.json else []:
+            for v in versions if not getattr(args, "json", False) else []:
                 mark = "*" if v["current"] else " "
                 state = "ok" if v["valid"] else f"DAMAGED: {v.get('problem')}"
                 print(f"{mark} {v['version']}  {v['created_at']}  {v['total_bytes'] / 1e6:8.1f} MB  {state}")
