@@ -57,6 +57,7 @@ class TrainParams:
     max_features: int = 200_000
     text_fit_max_docs: int = 50_000
     cf_method: str = "als"
+    cf_weighting: str = "none"  # or "bm25": damp heavy readers and very popular articles
     factors: int = 64
     regularization: float = 0.05
     alpha: float = 10.0

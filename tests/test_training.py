@@ -98,3 +98,10 @@ def test_bpr_option_trains(trained):
     params = TrainParams(cf_method="bpr", iterations=20, factors=16)
     built = build_model(trained.store, params, as_of=trained.now, seed=0)
     assert built.documents["params"]["has_cf"] and built.arrays["item_factors"].shape[1] >= 16
+
+
+def test_bm25_weighting_option_and_unknown_weighting(trained):
+    built = build_model(trained.store, TrainParams(cf_weighting="bm25", iterations=5), as_of=trained.now, seed=0)
+    assert built.documents["params"]["has_cf"]
+    with pytest.raises(TrainingError, match="cf_weighting"):
+        build_model(trained.store, TrainParams(cf_weighting="tfidf"), as_of=trained.now, seed=0)

@@ -23,7 +23,7 @@ from recommender.cf import CollaborativeFilter
 from recommender.coread import CoReading
 from recommender.domain import EVENT_CODES, format_time
 from recommender.embedding import ArticleEmbedder
-from recommender.interactions import confidence_matrix
+from recommender.interactions import bm25_weight, confidence_matrix
 from recommender.model import ServingModel
 from recommender.neighbours import cosine_neighbours, story_labels
 from recommender.params import TrainParams
@@ -140,6 +140,10 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         matrix = confidence_matrix(user_index, item, event, ts, dwell, (int(user_keys.size), n_items),
                                    params.weights, now=as_of)
         evidence = np.bincount(item[positive], minlength=n_items).astype(np.int32)
+        if params.cf_weighting == "bm25":
+            matrix = bm25_weight(matrix)
+        elif params.cf_weighting != "none":
+            raise TrainingError(f"cf_weighting must be 'none' or 'bm25'; got {params.cf_weighting!r}")
         has_cf = matrix.nnz >= params.min_cf_interactions and user_keys.size >= 2 and n_items >= 2
         if has_cf:
             cf = CollaborativeFilter(method=params.cf_method, factors=params.factors,
