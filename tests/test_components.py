@@ -1,0 +1,113 @@
+"""Small parts with known answers: top-k, neighbour lists, stories, co-reading, popularity, bridge, vocabulary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from recommender.bridge import TextToFactorBridge
+from recommender.coread import CoReading
+from recommender.neighbours import cosine_neighbours, sparse_top_k, story_labels, top_k, top_k_rows
+from recommender.popularity import DecayedCounters
+from recommender.vocab import Vocabulary
+
+HOUR = 3600.0
+IMP, CLICK, READ, SHARE = 0, 1, 2, 3
+
+
+@given(arrays(np.float64, st.integers(1, 60), elements=st.floats(-1e6, 1e6)), st.integers(1, 70))
+def test_top_k_matches_a_full_sort(scores, k):
+    got = top_k(scores, k)
+    assert got.size == min(k, scores.size)
+    np.testing.assert_array_equal(scores[got], np.sort(scores)[::-1][: got.size])
+
+
+@given(arrays(np.float32, st.tuples(st.integers(1, 8), st.integers(1, 30)), elements=st.floats(-10, 10, width=32)),
+       st.integers(1, 40))
+def test_top_k_rows_matches_a_full_sort(scores, k):
+    idx, val = top_k_rows(scores, k)
+    expected = -np.sort(-scores, axis=1)[:, : idx.shape[1]]
+    np.testing.assert_array_equal(val, expected)
+    np.testing.assert_array_equal(np.take_along_axis(scores, idx, axis=1), val)
+
+
+def test_cosine_neighbours_exclude_self_and_pad(rng):
+    X = rng.normal(size=(30, 5)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    idx, sim = cosine_neighbours(X, X, k=40, query_ids=np.arange(30), block=7)
+    assert idx.shape == (30, 40) and np.all(idx[:, 29:] == -1) and np.all(sim[:, 29:] == 0)
+    assert not np.any(idx[:, :29] == np.arange(30)[:, None])
+    brute = X @ X.T
+    np.fill_diagonal(brute, -np.inf)
+    np.testing.assert_array_equal(idx[:, 0], brute.argmax(axis=1))
+
+
+def test_story_labels_are_connected_components():
+    # 0-1-2 chained above threshold, 3-4 together, 5 alone
+    idx = np.array([[1, -1], [2, 0], [1, -1], [4, -1], [3, -1], [0, -1]])
+    sim = np.array([[0.9, 0], [0.8, 0.9], [0.8, 0], [0.7, 0], [0.7, 0], [0.1, 0]], dtype=np.float32)
+    labels = story_labels(idx, sim, threshold=0.5)
+    assert labels[0] == labels[1] == labels[2] and labels[3] == labels[4]
+    assert len({labels[0], labels[3], labels[5]}) == 3
+
+
+def test_coreading_counts_sessions_not_reading_order():
+    # reader 0 reads a, b in one session, then c two hours later (new session); reader 1 reads a, b
+    users = np.array([0, 0, 0, 1, 1])
+    items = np.array([0, 1, 2, 0, 1])
+    ts = np.array([0.0, 60.0, 2 * HOUR + 60, 10.0, 20.0])
+    model = CoReading(half_life_days=None, k=3).fit(users, items, ts, n_items=3)
+    nbrs, scores = model.similar(0)
+    assert list(nbrs) == [1] and scores[0] == pytest.approx(1.0)  # always read together
+    assert model.similar(2)[0].size == 0  # read alone
+    idx, val = sparse_top_k(model.matrix_, 2)
+    assert idx[1, 0] == 0 and val[1, 0] == pytest.approx(1.0)
+
+
+def test_decayed_counters_halve_per_half_life_and_smooth_ctr():
+    c = DecayedCounters.from_events(np.array([0, 0, 0, 1]), np.array([IMP, IMP, CLICK, IMP], dtype=np.int8),
+                                    np.full(4, 100.0), n_items=2, as_of=100.0, half_life_hours=1.0)
+    assert (c.impressions[0], c.clicks[0]) == (2.0, 1.0)
+    c.advance(100.0 + HOUR)
+    assert c.impressions[0] == pytest.approx(1.0) and c.clicks[0] == pytest.approx(0.5)
+    c.grow(4)
+    c.add(np.array([3, -1]), np.array([CLICK, CLICK], dtype=np.int8), np.array([100.0 + HOUR, 0.0]))
+    assert c.clicks[3] == pytest.approx(1.0) and c.clicks.shape == (4,)
+    ctr = c.ctr(prior_ctr=0.1, prior_strength=10)
+    assert ctr[2] == pytest.approx(0.1)  # never shown: the prior
+    assert ctr[0] > ctr[1]  # clicked beats shown-only
+
+
+def test_bridge_learns_a_linear_map_and_blends_by_evidence(rng):
+    text = rng.normal(size=(200, 6)).astype(np.float32)
+    true_map = rng.normal(size=(6, 3)).astype(np.float32)
+    factors = text @ true_map
+    evidence = np.full(200, 50)
+    bridge = TextToFactorBridge(alpha=1e-3, min_interactions=5, blend_k=10).fit(text, factors, evidence)
+    np.testing.assert_allclose(bridge.predict(text[:5]), factors[:5], atol=1e-2)
+    learned, bridged = np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32)
+    blended = bridge.blend(learned, bridged, np.array([0, 10]))
+    np.testing.assert_allclose(blended, [[0, 0, 0], [0.5, 0.5, 0.5]])
+    too_few = TextToFactorBridge(min_interactions=100).fit(text, factors, evidence)
+    assert too_few.n_fitted_ == 0 and not np.any(too_few.predict(text[:1]))
+
+
+@settings(max_examples=50)
+@given(st.lists(st.text(alphabet="abcXYZ019_-", min_size=1, max_size=6), unique=True, max_size=30),
+       st.lists(st.text(alphabet="abcXYZ019_-", min_size=1, max_size=6), max_size=10))
+def test_vocabulary_round_trips_and_extends(ids, extra):
+    vocab = Vocabulary(ids)
+    assert len(vocab) == len(ids)
+    assert [vocab.id(vocab.index(i)) for i in ids] == ids
+    bigger = vocab.extended(extra)
+    assert [bigger.index(i) for i in ids] == list(range(len(ids)))  # old indices never move
+    assert set(bigger.ids.tolist()) == set(ids) | set(extra)
+    assert np.all(vocab.indices(["not-there-" * 3]) == -1)
+
+
+def test_vocabulary_rejects_duplicates():
+    with pytest.raises(ValueError, match="unique"):
+        Vocabulary(["a", "a"])
