@@ -87,7 +87,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             Path(app.config["NEWSREC_DB"]).parent.mkdir(parents=True, exist_ok=True)
             store = open_store(app.config["NEWSREC_DB"])
         models_dir = Path(app.config["NEWSREC_MODELS"])
-        models_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            models_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # serve fallback lists (the engine reports it) rather than not start at all
+            log.error("model folder %s is unusable (%s); serving fallback lists until it is fixed", models_dir, exc)
         engine = Engine(store, models_dir, objects["ENGINE_CONFIG"])
 
     metrics = Metrics(engine.status, multiprocess=bool(app.config["PROMETHEUS_MULTIPROC_DIR"]))

@@ -9,14 +9,17 @@
   new workers load the current model bundle and the current code. Without SIGHUP each worker's
   background thread still picks up a new ``CURRENT`` within seconds.
 * Access log: gunicorn's own is off; ``newsrec.access`` writes one JSON line per request to
-  stdout, without headers (no keys or tokens in logs).
+  stdout, without headers (no keys or tokens in logs). gunicorn's error log quotes malformed
+  request lines and headers, which may hold a key: every handler masks key- and token-like text.
 * ``PROMETHEUS_MULTIPROC_DIR`` (optional): the folder is emptied at start and dead workers are
   marked, so ``/metrics`` sums every worker.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 
 # Nothing from api/ or numpy is imported here: the master must not start BLAS threads or open
@@ -25,6 +28,21 @@ ACCESS_LOGGER = "newsrec.access"  # api.logging.ACCESS_LOGGER; duplicated so api
 
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
+
+
+_SECRET_LIKE = re.compile(r"nr_(?:site|admin)_[A-Za-z0-9_\-]{8,}|v1\.[A-Za-z0-9_\-]+\.[0-9]+\.[A-Za-z0-9_\-]{16,}")
+
+
+class MaskSecrets(logging.Filter):
+    """Replace API-key- and reader-token-like text in a record's message (e.g. gunicorn quoting a
+    malformed header) before any handler writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _SECRET_LIKE.sub("<masked>", message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
 
 
 def logging_config(level: str = "INFO") -> dict:
@@ -37,9 +55,12 @@ def logging_config(level: str = "INFO") -> dict:
             "json_line": {"format": "%(message)s"},
             "text": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"},
         },
+        "filters": {"mask_secrets": {"()": MaskSecrets}},
         "handlers": {
-            "access": {"class": "logging.StreamHandler", "formatter": "json_line", "stream": "ext://sys.stdout"},
-            "console": {"class": "logging.StreamHandler", "formatter": "text", "stream": "ext://sys.stderr"},
+            "access": {"class": "logging.StreamHandler", "formatter": "json_line", "stream": "ext://sys.stdout",
+                       "filters": ["mask_secrets"]},
+            "console": {"class": "logging.StreamHandler", "formatter": "text", "stream": "ext://sys.stderr",
+                        "filters": ["mask_secrets"]},
         },
         "loggers": {
             ACCESS_LOGGER: {"level": "INFO", "handlers": ["access"], "propagate": False},

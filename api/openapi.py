@@ -46,14 +46,14 @@ STORE_ERROR = {"503": _error("Database busy; retry after the `Retry-After` secon
 
 
 def _op(summary: str, tag: str, roles: list[str] | None, responses: dict, *, params: list | None = None,
-        body: dict | None = None, description: str | None = None) -> dict:
+        body: dict | None = None, description: str | None = None, body_required: bool = True) -> dict:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(responses)}
     if description:
         op["description"] = description
     if params:
         op["parameters"] = params
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+        op["requestBody"] = {"required": body_required, "content": {JSON: {"schema": body}}}
     if roles is None:
         op["security"] = []
         op["x-roles"] = []
@@ -74,6 +74,7 @@ LIMIT_FEED = _query_param("limit", "How many articles (1-100)", {"type": "intege
 ARTICLE_ID = _path_param("article_id", "Article id as the CMS knows it")
 USER_ID = _path_param("user_id", "Reader id as the site knows it (pseudonymous)")
 UNKNOWN_PARAM = {"400": _error("Unknown query parameter, or a parameter out of range")}
+BAD_PATH_ID = {"400": _error("Malformed id in the path (1-128 of letters, digits and . _ : @ -)")}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -150,9 +151,14 @@ SCHEMAS: dict[str, Any] = {
     },
     "PreferencesInput": {
         "type": "object", "additionalProperties": False,
-        "properties": {"categories": {"type": "array", "items": {"type": "string"}},
-                       "regions": {"type": "array", "items": {"type": "string"}},
-                       "user_id": {"type": "string", "description": "Optional; must equal the path"}},
+        "properties": {"categories": _ref("Labels"), "regions": _ref("Labels"),
+                       "user_id": {"type": "string", "nullable": True,
+                                   "description": "Optional; must equal the path"}},
+    },
+    "Labels": {
+        "oneOf": [{"type": "array", "items": {"type": "string", "nullable": True}},
+                  {"type": "string", "description": "Separated by , | or ;"}],
+        "nullable": True, "description": "A list (blank and null entries are ignored), a separated string, or null",
     },
     "Preferences": {
         "type": "object", "required": ["user_id", "categories", "regions"],
@@ -209,12 +215,12 @@ PATHS: dict[str, Any] = {
         "Take an article down now", "articles", ADMIN,
         {"200": _ok({"type": "object", "properties": {"article_id": {"type": "string"},
                                                       "taken_down": {"type": "boolean"}}}),
-         "404": _error("Unknown article")},
+         "404": _error("Unknown article"), **BAD_PATH_ID},
         params=[ARTICLE_ID],
     )},
     "/v1/users/{user_id}/preferences": {
         "get": _op("A reader's followed categories and regions", "users", SITE_OR_READER,
-                   {"200": _ok(_ref("Preferences")), "404": _error("No preferences stored")},
+                   {"200": _ok(_ref("Preferences")), "404": _error("No preferences stored"), **BAD_PATH_ID},
                    params=[USER_ID], description="A reader token works for its own reader only."),
         "put": _op("Replace a reader's preferences", "users", SITE_OR_READER,
                    {"200": _ok(_ref("Preferences")), **BODY_ERRORS},
@@ -224,7 +230,7 @@ PATHS: dict[str, Any] = {
     "/v1/users/{user_id}": {"delete": _op(
         "Forget a reader: delete their events and preferences", "users", ADMIN,
         {"200": _ok({"type": "object", "properties": {"user_id": {"type": "string"},
-                                                      "removed": {"type": "object"}}})},
+                                                      "removed": {"type": "object"}}}), **BAD_PATH_ID},
         params=[USER_ID],
     )},
     "/v1/admin/reload": {"post": _op(
@@ -232,7 +238,9 @@ PATHS: dict[str, Any] = {
         {"200": _ok({"type": "object", "properties": {"model_version": {"type": "string"},
                                                       "previous_version": {"type": "string", "nullable": True}}}),
          "409": _error("The bundle cannot be loaded; the previous model keeps serving"), **BODY_ERRORS},
-        body={"type": "object", "additionalProperties": False, "properties": {"version": {"type": "string"}}},
+        body={"type": "object", "additionalProperties": False, "properties": {"version": {
+            "type": "string", "nullable": True, "description": "Omitted or null: the CURRENT bundle"}}},
+        body_required=False,
         description="The body is optional. A given version that loads is also made CURRENT (like `newsrec models "
                     "rollback`), so every worker serves it within seconds; one that fails never becomes CURRENT.",
     )},

@@ -41,10 +41,14 @@ class Snapshot:
 
     def _gather(self, base_array: np.ndarray, fresh_array: np.ndarray, idx: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64)
-        out = np.empty((idx.shape[0],) + base_array.shape[1:], dtype=base_array.dtype)
-        base, local = self._split(idx)
-        out[base] = base_array[idx[base]]
-        out[~base] = fresh_array[local[~base]]
+        fresh = idx >= self.n_base
+        if self.n_fresh == 0 or not fresh.any():
+            return base_array[idx]  # all from the bundle: one gather, no masks
+        # one gather from the bundle (fresh rows read row 0 for now), then the few fresh rows
+        out = base_array[np.where(fresh, 0, idx)] if base_array.shape[0] else np.empty(
+            (idx.shape[0],) + base_array.shape[1:], dtype=base_array.dtype)
+        pos = np.flatnonzero(fresh)
+        out[pos] = fresh_array[idx[pos] - self.n_base]
         return out
 
     def text(self, idx: np.ndarray) -> np.ndarray:

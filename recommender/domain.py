@@ -226,7 +226,7 @@ class Interaction:
         if strict:
             _reject_unknown(record, EVENT_FIELDS, "event")
         event = record.get("event")
-        if event not in EVENT_CODES:
+        if not isinstance(event, str) or event not in EVENT_CODES:  # (a dict or list is unhashable)
             raise ValidationError(f"event must be one of {', '.join(EVENT_TYPES)}; got {_preview(event)}")
         dwell = record.get("dwell_seconds")
         if dwell in (None, ""):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import queue
 import secrets
 import threading
@@ -25,10 +26,11 @@ from .bundle import BundleError, load_bundle, read_current
 from .catalog import Snapshot
 from .domain import EVENT_CODES, Article, Interaction, Preferences
 from .model import ArticleMeta, FreshArticles, Labels, ModelError, ServingModel, empty_model
-from .neighbours import cosine_neighbours
+from .neighbours import spherical_kmeans, top_k
 from .popularity import DecayedCounters
 from .ranking import (
-    Candidates, build_profile, diversify, related_candidates, score_feed, score_related,
+    Candidates, WindowSummary, build_profile, diversify, factor_moments, feed_candidates, related_candidates,
+    score_feed, score_related, summarize_window,
 )
 from .results import NotFound, RankedItem, RankedList
 from .store import Store, StoreError
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 DAY = 86_400.0
 ANONYMOUS = "anonymous"
 ENGAGEMENT = np.array([0.0, 1.0, 1.0, 2.0])
+FRESH_ALL_MAX = 256  # up to this many fresh articles, every one is a related candidate
+PROFILE_EVENTS = ("click", "read", "share")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,13 @@ class EngineConfig:
     max_feed_depth: int = 500
     log_impressions: bool = True
     impression_queue: int = 100_000
+    # windows larger than this are scored on candidates (see ranking.WindowSummary), smaller ones in full
+    full_scan_max: int = 20_000
+    feed_pool: int = 500
+    feed_pool_per_label: int = 100
+    feed_pool_per_cluster: int = 30
+    feed_clusters: int = 16  # clusters nearest the reader's vectors whose best are candidates
+    summary_max_age: float = 30.0  # seconds; the background poll refreshes it every poll
 
 
 @dataclass
@@ -69,6 +80,11 @@ class LiveState:
     article_cursor: float = 0.0
     next_story: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    summary: WindowSummary | None = None
+    base_moments: tuple[np.ndarray, np.ndarray] | None = None
+    clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # centroids, cluster of each window article
+    # window article -> fresh articles that have it among their neighbours (related candidates)
+    fresh_reverse: dict[int, list[int]] = field(default_factory=dict)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.model, self.fresh, self.fresh.count, self.deleted_base)
@@ -125,6 +141,8 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
+        self._forget_again: list[tuple[float, str]] = []  # (monotonic due time, user_id)
+        self._forget_lock = threading.Lock()
         self._state = self._fallback_state()
         try:
             if read_current(self.models_dir) is not None:
@@ -186,11 +204,16 @@ class Engine:
         with self._reload_lock:
             try:
                 bundle = load_bundle(self.models_dir, version)
-                model = ServingModel.from_bundle(bundle)
+                # plain ndarray views of the memory-mapped arrays: same shared pages, without
+                # np.memmap's Python-level indexing on every element read in the request path
+                arrays = {name: np.asarray(value) for name, value in bundle.arrays.items()}
+                model = ServingModel(bundle.version, arrays, bundle.documents, bundle.manifest)
             except (BundleError, ModelError, ValueError, OSError) as exc:
-                self.last_reload_error = str(exc)
+                # /readyz and the reload answer show this: bundle-relative paths, not the server's folders
+                message = str(exc).replace(f"{self.models_dir}{os.sep}", "").replace(str(self.models_dir), "<models>")
+                self.last_reload_error = message
                 self._failed_version = version or self._safe_current()
-                raise BundleError(str(exc)) from exc
+                raise BundleError(message) from exc
             state = self._new_state(model)
             self._state = state
             self.last_reload_error = None
@@ -258,14 +281,10 @@ class Engine:
             story = state.next_story
             neighbours = None
             if np.any(text) and snap.n_total:
-                W = snap.window_arrays()
-                sims = W["text"] @ text
-                k = min(self.config.fresh_neighbours, sims.size)
-                top = np.argpartition(-sims, k - 1)[:k] if k < sims.size else np.arange(sims.size)
-                top = top[np.argsort(-sims[top])]
-                neighbours = (W["index"][top], sims[top].astype(np.float32))
-                if sims[top[0]] >= model.story_similarity:
-                    story = int(W["story"][top[0]])
+                nb_index, nb_sims = _scan_window(snap, text, self.config.fresh_neighbours)
+                neighbours = (nb_index, nb_sims)
+                if nb_sims.size and nb_sims[0] >= model.story_similarity:
+                    story = int(snap.story(nb_index[:1])[0])
             if story == state.next_story:
                 state.next_story += 1
             meta = ArticleMeta(article.article_id, article.title, article.url, article.category, article.region,
@@ -276,6 +295,8 @@ class Engine:
             state.counters.grow(index + 1 + 256)
             if neighbours is not None:
                 state.fresh_neighbours[index] = neighbours
+                for other in neighbours[0].tolist():
+                    state.fresh_reverse.setdefault(other, []).append(index)
             state.fresh_index[article.article_id] = index
             return index
 
@@ -309,7 +330,9 @@ class Engine:
     def _count(self, state: LiveState, article_ids: list[str], codes: np.ndarray, ts: np.ndarray) -> None:
         idx = state.indices(article_ids)
         state.counters.grow(state.model.n_items + state.fresh.count + 256)
-        state.counters.add(idx, codes, ts, ENGAGEMENT)
+        # an event stamped in the future (a skewed or hostile clock) counts as now: its decay weight
+        # 2^(age/half-life) would otherwise overflow to inf and poison every popularity score
+        state.counters.add(idx, codes, np.minimum(ts, self.clock()), ENGAGEMENT)
 
     def refresh(self) -> None:
         """One poll: new or taken-down articles and new events from every worker."""
@@ -321,6 +344,27 @@ class Engine:
             self._store_error = None
         except StoreError as exc:
             self._store_error = str(exc)
+        self._window_summary(state, state.snapshot(), self.clock(), refresh=True)
+
+    def _window_summary(self, state: LiveState, snap: Snapshot, now: float,
+                        refresh: bool = False) -> WindowSummary | None:
+        """The summary a large window's feeds are scored with (None: scan the window in full).
+
+        The background poll refreshes it; a request recomputes it only when it is missing or old.
+        """
+        if snap.n_total - state.model.window_start <= self.config.full_scan_max:
+            return None
+        summary = state.summary
+        if refresh or summary is None or abs(now - summary.at) > self.config.summary_max_age:
+            if state.base_moments is None:
+                state.base_moments = factor_moments(state.model.item_factors[state.model.window_start:])
+            if state.clusters is None:
+                state.clusters = _window_clusters(state.model)
+            summary = summarize_window(snap, state.counters, now, state.base_moments, self.config.feed_pool,
+                                       self.config.feed_pool_per_label, state.clusters,
+                                       self.config.feed_pool_per_cluster)
+            state.summary = summary
+        return summary
 
     def start_background(self) -> None:
         if self._thread is not None:
@@ -335,6 +379,7 @@ class Engine:
                 self.maybe_reload()
                 self.refresh()
                 self.flush_impressions()
+                self.forget_pending()
             except Exception:  # keep serving; the next tick retries
                 log.exception("background refresh failed")
 
@@ -345,6 +390,7 @@ class Engine:
             self._thread = None
         try:
             self.flush_impressions()
+            self.forget_pending(now=float("inf"))
         except StoreError:
             pass
 
@@ -380,7 +426,30 @@ class Engine:
                 kept.append(item)
         for item in kept:
             self._impressions.put_nowait(item)
+        # Other workers (and a flush already under way here) may still write lists they served this
+        # reader: they flush within a poll, so forget once more after two polls (background thread).
+        with self._forget_lock:
+            self._forget_again.append((time.monotonic() + 2.0 * self.config.poll_interval + 0.5, user_id))
         return removed
+
+    def forget_pending(self, now: float | None = None) -> int:
+        """Run the second pass of :meth:`forget_user` for readers whose wait is over; returns how many.
+
+        A store failure keeps the remaining readers for the next tick.
+        """
+        now = time.monotonic() if now is None else now
+        with self._forget_lock:
+            due = [user for at, user in self._forget_again if at <= now]
+            self._forget_again = [(at, user) for at, user in self._forget_again if at > now]
+        for i, user_id in enumerate(due):
+            try:
+                self.store.forget_user(user_id)
+            except StoreError as exc:
+                with self._forget_lock:
+                    self._forget_again.extend((0.0, user) for user in due[i:])
+                log.warning("second forget pass postponed, the store refused it: %s", exc)
+                return i
+        return len(due)
 
     def get_preferences(self, user_id: str) -> Preferences | None:
         return self.store.get_preferences(user_id)
@@ -399,19 +468,35 @@ class Engine:
             self.impressions_dropped += len(ranked.items)
 
     def flush_impressions(self) -> int:
-        """Write queued served lists as impression events (off the request thread)."""
+        """Write queued served lists as impression events (off the request thread).
+
+        While the store refuses writes the lists stay queued (up to ``impression_queue``; beyond
+        that they are counted in ``impressions_dropped``) and 0 is returned.
+        """
         batch: list[Interaction] = []
+        taken = []
         while len(batch) < 50_000:
             try:
-                user_id, list_id, article_ids, ts, offset = self._impressions.get_nowait()
+                item = self._impressions.get_nowait()
             except queue.Empty:
                 break
+            taken.append(item)
+            user_id, list_id, article_ids, ts, offset = item
             for pos, article_id in enumerate(article_ids):
                 batch.append(Interaction(user_id=user_id, article_id=article_id, event="impression", ts=ts,
                                          event_id=f"{list_id}.{offset + pos}", list_id=list_id,
                                          position=offset + pos))
         if batch:
-            self.store.add_events(batch)
+            try:
+                self.store.add_events(batch)
+            except StoreError as exc:
+                for item in taken:
+                    try:
+                        self._impressions.put_nowait(item)
+                    except queue.Full:
+                        self.impressions_dropped += len(item[2])
+                log.warning("impressions kept in memory, the store refused them: %s", exc)
+                return 0
         return len(batch)
 
     # -- reading lists ---------------------------------------------------------------------
@@ -439,15 +524,20 @@ class Engine:
         model = state.model
         if extra is None and not (model.window_start <= anchor < snap.n_base):
             # an archive article outside the window: one scan of the window's text vectors
-            vec = snap.text(np.array([anchor]))
-            W = snap.window_arrays()
-            idx, sim = cosine_neighbours(vec, W["text"], self.config.fresh_neighbours)
-            extra = (np.where(idx[0] >= 0, W["index"][np.maximum(idx[0], 0)], -1), sim[0])
-        candidates = related_candidates(snap, anchor, extra)
-        if candidates.size < limit:  # thin neighbourhood: top up from the window
-            candidates = np.union1d(candidates, snap.window())
-            candidates = candidates[candidates != anchor]
+            extra = _scan_window(snap, snap.text(np.array([anchor]))[0], self.config.fresh_neighbours)
+        fresh = None
+        if snap.n_fresh > FRESH_ALL_MAX:  # many arrivals: only those that found the anchor among their neighbours
+            fresh = np.array(state.fresh_reverse.get(anchor, ()), dtype=np.int64)
+            fresh = fresh[fresh < snap.n_total]
+        candidates = related_candidates(snap, anchor, extra, fresh)
         cand = score_related(snap, anchor, candidates, state.counters, now)
+        if cand.index.size < limit:  # thin neighbourhood (or neighbours taken down / not yet published): top up
+            summary = self._window_summary(state, snap, now)
+            pool = snap.window() if summary is None else np.concatenate(
+                [summary.popular, summary.by_category.get(int(snap.category(np.array([anchor]))[0]), summary.popular)])
+            candidates = np.union1d(candidates, pool)
+            candidates = candidates[candidates != anchor]
+            cand = score_related(snap, anchor, candidates, state.counters, now)
         p = model.ranking
         chosen = diversify(snap, cand, limit, p.related_max_per_story, 1.0, p.duplicate_similarity)
         anchor_meta = snap.meta(anchor)
@@ -463,7 +553,8 @@ class Engine:
     def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float):
         """The reader's profile from their stored events (so a click counts at once) and follows."""
         try:
-            events = self.store.user_events(user_id, limit=self.config.max_reader_events)
+            # impressions say nothing about interest: the last events that do (served lists would crowd them out)
+            events = self.store.user_events(user_id, limit=self.config.max_reader_events, events=PROFILE_EVENTS)
             prefs = self.store.get_preferences(user_id)
         except StoreError:
             events, prefs = [], None
@@ -477,10 +568,12 @@ class Engine:
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)
         return build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
 
-    def score(self, user_id: str, article_ids: list[str]) -> np.ndarray:
+    def score(self, user_id: str, article_ids: list[str], features: bool = False):
         """Feed scores of given candidates (an impression's list), shape (n,); unknown articles get -inf.
 
         Offline evaluation ranks logged impressions with this, through the same features as the feed.
+        With ``features`` it returns ``(scores, columns)``: every feature column of
+        :func:`score_feed`, shape (n,), NaN for unknown articles (ablations and tuning re-blend them).
         """
         state = self._state
         now = self.clock()
@@ -493,10 +586,15 @@ class Engine:
         snap = state.snapshot()
         profile = self._profile(state, snap, user_id, now)
         out = np.full(len(article_ids), -np.inf)
+        columns: dict[str, np.ndarray] = {}
         known = index >= 0
         if known.any():
-            out[known] = score_feed(snap, profile, state.counters, now, index=index[known]).score
-        return out
+            cand = score_feed(snap, profile, state.counters, now, index=index[known])
+            out[known] = cand.score
+            for name, values in cand.features.items():
+                columns[name] = np.full(len(article_ids), np.nan)
+                columns[name][known] = values
+        return (out, columns) if features else out
 
     def feed(self, user_id: str, limit: int = 20, cursor: str | None = None) -> RankedList:
         offset = _decode_cursor(cursor)
@@ -504,13 +602,22 @@ class Engine:
         now = self.clock()
         snap = state.snapshot()
         profile = self._profile(state, snap, user_id, now)
-        cand = score_feed(snap, profile, state.counters, now)
+        summary = self._window_summary(state, snap, now)
+        if summary is None:
+            cand = score_feed(snap, profile, state.counters, now)
+        else:
+            index = feed_candidates(snap, profile, summary, now, state.fresh_neighbours,
+                                    clusters=self.config.feed_clusters)
+            cand = score_feed(snap, profile, state.counters, now, index=index, summary=summary)
         p = state.model.ranking
         depth = min(offset + limit, self.config.max_feed_depth)
         chosen = diversify(snap, cand, depth, p.feed_max_per_story, p.feed_max_category_share,
                            p.duplicate_similarity)
         page = chosen[offset: offset + limit]
-        items = tuple(self._item(snap, cand, pos, self._feed_reason(snap, cand, pos, profile, state)) for pos in page)
+        read = np.unique(profile.positives)  # gathered once for every item's "because you read"
+        read = (read, snap.text(read))
+        items = tuple(self._item(snap, cand, pos, self._feed_reason(snap, cand, pos, profile, state, read))
+                      for pos in page)
         if state.model.embedder is None:
             strategy = "fallback-popular"
         elif profile.is_cold:
@@ -532,7 +639,11 @@ class Engine:
 
     @staticmethod
     def _top_reason(cand: Candidates, pos: int, names: tuple[str, ...]) -> str:
-        return max(names, key=lambda n: float(cand.features.get(f"w_{n}", np.zeros(pos + 1))[pos]))
+        def weighted(name: str) -> float:
+            column = cand.features.get(f"w_{name}")
+            return 0.0 if column is None else float(column[pos])
+
+        return max(names, key=weighted)
 
     def _related_reason(self, snap: Snapshot, cand: Candidates, pos: int, anchor: ArticleMeta) -> str:
         top = self._top_reason(cand, pos, ("text", "coread", "cf", "fresh", "popular", "same_category"))
@@ -546,14 +657,17 @@ class Engine:
             "same_category": f"Terbaru di {meta.category}",
         }[top]
 
-    def _feed_reason(self, snap: Snapshot, cand: Candidates, pos: int, profile, state: LiveState) -> str:
+    def _feed_reason(self, snap: Snapshot, cand: Candidates, pos: int, profile, state: LiveState,
+                     read: tuple[np.ndarray, np.ndarray] | None = None) -> str:
         top = self._top_reason(cand, pos, ("content", "session", "affinity", "cf", "follow_category",
                                            "follow_region", "trending", "ctr", "fresh"))
         meta = snap.meta(int(cand.index[pos]))
         if top in ("content", "session") and profile.positives.size:
-            read = np.unique(profile.positives)
-            sims = snap.text(read) @ snap.text(np.array([cand.index[pos]]))[0]
-            return f"Karena Anda membaca: {snap.meta(int(read[int(np.argmax(sims))])).title}"
+            read_index, read_text = read if read is not None else (np.unique(profile.positives), None)
+            if read_text is None:
+                read_text = snap.text(read_index)
+            sims = read_text @ snap.text(np.array([cand.index[pos]]))[0]
+            return f"Karena Anda membaca: {snap.meta(int(read_index[int(np.argmax(sims))])).title}"
         if top == "cf":
             return "Pembaca dengan minat serupa membaca ini"
         if top == "affinity":
@@ -565,6 +679,35 @@ class Engine:
         if top in ("trending", "ctr"):
             return f"Populer di {meta.region or meta.category}"
         return f"Berita terbaru: {meta.category}"
+
+
+def _window_clusters(model: ServingModel) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Spherical k-means (sqrt(n) clusters) of the window's text vectors and CF factors (~1 s at 100k)."""
+    out = {}
+    w0 = model.window_start
+    for name, vectors in (("text", model.text_vectors[w0:]), ("cf", model.item_factors[w0:])):
+        if name == "cf" and not model.has_cf:
+            continue
+        X = np.asarray(vectors, dtype=np.float32)
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        out[name] = spherical_kmeans(X, max(1, int(np.sqrt(X.shape[0]))), seed=0)
+    return out
+
+
+def _scan_window(snap: Snapshot, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` window articles most similar to ``vector``, best first: (global indices, sims float32).
+
+    Scans the bundle's window in place (a view of the shared array) and the fresh overlay apart,
+    instead of concatenating them: a 100k-article window is 51 MB that a copy would move per call.
+    """
+    model, w0 = snap.model, snap.model.window_start
+    sims = np.concatenate([model.text_vectors[w0:] @ vector, snap.fresh.text[: snap.n_fresh] @ vector])
+    k = min(k, sims.size)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    top = top_k(sims, k)
+    index = np.where(top < snap.n_base - w0, top + w0, top - (snap.n_base - w0) + snap.n_base)
+    return index.astype(np.int64), sims[top].astype(np.float32)
 
 
 def _list_id() -> str:

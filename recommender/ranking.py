@@ -91,9 +91,9 @@ def freshness(published_at: np.ndarray, now: float, half_life_hours: float) -> n
     return np.exp2(-age_hours / half_life_hours)
 
 
-def trending(engagement: np.ndarray) -> np.ndarray:
-    """Engagement on a log scale in [0, 1] relative to the candidates' maximum."""
-    top = float(engagement.max()) if engagement.size else 0.0
+def trending(engagement: np.ndarray, top: float | None = None) -> np.ndarray:
+    """Engagement on a log scale in [0, 1] relative to the candidates' maximum (or ``top``, if larger)."""
+    top = max(float(engagement.max()) if engagement.size else 0.0, top or 0.0)
     if top <= 0:
         return np.zeros_like(engagement, dtype=np.float64)
     return np.log1p(engagement) / math.log1p(top)
@@ -107,13 +107,15 @@ def ctr_lift(counters: DecayedCounters, index: np.ndarray, prior_strength: float
     return np.clip(ctr / max(prior, 1e-6) - 1.0, -1.0, 3.0) / 3.0
 
 
-def standardize(x: np.ndarray) -> np.ndarray:
-    if x.size < 2:
-        return np.zeros_like(x)
-    sd = float(x.std())
+def standardize(x: np.ndarray, mean: float | None = None, sd: float | None = None) -> np.ndarray:
+    """``(x - mean) / sd`` clipped to 3 sd and scaled to [-1, 1]; mean and sd default to x's own."""
+    if mean is None or sd is None:
+        if x.size < 2:
+            return np.zeros_like(x)
+        mean, sd = float(x.mean()), float(x.std())
     if sd < 1e-9:
         return np.zeros_like(x)
-    return np.clip((x - x.mean()) / sd, -3.0, 3.0) / 3.0
+    return np.clip((x - mean) / sd, -3.0, 3.0) / 3.0
 
 
 def build_profile(snap: Snapshot, items: np.ndarray, events: np.ndarray, ts: np.ndarray, dwell: np.ndarray,
@@ -161,10 +163,12 @@ def build_profile(snap: Snapshot, items: np.ndarray, events: np.ndarray, ts: np.
 
 
 def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters, now: float,
-               index: np.ndarray | None = None) -> Candidates:
+               index: np.ndarray | None = None, summary: "WindowSummary | None" = None) -> Candidates:
     """Score window articles (or the given ``index``, e.g. an impression's candidates) for a reader.
 
-    Without ``index``, deleted, not-yet-published and already-read articles are dropped.
+    Without ``index``, deleted, not-yet-published and already-read articles are dropped. With a
+    ``summary`` (``index`` then holds :func:`feed_candidates`), trending and CF are put on the
+    whole window's scale, so a candidate scores as it would in a scan of the window.
     """
     p = snap.model.ranking
     if index is None:
@@ -181,7 +185,7 @@ def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters
                 "story": snap.story(index)}
     f: dict[str, np.ndarray] = {}
     f["fresh"] = freshness(cols["published_at"], now, p.feed_fresh_half_life_hours)
-    f["trending"] = trending(counters.engagement[index])
+    f["trending"] = trending(counters.engagement[index], summary.engagement_max if summary else None)
     f["ctr"] = ctr_lift(counters, index, p.ctr_prior_strength)
     f["follow_category"] = np.isin(cols["category"], profile.followed_categories).astype(np.float64)
     f["follow_region"] = np.isin(cols["region"], profile.followed_regions).astype(np.float64)
@@ -194,7 +198,8 @@ def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters
     f["content"] = text @ profile.content if profile.content is not None else np.zeros(index.size)
     f["session"] = text @ profile.session_vector if profile.session_vector is not None else np.zeros(index.size)
     if profile.cf_vector is not None:
-        f["cf"] = standardize(cols["factors"] @ profile.cf_vector)
+        f["cf"] = standardize(cols["factors"] @ profile.cf_vector,
+                              *(summary.cf_scale(profile.cf_vector) if summary else (None, None)))
     else:
         f["cf"] = np.zeros(index.size)
     weights = {"fresh": p.feed_fresh, "trending": p.feed_trending, "ctr": p.feed_ctr,
@@ -213,10 +218,159 @@ def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters
     return cand
 
 
-def related_candidates(snap: Snapshot, anchor: int, extra: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
-    """Union of the anchor's precomputed neighbour lists, fresh arrivals and ``extra``."""
+@dataclass(frozen=True)
+class WindowSummary:
+    """Reader-independent facts about a large window, refreshed about once a second.
+
+    Scanning 100k window articles per feed costs ~30 ms; scoring a few thousand candidates
+    well under one. The candidates are the articles that can reach the top: the best by the
+    reader-independent part of the score (fresh, trending, click-through), overall and per
+    category and region (follows and category affinity), plus the neighbours of what the
+    reader read (content, session, CF), plus the best of the text clusters nearest to the
+    reader's content and session vectors and of the factor clusters nearest to their CF vector
+    (articles of one cluster are about equally close to a reader, so the reader-independent
+    part of the score decides among them). These facts keep
+    candidate features on the window's scale: trending relative to the window's most engaging
+    article, CF standardized with the window's mean and spread (exact for any reader vector,
+    from the factors' moments).
+
+    Attributes
+    ----------
+    at : float
+        Clock time it describes.
+    n_fresh : int
+        Fresh articles it has seen.
+    popular : ndarray of int64, shape (pool,)
+    by_category, by_region : dict of int to ndarray of int64
+        Best articles per category / region code.
+    engagement_max : float
+    factor_sum : ndarray of float64, shape (k,)
+    factor_outer : ndarray of float64, shape (k, k)
+    n_articles : int
+    centroids : dict of str to ndarray of float32, shape (c, d)
+        Unit centroids of the window's ``"text"`` vectors and ``"cf"`` factors.
+    by_cluster : dict of str to ndarray of int64, shape (c, per_cluster)
+        Best articles of each cluster (-1 padded).
+    """
+
+    at: float
+    n_fresh: int
+    popular: np.ndarray
+    by_category: dict[int, np.ndarray]
+    by_region: dict[int, np.ndarray]
+    engagement_max: float
+    factor_sum: np.ndarray
+    factor_outer: np.ndarray
+    n_articles: int
+    centroids: dict[str, np.ndarray] = field(default_factory=dict)
+    by_cluster: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def cf_scale(self, vector: np.ndarray) -> tuple[float, float]:
+        """Mean and standard deviation over the window of ``factors @ vector``."""
+        x = np.asarray(vector, dtype=np.float64)
+        n = max(self.n_articles, 1)
+        mean = float(self.factor_sum @ x) / n
+        var = float(x @ self.factor_outer @ x) / n - mean * mean
+        return mean, math.sqrt(max(var, 0.0))
+
+
+def factor_moments(factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum (k,) and sum of outer products (k, k) of factor rows, float64."""
+    F = np.asarray(factors, dtype=np.float64)
+    return F.sum(axis=0), F.T @ F
+
+
+def summarize_window(snap: Snapshot, counters: DecayedCounters, now: float,
+                     base_moments: tuple[np.ndarray, np.ndarray], pool: int = 1000,
+                     per_label: int = 200, clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                     per_cluster: int = 30) -> WindowSummary:
+    """The :class:`WindowSummary` of ``snap`` at ``now``.
+
+    ``base_moments`` are :func:`factor_moments` of the bundle's window (computed once per model);
+    ``clusters`` maps ``"text"`` and ``"cf"`` to centroids (c, d) and the cluster of every bundle
+    window article; fresh articles are added here.
+    """
+    p = snap.model.ranking
+    W = snap.window_arrays()
+    valid = ~W["deleted"] & (W["published_at"] <= now + FUTURE_GRACE)
+    index = W["index"][valid]
+    engagement = counters.engagement[index]
+    prior = (p.feed_fresh * freshness(W["published_at"][valid], now, p.feed_fresh_half_life_hours)
+             + p.feed_trending * trending(engagement) + p.feed_ctr * ctr_lift(counters, index, p.ctr_prior_strength))
+    order = np.argsort(-prior, kind="stable")
+    ranked = index[order]
+
+    def per_code(codes: np.ndarray) -> dict[int, np.ndarray]:
+        codes = codes[order]
+        return {int(c): ranked[codes == c][:per_label] for c in np.unique(codes)}
+
+    centroids, by_cluster = {}, {}
+    fresh_vectors = {"text": snap.fresh.text[: snap.n_fresh], "cf": snap.fresh.factors[: snap.n_fresh]}
+    for name, (C, base_labels) in (clusters or {}).items():
+        fresh_labels = np.argmax(fresh_vectors[name] @ C.T, axis=1) if snap.n_fresh else []
+        labels = np.concatenate([base_labels, fresh_labels]).astype(np.int64)[valid][order]
+        by_label = np.argsort(labels, kind="stable")  # within a cluster, best prior first
+        starts = np.searchsorted(labels[by_label], np.arange(C.shape[0] + 1))
+        rank = np.arange(labels.size) - starts[labels[by_label]]
+        keep = rank < per_cluster
+        best = np.full((C.shape[0], per_cluster), -1, dtype=np.int64)
+        best[labels[by_label][keep], rank[keep]] = ranked[by_label][keep]
+        centroids[name], by_cluster[name] = C, best
+    fresh_sum, fresh_outer = factor_moments(snap.fresh.factors[: snap.n_fresh])
+    return WindowSummary(
+        at=now, n_fresh=snap.n_fresh, popular=ranked[:pool],
+        by_category=per_code(W["category"][valid].astype(np.int64)),
+        by_region=per_code(W["region"][valid].astype(np.int64)),
+        engagement_max=float(engagement.max()) if engagement.size else 0.0,
+        factor_sum=base_moments[0] + fresh_sum, factor_outer=base_moments[1] + fresh_outer,
+        n_articles=snap.n_base - snap.model.window_start + snap.n_fresh,
+        centroids=centroids, by_cluster=by_cluster,
+    )
+
+
+def feed_candidates(snap: Snapshot, profile: ReaderProfile, summary: WindowSummary, now: float,
+                    fresh_neighbours: dict[int, tuple[np.ndarray, np.ndarray]], recent: int = 20,
+                    clusters: int = 8) -> np.ndarray:
+    """Articles that can reach the top of this reader's feed (see :class:`WindowSummary`), shape (m,).
+
+    Deleted, not-yet-published and already-read articles are left out.
+    """
     model = snap.model
-    parts = [snap.n_base + np.arange(snap.n_fresh)]
+    parts = [summary.popular]
+    codes = [int(c) for c in profile.followed_categories]
+    if profile.category_affinity is not None:
+        uniform = 1.0 / max(profile.category_affinity.size, 1)
+        codes += np.flatnonzero(profile.category_affinity > uniform).tolist()
+    parts += [summary.by_category[c] for c in set(codes) if c in summary.by_category]
+    parts += [summary.by_region[int(r)] for r in profile.followed_regions if int(r) in summary.by_region]
+    for name, vector in (("text", profile.content), ("text", profile.session_vector), ("cf", profile.cf_vector)):
+        if vector is not None and name in summary.centroids:
+            parts.append(summary.by_cluster[name][top_k(summary.centroids[name] @ vector, clusters)].ravel())
+    if profile.positives.size:
+        newest = profile.positives[::-1]
+        _, first = np.unique(newest, return_index=True)
+        seeds = newest[np.sort(first)[:recent]]
+        base = seeds[(seeds >= model.window_start) & (seeds < snap.n_base)] - model.window_start
+        for idx, _ in model.neighbours.values():
+            parts.append(np.asarray(idx[base], dtype=np.int64).ravel())
+        parts += [fresh_neighbours[int(i)][0] for i in seeds[seeds >= snap.n_base] if int(i) in fresh_neighbours]
+    cand = np.unique(np.concatenate(parts).astype(np.int64, copy=False))
+    cand = cand[(cand >= 0) & (cand < snap.n_total)]
+    valid = ~snap.deleted(cand) & (snap.published_at(cand) <= now + FUTURE_GRACE)
+    if profile.read.size:
+        valid &= ~np.isin(cand, profile.read)
+    return cand[valid]
+
+
+def related_candidates(snap: Snapshot, anchor: int, extra: tuple[np.ndarray, np.ndarray] | None,
+                       fresh: np.ndarray | None = None) -> np.ndarray:
+    """Union of the anchor's precomputed neighbour lists, fresh arrivals and ``extra``.
+
+    ``fresh`` limits the fresh arrivals to those given (e.g. the ones whose neighbour lists hold
+    the anchor); by default every fresh article is a candidate.
+    """
+    model = snap.model
+    parts = [snap.n_base + np.arange(snap.n_fresh) if fresh is None else np.asarray(fresh, dtype=np.int64)]
     if model.window_start <= anchor < snap.n_base:
         row = anchor - model.window_start
         for idx, _ in model.neighbours.values():
@@ -291,25 +445,20 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
     order = top_k(cand.score, pool or max(300, 3 * n))
     text = snap.text(cand.index[order])
     has_text = np.any(text, axis=1)
-    stories: dict[int, int] = {}
-    categories: dict[int, int] = {}
+    # per rank: dense story and category codes, and how many of each are chosen so far
+    story = np.unique(cand.features["story"][order], return_inverse=True)[1].ravel()
+    category = np.unique(cand.features["category"][order], return_inverse=True)[1].ravel()
+    stories = np.zeros(int(story.max()) + 1, dtype=np.int64)
+    categories = np.zeros(int(category.max()) + 1, dtype=np.int64)
+    remaining = np.ones(order.size, dtype=bool)  # ranks still in play
     chosen: list[int] = []
     chosen_rows: list[int] = []
-    remaining = list(range(order.size))  # ranks still in play, best first
-    while len(chosen) < n and remaining:
+    while len(chosen) < n and remaining.any():
         allowed = math.ceil(max_category_share * (len(chosen) + 1))
-        pick = None
-        for slot, rank in enumerate(remaining):
-            pos = int(order[rank])
-            if stories.get(int(cand.features["story"][pos]), 0) >= max_per_story:
-                continue
-            if categories.get(int(cand.features["category"][pos]), 0) + 1 > allowed:
-                continue
-            pick = slot
-            break
-        if pick is None:  # better a less diverse list than a short one
-            pick = 0
-        rank = remaining.pop(pick)
+        fits = remaining & (stories[story] < max_per_story) & (categories[category] + 1 <= allowed)
+        # the best rank that fits; better a less diverse list than a short one
+        rank = int(np.argmax(fits)) if fits.any() else int(np.argmax(remaining))
+        remaining[rank] = False
         pos = int(order[rank])
         if chosen_rows and has_text[rank]:
             sims = text[chosen_rows] @ text[rank]
@@ -319,7 +468,6 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
                 continue
         chosen.append(pos)
         chosen_rows.append(rank)
-        story, category = int(cand.features["story"][pos]), int(cand.features["category"][pos])
-        stories[story] = stories.get(story, 0) + 1
-        categories[category] = categories.get(category, 0) + 1
+        stories[story[rank]] += 1
+        categories[category[rank]] += 1
     return np.asarray(chosen, dtype=np.int64)

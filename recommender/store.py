@@ -8,6 +8,8 @@ integer keys so the events table stays narrow and training can load it as arrays
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import sqlite3
@@ -84,6 +86,43 @@ class StoreUnavailable(StoreError):
     """The database is busy or unreachable; the caller should retry later."""
 
 
+def _unavailable(exc: sqlite3.Error) -> bool:
+    """Locked, busy, I/O error, unreadable or corrupt file; not a programming error."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def _read_errors(method):
+    """Turn a read that SQLite refuses into :class:`StoreUnavailable`.
+
+    Callers that can answer without the store (the engine's lists, the live poll) catch
+    StoreError; a raw sqlite3 error would escape them and turn a degraded list into a 500.
+    """
+
+    def _raise(exc: sqlite3.Error):
+        if _unavailable(exc):
+            raise StoreUnavailable(f"database read failed: {exc}") from exc
+        raise exc
+
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                _raise(exc)
+
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            _raise(exc)
+
+    return wrapper
+
+
 @dataclass(frozen=True)
 class InteractionLog:
     """Interactions as parallel arrays, the shape training wants.
@@ -157,8 +196,9 @@ class Store(ABC):
         """Delete everything stored about a reader; returns counts removed."""
 
     @abstractmethod
-    def user_events(self, user_id: str, since: float | None = None, limit: int = 500) -> list[Interaction]:
-        """A reader's most recent events, newest last."""
+    def user_events(self, user_id: str, since: float | None = None, limit: int = 500,
+                    events: Sequence[str] | None = None) -> list[Interaction]:
+        """A reader's most recent events (of the ``events`` types; default all), newest last."""
 
     @abstractmethod
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog: ...
@@ -171,6 +211,13 @@ class Store(ABC):
 
     def close(self) -> None:  # pragma: no cover - trivial default
         pass
+
+
+def _distinct_keys(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct non-negative store keys (a count per key: faster than sorting 10M of them)."""
+    if keys.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.bincount(keys)).astype(np.int64)
 
 
 def _json_list(values: Sequence[str]) -> str:
@@ -210,6 +257,7 @@ class SQLiteStore(Store):
                 conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute("PRAGMA secure_delete=ON")  # a forgotten reader's rows are zeroed, not left in free pages
                 conn.execute("PRAGMA foreign_keys=OFF")
                 conn.execute("PRAGMA cache_size=-65536")
                 conn.execute("PRAGMA temp_store=MEMORY")
@@ -245,6 +293,7 @@ class SQLiteStore(Store):
                     (str(version),),
                 )
 
+    @_read_errors
     def schema_version(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0])
@@ -338,6 +387,7 @@ class SQLiteStore(Store):
         "a.language, a.deleted, a.updated_at FROM articles a JOIN article_keys k ON k.key = a.key"
     )
 
+    @_read_errors
     def get_articles(self, article_ids: Sequence[str], include_deleted: bool = False) -> dict[str, Article]:
         conn = self._conn()
         out: dict[str, Article] = {}
@@ -353,6 +403,7 @@ class SQLiteStore(Store):
                 out[stored.article.article_id] = stored.article
         return out
 
+    @_read_errors
     def deleted_article_ids(self) -> set[str]:
         rows = self._conn().execute(
             "SELECT k.article_id FROM articles a JOIN article_keys k ON k.key = a.key WHERE a.deleted = 1"
@@ -369,6 +420,7 @@ class SQLiteStore(Store):
             )
             return cur.rowcount > 0
 
+    @_read_errors
     def iter_articles(self, published_since: float | None = None, include_deleted: bool = False) -> Iterator[StoredArticle]:
         sql = self._ARTICLE_SELECT + " WHERE a.published_at >= ?"
         if not include_deleted:
@@ -405,18 +457,23 @@ class SQLiteStore(Store):
             inserted = conn.total_changes - before
         return inserted, len(batch) - inserted
 
-    def user_events(self, user_id: str, since: float | None = None, limit: int = 500) -> list[Interaction]:
+    @_read_errors
+    def user_events(self, user_id: str, since: float | None = None, limit: int = 500,
+                    events: Sequence[str] | None = None) -> list[Interaction]:
+        codes = sorted(EVENT_CODES[e] for e in set(events)) if events is not None else list(EVENT_CODES.values())
         rows = self._conn().execute(
-            """SELECT k.article_id, e.event, e.ts, e.dwell FROM events e
+            f"""SELECT k.article_id, e.event, e.ts, e.dwell FROM events e
                JOIN users u ON u.key = e.user_key JOIN article_keys k ON k.key = e.article_key
-               WHERE u.user_id = ? AND e.ts >= ? ORDER BY e.ts DESC LIMIT ?""",
-            (user_id, since if since is not None else -1.0, int(limit)),
+               WHERE u.user_id = ? AND e.ts >= ? AND e.event IN ({",".join("?" * len(codes))})
+               ORDER BY e.ts DESC LIMIT ?""",
+            (user_id, since if since is not None else -1.0, *codes, int(limit)),
         ).fetchall()
         return [
             Interaction(user_id=user_id, article_id=a, event=EVENT_TYPES[ev], ts=ts, dwell_seconds=dw)
             for a, ev, ts, dw in reversed(rows)
         ]
 
+    @_read_errors
     def events_after(self, seq: int, since_ts: float | None = None, limit: int = 100_000) -> tuple[int, list[tuple]]:
         """Events stored after cursor ``seq`` (and at or after ``since_ts``), for live counters.
 
@@ -432,14 +489,17 @@ class SQLiteStore(Store):
             return int(seq), []
         return int(rows[-1][0]), [r[1:] for r in rows]
 
+    @_read_errors
     def first_seq_since(self, ts: float) -> int:
         """Smallest event cursor with a time at or after ``ts`` (1 past the end when none)."""
         row = self._conn().execute("SELECT MIN(seq) FROM events WHERE ts >= ?", (ts,)).fetchone()
         return int(row[0]) if row[0] is not None else self.max_event_seq() + 1
 
+    @_read_errors
     def max_event_seq(self) -> int:
         return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
+    @_read_errors
     def articles_changed_since(self, updated_after: float) -> list[StoredArticle]:
         """Articles written or taken down after ``updated_after`` (epoch seconds), oldest change first."""
         rows = self._conn().execute(
@@ -447,32 +507,42 @@ class SQLiteStore(Store):
         ).fetchall()
         return [self._article_from_row(r) for r in rows]
 
+    @_read_errors
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
         conn = self._conn()
+        # Python builds an object per value fetched (10M events: most of the load time), so the
+        # two keys travel as one integer and event code with history flag as another.
+        packed = all(conn.execute(f"SELECT COALESCE(MAX(key), 0) < {1 << 31} FROM {t}").fetchone()[0]
+                     for t in ("users", "article_keys"))
+        columns = ("(user_key << 32) | article_key, ts, event | (history << 2), dwell" if packed else
+                   "user_key, ts, event | (history << 2), dwell, article_key")
         cur = conn.execute(
-            "SELECT user_key, article_key, event, ts, coalesce(dwell, 'NaN'), history FROM events "
-            "WHERE ts >= ? AND ts < ?",
+            f"SELECT {columns} FROM events WHERE ts >= ? AND ts < ?",
             (start if start is not None else -1.0, end if end is not None else 1e18),
         )
+        dtype = [("keys", "<i8"), ("ts", "<f8"), ("code", "<i8"), ("dwell", "<f8")]  # NULL dwell -> NaN
+        if not packed:
+            dtype.append(("article_key", "<i8"))
         chunks: list[np.ndarray] = []
         while True:
             rows = cur.fetchmany(200_000)
             if not rows:
                 break
-            chunks.append(np.array(rows, dtype=np.float64))
-        table = np.concatenate(chunks) if chunks else np.empty((0, 6), dtype=np.float64)
-        table = table[np.argsort(table[:, 3], kind="stable")]
-        user_key = table[:, 0].astype(np.int64)
-        article_key = table[:, 1].astype(np.int64)
-        user_ids = self._id_map(conn, "users", "user_id", np.unique(user_key))
-        article_ids = self._id_map(conn, "article_keys", "article_id", np.unique(article_key))
+            chunks.append(np.array(rows, dtype=dtype))
+        table = np.concatenate(chunks) if chunks else np.empty(0, dtype=dtype)
+        if np.any(np.diff(table["ts"]) < 0):  # rows come in arrival order, nearly always time order
+            table = table[np.argsort(table["ts"], kind="stable")]
+        user_key = table["keys"] >> 32 if packed else table["keys"]
+        article_key = table["keys"] & 0xFFFFFFFF if packed else table["article_key"]
+        user_ids = self._id_map(conn, "users", "user_id", _distinct_keys(user_key))
+        article_ids = self._id_map(conn, "article_keys", "article_id", _distinct_keys(article_key))
         return InteractionLog(
             user_key=user_key,
             article_key=article_key,
-            event=table[:, 2].astype(np.int8),
-            ts=table[:, 3].copy(),
-            dwell=table[:, 4].astype(np.float32),
-            history=table[:, 5].astype(bool),
+            event=(table["code"] & 3).astype(np.int8),
+            ts=np.ascontiguousarray(table["ts"]),
+            dwell=table["dwell"].astype(np.float32),
+            history=((table["code"] >> 2) & 1).astype(bool),
             user_ids=user_ids,
             article_ids=article_ids,
         )
@@ -505,6 +575,7 @@ class SQLiteStore(Store):
                 (key, _json_list(prefs.categories), _json_list(prefs.regions), time.time()),
             )
 
+    @_read_errors
     def get_preferences(self, user_id: str) -> Preferences | None:
         row = self._conn().execute(
             "SELECT p.categories, p.regions FROM preferences p JOIN users u ON u.key = p.user_key WHERE u.user_id = ?",
@@ -531,6 +602,7 @@ class SQLiteStore(Store):
             log.debug("checkpoint after forget deferred")
         return {"events": events, "preferences": prefs, "user": 1}
 
+    @_read_errors
     def stats(self) -> dict:
         conn = self._conn()
         by_type = dict.fromkeys(EVENT_TYPES, 0)

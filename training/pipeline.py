@@ -8,6 +8,8 @@ publishing); ``train`` also writes and publishes the bundle.
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 import resource
 import time
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from recommender.domain import EVENT_CODES, format_time
 from recommender.embedding import ArticleEmbedder
 from recommender.interactions import bm25_weight, confidence_matrix
 from recommender.model import ServingModel
-from recommender.neighbours import cosine_neighbours, story_labels
+from recommender.neighbours import clustered_neighbours, cosine_neighbours, story_labels
 from recommender.params import TrainParams
 from recommender.popularity import DecayedCounters
 from recommender.store import Store
@@ -36,6 +38,7 @@ DAY = 86_400.0
 FUTURE_TOLERANCE = 300.0
 ANONYMOUS = "anonymous"
 POSITIVE = np.array([EVENT_CODES["click"], EVENT_CODES["read"], EVENT_CODES["share"]])
+EXACT_NEIGHBOURS_MAX = 20_000  # window articles; larger windows use a clustered search
 
 
 class TrainingError(RuntimeError):
@@ -91,7 +94,10 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
     report: dict[str, Any] = {}
 
     with stages.stage("load articles"):
-        stored = [s for s in store.iter_articles() if s.article.published_at <= as_of + FUTURE_TOLERANCE]
+        stored = list(store.iter_articles())
+        report["articles_skipped_future"] = len(stored)  # published after as_of: served as fresh articles
+        stored = [s for s in stored if s.article.published_at <= as_of + FUTURE_TOLERANCE]
+        report["articles_skipped_future"] -= len(stored)
         if not stored:
             raise TrainingError("the catalog has no articles published before the training time: "
                                 "ingest articles first (newsrec ingest articles FILE)")
@@ -110,19 +116,26 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
     with stages.stage("load events"):
         start = as_of - params.history_days * DAY if params.history_days else None
         log_ = store.load_interactions(start=start, end=as_of)
-        item = np.fromiter((key_to_item.get(k, -1) for k in log_.article_key.tolist()), dtype=np.int64,
-                           count=len(log_))
+        # store key -> item index through a lookup array (10M events: a dict per event takes seconds)
+        lookup = np.full(max(key_to_item, default=0) + 2, -1, dtype=np.int64)
+        lookup[np.fromiter(key_to_item, dtype=np.int64, count=n_items)] = np.arange(n_items)
+        item = lookup[np.clip(log_.article_key, -1, lookup.size - 1)]
         anonymous = [k for k, v in log_.user_ids.items() if v == ANONYMOUS]
         keep = item >= 0
         if anonymous:
             keep &= ~np.isin(log_.user_key, anonymous)
+        first = ~repeated_events(log_.user_key, log_.article_key, log_.event, log_.ts)
         report["events_loaded"] = len(log_)
         report["events_skipped_unknown_article"] = int((item < 0).sum())
-        report["events_skipped_future"] = 0  # load_interactions stops at as_of
+        report["events_skipped_duplicate"] = int((~first & (item >= 0)).sum())
+        keep &= first
+        # load_interactions stops at as_of; events stamped later than the wall clock are a client's bad clock
+        report["events_skipped_future"] = len(store.load_interactions(start=max(as_of, now + FUTURE_TOLERANCE)))
         user_keys, user_index = np.unique(log_.user_key[keep], return_inverse=True)
         item, event, ts, dwell = item[keep], log_.event[keep], log_.ts[keep], log_.dwell[keep]
         report["events_used"] = int(keep.sum())
         report["readers"] = int(user_keys.size)
+        report["events_max_per_reader"] = int(np.bincount(user_index).max()) if user_index.size else 0
 
     with stages.stage("text features"):
         docs = [(a.title, a.body) for a in articles]  # the embedder strips page furniture itself
@@ -130,10 +143,12 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         embedder = ArticleEmbedder(n_components=params.n_components, title_weight=params.title_weight,
                                    max_features=params.max_features, random_state=seed)
         try:
-            embedder.fit(fit_docs)
+            fitted = embedder.fit_transform(fit_docs)  # the fit articles are the newest: tokenized once
         except ValueError as exc:
             raise TrainingError(f"cannot fit text features: {exc}") from exc
-        text_vectors = np.ascontiguousarray(embedder.transform(docs), dtype=np.float32)
+        older = docs[: len(docs) - len(fit_docs)]
+        text_vectors = np.ascontiguousarray(
+            np.concatenate([_transform_forked(embedder, older), fitted]) if older else fitted, dtype=np.float32)
 
     positive = np.isin(event, POSITIVE)
     with stages.stage("collaborative filtering"):
@@ -175,13 +190,13 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         window_start = int(np.searchsorted(published, as_of - params.ranking.window_days * DAY, side="left"))
         window = np.arange(window_start, n_items)
         wt = text_vectors[window_start:]
-        t_idx, t_sim = cosine_neighbours(wt, wt, params.neighbours, query_ids=np.arange(window.size))
+        t_idx, t_sim = _neighbours(wt, params.neighbours, seed)
         t_idx = np.where(t_idx >= 0, t_idx + window_start, -1).astype(np.int32)
         norms = np.linalg.norm(item_factors, axis=1, keepdims=True)
         unit_factors = (item_factors / np.maximum(norms, 1e-12)).astype(np.float32)
         if has_cf:
             wf = unit_factors[window_start:]
-            c_idx, c_sim = cosine_neighbours(wf, wf, params.neighbours, query_ids=np.arange(window.size))
+            c_idx, c_sim = _neighbours(wf, params.neighbours, seed)
             c_idx = np.where(c_idx >= 0, c_idx + window_start, -1).astype(np.int32)
         else:
             c_idx = np.full((window.size, params.neighbours), -1, dtype=np.int32)
@@ -233,6 +248,77 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
     return BuiltModel(arrays, documents, manifest, report)
 
 
+def _transform_forked(embedder: ArticleEmbedder, docs: list, n_jobs: int | None = None,
+                      min_docs: int = 5_000) -> np.ndarray:
+    """``embedder.transform(docs)`` on every core: tokenizing is pure Python, one core per process.
+
+    Forked children transform their share into one shared anonymous memory map and exit; nothing
+    is pickled. Where fork is unavailable, for small inputs, or if a child fails, the parent
+    transforms that share itself.
+    """
+    n_jobs = min(n_jobs or os.cpu_count() or 1, max(1, len(docs) // min_docs))
+    if n_jobs <= 1 or not hasattr(os, "fork"):
+        return embedder.transform(docs)
+    dims = int(embedder.n_components_)
+    bounds = np.linspace(0, len(docs), n_jobs + 1).astype(int)
+    shared = mmap.mmap(-1, max(1, len(docs) * dims * 4))
+    out = np.frombuffer(shared, dtype=np.float32, count=len(docs) * dims).reshape(len(docs), dims)
+    children = {}
+    for j in range(1, n_jobs):
+        pid = os.fork()
+        if pid == 0:  # child: transform its share, then leave without running the parent's cleanup
+            status = 1
+            try:
+                out[bounds[j]:bounds[j + 1]] = embedder.transform(docs[bounds[j]:bounds[j + 1]])
+                status = 0
+            finally:
+                os._exit(status)
+        children[pid] = j
+    out[bounds[0]:bounds[1]] = embedder.transform(docs[bounds[0]:bounds[1]])
+    for pid, j in children.items():
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            log.warning("text transform worker %d failed (status %d); redoing its share here", pid, status)
+            out[bounds[j]:bounds[j + 1]] = embedder.transform(docs[bounds[j]:bounds[j + 1]])
+    result = out.copy()
+    del out
+    shared.close()
+    return result
+
+
+def _neighbours(vectors: np.ndarray, k: int, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact neighbour lists up to ``EXACT_NEIGHBOURS_MAX`` window articles, clustered search above.
+
+    The exact self-join grows with the square of the window (about half an hour at 100k articles
+    on two cores); the clustered search finds ~99 % of the same neighbours in seconds
+    (``benchmarks/training.py`` reports the recall).
+    """
+    n = vectors.shape[0]
+    if n <= EXACT_NEIGHBOURS_MAX:
+        return cosine_neighbours(vectors, vectors, k, query_ids=np.arange(n))
+    return clustered_neighbours(vectors, k, seed=seed)
+
+
+def repeated_events(user: np.ndarray, article: np.ndarray, event: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """True for every event but the first of each group with the same reader, article, kind and
+    time (a resend under a new event_id), shape (n,).
+
+    One sort of a 64-bit hash (10M events: ~2 s); equal hashes are compared field by field.
+    """
+    with np.errstate(over="ignore"):
+        h = ((user.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+             ^ (article.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
+             ^ (event.astype(np.uint64) * np.uint64(0x165667B19E3779F9))
+             ^ (np.ascontiguousarray(ts, dtype=np.float64).view(np.uint64) * np.uint64(0x27D4EB2F165667C5)))
+    order = np.argsort(h, kind="stable")
+    pair = np.flatnonzero(h[order[1:]] == h[order[:-1]])
+    i, j = order[pair], order[pair + 1]
+    same = (user[i] == user[j]) & (article[i] == article[j]) & (event[i] == event[j]) & (ts[i] == ts[j])
+    repeated = np.zeros(h.size, dtype=bool)
+    repeated[j[same]] = True
+    return repeated
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -247,6 +333,10 @@ def train(store: Store, models_dir: str | Path, params: TrainParams | None = Non
           seed: int | None = 0, keep: int = 5, show_progress: bool = False) -> tuple[str, BuiltModel]:
     """Build the model, check it loads, then publish it atomically; returns (version, model)."""
     built = build_model(store, params, as_of=as_of, seed=seed, show_progress=show_progress)
+    broken = sorted(name for name, a in built.arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all())
+    if broken:
+        raise TrainingError(f"refusing to publish a model with NaN or infinite values in {', '.join(broken)}; "
+                            "check the events (times, dwell) and the training parameters")
     built.serving_model()  # refuse to publish what the service could not load
     start = time.perf_counter()
     version = write_bundle(models_dir, built.arrays, built.documents, manifest_extra=built.manifest, keep=keep)

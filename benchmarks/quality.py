@@ -1,0 +1,235 @@
+"""Recommendation quality on real public data that the team did not write.
+
+Each data set is ingested into a fresh temporary store and evaluated with
+:mod:`recommender.evaluation`, newsrec beside every baseline that applies, in one run:
+
+* ``mind-sample`` (``../shared/data/mind-small-sample``, Microsoft News click logs): the
+  last day is the test period. Protocol ``impressions`` (batch: models frozen at the cut) is
+  reported as ``mind-sample`` and protocol ``replay`` (the test day replayed in time order
+  through the live parts, each impression scored with the state just before it) as
+  ``mind-sample-replay``. newsrec runs with parameters chosen by ``tune`` on a validation day
+  carved from the training period (the test day is never seen), and with the defaults
+  (``newsrec-defaults``).
+* ``id-news-editor-links`` (``../shared/data/id-news-kompas-tribun-2023/tribunnews.csv``, 898
+  Indonesian articles): protocol ``related``; ground truth are the editor's in-body
+  "Baca juga: <title>" links matched to corpus titles. The links are stripped from every body
+  before it is stored, so no model can read the target's title in the anchor.
+
+A data set whose folder is absent is skipped with a message. Writes ``DIR/report.json``
+(``{"datasets": {NAME: {"protocol", "n_test", "models": {MODEL: {METRIC: value}}}}}``),
+``DIR/report.md`` and plots.
+
+Usage::
+
+    python benchmarks/quality.py --data ../shared/data --out DIR [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recommender.domain import Article, ValidationError, parse_time  # noqa: E402
+from recommender.evaluation import Evaluation, choose_cut, editor_link_pairs, tune  # noqa: E402
+from recommender.ingest import import_mind  # noqa: E402
+from recommender.params import TrainParams  # noqa: E402
+from recommender.store import SQLiteStore  # noqa: E402
+from recommender.text import strip_furniture, unescape_html  # noqa: E402
+from training.report import model_table, new_report, write_report  # noqa: E402
+
+log = logging.getLogger("quality")
+
+MIND = "mind-small-sample"
+ID_NEWS = "id-news-kompas-tribun-2023"
+ID_FILE = "tribunnews.csv"  # a superset of kompas.csv (see its PROVENANCE.md)
+SEED = 0
+
+
+# --- MIND ------------------------------------------------------------------------------------
+def ingest_mind(store: SQLiteStore, folder: Path) -> dict:
+    """MIND into the store; news ids without text become placeholders with no text at all.
+
+    ``import_mind(stub_missing=True)`` titles a placeholder with its id; an id is not text
+    (the embedder would learn one word per article), so the title is blanked here. Ids that
+    only occur in click histories get a placeholder too, so their clicks reach the models.
+    """
+    reports = import_mind(store, folder, show_progress=False, stub_missing=True)
+    lg = store.load_interactions()
+    ids = list(dict.fromkeys(lg.article_ids.values()))
+    have = store.get_articles(ids)
+    start = float(lg.ts[~lg.history].min()) - 3600.0 if (~lg.history).any() else 0.0
+    fixed = []
+    for aid in ids:
+        a = have.get(aid)
+        if a is None or (a.title == aid and not a.body):
+            fixed.append(Article(article_id=aid, title="", body="", category="unknown",
+                                 published_at=a.published_at if a else start, language="en"))
+    for i in range(0, len(fixed), 5000):
+        store.upsert_articles(fixed[i:i + 5000])
+    return {"news": reports[0].accepted, "events": reports[1].accepted, "rejected": sum(r.rejected for r in reports),
+            "placeholders": len(fixed), "with_text": len(ids) - len(fixed)}
+
+
+def run_mind(folder: Path, quick: bool, trials: int, tune_enabled: bool, progress: bool) -> dict[str, dict]:
+    with tempfile.TemporaryDirectory(prefix="newsrec-quality-mind-") as tmp:
+        store = SQLiteStore(Path(tmp) / "mind.sqlite3", synchronous="OFF")
+        t0 = time.perf_counter()
+        ingested = ingest_mind(store, folder)
+        print(f"mind-sample: ingested {ingested} in {time.perf_counter() - t0:.0f}s", flush=True)
+        cut = choose_cut(store, 1.0)
+        max_queries = 300 if quick else None
+        defaults = TrainParams()
+        variants = {"newsrec": defaults}
+        tuning = None
+        if tune_enabled:
+            t0 = time.perf_counter()
+            tuned, tuning = tune(store, cut, defaults, trials=trials, validation_days=1.0,
+                                 blend_samples=150 if quick else 400, seed=SEED, max_queries=max_queries,
+                                 show_progress=progress)
+            print(f"mind-sample: tuned on {tuning['validation_start']} .. {tuning['cut']} "
+                  f"({len(tuning['trials'])} trials, {time.perf_counter() - t0:.0f}s); best trial "
+                  f"{tuning['best_trial']}", flush=True)
+            variants = {"newsrec": tuned, "newsrec-defaults": defaults}
+        out = {}
+        with Evaluation(store, cut, variants=variants, seed=SEED, show_progress=progress) as ev:
+            ev.prepare()
+            for protocol, name in (("impressions", "mind-sample"), ("replay", "mind-sample-replay")):
+                t0 = time.perf_counter()
+                entry = ev.run(protocol, max_queries=max_queries)
+                entry["source"] = "mind-sample"
+                entry["ingest"] = ingested
+                entry["notes"] = [
+                    "MIND gives no publication time: an article is dated at its first impression in the log.",
+                    f"{ingested['placeholders']} of {ingested['placeholders'] + ingested['with_text']} news ids "
+                    "have no text in this sample (placeholders), so text features barely apply.",
+                ]
+                if tuning is not None:
+                    entry["tuning"] = {k: tuning[k] for k in ("cut", "validation_start", "best_trial", "objective")}
+                    entry["tuning"]["trials"] = [{k: t[k] for k in ("trial", "objective", "validation",
+                                                                    "validation_with_trial_weights", "seconds")}
+                                                 for t in tuning["trials"]]
+                    entry["notes"].append("newsrec = parameters chosen by `tune` on the validation day before the "
+                                          "cut; newsrec-defaults = TrainParams() defaults.")
+                out[name] = entry
+                print(f"{name}: {entry['n_test']} impressions in {time.perf_counter() - t0:.0f}s", flush=True)
+        store.close()
+    return out
+
+
+# --- Indonesian news with editor links ----------------------------------------------------------
+def _section(url: str) -> str:
+    """Kompas: subdomain (``money``); Tribunnews: first path segment (``superskor``)."""
+    parsed = urlparse(url)
+    host = parsed.netloc
+    if host.endswith("tribunnews.com"):
+        parts = [p for p in parsed.path.split("/") if p]
+        return parts[0] if parts else "tribunnews"
+    return host.split(".")[0]
+
+
+def read_id_news(path: Path) -> tuple[list[Article], dict[str, set[str]], dict]:
+    """Articles (editor links stripped from bodies) and the "Baca juga" pairs by article id."""
+    csv.field_size_limit(10_000_000)
+    rows, seen = [], set()
+    with path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["URL"] in seen:
+                continue
+            seen.add(row["URL"])
+            rows.append(row)
+    dates = []
+    for row in rows:
+        try:
+            dates.append(parse_time(row["PublishDate"], "PublishDate"))
+        except ValidationError:
+            dates.append(None)
+    day_start = min(d for d in dates if d is not None)
+    day_start -= (day_start + 7 * 3600) % 86400  # local midnight of the first day
+    articles = []
+    for row, published in zip(rows, dates):
+        host = urlparse(row["URL"]).netloc
+        prefix = "kompas" if "kompas" in host else "tribun"
+        articles.append(Article(
+            article_id=f"{prefix}-{row['Article_ID']}", title=unescape_html(row["Title"]),
+            body=strip_furniture(row["Body_Text"]), category=_section(row["URL"]),
+            published_at=published if published is not None else day_start, url=row["URL"], language="id"))
+    pairs = editor_link_pairs([r["Title"] for r in rows], [r["Body_Text"] for r in rows])
+    links = {articles[i].article_id: {articles[j].article_id for j in targets} for i, targets in pairs.items()}
+    leaks = sum("baca juga" in a.body.lower() for a in articles)
+    stats = {"articles": len(articles), "anchors": len(links), "pairs": sum(len(t) for t in links.values()),
+             "missing_dates": sum(d is None for d in dates), "bodies_still_with_baca_juga": leaks}
+    return articles, links, stats
+
+
+def run_id_news(path: Path, progress: bool) -> dict[str, dict]:
+    articles, links, stats = read_id_news(path)
+    print(f"id-news-editor-links: {stats}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="newsrec-quality-id-") as tmp:
+        store = SQLiteStore(Path(tmp) / "id.sqlite3", synchronous="OFF")
+        store.upsert_articles(articles)
+        cut = max(a.published_at for a in articles) + 60.0
+        with Evaluation(store, cut, variants={"newsrec": TrainParams()}, editor_links=links, seed=SEED,
+                        show_progress=progress) as ev:
+            ev.prepare()
+            entry = ev.run("related")
+        store.close()
+    entry["source"] = "id-news-editor-links"
+    entry["ground_truth"] = stats
+    entry["notes"] = [
+        "Each anchor's list is asked for when the anchor is published: only earlier articles are candidates "
+        "(99% of the editor's links point to earlier articles).",
+        "'Baca juga' lines are stripped from every body before ingestion, so a target's title cannot leak.",
+        "No interactions in this corpus: baselines that need events do not apply.",
+    ]
+    return {"id-news-editor-links": entry}
+
+
+# --- main --------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder holding the data sets")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for report.json, report.md, plots")
+    parser.add_argument("--quick", action="store_true", help="300 sampled MIND impressions, one tuning trial")
+    parser.add_argument("--trials", type=int, default=None, help="tuning trials on MIND (default 4, quick 1)")
+    parser.add_argument("--no-tune", action="store_true", help="evaluate MIND with the default parameters only")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    progress = sys.stderr.isatty()
+    report = new_report("python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                        data=str(args.data), quick=args.quick, skipped=[])
+    trials = args.trials if args.trials is not None else (1 if args.quick else 4)
+    mind = args.data / MIND
+    if (mind / "behaviors.tsv").is_file() and (mind / "news.tsv").is_file():
+        report["datasets"].update(run_mind(mind, args.quick, trials, not args.no_tune, progress))
+    else:
+        message = f"{mind} not found: skipping mind-sample (the data set is not part of the repo)"
+        print(message)
+        report["skipped"].append(message)
+    id_news = args.data / ID_NEWS / ID_FILE
+    if id_news.is_file():
+        report["datasets"].update(run_id_news(id_news, progress))
+    else:
+        message = f"{id_news} not found: skipping id-news-editor-links (the data set is not part of the repo)"
+        print(message)
+        report["skipped"].append(message)
+    if not report["datasets"]:
+        print("no data set found; nothing evaluated")
+    paths = write_report(report, args.out, plots=not args.no_plots)
+    for name, entry in report["datasets"].items():
+        print(f"\n## {name} ({entry['protocol']}, {entry['n_test']} queries, cut {entry['data_window']['cut']})\n")
+        print(model_table(entry))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

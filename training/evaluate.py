@@ -1,0 +1,181 @@
+"""``newsrec evaluate`` and ``newsrec tune``: offline figures on a time split of the store.
+
+``evaluate`` trains newsrec on the events before the cut (with the parameters ``newsrec
+train`` would use), runs the baselines beside it and writes ``report.json``, ``report.md``
+and plots. ``tune`` searches training and blending parameters on a validation period carved
+from the training period (never the test period) and writes ``NEWSREC_HOME/config/train.json``,
+which ``newsrec train`` (and ``newsrec evaluate``) then use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from recommender.config import Settings
+from recommender.domain import ValidationError, format_time, parse_time
+
+from .cli import command
+
+DEFAULT_REPORTS = Path("reports")
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--test-days", type=float, default=1.0,
+                      help="test on the last N days of events, from local midnight (default 1)")
+    when.add_argument("--cut", default=None, help="test on events at or after this ISO time instead")
+    p.add_argument("--config", type=Path, default=None,
+                   help="training parameters (JSON); default: what `newsrec train` uses (tuned config or defaults)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (training, baselines, tie-breaks)")
+    p.add_argument("--max-queries", type=int, default=None,
+                   help="score a seeded sample of at most N test queries (faster, noisier)")
+
+
+def _cut(args: argparse.Namespace, store) -> float:
+    from recommender.evaluation import choose_cut
+
+    cut = parse_time(args.cut, "--cut") if args.cut else None
+    if args.test_days is not None and not args.test_days > 0:
+        raise ValidationError("--test-days must be > 0")
+    return choose_cut(store, args.test_days, cut)
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    from recommender.baselines import BASELINES
+    from recommender.evaluation import PROTOCOLS
+
+    p.add_argument("--protocol", action="append", choices=PROTOCOLS, default=None,
+                   help="impressions (batch), replay (online, as served), topk or related; repeat for several "
+                        "(default: impressions and replay when the store has impressions, else topk)")
+    _split_args(p)
+    p.add_argument("--out", type=Path, default=None, help="output folder (default reports/<timestamp>/)")
+    p.add_argument("--baselines", default=None,
+                   help=f"comma-separated subset of {','.join(BASELINES)} (default: all that apply)")
+    p.add_argument("--no-ablations", action="store_true", help="leave out the newsrec-no-<part> rows")
+    p.add_argument("--no-plots", action="store_true", help="write report.json and report.md only")
+    p.add_argument("--name", default="store", help="dataset name in report.json (default 'store')")
+    p.add_argument("--json", action="store_true", help="print report.json to stdout")
+
+
+@command("evaluate", "evaluate newsrec against baselines on a time split of the store; writes a report with plots")(
+    _evaluate_args)
+def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.evaluation import Evaluation
+    from recommender.store import open_store
+
+    from .report import new_report, write_report
+    from .train import load_params
+
+    if not settings.db_path.exists():
+        print(f"error: no store at {settings.db_path}: ingest data first (newsrec ingest ...)", file=sys.stderr)
+        return 2
+    store = open_store(settings.db_path)
+    try:
+        params, source = load_params(settings, args.config)
+        cut = _cut(args, store)
+    except (ValueError, OSError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    baselines = None
+    if args.baselines:
+        baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    out = args.out or DEFAULT_REPORTS / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    show = sys.stderr.isatty() and not args.json
+    report = new_report("newsrec " + " ".join(sys.argv[1:]), store=str(settings.db_path), parameters_from=source,
+                        cut=format_time(cut))
+    try:
+        with Evaluation(store, cut, variants={"newsrec": params}, baselines=baselines, seed=args.seed,
+                        show_progress=show, ablations=not args.no_ablations) as ev:
+            if show:
+                print(f"training newsrec on events before {format_time(cut)} (parameters: {source}) ...",
+                      file=sys.stderr)
+            ev.prepare()
+            protocols = args.protocol or (["impressions", "replay"] if ev.queries("impressions") else ["topk"])
+            for protocol in protocols:
+                name = args.name if len(protocols) == 1 else f"{args.name}-{protocol}"
+                entry = ev.run(protocol, max_queries=args.max_queries)
+                if entry["n_test"] == 0:
+                    entry["notes"] = [f"no {protocol} query in the test period: nothing to rank "
+                                      "(impressions need logged impressions with clicks; related needs co-reading)"]
+                report["datasets"][name] = entry
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    paths = write_report(report, out, plots=not args.no_plots)
+    if args.json:
+        print((out / "report.json").read_text(encoding="utf-8"))
+    else:
+        _print_summary(report)
+        print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _print_summary(report: dict) -> None:
+    for name, entry in report["datasets"].items():
+        print(f"{name}: protocol {entry['protocol']}, {entry['n_test']} test queries")
+        headline = [m for m in ("auc", "mrr", "ndcg@10", "recall@10") if any(
+            m in v for v in entry["models"].values())]
+        for model, values in entry["models"].items():
+            cells = "  ".join(f"{m} {values[m]:.4f}" if values.get(m) is not None else f"{m} –" for m in headline)
+            print(f"  {model:24s} {cells}")
+
+
+def _tune_args(p: argparse.ArgumentParser) -> None:
+    _split_args(p)
+    p.add_argument("--trials", type=int, default=4,
+                   help="training configurations to try (trial 0 is the current config; default 4)")
+    p.add_argument("--validation-days", type=float, default=1.0,
+                   help="validation period: the last N days before the test period (default 1); "
+                        "a value below 1 holds out that share of the training events instead")
+    p.add_argument("--blend-samples", type=int, default=300,
+                   help="blend-weight settings tried per trial on the recorded features (default 300)")
+    p.add_argument("--dry-run", action="store_true", help="print the choice, do not write the config")
+    p.add_argument("--json", action="store_true", help="print the tuning report as JSON")
+
+
+@command("tune", "search training and blending parameters on a validation period; writes config/train.json")(
+    _tune_args)
+def run_tune(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.evaluation import tune
+    from recommender.store import open_store
+
+    from .train import TUNED_CONFIG, load_params
+
+    if not settings.db_path.exists():
+        print(f"error: no store at {settings.db_path}: ingest data first (newsrec ingest ...)", file=sys.stderr)
+        return 2
+    if args.trials < 1:
+        print("error: --trials must be at least 1", file=sys.stderr)
+        return 2
+    store = open_store(settings.db_path)
+    show = sys.stderr.isatty() and not args.json
+    try:
+        base, source = load_params(settings, args.config)
+        cut = _cut(args, store)
+        params, report = tune(store, cut, base, trials=args.trials, validation_days=args.validation_days,
+                              blend_samples=args.blend_samples, seed=args.seed, max_queries=args.max_queries,
+                              show_progress=show)
+    except (ValueError, OSError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report["base_parameters_from"] = source
+    target = settings.home / TUNED_CONFIG
+    if not args.dry_run:
+        params.save(target)
+        report["written"] = str(target)
+        (target.parent / "tune-report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"validation {report['validation_start']} .. {report['cut']} (test period untouched)")
+    for trial in report["trials"]:
+        v = trial["validation"]
+        mark = "*" if trial["trial"] == report["best_trial"] else " "
+        print(f" {mark} trial {trial['trial']}: objective {trial['objective']:.4f}  auc {v['auc']:.4f}  "
+              f"mrr {v['mrr']:.4f}  ndcg@10 {v['ndcg@10']:.4f}  ({trial['seconds']:.0f}s)")
+    print(f"wrote {target}" if not args.dry_run else "dry run: nothing written")
+    return 0
