@@ -61,7 +61,8 @@ class EngineConfig:
     feed_pool_per_label: int = 100
     feed_pool_per_cluster: int = 30
     feed_clusters: int = 16  # clusters nearest the reader's vectors whose best are candidates
-    summary_max_age: float = 30.0  # seconds; the background poll refreshes it every poll
+    summary_max_age: float = 30.0  # clock seconds before a request recomputes it itself
+    summary_refresh: float = 5.0  # seconds between the background thread's recomputations
 
 
 @dataclass
@@ -83,6 +84,7 @@ class LiveState:
     summary: WindowSummary | None = None
     base_moments: tuple[np.ndarray, np.ndarray] | None = None
     clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # centroids, cluster of each window article
+    summary_built: float = float("-inf")  # time.monotonic() of the last summary
     # window article -> fresh articles that have it among their neighbours (related candidates)
     fresh_reverse: dict[int, list[int]] = field(default_factory=dict)
 
@@ -215,6 +217,7 @@ class Engine:
                 self._failed_version = version or self._safe_current()
                 raise BundleError(message) from exc
             state = self._new_state(model)
+            state.clusters = _bundle_clusters(arrays, model)
             self._state = state
             self.last_reload_error = None
             self._failed_version = None
@@ -310,13 +313,18 @@ class Engine:
             state.fresh.deleted[i - state.model.n_items] = True
 
     def _poll_articles(self, state: LiveState) -> None:
-        changed = self.store.articles_changed_since(state.article_cursor)
-        for stored in changed:
-            if stored.deleted:
-                self._mark_deleted(state, stored.article.article_id)
-            elif state.index_of(stored.article.article_id) < 0:
-                self._add_fresh(state, stored.article)
-            state.article_cursor = max(state.article_cursor, stored.updated_at - 5.0)
+        # Ids and flags first, full rows only for articles this worker does not have: after a bulk
+        # import thousands of rows stay inside the 5 s overlap, and parsing them all on every poll
+        # held the GIL for tens of milliseconds a second (the p99 of every request paid for it).
+        changes = self.store.article_changes_since(state.article_cursor)
+        unknown = [a for a, deleted, _ in changes if not deleted and state.index_of(a) < 0]
+        fetched = self.store.get_articles(unknown) if unknown else {}
+        for article_id, deleted, updated_at in changes:
+            if deleted:
+                self._mark_deleted(state, article_id)
+            elif article_id in fetched and state.index_of(article_id) < 0:
+                self._add_fresh(state, fetched[article_id])
+            state.article_cursor = max(state.article_cursor, updated_at - 5.0)
 
     def _poll_events(self, state: LiveState, since_ts: float | None = None) -> None:
         while True:
@@ -344,7 +352,8 @@ class Engine:
             self._store_error = None
         except StoreError as exc:
             self._store_error = str(exc)
-        self._window_summary(state, state.snapshot(), self.clock(), refresh=True)
+        if time.monotonic() - state.summary_built >= self.config.summary_refresh:
+            self._window_summary(state, state.snapshot(), self.clock(), refresh=True)
 
     def _window_summary(self, state: LiveState, snap: Snapshot, now: float,
                         refresh: bool = False) -> WindowSummary | None:
@@ -363,7 +372,7 @@ class Engine:
             summary = summarize_window(snap, state.counters, now, state.base_moments, self.config.feed_pool,
                                        self.config.feed_pool_per_label, state.clusters,
                                        self.config.feed_pool_per_cluster)
-            state.summary = summary
+            state.summary, state.summary_built = summary, time.monotonic()
         return summary
 
     def start_background(self) -> None:
@@ -539,7 +548,8 @@ class Engine:
             candidates = candidates[candidates != anchor]
             cand = score_related(snap, anchor, candidates, state.counters, now)
         p = model.ranking
-        chosen = diversify(snap, cand, limit, p.related_max_per_story, 1.0, p.duplicate_similarity)
+        chosen = diversify(snap, cand, limit, p.related_max_per_story, 1.0, p.duplicate_similarity,
+                           story_similarity=p.related_story_similarity)
         anchor_meta = snap.meta(anchor)
         has_text = model.embedder is not None
         strategy = ("hybrid" if model.has_cf else "content") if has_text else "fallback-popular"
@@ -679,6 +689,16 @@ class Engine:
         if top in ("trending", "ctr"):
             return f"Populer di {meta.region or meta.category}"
         return f"Berita terbaru: {meta.category}"
+
+
+def _bundle_clusters(arrays: dict[str, np.ndarray], model: ServingModel) -> dict | None:
+    """The window clusters training stored in the bundle (large windows only), else None."""
+    out = {}
+    for name in ("text", "cf"):
+        C, labels = arrays.get(f"cluster_{name}_centroids"), arrays.get(f"cluster_{name}_labels")
+        if C is not None and labels is not None and labels.shape[0] == model.n_items - model.window_start:
+            out[name] = (np.asarray(C, dtype=np.float32), np.asarray(labels, dtype=np.int64))
+    return out if "text" in out else None
 
 
 def _window_clusters(model: ServingModel) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -27,6 +27,7 @@ class RankingParams:
     related_same_category: float = 0.05
     related_fresh_half_life_hours: float = 48.0
     related_max_per_story: int = 4
+    related_story_similarity: float = 0.7  # two articles this close count as one story (pairwise)
     # feed
     feed_cf: float = 0.5
     feed_content: float = 1.0

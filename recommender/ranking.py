@@ -291,7 +291,7 @@ def summarize_window(snap: Snapshot, counters: DecayedCounters, now: float,
     window article; fresh articles are added here.
     """
     p = snap.model.ranking
-    W = snap.window_arrays()
+    W = snap.window_arrays(("index", "published_at", "category", "region", "deleted"))
     valid = ~W["deleted"] & (W["published_at"] <= now + FUTURE_GRACE)
     index = W["index"][valid]
     engagement = counters.engagement[index]
@@ -432,13 +432,19 @@ def score_related(snap: Snapshot, anchor: int, candidates: np.ndarray, counters:
 
 
 def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_category_share: float,
-              duplicate_similarity: float, pool: int | None = None) -> np.ndarray:
+              duplicate_similarity: float, pool: int | None = None, story_similarity: float | None = None
+              ) -> np.ndarray:
     """Greedy re-ranking: best score first, skipping near-duplicates, a story's extra copies and
     a category that already fills more than ``max_category_share`` of the list so far.
 
     Every rule looks only at what was already chosen, and the pool does not depend on ``n``
     for ordinary page sizes, so the first ``k`` items are the same whatever ``n >= k`` is:
     pages never repeat or skip an item. Returns positions into ``cand`` (at most ``n``).
+
+    With ``story_similarity``, "the same story" is judged pair by pair (a candidate at least
+    that similar to an already chosen article counts as another copy of its story) instead of
+    by story labels: labels are connected components, which chain unrelated articles together
+    on a real catalog and then cap lists that are not repetitive at all.
     """
     if cand.index.size == 0 or n <= 0:
         return np.zeros(0, dtype=np.int64)
@@ -451,11 +457,14 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
     stories = np.zeros(int(story.max()) + 1, dtype=np.int64)
     categories = np.zeros(int(category.max()) + 1, dtype=np.int64)
     remaining = np.ones(order.size, dtype=bool)  # ranks still in play
+    pairwise = story_similarity is not None and bool(has_text.all())
+    story_copies = np.zeros(order.size, dtype=np.int64)  # pairwise: chosen articles this one resembles
     chosen: list[int] = []
     chosen_rows: list[int] = []
     while len(chosen) < n and remaining.any():
         allowed = math.ceil(max_category_share * (len(chosen) + 1))
-        fits = remaining & (stories[story] < max_per_story) & (categories[category] + 1 <= allowed)
+        same_story = story_copies if pairwise else stories[story]
+        fits = remaining & (same_story < max_per_story) & (categories[category] + 1 <= allowed)
         # the best rank that fits; better a less diverse list than a short one
         rank = int(np.argmax(fits)) if fits.any() else int(np.argmax(remaining))
         remaining[rank] = False
@@ -470,4 +479,6 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
         chosen_rows.append(rank)
         stories[story[rank]] += 1
         categories[category[rank]] += 1
+        if pairwise:
+            story_copies += (text @ text[rank]) >= story_similarity
     return np.asarray(chosen, dtype=np.int64)

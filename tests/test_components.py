@@ -111,3 +111,38 @@ def test_vocabulary_round_trips_and_extends(ids, extra):
 def test_vocabulary_rejects_duplicates():
     with pytest.raises(ValueError, match="unique"):
         Vocabulary(["a", "a"])
+
+
+class _Snap:
+    """Just what diversify reads: text vectors and titles."""
+
+    def __init__(self, text, titles):
+        self._text, self._titles = text, titles
+
+    def text(self, idx):
+        return self._text[np.asarray(idx)]
+
+    def meta(self, i):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(title=self._titles[i])
+
+
+def test_diversify_caps_a_story_pair_by_pair_not_by_chained_labels():
+    from recommender.ranking import Candidates, diversify
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=8)
+    story = np.stack([base + 0.3 * rng.normal(size=8) for _ in range(5)] + [rng.normal(size=8) for _ in range(3)])
+    text = (story / np.linalg.norm(story, axis=1, keepdims=True)).astype(np.float32)
+    titles = [f"judul berbeda nomor {i} {'x' * i}" for i in range(8)]
+    # every article carries one chained label (as connected components do on a real catalog)
+    cand = Candidates(np.arange(8), {"story": np.zeros(8, dtype=np.int64), "category": np.zeros(8, dtype=np.int64)},
+                      score=np.linspace(1.0, 0.3, 8))
+    snap = _Snap(text, titles)
+    by_label = diversify(snap, cand, 6, max_per_story=2, max_category_share=1.0, duplicate_similarity=0.99)
+    pairwise = diversify(snap, cand, 6, max_per_story=2, max_category_share=1.0, duplicate_similarity=0.99,
+                         story_similarity=0.7)
+    assert (text[:5] @ text[:5].T)[np.triu_indices(5, 1)].min() > 0.7  # the first five are one story
+    assert list(pairwise[:2]) == [0, 1] and set(pairwise[2:5]) == {5, 6, 7}  # then the other stories
+    assert list(by_label[:2]) == [0, 1] and len(by_label) == 6  # labels cap everything, then fill
