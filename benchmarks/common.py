@@ -37,8 +37,12 @@ def children_peak_rss_mb() -> float:
 
 
 def rss_mb(pid: int) -> dict[str, float]:
-    """Resident, proportional (PSS) and private memory of a live process (MB), from /proc."""
-    out = {"rss": float("nan"), "pss": float("nan"), "private": float("nan")}
+    """Resident, proportional (PSS), private and anonymous memory of a live process (MB), from /proc.
+
+    ``anonymous`` is the process's own heap: what another worker costs. Memory-mapped bundle
+    pages are file-backed; they count as private only while a single process maps them.
+    """
+    out = {"rss": float("nan"), "pss": float("nan"), "private": float("nan"), "anonymous": float("nan")}
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
@@ -51,6 +55,7 @@ def rss_mb(pid: int) -> dict[str, float]:
     out["rss"] = fields.get("Rss", float("nan"))
     out["pss"] = fields.get("Pss", float("nan"))
     out["private"] = fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0)
+    out["anonymous"] = fields.get("Anonymous", float("nan"))
     return out
 
 
@@ -125,7 +130,9 @@ def machine() -> dict[str, Any]:
     except Exception:  # pragma: no cover
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "os": platform.platform(),
-            "versions": versions, "blas": blas, "git": _git_revision()}
+            "versions": versions, "blas": blas, "git": _git_revision(),
+            # other work on the box at the end of the run (1, 5, 15 min): figures are only as quiet as this
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _git_revision() -> str:

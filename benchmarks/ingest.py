@@ -139,16 +139,16 @@ def http(args: argparse.Namespace, db: Path, models: Path, work: Path) -> dict:
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", server)
         for batch in args.http_batch:
-            # enough distinct bodies that the run never repeats one (a repeat would be a no-op duplicate)
-            n_bodies = int(min(200_000, max(2_000, 6_000 * args.http_seconds / batch)))
-            events = new_events(n_bodies * batch, args.articles, args.users, rng, f"http{batch}-{os.getpid()}-",
-                                END + 900)
-            bodies = work / f"bodies-{batch}.txt"
-            bodies.write_text("".join(json.dumps({"events": events[i:i + batch]}) + "\n"
-                                      for i in range(0, len(events), batch)))
-            env = dict(os.environ, WRK_BODIES=str(bodies), WRK_KEY=key)
             runs = []
-            for _ in range(args.repeat):
+            for r in range(args.repeat):
+                # new bodies every run, enough that wrk never repeats one (a repeat is a cheap duplicate)
+                n_bodies = int(min(400_000 // batch, 4_000 * args.http_seconds))
+                events = new_events(n_bodies * batch, args.articles, args.users, rng,
+                                    f"http{batch}-{r}-{os.getpid()}-", END + 900)
+                bodies = work / f"bodies-{batch}-{r}.txt"
+                bodies.write_text("".join(json.dumps({"events": events[i:i + batch]}) + "\n"
+                                          for i in range(0, len(events), batch)))
+                env = dict(os.environ, WRK_BODIES=str(bodies), WRK_KEY=key)
                 before = max_seq(db)
                 start = time.perf_counter()
                 out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{args.http_seconds:g}s", "--latency",
@@ -157,7 +157,9 @@ def http(args: argparse.Namespace, db: Path, models: Path, work: Path) -> dict:
                 elapsed = time.perf_counter() - start
                 stats = parse_wrk(out)
                 stats["events_per_second"] = round((max_seq(db) - before) / elapsed)
+                stats["bodies_exhausted"] = stats["rps"] * args.http_seconds > n_bodies
                 runs.append(stats)
+                bodies.unlink()
             res[f"batch_{batch}"] = {
                 "events_per_second": statistics.median(r["events_per_second"] for r in runs),
                 "requests_per_second": statistics.median(r["rps"] for r in runs),

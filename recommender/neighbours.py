@@ -132,7 +132,7 @@ def spherical_kmeans(X: np.ndarray, n_clusters: int, iterations: int = 10, sampl
 
 def clustered_neighbours(vectors: np.ndarray, k: int, n_clusters: int | None = None, n_probe: int = 24,
                          seed: int | None = 0, block: int = 1024, min_score: float = -np.inf,
-                         n_jobs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         n_jobs: int | None = None, return_clusters: bool = False):
     """Each row's ``k`` most similar other rows, searched in nearby clusters only (approximate).
 
     An exact self-join costs n^2 d; at 100k articles that is minutes on two cores, mostly in
@@ -156,7 +156,8 @@ def clustered_neighbours(vectors: np.ndarray, k: int, n_clusters: int | None = N
 
     Returns
     -------
-    (indices int32 (n, k), scores float32 (n, k)), padded with -1 / 0, self excluded.
+    (indices int32 (n, k), scores float32 (n, k)), padded with -1 / 0, self excluded; with
+    ``return_clusters`` also ``(centroids float32 (c, d), labels int64 (n,))``.
     """
     X = np.ascontiguousarray(vectors, dtype=np.float32)
     n = X.shape[0]
@@ -164,7 +165,8 @@ def clustered_neighbours(vectors: np.ndarray, k: int, n_clusters: int | None = N
     out_idx = np.full((n, k), -1, dtype=np.int32)
     out_val = np.zeros((n, k), dtype=np.float32)
     if n <= 1 or k <= 0:
-        return out_idx, out_val
+        C, labels = spherical_kmeans(X, 1, seed=seed) if n else (np.zeros((0, X.shape[1]), np.float32), np.zeros(0, np.int64))
+        return (out_idx, out_val, (C, labels)) if return_clusters else (out_idx, out_val)
     C, labels = spherical_kmeans(X, n_clusters, seed=seed)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(C.shape[0] + 1))
@@ -200,7 +202,7 @@ def clustered_neighbours(vectors: np.ndarray, k: int, n_clusters: int | None = N
     biggest_first = np.argsort(-np.diff(bounds), kind="stable")  # balances the threads' work
     with threadpool_limits(1, "blas"), ThreadPoolExecutor(max_workers=n_jobs) as pool:
         list(pool.map(search, biggest_first.tolist()))
-    return out_idx, out_val
+    return (out_idx, out_val, (C, labels)) if return_clusters else (out_idx, out_val)
 
 
 def sparse_top_k(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,8 +30,9 @@ import requests
 from api import create_app
 from recommender.bundle import read_current, write_bundle
 from recommender.config import Settings
-from recommender.domain import Interaction
+from recommender.domain import Article, Interaction
 from recommender.engine import Engine, EngineConfig
+from recommender.results import NotFound
 from recommender.security import KEYS_FILE, KeyStore
 from recommender.store import SQLiteStore
 from training.serve import server_command
@@ -486,6 +487,41 @@ def test_hot_reload_under_load_never_fails_a_request(trained, tmp_path):
     served = {version for _, version, _ in answers}
     assert set(good[1:]) <= served and damaged not in served
     assert "Traceback" not in logs and f"refused model {damaged}" in logs
+
+
+def test_polls_after_a_bulk_publish_do_not_reread_the_articles(trained, tmp_path):
+    """Found by benchmarks/load.py: every article written in the last 5 s of the newest one (all of
+    a bulk import) was read and parsed again on every poll, in every worker, stalling requests
+    for tens of milliseconds a second. A poll now fetches full rows only for articles it lacks."""
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    source = list(sample.articles.values())[:300]
+    bulk = [Article(f"bulk-{i}", a["title"] + " (update)", a["body"], a["category"], sample.now - 30, a.get("region"))
+            for i, a in enumerate(source)]
+    fresh = engine.status()["fresh_articles"]
+    sample.store.upsert_articles(bulk)
+    parsed: list[int] = []  # full article rows read (bodies and all), by either store method
+
+    def counting(method):
+        def wrapper(*args, **kwargs):
+            out = method(*args, **kwargs)
+            parsed.append(len(out))
+            return out
+        return wrapper
+
+    sample.store.get_articles = counting(sample.store.get_articles)
+    sample.store.articles_changed_since = counting(sample.store.articles_changed_since)
+    engine.refresh()
+    assert sum(parsed) == 300 and engine.status()["fresh_articles"] == fresh + 300
+    for _ in range(3):
+        engine.refresh()
+    assert sum(parsed) == 300  # nothing read twice
+    assert engine.related("bulk-7", limit=5).items
+    sample.store.takedown_article("bulk-7")
+    engine.refresh()
+    with pytest.raises(NotFound):
+        engine.related("bulk-7", limit=5)
+    engine.close()
 
 
 # -- degraded modes -----------------------------------------------------------------------------

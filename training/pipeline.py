@@ -190,17 +190,18 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         window_start = int(np.searchsorted(published, as_of - params.ranking.window_days * DAY, side="left"))
         window = np.arange(window_start, n_items)
         wt = text_vectors[window_start:]
-        t_idx, t_sim = _neighbours(wt, params.neighbours, seed)
+        t_idx, t_sim, t_clusters = _neighbours(wt, params.neighbours, seed)
         t_idx = np.where(t_idx >= 0, t_idx + window_start, -1).astype(np.int32)
         norms = np.linalg.norm(item_factors, axis=1, keepdims=True)
         unit_factors = (item_factors / np.maximum(norms, 1e-12)).astype(np.float32)
         if has_cf:
             wf = unit_factors[window_start:]
-            c_idx, c_sim = _neighbours(wf, params.neighbours, seed)
+            c_idx, c_sim, c_clusters = _neighbours(wf, params.neighbours, seed)
             c_idx = np.where(c_idx >= 0, c_idx + window_start, -1).astype(np.int32)
         else:
             c_idx = np.full((window.size, params.neighbours), -1, dtype=np.int32)
             c_sim = np.zeros((window.size, params.neighbours), dtype=np.float32)
+            c_clusters = None
         r_idx, r_sim = coread.neighbours_[window_start:], coread.scores_[window_start:]
         story = np.arange(n_items, dtype=np.int32)
         local = story_labels(np.where(t_idx >= 0, t_idx - window_start, -1), t_sim, params.story_similarity)
@@ -227,6 +228,10 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "pop_engagement": counters.engagement,
     }
     arrays.update({f"text_{k}": v for k, v in embedder.to_arrays().items()})
+    for name, clusters in (("text", t_clusters), ("cf", c_clusters)):
+        if clusters is not None:  # window clusters of a large window (see recommender.ranking.WindowSummary)
+            arrays[f"cluster_{name}_centroids"] = np.ascontiguousarray(clusters[0], dtype=np.float32)
+            arrays[f"cluster_{name}_labels"] = clusters[1].astype(np.int32)
     documents = {
         "catalog": {"titles": [a.title for a in articles], "urls": [a.url for a in articles],
                     "categories": categories, "regions": regions},
@@ -286,17 +291,19 @@ def _transform_forked(embedder: ArticleEmbedder, docs: list, n_jobs: int | None 
     return result
 
 
-def _neighbours(vectors: np.ndarray, k: int, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _neighbours(vectors: np.ndarray, k: int, seed: int | None):
     """Exact neighbour lists up to ``EXACT_NEIGHBOURS_MAX`` window articles, clustered search above.
 
     The exact self-join grows with the square of the window (about half an hour at 100k articles
-    on two cores); the clustered search finds ~99 % of the same neighbours in seconds
-    (``benchmarks/training.py`` reports the recall).
+    on two cores); the clustered search finds ~96-99 % of the same neighbours in seconds
+    (``benchmarks/training.py`` reports the recall). Returns (indices, scores, clusters), the
+    clusters (centroids, label per row) only from the clustered search, else None; the service
+    picks feed candidates with them.
     """
     n = vectors.shape[0]
     if n <= EXACT_NEIGHBOURS_MAX:
-        return cosine_neighbours(vectors, vectors, k, query_ids=np.arange(n))
-    return clustered_neighbours(vectors, k, seed=seed)
+        return (*cosine_neighbours(vectors, vectors, k, query_ids=np.arange(n)), None)
+    return clustered_neighbours(vectors, k, seed=seed, return_clusters=True)
 
 
 def repeated_events(user: np.ndarray, article: np.ndarray, event: np.ndarray, ts: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Large windows score feeds on candidates: the lists and scores must match a scan of the window."""
+"""Paths for large catalogs: candidate feeds match a scan of the window; cached related lists follow the catalog."""
 
 from __future__ import annotations
 
@@ -53,3 +53,17 @@ def test_window_summary_puts_cf_on_the_window_scale(trained, rng):
     assert mean == pytest.approx(direct.mean(), rel=1e-6, abs=1e-9)
     assert sd == pytest.approx(direct.std(), rel=1e-6)
     assert summary.popular.size == 5 and all(v.size <= 2 for v in summary.by_category.values())
+
+
+def test_related_lists_are_cached_until_the_catalog_changes(trained, tmp_path):
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    anchor = sample.engine()._state.model.item_ids.id(sample.engine()._state.model.n_items - 1)
+    first, second = engine.related(anchor, limit=5), engine.related(anchor, limit=5)
+    assert _ids(first) == _ids(second) and first.list_id != second.list_id  # every list served is its own
+    assert (engine._state.model.item_ids.get(anchor), 5) in engine._state.related_cache
+    engine.takedown(_ids(first)[0])
+    assert _ids(first)[0] not in _ids(engine.related(anchor, limit=5))
+    uncached = sample.engine(related_cache_seconds=0)
+    uncached.related(anchor, limit=5)
+    assert not uncached._state.related_cache
