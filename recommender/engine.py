@@ -24,7 +24,7 @@ import numpy as np
 
 from .bundle import BundleError, load_bundle, read_current
 from .catalog import Snapshot
-from .domain import EVENT_CODES, Article, Interaction, Preferences
+from .domain import Article, Interaction, Preferences
 from .model import ArticleMeta, FreshArticles, Labels, ModelError, ServingModel, empty_model
 from .neighbours import spherical_kmeans, top_k
 from .popularity import DecayedCounters
@@ -151,12 +151,14 @@ class Engine:
         self._reload_lock = threading.Lock()
         self._forget_again: list[tuple[float, str]] = []  # (monotonic due time, user_id)
         self._forget_lock = threading.Lock()
-        self._state = self._fallback_state()
+        self._state: LiveState | None = None
         try:
             if read_current(self.models_dir) is not None:
                 self.reload()
         except (BundleError, ModelError) as exc:
             log.error("no model loaded, serving fallback lists: %s", exc)
+        if self._state is None:  # only now: it reads the last days of articles and events (seconds at scale)
+            self._state = self._fallback_state()
 
     # -- model lifecycle -------------------------------------------------------------------
     @property
@@ -612,15 +614,17 @@ class Engine:
         """The reader's profile from their stored events (so a click counts at once) and follows."""
         try:
             # impressions say nothing about interest: the last events that do (served lists would crowd them out)
-            events = self.store.user_events(user_id, limit=self.config.max_reader_events, events=PROFILE_EVENTS)
+            ids, codes, ts, dwell = self.store.user_event_arrays(user_id, limit=self.config.max_reader_events,
+                                                                 events=PROFILE_EVENTS)
             prefs = self.store.get_preferences(user_id)
         except StoreError:
-            events, prefs = [], None
-        events = [e for e in events if e.ts <= now]
-        items_idx = state.indices([e.article_id for e in events])
-        codes = np.array([EVENT_CODES[e.event] for e in events], dtype=np.int8)
-        ts = np.array([e.ts for e in events], dtype=np.float64)
-        dwell = np.array([np.nan if e.dwell_seconds is None else e.dwell_seconds for e in events], dtype=np.float32)
+            ids, codes, ts, dwell = [], np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
+            prefs = None
+        past = ts <= now
+        if not past.all():
+            ids = [a for a, keep in zip(ids, past.tolist()) if keep]
+            codes, ts, dwell = codes[past], ts[past], dwell[past]
+        items_idx = state.indices(ids)
         cats = np.array([state.categories.code(c, add=False) for c in (prefs.categories if prefs else ())],
                         dtype=np.int64)
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)

@@ -206,6 +206,15 @@ class Store(ABC):
                     events: Sequence[str] | None = None) -> list[Interaction]:
         """A reader's most recent events (of the ``events`` types; default all), newest last."""
 
+    def user_event_arrays(self, user_id: str, limit: int = 500, events: Sequence[str] | None = None
+                          ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`user_events` as (article ids, event codes int8, ts float64, dwell float32 NaN if none),
+        oldest first: what a feed needs, without an object per event."""
+        rows = self.user_events(user_id, limit=limit, events=events)
+        return ([e.article_id for e in rows], np.array([EVENT_CODES[e.event] for e in rows], dtype=np.int8),
+                np.array([e.ts for e in rows], dtype=np.float64),
+                np.array([np.nan if e.dwell_seconds is None else e.dwell_seconds for e in rows], dtype=np.float32))
+
     @abstractmethod
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog: ...
 
@@ -528,6 +537,23 @@ class SQLiteStore(Store):
             Interaction(user_id=user_id, article_id=a, event=EVENT_TYPES[ev], ts=ts, dwell_seconds=dw)
             for a, ev, ts, dw in reversed(rows)
         ]
+
+    @_read_errors
+    def user_event_arrays(self, user_id: str, limit: int = 500, events: Sequence[str] | None = None
+                          ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        codes = sorted(EVENT_CODES[e] for e in set(events)) if events is not None else list(EVENT_CODES.values())
+        rows = self._conn().execute(
+            f"""SELECT k.article_id, e.event, e.ts, e.dwell FROM events e
+               JOIN users u ON u.key = e.user_key JOIN article_keys k ON k.key = e.article_key
+               WHERE u.user_id = ? AND e.event IN ({",".join("?" * len(codes))})
+               ORDER BY e.ts DESC LIMIT ?""",
+            (user_id, *codes, int(limit)),
+        ).fetchall()
+        if not rows:
+            return [], np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
+        ids, kinds, ts, dwell = zip(*reversed(rows))
+        return (list(ids), np.array(kinds, dtype=np.int8), np.array(ts, dtype=np.float64),
+                np.array(dwell, dtype=np.float64).astype(np.float32))  # None -> NaN
 
     @_read_errors
     def events_after(self, seq: int, since_ts: float | None = None, limit: int = 100_000) -> tuple[int, list[tuple]]:
