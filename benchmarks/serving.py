@@ -192,6 +192,7 @@ def inprocess(args: argparse.Namespace, db: Path, models: Path, work: Path) -> d
     res["feed"] = percentiles_ms(feed)
     res["feed_known_readers"] = percentiles_ms(feed[[not u.startswith("new-reader") for u in user_ids[warm:]]])
     # the same right after the feeds: the background thread is writing their impressions (20 rows a feed)
+    res["feed_phases_ms"] = feed_phases(engine, user_ids[: 600 + warm], warmup=warm)
     res["event_while_logging_impressions"] = percentiles_ms(
         time_calls(lambda i: post(i, "b"), range(min(n, 1000) + warm), warmup=warm))
     res["impressions_queued"] = engine._impressions.qsize()
@@ -213,6 +214,48 @@ def inprocess(args: argparse.Namespace, db: Path, models: Path, work: Path) -> d
     res["startup_after_new_articles"] = startup_seconds(db, models, work / "home", args.startup_repeat)
     res["startup_after_new_articles"]["new_articles"] = len(fresh)
     return res
+
+
+def feed_phases(engine, user_ids: list[str], warmup: int = 100) -> dict:
+    """Where a feed's time goes: mean ms per feed of each step (wrappers around the engine's parts)."""
+    import functools
+
+    import recommender.engine as engine_module
+
+    spent: dict[str, list[float]] = {}
+
+    def timed(name, fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            start = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent.setdefault(name, []).append(time.perf_counter() - start)
+        return wrapper
+
+    patches = {"build_profile": "reader profile (fold-in, content vectors)", "feed_candidates": "candidates",
+               "score_feed": "scoring candidates", "diversify": "diversify"}
+    saved = {name: getattr(engine_module, name) for name in patches}
+    store_read = engine.store.user_event_arrays
+    try:
+        for name, label in patches.items():
+            setattr(engine_module, name, timed(label, saved[name]))
+        engine.store.user_event_arrays = timed("reader's events (SQLite)", store_read)
+        for u in user_ids[:warmup]:
+            engine.feed(u, limit=20)
+        spent.clear()
+        total = time_calls(lambda u: engine.feed(u, limit=20), user_ids[warmup:], warmup=0)
+    finally:
+        for name in patches:
+            setattr(engine_module, name, saved[name])
+        engine.store.user_event_arrays = store_read
+    n = max(len(total), 1)
+    out = {label: round(sum(v) / n * 1e3, 3) for label, v in spent.items()}
+    out["everything else (reasons, items, preferences, list)"] = round(
+        float(total.mean()) * 1e3 - sum(out.values()), 3)
+    out["feed total (mean)"] = round(float(total.mean()) * 1e3, 3)
+    return out
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
@@ -435,6 +478,9 @@ def show(res: dict) -> None:
                      for i, w in enumerate(mem["workers"])]
             print_table("Memory after the run (MB; anonymous = the worker's own heap, the rest is shared or "
                         "file-backed)", rows, ["process", "RSS", "PSS", "private", "anonymous"])
+    if "feed_phases_ms" in ip:
+        print_table("Where a feed's time goes (mean ms per feed)", [[k, v] for k, v in ip["feed_phases_ms"].items()],
+                    ["step", "ms"])
     print_table("Against the targets", targets, ["figure", "value", "target", ""])
 
 

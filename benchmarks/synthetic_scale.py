@@ -365,6 +365,7 @@ def ensure_store(n_articles: int, n_users: int, n_events: int, seed: int = 0, da
     tmp = path.with_name(path.name + ".partial")
     write_store(data, tmp, seed=seed)
     os.replace(tmp, path)
+    Path(f"{tmp}.writelock").unlink(missing_ok=True)  # the store's writers' lock file, if it made one
     if verbose:
         print(f"generated {path.name}: {t1 - t0:.1f}s generate, {time.perf_counter() - t1:.1f}s write, "
               f"{path.stat().st_size / 1e9:.2f} GB", flush=True)
