@@ -435,6 +435,19 @@ def verify_bundle(models_dir, version):
     return _problems(folder, manifest, check_hashes=True)
 
 
+def _in_creation_order(models_dir: Path, entries: list[Path]) -> list[str]:
+    """Version folders oldest first. Names sort by second only (the suffix is random), so two
+    versions published within one second are ordered by when their folder was last written."""
+    def key(name: str) -> tuple:
+        try:
+            written = (models_dir / name).stat().st_mtime_ns
+        except FileNotFoundError:
+            written = 0
+        return name.split("-", 1)[0], written, name
+
+    return sorted((p.name for p in entries if p.is_dir() and _VERSION_RE.fullmatch(p.name)), key=key)
+
+
 def list_versions(models_dir):
     """Describe the bundles in ``models_dir``, oldest first.
 
@@ -455,7 +468,7 @@ def list_versions(models_dir):
     except BundleError:
         current = None
     rows = []
-    for version in sorted(p.name for p in models_dir.iterdir() if _VERSION_RE.fullmatch(p.name)):
+    for version in _in_creation_order(models_dir, list(models_dir.iterdir())):
         folder = models_dir / version
         row = {"version": version, "created_at": None, "current": version == current,
                "n_files": 0, "total_bytes": 0, "valid": False, "problem": None}
@@ -574,7 +587,7 @@ def prune(models_dir, keep):
         return []
     current = read_current(models_dir)
     entries = list(models_dir.iterdir())
-    versions = sorted(p.name for p in entries if p.is_dir() and _VERSION_RE.fullmatch(p.name))
+    versions = _in_creation_order(models_dir, entries)
     doomed = [v for v in versions[:-keep] if v != current]
     for version in doomed:
         trash = models_dir / f"{_DEL_PREFIX}{version}"
