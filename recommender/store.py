@@ -286,6 +286,10 @@ class SQLiteStore(Store):
                 # checkpoint every ~40 MB of log instead of 4 MB: pages written again meanwhile are
                 # copied once (batched ingest +30-50 %, single-event commit p99 halved at 10M events)
                 conn.execute("PRAGMA wal_autocheckpoint=10000")
+                # reads through a shared memory map instead of each connection's private page cache:
+                # gunicorn's 5 connections per worker held ~300 MB of copies of the OS page cache
+                # after a load test, and a reader's history reads ~30 % faster (SQLite caps it at 2 GB)
+                conn.execute("PRAGMA mmap_size=2147418112")
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot open database {self.path}: {exc}") from exc
             if fcntl is not None:
