@@ -117,6 +117,31 @@ def test_schema_version_recorded_and_newer_refused(tmp_path):
         SQLiteStore(path)
 
 
+def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
+    """Old databases keep their events and get the index a feed's history read is served from."""
+    path = tmp_path / "old.sqlite3"
+    store = SQLiteStore(path)
+    store.upsert_articles([article(i) for i in range(3)])
+    store.add_events([event("u1", "a0", ts=T0 + 10), event("u1", "a2", "read", ts=T0 + 20, dwell_seconds=40.0),
+                      event("u1", "a1", "impression", ts=T0 + 30)])
+    store.close()
+    with sqlite3.connect(path) as conn:  # back to what schema version 1 looked like
+        conn.execute("DROP INDEX events_user_cover")
+        conn.execute("CREATE INDEX events_user_ts ON events(user_key, ts)")
+        conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    migrated = SQLiteStore(path)
+    assert migrated.schema_version() == SCHEMA_VERSION == 2
+    ids, codes, ts, dwell = migrated.user_event_arrays("u1", events=("click", "read", "share"))
+    assert ids == ["a0", "a2"] and ts.tolist() == [T0 + 10, T0 + 20] and dwell[1] == 40.0
+    conn = migrated._conn()
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "events_user_cover" in names and "events_user_ts" not in names
+    plan = " ".join(str(r) for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT article_key, event, ts, dwell FROM events WHERE user_key = 1 "
+        "AND event IN (1, 2, 3) ORDER BY ts DESC LIMIT 300"))
+    assert "COVERING INDEX events_user_cover" in plan
+
+
 @pytest.mark.parametrize(
     "record, message",
     [
