@@ -94,5 +94,10 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if summary["ok"] else 1
     argv, env = server_command(args, settings)
     settings.ensure_dirs()
+    # schema migrations run here, once, before the workers start: building an index on millions of
+    # events takes longer than a worker waits for the write lock
+    from recommender.store import open_store
+
+    open_store(settings.db_path).close()
     os.execvpe(argv[0], argv, env)
     return 0  # pragma: no cover - execvpe does not return
