@@ -81,10 +81,10 @@ MIGRATIONS: dict[int, str] = {
         updated_at REAL NOT NULL
     );
     """,
-    # a reader's history (feeds read it on every request) from the index alone: ~0.33 -> 0.14 ms for
+    # a reader's history (feeds read it on every request, newest first) from the index alone: ~0.33 -> 0.14 ms for
     # 150 events at 10M events, as the rows' own pages (one random page each) are no longer read
     2: """
-    CREATE INDEX IF NOT EXISTS events_user_cover ON events(user_key, ts, event, article_key, dwell);
+    CREATE INDEX IF NOT EXISTS events_user_cover ON events(user_key, ts, seq, event, article_key, dwell);
     DROP INDEX IF EXISTS events_user_ts;
     """,
 }
@@ -540,7 +540,7 @@ class SQLiteStore(Store):
             f"""SELECT k.article_id, e.event, e.ts, e.dwell FROM events e
                JOIN users u ON u.key = e.user_key JOIN article_keys k ON k.key = e.article_key
                WHERE u.user_id = ? AND e.ts >= ? AND e.event IN ({",".join("?" * len(codes))})
-               ORDER BY e.ts DESC LIMIT ?""",
+               ORDER BY e.ts DESC, e.seq DESC LIMIT ?""",
             (user_id, since if since is not None else -1.0, *codes, int(limit)),
         ).fetchall()
         return [
@@ -556,7 +556,7 @@ class SQLiteStore(Store):
             f"""SELECT k.article_id, e.event, e.ts, e.dwell FROM events e
                JOIN users u ON u.key = e.user_key JOIN article_keys k ON k.key = e.article_key
                WHERE u.user_id = ? AND e.event IN ({",".join("?" * len(codes))})
-               ORDER BY e.ts DESC LIMIT ?""",
+               ORDER BY e.ts DESC, e.seq DESC LIMIT ?""",
             (user_id, *codes, int(limit)),
         ).fetchall()
         if not rows:

@@ -138,8 +138,8 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
     assert "events_user_cover" in names and "events_user_ts" not in names
     plan = " ".join(str(r) for r in conn.execute(
         "EXPLAIN QUERY PLAN SELECT article_key, event, ts, dwell FROM events WHERE user_key = 1 "
-        "AND event IN (1, 2, 3) ORDER BY ts DESC LIMIT 300"))
-    assert "COVERING INDEX events_user_cover" in plan
+        "AND event IN (1, 2, 3) ORDER BY ts DESC, seq DESC LIMIT 300"))
+    assert "COVERING INDEX events_user_cover" in plan and "TEMP B-TREE" not in plan
 
 
 @pytest.mark.parametrize(
