@@ -6,6 +6,7 @@
 * ``"newsrec.store"``: the store the engine was built on (None when an engine is injected)
 * ``"newsrec.security"``: :class:`api.auth.Security` (API keys, reader tokens)
 * ``"newsrec.metrics"``: :class:`api.metrics.Metrics`
+* ``"newsrec.format_time"``: ``recommender.domain.format_time`` memoized for this app (pure)
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from recommender.security import ENV_TOKEN_SECRET, KEYS_FILE, KeyStore, ReaderTo
 
 from .auth import EXTENSION as SECURITY_EXTENSION, Security
 from .errors import register_error_handlers
+from .jsonio import ReusedEncoderJSONProvider
 from .logging import init_request_logging
 from .metrics import Metrics
 from .routes import register_blueprints
+from .routes.common import FORMAT_TIME_EXTENSION, memo_format_time
 
 # ``api.logging`` (the access log) shadows the stdlib name inside this package namespace.
 log = getLogger(__name__)
@@ -69,8 +72,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config)
     app.config.update(NEWSREC_HOME=str(settings.home), NEWSREC_DB=str(settings.db_path),
                       NEWSREC_MODELS=str(settings.models_dir))
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
+    app.json = ReusedEncoderJSONProvider(app)  # keys unsorted, UTF-8; one encoder for every response
 
     home = Path(app.config["NEWSREC_HOME"])
     home.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["newsrec.store"] = store
     app.extensions[SECURITY_EXTENSION] = security
     app.extensions["newsrec.metrics"] = metrics
+    app.extensions[FORMAT_TIME_EXTENSION] = memo_format_time()
 
     init_request_logging(app, metrics)
     register_error_handlers(app)

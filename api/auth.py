@@ -29,6 +29,9 @@ from .errors import ApiError
 
 EXTENSION = "newsrec.security"
 API_KEY_HEADER = "X-API-Key"
+# WSGI names of the headers: reading the environ skips werkzeug's header lookups (same values).
+_API_KEY_ENVIRON = "HTTP_X_API_KEY"
+_AUTHORIZATION_ENVIRON = "HTTP_AUTHORIZATION"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="newsrec"'}
 
 
@@ -47,13 +50,15 @@ def _unauthorized(message: str) -> ApiError:
 def authenticate() -> Principal:
     """The caller of the current request, or raise a 401 :class:`ApiError`."""
     security: Security = current_app.extensions[EXTENSION]
-    raw_key = request.headers.get(API_KEY_HEADER)
+    environ = request.environ
+    raw_key = environ.get(_API_KEY_ENVIRON)
     if raw_key is not None:
-        key = security.keys.authenticate(raw_key.strip()) if looks_like_key(raw_key.strip()) else None
+        raw_key = raw_key.strip()
+        key = security.keys.authenticate(raw_key) if looks_like_key(raw_key) else None
         if key is None:
             raise _unauthorized(f"the {API_KEY_HEADER} header holds no valid key; create one with 'newsrec keys add'")
         return Principal(kind="key", role=key.role, key_id=key.key_id)
-    header = request.headers.get("Authorization")
+    header = environ.get(_AUTHORIZATION_ENVIRON)
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -95,6 +100,7 @@ def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()
     """
     if role not in ("site", "admin"):
         raise ValueError(f"role must be 'site' or 'admin', got {role!r}")
+    allowed_params = frozenset(params)
 
     def wrap(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -102,7 +108,8 @@ def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()
             principal = authenticate()
             g.principal = principal
             authorize(principal, role, reader, view_args)
-            unknown = sorted(set(request.args) - set(params))
+            args = request.args
+            unknown = sorted(set(args) - allowed_params) if args else None
             if unknown:
                 allowed = ", ".join(params) if params else "none"
                 raise ApiError(400, "unknown_parameter",

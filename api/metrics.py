@@ -79,16 +79,30 @@ class Metrics:
                                        registry=target)
         self._status_collector = EngineStatusCollector(status)
         self.registry.register(self._status_collector)
+        # Labelled children by label values: ``labels()`` checks and locks on every call, a dict
+        # lookup does not. prometheus_client keeps every child anyway, so this adds no growth.
+        self._request_children: dict[tuple, tuple] = {}
+        self._list_children: dict[tuple, tuple] = {}
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        labels = (endpoint, method, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        children = self._request_children.get((endpoint, method, status))
+        if children is None:
+            labels = (endpoint, method, str(status))
+            children = self._request_children.setdefault(
+                (endpoint, method, status), (self.requests.labels(*labels), self.latency.labels(*labels)))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_list(self, endpoint: str, strategy: str, model_version: str | None) -> None:
-        self.lists.labels(endpoint, strategy).inc()
-        if model_version is None or strategy.startswith("fallback"):
-            self.fallbacks.labels(strategy).inc()
+        key = (endpoint, strategy, model_version is None)
+        children = self._list_children.get(key)
+        if children is None:
+            fallback = model_version is None or strategy.startswith("fallback")
+            children = self._list_children.setdefault(
+                key, (self.lists.labels(endpoint, strategy), self.fallbacks.labels(strategy) if fallback else None))
+        children[0].inc()
+        if children[1] is not None:
+            children[1].inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

@@ -145,3 +145,35 @@ def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_pat
     logs = out.read_text() + err.read_text()
     assert key not in logs and "Z" * 43 not in logs
     assert "Booting worker" in err.read_text() and "hup" in err.read_text().lower()
+
+
+
+def test_gunicorn_builds_no_access_line_nobody_writes(monkeypatch):
+    import copy
+    import logging
+
+    from gunicorn.config import Config
+
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")
+    conf = runpy.run_path(str(GUNICORN_CONF))
+    names = ("", "gunicorn.error", "gunicorn.access", ACCESS_LOGGER)
+    saved = {n: (lg.level, lg.handlers[:], lg.propagate, lg.disabled) for n in names for lg in [logging.getLogger(n)]}
+    try:
+        built = []
+        monkeypatch.setattr(conf["logger_class"], "atoms", lambda self, *a: built.append(a) or {})
+        cfg = Config()
+        cfg.set("logconfig_dict", conf["logconfig_dict"])
+        conf["logger_class"](cfg).access(None, None, {}, 0.1)
+        assert built == []  # gunicorn.access is at WARNING: no atoms per request
+        loud_config = copy.deepcopy(conf["logconfig_dict"])
+        loud_config["loggers"]["gunicorn.access"]["level"] = "INFO"
+        cfg.set("logconfig_dict", loud_config)
+        conf["logger_class"](cfg).access(None, None, {}, 0.1)
+        assert len(built) == 1  # enabled on purpose: gunicorn's own line is built again
+    finally:
+        for n, (level, handlers, propagate, disabled) in saved.items():
+            lg = logging.getLogger(n)
+            lg.setLevel(level)
+            lg.handlers[:] = handlers
+            lg.propagate, lg.disabled = propagate, disabled

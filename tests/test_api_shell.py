@@ -410,3 +410,52 @@ def test_home_from_config_beats_environment_paths(tmp_path, monkeypatch):
     assert app.config["NEWSREC_DB"] == str(tmp_path / "h" / "newsrec.sqlite3")
     assert app.config["NEWSREC_MODELS"] == str(tmp_path / "h" / "models")
     assert "ENGINE" not in app.config
+
+
+# -- the cheaper request path keeps the same output ------------------------------------------------
+def test_json_responses_match_flask_default_provider(app):
+    from flask.json.provider import DefaultJSONProvider
+
+    reference = DefaultJSONProvider(app)
+    reference.sort_keys, reference.ensure_ascii = False, False
+    doc = {"z": 1, "a": [1.5, None, True], "title": "Kabar Jakarta — ñ 日本", "nested": {"b": 2, "a": "x"}}
+    with app.app_context():
+        ours = app.json.response(doc)
+        theirs = reference.response(doc)
+    assert ours.get_data() == theirs.get_data() and ours.get_data().endswith(b"\n")
+    assert "日本".encode() in ours.get_data() and b'{"z":1,"a":' in ours.get_data()
+    assert ours.mimetype == theirs.mimetype == "application/json"
+
+
+def test_list_times_and_scores_render_as_before(app):
+    from recommender.domain import format_time
+    from recommender.results import RankedItem
+
+    from api.routes.common import item_json, memo_format_time
+
+    memo = memo_format_time()
+    item = RankedItem("a1", "t", None, "Nasional", None, 1_700_000_000.5, float("nan"), "r")
+    assert item_json(item, memo) == item_json(item) and item_json(item)["score"] is None
+    assert memo(1_700_000_000.5) == format_time(1_700_000_000.5) == "2023-11-15T05:13:20+07:00"
+    assert item_json(RankedItem("a1", "t", None, "Nasional", None, 1.0, 0.12345678, "r"))["score"] == 0.123457
+
+
+def test_absent_repeated_and_present_query_parameters(client, creds, engine):
+    assert call(client, "GET", "/v1/articles/a1/related", creds.site).status_code == 200
+    two = call(client, "GET", "/v1/articles/a1/related?limit=2&limit=40", creds.site).get_json()
+    assert len(two["items"]) == 2  # the first value counts, as with request.args.get
+    assert call(client, "GET", "/v1/articles/a1/related?limit=", creds.site).status_code == 400
+
+
+def test_metric_children_are_reused_and_still_count(app):
+    metrics = app.extensions["newsrec.metrics"]
+    for _ in range(3):
+        metrics.observe_request("/x", "GET", 200, 0.001)
+        metrics.observe_list("related", "fallback_recent", "v1")
+        metrics.observe_list("related", "als", "v1")
+    metrics.observe_list("related", "als", None)  # no model: a fallback whatever the strategy
+    text = metrics.render()[0].decode()
+    assert 'newsrec_http_requests_total{endpoint="/x",method="GET",status="200"} 3.0' in text
+    assert 'newsrec_lists_served_total{endpoint="related",strategy="als"} 4.0' in text
+    assert 'newsrec_fallback_lists_total{strategy="fallback_recent"} 3.0' in text
+    assert 'newsrec_fallback_lists_total{strategy="als"} 1.0' in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -16,6 +17,8 @@ from ..errors import ApiError
 
 _DIGITS = re.compile(r"^[0-9]{1,9}$")
 MAX_DETAILS = 100
+FORMAT_TIME_EXTENSION = "newsrec.format_time"
+FORMAT_TIME_CACHE = 1 << 16  # publication times remembered per app (~10 MB at most)
 
 
 def engine():
@@ -35,8 +38,18 @@ def path_id(value: str, name: str) -> str:
         raise ApiError(400, "validation_error", str(exc)) from None
 
 
+def query_arg(name: str) -> str | None:
+    """The first value of query parameter ``name``, or None.
+
+    ``request.args.get`` raises and catches a ``BadRequestKeyError`` (an HTTP exception, costly
+    to build) for every absent parameter; a membership test first does not.
+    """
+    args = request.args
+    return args[name] if name in args else None
+
+
 def int_param(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
+    raw = query_arg(name)
     if raw is None:
         return default
     if not _DIGITS.match(raw) or not low <= int(raw) <= high:
@@ -107,27 +120,30 @@ def parse_all(records: list, parse: Callable[[Any], Any], noun: str) -> list:
     return parsed
 
 
-def _score(value: float) -> float | None:
-    value = float(value)
-    return round(value, 6) if math.isfinite(value) else None
+def memo_format_time() -> Callable[[float], str]:
+    """``format_time`` remembered per app: the same articles' times are formatted for every list
+    (an aware datetime and its isoformat were ~4 % of a worker's time serving ``related``)."""
+    return functools.lru_cache(maxsize=FORMAT_TIME_CACHE)(format_time)
 
 
-def item_json(item: RankedItem) -> dict:
+def item_json(item: RankedItem, fmt_time: Callable[[float], str] = format_time) -> dict:
+    score = float(item.score)
     return {
         "article_id": item.article_id,
         "title": item.title,
         "url": item.url,
         "category": item.category,
         "region": item.region,
-        "published_at": format_time(item.published_at),
-        "score": _score(item.score),
+        "published_at": fmt_time(item.published_at),
+        "score": round(score, 6) if math.isfinite(score) else None,  # NaN/inf are not JSON
         "reason": item.reason,
     }
 
 
 def list_json(ranked: RankedList) -> dict:
+    fmt_time = current_app.extensions.get(FORMAT_TIME_EXTENSION, format_time)
     return {
-        "items": [item_json(item) for item in ranked.items],
+        "items": [item_json(item, fmt_time) for item in ranked.items],
         "strategy": ranked.strategy,
         "model_version": ranked.model_version,
         "list_id": ranked.list_id,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from ..auth import api_view, principal
 from ..errors import ApiError
-from .common import engine, int_param, list_json, metrics, path_id
+from .common import engine, int_param, list_json, metrics, path_id, query_arg
 
 bp = Blueprint("lists", __name__)
 
@@ -22,7 +22,7 @@ def related(article_id: str):
     """
     article_id = path_id(article_id, "article_id")
     limit = int_param("limit", 10, 1, 50)
-    user_id = request.args.get("user_id") or None
+    user_id = query_arg("user_id") or None
     who = principal()
     if who.kind == "token":
         if user_id is not None and user_id != who.user_id:
@@ -41,7 +41,7 @@ def feed(user_id: str):
     """A reader's personalized feed; unknown readers get a cold-start list."""
     user_id = path_id(user_id, "user_id")
     limit = int_param("limit", 20, 1, 100)
-    cursor = request.args.get("cursor") or None
+    cursor = query_arg("cursor") or None
     if cursor is not None and len(cursor) > MAX_CURSOR:
         raise ApiError(400, "invalid_cursor", "cursor is too long; pass back next_cursor unchanged")
     try:
