@@ -96,6 +96,9 @@ class Snapshot:
         }
         return {name: columns[name]() for name in (names or columns)}
 
+    def title(self, index: int) -> str:
+        return self.model.titles[index] if index < self.n_base else self.fresh.meta[index - self.n_base].title
+
     def meta(self, index: int) -> ArticleMeta:
         if index < self.n_base:
             return self.model.meta(index)

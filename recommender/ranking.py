@@ -7,6 +7,7 @@ functions, so what is evaluated is what is served.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import deque
@@ -69,9 +70,15 @@ TITLE_OVERLAP_DUPLICATE = 0.6
 _WORD = re.compile(r"[0-9a-z]+")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _title_words(title: str) -> frozenset[str]:
+    """A title's words (memoized: a story's headlines are compared again and again)."""
+    return frozenset(_WORD.findall(title.lower()))
+
+
 def title_overlap(a: str, b: str) -> float:
     """Jaccard overlap of two titles' words."""
-    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    wa, wb = _title_words(a), _title_words(b)
     return len(wa & wb) / max(len(wa | wb), 1)
 
 
@@ -84,7 +91,7 @@ def near_duplicate(snap: Snapshot, i: int, j: int, text_similarity: float, thres
     """
     if text_similarity < threshold:
         return False
-    return title_overlap(snap.meta(i).title, snap.meta(j).title) >= TITLE_OVERLAP_DUPLICATE
+    return title_overlap(snap.title(i), snap.title(j)) >= TITLE_OVERLAP_DUPLICATE
 
 
 def freshness(published_at: np.ndarray, now: float, half_life_hours: float) -> np.ndarray:
