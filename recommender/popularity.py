@@ -6,7 +6,7 @@ service): values are kept as of a reference time and decayed by half-life on dem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,8 @@ class DecayedCounters:
     engagement: np.ndarray
     as_of: float
     half_life_hours: float
+    # the site-wide click-through, summed over every article once per change (not once per feed)
+    _global: tuple[float, float] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(cls, n_items: int, as_of: float, half_life_hours: float) -> "DecayedCounters":
@@ -61,6 +63,7 @@ class DecayedCounters:
         for arr in (self.clicks, self.impressions, self.engagement):
             arr *= factor
         self.as_of = now
+        self._global = None
 
     def grow(self, n_items: int) -> None:
         if n_items > self.clicks.shape[0]:
@@ -79,11 +82,14 @@ class DecayedCounters:
         np.add.at(self.clicks, item_index, decay * (event == EVENT_CODES["click"]))
         np.add.at(self.impressions, item_index, decay * (event == EVENT_CODES["impression"]))
         np.add.at(self.engagement, item_index, decay * ew[event.astype(np.intp)])
+        self._global = None
 
     def ctr(self, prior_ctr: float, prior_strength: float = 20.0) -> np.ndarray:
         """Beta-smoothed click-through per item: ``(clicks + a*p) / (impressions + a)``."""
         return (self.clicks + prior_strength * prior_ctr) / (np.maximum(self.impressions, self.clicks) + prior_strength)
 
     def global_ctr(self, default: float = 0.05) -> float:
-        shown = float(self.impressions.sum())
-        return float(self.clicks.sum() / shown) if shown > 0 else default
+        totals = self._global
+        if totals is None:
+            totals = self._global = (float(self.clicks.sum()), float(self.impressions.sum()))
+        return totals[0] / totals[1] if totals[1] > 0 else default

@@ -479,9 +479,9 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
     order = top_k(cand.score, pool or max(300, 3 * n))
     text = snap.text(cand.index[order])
     has_text = np.any(text, axis=1).tolist()
-    story = np.unique(cand.features["story"][order], return_inverse=True)[1].ravel().tolist()
+    story = cand.features["story"][order].tolist()
     category_np = np.unique(cand.features["category"][order], return_inverse=True)[1].ravel()
-    stories = [0] * (max(story) + 1)  # chosen so far per story (by label)
+    stories: dict[int, int] = {}  # chosen so far per story (by label)
     n_categories = int(category_np.max()) + 1
     categories = [0] * n_categories
     pairwise = story_similarity is not None and all(has_text)
@@ -512,7 +512,7 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
                 continue
             queue, h = queues[c], heads[c]
             while h < len(queue) and (not in_play[queue[h]] or (
-                    copies_list[queue[h]] if pairwise else stories[story[queue[h]]]) >= max_per_story):
+                    copies_list[queue[h]] if pairwise else stories.get(story[queue[h]], 0)) >= max_per_story):
                 h += 1
             heads[c] = h
             if h < len(queue) and (rank < 0 or queue[h] < rank):
@@ -530,7 +530,7 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
         chosen_text[len(chosen)] = text[rank]
         chosen.append(int(order[rank]))
         chosen_rows.append(rank)
-        stories[story[rank]] += 1
+        stories[story[rank]] = stories.get(story[rank], 0) + 1
         categories[category_np[rank]] += 1
         if pairwise:
             copies += (text @ text[rank]) >= story_similarity
