@@ -95,6 +95,11 @@ class LiveState:
     related_cache: dict = field(default_factory=dict)  # (anchor, limit) -> (expires, items, strategy)
     # window article -> fresh articles that have it among their neighbours (related candidates)
     fresh_reverse: dict[int, list[int]] = field(default_factory=dict)
+    # store article key -> catalog index (-1 unknown, -2 not asked yet): a reader's history as
+    # integer keys maps to indices in one gather instead of a dict lookup per event
+    key_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    key_lock: threading.Lock = field(default_factory=threading.Lock)
+    keys_learned: bool = False
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.model, self.fresh, self.fresh.count, self.deleted_base)
@@ -102,6 +107,50 @@ class LiveState:
     def index_of(self, article_id: str) -> int:
         i = self.model.item_ids.get(article_id)
         return i if i >= 0 else self.fresh_index.get(article_id, -1)
+
+    def indices_of_keys(self, keys: np.ndarray, store: Store) -> np.ndarray:
+        """Catalog index of each store article key (-1 unknown); keys not seen before are resolved
+        through the store once."""
+        if keys.size == 0:
+            return keys.astype(np.int64)
+        table = self.key_index
+        if int(keys.max()) >= table.size:
+            with self.key_lock:
+                table = self.key_index
+                if int(keys.max()) >= table.size:
+                    grown = np.full(max(int(keys.max()) + 1, 2 * table.size, 1024), -2, dtype=np.int64)
+                    grown[: table.size] = table
+                    self.key_index = table = grown
+        index = table[keys]
+        if (index == -2).any():
+            with self.key_lock:
+                missing = np.unique(keys[index == -2])
+                ids = store.article_ids_for_keys(missing.tolist())
+                table = self.key_index
+                table[missing] = self.indices([ids.get(k, "") for k in missing.tolist()])
+                index = table[keys]
+        return index
+
+    def learn_all_keys(self, store: Store) -> None:
+        """Map every article key at once (the background thread does this after a model loads, so
+        that a worker's first feeds do not each ask the store about their readers' articles)."""
+        ids = store.article_ids_for_keys()
+        self.keys_learned = True
+        if not ids:
+            return
+        keys = np.fromiter(ids.keys(), dtype=np.int64, count=len(ids))
+        with self.key_lock:  # under the lock: an article arriving meanwhile is either seen or forgotten after
+            index = self.indices(list(ids.values()))
+            table = np.full(max(int(keys.max()) + 1, self.key_index.size), -2, dtype=np.int64)
+            table[: self.key_index.size] = self.key_index
+            table[keys] = index
+            self.key_index = table
+
+    def forget_unknown_keys(self) -> None:
+        """An article arrived: keys that were unknown may be it."""
+        with self.key_lock:
+            table = self.key_index
+            table[table == -1] = -2
 
     def indices(self, article_ids: list[str]) -> np.ndarray:
         index = self.model.item_ids.indices(article_ids)
@@ -321,6 +370,7 @@ class Engine:
                 for other in neighbours[0].tolist():
                     state.fresh_reverse.setdefault(other, []).append(index)
             state.fresh_index[article.article_id] = index
+            state.forget_unknown_keys()
             state.related_cache.clear()
             return index
 
@@ -387,6 +437,8 @@ class Engine:
             state.counters.advance(self.clock())
             self._poll_articles(state)
             self._poll_events(state)
+            if not state.keys_learned:
+                state.learn_all_keys(self.store)
             self._store_error = None
         except StoreError as exc:
             self._store_error = str(exc)
@@ -620,17 +672,22 @@ class Engine:
         """The reader's profile from their stored events (so a click counts at once) and follows."""
         try:
             # impressions say nothing about interest: the last events that do (served lists would crowd them out)
-            ids, codes, ts, dwell = self.store.user_event_arrays(user_id, limit=self.config.max_reader_events,
-                                                                 events=PROFILE_EVENTS)
+            limit = self.config.max_reader_events
+            keyed = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
+            if keyed is not None:
+                keys, codes, ts, dwell = keyed
+                items_idx = state.indices_of_keys(keys, self.store)
+            else:
+                ids, codes, ts, dwell = self.store.user_event_arrays(user_id, limit=limit, events=PROFILE_EVENTS)
+                items_idx = state.indices(ids)
             prefs = self.store.get_preferences(user_id)
         except StoreError:
-            ids, codes, ts, dwell = [], np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
+            items_idx, codes, ts, dwell = (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64),
+                                           np.zeros(0, np.float32))
             prefs = None
         past = ts <= now
         if not past.all():
-            ids = [a for a, keep in zip(ids, past.tolist()) if keep]
-            codes, ts, dwell = codes[past], ts[past], dwell[past]
-        items_idx = state.indices(ids)
+            items_idx, codes, ts, dwell = items_idx[past], codes[past], ts[past], dwell[past]
         cats = np.array([state.categories.code(c, add=False) for c in (prefs.categories if prefs else ())],
                         dtype=np.int64)
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)

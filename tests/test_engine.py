@@ -88,6 +88,29 @@ def test_a_click_on_a_story_pulls_that_story_up_at_once(trained, tmp_path):
     assert any(r.startswith("Karena Anda membaca:") for r in reasons)
 
 
+def test_a_read_of_an_article_not_yet_published_counts_once_it_arrives(trained, tmp_path):
+    """Events may name an article before the article itself reaches the store (feeds arrive out
+    of order); the reader's history must pick it up as soon as it is published, not never."""
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    user = favourite_readers(sample, "Ekonomi", 1)[0]
+    engine.record_events([Interaction(user, "early-bird-1", "read", sample.now - 60, dwell_seconds=90)])
+    state = engine._state
+    profile = engine._profile(state, state.snapshot(), user, sample.now)
+    assert engine.feed(user, limit=10).items  # the unknown article is skipped, not an error
+    engine.refresh()  # the background poll maps every article key the store has: this one as unknown
+    assert state.keys_learned and state.key_index.size > 0
+    source = sample.articles[next(iter(sample.articles))]
+    engine.publish_articles([Article(article_id="early-bird-1", title="Kabar pagi " + source["title"],
+                                     body=source["body"], category=source["category"],
+                                     published_at=sample.now - 120, region=source["region"])])
+    index = state.index_of("early-bird-1")
+    assert index >= 0 and index not in profile.read
+    after = engine._profile(state, state.snapshot(), user, sample.now)
+    assert index in after.read and index in after.session  # the newest read, in the current session
+    assert "early-bird-1" not in [i.article_id for i in engine.feed(user, limit=50).items]
+
+
 def test_related_is_on_topic_never_self_and_explains_itself(trained):
     engine = trained.engine()
     model = engine._state.model

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import Article, Interaction, Preferences, ValidationError
-from recommender.store import SCHEMA_VERSION, SQLiteStore, StoreError
+from recommender.store import SCHEMA_VERSION, SQLiteStore, StoreError, _history_sql
 
 T0 = 1_793_466_000.0  # 2026-11-01 00:00 WIB
 
@@ -136,10 +136,25 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
     conn = migrated._conn()
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "events_user_cover" in names and "events_user_ts" not in names
-    plan = " ".join(str(r) for r in conn.execute(
-        "EXPLAIN QUERY PLAN SELECT article_key, event, ts, dwell FROM events WHERE user_key = 1 "
-        "AND event IN (1, 2, 3) ORDER BY ts DESC, seq DESC LIMIT 300"))
-    assert "COVERING INDEX events_user_cover" in plan and "TEMP B-TREE" not in plan
+    plan = [r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + _history_sql(("click", "read", "share"), False),
+                                        {"user": "u1", "since": -1.0, "limit": 300})]
+    seeks = [p for p in plan if "COVERING INDEX events_user_cover (user_key=? AND event=? AND ts>?)" in p]
+    assert len(seeks) == 3 and not any(p.startswith("SCAN e") or p.startswith("SCAN events") for p in plan)
+
+
+def test_history_is_newest_first_across_types_and_skips_newer_impressions(store):
+    store.upsert_articles([article(i) for i in range(6)])
+    store.add_events([event("u", "a0", "click", ts=T0 + 1), event("u", "a1", "read", ts=T0 + 3, dwell_seconds=30.0),
+                      event("u", "a2", "share", ts=T0 + 2), event("u", "a3", "click", ts=T0 + 3)]
+                     + [event("u", f"a{i % 6}", "impression", ts=T0 + 100 + i, list_id=f"L{i}", position=0)
+                        for i in range(500)])
+    ids, codes, ts, dwell = store.user_event_arrays("u", limit=3, events=("click", "read", "share"))
+    assert ids == ["a2", "a1", "a3"] and ts.tolist() == [T0 + 2, T0 + 3, T0 + 3]  # same second: stored order
+    keys, codes2, ts2, _ = store.user_event_keys("u", limit=3, events=["share", "read", "click"])
+    assert [store.article_ids_for_keys(keys.tolist())[k] for k in keys.tolist()] == ids
+    assert codes.tolist() == codes2.tolist() == [3, 2, 1]
+    everything = store.user_events("u", limit=2)
+    assert [e.event for e in everything] == ["impression", "impression"] and everything[-1].ts == T0 + 599
 
 
 @pytest.mark.parametrize(
