@@ -21,6 +21,7 @@ cached under ``benchmarks/cache/``; the benchmark works on a copy of the store.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -164,6 +165,9 @@ def inprocess(args: argparse.Namespace, db: Path, models: Path, work: Path) -> d
     from recommender.engine import Engine, EngineConfig
     from recommender.store import SQLiteStore
 
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one BLAS thread, as `newsrec serve` gives each worker
     rng = np.random.default_rng(args.seed)
     now = END + 3600.0
     startup_clean = startup_seconds(db, models, work / "home", args.startup_repeat)  # nothing new since training
@@ -191,6 +195,13 @@ def inprocess(args: argparse.Namespace, db: Path, models: Path, work: Path) -> d
     res["related"] = percentiles_ms(related)
     res["feed"] = percentiles_ms(feed)
     res["feed_known_readers"] = percentiles_ms(feed[[not u.startswith("new-reader") for u in user_ids[warm:]]])
+    # the same feeds with served lists not logged: what writing their impressions (20 rows each, on the
+    # background thread) costs the request thread on a shared 2-core machine
+    engine.config = dataclasses.replace(engine.config, log_impressions=False)
+    engine.flush_impressions()
+    res["feed_without_impression_logging"] = percentiles_ms(
+        time_calls(lambda u: engine.feed(u, limit=20), user_ids, warmup=warm))
+    engine.config = dataclasses.replace(engine.config, log_impressions=True)
     # the same right after the feeds: the background thread is writing their impressions (20 rows a feed)
     res["feed_phases_ms"] = feed_phases(engine, user_ids[: 600 + warm], warmup=warm)
     res["event_while_logging_impressions"] = percentiles_ms(
@@ -237,11 +248,11 @@ def feed_phases(engine, user_ids: list[str], warmup: int = 100) -> dict:
     patches = {"build_profile": "reader profile (fold-in, content vectors)", "feed_candidates": "candidates",
                "score_feed": "scoring candidates", "diversify": "diversify"}
     saved = {name: getattr(engine_module, name) for name in patches}
-    store_read = engine.store.user_event_arrays
+    store_read = engine.store.user_event_keys
     try:
         for name, label in patches.items():
             setattr(engine_module, name, timed(label, saved[name]))
-        engine.store.user_event_arrays = timed("reader's events (SQLite)", store_read)
+        engine.store.user_event_keys = timed("reader's events (SQLite)", store_read)
         for u in user_ids[:warmup]:
             engine.feed(u, limit=20)
         spent.clear()
@@ -249,7 +260,7 @@ def feed_phases(engine, user_ids: list[str], warmup: int = 100) -> dict:
     finally:
         for name in patches:
             setattr(engine_module, name, saved[name])
-        engine.store.user_event_arrays = store_read
+        engine.store.user_event_keys = store_read
     n = max(len(total), 1)
     out = {label: round(sum(v) / n * 1e3, 3) for label, v in spent.items()}
     out["everything else (reasons, items, preferences, list)"] = round(
@@ -438,7 +449,7 @@ def show(res: dict) -> None:
     size = res["size"]
     rows = [[name, ip[key]["p50_ms"], ip[key]["p99_ms"], ip[key]["n"]] for name, key in (
         ("related (limit 10)", "related"), ("feed (limit 20)", "feed"), ("  feed, known readers", "feed_known_readers"),
-        ("post one event", "event"), ("  while impressions are written", "event_while_logging_impressions"),
+        ("  feed, served lists not logged", "feed_without_impression_logging"), ("post one event", "event"), ("  while impressions are written", "event_while_logging_impressions"),
         ("embed one article", "embed"), ("post one article", "article"),
         ("related, 1k fresh articles", "related_after_new"), ("feed, 1k fresh articles", "feed_after_new"))]
     print_table(f"In-process, {size['articles']:,} articles ({ip['window_articles']:,} in the window) / "

@@ -416,15 +416,25 @@ class Engine:
 
     def _poll_events(self, state: LiveState, since_ts: float | None = None) -> None:
         while True:
-            cursor, rows = self.store.events_after(state.event_cursor, since_ts=since_ts)
-            if not rows:
-                return
+            # in chunks, letting request threads have the interpreter between them (sleep(0)):
+            # thousands of impressions a second come back here
+            keyed = self.store.event_keys_after(state.event_cursor, since_ts=since_ts)
+            if keyed is not None:
+                cursor, keys, codes, ts = keyed
+                if keys.size == 0:
+                    return
+                idx = state.indices_of_keys(keys, self.store)
+            else:
+                cursor, rows = self.store.events_after(state.event_cursor, since_ts=since_ts)
+                if not rows:
+                    return
+                ids, codes, ts = zip(*rows)
+                idx, codes, ts = state.indices(list(ids)), np.array(codes, dtype=np.int8), np.array(ts, np.float64)
             state.event_cursor = cursor
-            ids, codes, ts = zip(*rows)
-            self._count(state, list(ids), np.array(codes, dtype=np.int8), np.array(ts, dtype=np.float64))
+            self._count(state, idx, codes, ts)
+            time.sleep(0)
 
-    def _count(self, state: LiveState, article_ids: list[str], codes: np.ndarray, ts: np.ndarray) -> None:
-        idx = state.indices(article_ids)
+    def _count(self, state: LiveState, idx: np.ndarray, codes: np.ndarray, ts: np.ndarray) -> None:
         state.counters.grow(state.model.n_items + state.fresh.count + 256)
         # an event stamped in the future (a skewed or hostile clock) counts as now: its decay weight
         # 2^(age/half-life) would otherwise overflow to inf and poison every popularity score

@@ -257,6 +257,12 @@ class Store(ABC):
         """Article id of each known key (see :meth:`user_event_keys`); every key when None."""
         return {}
 
+    def event_keys_after(self, seq: int, since_ts: float | None = None, limit: int = 20_000
+                         ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray] | None:
+        """:meth:`events_after` as arrays with integer article keys: (cursor, keys int64, codes int8,
+        ts float64), or None when the store has no such keys."""
+        return None
+
     @abstractmethod
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog: ...
 
@@ -660,6 +666,18 @@ class SQLiteStore(Store):
         if not rows:
             return int(seq), []
         return int(rows[-1][0]), [r[1:] for r in rows]
+
+    @_read_errors
+    def event_keys_after(self, seq: int, since_ts: float | None = None, limit: int = 20_000
+                         ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        # no join and no id strings: every worker reads every impression back once a second
+        rows = self._conn().execute(
+            "SELECT seq, article_key, event, ts FROM events WHERE seq > ? AND ts >= ? AND history = 0 "
+            "ORDER BY seq LIMIT ?", (int(seq), since_ts if since_ts is not None else -1.0, int(limit))).fetchall()
+        if not rows:
+            return int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64)
+        table = np.array(rows, dtype=np.float64)  # seq and keys < 2^53: exact
+        return int(rows[-1][0]), table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3]
 
     @_read_errors
     def first_seq_since(self, ts: float) -> int:
