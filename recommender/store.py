@@ -708,6 +708,21 @@ class SQLiteStore(Store):
 
     @_read_errors
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
+        with self._unmapped():  # a training load reads every page once: mapped, they all count in its RSS
+            return self._load_interactions(start, end)
+
+    @contextlib.contextmanager
+    def _unmapped(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection with the memory map off for the block (restored after)."""
+        conn = self._conn()
+        mmap = conn.execute("PRAGMA mmap_size").fetchone()[0]
+        conn.execute("PRAGMA mmap_size=0")
+        try:
+            yield conn
+        finally:
+            conn.execute(f"PRAGMA mmap_size={int(mmap)}")
+
+    def _load_interactions(self, start: float | None, end: float | None) -> InteractionLog:
         conn = self._conn()
         # Python builds an object per value fetched (10M events: most of the load time), so the
         # two keys travel as one integer and event code with history flag as another.
