@@ -47,6 +47,8 @@ def summarize(raw: Path, top: int = 25) -> str:
         if not stack or not count.isdigit():
             continue
         match = _THREAD.match(stack)
+        if match is None and stack.startswith("thread ("):
+            continue  # a thread with no Python frame at that moment
         thread = match.group(2) if match else "all"
         frames = stack[match.end():].split(";") if match else stack.split(";")
         frames = [_FRAME.sub(lambda m: f"{m[1]} ({'/'.join(m[2].split('/')[-2:])})", f) for f in frames]
@@ -121,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait(timeout=60)
         engine.close()
         header = (f"py-spy record -r {args.rate} --threads{' --gil' if args.gil else ''} of one process serving "
-                  f"{args.calls} {args.what} calls in-process ({seconds / args.calls * 1e3:.2f} ms a call, background "
+                  f"{args.calls} {args.what} calls in-process{' (each a cache miss)' if args.what == 'related' else ''} "
+                  f"({seconds / args.calls * 1e3:.2f} ms a call, background "
                   f"thread and impression logging on), {args.articles:,} articles / {args.users:,} readers.\n"
                   f"Threads: MainThread serves; newsrec-live polls events, writes impressions, refreshes the "
                   f"window summary.\n\n")
