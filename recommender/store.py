@@ -377,15 +377,23 @@ class SQLiteStore(Store):
         read into the bounded cache instead, it stays at ~0.5 GB at no measurable cost in speed.
         Both settings are restored on the way out, so a long-lived connection is unchanged.
         """
+        with self._unmapped() as conn:
+            cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+            conn.execute(f"PRAGMA cache_size=-{self.BULK_CACHE_KIB}")
+            try:
+                yield
+            finally:
+                conn.execute(f"PRAGMA cache_size={int(cache)}")
+
+    @contextlib.contextmanager
+    def _unmapped(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection with the memory map off for the block (restored after)."""
         conn = self._conn()
-        cache = conn.execute("PRAGMA cache_size").fetchone()[0]
         mmap = conn.execute("PRAGMA mmap_size").fetchone()[0]
-        conn.execute(f"PRAGMA cache_size=-{self.BULK_CACHE_KIB}")
         conn.execute("PRAGMA mmap_size=0")
         try:
-            yield
+            yield conn
         finally:
-            conn.execute(f"PRAGMA cache_size={int(cache)}")
             conn.execute(f"PRAGMA mmap_size={int(mmap)}")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -710,17 +718,6 @@ class SQLiteStore(Store):
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
         with self._unmapped():  # a training load reads every page once: mapped, they all count in its RSS
             return self._load_interactions(start, end)
-
-    @contextlib.contextmanager
-    def _unmapped(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection with the memory map off for the block (restored after)."""
-        conn = self._conn()
-        mmap = conn.execute("PRAGMA mmap_size").fetchone()[0]
-        conn.execute("PRAGMA mmap_size=0")
-        try:
-            yield conn
-        finally:
-            conn.execute(f"PRAGMA mmap_size={int(mmap)}")
 
     def _load_interactions(self, start: float | None, end: float | None) -> InteractionLog:
         conn = self._conn()

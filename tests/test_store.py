@@ -61,6 +61,20 @@ def test_load_interactions_is_time_ordered_and_windowed(store):
     assert {log.user_ids[k] for k in log.user_key} == {"u0", "u1", "u2"}
 
 
+def test_training_load_reads_unmapped_and_leaves_the_connection_as_it_was(store, monkeypatch):
+    """A training load reads every page once; mapped, they would all count in the job's RSS."""
+    store.add_events([event("u0", "a0", "click", ts=T0 + 1)])
+    conn = store._conn()
+    before = conn.execute("PRAGMA mmap_size").fetchone()[0]
+    assert before > 0  # serving reads through the map
+    seen = []
+    real = store._load_interactions
+    monkeypatch.setattr(store, "_load_interactions",
+                        lambda *a: seen.append(conn.execute("PRAGMA mmap_size").fetchone()[0]) or real(*a))
+    assert len(store.load_interactions()) == 1
+    assert seen == [0] and conn.execute("PRAGMA mmap_size").fetchone()[0] == before
+
+
 def test_preferences_round_trip(store):
     store.set_preferences(Preferences("u1", ("Olahraga",), ("Jabar", "Bali")))
     store.set_preferences(Preferences("u1", ("Ekonomi",), ()))
