@@ -116,11 +116,7 @@ class LiveState:
         table = self.key_index
         if int(keys.max()) >= table.size:
             with self.key_lock:
-                table = self.key_index
-                if int(keys.max()) >= table.size:
-                    grown = np.full(max(int(keys.max()) + 1, 2 * table.size, 1024), -2, dtype=np.int64)
-                    grown[: table.size] = table
-                    self.key_index = table = grown
+                table = self._grow_key_table(int(keys.max()) + 1)
         index = table[keys]
         if (index == -2).any():
             with self.key_lock:
@@ -140,11 +136,16 @@ class LiveState:
             return
         keys = np.fromiter(ids.keys(), dtype=np.int64, count=len(ids))
         with self.key_lock:  # under the lock: an article arriving meanwhile is either seen or forgotten after
-            index = self.indices(list(ids.values()))
-            table = np.full(max(int(keys.max()) + 1, self.key_index.size), -2, dtype=np.int64)
-            table[: self.key_index.size] = self.key_index
-            table[keys] = index
-            self.key_index = table
+            self._grow_key_table(int(keys.max()) + 1)[keys] = self.indices(list(ids.values()))
+
+    def _grow_key_table(self, size: int) -> np.ndarray:
+        """The key table, at least ``size`` long (new keys not asked yet); call under ``key_lock``."""
+        table = self.key_index
+        if size > table.size:
+            grown = np.full(max(size, 2 * table.size, 1024), -2, dtype=np.int64)
+            grown[: table.size] = table
+            self.key_index = table = grown
+        return table
 
     def forget_unknown_keys(self) -> None:
         """An article arrived: keys that were unknown may be it."""

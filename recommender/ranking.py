@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
