@@ -7,6 +7,7 @@ same thing everywhere.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -24,6 +25,25 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / "cache"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def add_scale_args(ap: argparse.ArgumentParser) -> None:
+    """Options naming the cached scale data set (``synthetic_scale.py``) and its trained bundle."""
+    ap.add_argument("--articles", type=int, default=100_000)
+    ap.add_argument("--users", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=None, help="size of the store (default: 10 per reader)")
+    ap.add_argument("--days", type=float, default=28.0)
+    ap.add_argument("--window-days", type=float, default=None, help="serving window (default --days: all articles)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--retrain", action="store_true", help="train a new bundle even if one is cached")
+
+
+def parse_scale_args(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, filling the defaults of :func:`add_scale_args` that depend on other options."""
+    args = ap.parse_args(argv)
+    args.events = args.events or args.users * 10
+    args.window_days = args.window_days or args.days
+    return args
 
 
 def peak_rss_mb() -> float:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import CACHE, print_table, verdict, write_json  # noqa: E402
+from benchmarks.common import CACHE, add_scale_args, parse_scale_args, print_table, verdict, write_json  # noqa: E402
 
 TARGETS = {"bulk_events_per_second": 20_000, "http_events_per_second": 2_000}
 CONNECTIONS = 16
@@ -192,23 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.serving import ensure_model
 
     ap = argparse.ArgumentParser(description="Events per second, bulk and over HTTP, with durability on.")
-    ap.add_argument("--articles", type=int, default=100_000)
-    ap.add_argument("--users", type=int, default=1_000_000)
-    ap.add_argument("--events", type=int, default=None, help="size of the store (default: 10 per reader)")
-    ap.add_argument("--days", type=float, default=28.0)
-    ap.add_argument("--window-days", type=float, default=None)
-    ap.add_argument("--seed", type=int, default=0)
+    add_scale_args(ap)
     ap.add_argument("--bulk-events", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-http", action="store_true")
     ap.add_argument("--http-seconds", type=float, default=10.0)
     ap.add_argument("--http-batch", type=lambda s: [int(x) for x in s.split(",")], default=[1, 20],
                     help="events per POST, comma separated (default 1,20)")
-    ap.add_argument("--retrain", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None)
-    args = ap.parse_args(argv)
-    args.events = args.events or args.users * 10
-    args.window_days = args.window_days or args.days
+    args = parse_scale_args(ap, argv)
     db, models = ensure_model(args)
     res: dict = {"benchmark": "ingest", "size": {"articles": args.articles, "users": args.users, "events": args.events}}
     with tempfile.TemporaryDirectory(prefix="newsrec-bench-ingest-", dir=CACHE) as tmp:

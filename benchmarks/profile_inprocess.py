@@ -68,25 +68,18 @@ def summarize(raw: Path, top: int = 25) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.common import add_scale_args, parse_scale_args
     from benchmarks.serving import ensure_model, sample_requests, working_copy
     from benchmarks.synthetic_scale import END
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--articles", type=int, default=100_000)
-    ap.add_argument("--users", type=int, default=1_000_000)
-    ap.add_argument("--events", type=int, default=None)
-    ap.add_argument("--days", type=float, default=28.0)
-    ap.add_argument("--window-days", type=float, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--retrain", action="store_true")
+    add_scale_args(ap)
     ap.add_argument("--what", choices=("feed", "related"), default="feed")
     ap.add_argument("--calls", type=int, default=4000)
     ap.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     ap.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL")
     ap.add_argument("--out", required=True, help="text summary to write")
-    args = ap.parse_args(argv)
-    args.events = args.events or args.users * 10
-    args.window_days = args.window_days or args.days
+    args = parse_scale_args(ap, argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         print("py-spy is not installed; skipping", file=sys.stderr)

@@ -43,7 +43,8 @@ sys.path.insert(0, str(_HERE.parent))
 import numpy as np  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    CACHE, ROOT, percentiles_ms, print_table, rss_mb, time_calls, verdict, write_json,
+    CACHE, ROOT, add_scale_args, parse_scale_args, percentiles_ms, print_table, rss_mb, time_calls, verdict,
+    write_json,
 )
 
 TARGETS = {
@@ -506,12 +507,7 @@ def show(res: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Serving latency and HTTP throughput at portal scale.")
-    ap.add_argument("--articles", type=int, default=100_000)
-    ap.add_argument("--users", type=int, default=1_000_000)
-    ap.add_argument("--events", type=int, default=None, help="default: 10 per reader")
-    ap.add_argument("--days", type=float, default=28.0)
-    ap.add_argument("--window-days", type=float, default=None, help="serving window (default --days: all articles)")
-    ap.add_argument("--seed", type=int, default=0)
+    add_scale_args(ap)
     ap.add_argument("--calls", type=int, default=3000, help="timed calls per in-process figure (default 3000)")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--new-articles", type=int, default=1000)
@@ -523,11 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http-repeat", type=int, default=3)
     ap.add_argument("--blas-compare", action="store_true",
                     help="also serve with BLAS threads at their default (one per core) to compare")
-    ap.add_argument("--retrain", action="store_true", help="train a new bundle even if one is cached")
     ap.add_argument("--json", default=None)
-    args = ap.parse_args(argv)
-    args.events = args.events or args.users * 10
-    args.window_days = args.window_days or args.days
+    args = parse_scale_args(ap, argv)
     db, models = ensure_model(args)
     res: dict = {"benchmark": "serving", "size": {"articles": args.articles, "users": args.users,
                                                   "events": args.events, "window_days": args.window_days}}
