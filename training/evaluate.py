@@ -61,6 +61,14 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print report.json to stdout")
 
 
+def _no_store(settings: Settings) -> bool:
+    """True (after saying so) when there is no store to evaluate or tune on."""
+    if settings.db_path.exists():
+        return False
+    print(f"error: no store at {settings.db_path}: ingest data first (newsrec ingest ...)", file=sys.stderr)
+    return True
+
+
 @command("evaluate", "evaluate newsrec against baselines on a time split of the store; writes a report with plots")(
     _evaluate_args)
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -70,8 +78,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from .report import new_report, write_report
     from .train import load_params
 
-    if not settings.db_path.exists():
-        print(f"error: no store at {settings.db_path}: ingest data first (newsrec ingest ...)", file=sys.stderr)
+    if _no_store(settings):
         return 2
     store = open_store(settings.db_path)
     try:
@@ -145,8 +152,7 @@ def run_tune(args: argparse.Namespace, settings: Settings) -> int:
 
     from .train import TUNED_CONFIG, load_params
 
-    if not settings.db_path.exists():
-        print(f"error: no store at {settings.db_path}: ingest data first (newsrec ingest ...)", file=sys.stderr)
+    if _no_store(settings):
         return 2
     if args.trials < 1:
         print("error: --trials must be at least 1", file=sys.stderr)
