@@ -82,7 +82,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     engine, store = objects["ENGINE"], objects["STORE"]
     if engine is None:
-        from recommender.engine import Engine
+        from recommender.serving.engine import Engine
         from recommender.store import open_store
 
         if store is None:

@@ -12,7 +12,7 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from recommender.domain import ValidationError
-from recommender.results import NotFound as ItemNotFound
+from recommender.serving.results import NotFound as ItemNotFound
 from recommender.store import StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         os.sync()
     ids = work / "ids.json"
     if not ids.exists():
-        from recommender.bundle import load_bundle
-        from recommender.model import ServingModel
+        from recommender.models.bundle import load_bundle
+        from recommender.models.served import ServingModel
         from recommender.store import SQLiteStore
 
         model = ServingModel.from_bundle(load_bundle(Path(args.models)))

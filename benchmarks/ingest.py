@@ -69,7 +69,7 @@ def max_seq(db: Path) -> int:
 def bulk(args: argparse.Namespace, db: Path, work: Path) -> dict:
     from benchmarks.synthetic_scale import END
     from recommender.domain import Interaction
-    from recommender.ingest import EVENT_BATCH_SIZE, import_events
+    from recommender.datasets.ingest import EVENT_BATCH_SIZE, import_events
     from recommender.store import SQLiteStore
 
     rng = np.random.default_rng(args.seed)

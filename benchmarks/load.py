@@ -57,10 +57,10 @@ CLIENT_THREADS = 24
 def build_sample(root: Path, n_articles: int, n_users: int, days: int) -> dict:
     """Generate a sample ending now, ingest it and train one bundle; the ids the load uses."""
     from recommender.domain import WIB
-    from recommender.ingest import import_articles, import_events, import_preferences
+    from recommender.datasets.ingest import import_articles, import_events, import_preferences
     from recommender.store import SQLiteStore
-    from recommender.synthetic import generate
-    from training.pipeline import train
+    from recommender.datasets.synthetic import generate
+    from recommender.models.fitting import train
 
     data = generate(n_articles=n_articles, n_users=n_users, days=days, seed=2026, end=datetime.now(WIB))
     paths = data.write_jsonl(root / "sample")

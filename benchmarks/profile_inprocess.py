@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # as `newsrec serve` sets for each worker
-    from recommender.engine import Engine, EngineConfig
+    from recommender.serving.engine import Engine, EngineConfig
     from recommender.store import SQLiteStore
 
     db, models = ensure_model(args)

@@ -38,11 +38,11 @@ from urllib.parse import urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender.domain import Article, ValidationError, parse_time  # noqa: E402
-from recommender.evaluation import Evaluation, choose_cut, editor_link_pairs, tune  # noqa: E402
-from recommender.ingest import import_mind  # noqa: E402
+from recommender.evaluation.protocols import Evaluation, choose_cut, editor_link_pairs, tune  # noqa: E402
+from recommender.datasets.ingest import import_mind  # noqa: E402
 from recommender.params import TrainParams  # noqa: E402
 from recommender.store import SQLiteStore  # noqa: E402
-from recommender.text import strip_furniture, unescape_html  # noqa: E402
+from recommender.text.cleaning import strip_furniture, unescape_html  # noqa: E402
 from training.report import model_table, new_report, write_report  # noqa: E402
 
 log = logging.getLogger("quality")

@@ -163,7 +163,7 @@ def startup_seconds(db: Path, models: Path, home: Path, repeat: int) -> dict:
 def inprocess(args: argparse.Namespace, db: Path, models: Path, work: Path) -> dict:
     from benchmarks.synthetic_scale import END
     from recommender.domain import Interaction
-    from recommender.engine import Engine, EngineConfig
+    from recommender.serving.engine import Engine, EngineConfig
     from recommender.store import SQLiteStore
 
     from threadpoolctl import threadpool_limits
@@ -232,7 +232,7 @@ def feed_phases(engine, user_ids: list[str], warmup: int = 100) -> dict:
     """Where a feed's time goes: mean ms per feed of each step (wrappers around the engine's parts)."""
     import functools
 
-    import recommender.engine as engine_module
+    import recommender.serving.engine as engine_module
 
     spent: dict[str, list[float]] = {}
 
@@ -529,8 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         copy = working_copy(db, work)
         res["inprocess"] = inprocess(args, copy, models, work)
         if not args.no_http:
-            from recommender.bundle import load_bundle
-            from recommender.model import ServingModel
+            from recommender.models.bundle import load_bundle
+            from recommender.models.served import ServingModel
             from recommender.store import SQLiteStore
 
             model = ServingModel.from_bundle(load_bundle(models))

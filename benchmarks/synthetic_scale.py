@@ -48,7 +48,7 @@ except ImportError:  # imported as benchmarks.synthetic_scale
 
 from recommender.domain import CATEGORIES, EVENT_CODES, WIB, format_time
 from recommender.store import SQLiteStore
-from recommender.text import STOP_WORDS
+from recommender.text.cleaning import STOP_WORDS
 
 log = logging.getLogger(__name__)
 

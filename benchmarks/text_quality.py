@@ -39,9 +39,9 @@ from sklearn.preprocessing import normalize as l2_normalize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recommender.embedding import ArticleEmbedder  # noqa: E402
-from recommender.metrics import paired_bootstrap, recall_at_k, reciprocal_rank  # noqa: E402
-from recommender.text import (  # noqa: E402
+from recommender.text.embedding import ArticleEmbedder  # noqa: E402
+from recommender.evaluation.metrics import paired_bootstrap, recall_at_k, reciprocal_rank  # noqa: E402
+from recommender.text.cleaning import (  # noqa: E402
     STOP_WORDS,
     extract_editor_links,
     normalize,

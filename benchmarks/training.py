@@ -51,11 +51,11 @@ def _child(args: argparse.Namespace) -> int:
     """One training run in this (fresh) process; writes its figures as JSON to ``args.out``."""
     import numpy as np
 
-    import recommender.cf as cf_module
-    import recommender.embedding as embedding_module
+    import recommender.models.cf as cf_module
+    import recommender.text.embedding as embedding_module
     from recommender.store import SQLiteStore
     from benchmarks.synthetic_scale import END
-    from training.pipeline import train
+    from recommender.models.fitting import train
 
     captured: dict = {}
     timings: dict[str, float] = {}
@@ -142,7 +142,7 @@ def neighbour_recall(arrays: dict, window_start: int, queries: int = 2000, seed:
     """Share of the exact top-k neighbours (brute force, sampled queries) that the bundle's lists hold."""
     import numpy as np
 
-    from recommender.neighbours import cosine_neighbours
+    from recommender.models.neighbours import cosine_neighbours
 
     rng = np.random.default_rng(seed)
     out = {}

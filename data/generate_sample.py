@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:  # run as a plain script, the package is not insta
     sys.path.insert(0, str(ROOT))
 
 from recommender.domain import WIB  # noqa: E402
-from recommender.synthetic import DEFAULT_END, generate  # noqa: E402
+from recommender.datasets.synthetic import DEFAULT_END, generate  # noqa: E402
 
 log = logging.getLogger("generate_sample")
 

@@ -28,6 +28,8 @@ CATEGORIES = (
 
 EVENT_TYPES = ("impression", "click", "read", "share")
 EVENT_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
+# the reader id of page views without a logged-in reader (served related lists, their clicks)
+ANONYMOUS = "anonymous"
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$")
 MAX_TITLE = 1_000

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import pytest
 
 from api import create_app
-from recommender.bundle import BundleError
+from recommender.models.bundle import BundleError
 from recommender.domain import Article, Interaction, Preferences
-from recommender.results import NotFound, RankedItem, RankedList
+from recommender.serving.results import NotFound, RankedItem, RankedList
 from recommender.security import KEYS_FILE, KeyStore, ReaderTokens
 from recommender.store import StoreUnavailable
 

@@ -25,9 +25,9 @@ class TrainedSample:
 
     def __init__(self, root, n_articles=500, n_users=250, days=6, seed=11):
         from recommender.domain import parse_time
-        from recommender.ingest import import_articles, import_events, import_preferences
-        from recommender.synthetic import generate
-        from training.pipeline import train
+        from recommender.datasets.ingest import import_articles, import_events, import_preferences
+        from recommender.datasets.synthetic import generate
+        from recommender.models.fitting import train
 
         self.root = root
         self.data = generate(n_articles=n_articles, n_users=n_users, days=days, seed=seed)
@@ -57,7 +57,7 @@ class TrainedSample:
         return other
 
     def engine(self, **config):
-        from recommender.engine import Engine, EngineConfig
+        from recommender.serving.engine import Engine, EngineConfig
 
         return Engine(self.store, self.models_dir, EngineConfig(**config), clock=lambda: self.now)
 

@@ -6,8 +6,8 @@ import importlib.util
 
 import pytest
 
-if importlib.util.find_spec("recommender.engine") is None:  # pragma: no cover - only while engine.py is missing
-    pytest.skip("recommender.engine is not written yet", allow_module_level=True)
+if importlib.util.find_spec("recommender.serving.engine") is None:  # pragma: no cover - only while engine.py is missing
+    pytest.skip("recommender.serving.engine is not written yet", allow_module_level=True)
 
 from api import create_app  # noqa: E402
 from recommender.domain import parse_time  # noqa: E402
@@ -141,8 +141,8 @@ def test_app_builds_its_own_engine_and_shares_the_token_secret_with_the_cli(tmp_
 
 
 def test_reload_of_an_older_version_makes_it_current_for_every_worker(trained, served):
-    from recommender.bundle import read_current, set_current
-    from training.pipeline import train
+    from recommender.models.bundle import read_current, set_current
+    from recommender.models.fitting import train
 
     client, _, admin = served
     newer, _ = train(trained.store, trained.models_dir, as_of=trained.now, seed=1)

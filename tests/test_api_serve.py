@@ -21,10 +21,10 @@ import pytest
 from api.logging import ACCESS_LOGGER
 from recommender.config import Settings
 from training.cli import main as cli_main
-from training.serve import GUNICORN_CONF, ROOT, server_command
+from api.commands.serve import GUNICORN_CONF, ROOT, server_command
 
-HAS_ENGINE = importlib.util.find_spec("recommender.engine") is not None
-needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="recommender.engine is not written yet")
+HAS_ENGINE = importlib.util.find_spec("recommender.serving.engine") is not None
+needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="recommender.serving.engine is not written yet")
 
 
 def serve_args(**over) -> argparse.Namespace:

@@ -429,7 +429,7 @@ def test_json_responses_match_flask_default_provider(app):
 
 def test_list_times_and_scores_render_as_before(app):
     from recommender.domain import format_time
-    from recommender.results import RankedItem
+    from recommender.serving.results import RankedItem
 
     from api.routes.common import item_json, memo_format_time
 

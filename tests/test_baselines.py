@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.baselines import (
+from recommender.evaluation.baselines import (
     BASELINES, ALSScorer, CoReadScorer, ContentScorer, CtrPopularScorer, Events, FitData, OnlineCtrScorer,
     PopularScorer, RandomScorer, RecentPopularScorer, Scorer, make_baselines,
 )

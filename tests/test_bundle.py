@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from recommender import bundle
-from recommender.bundle import (
+from recommender.models import bundle
+from recommender.models.bundle import (
     BundleError,
     list_versions,
     load_bundle,

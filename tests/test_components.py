@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from recommender.bridge import TextToFactorBridge
-from recommender.coread import CoReading
-from recommender.neighbours import cosine_neighbours, sparse_top_k, story_labels, top_k, top_k_rows
-from recommender.popularity import DecayedCounters
+from recommender.models.bridge import TextToFactorBridge
+from recommender.models.coread import CoReading
+from recommender.models.neighbours import cosine_neighbours, sparse_top_k, story_labels, top_k, top_k_rows
+from recommender.models.popularity import DecayedCounters
 from recommender.vocab import Vocabulary
 
 HOUR = 3600.0
@@ -129,7 +129,7 @@ class _Snap:
 
 
 def test_diversify_caps_a_story_pair_by_pair_not_by_chained_labels():
-    from recommender.ranking import Candidates, diversify
+    from recommender.serving.ranking import Candidates, diversify
 
     rng = np.random.default_rng(3)
     base = rng.normal(size=8)

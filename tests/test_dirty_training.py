@@ -8,16 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from recommender.bundle import list_versions, load_bundle, read_current
+from recommender.models.bundle import list_versions, load_bundle, read_current
 from recommender.domain import Article, Interaction, parse_time
-from recommender.engine import Engine
-from recommender.ingest import import_articles, import_events
-from recommender.model import ServingModel
+from recommender.serving.engine import Engine
+from recommender.datasets.ingest import import_articles, import_events
+from recommender.models.served import ServingModel
 from recommender.store import SQLiteStore
-from recommender.synthetic import generate
-from training import pipeline
+from recommender.datasets.synthetic import generate
+from recommender.models import fitting as pipeline
 from training.cli import main as cli_main
-from training.pipeline import TrainingError, build_model, repeated_events, train
+from recommender.models.fitting import TrainingError, build_model, repeated_events, train
 
 DAY = 86_400.0
 

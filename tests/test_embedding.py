@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from recommender.embedding import ArticleEmbedder
+from recommender.text.embedding import ArticleEmbedder
 
 # Four stories, three short articles each: (title, body).
 CORPUS = [
@@ -210,7 +210,7 @@ def test_not_fitted_raises_for_one_article_and_arrays():
 
 
 def test_n_components_clamped_to_corpus(caplog):
-    with caplog.at_level("INFO", logger="recommender.embedding"):
+    with caplog.at_level("INFO", logger="recommender.text.embedding"):
         est = ArticleEmbedder(n_components=128, random_state=0).fit(CORPUS)
     assert est.n_components_ == 11  # 12 articles - 1
     assert est.components_.shape == (11, len(est.vocabulary_))

@@ -7,10 +7,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from recommender.bundle import BundleError
+from recommender.models.bundle import BundleError
 from recommender.domain import Article, Interaction, Preferences
-from recommender.engine import Engine, EngineConfig
-from recommender.results import NotFound
+from recommender.serving.engine import Engine, EngineConfig
+from recommender.serving.results import NotFound
 
 
 def favourite_readers(trained, category, n=8, min_reads=5):
@@ -197,7 +197,7 @@ def test_no_model_still_serves_recent_popular(trained, tmp_path):
 
 
 def test_reload_swaps_and_a_damaged_bundle_keeps_the_old_model(trained, tmp_path):
-    from training.pipeline import train
+    from recommender.models.fitting import train
 
     sample = trained.clone(tmp_path)
     engine = sample.engine()

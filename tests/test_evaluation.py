@@ -7,16 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from recommender.baselines import BASELINES, Scorer
+from recommender.evaluation.baselines import BASELINES, Scorer
 from recommender.domain import Article, Interaction, parse_time
-from recommender.evaluation import (
+from recommender.evaluation.protocols import (
     PROTOCOLS, SCORE_COLUMN, Evaluation, NewsrecRunner, _group_metrics, _ndcg_curve, copy_store,
     editor_link_pairs, impression_queries, load_split, record_events, related_queries, topk_queries,
 )
-from recommender.metrics import impression_metrics, ndcg_at_k
+from recommender.evaluation.metrics import impression_metrics, ndcg_at_k
 from recommender.params import TrainParams
 from recommender.store import SQLiteStore
-from recommender.text import strip_furniture
+from recommender.text.cleaning import strip_furniture
 
 CUT = parse_time("2026-11-10T00:00:00+07:00", "cut")
 DAY = 86_400.0
@@ -156,9 +156,9 @@ def test_replay_feeds_only_events_strictly_before_each_impression(hand):
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     """A small generated portal, ingested and evaluated once per module (about 2 s)."""
-    from recommender.evaluation import choose_cut
-    from recommender.ingest import import_articles, import_events, import_preferences
-    from recommender.synthetic import generate
+    from recommender.evaluation.protocols import choose_cut
+    from recommender.datasets.ingest import import_articles, import_events, import_preferences
+    from recommender.datasets.synthetic import generate
 
     root = tmp_path_factory.mktemp("eval")
     paths = generate(n_articles=150, n_users=60, days=4, seed=5).write_jsonl(root / "sample")
@@ -191,7 +191,7 @@ def test_replay_scores_equal_an_engine_that_saw_only_earlier_events(synthetic, t
 
 
 def test_model_trained_at_the_cut_is_the_model_of_the_pre_cut_store(synthetic):
-    from training.pipeline import build_model
+    from recommender.models.fitting import build_model
 
     ev = synthetic
     pre_cut = SQLiteStore(ev.replay_base_)

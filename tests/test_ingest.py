@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from recommender.ingest import import_articles, import_events, import_mind, import_preferences
+from recommender.datasets.ingest import import_articles, import_events, import_mind, import_preferences
 
 ARTICLES_CSV = """article_id,title,body,category,region,tags,url,published_at,language
 a1,Persib menang di Bandung,Isi,Olahraga,Jabar,persib|liga 1,https://x/a1,2026-11-01T08:00:00+07:00,id
@@ -110,7 +110,7 @@ def _events_file(tmp_path, n, bad_line=None):
 
 
 def test_events_commit_per_batch_so_a_failure_keeps_committed_batches(store, tmp_path, monkeypatch):
-    import recommender.ingest as ingest
+    import recommender.datasets.ingest as ingest
 
     monkeypatch.setattr(ingest, "EVENT_BATCH_SIZE", 4)
     path = _events_file(tmp_path, 10, bad_line=2)

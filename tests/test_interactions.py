@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.cf import CollaborativeFilter, fold_in
-from recommender.interactions import EventWeights, bm25_weight, confidence_matrix
+from recommender.models.cf import CollaborativeFilter, fold_in
+from recommender.models.interactions import EventWeights, bm25_weight, confidence_matrix
 
 IMP, CLICK, READ, SHARE = 0, 1, 2, 3
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import ndcg_score, roc_auc_score
 
-from recommender import metrics as M
+from recommender.evaluation import metrics as M
 
 # One impression of four shown articles: clicked ones are positions 1 and 3.
 LABELS = np.array([0, 1, 0, 1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommender.neighbours import clustered_neighbours, cosine_neighbours, spherical_kmeans
+from recommender.models.neighbours import clustered_neighbours, cosine_neighbours, spherical_kmeans
 
 
 def _clustered(rng, n=3000, d=16, groups=30, noise=0.3):

@@ -23,8 +23,8 @@ import pytest
 import requests
 
 from api import create_app
-from recommender.bundle import read_current, set_current, write_bundle
-from recommender.engine import Engine, EngineConfig
+from recommender.models.bundle import read_current, set_current, write_bundle
+from recommender.serving.engine import Engine, EngineConfig
 from recommender.security import KEYS_FILE, KeyStore, ReaderTokens
 from recommender.store import SQLiteStore
 from tests.conftest import TrainedSample

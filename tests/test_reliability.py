@@ -28,14 +28,14 @@ import pytest
 import requests
 
 from api import create_app
-from recommender.bundle import read_current, write_bundle
+from recommender.models.bundle import read_current, write_bundle
 from recommender.config import Settings
 from recommender.domain import Article, Interaction
-from recommender.engine import Engine, EngineConfig
-from recommender.results import NotFound
+from recommender.serving.engine import Engine, EngineConfig
+from recommender.serving.results import NotFound
 from recommender.security import KEYS_FILE, KeyStore
 from recommender.store import SQLiteStore
-from training.serve import server_command
+from api.commands.serve import server_command
 
 SECRET = "reliability-secret-0123456789"
 USER_AGENT = {"User-Agent": "newsrec-tests"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.ranking import factor_moments, summarize_window
+from recommender.serving.ranking import factor_moments, summarize_window
 
 # pools far smaller than the 500-article sample, so the candidate path really leaves articles out
 SMALL_POOLS = {"full_scan_max": 0, "feed_pool": 30, "feed_pool_per_label": 10, "feed_pool_per_cluster": 3,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recommender.splitting import check_no_leak, last_days_cut, time_split, validation_cut
+from recommender.evaluation.splitting import check_no_leak, last_days_cut, time_split, validation_cut
 
 WIB = timezone(timedelta(hours=7))
 DAY = 86_400.0

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from recommender.domain import Article, Interaction, Preferences, ValidationError
-from recommender.store import SCHEMA_VERSION, SQLiteStore, StoreError, _history_sql
+from recommender.store import SCHEMA_VERSION, SQLiteStore, StoreError
+from recommender.store.sqlite import _history_sql
 
 T0 = 1_793_466_000.0  # 2026-11-01 00:00 WIB
 

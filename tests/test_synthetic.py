@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import CATEGORIES, EVENT_TYPES, WIB, Article, Interaction, Preferences
-from recommender.synthetic import DEFAULT_END, REGIONS, SampleData, generate, slugify
+from recommender.datasets.synthetic import DEFAULT_END, REGIONS, SampleData, generate, slugify
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "data" / "sample"

@@ -5,7 +5,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.text import STOP_WORDS, extract_editor_links, normalize, strip_furniture, tokenize
+from recommender.text.cleaning import STOP_WORDS, extract_editor_links, normalize, strip_furniture, tokenize
 
 # Kompas layout: list string, double-escaped entities, the linked title runs straight into
 # the next sentence, newsletter footer at the end.

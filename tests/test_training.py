@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.bundle import load_bundle, verify_bundle
-from recommender.model import ServingModel
-from recommender.neighbours import top_k
+from recommender.models.bundle import load_bundle, verify_bundle
+from recommender.models.served import ServingModel
+from recommender.models.neighbours import top_k
 from recommender.params import TrainParams
-from training.pipeline import TrainingError, build_model
+from recommender.models.fitting import TrainingError, build_model
 
 
 def test_text_neighbours_are_mostly_from_the_same_story(trained):
@@ -74,7 +74,7 @@ def test_flipped_byte_is_refused(trained, tmp_path):
     raw[-7] ^= 0x01
     target.write_bytes(bytes(raw))
     assert any("item_factors.npy" in p for p in verify_bundle(copy.models_dir, copy.version))
-    from recommender.bundle import BundleError
+    from recommender.models.bundle import BundleError
 
     with pytest.raises(BundleError):
         load_bundle(copy.models_dir, copy.version)

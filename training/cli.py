@@ -49,7 +49,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
 
 @command("sample", "write a synthetic Indonesian data set (articles, events, preferences, truth) as JSON Lines")(_sample_args)
 def run_sample(args: argparse.Namespace, settings: Settings) -> int:
-    from recommender.synthetic import generate
+    from recommender.datasets.synthetic import generate
 
     for name in ("articles", "users", "days"):
         if getattr(args, name) < 1:
@@ -74,7 +74,7 @@ def run_sample(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ingest_folder(settings: Settings, folder: Path) -> dict:
     """Import articles, events and preferences JSON Lines from a sample folder."""
-    from recommender.ingest import import_articles, import_events, import_preferences
+    from recommender.datasets.ingest import import_articles, import_events, import_preferences
     from recommender.store import open_store
 
     store = open_store(settings.ensure_dirs().db_path)
@@ -99,7 +99,7 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
 
 @command("ingest", "import articles, events or preferences (JSON Lines / CSV) or a MIND folder into the store")(_ingest_args)
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from recommender.ingest import IMPORTERS, import_mind
+    from recommender.datasets.ingest import IMPORTERS, import_mind
     from recommender.store import open_store
 
     if not args.path.exists():
@@ -164,16 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_plugins() -> None:
-    """Import the modules whose commands register themselves here."""
+    """Import the job modules whose commands register themselves here, and list the service's own
+    commands (``serve``, ``keys``, ``token`` live with the service in ``api.commands``)."""
     import importlib
 
-    for module in ("training.demo", "training.train", "training.models_cli", "training.evaluate",
-                   "training.serve", "training.keys"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    for module in ("training.demo", "training.train", "training.models_cli", "training.evaluate"):
+        importlib.import_module(module)
+    from api.commands import COMMANDS as SERVICE_COMMANDS
+
+    COMMANDS.update(SERVICE_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ def _split_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cut(args: argparse.Namespace, store) -> float:
-    from recommender.evaluation import choose_cut
+    from recommender.evaluation.protocols import choose_cut
 
     cut = parse_time(args.cut, "--cut") if args.cut else None
     if args.test_days is not None and not args.test_days > 0:
@@ -45,8 +45,8 @@ def _cut(args: argparse.Namespace, store) -> float:
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    from recommender.baselines import BASELINES
-    from recommender.evaluation import PROTOCOLS
+    from recommender.evaluation.baselines import BASELINES
+    from recommender.evaluation.protocols import PROTOCOLS
 
     p.add_argument("--protocol", action="append", choices=PROTOCOLS, default=None,
                    help="impressions (batch), replay (online, as served), topk or related; repeat for several "
@@ -72,7 +72,7 @@ def _no_store(settings: Settings) -> bool:
 @command("evaluate", "evaluate newsrec against baselines on a time split of the store; writes a report with plots")(
     _evaluate_args)
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from recommender.evaluation import Evaluation
+    from recommender.evaluation.protocols import Evaluation
     from recommender.store import open_store
 
     from .report import new_report, write_report
@@ -147,7 +147,7 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
 @command("tune", "search training and blending parameters on a validation period; writes config/train.json")(
     _tune_args)
 def run_tune(args: argparse.Namespace, settings: Settings) -> int:
-    from recommender.evaluation import tune
+    from recommender.evaluation.protocols import tune
     from recommender.store import open_store
 
     from .train import TUNED_CONFIG, load_params

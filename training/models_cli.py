@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from recommender.bundle import BundleError, list_versions, read_current, set_current, verify_bundle
+from recommender.models.bundle import BundleError, list_versions, read_current, set_current, verify_bundle
 from recommender.config import Settings
 
 from .cli import command

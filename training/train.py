@@ -13,7 +13,7 @@ from recommender.params import TrainParams
 from recommender.store import open_store
 
 from .cli import command
-from .pipeline import TrainingError, train
+from recommender.models.fitting import TrainingError, train
 
 TUNED_CONFIG = "config/train.json"
 

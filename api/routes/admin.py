@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app
 
-from recommender.bundle import BundleError, list_versions, read_current, set_current
+from recommender.models.bundle import BundleError, list_versions, read_current, set_current
 
 from ..auth import api_view
 from ..errors import ApiError

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from flask import current_app, request
 
 from recommender.domain import ValidationError, check_id, format_time
-from recommender.results import RankedItem, RankedList
+from recommender.serving.results import RankedItem, RankedList
 
 from ..errors import ApiError
 

@@ -19,24 +19,23 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from recommender.bridge import TextToFactorBridge
-from recommender.bundle import write_bundle
-from recommender.cf import CollaborativeFilter
-from recommender.coread import CoReading
-from recommender.domain import EVENT_CODES, format_time
-from recommender.embedding import ArticleEmbedder
-from recommender.interactions import bm25_weight, confidence_matrix
-from recommender.model import ServingModel
-from recommender.neighbours import clustered_neighbours, cosine_neighbours, story_labels
+from recommender.models.bridge import TextToFactorBridge
+from recommender.models.bundle import write_bundle
+from recommender.models.cf import CollaborativeFilter
+from recommender.models.coread import CoReading
+from recommender.domain import ANONYMOUS, EVENT_CODES, format_time
+from recommender.text.embedding import ArticleEmbedder
+from recommender.models.interactions import bm25_weight, confidence_matrix
+from recommender.models.served import ServingModel
+from recommender.models.neighbours import clustered_neighbours, cosine_neighbours, story_labels
 from recommender.params import TrainParams
-from recommender.popularity import DecayedCounters
+from recommender.models.popularity import DecayedCounters
 from recommender.store import Store
 
 log = logging.getLogger(__name__)
 
 DAY = 86_400.0
 FUTURE_TOLERANCE = 300.0
-ANONYMOUS = "anonymous"
 POSITIVE = np.array([EVENT_CODES["click"], EVENT_CODES["read"], EVENT_CODES["share"]])
 EXACT_NEIGHBOURS_MAX = 20_000  # window articles; larger windows use a clustered search
 

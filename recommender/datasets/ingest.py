@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .domain import Article, Interaction, Preferences, ValidationError
-from .store import Store
+from recommender.domain import Article, Interaction, Preferences, ValidationError
+from recommender.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, Settings
 
-from .cli import command
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "api" / "gunicorn_conf.py"
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -77,7 +76,6 @@ def check(settings: Settings) -> dict:
             "gunicorn_conf": str(GUNICORN_CONF), "engine": status}
 
 
-@command("serve", "run the HTTP API under gunicorn (gthread workers, one BLAS thread each)")(_serve_args)
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     for name, low in (("workers", 1), ("threads", 1), ("blas_threads", 1)):
         if getattr(args, name) < low:
@@ -101,3 +99,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     open_store(settings.db_path).close()
     os.execvpe(argv[0], argv, env)
     return 0  # pragma: no cover - execvpe does not return
+
+
+# name -> (add_arguments, run, help): listed by the ``newsrec`` entry point (training.cli)
+COMMANDS = {
+    "serve": (_serve_args, run_serve, "run the HTTP API under gunicorn (gthread workers, one BLAS thread each)"),
+}

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .catalog import Snapshot
-from .domain import EVENT_CODES
-from .neighbours import top_k
-from .params import RankingParams
-from .popularity import DecayedCounters
+from recommender.domain import EVENT_CODES
+from recommender.models.neighbours import top_k
+from recommender.params import RankingParams
+from recommender.models.popularity import DecayedCounters
 
 HOUR = 3600.0
 FUTURE_GRACE = 60.0
@@ -159,7 +159,7 @@ def build_profile(snap: Snapshot, items: np.ndarray, events: np.ndarray, ts: np.
     agg = np.bincount(inverse, weights=w).astype(np.float64)
     cf_vector = None
     if model.has_cf:
-        from .cf import fold_in
+        from recommender.models.cf import fold_in
 
         Y = snap.factors(uniq)
         cf_vector = fold_in(Y, model.gram, np.arange(uniq.size), 1.0 + model.alpha * agg)

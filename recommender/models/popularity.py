@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .domain import EVENT_CODES
+from recommender.domain import EVENT_CODES
 
 HOUR = 3600.0
 

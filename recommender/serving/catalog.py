@@ -7,11 +7,61 @@ consistent catalog even while the background thread appends.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from .model import ArticleMeta, FreshArticles, ServingModel
+from recommender.models.served import NO_REGION, ArticleMeta, ServingModel
+
+
+class FreshArticles:
+    """Append-only, growable arrays for articles seen after training.
+
+    One writer (under ``lock``) appends; readers take ``count`` once and slice ``[:count]``,
+    so they always see a consistent prefix without locking.
+    """
+
+    def __init__(self, text_dims: int, factor_dims: int, capacity: int = 256):
+        self.lock = threading.Lock()
+        self.count = 0
+        self._cap = capacity
+        self.text = np.zeros((capacity, text_dims), dtype=np.float32)
+        self.factors = np.zeros((capacity, factor_dims), dtype=np.float32)
+        self.published_at = np.zeros(capacity, dtype=np.float64)
+        self.category_code = np.zeros(capacity, dtype=np.int16)
+        self.region_code = np.full(capacity, NO_REGION, dtype=np.int16)
+        self.story = np.zeros(capacity, dtype=np.int64)
+        self.deleted = np.zeros(capacity, dtype=bool)
+        self.meta: list[ArticleMeta] = []
+
+    def _grow(self) -> None:
+        cap = self._cap * 2
+        for name in ("text", "factors", "published_at", "category_code", "region_code", "story", "deleted"):
+            old = getattr(self, name)
+            new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
+            if name == "region_code":
+                new[:] = NO_REGION
+            new[: self._cap] = old
+            setattr(self, name, new)
+        self._cap = cap
+
+    def append(self, meta: ArticleMeta, text: np.ndarray, factors: np.ndarray, category: int, region: int,
+               story: int) -> int:
+        """Add one article (caller holds ``lock``); returns its position in the overlay."""
+        if self.count == self._cap:
+            self._grow()
+        i = self.count
+        self.text[i] = text
+        self.factors[i] = factors
+        self.published_at[i] = meta.published_at
+        self.category_code[i] = category
+        self.region_code[i] = region
+        self.story[i] = story
+        self.meta.append(meta)
+        self.count = i + 1
+        return i
+
 
 
 @dataclass(frozen=True)

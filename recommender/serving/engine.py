@@ -22,23 +22,22 @@ from typing import Callable
 
 import numpy as np
 
-from .bundle import BundleError, load_bundle, read_current
-from .catalog import Snapshot
-from .domain import Article, Interaction, Preferences
-from .model import ArticleMeta, FreshArticles, Labels, ModelError, ServingModel, empty_model
-from .neighbours import spherical_kmeans, top_k
-from .popularity import DecayedCounters
+from recommender.models.bundle import BundleError, load_bundle, read_current
+from .catalog import FreshArticles, Snapshot
+from recommender.domain import ANONYMOUS, Article, Interaction, Preferences
+from recommender.models.served import ArticleMeta, Labels, ModelError, ServingModel, empty_model
+from recommender.models.neighbours import spherical_kmeans, top_k
+from recommender.models.popularity import DecayedCounters
 from .ranking import (
     Candidates, ReaderProfile, WindowSummary, build_profile, diversify, factor_moments, feed_candidates,
     related_candidates, score_feed, score_related, summarize_window,
 )
 from .results import NotFound, RankedItem, RankedList
-from .store import Store, StoreError
+from recommender.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
 DAY = 86_400.0
-ANONYMOUS = "anonymous"
 ENGAGEMENT = np.array([0.0, 1.0, 1.0, 2.0])
 FRESH_ALL_MAX = 256  # up to this many fresh articles, every one is a related candidate
 PROFILE_EVENTS = ("click", "read", "share")

@@ -1,10 +1,9 @@
-"""The served model: a loaded bundle plus the articles that arrived after it was trained.
+"""The fitted model as the service reads it: a loaded bundle's arrays, vocabularies and transform.
 
 Bundle arrays are memory-mapped and never copied (gunicorn workers share their pages).
 Articles are ordered by publication time in the bundle, so the serving window is a
-suffix of every array. Articles published after training live in :class:`FreshArticles`,
-a small append-only overlay: each gets a text vector from the loaded transform, a bridged
-collaborative vector, a story and neighbours the moment it is seen.
+suffix of every array. Articles published after training live in the serving layer's
+``recommender.serving.catalog.FreshArticles`` overlay, embedded and bridged by this model.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ from typing import Mapping
 import numpy as np
 
 from .bundle import Bundle
-from .embedding import ArticleEmbedder
+from recommender.text.embedding import ArticleEmbedder
 from .interactions import EventWeights
-from .params import RankingParams, ranking_from_dict
-from .vocab import Vocabulary
+from recommender.params import RankingParams, ranking_from_dict
+from recommender.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -171,54 +170,6 @@ class ServingModel:
             category=self.categories[int(self.category_code[index])],
             region=self.regions[region] if region >= 0 else None, published_at=float(self.published_at[index]),
         )
-
-
-class FreshArticles:
-    """Append-only, growable arrays for articles seen after training.
-
-    One writer (under ``lock``) appends; readers take ``count`` once and slice ``[:count]``,
-    so they always see a consistent prefix without locking.
-    """
-
-    def __init__(self, text_dims: int, factor_dims: int, capacity: int = 256):
-        self.lock = threading.Lock()
-        self.count = 0
-        self._cap = capacity
-        self.text = np.zeros((capacity, text_dims), dtype=np.float32)
-        self.factors = np.zeros((capacity, factor_dims), dtype=np.float32)
-        self.published_at = np.zeros(capacity, dtype=np.float64)
-        self.category_code = np.zeros(capacity, dtype=np.int16)
-        self.region_code = np.full(capacity, NO_REGION, dtype=np.int16)
-        self.story = np.zeros(capacity, dtype=np.int64)
-        self.deleted = np.zeros(capacity, dtype=bool)
-        self.meta: list[ArticleMeta] = []
-
-    def _grow(self) -> None:
-        cap = self._cap * 2
-        for name in ("text", "factors", "published_at", "category_code", "region_code", "story", "deleted"):
-            old = getattr(self, name)
-            new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
-            if name == "region_code":
-                new[:] = NO_REGION
-            new[: self._cap] = old
-            setattr(self, name, new)
-        self._cap = cap
-
-    def append(self, meta: ArticleMeta, text: np.ndarray, factors: np.ndarray, category: int, region: int,
-               story: int) -> int:
-        """Add one article (caller holds ``lock``); returns its position in the overlay."""
-        if self.count == self._cap:
-            self._grow()
-        i = self.count
-        self.text[i] = text
-        self.factors[i] = factors
-        self.published_at[i] = meta.published_at
-        self.category_code[i] = category
-        self.region_code[i] = region
-        self.story[i] = story
-        self.meta.append(meta)
-        self.count = i + 1
-        return i
 
 
 def empty_model(params: RankingParams | None = None, text_dims: int = 8, factor_dims: int = 8) -> ServingModel:

@@ -26,7 +26,6 @@ from recommender.security import (
     load_token_secret,
 )
 
-from .cli import command
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -57,7 +56,6 @@ def update_env_file(path: Path, name: str, value: str) -> None:
     atomic_write_private(path, ("\n".join(kept) + "\n").encode("utf-8"))
 
 
-@command("keys", "manage API keys: add --role site|admin, list, revoke")(_keys_args)
 def run_keys(args: argparse.Namespace, settings: Settings) -> int:
     store = KeyStore(settings.home / KEYS_FILE)
     try:
@@ -102,8 +100,6 @@ def _token_args(p: argparse.ArgumentParser) -> None:
                        help=f"seconds until it expires (default 3600, at most {MAX_TOKEN_TTL})")
 
 
-@command("token", "issue reader tokens (Authorization: Bearer) for a browser: token issue USER_ID --ttl SECONDS")(
-    _token_args)
 def run_token(args: argparse.Namespace, settings: Settings) -> int:
     try:
         secret = load_token_secret(settings.home, {k: v for k, v in settings.extra.items() if k == ENV_TOKEN_SECRET})
@@ -112,3 +108,10 @@ def run_token(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+# name -> (add_arguments, run, help): listed by the ``newsrec`` entry point (training.cli)
+COMMANDS = {
+    "keys": (_keys_args, run_keys, "manage API keys: add --role site|admin, list, revoke"),
+    "token": (_token_args, run_token, "issue reader tokens (Authorization: Bearer) for a browser: token issue USER_ID --ttl SECONDS"),
+}

@@ -45,14 +45,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from .baselines import BASELINES, IMPRESSION, Events, FitData, Scorer, make_baselines
-from .domain import EVENT_TYPES, Interaction, format_time
+from recommender.domain import ANONYMOUS, EVENT_TYPES, Interaction, format_time
 from .metrics import (
     auc, break_ties, category_entropy, freshness_hours, impression_metrics, intra_list_diversity, novelty,
     paired_bootstrap, popular_share, reciprocal_rank, top_popular_items, topk_metrics,
 )
-from .params import TrainParams
+from recommender.params import TrainParams
 from .splitting import check_no_leak, last_days_cut, validation_cut
-from .store import SQLiteStore, Store
+from recommender.store import SQLiteStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,6 @@ PROTOCOLS = ("impressions", "replay", "topk", "related")
 ONLINE = {"impressions": False, "replay": True, "topk": True, "related": False}
 HOUR = 3600.0
 DAY = 86_400.0
-ANONYMOUS = "anonymous"
 FUTURE_GRACE = 60.0  # the engine's tolerance for "published just now"
 FAR_FUTURE = 4.0e9  # engine clock while it is built (so its fallback state loads nothing)
 KS = (5, 10, 20)
@@ -439,7 +438,7 @@ def editor_link_pairs(titles: Sequence[str], bodies: Sequence[str], threshold: f
     ``difflib``; the best title at ratio >= ``threshold`` is the target. Same routine as
     ``benchmarks/text_quality.py``.
     """
-    from .text import extract_editor_links, normalize, unescape_html
+    from recommender.text.cleaning import extract_editor_links, normalize, unescape_html
 
     norm = [normalize(unescape_html(t)) for t in titles]
     by_word: dict[str, set[int]] = defaultdict(set)
@@ -542,7 +541,7 @@ class NewsrecRunner:
 
     def __init__(self, name: str, model, store: Store, split: Split, ablations: bool = True,
                  models_dir: str | Path | None = None):
-        from .engine import Engine, EngineConfig
+        from recommender.serving.engine import Engine, EngineConfig
 
         self.name = name
         self.model = model
@@ -722,7 +721,7 @@ class Evaluation:
 
     # -- preparation -------------------------------------------------------------------------
     def prepare(self) -> "Evaluation":
-        from training.pipeline import build_model
+        from recommender.models.fitting import build_model
 
         t0 = time.perf_counter()
         self.split_ = load_split(self.store, self.cut, self.end)

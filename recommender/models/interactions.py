@@ -2,52 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import scipy.sparse as sp
 
-from .domain import EVENT_CODES
+from recommender.domain import EVENT_CODES
+from recommender.params import EventWeights  # noqa: F401  (re-exported: it lived here before)
 
 DAY = 86_400.0
-
-
-@dataclass(frozen=True)
-class EventWeights:
-    """How much each kind of event says about interest.
-
-    An impression without a click is no positive (weight 0); a read is worth more the
-    longer it lasted, up to ``dwell_cap`` times ``read``; old events fade with
-    ``half_life_days`` (``None``: no decay).
-    """
-
-    impression: float = 0.0
-    click: float = 1.0
-    read: float = 2.0
-    share: float = 4.0
-    dwell_reference: float = 60.0
-    dwell_cap: float = 3.0
-    half_life_days: float | None = 14.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def event_weight(self, event: np.ndarray, dwell: np.ndarray) -> np.ndarray:
-        """Weight per event, shape (n,), float32; one vectorized expression."""
-        table = np.array([self.impression, self.click, self.read, self.share], dtype=np.float32)
-        weight = table[event.astype(np.intp)]
-        is_read = event == EVENT_CODES["read"]
-        if is_read.any():
-            scale = np.where(np.isnan(dwell), 1.0, dwell / self.dwell_reference)
-            scale = np.clip(scale, 0.25, self.dwell_cap).astype(np.float32)
-            weight = np.where(is_read, weight * scale, weight)
-        return weight.astype(np.float32)
-
-    def decay(self, ts: np.ndarray, now: float) -> np.ndarray:
-        if not self.half_life_days:
-            return np.ones_like(ts, dtype=np.float32)
-        age_days = np.maximum(now - ts, 0.0) / DAY
-        return np.exp2(-age_days / self.half_life_days).astype(np.float32)
 
 
 def confidence_matrix(

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_is_fitted
 
-from .text import STOP_WORDS, strip_furniture, tokenize, unescape_html
+from .cleaning import STOP_WORDS, strip_furniture, tokenize, unescape_html
 
 __all__ = ["ArticleEmbedder"]
 
