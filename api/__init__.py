@@ -21,7 +21,8 @@ from flask import Flask
 from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, Settings
 from recommender.security import ENV_TOKEN_SECRET, KEYS_FILE, KeyStore, ReaderTokens, load_token_secret
 
-from .auth import EXTENSION as SECURITY_EXTENSION, Security
+from .auth import EXTENSION as SECURITY_EXTENSION
+from .auth import Security
 from .errors import register_error_handlers
 from .jsonio import ReusedEncoderJSONProvider
 from .logging import init_request_logging

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from recommender.models.bundle import BundleError, list_versions, read_current, set_current, verify_bundle
 from recommender.config import Settings
+from recommender.models.bundle import BundleError, list_versions, read_current, set_current, verify_bundle
 
 from .cli import command
 

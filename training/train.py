@@ -9,11 +9,11 @@ from pathlib import Path
 
 from recommender.config import Settings
 from recommender.domain import ValidationError, parse_time
+from recommender.models.fitting import TrainingError, train
 from recommender.params import TrainParams
 from recommender.store import open_store
 
 from .cli import command
-from recommender.models.fitting import TrainingError, train
 
 TUNED_CONFIG = "config/train.json"
 

@@ -26,7 +26,6 @@ from recommender.security import (
     load_token_secret,
 )
 
-
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, Settings
 
-
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "api" / "gunicorn_conf.py"
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

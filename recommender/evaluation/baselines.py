@@ -23,8 +23,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from recommender.models.coread import CoReading
 from recommender.domain import EVENT_CODES
+from recommender.models.coread import CoReading
 
 log = logging.getLogger(__name__)
 

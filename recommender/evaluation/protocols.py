@@ -44,15 +44,26 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .baselines import BASELINES, IMPRESSION, Events, FitData, Scorer, make_baselines
 from recommender.domain import ANONYMOUS, EVENT_TYPES, Interaction, format_time
-from .metrics import (
-    auc, break_ties, category_entropy, freshness_hours, impression_metrics, intra_list_diversity, novelty,
-    paired_bootstrap, popular_share, reciprocal_rank, top_popular_items, topk_metrics,
-)
 from recommender.params import TrainParams
-from .splitting import check_no_leak, last_days_cut, validation_cut
 from recommender.store import SQLiteStore, Store
+
+from .baselines import BASELINES, IMPRESSION, Events, FitData, Scorer, make_baselines
+from .metrics import (
+    auc,
+    break_ties,
+    category_entropy,
+    freshness_hours,
+    impression_metrics,
+    intra_list_diversity,
+    novelty,
+    paired_bootstrap,
+    popular_share,
+    reciprocal_rank,
+    top_popular_items,
+    topk_metrics,
+)
+from .splitting import check_no_leak, last_days_cut, validation_cut
 
 log = logging.getLogger(__name__)
 

@@ -19,18 +19,18 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from recommender.domain import ANONYMOUS, EVENT_CODES, format_time
 from recommender.models.bridge import TextToFactorBridge
 from recommender.models.bundle import write_bundle
 from recommender.models.cf import CollaborativeFilter
 from recommender.models.coread import CoReading
-from recommender.domain import ANONYMOUS, EVENT_CODES, format_time
-from recommender.text.embedding import ArticleEmbedder
 from recommender.models.interactions import bm25_weight, confidence_matrix
-from recommender.models.served import ServingModel
 from recommender.models.neighbours import clustered_neighbours, cosine_neighbours, story_labels
-from recommender.params import TrainParams
 from recommender.models.popularity import DecayedCounters
+from recommender.models.served import ServingModel
+from recommender.params import TrainParams
 from recommender.store import Store
+from recommender.text.embedding import ArticleEmbedder
 
 log = logging.getLogger(__name__)
 

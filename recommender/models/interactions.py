@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.domain import EVENT_CODES
 from recommender.params import EventWeights  # noqa: F401  (re-exported: it lived here before)
 
 DAY = 86_400.0

@@ -15,11 +15,12 @@ from typing import Mapping
 
 import numpy as np
 
-from .bundle import Bundle
-from recommender.text.embedding import ArticleEmbedder
-from .interactions import EventWeights
 from recommender.params import RankingParams, ranking_from_dict
+from recommender.text.embedding import ArticleEmbedder
 from recommender.vocab import Vocabulary
+
+from .bundle import Bundle
+from .interactions import EventWeights
 
 log = logging.getLogger(__name__)
 

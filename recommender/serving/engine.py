@@ -16,29 +16,37 @@ import queue
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from recommender.models.bundle import BundleError, load_bundle, read_current
-from .catalog import FreshArticles, Snapshot
 from recommender.domain import ANONYMOUS, Article, Interaction, Preferences
-from recommender.models.served import ArticleMeta, Labels, ModelError, ServingModel, empty_model
-from recommender.models.neighbours import spherical_kmeans, top_k
+from recommender.models.bundle import BundleError, load_bundle, read_current
 from recommender.models.popularity import DecayedCounters
-from .ranking import (
-    Candidates, ReaderProfile, WindowSummary, build_profile, diversify, factor_moments, feed_candidates,
-    related_candidates, score_feed, score_related, summarize_window,
-)
-from .results import NotFound, RankedItem, RankedList
+from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.store import Store, StoreError
+
+from .catalog import FreshArticles, Snapshot
+from .explain import feed_items, related_items
+from .live import LiveState, bundle_clusters, scan_window, window_clusters
+from .ranking import (
+    WindowSummary,
+    build_profile,
+    diversify,
+    factor_moments,
+    feed_candidates,
+    related_candidates,
+    score_feed,
+    score_related,
+    summarize_window,
+)
+from .results import NotFound, RankedList
 
 log = logging.getLogger(__name__)
 
 DAY = 86_400.0
-ENGAGEMENT = np.array([0.0, 1.0, 1.0, 2.0])
 FRESH_ALL_MAX = 256  # up to this many fresh articles, every one is a related candidate
 PROFILE_EVENTS = ("click", "read", "share")
 IMPRESSION_CHUNK = 1000  # rows per impressions transaction (~20-60 ms at 10M events)
@@ -69,96 +77,6 @@ class EngineConfig:
     # long (0: never). A new or taken-down article empties the cache at once.
     related_cache_seconds: float = 30.0
     related_cache_size: int = 20_000
-
-
-@dataclass
-class LiveState:
-    """Everything one model version needs at serving time; replaced whole on reload."""
-
-    model: ServingModel
-    fresh: FreshArticles
-    deleted_base: np.ndarray
-    fresh_index: dict[str, int]
-    fresh_neighbours: dict[int, tuple[np.ndarray, np.ndarray]]
-    categories: Labels
-    regions: Labels
-    counters: DecayedCounters
-    event_cursor: int = 0
-    article_cursor: float = 0.0
-    next_story: int = 0
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    summary: WindowSummary | None = None
-    base_moments: tuple[np.ndarray, np.ndarray] | None = None
-    clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # centroids, cluster of each window article
-    summary_built: float = float("-inf")  # time.monotonic() of the last summary
-    related_cache: dict = field(default_factory=dict)  # (anchor, limit) -> (expires, items, strategy)
-    # window article -> fresh articles that have it among their neighbours (related candidates)
-    fresh_reverse: dict[int, list[int]] = field(default_factory=dict)
-    # store article key -> catalog index (-1 unknown, -2 not asked yet): a reader's history as
-    # integer keys maps to indices in one gather instead of a dict lookup per event
-    key_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    key_lock: threading.Lock = field(default_factory=threading.Lock)
-    keys_learned: bool = False
-
-    def snapshot(self) -> Snapshot:
-        return Snapshot(self.model, self.fresh, self.fresh.count, self.deleted_base)
-
-    def index_of(self, article_id: str) -> int:
-        i = self.model.item_ids.get(article_id)
-        return i if i >= 0 else self.fresh_index.get(article_id, -1)
-
-    def indices_of_keys(self, keys: np.ndarray, store: Store) -> np.ndarray:
-        """Catalog index of each store article key (-1 unknown); keys not seen before are resolved
-        through the store once."""
-        if keys.size == 0:
-            return keys.astype(np.int64)
-        table = self.key_index
-        if int(keys.max()) >= table.size:
-            with self.key_lock:
-                table = self._grow_key_table(int(keys.max()) + 1)
-        index = table[keys]
-        if (index == -2).any():
-            with self.key_lock:
-                missing = np.unique(keys[index == -2])
-                ids = store.article_ids_for_keys(missing.tolist())
-                table = self.key_index
-                table[missing] = self.indices([ids.get(k, "") for k in missing.tolist()])
-                index = table[keys]
-        return index
-
-    def learn_all_keys(self, store: Store) -> None:
-        """Map every article key at once (the background thread does this after a model loads, so
-        that a worker's first feeds do not each ask the store about their readers' articles)."""
-        ids = store.article_ids_for_keys()
-        self.keys_learned = True
-        if not ids:
-            return
-        keys = np.fromiter(ids.keys(), dtype=np.int64, count=len(ids))
-        with self.key_lock:  # under the lock: an article arriving meanwhile is either seen or forgotten after
-            self._grow_key_table(int(keys.max()) + 1)[keys] = self.indices(list(ids.values()))
-
-    def _grow_key_table(self, size: int) -> np.ndarray:
-        """The key table, at least ``size`` long (new keys not asked yet); call under ``key_lock``."""
-        table = self.key_index
-        if size > table.size:
-            grown = np.full(max(size, 2 * table.size, 1024), -2, dtype=np.int64)
-            grown[: table.size] = table
-            self.key_index = table = grown
-        return table
-
-    def forget_unknown_keys(self) -> None:
-        """An article arrived: keys that were unknown may be it."""
-        with self.key_lock:
-            table = self.key_index
-            table[table == -1] = -2
-
-    def indices(self, article_ids: list[str]) -> np.ndarray:
-        index = self.model.item_ids.indices(article_ids)
-        if self.fresh_index:
-            get = self.fresh_index.get
-            for k in np.flatnonzero(index < 0).tolist():
-                index[k] = get(article_ids[k], -1)
-        return index
 
 
 def _encode_cursor(offset: int) -> str:
@@ -250,7 +168,7 @@ class Engine:
                     state.deleted_base[i] = True
             if not n:
                 for stored in self.store.iter_articles(published_since=since):
-                    self._add_fresh(state, stored.article)
+                    state.add_fresh(stored.article, self.config.fresh_neighbours)
                 state.article_cursor = time.time() - 60.0
             self._poll_articles(state)
             start_ts = as_of if n else since
@@ -281,7 +199,7 @@ class Engine:
                 self._failed_version = version or self._safe_current()
                 raise BundleError(message) from exc
             state = self._new_state(model)
-            state.clusters = _bundle_clusters(arrays, model)
+            state.clusters = bundle_clusters(arrays, model)
             self._state = state
             self.last_reload_error = None
             self._failed_version = None
@@ -332,58 +250,6 @@ class Engine:
         }
 
     # -- live updates ----------------------------------------------------------------------
-    def _add_fresh(self, state: LiveState, article: Article,
-                   embedded: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None) -> int:
-        """Embed, bridge, place in a story and find neighbours for an article the model has not seen.
-
-        ``embedded``: its (text, factors, similarities to the bundle's window) when computed for
-        many articles at once (:meth:`_add_fresh_many`).
-        """
-        with state.lock:
-            existing = state.index_of(article.article_id)
-            if existing >= 0:
-                if existing >= state.model.n_items:
-                    state.fresh.deleted[existing - state.model.n_items] = False
-                else:
-                    state.deleted_base[existing] = False
-                return existing
-            model = state.model
-            text, factors, base_sims = embedded or (*model.embed(article.title, article.body), None)
-            snap = state.snapshot()
-            story = state.next_story
-            neighbours = None
-            if np.any(text) and snap.n_total:
-                nb_index, nb_sims = _scan_window(snap, text, self.config.fresh_neighbours, base_sims)
-                neighbours = (nb_index, nb_sims)
-                if nb_sims.size and nb_sims[0] >= model.story_similarity:
-                    story = int(snap.story(nb_index[:1])[0])
-            if story == state.next_story:
-                state.next_story += 1
-            meta = ArticleMeta(article.article_id, article.title, article.url, article.category, article.region,
-                               article.published_at)
-            pos = state.fresh.append(meta, text, factors, state.categories.code(article.category),
-                                     state.regions.code(article.region), story)
-            index = model.n_items + pos
-            state.counters.grow(index + 1 + 256)
-            if neighbours is not None:
-                state.fresh_neighbours[index] = neighbours
-                for other in neighbours[0].tolist():
-                    state.fresh_reverse.setdefault(other, []).append(index)
-            state.fresh_index[article.article_id] = index
-            state.forget_unknown_keys()
-            state.related_cache.clear()
-            return index
-
-    def _mark_deleted(self, state: LiveState, article_id: str) -> None:
-        i = state.index_of(article_id)
-        if i < 0:
-            return
-        if i < state.model.n_items:
-            state.deleted_base[i] = True
-        else:
-            state.fresh.deleted[i - state.model.n_items] = True
-        state.related_cache.clear()
-
     def _poll_articles(self, state: LiveState) -> None:
         # Ids and flags first, full rows only for articles this worker does not have: after a bulk
         # import thousands of rows stay inside the 5 s overlap, and parsing them all on every poll
@@ -392,27 +258,13 @@ class Engine:
         unknown = [a for a, deleted, _ in changes if not deleted and state.index_of(a) < 0]
         fetched = self.store.get_articles(unknown) if unknown else {}
         if len(fetched) >= 16:  # e.g. a restart hours after training: one matrix product for all of them
-            self._add_fresh_many(state, [fetched[a] for a, deleted, _ in changes if not deleted and a in fetched])
+            state.add_fresh_many([fetched[a] for a, deleted, _ in changes if not deleted and a in fetched], self.config.fresh_neighbours)
         for article_id, deleted, updated_at in changes:
             if deleted:
-                self._mark_deleted(state, article_id)
+                state.mark_deleted(article_id)
             elif article_id in fetched and state.index_of(article_id) < 0:
-                self._add_fresh(state, fetched[article_id])
+                state.add_fresh(fetched[article_id], self.config.fresh_neighbours)
             state.article_cursor = max(state.article_cursor, updated_at - 5.0)
-
-    def _add_fresh_many(self, state: LiveState, articles: list[Article], block: int = 64) -> None:
-        """:meth:`_add_fresh` for many articles, in order, comparing blocks of them with the bundle's
-        window in one matrix product (1,000 articles: ~1 s instead of ~5 s of one scan each)."""
-        model = state.model
-        window = model.text_vectors[model.window_start:]
-        for start in range(0, len(articles), block):
-            part = [a for a in articles[start:start + block] if state.index_of(a.article_id) < 0]
-            if not part:
-                continue
-            embedded = [model.embed(a.title, a.body) for a in part]
-            sims = np.stack([text for text, _ in embedded]) @ window.T if window.shape[0] else None
-            for j, (article, (text, factors)) in enumerate(zip(part, embedded)):
-                self._add_fresh(state, article, (text, factors, None if sims is None else sims[j]))
 
     def _poll_events(self, state: LiveState, since_ts: float | None = None) -> None:
         while True:
@@ -431,14 +283,8 @@ class Engine:
                 ids, codes, ts = zip(*rows)
                 idx, codes, ts = state.indices(list(ids)), np.array(codes, dtype=np.int8), np.array(ts, np.float64)
             state.event_cursor = cursor
-            self._count(state, idx, codes, ts)
+            state.count(idx, codes, ts, self.clock())
             time.sleep(0)
-
-    def _count(self, state: LiveState, idx: np.ndarray, codes: np.ndarray, ts: np.ndarray) -> None:
-        state.counters.grow(state.model.n_items + state.fresh.count + 256)
-        # an event stamped in the future (a skewed or hostile clock) counts as now: its decay weight
-        # 2^(age/half-life) would otherwise overflow to inf and poison every popularity score
-        state.counters.add(idx, codes, np.minimum(ts, self.clock()), ENGAGEMENT)
 
     def refresh(self) -> None:
         """One poll: new or taken-down articles and new events from every worker."""
@@ -468,7 +314,7 @@ class Engine:
             if state.base_moments is None:
                 state.base_moments = factor_moments(state.model.item_factors[state.model.window_start:])
             if state.clusters is None:
-                state.clusters = _window_clusters(state.model)
+                state.clusters = window_clusters(state.model)
             summary = summarize_window(snap, state.counters, now, state.base_moments, self.config.feed_pool,
                                        self.config.feed_pool_per_label, state.clusters,
                                        self.config.feed_pool_per_cluster)
@@ -514,12 +360,12 @@ class Engine:
         written = self.store.upsert_articles(articles)
         state = self._state
         for article in articles:
-            self._add_fresh(state, article)
+            state.add_fresh(article, self.config.fresh_neighbours)
         return written
 
     def takedown(self, article_id: str) -> bool:
         found = self.store.takedown_article(article_id)
-        self._mark_deleted(self._state, article_id)
+        self._state.mark_deleted(article_id)
         return found
 
     def forget_user(self, user_id: str) -> dict:
@@ -623,7 +469,7 @@ class Engine:
                 found = {}
             if article_id not in found:
                 raise NotFound(f"article {article_id} is not known (or was taken down)")
-            index = self._add_fresh(state, found[article_id])
+            index = state.add_fresh(found[article_id], self.config.fresh_neighbours)
         snap = state.snapshot()
         if snap.deleted(np.array([index]))[0]:
             raise NotFound(f"article {article_id} was taken down")
@@ -645,7 +491,7 @@ class Engine:
         extra = state.fresh_neighbours.get(anchor)
         if extra is None and not (model.window_start <= anchor < snap.n_base):
             # an archive article outside the window: one scan of the window's text vectors
-            extra = _scan_window(snap, snap.text(np.array([anchor]))[0], self.config.fresh_neighbours)
+            extra = scan_window(snap, snap.text(np.array([anchor]))[0], self.config.fresh_neighbours)
         fresh = None
         if snap.n_fresh > FRESH_ALL_MAX:  # many arrivals: only those that found the anchor among their neighbours
             fresh = np.array(state.fresh_reverse.get(anchor, ()), dtype=np.int64)
@@ -665,7 +511,7 @@ class Engine:
         anchor_meta = snap.meta(anchor)
         has_text = model.embedder is not None
         strategy = ("hybrid" if model.has_cf else "content") if has_text else "fallback-popular"
-        items = self._related_items(snap, cand, chosen, anchor_meta)
+        items = related_items(snap, cand, chosen, anchor_meta)
         if ttl > 0:
             if len(state.related_cache) >= self.config.related_cache_size:
                 try:
@@ -750,7 +596,7 @@ class Engine:
         chosen = diversify(snap, cand, depth, p.feed_max_per_story, p.feed_max_category_share,
                            p.duplicate_similarity)
         page = chosen[offset: offset + limit]
-        items = self._feed_items(snap, cand, page, profile)
+        items = feed_items(snap, cand, page, profile)
         if state.model.embedder is None:
             strategy = "fallback-popular"
         elif profile.is_cold:
@@ -762,112 +608,6 @@ class Engine:
                             next_cursor=_encode_cursor(offset + limit) if more else None, extra={"offset": offset})
         self._log_impressions(user_id, ranked, now)
         return ranked
-
-    # -- presentation ----------------------------------------------------------------------
-    RELATED_REASONS = ("text", "coread", "cf", "fresh", "popular", "same_category")
-    FEED_REASONS = ("content", "session", "affinity", "cf", "follow_category", "follow_region", "trending", "ctr",
-                    "fresh")
-
-    @staticmethod
-    def _top_reasons(cand: Candidates, positions: np.ndarray, names: tuple[str, ...]) -> list[str]:
-        """Per position, the feature that added most to its score (the first of equals)."""
-        zeros = np.zeros(len(positions))
-        weighted = np.stack([cand.features[f"w_{n}"][positions] if f"w_{n}" in cand.features else zeros
-                             for n in names])
-        return [names[k] for k in np.argmax(weighted, axis=0).tolist()]
-
-    @staticmethod
-    def _items(snap: Snapshot, cand: Candidates, positions: np.ndarray, metas: list[ArticleMeta],
-               reasons: list[str]) -> tuple[RankedItem, ...]:
-        scores = [round(x, 6) for x in cand.score[positions].tolist()]
-        return tuple(RankedItem(m.article_id, m.title, m.url, m.category, m.region, m.published_at, score, reason)
-                     for m, score, reason in zip(metas, scores, reasons))
-
-    def _related_items(self, snap: Snapshot, cand: Candidates, chosen: np.ndarray,
-                       anchor: ArticleMeta) -> tuple[RankedItem, ...]:
-        metas = [snap.meta(int(i)) for i in cand.index[chosen].tolist()]
-        reasons = []
-        for top, meta in zip(self._top_reasons(cand, chosen, self.RELATED_REASONS), metas):
-            reasons.append({
-                "text": f"Masih terkait dengan: {anchor.title}",
-                "coread": "Pembaca artikel ini juga membaca",
-                "cf": "Disukai pembaca artikel ini",
-                "fresh": f"Terbaru di {meta.category}",
-                "popular": f"Populer di {meta.region or meta.category}",
-                "same_category": f"Terbaru di {meta.category}",
-            }[top])
-        return self._items(snap, cand, chosen, metas, reasons)
-
-    def _feed_items(self, snap: Snapshot, cand: Candidates, page: np.ndarray,
-                    profile: ReaderProfile) -> tuple[RankedItem, ...]:
-        index = cand.index[page]
-        metas = [snap.meta(int(i)) for i in index.tolist()]
-        tops = self._top_reasons(cand, page, self.FEED_REASONS)
-        because = None  # per item, the read article its text is closest to (one product for the page)
-        if profile.positives.size and any(t in ("content", "session") for t in tops):
-            read = np.unique(profile.positives)
-            because = read[np.argmax(snap.text(read) @ snap.text(index).T, axis=0)].tolist()
-        reasons = []
-        for k, (top, meta) in enumerate(zip(tops, metas)):
-            if top in ("content", "session") and because is not None:
-                reasons.append(f"Karena Anda membaca: {snap.meta(because[k]).title}")
-            elif top == "cf":
-                reasons.append("Pembaca dengan minat serupa membaca ini")
-            elif top == "affinity":
-                reasons.append(f"Karena Anda sering membaca {meta.category}")
-            elif top == "follow_category":
-                reasons.append(f"Topik yang Anda ikuti: {meta.category}")
-            elif top == "follow_region":
-                reasons.append(f"Berita {meta.region} yang Anda ikuti")
-            elif top in ("trending", "ctr"):
-                reasons.append(f"Populer di {meta.region or meta.category}")
-            else:
-                reasons.append(f"Berita terbaru: {meta.category}")
-        return self._items(snap, cand, page, metas, reasons)
-
-
-def _bundle_clusters(arrays: dict[str, np.ndarray], model: ServingModel) -> dict | None:
-    """The window clusters training stored in the bundle (large windows only), else None."""
-    out = {}
-    for name in ("text", "cf"):
-        C, labels = arrays.get(f"cluster_{name}_centroids"), arrays.get(f"cluster_{name}_labels")
-        if C is not None and labels is not None and labels.shape[0] == model.n_items - model.window_start:
-            out[name] = (np.asarray(C, dtype=np.float32), np.asarray(labels, dtype=np.int64))
-    return out if "text" in out else None
-
-
-def _window_clusters(model: ServingModel) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Spherical k-means (sqrt(n) clusters) of the window's text vectors and CF factors (~1 s at 100k)."""
-    out = {}
-    w0 = model.window_start
-    for name, vectors in (("text", model.text_vectors[w0:]), ("cf", model.item_factors[w0:])):
-        if name == "cf" and not model.has_cf:
-            continue
-        X = np.asarray(vectors, dtype=np.float32)
-        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-        out[name] = spherical_kmeans(X, max(1, int(np.sqrt(X.shape[0]))), seed=0)
-    return out
-
-
-def _scan_window(snap: Snapshot, vector: np.ndarray, k: int,
-                 base_sims: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` window articles most similar to ``vector``, best first: (global indices, sims float32).
-
-    Scans the bundle's window in place (a view of the shared array) and the fresh overlay apart,
-    instead of concatenating them: a 100k-article window is 51 MB that a copy would move per call.
-    ``base_sims`` are the similarities to the bundle's window when already computed.
-    """
-    model, w0 = snap.model, snap.model.window_start
-    if base_sims is None:
-        base_sims = model.text_vectors[w0:] @ vector
-    sims = np.concatenate([base_sims, snap.fresh.text[: snap.n_fresh] @ vector])
-    k = min(k, sims.size)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    top = top_k(sims, k)
-    index = np.where(top < snap.n_base - w0, top + w0, top - (snap.n_base - w0) + snap.n_base)
-    return index.astype(np.int64), sims[top].astype(np.float32)
-
 
 def _list_id() -> str:
     return "l" + secrets.token_hex(8)

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .catalog import Snapshot
 from recommender.domain import EVENT_CODES
 from recommender.models.neighbours import top_k
-from recommender.params import RankingParams
 from recommender.models.popularity import DecayedCounters
+
+from .catalog import Snapshot
 
 HOUR = 3600.0
 FUTURE_GRACE = 60.0

@@ -15,6 +15,7 @@ import numpy as np
 
 from recommender.domain import EVENT_CODES, Article, Interaction, Preferences
 
+
 class StoreError(RuntimeError):
     """The store cannot do what was asked (e.g. the database is locked or unreadable)."""
 
