@@ -38,7 +38,8 @@ from urllib.parse import urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender.domain import Article, ValidationError, parse_time  # noqa: E402
-from recommender.evaluation.protocols import Evaluation, choose_cut, editor_link_pairs, tune  # noqa: E402
+from recommender.evaluation.protocols import Evaluation, choose_cut, editor_link_pairs  # noqa: E402
+from recommender.evaluation.tuning import tune  # noqa: E402
 from recommender.datasets.ingest import import_mind  # noqa: E402
 from recommender.params import TrainParams  # noqa: E402
 from recommender.store import SQLiteStore  # noqa: E402

@@ -10,10 +10,11 @@ import pytest
 from recommender.evaluation.baselines import BASELINES, Scorer
 from recommender.domain import Article, Interaction, parse_time
 from recommender.evaluation.protocols import (
-    PROTOCOLS, SCORE_COLUMN, Evaluation, NewsrecRunner, _group_metrics, _ndcg_curve, copy_store,
+    PROTOCOLS, SCORE_COLUMN, Evaluation, NewsrecRunner, _ndcg_curve, copy_store,
     editor_link_pairs, impression_queries, load_split, record_events, related_queries, topk_queries,
 )
 from recommender.evaluation.metrics import impression_metrics, ndcg_at_k
+from recommender.evaluation.tuning import _group_metrics
 from recommender.params import TrainParams
 from recommender.store import SQLiteStore
 from recommender.text.cleaning import strip_furniture

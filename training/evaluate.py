@@ -147,7 +147,7 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
 @command("tune", "search training and blending parameters on a validation period; writes config/train.json")(
     _tune_args)
 def run_tune(args: argparse.Namespace, settings: Settings) -> int:
-    from recommender.evaluation.protocols import tune
+    from recommender.evaluation.tuning import tune
     from recommender.store import open_store
 
     from .train import TUNED_CONFIG, load_params
