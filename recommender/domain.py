@@ -265,9 +265,10 @@ class Interaction:
         )
 
     def identity(self) -> str:
-        """The idempotency key: the given ``event_id`` or one derived from the content."""
+        """The idempotency key: the reader plus the given ``event_id``, or one derived from the
+        content (two readers' ``"e1"`` are two events)."""
         if self.event_id:
-            return self.event_id
+            return f"{self.user_id}|#{self.event_id}"
         return f"{self.user_id}|{self.article_id}|{self.event}|{self.ts!r}|{self.list_id or ''}"
 
     def key64(self) -> int:

@@ -510,7 +510,7 @@ def test_polls_after_a_bulk_publish_do_not_reread_the_articles(trained, tmp_path
         return wrapper
 
     sample.store.get_articles = counting(sample.store.get_articles)
-    sample.store.articles_changed_since = counting(sample.store.articles_changed_since)
+    sample.store.get_stored_articles = counting(sample.store.get_stored_articles)
     engine.refresh()
     assert sum(parsed) == 300 and engine.status()["fresh_articles"] == fresh + 300
     for _ in range(3):

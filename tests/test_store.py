@@ -143,9 +143,14 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
     with sqlite3.connect(path) as conn:  # back to what schema version 1 looked like
         conn.execute("DROP INDEX events_user_cover")
         conn.execute("CREATE INDEX events_user_ts ON events(user_key, ts)")
+        conn.execute("ALTER TABLE events DROP COLUMN counted")
+        conn.execute("DROP TABLE changes")
+        conn.execute("DROP TABLE forgotten")
+        conn.execute("DELETE FROM meta WHERE key IN ('event_seq', 'forget_salt')")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     migrated = SQLiteStore(path)
-    assert migrated.schema_version() == SCHEMA_VERSION == 2
+    assert migrated.schema_version() == SCHEMA_VERSION == 3
+    assert migrated.log_position() == (0, 3)  # the sequence counter starts after the stored events
     ids, codes, ts, dwell = migrated.user_event_arrays("u1", events=("click", "read", "share"))
     assert ids == ["a0", "a2"] and ts.tolist() == [T0 + 10, T0 + 20] and dwell[1] == 40.0
     conn = migrated._conn()

@@ -93,6 +93,9 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
     report: dict[str, Any] = {}
 
     with stages.stage("load articles"):
+        # the change log position before the articles are read: the service replays every article
+        # change after it (replaying one already seen is harmless; missing one is not)
+        change_pos, _ = store.log_position()
         stored = list(store.iter_articles())
         report["articles_skipped_future"] = len(stored)  # published after as_of: served as fresh articles
         stored = [s for s in stored if s.article.published_at <= as_of + FUTURE_TOLERANCE]
@@ -245,6 +248,10 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
     manifest = {
         "data_window": {"start": format_time(start) if start else None, "end": format_time(as_of)},
         "trained_at_wall": now,
+        # where the service resumes following the store (see Engine._catch_up): article changes
+        # after change_pos, events after event_seq (and those up to it stamped at or after as_of)
+        "change_pos": int(change_pos),
+        "event_seq": int(log_.event_seq),
         "parameters": params.to_dict(),
         "counts": {k: report[k] for k in ("articles", "readers", "events_used", "window_articles")},
         "seed": seed,

@@ -64,6 +64,24 @@ class FreshArticles:
 
 
 
+@dataclass
+class BaseEdits:
+    """Edits of bundle articles since training (headline, url, section, region, time).
+
+    The bundle's arrays are read-only and shared by every worker: the edited columns are copied
+    once, on the first edit (~12 bytes per article), and read instead of the bundle's.
+    """
+
+    category: np.ndarray
+    region: np.ndarray
+    published_at: np.ndarray
+    metas: dict[int, ArticleMeta]
+
+    @classmethod
+    def of(cls, model: ServingModel) -> "BaseEdits":
+        return cls(np.array(model.category_code), np.array(model.region_code), np.array(model.published_at), {})
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The candidate window and per-article arrays of one moment (vectors are views)."""
@@ -72,6 +90,19 @@ class Snapshot:
     fresh: FreshArticles
     n_fresh: int
     deleted_base: np.ndarray
+    edits: BaseEdits | None = None
+
+    @property
+    def _category_base(self) -> np.ndarray:
+        return self.model.category_code if self.edits is None else self.edits.category
+
+    @property
+    def _region_base(self) -> np.ndarray:
+        return self.model.region_code if self.edits is None else self.edits.region
+
+    @property
+    def _published_base(self) -> np.ndarray:
+        return self.model.published_at if self.edits is None else self.edits.published_at
 
     @property
     def n_base(self) -> int:
@@ -108,13 +139,13 @@ class Snapshot:
         return self._gather(self.model.item_factors, self.fresh.factors, idx)
 
     def published_at(self, idx: np.ndarray) -> np.ndarray:
-        return self._gather(self.model.published_at, self.fresh.published_at, idx)
+        return self._gather(self._published_base, self.fresh.published_at, idx)
 
     def category(self, idx: np.ndarray) -> np.ndarray:
-        return self._gather(self.model.category_code, self.fresh.category_code, idx)
+        return self._gather(self._category_base, self.fresh.category_code, idx)
 
     def region(self, idx: np.ndarray) -> np.ndarray:
-        return self._gather(self.model.region_code, self.fresh.region_code, idx)
+        return self._gather(self._region_base, self.fresh.region_code, idx)
 
     def story(self, idx: np.ndarray) -> np.ndarray:
         # gathered in the bundle's dtype, widened after: widening first copies the whole array per call
@@ -138,18 +169,24 @@ class Snapshot:
             "index": lambda: self.window(),
             "text": lambda: cat(m.text_vectors, f.text),
             "factors": lambda: cat(m.item_factors, f.factors),
-            "published_at": lambda: cat(m.published_at, f.published_at),
-            "category": lambda: cat(m.category_code, f.category_code),
-            "region": lambda: cat(m.region_code, f.region_code),
+            "published_at": lambda: cat(self._published_base, f.published_at),
+            "category": lambda: cat(self._category_base, f.category_code),
+            "region": lambda: cat(self._region_base, f.region_code),
             "story": lambda: cat(m.story.astype(np.int64, copy=False), f.story),
             "deleted": lambda: cat(self.deleted_base, f.deleted),
         }
         return {name: columns[name]() for name in (names or columns)}
 
     def title(self, index: int) -> str:
-        return self.model.titles[index] if index < self.n_base else self.fresh.meta[index - self.n_base].title
+        if index >= self.n_base:
+            return self.fresh.meta[index - self.n_base].title
+        if self.edits is not None and index in self.edits.metas:
+            return self.edits.metas[index].title
+        return self.model.titles[index]
 
     def meta(self, index: int) -> ArticleMeta:
-        if index < self.n_base:
-            return self.model.meta(index)
-        return self.fresh.meta[index - self.n_base]
+        if index >= self.n_base:
+            return self.fresh.meta[index - self.n_base]
+        if self.edits is not None and index in self.edits.metas:
+            return self.edits.metas[index]
+        return self.model.meta(index)

@@ -30,7 +30,7 @@ from recommender.store import Store, StoreError
 
 from .catalog import FreshArticles, Snapshot
 from .explain import feed_items, related_items
-from .live import LiveState, bundle_clusters, scan_window, window_clusters
+from .live import ENGAGEMENT, LiveState, bundle_clusters, scan_window, window_clusters
 from .ranking import (
     WindowSummary,
     build_profile,
@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 DAY = 86_400.0
 FRESH_ALL_MAX = 256  # up to this many fresh articles, every one is a related candidate
+ARTICLE_CHANGES = ("article", "takedown", "restore")
+VISIBILITY_CHANGES = ("takedown", "restore")
+FOLLOW_BATCH = 5000  # changes read per query while following the log
 PROFILE_EVENTS = ("click", "read", "share")
 IMPRESSION_CHUNK = 1000  # rows per impressions transaction (~20-60 ms at 10M events)
 
@@ -123,8 +126,6 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
-        self._forget_again: list[tuple[float, str]] = []  # (monotonic due time, user_id)
-        self._forget_lock = threading.Lock()
         self._state: LiveState | None = None
         try:
             if read_current(self.models_dir) is not None:
@@ -142,43 +143,72 @@ class Engine:
     def _new_state(self, model: ServingModel) -> LiveState:
         n = model.n_items
         text_dims, factor_dims = model.dims
-        now = self.clock()
-        as_of = model.as_of if n else now
+        state = LiveState(
+            model=model, fresh=FreshArticles(text_dims, factor_dims), deleted_base=np.zeros(n, dtype=bool),
+            fresh_index={}, fresh_neighbours={}, categories=Labels(model.categories), regions=Labels(model.regions),
+            counters=self._bundle_counters(model), next_story=int(model.story.max()) + 1 if n else 0,
+        )
+        try:
+            self._catch_up(state)
+            self._store_error = None
+        except StoreError as exc:
+            self._store_error = str(exc)
+            log.error("store unavailable while loading live state (retried on the next poll): %s", exc)
+        return state
+
+    def _bundle_counters(self, model: ServingModel) -> DecayedCounters:
         counters = DecayedCounters(
             np.array(model.counters["clicks"], dtype=np.float64),
             np.array(model.counters["impressions"], dtype=np.float64),
             np.array(model.counters["engagement"], dtype=np.float64),
-            as_of, model.ranking.trending_half_life_hours,
+            model.as_of if model.n_items else self.clock(), model.ranking.trending_half_life_hours,
         )
-        counters.grow(n + 256)
-        state = LiveState(
-            model=model, fresh=FreshArticles(text_dims, factor_dims), deleted_base=np.zeros(n, dtype=bool),
-            fresh_index={}, fresh_neighbours={}, categories=Labels(model.categories), regions=Labels(model.regions),
-            counters=counters, next_story=int(model.story.max()) + 1 if n else 0,
-        )
-        trained_wall = float(model.manifest.get("trained_at_wall", 0.0)) if n else 0.0
-        state.article_cursor = trained_wall - 60.0 if n else 0.0
-        since = now - self.config.fallback_window_days * DAY
-        try:
-            # catch up: taken-down bundle articles, articles published since training, recent events
-            deleted = self.store.deleted_article_ids()
-            for article_id in deleted:
-                i = model.item_ids.get(article_id)
-                if i >= 0:
-                    state.deleted_base[i] = True
-            if not n:
-                for stored in self.store.iter_articles(published_since=since):
-                    state.add_fresh(stored.article, self.config.fresh_neighbours)
-                state.article_cursor = time.time() - 60.0
-            self._poll_articles(state)
-            start_ts = as_of if n else since
-            state.event_cursor = self.store.first_seq_since(start_ts) - 1
-            self._poll_events(state, since_ts=start_ts)
-            self._store_error = None
-        except StoreError as exc:
-            self._store_error = str(exc)
-            log.error("store unavailable while loading live state: %s", exc)
-        return state
+        counters.grow(model.n_items + 256)
+        return counters
+
+    def _catch_up(self, state: LiveState) -> None:
+        """Bring a new state level with the store, from where its model was fitted.
+
+        The bundle holds what the store held at ``as_of`` and the log position it was read at:
+        events with ``ts >= as_of`` among those, and every event written after, are counted here;
+        articles published since ``as_of`` (scheduled ones too: they show once due) and every
+        takedown, restore and edit since the fitted position are applied. On a store error the
+        state stays not caught up and the next poll starts again from the bundle's counters, so
+        nothing is counted twice.
+        """
+        model = state.model
+        pos, seq = self.store.log_position()
+        if model.n_items:
+            start = model.as_of
+            fitted_pos = int(model.manifest.get("change_pos", pos))
+            fitted_seq = model.manifest.get("event_seq")
+        else:  # no model: the newest articles (fallback lists), nothing to replay
+            start = self.clock() - self.config.fallback_window_days * DAY
+            fitted_pos, fitted_seq = pos, None
+        counters = self._bundle_counters(model)
+        for article_id in self.store.deleted_article_ids():
+            i = model.item_ids.get(article_id)
+            if i >= 0:
+                state.deleted_base[i] = True
+        arrivals = [s.article for s in self.store.iter_articles(published_since=start)
+                    if state.index_of(s.article.article_id) < 0]
+        state.add_fresh_many(arrivals, self.config.fresh_neighbours)
+        while fitted_pos < pos:  # edits, takedowns and restores since the model's snapshot
+            changes = self.store.changes_after(fitted_pos, kinds=ARTICLE_CHANGES)
+            if not changes:
+                break
+            self._apply_articles(state, [c.ref for c in changes if c.pos <= pos])
+            fitted_pos = changes[-1].pos
+        first = self.store.first_seq_since(start) - 1
+        if fitted_seq is None:
+            self._count_events(state, counters, first, seq, since_ts=start)
+        else:  # events up to the fitted position are in the bundle when stamped before as_of
+            self._count_events(state, counters, min(first, int(fitted_seq)), int(fitted_seq), since_ts=start)
+            self._count_events(state, counters, int(fitted_seq), seq)
+        state.counters = counters
+        state.change_cursor = state.visibility_cursor = pos
+        state.event_cursor = seq
+        state.caught_up = True
 
     def _fallback_state(self) -> LiveState:
         return self._new_state(empty_model())
@@ -249,50 +279,93 @@ class Engine:
             "impressions_dropped": self.impressions_dropped,
         }
 
-    # -- live updates ----------------------------------------------------------------------
-    def _poll_articles(self, state: LiveState) -> None:
-        # Ids and flags first, full rows only for articles this worker does not have: after a bulk
-        # import thousands of rows stay inside the 5 s overlap, and parsing them all on every poll
-        # held the GIL for tens of milliseconds a second (the p99 of every request paid for it).
-        changes = self.store.article_changes_since(state.article_cursor)
-        unknown = [a for a, deleted, _ in changes if not deleted and state.index_of(a) < 0]
-        fetched = self.store.get_articles(unknown) if unknown else {}
-        if len(fetched) >= 16:  # e.g. a restart hours after training: one matrix product for all of them
-            state.add_fresh_many([fetched[a] for a, deleted, _ in changes if not deleted and a in fetched], self.config.fresh_neighbours)
-        for article_id, deleted, updated_at in changes:
-            if deleted:
-                state.mark_deleted(article_id)
-            elif article_id in fetched and state.index_of(article_id) < 0:
-                state.add_fresh(fetched[article_id], self.config.fresh_neighbours)
-            state.article_cursor = max(state.article_cursor, updated_at - 5.0)
+    # -- following the store ----------------------------------------------------------------
+    def follow(self, state: LiveState | None = None) -> int:
+        """Apply every change committed after the state's cursor, in commit order; returns how many.
 
-    def _poll_events(self, state: LiveState, since_ts: float | None = None) -> None:
+        Every worker of every host follows the same log, so an edit, takedown, restore or event
+        accepted anywhere reaches every list, once.
+        """
+        state = state or self._state
+        applied = 0
         while True:
+            changes = self.store.changes_after(state.change_cursor, limit=FOLLOW_BATCH)
+            if not changes:
+                return applied
+            refs = [c.ref for c in changes if c.kind in ARTICLE_CHANGES]
+            if refs:
+                self._apply_articles(state, refs)
+            hi = max((c.hi for c in changes if c.kind == "events"), default=0)
+            if hi > state.event_cursor:
+                state.event_cursor = self._count_events(state, state.counters, state.event_cursor, hi)
+            state.change_cursor = changes[-1].pos
+            applied += len(changes)
+            if len(changes) < FOLLOW_BATCH:
+                return applied
+
+    def _apply_articles(self, state: LiveState, article_ids: list[str]) -> None:
+        """Make these articles as they are stored now: new, edited, taken down or restored
+        (the current row, so applying a change twice or late is harmless)."""
+        ids = list(dict.fromkeys(article_ids))
+        stored = self.store.get_stored_articles(ids)
+        arrivals = []
+        for article_id in ids:
+            found = stored.get(article_id)
+            if found is None:
+                continue
+            index = state.index_of(article_id)
+            if found.deleted:
+                state.mark_deleted(article_id)
+            elif index < 0:
+                arrivals.append(found.article)
+            else:
+                state.update(index, found.article)
+        if arrivals:
+            state.add_fresh_many(arrivals, self.config.fresh_neighbours)
+
+    def _apply_visibility(self, state: LiveState) -> None:
+        """Takedowns and restores committed by any worker, applied before a list is built: a
+        legal takedown must not be served by the other worker until its next poll."""
+        if not state.caught_up:
+            return
+        try:
+            changes = self.store.changes_after(state.visibility_cursor, limit=1000, kinds=VISIBILITY_CHANGES)
+            if changes:
+                self._apply_articles(state, [c.ref for c in changes])
+                state.visibility_cursor = changes[-1].pos
+        except StoreError as exc:
+            self._store_error = str(exc)
+
+    def _count_events(self, state: LiveState, counters: DecayedCounters, after: int, upto: int,
+                      since_ts: float | None = None) -> int:
+        """Count events with ``after < seq <= upto`` into ``counters``; returns the last seq read."""
+        cursor = after
+        while cursor < upto:
             # in chunks, letting request threads have the interpreter between them (sleep(0)):
             # thousands of impressions a second come back here
-            keyed = self.store.event_keys_after(state.event_cursor, since_ts=since_ts)
-            if keyed is not None:
-                cursor, keys, codes, ts = keyed
-                if keys.size == 0:
-                    return
-                idx = state.indices_of_keys(keys, self.store)
-            else:
-                cursor, rows = self.store.events_after(state.event_cursor, since_ts=since_ts)
-                if not rows:
-                    return
-                ids, codes, ts = zip(*rows)
-                idx, codes, ts = state.indices(list(ids)), np.array(codes, dtype=np.int8), np.array(ts, np.float64)
-            state.event_cursor = cursor
-            state.count(idx, codes, ts, self.clock())
+            new_cursor, keys, codes, ts = self.store.event_keys_after(cursor, upto=upto, since_ts=since_ts)
+            if new_cursor == cursor:
+                break
+            cursor = new_cursor
+            if keys.size:
+                counters.grow(state.model.n_items + state.fresh.count + 256)
+                counters.add(state.indices_of_keys(keys, self.store), codes, np.minimum(ts, self.clock()),
+                             ENGAGEMENT)
             time.sleep(0)
+        return max(cursor, upto)
 
     def refresh(self) -> None:
-        """One poll: new or taken-down articles and new events from every worker."""
+        """One poll: every change any worker committed since the last one."""
         state = self._state
         try:
+            if not state.caught_up:  # a store error interrupted the load: start again from the bundle
+                retry = self._new_state(state.model)
+                if not retry.caught_up:
+                    return
+                retry.clusters = state.clusters
+                self._state = state = retry
             state.counters.advance(self.clock())
-            self._poll_articles(state)
-            self._poll_events(state)
+            self.follow(state)
             if not state.keys_learned:
                 state.learn_all_keys(self.store)
             self._store_error = None
@@ -334,7 +407,6 @@ class Engine:
                 self.maybe_reload()
                 self.refresh()
                 self.flush_impressions()
-                self.forget_pending()
             except Exception:  # keep serving; the next tick retries
                 log.exception("background refresh failed")
 
@@ -345,7 +417,6 @@ class Engine:
             self._thread = None
         try:
             self.flush_impressions()
-            self.forget_pending(now=float("inf"))
         except StoreError:
             pass
 
@@ -357,10 +428,10 @@ class Engine:
         return inserted, duplicates
 
     def publish_articles(self, articles: list[Article]) -> int:
+        """Store, then apply here at once as stored (a taken-down article stays down); other
+        workers apply the change when they follow the log."""
         written = self.store.upsert_articles(articles)
-        state = self._state
-        for article in articles:
-            state.add_fresh(article, self.config.fresh_neighbours)
+        self._apply_articles(self._state, [a.article_id for a in articles])
         return written
 
     def takedown(self, article_id: str) -> bool:
@@ -368,11 +439,23 @@ class Engine:
         self._state.mark_deleted(article_id)
         return found
 
+    def restore(self, article_id: str) -> bool:
+        """Undo a takedown (the only way back: publishing again keeps an article down)."""
+        found = self.store.restore_article(article_id)
+        if found:
+            self._apply_articles(self._state, [article_id])
+        return found
+
     def forget_user(self, user_id: str) -> dict:
+        """Delete what is stored about the reader up to now; idempotent.
+
+        The store keeps a tombstone: tokens issued before it are refused, and lists served before
+        it (queued here or in another worker) are dropped when they are written, so nothing needs
+        a second pass; events the reader posts afterwards are kept.
+        """
         removed = self.store.forget_user(user_id)
-        # queued impressions of this reader must not be written after the deletion
         kept = []
-        while True:
+        while True:  # this worker's queued lists of the reader are dropped now rather than at the write
             try:
                 item = self._impressions.get_nowait()
             except queue.Empty:
@@ -381,30 +464,10 @@ class Engine:
                 kept.append(item)
         for item in kept:
             self._impressions.put_nowait(item)
-        # Other workers (and a flush already under way here) may still write lists they served this
-        # reader: they flush within a poll, so forget once more after two polls (background thread).
-        with self._forget_lock:
-            self._forget_again.append((time.monotonic() + 2.0 * self.config.poll_interval + 0.5, user_id))
         return removed
 
-    def forget_pending(self, now: float | None = None) -> int:
-        """Run the second pass of :meth:`forget_user` for readers whose wait is over; returns how many.
-
-        A store failure keeps the remaining readers for the next tick.
-        """
-        now = time.monotonic() if now is None else now
-        with self._forget_lock:
-            due = [user for at, user in self._forget_again if at <= now]
-            self._forget_again = [(at, user) for at, user in self._forget_again if at > now]
-        for i, user_id in enumerate(due):
-            try:
-                self.store.forget_user(user_id)
-            except StoreError as exc:
-                with self._forget_lock:
-                    self._forget_again.extend((0.0, user) for user in due[i:])
-                log.warning("second forget pass postponed, the store refused it: %s", exc)
-                return i
-        return len(due)
+    def forgotten_at(self, user_id: str) -> float | None:
+        return self.store.forgotten_at(user_id)
 
     def get_preferences(self, user_id: str) -> Preferences | None:
         return self.store.get_preferences(user_id)
@@ -447,7 +510,7 @@ class Engine:
             if not batch:
                 break
             try:
-                self.store.add_events(batch)
+                self.store.add_events(batch, source="served")
             except StoreError as exc:
                 for item in taken:
                     try:
@@ -477,6 +540,7 @@ class Engine:
 
     def related(self, article_id: str, limit: int = 10, user_id: str | None = None) -> RankedList:
         state = self._state
+        self._apply_visibility(state)
         now = self.clock()
         anchor = self._locate(state, article_id)
         model = state.model
@@ -529,13 +593,8 @@ class Engine:
         try:
             # impressions say nothing about interest: the last events that do (served lists would crowd them out)
             limit = self.config.max_reader_events
-            keyed = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
-            if keyed is not None:
-                keys, codes, ts, dwell = keyed
-                items_idx = state.indices_of_keys(keys, self.store)
-            else:
-                ids, codes, ts, dwell = self.store.user_event_arrays(user_id, limit=limit, events=PROFILE_EVENTS)
-                items_idx = state.indices(ids)
+            keys, codes, ts, dwell = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
+            items_idx = state.indices_of_keys(keys, self.store)
             prefs = self.store.get_preferences(user_id)
         except StoreError:
             items_idx, codes, ts, dwell = (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64),
@@ -580,6 +639,7 @@ class Engine:
     def feed(self, user_id: str, limit: int = 20, cursor: str | None = None) -> RankedList:
         offset = _decode_cursor(cursor)
         state = self._state
+        self._apply_visibility(state)
         now = self.clock()
         snap = state.snapshot()
         profile = self._profile(state, snap, user_id, now)

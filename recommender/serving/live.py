@@ -18,7 +18,7 @@ from recommender.models.popularity import DecayedCounters
 from recommender.models.served import ArticleMeta, Labels, ServingModel
 from recommender.store import Store
 
-from .catalog import FreshArticles, Snapshot
+from .catalog import BaseEdits, FreshArticles, Snapshot
 from .ranking import WindowSummary
 
 # what each event code adds to an article's engagement (impression, click, read, share)
@@ -37,9 +37,15 @@ class LiveState:
     categories: Labels
     regions: Labels
     counters: DecayedCounters
+    # where this state stands in the store's change log (see Store): every committed change up to
+    # ``change_cursor`` and every event up to ``event_cursor`` is applied, nothing after them.
+    # ``caught_up`` is False until the catch-up after a load succeeded (the cursors mean nothing before).
+    change_cursor: int = 0
     event_cursor: int = 0
-    article_cursor: float = 0.0
+    visibility_cursor: int = 0  # takedowns and restores, checked before every list
+    caught_up: bool = False
     next_story: int = 0
+    edits: BaseEdits | None = None  # bundle articles edited since training
     lock: threading.RLock = field(default_factory=threading.RLock)
     summary: WindowSummary | None = None
     base_moments: tuple[np.ndarray, np.ndarray] | None = None
@@ -55,7 +61,7 @@ class LiveState:
     keys_learned: bool = False
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.model, self.fresh, self.fresh.count, self.deleted_base)
+        return Snapshot(self.model, self.fresh, self.fresh.count, self.deleted_base, self.edits)
 
     def index_of(self, article_id: str) -> int:
         i = self.model.item_ids.get(article_id)
@@ -123,11 +129,7 @@ class LiveState:
         """
         with self.lock:
             existing = self.index_of(article.article_id)
-            if existing >= 0:
-                if existing >= self.model.n_items:
-                    self.fresh.deleted[existing - self.model.n_items] = False
-                else:
-                    self.deleted_base[existing] = False
+            if existing >= 0:  # known: only an explicit update (a stored edit or restore) changes it
                 return existing
             model = self.model
             text, factors, base_sims = embedded or (*model.embed(article.title, article.body), None)
@@ -155,6 +157,34 @@ class LiveState:
             self.forget_unknown_keys()
             self.related_cache.clear()
             return index
+
+    def update(self, index: int, article: Article) -> None:
+        """Bring a known article level with its stored row: visible, and its headline, url,
+        section, region and time as edited. A fresh article is embedded again; a bundle article
+        keeps its trained vectors until the next training."""
+        with self.lock:
+            meta = ArticleMeta(article.article_id, article.title, article.url, article.category, article.region,
+                               article.published_at)
+            category, region = self.categories.code(article.category), self.regions.code(article.region)
+            n = self.model.n_items
+            if index >= n:
+                pos = index - n
+                self.fresh.deleted[pos] = False
+                self.fresh.meta[pos] = meta
+                self.fresh.category_code[pos], self.fresh.region_code[pos] = category, region
+                self.fresh.published_at[pos] = meta.published_at
+                self.fresh.text[pos], self.fresh.factors[pos] = self.model.embed(article.title, article.body)
+            else:
+                self.deleted_base[index] = False
+                if self.edits is None and self.model.meta(index) == meta:
+                    self.related_cache.clear()
+                    return
+                edits = self.edits or BaseEdits.of(self.model)
+                edits.metas[index] = meta
+                edits.category[index], edits.region[index] = category, region
+                edits.published_at[index] = meta.published_at
+                self.edits = edits
+            self.related_cache.clear()
 
     def mark_deleted(self, article_id: str) -> None:
         i = self.index_of(article_id)

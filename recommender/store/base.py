@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from recommender.domain import EVENT_CODES, Article, Interaction, Preferences
+from recommender.domain import Article, Interaction, Preferences
 
 
 class StoreError(RuntimeError):
@@ -48,6 +48,9 @@ class InteractionLog:
         True for clicks imported from a history with no real time.
     user_ids, article_ids : dict[int, str]
         Key to external id for every key in the arrays.
+    change_pos, event_seq : int
+        :meth:`Store.log_position` in the same read: a model fitted on this log resumes
+        following the store from there.
     """
 
     user_key: np.ndarray
@@ -58,6 +61,8 @@ class InteractionLog:
     history: np.ndarray
     user_ids: dict[int, str]
     article_ids: dict[int, str]
+    change_pos: int = 0
+    event_seq: int = 0
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -73,24 +78,102 @@ class StoredArticle:
     updated_at: float = 0.0
 
 
+# What a change-log entry says changed. Followers apply the *current* state of what it names
+# (an article's row, a reader's tombstone), so applying one twice is harmless; events are the
+# exception and are counted by sequence number, exactly once.
+CHANGE_KINDS = ("events", "article", "takedown", "restore", "preferences", "forget")
+CHANGE_CODES = {name: code for code, name in enumerate(CHANGE_KINDS)}
+# who wrote events (:meth:`Store.add_events`): a client (counted once per reader, article, type and
+# clock hour in live counters), lists the service served (never recreate a forgotten reader), a
+# trusted bulk import (no per-event checks)
+EVENT_SOURCES = ("client", "served", "import")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed write, in commit order.
+
+    Attributes
+    ----------
+    pos : int
+        Position in the change log; strictly increasing in commit order, never reused.
+    kind : str
+        One of :data:`CHANGE_KINDS`.
+    ref : str or None
+        The article id (article, takedown, restore); for ``forget`` a salted hash of the reader id
+        (the log outlives the forget and must not name the reader); None otherwise.
+    lo, hi : int
+        For ``events``: the batch's event sequence numbers are in ``[lo, hi]`` (gaps where a
+        duplicate was ignored). 0 otherwise.
+    at : float
+        Wall-clock time of the write (epoch seconds).
+    """
+
+    pos: int
+    kind: str
+    ref: str | None = None
+    lo: int = 0
+    hi: int = 0
+    at: float = 0.0
+
+
 class Store(ABC):
-    """What newsrec needs from a database. Implementations must be thread-safe."""
+    """What newsrec needs from a database. Implementations must be thread-safe.
+
+    **The change log.** Every write appends, in its own transaction, a :class:`Change` whose
+    ``pos`` is assigned in commit order, and event rows get sequence numbers (``seq``) in commit
+    order too. A follower (each serving worker) keeps two cursors, the last ``pos`` and the last
+    ``seq`` it applied, reads :meth:`changes_after` and :meth:`event_keys_after`, and so sees every
+    committed write once, in order, whatever worker or host wrote it. Sequence values are never
+    reused (a forgotten reader's rows leave gaps), so a cursor never skips a new row.
+
+    Commit order is what a backend must guarantee: SQLite has one writer at a time, so values
+    drawn inside a write transaction are commit-ordered. On a shared database with concurrent
+    writers (PostgreSQL), sequence values are *not* commit-ordered: a transaction that drew
+    ``pos`` 7 may commit after one that drew 8, and a follower that read 8 and moved its cursor
+    past 7 would never see 7. The PostgreSQL backend therefore serializes the part of each
+    writing transaction that draws ``seq``/``pos`` values, through a transaction-scoped advisory
+    lock taken before the first value is drawn and released at commit, so no transaction can
+    draw a higher value and commit while a lower one is still open.
+    """
 
     @abstractmethod
     def upsert_articles(self, articles: Iterable[Article]) -> int:
-        """Insert or update articles in place (idempotent); returns how many were written."""
+        """Insert or update articles in place (idempotent); returns how many were written.
+
+        A taken-down article stays down (only :meth:`restore_article` brings it back): a routine
+        re-import must not undo a legal takedown."""
 
     @abstractmethod
     def get_articles(self, article_ids: Sequence[str], include_deleted: bool = False) -> dict[str, Article]:
         """Articles by id; missing ids are absent from the result."""
 
     @abstractmethod
+    def get_stored_articles(self, article_ids: Sequence[str]) -> dict[str, StoredArticle]:
+        """Articles by id with their key and takedown flag (taken-down ones included)."""
+
+    @abstractmethod
     def takedown_article(self, article_id: str) -> bool:
         """Mark an article as taken down; returns False if it was unknown."""
 
     @abstractmethod
-    def add_events(self, events: Iterable[Interaction]) -> tuple[int, int]:
-        """Store events durably; returns (inserted, duplicates)."""
+    def restore_article(self, article_id: str) -> bool:
+        """Undo a takedown; returns False if the article is unknown."""
+
+    @abstractmethod
+    def deleted_article_ids(self) -> set[str]:
+        """Ids of every taken-down article."""
+
+    @abstractmethod
+    def add_events(self, events: Iterable[Interaction], source: str = "client") -> tuple[int, int]:
+        """Store events durably; returns (inserted, duplicates).
+
+        An event's idempotency key is its reader plus its ``event_id`` (or, without one, its
+        content), so two readers' ``"e1"`` are two events and a retried delivery is stored once.
+        ``source`` is one of :data:`EVENT_SOURCES`: ``client`` events count in live counters at
+        most once per reader, article, event type and clock hour; ``served`` rows (the lists the
+        service showed) are dropped for a reader forgotten after the list was served, and never
+        recreate a forgotten reader."""
 
     @abstractmethod
     def set_preferences(self, prefs: Preferences) -> None: ...
@@ -100,40 +183,52 @@ class Store(ABC):
 
     @abstractmethod
     def forget_user(self, user_id: str) -> dict[str, int]:
-        """Delete everything stored about a reader; returns counts removed."""
+        """Delete everything stored about a reader up to now, in one transaction, and record when
+        (:meth:`forgotten_at`); idempotent. Returns counts removed."""
+
+    @abstractmethod
+    def forgotten_at(self, user_id: str) -> float | None:
+        """When the reader was last forgotten (epoch seconds), or None."""
 
     @abstractmethod
     def user_events(self, user_id: str, since: float | None = None, limit: int = 500,
                     events: Sequence[str] | None = None) -> list[Interaction]:
         """A reader's most recent events (of the ``events`` types; default all), newest last."""
 
-    def user_event_arrays(self, user_id: str, limit: int = 500, events: Sequence[str] | None = None
-                          ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`user_events` as (article ids, event codes int8, ts float64, dwell float32 NaN if none),
-        oldest first: what a feed needs, without an object per event."""
-        rows = self.user_events(user_id, limit=limit, events=events)
-        return ([e.article_id for e in rows], np.array([EVENT_CODES[e.event] for e in rows], dtype=np.int8),
-                np.array([e.ts for e in rows], dtype=np.float64),
-                np.array([np.nan if e.dwell_seconds is None else e.dwell_seconds for e in rows], dtype=np.float32))
-
+    @abstractmethod
     def user_event_keys(self, user_id: str, limit: int = 500, events: Sequence[str] | None = None
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-        """:meth:`user_event_arrays` with the store's integer article keys (int64) instead of ids,
-        or None when the store has no such keys (callers then use the ids)."""
-        return None
-
-    def article_ids_for_keys(self, keys: Sequence[int] | None = None) -> dict[int, str]:
-        """Article id of each known key (see :meth:`user_event_keys`); every key when None."""
-        return {}
-
-    def event_keys_after(self, seq: int, since_ts: float | None = None, limit: int = 20_000
-                         ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray] | None:
-        """:meth:`events_after` as arrays with integer article keys: (cursor, keys int64, codes int8,
-        ts float64), or None when the store has no such keys."""
-        return None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A reader's newest events as arrays, oldest first: (article keys int64, event codes int8,
+        ts float64, dwell float32 NaN if none). Keys map to ids through :meth:`article_ids_for_keys`."""
 
     @abstractmethod
-    def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog: ...
+    def article_ids_for_keys(self, keys: Sequence[int] | None = None) -> dict[int, str]:
+        """Article id of each known key (see :meth:`user_event_keys`); every key when None."""
+
+    # -- following the change log ------------------------------------------------------------
+    @abstractmethod
+    def log_position(self) -> tuple[int, int]:
+        """``(pos, seq)``: the newest change position and event sequence number, read together
+        (what a follower that loads state now must continue from)."""
+
+    @abstractmethod
+    def changes_after(self, pos: int, limit: int = 10_000, kinds: Sequence[str] | None = None) -> list[Change]:
+        """Committed changes with position > ``pos`` (of ``kinds``; default all), oldest first."""
+
+    @abstractmethod
+    def event_keys_after(self, seq: int, upto: int | None = None, since_ts: float | None = None,
+                         limit: int = 20_000) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """Events that count in live counters with ``seq < s <= upto`` (and ``ts >= since_ts``):
+        ``(cursor, article keys int64, codes int8, ts float64)``; the cursor is the last ``seq``
+        read (``seq`` when none). History rows and events beyond a reader's one per hour are left out."""
+
+    @abstractmethod
+    def first_seq_since(self, ts: float) -> int:
+        """Smallest event sequence number with a time at or after ``ts`` (1 past the end when none)."""
+
+    @abstractmethod
+    def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
+        """Events with ``start <= ts < end`` as arrays, with the log position they were read at."""
 
     @abstractmethod
     def iter_articles(self, published_since: float | None = None, include_deleted: bool = False) -> Iterator[StoredArticle]: ...

@@ -8,10 +8,13 @@ training can load it as arrays.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import hashlib
 import inspect
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -23,7 +26,18 @@ import numpy as np
 
 from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, Preferences
 
-from .base import InteractionLog, Store, StoredArticle, StoreError, StoreUnavailable, _types
+from .base import (
+    CHANGE_CODES,
+    CHANGE_KINDS,
+    EVENT_SOURCES,
+    Change,
+    InteractionLog,
+    Store,
+    StoredArticle,
+    StoreError,
+    StoreUnavailable,
+    _types,
+)
 
 try:
     import fcntl
@@ -32,7 +46,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -87,6 +101,27 @@ MIGRATIONS: dict[int, str] = {
     2: """
     CREATE INDEX IF NOT EXISTS events_user_cover ON events(user_key, event, ts, seq, article_key, dwell);
     DROP INDEX IF EXISTS events_user_ts;
+    """,
+    # the change log every worker follows (see Store), tombstones of forgotten readers, a sequence
+    # counter that never goes back (INTEGER PRIMARY KEY alone reuses the largest rowid once its
+    # row is deleted), and the flag that keeps a reader's repeats out of live counters
+    3: """
+    CREATE TABLE IF NOT EXISTS changes (
+        pos INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind INTEGER NOT NULL,
+        ref TEXT,
+        lo INTEGER NOT NULL DEFAULT 0,
+        hi INTEGER NOT NULL DEFAULT 0,
+        at REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS changes_visibility ON changes(pos) WHERE kind IN (2, 3);
+    CREATE TABLE IF NOT EXISTS forgotten (
+        user_hash TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    );
+    INSERT OR IGNORE INTO meta(key, value) VALUES ('forget_salt', lower(hex(randomblob(16))));
+    ALTER TABLE events ADD COLUMN counted INTEGER NOT NULL DEFAULT 1;
+    INSERT OR IGNORE INTO meta(key, value) SELECT 'event_seq', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM events;
     """,
 }
 
@@ -372,6 +407,15 @@ class SQLiteStore(Store):
             keys.update(conn.execute(f"SELECT {column}, key FROM {table} WHERE {column} IN ({marks})", part))
         return keys
 
+    @staticmethod
+    def _log(conn: sqlite3.Connection, kind: str, refs: Sequence[str | None] = (None,), lo: int = 0, hi: int = 0,
+             at: float | None = None) -> None:
+        """Append changes inside the caller's write transaction: one writer at a time, so the
+        AUTOINCREMENT positions are in commit order."""
+        code, at = CHANGE_CODES[kind], time.time() if at is None else at
+        conn.executemany("INSERT INTO changes(kind, ref, lo, hi, at) VALUES (?,?,?,?,?)",
+                         [(code, ref, lo, hi, at) for ref in refs])
+
     # -- articles ----------------------------------------------------------------------------
     def upsert_articles(self, articles: Iterable[Article]) -> int:
         batch = list(articles)
@@ -388,13 +432,15 @@ class SQLiteStore(Store):
                    ON CONFLICT(key) DO UPDATE SET title=excluded.title, body=excluded.body,
                        category=excluded.category, region=excluded.region, tags=excluded.tags, url=excluded.url,
                        published_at=excluded.published_at, language=excluded.language,
-                       updated_at=excluded.updated_at, deleted=0""",
+                       updated_at=excluded.updated_at,
+                       body=CASE WHEN articles.deleted THEN '' ELSE excluded.body END""",
                 [
                     (keys[a.article_id], a.title, a.body, a.category, a.region, _json_list(a.tags), a.url,
                      a.published_at, a.language, now)
                     for a in batch
                 ],
             )
+            self._log(conn, "article", list(dict.fromkeys(a.article_id for a in batch)), at=now)
         return len(batch)
 
     @staticmethod
@@ -435,14 +481,38 @@ class SQLiteStore(Store):
         return {r[0] for r in rows}
 
     def takedown_article(self, article_id: str) -> bool:
+        return self._set_deleted(article_id, True)
+
+    def restore_article(self, article_id: str) -> bool:
+        return self._set_deleted(article_id, False)
+
+    def _set_deleted(self, article_id: str, deleted: bool) -> bool:
         conn = self._conn()
+        now = time.time()
         with self._write(conn):
+            # a takedown also blanks the body: the text of a legally removed article is not kept
             cur = conn.execute(
-                "UPDATE articles SET deleted = 1, body = '', updated_at = ? "
+                f"UPDATE articles SET deleted = ?, {'body = ' + repr('') + ', ' if deleted else ''}updated_at = ? "
                 "WHERE key = (SELECT key FROM article_keys WHERE article_id = ?)",
-                (time.time(), article_id),
+                (int(deleted), now, article_id),
             )
-            return cur.rowcount > 0
+            if cur.rowcount == 0:
+                return False
+            self._log(conn, "takedown" if deleted else "restore", [article_id], at=now)
+            return True
+
+    @_read_errors
+    def get_stored_articles(self, article_ids: Sequence[str]) -> dict[str, StoredArticle]:
+        out: dict[str, StoredArticle] = {}
+        ids = list(dict.fromkeys(article_ids))
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            rows = self._conn().execute(
+                self._ARTICLE_SELECT + f" WHERE k.article_id IN ({','.join('?' * len(part))})", part).fetchall()
+            for row in rows:
+                stored = self._article_from_row(row)
+                out[stored.article.article_id] = stored
+        return out
 
     @_read_errors
     def iter_articles(self, published_since: float | None = None, include_deleted: bool = False) -> Iterator[StoredArticle]:
@@ -459,27 +529,76 @@ class SQLiteStore(Store):
                 yield self._article_from_row(row)
 
     # -- events ------------------------------------------------------------------------------
-    def add_events(self, events: Iterable[Interaction]) -> tuple[int, int]:
-        batch = list(events)
-        if not batch:
+    def add_events(self, events: Iterable[Interaction], source: str = "client") -> tuple[int, int]:
+        if source not in EVENT_SOURCES:
+            raise ValueError(f"source must be one of {EVENT_SOURCES}, got {source!r}")
+        given = list(events)
+        if not given:
             return 0, 0
         conn = self._conn()
         now = time.time()
         with self._write(conn):
+            batch = self._drop_forgotten(conn, given) if source == "served" else given
+            if not batch:
+                return 0, len(given)
             users = self._keys(conn, "users", "user_id", [e.user_id for e in batch])
             articles = self._keys(conn, "article_keys", "article_id", [e.article_id for e in batch])
+            counted = self._counted(conn, batch, users, articles) if source == "client" else [1] * len(batch)
+            # explicit sequence numbers from a counter that only goes up (drawn under the write lock:
+            # commit order), so a follower's cursor never passes a row that is written later
+            lo = int(conn.execute("SELECT value FROM meta WHERE key = 'event_seq'").fetchone()[0]) + 1
             before = conn.total_changes
             conn.executemany(
-                "INSERT OR IGNORE INTO events(eid, user_key, article_key, event, ts, dwell, list_id, position, "
-                "history, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO events(seq, eid, user_key, article_key, event, ts, dwell, list_id, position, "
+                "history, received_at, counted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (e.key64(), users[e.user_id], articles[e.article_id], EVENT_CODES[e.event], e.ts,
-                     e.dwell_seconds, e.list_id, e.position, int(e.history), now)
-                    for e in batch
+                    (lo + i, e.key64(), users[e.user_id], articles[e.article_id], EVENT_CODES[e.event], e.ts,
+                     e.dwell_seconds, e.list_id, e.position, int(e.history), now, flag)
+                    for i, (e, flag) in enumerate(zip(batch, counted))
                 ],
             )
             inserted = conn.total_changes - before
-        return inserted, len(batch) - inserted
+            if inserted:
+                hi = lo + len(batch) - 1
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'event_seq'", (str(hi),))
+                self._log(conn, "events", lo=lo, hi=hi, at=now)
+        return inserted, len(given) - inserted
+
+    HOUR = 3600.0
+
+    def _counted(self, conn: sqlite3.Connection, batch: list[Interaction], users: dict[str, int],
+                 articles: dict[str, int]) -> list[int]:
+        """1 for the first event of each (reader, article, type, clock hour), 0 for repeats: one
+        reader posting 300 clicks moves trending and click-through as much as one click does."""
+        flags, seen = [], set()
+        for e in batch:
+            bucket = math.floor(e.ts / self.HOUR)
+            key = (users[e.user_id], articles[e.article_id], EVENT_CODES[e.event], bucket)
+            if key in seen or e.history:
+                flags.append(0 if key in seen else 1)
+                continue
+            seen.add(key)
+            row = conn.execute(  # the covering reader index: one seek
+                "SELECT 1 FROM events WHERE user_key = ? AND event = ? AND ts >= ? AND ts < ? AND article_key = ? "
+                "LIMIT 1", (key[0], key[2], bucket * self.HOUR, (bucket + 1) * self.HOUR, key[1])).fetchone()
+            flags.append(0 if row else 1)
+        return flags
+
+    def _drop_forgotten(self, conn: sqlite3.Connection, batch: list[Interaction]) -> list[Interaction]:
+        """Served lists of readers forgotten after the list was served, or forgotten and not back
+        since (no row of their own), are not written: logging never recreates a forgotten reader."""
+        hashes = self._forget_hash(conn, list(dict.fromkeys(e.user_id for e in batch)))
+        by_hash = {h: u for u, h in hashes.items()}
+        forgotten: dict[str, float] = {}
+        values = list(by_hash)
+        for start in range(0, len(values), 500):
+            part = values[start:start + 500]
+            forgotten.update((by_hash[h], at) for h, at in conn.execute(
+                f"SELECT user_hash, at FROM forgotten WHERE user_hash IN ({','.join('?' * len(part))})", part))
+        if not forgotten:
+            return batch
+        back = self._lookup(conn, "users", "user_id", list(forgotten))
+        return [e for e in batch if e.user_id not in forgotten or (e.user_id in back and e.ts > forgotten[e.user_id])]
 
     @_read_errors
     def user_events(self, user_id: str, since: float | None = None, limit: int = 500,
@@ -528,64 +647,51 @@ class SQLiteStore(Store):
         return out
 
     @_read_errors
-    def events_after(self, seq: int, since_ts: float | None = None, limit: int = 100_000) -> tuple[int, list[tuple]]:
-        """Events stored after cursor ``seq`` (and at or after ``since_ts``), for live counters.
-
-        Returns the new cursor and rows ``(article_id, event code, ts)``; history rows are left out.
-        Every process polls this, so all gunicorn workers see the same counters within a poll.
-        """
-        rows = self._conn().execute(
-            """SELECT e.seq, k.article_id, e.event, e.ts FROM events e JOIN article_keys k ON k.key = e.article_key
-               WHERE e.seq > ? AND e.ts >= ? AND e.history = 0 ORDER BY e.seq LIMIT ?""",
-            (int(seq), since_ts if since_ts is not None else -1.0, int(limit)),
-        ).fetchall()
-        if not rows:
-            return int(seq), []
-        return int(rows[-1][0]), [r[1:] for r in rows]
-
-    @_read_errors
-    def event_keys_after(self, seq: int, since_ts: float | None = None, limit: int = 20_000
-                         ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    def event_keys_after(self, seq: int, upto: int | None = None, since_ts: float | None = None,
+                         limit: int = 20_000) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         # no join and no id strings: every worker reads every impression back once a second
         rows = self._conn().execute(
-            "SELECT seq, article_key, event, ts FROM events WHERE seq > ? AND ts >= ? AND history = 0 "
-            "ORDER BY seq LIMIT ?", (int(seq), since_ts if since_ts is not None else -1.0, int(limit))).fetchall()
+            "SELECT seq, article_key, event, ts, history = 0 AND counted = 1 FROM events WHERE seq > ? AND seq <= ? "
+            "AND ts >= ? ORDER BY seq LIMIT ?",
+            (int(seq), int(upto) if upto is not None else 1 << 62, since_ts if since_ts is not None else -1.0,
+             int(limit))).fetchall()
         if not rows:
             return int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64)
         table = np.array(rows, dtype=np.float64)  # seq and keys < 2^53: exact
+        table = table[table[:, 4] > 0]  # filtered here, not in SQL: the cursor still passes them
         return int(rows[-1][0]), table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3]
 
     @_read_errors
     def first_seq_since(self, ts: float) -> int:
-        """Smallest event cursor with a time at or after ``ts`` (1 past the end when none)."""
         row = self._conn().execute("SELECT MIN(seq) FROM events WHERE ts >= ?", (ts,)).fetchone()
-        return int(row[0]) if row[0] is not None else self.max_event_seq() + 1
+        return int(row[0]) if row[0] is not None else self.log_position()[1] + 1
 
     @_read_errors
-    def max_event_seq(self) -> int:
-        return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+    def log_position(self) -> tuple[int, int]:
+        row = self._conn().execute(  # one statement: one snapshot
+            "SELECT (SELECT COALESCE(MAX(pos), 0) FROM changes), (SELECT value FROM meta WHERE key = 'event_seq')"
+        ).fetchone()
+        return int(row[0]), int(row[1])
 
     @_read_errors
-    def article_changes_since(self, updated_after: float) -> list[tuple[str, bool, float]]:
-        """``(article_id, taken_down, updated_at)`` of articles written after ``updated_after``,
-        oldest change first: what the live poll needs, without reading and parsing bodies."""
-        return self._conn().execute(
-            "SELECT k.article_id, a.deleted, a.updated_at FROM articles a JOIN article_keys k ON k.key = a.key "
-            "WHERE a.updated_at > ? ORDER BY a.updated_at", (updated_after,)
-        ).fetchall()
-
-    @_read_errors
-    def articles_changed_since(self, updated_after: float) -> list[StoredArticle]:
-        """Articles written or taken down after ``updated_after`` (epoch seconds), oldest change first."""
-        rows = self._conn().execute(
-            self._ARTICLE_SELECT + " WHERE a.updated_at > ? ORDER BY a.updated_at", (updated_after,)
-        ).fetchall()
-        return [self._article_from_row(r) for r in rows]
+    def changes_after(self, pos: int, limit: int = 10_000, kinds: Sequence[str] | None = None) -> list[Change]:
+        sql = "SELECT pos, kind, ref, lo, hi, at FROM changes WHERE pos > ?"
+        if kinds is not None:
+            codes = sorted(CHANGE_CODES[k] for k in kinds)
+            sql += f" AND kind IN ({','.join(str(c) for c in codes)})"  # (2, 3): the visibility index
+        rows = self._conn().execute(sql + " ORDER BY pos LIMIT ?", (int(pos), int(limit))).fetchall()
+        return [Change(p, CHANGE_KINDS[k], ref, lo, hi, at) for p, k, ref, lo, hi, at in rows]
 
     @_read_errors
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
-        with self._unmapped():  # a training load reads every page once: mapped, they all count in its RSS
-            return self._load_interactions(start, end)
+        with self._unmapped() as conn:  # a training load reads every page once: mapped, they all count in its RSS
+            conn.execute("BEGIN")  # one snapshot: the log position is exactly what the arrays hold
+            try:
+                change_pos, event_seq = self.log_position()
+                log_ = self._load_interactions(start, end)
+            finally:
+                conn.execute("COMMIT")
+        return dataclasses.replace(log_, change_pos=change_pos, event_seq=event_seq)
 
     def _load_interactions(self, start: float | None, end: float | None) -> InteractionLog:
         conn = self._conn()
@@ -653,6 +759,7 @@ class SQLiteStore(Store):
                 "updated_at=excluded.updated_at",
                 (key, _json_list(prefs.categories), _json_list(prefs.regions), time.time()),
             )
+            self._log(conn, "preferences")  # no reader id: the log outlives a forget
 
     @_read_errors
     def get_preferences(self, user_id: str) -> Preferences | None:
@@ -666,20 +773,43 @@ class SQLiteStore(Store):
 
     def forget_user(self, user_id: str) -> dict[str, int]:
         conn = self._conn()
+        now = time.time()
         with self._write(conn):
+            # the tombstone first: tokens issued before it are refused, served lists logged after it
+            # are dropped (add_events), events the reader posts afterwards are kept
+            hashed = self._forget_hash(conn, [user_id])[user_id]
+            conn.execute("INSERT INTO forgotten(user_hash, at) VALUES (?, ?) ON CONFLICT(user_hash) DO UPDATE SET "
+                         "at = excluded.at", (hashed, now))
+            self._log(conn, "forget", [hashed], at=now)
             row = conn.execute("SELECT key FROM users WHERE user_id = ?", (user_id,)).fetchone()
             if row is None:
-                return {"events": 0, "preferences": 0, "user": 0}
-            key = row[0]
-            events = conn.execute("DELETE FROM events WHERE user_key = ?", (key,)).rowcount
-            prefs = conn.execute("DELETE FROM preferences WHERE user_key = ?", (key,)).rowcount
-            conn.execute("DELETE FROM users WHERE key = ?", (key,))
+                removed = {"events": 0, "preferences": 0, "user": 0}
+            else:
+                key = row[0]
+                events = conn.execute("DELETE FROM events WHERE user_key = ?", (key,)).rowcount
+                prefs = conn.execute("DELETE FROM preferences WHERE user_key = ?", (key,)).rowcount
+                conn.execute("DELETE FROM users WHERE key = ?", (key,))
+                removed = {"events": events, "preferences": prefs, "user": 1}
         # Deleted rows can linger in free pages and the WAL: checkpoint so they are overwritten.
         try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError:  # pragma: no cover - a reader holds the WAL; it is reused later
             log.debug("checkpoint after forget deferred")
-        return {"events": events, "preferences": prefs, "user": 1}
+        return removed
+
+    @_read_errors
+    def forgotten_at(self, user_id: str) -> float | None:
+        conn = self._conn()
+        row = conn.execute("SELECT at FROM forgotten WHERE user_hash = ?",
+                           (self._forget_hash(conn, [user_id])[user_id],)).fetchone()
+        return None if row is None else float(row[0])
+
+    def _forget_hash(self, conn: sqlite3.Connection, user_ids: Sequence[str]) -> dict[str, str]:
+        """Tombstones name a reader by a salted hash: a forgotten id is not kept in clear."""
+        salt = getattr(self, "_salt", None)
+        if salt is None:
+            salt = self._salt = conn.execute("SELECT value FROM meta WHERE key = 'forget_salt'").fetchone()[0]
+        return {u: hashlib.sha256(f"{salt}|{u}".encode("utf-8")).hexdigest() for u in user_ids}
 
     @_read_errors
     def stats(self) -> dict:
