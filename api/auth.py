@@ -64,9 +64,12 @@ def authenticate() -> Principal:
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("use 'Authorization: Bearer <reader token>' or the X-API-Key header")
         try:
-            user_id = security.tokens.verify(token.strip())
+            user_id, issued_at = security.tokens.claims(token.strip())
         except TokenError as exc:
             raise _unauthorized(f"reader token refused: {exc}") from None
+        if ReaderTokens.issued_before_forget(issued_at, current_app.extensions["newsrec"].forgotten_at(user_id)):
+            raise _unauthorized("reader token refused: it was issued before this reader's data was deleted; "
+                                "ask the site for a new one")
         return Principal(kind="token", user_id=user_id)
     raise _unauthorized(f"send an API key in {API_KEY_HEADER} or a reader token in 'Authorization: Bearer ...'")
 

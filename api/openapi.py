@@ -217,6 +217,14 @@ PATHS: dict[str, Any] = {
                                                       "taken_down": {"type": "boolean"}}}),
          "404": _error("Unknown article"), **BAD_PATH_ID},
         params=[ARTICLE_ID],
+        description="Sticky: publishing or re-importing the article keeps it down; only a restore brings it back.",
+    )},
+    "/v1/admin/articles/{article_id}/restore": {"post": _op(
+        "Undo a takedown (every worker and host within a list request)", "articles", ADMIN,
+        {"200": _ok({"type": "object", "properties": {"article_id": {"type": "string"},
+                                                      "restored": {"type": "boolean"}}}),
+         "404": _error("Unknown article"), **BAD_PATH_ID},
+        params=[ARTICLE_ID],
     )},
     "/v1/users/{user_id}/preferences": {
         "get": _op("A reader's followed categories and regions", "users", SITE_OR_READER,
@@ -276,7 +284,7 @@ OPENAPI: dict[str, Any] = {
         "securitySchemes": {
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                        "description": "Key from 'newsrec keys add --role site|admin'"},
-            "readerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "v1.<b64u user>.<expiry>.<b64u sig>",
+            "readerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "v2.<b64u user>.<issued ms>.<expiry>.<b64u sig>",
                             "description": "HMAC-SHA256 reader token; see recommender/security.py"},
         },
     },

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
@@ -61,6 +62,18 @@ def check_id(value: Any, name: str) -> str:
             f"letter or digit; got {_preview(value)}"
         )
     return value
+
+
+# an event stamped further ahead of the server's clock than this is refused: a feed ignores events
+# "from the future", and live counters would have counted it as now
+MAX_FUTURE_SECONDS = 300.0
+
+
+def _not_future(ts: float) -> float:
+    if ts > time.time() + MAX_FUTURE_SECONDS:
+        raise ValidationError(f"ts is more than {MAX_FUTURE_SECONDS / 60:.0f} minutes ahead of the server's clock; "
+                              "send the time the event happened (with its UTC offset)")
+    return ts
 
 
 def parse_time(value: Any, name: str) -> float:
@@ -256,7 +269,7 @@ class Interaction:
             user_id=check_id(record.get("user_id"), "user_id"),
             article_id=check_id(record.get("article_id"), "article_id"),
             event=event,
-            ts=parse_time(record.get("ts"), "ts"),
+            ts=_not_future(parse_time(record.get("ts"), "ts")),
             dwell_seconds=dwell,
             event_id=None if event_id in (None, "") else check_id(event_id, "event_id"),
             list_id=None if list_id in (None, "") else check_id(list_id, "list_id"),

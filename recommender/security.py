@@ -13,23 +13,29 @@ without a restart.
 
 Reader tokens
 -------------
-``Authorization: Bearer v1.<b64u(user_id)>.<expiry>.<b64u(signature)>`` where
+``Authorization: Bearer v2.<b64u(user_id)>.<issued>.<expiry>.<b64u(signature)>`` where
 
 * ``b64u`` is URL-safe base64 **without** ``=`` padding,
 * ``user_id`` is UTF-8 encoded before base64,
-* ``expiry`` is the expiry time in whole epoch seconds (decimal ASCII, no sign),
-* ``signature = HMAC-SHA256(secret, "v1." + b64u(user_id) + "." + expiry)`` over those ASCII bytes,
+* ``issued`` is the issue time in whole epoch **milliseconds** and ``expiry`` the expiry time in
+  whole epoch seconds (decimal ASCII, no sign),
+* ``signature = HMAC-SHA256(secret, "v2." + b64u(user_id) + "." + issued + "." + expiry)`` over
+  those ASCII bytes,
 * ``secret`` is the UTF-8 bytes of ``NEWSREC_TOKEN_SECRET`` if set, otherwise of the stripped
   content of ``NEWSREC_HOME/token_secret`` (created with 0600 and 32 random bytes, url-safe
   base64 encoded, on first use).
 
 A site backend in any language can mint the same tokens, e.g. in Python::
 
-    body = "v1." + b64u(user_id.encode()) + "." + str(int(time.time()) + ttl)
+    now = time.time()
+    body = "v2." + b64u(user_id.encode()) + "." + str(int(now * 1000)) + "." + str(int(now) + ttl)
     token = body + "." + b64u(hmac.new(secret, body.encode(), "sha256").digest())
 
 A token proves "this browser belongs to reader ``user_id`` until ``expiry``"; it grants that
-reader's feed, preferences and events only.
+reader's feed, preferences and events only. Forgetting a reader refuses every token issued
+before the forget (the API compares ``issued`` with the store's tombstone). Version 1 tokens
+(``v1.<b64u(user_id)>.<expiry>.<signature>``, no issue time) are still accepted, except for a
+reader forgotten within the longest token life (366 days): they cannot say when they were issued.
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ ROLES = ("site", "admin")
 KEYS_FILE = "keys.json"
 SECRET_FILE = "token_secret"
 ENV_TOKEN_SECRET = "NEWSREC_TOKEN_SECRET"
-TOKEN_VERSION = "v1"
+TOKEN_VERSION = "v2"
+TOKEN_VERSIONS = ("v1", "v2")
 MAX_TOKEN_TTL = 366 * 24 * 3600
 MIN_SECRET_BYTES = 16
 _KEY_PATTERN = re.compile(r"^nr_(site|admin)_[A-Za-z0-9_\-]{20,100}$")
@@ -349,24 +356,43 @@ class ReaderTokens:
         user_id = check_id(user_id, "user_id")
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TOKEN_TTL:
             raise ValueError(f"ttl must be whole seconds between 1 and {MAX_TOKEN_TTL}; got {ttl!r}")
-        expiry = int(time.time() if now is None else now) + ttl
-        body = f"{TOKEN_VERSION}.{_b64u(user_id.encode('utf-8'))}.{expiry}"
+        now = time.time() if now is None else now
+        body = f"{TOKEN_VERSION}.{_b64u(user_id.encode('utf-8'))}.{int(now * 1000)}.{int(now) + ttl}"
         return f"{body}.{self._sign(body)}"
 
     def verify(self, token: str, now: float | None = None) -> str:
         """The token's user id; raises :class:`TokenError` if it is malformed, forged or expired."""
+        return self.claims(token, now)[0]
+
+    def claims(self, token: str, now: float | None = None) -> tuple[str, float | None]:
+        """``(user_id, issued_at)`` of a valid token (``issued_at`` None for a version 1 token);
+        raises :class:`TokenError` if it is malformed, forged or expired."""
+        if not token.isascii():
+            raise TokenError("malformed token: not ASCII")
         parts = token.split(".")
-        if len(parts) != 4 or parts[0] != TOKEN_VERSION or len(token) > 1024:
-            raise TokenError("malformed token: expected v1.<user>.<expiry>.<signature>")
-        _, user_b64, expiry_text, sig = parts
-        body = f"{TOKEN_VERSION}.{user_b64}.{expiry_text}"
+        if len(token) > 1024 or not parts or parts[0] not in TOKEN_VERSIONS or len(parts) != (
+                4 if parts[0] == "v1" else 5):
+            raise TokenError("malformed token: expected v2.<user>.<issued>.<expiry>.<signature>")
+        user_b64, issued_text, expiry_text, sig = (parts[1], None, parts[2], parts[3]) if parts[0] == "v1" else parts[1:]
+        body = ".".join(parts[:-1])
         if not re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", sig) or not hmac.compare_digest(self._sign(body), sig):
             raise TokenError("token signature is invalid")
-        if not re.fullmatch(r"[0-9]{1,12}", expiry_text):
-            raise TokenError("malformed token expiry")
+        if not re.fullmatch(r"[0-9]{1,12}", expiry_text) or (
+                issued_text is not None and not re.fullmatch(r"[0-9]{1,15}", issued_text)):
+            raise TokenError("malformed token times")
         if int(expiry_text) <= (time.time() if now is None else now):
             raise TokenError("token has expired; ask the site for a new one")
         try:
-            return check_id(_unb64u(user_b64).decode("utf-8"), "user_id")
+            user_id = check_id(_unb64u(user_b64).decode("utf-8"), "user_id")
         except (UnicodeDecodeError, ValueError) as exc:
             raise TokenError("malformed token user") from exc
+        return user_id, None if issued_text is None else int(issued_text) / 1000.0
+
+    @staticmethod
+    def issued_before_forget(issued_at: float | None, forgotten_at: float | None, now: float | None = None) -> bool:
+        """Whether a token must be refused because its reader was forgotten after it was issued."""
+        if forgotten_at is None:
+            return False
+        if issued_at is None:  # a version 1 token cannot say: refused while any could predate the forget
+            return (time.time() if now is None else now) < forgotten_at + MAX_TOKEN_TTL
+        return issued_at <= forgotten_at

@@ -10,6 +10,7 @@ HTTP shell (status codes, shapes, auth); ranking behaviour is tested against the
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -39,6 +40,7 @@ class FakeEngine:
         self.articles = {a.article_id: a for a in articles}
         self.events: dict[str, Interaction] = {}
         self.prefs: dict[str, Preferences] = {}
+        self.forgotten: dict[str, float] = {}
         self.model_version: str | None = None
         self.store_down = False
         self.explode = False
@@ -99,7 +101,16 @@ class FakeEngine:
     def takedown(self, article_id):
         return self.articles.pop(article_id, None) is not None
 
+    def forgotten_at(self, user_id):
+        if self.store_down:
+            raise StoreUnavailable("database is busy: locked")
+        return self.forgotten.get(user_id)
+
+    def restore(self, article_id):
+        return article_id in self.articles
+
     def forget_user(self, user_id):
+        self.forgotten[user_id] = time.time()
         gone = [k for k, e in self.events.items() if e.user_id == user_id]
         for k in gone:
             del self.events[k]

@@ -51,9 +51,9 @@ def headers_for(kind: str, creds) -> dict:
     if kind == "token_expired":
         return {"Authorization": f"Bearer {creds.tokens.issue('u1', 60, now=1_700_000_000)}"}
     if kind == "token_tampered":
-        v, _, expiry, sig = good.split(".")
+        v, _, issued, expiry, sig = good.split(".")
         other = base64.urlsafe_b64encode(b"u2").rstrip(b"=").decode()
-        return {"Authorization": f"Bearer {v}.{other}.{expiry}.{sig}"}
+        return {"Authorization": f"Bearer {v}.{other}.{issued}.{expiry}.{sig}"}
     if kind == "token_garbage":
         return {"Authorization": "Bearer not-a-token"}
     if kind == "basic_auth":

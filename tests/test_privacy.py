@@ -122,8 +122,8 @@ def credentials(kind: str, s: Served, now: int) -> tuple[dict, str]:
     if kind == "token_expired":
         return {"Authorization": f"Bearer {s.tokens.issue(s.me, 60, now=now - 61)}"}, ""
     if kind == "token_tampered_expiry":
-        version, user, expiry, sig = good.split(".")
-        return {"Authorization": f"Bearer {version}.{user}.{int(expiry) + 86_400}.{sig}"}, ""
+        version, user, issued, expiry, sig = good.split(".")
+        return {"Authorization": f"Bearer {version}.{user}.{issued}.{int(expiry) + 86_400}.{sig}"}, ""
     if kind == "token_foreign_secret":
         return {"Authorization": f"Bearer {ReaderTokens(b'another-portal-secret-xyz').issue(s.me, 600, now=now)}"}, ""
     if kind == "key_as_bearer":

@@ -30,9 +30,13 @@ def b64u(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def mint_like_a_site_backend(secret: bytes, user_id: str, expiry: int) -> str:
+def mint_like_a_site_backend(secret: bytes, user_id: str, expiry: int, issued: float | None = None,
+                             version: str = "v2") -> str:
     """The recipe from the module docstring, written independently of ReaderTokens."""
-    body = f"v1.{b64u(user_id.encode('utf-8'))}.{expiry}"
+    if version == "v1":
+        body = f"v1.{b64u(user_id.encode('utf-8'))}.{expiry}"
+    else:
+        body = f"v2.{b64u(user_id.encode('utf-8'))}.{int(issued * 1000)}.{expiry}"
     return body + "." + b64u(hmac.new(secret, body.encode(), hashlib.sha256).digest())
 
 
@@ -110,8 +114,22 @@ def test_bad_role_or_name_is_refused(tmp_path):
 def test_token_matches_the_documented_format():
     tokens = ReaderTokens(SECRET)
     token = tokens.issue("pembaca-42", ttl=3600, now=NOW)
-    assert token == mint_like_a_site_backend(SECRET, "pembaca-42", NOW + 3600)
+    assert token == mint_like_a_site_backend(SECRET, "pembaca-42", NOW + 3600, issued=NOW)
     assert tokens.verify(token, now=NOW + 3599) == "pembaca-42"
+    assert tokens.claims(token, now=NOW) == ("pembaca-42", NOW)
+    # version 1 tokens (no issue time) minted by older site backends keep working
+    old = mint_like_a_site_backend(SECRET, "pembaca-42", NOW + 3600, version="v1")
+    assert tokens.claims(old, now=NOW) == ("pembaca-42", None)
+
+
+def test_a_forget_refuses_tokens_issued_before_it():
+    forgotten = NOW + 100.0
+    assert ReaderTokens.issued_before_forget(NOW, forgotten)
+    assert not ReaderTokens.issued_before_forget(forgotten + 0.001, forgotten)  # issued after: fine
+    assert not ReaderTokens.issued_before_forget(NOW, None)
+    # a version 1 token cannot say when it was issued: refused until every such token has expired
+    assert ReaderTokens.issued_before_forget(None, forgotten, now=forgotten + 365 * 86_400)
+    assert not ReaderTokens.issued_before_forget(None, forgotten, now=forgotten + 367 * 86_400)
 
 
 def test_expired_tampered_and_foreign_tokens_are_refused():
@@ -119,27 +137,29 @@ def test_expired_tampered_and_foreign_tokens_are_refused():
     token = tokens.issue("u1", ttl=60, now=NOW)
     with pytest.raises(TokenError, match="expired"):
         tokens.verify(token, now=NOW + 60)
-    version, user, expiry, sig = token.split(".")
-    forged_user = ".".join([version, b64u(b"u2"), expiry, sig])
-    longer = ".".join([version, user, str(int(expiry) + 10_000), sig])
-    flipped = ".".join([version, user, expiry, ("A" if sig[0] != "A" else "B") + sig[1:]])
+    version, user, issued, expiry, sig = token.split(".")
+    forged_user = ".".join([version, b64u(b"u2"), issued, expiry, sig])
+    longer = ".".join([version, user, issued, str(int(expiry) + 10_000), sig])
+    later = ".".join([version, user, str(int(issued) + 10_000), expiry, sig])
+    flipped = ".".join([version, user, issued, expiry, ("A" if sig[0] != "A" else "B") + sig[1:]])
     other_secret = ReaderTokens(b"another-secret-of-enough-bytes").issue("u1", ttl=60, now=NOW)
-    for bad in (forged_user, longer, flipped, other_secret):
+    for bad in (forged_user, longer, later, flipped, other_secret):
         with pytest.raises(TokenError, match="signature"):
             tokens.verify(bad, now=NOW)
-    for malformed in ("", "v1.x.y", "v2." + token[3:], token + ".extra", "v1..." , "v1.dTE.abc.%%%"):
+    for malformed in ("", "v1.x.y", "v1." + token[3:], "v3." + token[3:], token + ".extra", "v1...",
+                      "v1.dTE.abc.%%%", "v2.dTE.1.abc.%%%", "v2.\u00ff.1.2.abc"):
         with pytest.raises(TokenError):
             tokens.verify(malformed, now=NOW)
 
 
 def test_signed_but_invalid_user_or_expiry_is_refused():
     tokens = ReaderTokens(SECRET)
-    bad_user = mint_like_a_site_backend(SECRET, "not an id!", NOW + 60)
+    bad_user = mint_like_a_site_backend(SECRET, "not an id!", NOW + 60, issued=NOW)
     with pytest.raises(TokenError, match="user"):
         tokens.verify(bad_user, now=NOW)
     body = f"v1.{b64u(b'u1')}.-5"
     negative = body + "." + b64u(hmac.new(SECRET, body.encode(), hashlib.sha256).digest())
-    with pytest.raises(TokenError, match="expiry"):
+    with pytest.raises(TokenError, match="times"):
         tokens.verify(negative, now=NOW)
 
 
@@ -196,6 +216,6 @@ def test_cli_token_issue_verifies_with_the_home_secret(cli_home, capsys):
     token = capsys.readouterr().out.strip()
     tokens = ReaderTokens(load_token_secret(cli_home))
     assert tokens.verify(token) == "u-7"
-    assert int(token.split(".")[2]) - time.time() == pytest.approx(120, abs=5)
+    assert int(token.split(".")[3]) - time.time() == pytest.approx(120, abs=5)
     assert cli_main(["token", "issue", "bad id", "--ttl", "120"]) == 2
     assert "user_id" in capsys.readouterr().err

@@ -32,3 +32,14 @@ def takedown(article_id: str):
     if not engine().takedown(article_id):
         raise ApiError(404, "not_found", f"no article {article_id!r}; check the id")
     return {"article_id": article_id, "taken_down": True}
+
+
+@bp.post("/v1/admin/articles/<article_id>/restore")
+@api_view("admin")
+def restore(article_id: str):
+    """Undo a takedown: the only way back (publishing or re-importing a taken-down article keeps it
+    down). The text erased at the takedown is not brought back: publish the article again for that."""
+    article_id = path_id(article_id, "article_id")
+    if not engine().restore(article_id):
+        raise ApiError(404, "not_found", f"no article {article_id!r}; check the id")
+    return {"article_id": article_id, "restored": True}
