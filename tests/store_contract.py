@@ -1,0 +1,178 @@
+"""The Store contract as one test suite, run against every backend (``test_store_contract.py``).
+
+A backend's test module subclasses :class:`StoreContract` and provides a ``store`` fixture.
+What is checked is what the engine and jobs rely on: the change log (commit order, nothing
+skipped, nothing twice, positions never reused), sticky takedowns, reader-scoped idempotency,
+one count per reader and hour, and a forget that keeps what comes after it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from recommender.domain import Article, Interaction, Preferences
+from recommender.store import StoreError
+
+T0 = 1_780_000_000.0
+
+
+def article(i: int, **over) -> Article:
+    fields = dict(article_id=f"a{i}", title=f"Judul berita nomor {i}", body=f"Isi berita {i} tentang banjir",
+                  category="Nasional", published_at=T0 + i, region="Jabar")
+    fields.update(over)
+    return Article(**fields)
+
+
+def event(user: str, art: str, kind: str = "click", ts: float = T0 + 100, **over) -> Interaction:
+    return Interaction(user_id=user, article_id=art, event=kind, ts=ts, **over)
+
+
+def counted(store, after: int = 0) -> int:
+    """How many events a follower counts after ``after``, read in small chunks."""
+    total, cursor = 0, after
+    while True:
+        new, keys, _, _ = store.event_keys_after(cursor, limit=7)
+        if new == cursor:
+            return total
+        total, cursor = total + keys.size, new
+
+
+class StoreContract:
+    """Mix into a test class that provides a ``store`` fixture (an empty store)."""
+
+    def test_every_write_appends_a_change_in_commit_order(self, store):
+        start, _ = store.log_position()
+        store.upsert_articles([article(1), article(2)])
+        store.add_events([event("u1", "a1")])
+        store.takedown_article("a1")
+        store.restore_article("a1")
+        store.set_preferences(Preferences("u1", ("Olahraga",), ()))
+        store.forget_user("u1")
+        changes = store.changes_after(start)
+        assert [c.kind for c in changes] == ["article", "article", "events", "takedown", "restore", "preferences",
+                                            "forget"]
+        assert [c.ref for c in changes[:2]] == ["a1", "a2"] and changes[3].ref == changes[4].ref == "a1"
+        positions = [c.pos for c in changes]
+        assert positions == sorted(positions) and len(set(positions)) == len(positions)
+        assert store.log_position()[0] == positions[-1]
+        assert changes[2].lo <= changes[2].hi
+        # the log outlives a forget: it never names the reader
+        assert changes[5].ref is None and changes[6].ref != "u1"
+        assert [c.kind for c in store.changes_after(start, kinds=("takedown", "restore"))] == ["takedown", "restore"]
+        assert store.changes_after(positions[-1]) == []
+
+    def test_a_follower_counts_every_event_of_concurrent_writers_once(self, store):
+        store.upsert_articles([article(i) for i in range(5)])
+        seen, stop, errors = [], threading.Event(), []
+
+        def follow():
+            cursor = 0
+            while True:
+                done = stop.is_set()
+                try:
+                    new, keys, _, _ = store.event_keys_after(cursor, limit=13)
+                except StoreError as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+                    return
+                seen.extend(keys.tolist())
+                cursor = new
+                if done and new == cursor and keys.size == 0:
+                    return
+
+        def write(w: int):
+            for b in range(20):
+                store.add_events([event(f"w{w}-{b}-{k}", f"a{k % 5}", ts=T0 + k) for k in range(5)])
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+        for t in writers:
+            t.start()
+        for t in writers:
+            t.join()
+        stop.set()
+        follower.join(timeout=60)
+        assert not errors and not follower.is_alive()
+        assert len(seen) == 4 * 20 * 5 == counted(store)
+
+    def test_sequence_numbers_are_never_reused_after_a_forget(self, store):
+        store.upsert_articles([article(1)])
+        store.add_events([event("keep", "a1", ts=T0 + 1)])
+        store.add_events([event("gone", "a1", ts=T0 + 2, event_id="x"), event("gone", "a1", "read", ts=T0 + 3)])
+        _, cursor = store.log_position()  # a follower that counted the forgotten reader's rows
+        store.forget_user("gone")
+        store.add_events([event("new", "a1", ts=T0 + 4)])
+        _, keys, _, _ = store.event_keys_after(cursor)
+        assert keys.tolist() == [store.get_stored_articles(["a1"])["a1"].key]
+
+    def test_takedowns_survive_a_reimport_until_restored(self, store):
+        store.upsert_articles([article(1)])
+        assert store.takedown_article("a1")
+        store.upsert_articles([article(1, title="Judul baru")])  # a routine CMS re-import
+        stored = store.get_stored_articles(["a1"])["a1"]
+        assert stored.deleted and stored.article.title == "Judul baru" and stored.article.body == ""
+        assert "a1" not in store.get_articles(["a1"]) and "a1" in store.deleted_article_ids()
+        assert store.restore_article("a1") and not store.get_stored_articles(["a1"])["a1"].deleted
+        assert not store.restore_article("nope") and not store.takedown_article("nope")
+
+    def test_idempotency_keys_are_scoped_to_the_reader(self, store):
+        store.upsert_articles([article(1), article(2)])
+        assert store.add_events([event("A", "a1", event_id="e1"), event("B", "a2", event_id="e1")]) == (2, 0)
+        assert store.add_events([event("A", "a1", event_id="e1")]) == (0, 1)  # a retried delivery
+        assert [e.article_id for e in store.user_events("B")] == ["a2"]
+
+    def test_one_reader_counts_once_per_article_type_and_hour(self, store):
+        store.upsert_articles([article(1), article(2)])
+        hour = 3600 * (int(T0) // 3600 + 1)
+        burst = [event("spam", "a1", ts=hour + k, event_id=f"s{k}") for k in range(300)]
+        assert store.add_events(burst) == (300, 0)  # all stored (the reader's history is theirs)
+        store.add_events([event("spam", "a1", ts=hour + 400, event_id="late")])  # same hour, later post
+        store.add_events([event("spam", "a1", ts=hour + 3600, event_id="next-hour"),
+                          event("spam", "a1", "read", ts=hour + 5, event_id="a-read"),
+                          event("other", "a1", ts=hour + 5)])
+        _, keys, codes, ts = store.event_keys_after(0)
+        assert sorted(zip(codes.tolist(), ts.tolist())) == [(1, hour), (1, hour + 5), (1, hour + 3600), (2, hour + 5)]
+        # served lists are the service's own exposures: every one counts
+        store.add_events([event("spam", "a2", "impression", ts=hour + k, list_id=f"L{k}", position=0)
+                          for k in range(3)], source="served")
+        assert counted(store) == 4 + 3
+
+    def test_forget_keeps_what_comes_after_and_served_lists_never_recreate_the_reader(self, store):
+        store.upsert_articles([article(1), article(2)])
+        store.add_events([event("r", "a1", ts=T0 + 1)])
+        served_before = event("r", "a2", "impression", ts=T0 + 2, list_id="L1", position=0)
+        assert store.forgotten_at("r") is None
+        removed = store.forget_user("r")
+        assert removed["events"] == 1 and store.forgotten_at("r") is not None
+        assert store.forget_user("r")["events"] == 0  # idempotent
+        # a list served before the forget, written afterwards (another worker's queue): dropped
+        assert store.add_events([served_before], source="served") == (0, 1)
+        assert store.user_events("r") == [] and store.stats()["readers"] == 0
+        # the reader comes back and posts: kept, and lists served to them from then on are kept too
+        later = event("r", "a1", ts=store.forgotten_at("r") + 1, event_id="after")
+        assert store.add_events([later]) == (1, 0)
+        assert store.add_events([event("r", "a2", "impression", ts=store.forgotten_at("r") + 2, list_id="L2",
+                                       position=0)], source="served") == (1, 0)
+        assert [e.event for e in store.user_events("r")] == ["click", "impression"]
+
+    def test_a_training_load_says_where_to_resume(self, store):
+        store.upsert_articles([article(1)])
+        store.add_events([event("u", "a1", ts=T0 + k, event_id=str(k)) for k in range(5)])
+        pos, seq = store.log_position()
+        log_ = store.load_interactions()
+        assert (log_.change_pos, log_.event_seq) == (pos, seq) and len(log_) == 5
+        store.add_events([event("v", "a1", ts=T0 + 9)])
+        assert store.log_position()[1] > seq and store.first_seq_since(T0 + 9) > seq
+        keys = store.event_keys_after(seq)[1]
+        assert keys.size == 1
+
+    def test_a_readers_history_comes_back_as_store_keys(self, store):
+        store.upsert_articles([article(1), article(2)])
+        store.add_events([event("u", "a1", ts=T0 + 1), event("u", "a2", "read", ts=T0 + 2, dwell_seconds=30.0)])
+        keys, codes, ts, dwell = store.user_event_keys("u", events=("click", "read"))
+        ids = store.article_ids_for_keys(keys.tolist())
+        assert [ids[k] for k in keys.tolist()] == ["a1", "a2"] and codes.tolist() == [1, 2]
+        assert np.isnan(dwell[0]) and dwell[1] == pytest.approx(30.0)
