@@ -29,7 +29,8 @@ CATEGORIES = (
 EVENT_TYPES = ("impression", "click", "read", "share")
 EVENT_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$")
+# matched with fullmatch: "$" would also match before a final newline ("a1\n")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")
 MAX_TITLE = 1_000
 MAX_BODY = 200_000
 MAX_LABEL = 64
@@ -53,7 +54,7 @@ def check_id(value: Any, name: str) -> str:
     """Return ``value`` as an id or raise: ids are 1-128 URL-safe characters."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ValidationError(
             f"{name} must be 1-128 characters of letters, digits and . _ : @ -, starting with a "
             f"letter or digit; got {_preview(value)}"

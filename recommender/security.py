@@ -62,8 +62,9 @@ ENV_TOKEN_SECRET = "NEWSREC_TOKEN_SECRET"
 TOKEN_VERSION = "v1"
 MAX_TOKEN_TTL = 366 * 24 * 3600
 MIN_SECRET_BYTES = 16
-_KEY_PATTERN = re.compile(r"^nr_(site|admin)_[A-Za-z0-9_\-]{20,100}$")
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:@\-]{0,63}$")
+# both matched with fullmatch ("$" would accept a final newline)
+_KEY_PATTERN = re.compile(r"nr_(site|admin)_[A-Za-z0-9_\-]{20,100}")
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:@\-]{0,63}")
 
 
 class SecurityError(Exception):
@@ -252,7 +253,7 @@ class KeyStore:
         """Create a key; returns ``(raw_key, record)``. The raw key is never stored."""
         if role not in ROLES:
             raise SecurityError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
-        if name is not None and not _NAME_PATTERN.match(name):
+        if name is not None and not _NAME_PATTERN.fullmatch(name):
             raise SecurityError("name must be 1-64 letters, digits, spaces or . _ : @ -")
         raw = f"nr_{role}_{secrets.token_urlsafe(32)}"
         digest = hash_key(raw)
@@ -287,7 +288,7 @@ class KeyStore:
 
 def looks_like_key(raw: str) -> bool:
     """Cheap shape check before hashing, so garbage is refused without touching the key file."""
-    return bool(_KEY_PATTERN.match(raw))
+    return bool(_KEY_PATTERN.fullmatch(raw))
 
 
 # -- reader tokens -----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from recommender.security import (
 
 from .cli import command
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch: no final newline
 
 
 def _keys_args(p: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def _keys_args(p: argparse.ArgumentParser) -> None:
 
 def update_env_file(path: Path, name: str, value: str) -> None:
     """Set ``name=value`` in a dotenv-style file, keeping its other lines; written 0600, atomically."""
-    if not _ENV_NAME.match(name):
+    if not _ENV_NAME.fullmatch(name):
         raise SecurityError(f"--env-name must be a shell variable name like NEWSREC_SITE_KEY; got {name!r}")
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     kept = [line for line in lines if not re.match(rf"^\s*(export\s+)?{re.escape(name)}\s*=", line)]
@@ -63,7 +63,7 @@ def run_keys(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.keys_command == "add":
             env_name = args.env_name or f"NEWSREC_{args.role.upper()}_KEY"
-            if args.env_file is not None and not _ENV_NAME.match(env_name):
+            if args.env_file is not None and not _ENV_NAME.fullmatch(env_name):
                 raise SecurityError(f"--env-name must be a shell variable name; got {env_name!r}")
             raw, key = store.add(args.role, args.name)
             if args.env_file is not None:

@@ -15,7 +15,7 @@ from recommender.results import RankedItem, RankedList
 
 from ..errors import ApiError
 
-_DIGITS = re.compile(r"^[0-9]{1,9}$")
+_DIGITS = re.compile(r"[0-9]{1,9}")  # fullmatch: "5\n" is not a number
 MAX_DETAILS = 100
 FORMAT_TIME_EXTENSION = "newsrec.format_time"
 FORMAT_TIME_CACHE = 1 << 16  # publication times remembered per app (~10 MB at most)
@@ -52,7 +52,7 @@ def int_param(name: str, default: int, low: int, high: int) -> int:
     raw = query_arg(name)
     if raw is None:
         return default
-    if not _DIGITS.match(raw) or not low <= int(raw) <= high:
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise ApiError(400, "invalid_parameter", f"{name} must be a whole number from {low} to {high}; "
                                                  f"got {raw[:40]!r}")
     return int(raw)

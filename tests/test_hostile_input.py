@@ -1,0 +1,55 @@
+"""Hostile input found in a trial, each answered as JSON with the right status, nothing stored.
+
+In process, against the fake engine of ``tests/api_fixtures.py`` (the HTTP shell decides these);
+what only a real gunicorn shows (chunked bodies, gunicorn's own errors) is in
+``tests/test_hostile_http.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender.domain import Article, Interaction, ValidationError, check_id
+from recommender.ingest import import_articles, import_events
+from recommender.security import KEYS_FILE, KeyStore, SecurityError, looks_like_key
+from tests.api_fixtures import ARTICLES, app, client, creds, engine, event, home  # noqa: F401
+
+ARTICLE = {"article_id": "n1", "title": "Harga cabai naik", "body": "Isi berita.", "category": "Ekonomi",
+           "published_at": "2026-11-02T07:00:00+07:00", "url": "https://portal.example/n1"}
+
+
+def assert_json_error(resp, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert set(body) <= {"error", "message", "details"} and body["error"] == code and body["message"], body
+    return body
+
+
+# -- ids: a trailing newline is not part of an id ------------------------------------------------
+@pytest.mark.parametrize("value", ["a1\n", "a1\r\n", "\na1", "a1\n\n", "a 1", "a1\t"])
+def test_ids_with_line_breaks_or_blanks_are_refused(value):
+    with pytest.raises(ValidationError):
+        check_id(value, "article_id")
+
+
+def test_an_event_whose_id_ends_in_a_newline_is_400_and_stores_nothing(client, creds, engine):
+    for field in ("user_id", "article_id", "event_id", "list_id"):
+        resp = client.post("/v1/events", json=event(**{field: "a1\n"}), headers={"X-API-Key": creds.site})
+        assert_json_error(resp, 400, "validation_error")
+    assert engine.events == {}
+
+
+def test_path_ids_and_query_numbers_with_a_newline_are_400(client, creds, engine):
+    site = {"X-API-Key": creds.site}
+    assert_json_error(client.get("/v1/users/u1%0A/feed", headers=site), 400, "validation_error")
+    assert_json_error(client.get("/v1/articles/a1/related?user_id=u1%0A", headers=site), 400, "validation_error")
+    assert_json_error(client.get("/v1/users/u1/feed?limit=5%0A", headers=site), 400, "invalid_parameter")
+    assert not [c for c in engine.calls if c[0] in ("related", "feed")]
+
+
+def test_key_shapes_and_key_names_with_a_newline_are_refused(tmp_path):
+    keys = KeyStore(tmp_path / KEYS_FILE)
+    raw, _ = keys.add("site")
+    assert looks_like_key(raw) and not looks_like_key(raw + "\n")
+    with pytest.raises(SecurityError):
+        keys.add("site", "portal\n")
