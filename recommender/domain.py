@@ -134,6 +134,47 @@ def _has_control(text: str) -> bool:
     return any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text)
 
 
+# Typed fields. ``strict`` (the API, JSON bodies): the JSON type itself, no coercion, so a
+# "false" string is not read as true and True is not read as position 1. Otherwise (CSV has no
+# types): the usual text spellings too, still refusing anything ambiguous.
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+_WHOLE_TEXT = re.compile(r"\s*[+-]?[0-9]{1,9}\s*")
+
+
+def _flag(value: Any, name: str, strict: bool) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if not strict and isinstance(value, (str, int)):
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+    raise ValidationError(f"{name} must be true or false (a JSON boolean); got {_preview(value)}")
+
+
+def _whole(value: Any, name: str, strict: bool) -> int | None:
+    if value is None or (not strict and value == ""):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not strict:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and _WHOLE_TEXT.fullmatch(value):
+            return int(value)
+    raise ValidationError(f"{name} must be a whole number (a JSON integer); got {_preview(value)}")
+
+
+def _number(value: Any, name: str, strict: bool) -> float | None:
+    if value is None or (not strict and value == ""):
+        return None
+    if not isinstance(value, bool) and isinstance(value, (int, float) if strict else (int, float, str)):
+        try:
+            return float(value)
+        except (ValueError, OverflowError):  # a string that is no number; an int past float range
+            pass
+    raise ValidationError(f"{name} must be a number; got {_preview(value)}")
+
+
 def _preview(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -229,26 +270,12 @@ class Interaction:
         event = record.get("event")
         if not isinstance(event, str) or event not in EVENT_CODES:  # (a dict or list is unhashable)
             raise ValidationError(f"event must be one of {', '.join(EVENT_TYPES)}; got {_preview(event)}")
-        dwell = record.get("dwell_seconds")
-        if dwell in (None, ""):
-            dwell = None
-        else:
-            try:
-                dwell = float(dwell)
-            except (TypeError, ValueError):
-                raise ValidationError(f"dwell_seconds must be a number; got {_preview(dwell)}") from None
-            if not math.isfinite(dwell) or dwell < 0 or dwell > MAX_DWELL_SECONDS:
-                raise ValidationError(f"dwell_seconds must be between 0 and {MAX_DWELL_SECONDS:.0f}")
-        position = record.get("position")
-        if position in (None, ""):
-            position = None
-        else:
-            try:
-                position = int(position)
-            except (TypeError, ValueError):
-                raise ValidationError("position must be a whole number") from None
-            if not 0 <= position <= 10_000:
-                raise ValidationError("position must be between 0 and 10000")
+        dwell = _number(record.get("dwell_seconds"), "dwell_seconds", strict)
+        if dwell is not None and (not math.isfinite(dwell) or dwell < 0 or dwell > MAX_DWELL_SECONDS):
+            raise ValidationError(f"dwell_seconds must be between 0 and {MAX_DWELL_SECONDS:.0f}")
+        position = _whole(record.get("position"), "position", strict)
+        if position is not None and not 0 <= position <= 10_000:
+            raise ValidationError("position must be between 0 and 10000")
         event_id = record.get("event_id")
         list_id = record.get("list_id")
         return cls(
@@ -260,7 +287,7 @@ class Interaction:
             event_id=None if event_id in (None, "") else check_id(event_id, "event_id"),
             list_id=None if list_id in (None, "") else check_id(list_id, "list_id"),
             position=position,
-            history=bool(record.get("history", False)),
+            history=_flag(record.get("history"), "history", strict),
         )
 
     def identity(self) -> str:

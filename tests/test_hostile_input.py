@@ -53,3 +53,39 @@ def test_key_shapes_and_key_names_with_a_newline_are_refused(tmp_path):
     assert looks_like_key(raw) and not looks_like_key(raw + "\n")
     with pytest.raises(SecurityError):
         keys.add("site", "portal\n")
+
+
+# -- types: booleans are JSON booleans, integers JSON integers -----------------------------------
+@pytest.mark.parametrize("field,value", [
+    ("history", "false"), ("history", "true"), ("history", 0), ("history", 1), ("history", "no"), ("history", []),
+    ("position", "3"), ("position", True), ("position", False), ("position", 3.0), ("position", 2.5),
+    ("dwell_seconds", "30"), ("dwell_seconds", True),
+])
+def test_api_refuses_coerced_types(client, creds, engine, field, value):
+    resp = client.post("/v1/events", json=event(**{field: value}), headers={"X-API-Key": creds.site})
+    body = assert_json_error(resp, 400, "validation_error")
+    assert field in body["details"][0]["message"]
+    assert engine.events == {}
+
+
+def test_api_accepts_the_json_types(client, creds, engine):
+    resp = client.post("/v1/events", json=event(history=False, position=3, dwell_seconds=30, list_id="l1"),
+                       headers={"X-API-Key": creds.site})
+    assert resp.get_json() == {"accepted": 1, "duplicates": 0}
+    stored = next(iter(engine.events.values()))
+    assert (stored.history, stored.position, stored.dwell_seconds) == (False, 3, 30.0)
+
+
+@pytest.mark.parametrize("text,expected", [("false", False), ("0", False), ("true", True), ("1", True), (None, False)])
+def test_text_formats_spell_booleans_as_text(text, expected):
+    """CSV has no types: the importer reads booleans from their usual spellings, never from truthiness."""
+    record = dict(event(), history=text, position="3")
+    parsed = Interaction.from_dict(record)
+    assert parsed.history is expected and parsed.position == 3
+
+
+def test_text_formats_refuse_unknown_booleans_and_fractional_positions():
+    with pytest.raises(ValidationError, match="history"):
+        Interaction.from_dict(dict(event(), history="maybe"))
+    with pytest.raises(ValidationError, match="position"):
+        Interaction.from_dict(dict(event(), position="2.5"))
