@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
 
 WIB = timezone(timedelta(hours=7), "WIB")
 
@@ -108,7 +109,7 @@ def _label(value: Any, name: str, required: bool) -> str | None:
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string; got {_preview(value)}")
     text = value.strip()
-    if len(text) > MAX_LABEL or _has_control(text):
+    if len(text) > MAX_LABEL or _has_control(value):
         raise ValidationError(f"{name} must be at most {MAX_LABEL} printable characters")
     return text
 
@@ -130,8 +131,37 @@ def _labels(value: Any, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# C0 and C1 control characters, DEL and lone surrogates (not text: SQLite cannot even store them)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # the same, less \t and \n
+_WEB_SCHEMES = ("http", "https")
+MAX_URL = 2048
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text)
+    return _CONTROL.search(text) is not None
+
+
+def _control_error(name: str, found: str, allowed: str = "") -> ValidationError:
+    return ValidationError(f"{name} must be printable text{allowed}; found control character U+{ord(found):04X}")
+
+
+def _web_url(value: Any) -> str | None:
+    """An absolute http(s) link with a host, or None; anything else (``javascript:``, ``ftp:``,
+    relative paths, spaces, control characters) is refused, since sites render it as a link."""
+    if value is None or value == "":
+        return None
+    problem = not isinstance(value, str) or len(value) > MAX_URL or _has_control(value) or re.search(r"\s", value)
+    if not problem:
+        try:
+            parts = urlsplit(value)
+            problem = parts.scheme.lower() not in _WEB_SCHEMES or not parts.hostname
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            problem = True
+    if problem:
+        raise ValidationError(f"url must be an http:// or https:// link with a host, no spaces or control "
+                              f"characters, at most {MAX_URL} characters; got {_preview(value)}")
+    return value
 
 
 # Typed fields. ``strict`` (the API, JSON bodies): the JSON type itself, no coercion, so a
@@ -213,14 +243,20 @@ class Article:
             raise ValidationError("title is required")
         if len(title) > MAX_TITLE:
             raise ValidationError(f"title is longer than {MAX_TITLE} characters")
+        found = _CONTROL.search(title)
+        if found:
+            raise _control_error("title", found.group())
         body = record.get("body") or ""
         if not isinstance(body, str):
             raise ValidationError("body must be a string")
         if len(body) > MAX_BODY:
             raise ValidationError(f"body is longer than {MAX_BODY} characters")
-        url = record.get("url") or None
-        if url is not None and (not isinstance(url, str) or len(url) > 2048 or _has_control(url)):
-            raise ValidationError("url must be a string of at most 2048 printable characters")
+        if "\r" in body:  # CR LF and CR line breaks are line breaks
+            body = body.replace("\r\n", "\n").replace("\r", "\n")
+        found = _BODY_CONTROL.search(body)
+        if found:
+            raise _control_error("body", found.group(), " (line breaks and tabs allowed)")
+        url = _web_url(record.get("url"))
         return cls(
             article_id=check_id(record.get("article_id"), "article_id"),
             title=title.strip(),

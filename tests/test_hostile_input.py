@@ -7,6 +7,8 @@ what only a real gunicorn shows (chunked bodies, gunicorn's own errors) is in
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from recommender.domain import Article, Interaction, ValidationError, check_id
@@ -89,3 +91,50 @@ def test_text_formats_refuse_unknown_booleans_and_fractional_positions():
         Interaction.from_dict(dict(event(), history="maybe"))
     with pytest.raises(ValidationError, match="position"):
         Interaction.from_dict(dict(event(), position="2.5"))
+
+
+# -- text: no control characters, only http(s) links ---------------------------------------------
+@pytest.mark.parametrize("field,value", [
+    ("title", "Judul\x00"), ("title", "Judul\nbaris dua"), ("title", "Judul\ttab"), ("title", "\x1b[31mmerah"),
+    ("title", "Judul\x85"), ("title", "Judul\x7f"), ("title", "\ud800"),
+    ("body", "Isi\x00"), ("body", "Isi\x0b"), ("body", "Isi\x1b[2J"), ("body", "Isi\x9b"), ("body", "Isi\udfff"),
+    ("category", "Olah\nraga"), ("region", "Ja\tbar"), ("tags", ["persib\n"]), ("language", "i\rd"),
+    ("url", "javascript:alert(1)"), ("url", "JavaScript:alert(1)"), ("url", "ftp://portal.example/x"),
+    ("url", "data:text/html,<b>x</b>"), ("url", "//portal.example/x"), ("url", "/relative/path"),
+    ("url", "https://"), ("url", "https:///no-host"), ("url", "https://portal.example/a b"),
+    ("url", "https://portal.example/\nx"), ("url", " https://portal.example/x"), ("url", 12),
+])
+def test_api_refuses_control_characters_and_non_web_links(client, creds, engine, field, value):
+    raw = json.dumps(dict(ARTICLE, **{field: value}))  # ASCII escapes: a lone surrogate travels as \\ud800
+    resp = client.post("/v1/articles", data=raw, content_type="application/json", headers={"X-API-Key": creds.admin})
+    body = assert_json_error(resp, 400, "validation_error")
+    assert field in body["details"][0]["message"], body
+    assert "n1" not in engine.articles
+
+
+def test_body_keeps_line_breaks_and_tabs(client, creds, engine):
+    article = dict(ARTICLE, body="Paragraf satu.\n\n\tParagraf dua.\r\nParagraf tiga.\rAkhir.",
+                   url="HTTP://Portal.example/n1?x=1#y")
+    assert client.post("/v1/articles", json=article, headers={"X-API-Key": creds.admin}).status_code == 200
+    stored = engine.articles["n1"]
+    assert stored.body == "Paragraf satu.\n\n\tParagraf dua.\nParagraf tiga.\nAkhir."  # CR LF and CR as LF
+    assert stored.url == "HTTP://Portal.example/n1?x=1#y"
+
+
+def test_text_and_link_rules_are_the_same_for_the_importer(store, tmp_path):
+    rows = [dict(ARTICLE, article_id="ok1"), dict(ARTICLE, article_id="bad1", title="Judul\x07"),
+            dict(ARTICLE, article_id="bad2", url="javascript:alert(1)"), dict(ARTICLE, article_id="bad3", body="\x00")]
+    path = tmp_path / "articles.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = import_articles(store, path)
+    assert (report.accepted, report.rejected) == (1, 3)
+    reasons = dict(report.errors)
+    assert "title" in reasons[2] and "url" in reasons[3] and "body" in reasons[4]
+    assert set(store.get_articles(["ok1", "bad1", "bad2", "bad3"])) == {"ok1"}
+    events = tmp_path / "events.csv"
+    events.write_text("user_id,article_id,event,ts,history,position\n"
+                      "u1,ok1,click,2026-11-01T10:00:00+07:00,false,3\n"
+                      "u1,ok1,read,2026-11-01T10:01:00+07:00,perhaps,4\n", encoding="utf-8")
+    report = import_events(store, events)
+    assert (report.accepted, report.rejected) == (1, 1) and "history" in report.errors[0][1]
+    assert Article.from_dict(rows[0], strict=True).url == ARTICLE["url"]
