@@ -33,6 +33,7 @@ API_KEY_HEADER = "X-API-Key"
 _API_KEY_ENVIRON = "HTTP_X_API_KEY"
 _AUTHORIZATION_ENVIRON = "HTTP_AUTHORIZATION"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="newsrec"'}
+_BLANKS = " \t"  # HTTP's optional whitespace; str.strip() would also drop Latin-1 blanks such as \xa0
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def authenticate() -> Principal:
     environ = request.environ
     raw_key = environ.get(_API_KEY_ENVIRON)
     if raw_key is not None:
-        raw_key = raw_key.strip()
+        raw_key = raw_key.strip(_BLANKS)
         key = security.keys.authenticate(raw_key) if looks_like_key(raw_key) else None
         if key is None:
             raise _unauthorized(f"the {API_KEY_HEADER} header holds no valid key; create one with 'newsrec keys add'")
@@ -61,10 +62,11 @@ def authenticate() -> Principal:
     header = environ.get(_AUTHORIZATION_ENVIRON)
     if header:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip(_BLANKS)
+        if scheme.lower() != "bearer" or not token:
             raise _unauthorized("use 'Authorization: Bearer <reader token>' or the X-API-Key header")
         try:
-            user_id = security.tokens.verify(token.strip())
+            user_id = security.tokens.verify(token)
         except TokenError as exc:
             raise _unauthorized(f"reader token refused: {exc}") from None
         return Principal(kind="token", user_id=user_id)

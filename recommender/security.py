@@ -357,7 +357,8 @@ class ReaderTokens:
     def verify(self, token: str, now: float | None = None) -> str:
         """The token's user id; raises :class:`TokenError` if it is malformed, forged or expired."""
         parts = token.split(".")
-        if len(parts) != 4 or parts[0] != TOKEN_VERSION or len(token) > 1024:
+        # non-ASCII (a header is read as Latin-1) cannot be a token, and would not encode for the HMAC
+        if not token.isascii() or len(parts) != 4 or parts[0] != TOKEN_VERSION or len(token) > 1024:
             raise TokenError("malformed token: expected v1.<user>.<expiry>.<signature>")
         _, user_b64, expiry_text, sig = parts
         body = f"{TOKEN_VERSION}.{user_b64}.{expiry_text}"

@@ -138,3 +138,19 @@ def test_text_and_link_rules_are_the_same_for_the_importer(store, tmp_path):
     report = import_events(store, events)
     assert (report.accepted, report.rejected) == (1, 1) and "history" in report.errors[0][1]
     assert Article.from_dict(rows[0], strict=True).url == ARTICLE["url"]
+
+
+# -- credentials that are not ASCII ----------------------------------------------------------------
+def test_non_ascii_bearer_tokens_and_api_keys_are_401(client, creds, engine):
+    good = creds.token("u1")
+    v, user, expiry, sig = good.split(".")
+    for header in (f"Bearer v1.\xff\xfe.{expiry}.{sig}", f"Bearer {good}\xff", f"Bearer {v}.{user}.{expiry}.{sig[:-1]}\xe9",
+                   f"Bearer \xa0{good}", f"Bearer {good}\xa0", "Bearer \xff"):
+        resp = client.get("/v1/users/u1/feed", headers={"Authorization": header})
+        assert_json_error(resp, 401, "unauthorized")
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    for key in (creds.site + "\xff", creds.site + "\xa0", "\xa0" + creds.site, "nr_site_\xff\xfe" + "a" * 30, "\xff"):
+        resp = client.get("/v1/users/u1/feed", headers={"X-API-Key": key})
+        assert_json_error(resp, 401, "unauthorized")
+    assert not [c for c in engine.calls if c[0] == "feed"]
+    assert client.get("/v1/users/u1/feed", headers={"Authorization": f"Bearer {good}"}).status_code == 200
