@@ -9,6 +9,7 @@ import re
 from typing import Any, Callable
 
 from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from recommender.domain import ValidationError, check_id, format_time
 from recommender.results import RankedItem, RankedList
@@ -72,7 +73,13 @@ def json_body(optional: bool = False) -> Any:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "send the body as JSON with 'Content-Type: application/json'")
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = request.get_data(cache=False)  # raises 413 when Content-Length is past MAX_CONTENT_LENGTH
+    limit = request.max_content_length
+    if limit is not None and len(raw) >= limit and request.content_length is None:
+        # a chunked body has no Content-Length: werkzeug stops reading at the limit without an
+        # error, so a longer body would be parsed cut short. One byte more means it is too large.
+        if request.input_stream.read(1):
+            raise RequestEntityTooLarge()
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:
