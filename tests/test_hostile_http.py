@@ -1,7 +1,7 @@
 """Hostile requests through a real ``newsrec serve`` (gunicorn, 2 workers) over raw sockets:
 what only the server shows, because gunicorn parses the request before Flask sees it.
 
-Every answer is the JSON error shape with the right status.
+Every answer is the JSON error shape with the right status, whether Flask or gunicorn wrote it.
 """
 
 from __future__ import annotations
@@ -96,6 +96,29 @@ def test_a_chunked_body_over_the_limit_is_413_however_it_ends(server):
     assert len(cut) > MIB
     assert json_error(*post_chunked(server, cut), 413)["error"] == "payload_too_large"
     assert stored_events(server, "chunked-reader") == 1
+
+
+@pytest.mark.parametrize("name,request_bytes,status,code", [
+    ("uri too long", b"GET /v1/users/" + b"u" * 9000 + b"/feed HTTP/1.1\r\nHost: test\r\n\r\n", 414, "uri_too_long"),
+    ("header too large", b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431,
+     "request_header_fields_too_large"),
+    ("malformed request line", b"GARBAGE\r\n\r\n", 400, "bad_request"),
+    ("bad http version", b"GET /healthz HTTP/9.9\r\nHost: test\r\n\r\n", 400, "bad_request"),
+    ("malformed header", b"GET /healthz HTTP/1.1\r\nHost: test\r\nBad Header: x\r\n\r\n", 400, "bad_request"),
+    ("unsupported transfer coding", b"POST /v1/events HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n", 400,
+     "bad_request"),
+])
+def test_errors_gunicorn_answers_itself_are_json(server, name, request_bytes, status, code):
+    status_got, headers, body = exchange(server, request_bytes)
+    doc = json_error(status_got, headers, body, status)
+    assert doc["error"] == code, doc
+    assert headers.get("connection", "").lower() == "close"
+
+
+def test_a_key_in_a_malformed_request_is_not_echoed_to_the_log(server):
+    status, headers, body = exchange(server, f"GET /x HTTP/1.1\r\nHost: t\r\nBad Header: {server.site_key}\r\n\r\n".encode())
+    json_error(status, headers, body, 400)
+    assert server.site_key not in server.logs()
 
 
 def test_non_ascii_credentials_are_401_through_gunicorn(server):
