@@ -322,6 +322,8 @@ class Engine:
             reasons.append(f"last reload failed: {self.last_reload_error}")
         if self._store_error:
             reasons.append(f"store unavailable: {self._store_error}")
+        if self.store.write_error:
+            reasons.append(f"store writes failing: {self.store.write_error}")
         return {
             "model_version": state.model.version,
             "degraded": bool(reasons),
@@ -453,6 +455,11 @@ class Engine:
             self._store_error = None
         except StoreError as exc:
             self._store_error = str(exc)
+        if self.store.write_error:  # writes failed at the disk: a trial write tells when they work again
+            try:
+                self.store.check_writable()
+            except StoreError:
+                pass
         if time.monotonic() - state.summary_built >= self.config.summary_refresh:
             self._window_summary(state, state.snapshot(), self.clock(), refresh=True)
 

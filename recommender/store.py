@@ -100,6 +100,16 @@ class StoreUnavailable(StoreError):
     """The database is busy or unreachable; the caller should retry later."""
 
 
+class StoreDiskError(StoreUnavailable):
+    """A write failed at the disk (I/O error, disk full, read-only or damaged file): retrying
+    helps only once the disk is fixed. ``Store.write_error`` says so until a write succeeds."""
+
+
+# primary result codes of a write that failed at the disk, not at a lock
+_DISK_CODES = frozenset({sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CORRUPT,
+                         sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CANTOPEN})
+
+
 def _unavailable(exc: sqlite3.Error) -> bool:
     """Locked, busy, I/O error, unreadable or corrupt file; not a programming error."""
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
@@ -207,6 +217,13 @@ class StoredArticle:
 class Store(ABC):
     """What newsrec needs from a database. Implementations must be thread-safe."""
 
+    #: why the last write failed at the disk (see :class:`StoreDiskError`); None once one succeeds
+    write_error: str | None = None
+
+    def check_writable(self) -> None:
+        """Write something trivial, so :attr:`write_error` clears once the disk works again;
+        raises :class:`StoreUnavailable` while it does not."""
+
     @abstractmethod
     def upsert_articles(self, articles: Iterable[Article]) -> int:
         """Insert or update articles in place (idempotent); returns how many were written."""
@@ -296,6 +313,7 @@ class _Connection(sqlite3.Connection):
     """A connection that carries its thread's handle on the writers' lock file (see ``_write``)."""
 
     write_lock_fd: int | None = None
+    write_state: dict | None = None  # the store's {"error": ...}, set by each write (see ``_write``)
 
 
 class SQLiteStore(Store):
@@ -320,8 +338,19 @@ class SQLiteStore(Store):
         self.synchronous = synchronous
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._write_state: dict = {"error": None}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate(self._conn())
+
+    @property
+    def write_error(self) -> str | None:
+        return self._write_state["error"]
+
+    def check_writable(self) -> None:
+        conn = self._conn()
+        with self._write(conn):  # 64 KiB in and out again: a write that needs free pages, as real ones do
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('write_probe', hex(zeroblob(32768)))")
+            conn.execute("DELETE FROM meta WHERE key = 'write_probe'")
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -350,6 +379,7 @@ class SQLiteStore(Store):
                     conn.write_lock_fd = os.open(f"{self.path}.writelock", os.O_RDWR | os.O_CREAT, 0o644)
                 except OSError:  # read-only folder: SQLite's own busy handler still serializes writers
                     conn.write_lock_fd = None
+            conn.write_state = self._write_state
             self._local.conn = conn
         return conn
 
@@ -434,6 +464,7 @@ class SQLiteStore(Store):
         def __init__(self, conn: sqlite3.Connection):
             self.conn = conn
             self.fd = getattr(conn, "write_lock_fd", None)
+            self.state = getattr(conn, "write_state", None)
 
         def _lock(self) -> None:
             deadline, pause = time.monotonic() + 5.0, 0.0001
@@ -458,7 +489,7 @@ class SQLiteStore(Store):
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 self._unlock()
-                raise StoreUnavailable(f"database is busy: {exc}") from exc
+                raise self._refused("database is busy", exc) from exc
             return self.conn
 
         def __exit__(self, exc_type, exc, tb) -> bool:
@@ -472,14 +503,31 @@ class SQLiteStore(Store):
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.OperationalError as err:
-                    self.conn.execute("ROLLBACK")
-                    raise StoreUnavailable(f"commit failed: {err}") from err
+                    self._rollback()
+                    raise self._refused("commit failed", err) from err
+                if self.state is not None:
+                    self.state["error"] = None
                 return False
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise StoreUnavailable(f"database error: {exc}") from exc
+            self._rollback()
+            if isinstance(exc, sqlite3.Error) and _unavailable(exc):
+                raise self._refused("database error", exc) from exc
             return False
+
+        def _rollback(self) -> None:
+            # after a failed COMMIT (I/O error, full disk) SQLite may have rolled back already
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error as err:  # the connection rolls back when it is next used
+                    log.warning("rollback failed: %s", err)
+
+        def _refused(self, what: str, err: sqlite3.Error) -> StoreUnavailable:
+            """The error to raise; a disk failure is also remembered as the store's ``write_error``."""
+            if (getattr(err, "sqlite_errorcode", 0) & 0xFF) in _DISK_CODES:
+                if self.state is not None:
+                    self.state["error"] = f"{what}: {err}"
+                return StoreDiskError(f"{what}: {err}")
+            return StoreUnavailable(f"{what}: {err}")
 
     # -- keys --------------------------------------------------------------------------------
     @staticmethod
