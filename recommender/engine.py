@@ -304,6 +304,8 @@ class Engine:
     def maybe_reload(self) -> bool:
         """Reload if CURRENT names a version other than the served one (and not a known-bad one)."""
         current = self._safe_current()
+        if self._failed_version != current:  # the version that failed is no longer CURRENT: nothing to report
+            self.last_reload_error = self._failed_version = None
         if current is None or current == self.model_version or current == self._failed_version:
             return False
         try:
@@ -316,9 +318,11 @@ class Engine:
     def status(self) -> dict:
         state = self._state
         reasons = []
+        current = self._safe_current()  # the present state, also without the background poll
         if state.model.version is None:
-            reasons.append("no model loaded: serving recent popular articles")
-        if self.last_reload_error:
+            reasons.append("no model loaded: serving recent popular articles" + (
+                "" if current else " (CURRENT is missing or unreadable: publish one with 'newsrec train')"))
+        if self.last_reload_error and self._failed_version == current:
             reasons.append(f"last reload failed: {self.last_reload_error}")
         if self._store_error:
             reasons.append(f"store unavailable: {self._store_error}")
