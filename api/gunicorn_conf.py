@@ -40,7 +40,7 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 
-_SECRET_LIKE = re.compile(r"nr_(?:site|admin)_[A-Za-z0-9_\-]{8,}|v1\.[A-Za-z0-9_\-]+\.[0-9]+\.[A-Za-z0-9_\-]{16,}")
+_SECRET_LIKE = re.compile(r"nr_(?:site|cms|editor|admin)_[A-Za-z0-9_\-]{8,}|v1\.[A-Za-z0-9_\-]+\.[0-9]+\.[A-Za-z0-9_\-]{16,}")
 
 
 class MaskSecrets(logging.Filter):

@@ -35,7 +35,8 @@ def _query_param(name: str, description: str, schema: dict) -> dict:
 
 AUTH_ERRORS = {
     "401": _error("No credentials, an unknown API key, or a malformed, tampered or expired reader token"),
-    "403": _error("Authenticated but not allowed: site key on an admin endpoint, or a token for another reader"),
+    "403": _error("Authenticated but not allowed: a key whose role lacks the access (x-roles), or a token for "
+                  "another reader"),
 }
 BODY_ERRORS = {
     "400": _error("Malformed JSON, unknown field or invalid record (batch: `details` lists each bad index)"),
@@ -178,8 +179,9 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-SITE = ["admin", "site"]
 SITE_OR_READER = ["admin", "site", "reader"]
+CMS = ["admin", "editor", "cms"]
+EDITOR = ["admin", "editor"]
 ADMIN = ["admin"]
 
 PATHS: dict[str, Any] = {
@@ -206,13 +208,16 @@ PATHS: dict[str, Any] = {
                     "resending the fixed batch is safe. A reader token may only send its own reader's events.",
     )},
     "/v1/articles": {"post": _op(
-        "Publish or update articles (all-or-nothing)", "articles", SITE,
+        "Publish or update articles (all-or-nothing)", "articles", CMS,
         {"200": _ok({"type": "object", "properties": {"accepted": {"type": "integer"}}}),
          **BODY_ERRORS, **STORE_ERROR},
         body=_ref("ArticleBatch"),
+        description="For the newsroom's CMS: cms, editor and admin keys (site keys get 403). Publishing a "
+                    "taken-down article again restores it. Titles and labels hold no control characters, bodies "
+                    "only line breaks and tabs; url must be an http(s) link.",
     )},
     "/v1/articles/{article_id}": {"delete": _op(
-        "Take an article down now", "articles", ADMIN,
+        "Take an article down now", "articles", EDITOR,
         {"200": _ok({"type": "object", "properties": {"article_id": {"type": "string"},
                                                       "taken_down": {"type": "boolean"}}}),
          "404": _error("Unknown article"), **BAD_PATH_ID},
@@ -268,14 +273,16 @@ OPENAPI: dict[str, Any] = {
         "version": "1",
         "description": "Related articles and personalized feeds for an Indonesian news portal. Every error is "
                        '`{"error": code, "message": text}`; every response carries X-Request-ID. '
-                       "`x-roles` on each operation lists who may call it: admin key, site key, reader token.",
+                       "`x-roles` on each operation lists who may call it: admin, editor, cms or site key, reader token. "
+                       "Site keys read lists and post events and preferences; cms keys publish and edit articles; "
+                       "editor keys also take them down.",
     },
     "paths": PATHS,
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                       "description": "Key from 'newsrec keys add --role site|admin'"},
+                       "description": "Key from 'newsrec keys add --role site|cms|editor|admin'"},
             "readerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "v1.<b64u user>.<expiry>.<b64u sig>",
                             "description": "HMAC-SHA256 reader token; see recommender/security.py"},
         },

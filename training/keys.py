@@ -35,12 +35,13 @@ def _keys_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="create a key and print it once")
     add.add_argument("--role", choices=ROLES, required=True,
-                     help="site: lists, events, articles, preferences; admin: everything")
+                     help="site: lists, events, preferences; cms: publish and edit articles; editor: cms and "
+                          "takedowns; admin: everything")
     add.add_argument("--name", default=None, help="a label to recognise the key by (e.g. the server using it)")
     add.add_argument("--env-file", type=Path, default=None,
                      help="also write NAME=key into this file (created 0600; an existing NAME line is replaced)")
     add.add_argument("--env-name", default=None,
-                     help="variable name for --env-file (default NEWSREC_SITE_KEY or NEWSREC_ADMIN_KEY)")
+                     help="variable name for --env-file (default NEWSREC_<ROLE>_KEY, e.g. NEWSREC_CMS_KEY)")
     lst = sub.add_parser("list", help="show key ids, roles, names and creation times (never the keys)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     rev = sub.add_parser("revoke", help="delete a key by key_id (or by name if unique)")
@@ -57,7 +58,7 @@ def update_env_file(path: Path, name: str, value: str) -> None:
     atomic_write_private(path, ("\n".join(kept) + "\n").encode("utf-8"))
 
 
-@command("keys", "manage API keys: add --role site|admin, list, revoke")(_keys_args)
+@command("keys", "manage API keys: add --role site|cms|editor|admin, list, revoke")(_keys_args)
 def run_keys(args: argparse.Namespace, settings: Settings) -> int:
     store = KeyStore(settings.home / KEYS_FILE)
     try:
@@ -81,7 +82,7 @@ def run_keys(args: argparse.Namespace, settings: Settings) -> int:
                 print("no keys; create one with 'newsrec keys add --role site'", file=sys.stderr)
             else:
                 for row in rows:
-                    print(f"{row['key_id']}  {row['role']:5s}  {row['created']}  {row['name']}")
+                    print(f"{row['key_id']}  {row['role']:6s}  {row['created']}  {row['name']}")
             return 0
         revoked = store.revoke(args.key)
         if revoked is None:
