@@ -63,7 +63,23 @@ def _unauthorized(message: str) -> ApiError:
 
 
 def authenticate() -> Principal:
-    """The caller of the current request, or raise a 401 :class:`ApiError`."""
+    """The caller of the current request, or raise a 401 :class:`ApiError`.
+
+    Decided once per request: the rate limiter asks first (``api.ratelimit``), the view's guard after.
+    """
+    found = g.get("_newsrec_caller")
+    if found is None:
+        try:
+            found = _authenticate()
+        except ApiError as exc:
+            found = exc
+        g._newsrec_caller = found
+    if isinstance(found, ApiError):
+        raise found
+    return found
+
+
+def _authenticate() -> Principal:
     security: Security = current_app.extensions[EXTENSION]
     environ = request.environ
     raw_key = environ.get(_API_KEY_ENVIRON)

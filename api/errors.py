@@ -27,6 +27,7 @@ HTTP_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
 }
