@@ -37,13 +37,16 @@ AUTH_ERRORS = {
     "401": _error("No credentials, an unknown API key, or a malformed, tampered or expired reader token"),
     "403": _error("Authenticated but not allowed: a key whose role lacks the access (x-roles), or a token for "
                   "another reader"),
+    "429": _error("Too many requests for this API key, reader token or (without valid credentials) client "
+                  "address; retry after the `Retry-After` seconds"),
 }
 BODY_ERRORS = {
     "400": _error("Malformed JSON, unknown field or invalid record (batch: `details` lists each bad index)"),
-    "413": _error("Body larger than MAX_CONTENT_LENGTH (1 MiB by default)"),
+    "413": _error("Body larger than MAX_CONTENT_LENGTH (1 MiB by default), chunked bodies included"),
     "415": _error("Body is not JSON (send Content-Type: application/json)"),
 }
-STORE_ERROR = {"503": _error("Database busy; retry after the `Retry-After` seconds")}
+STORE_ERROR = {"503": _error("Database busy (Retry-After: 1) or its disk failing (Retry-After: 5; /readyz says "
+                              "degraded meanwhile); nothing was stored, retry after the `Retry-After` seconds")}
 
 
 def _op(summary: str, tag: str, roles: list[str] | None, responses: dict, *, params: list | None = None,
@@ -257,7 +260,8 @@ PATHS: dict[str, Any] = {
     "/healthz": {"get": _op("Liveness: the process answers", "ops", None,
                             {"200": _ok({"type": "object", "properties": {"status": {"type": "string"}}})})},
     "/readyz": {"get": _op(
-        "Readiness: 200 ready or degraded (fallback lists), 503 if the store cannot be reached", "ops", None,
+        "Readiness: 200 ready or degraded (no model loaded, CURRENT names a version that failed to load, or "
+        "writes failing at the disk; see reasons), 503 if the store cannot be reached", "ops", None,
         {"200": _ok(_ref("Status")), "503": _error("Store unreachable")},
     )},
     "/metrics": {"get": _op("Prometheus metrics (text exposition format)", "ops", None,
@@ -272,7 +276,9 @@ OPENAPI: dict[str, Any] = {
         "title": "newsrec",
         "version": "1",
         "description": "Related articles and personalized feeds for an Indonesian news portal. Every error is "
-                       '`{"error": code, "message": text}`; every response carries X-Request-ID. '
+                       '`{"error": code, "message": text}` (gunicorn\'s own 400/414/431 included); every response '
+                       "carries X-Request-ID. Each API key, reader token and anonymous client address has a rate "
+                       "limit on /v1 (429 with Retry-After). "
                        "`x-roles` on each operation lists who may call it: admin, editor, cms or site key, reader token. "
                        "Site keys read lists and post events and preferences; cms keys publish and edit articles; "
                        "editor keys also take them down.",
