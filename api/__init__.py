@@ -7,6 +7,7 @@
 * ``"newsrec.security"``: :class:`api.auth.Security` (API keys, reader tokens)
 * ``"newsrec.metrics"``: :class:`api.metrics.Metrics`
 * ``"newsrec.format_time"``: ``recommender.domain.format_time`` memoized for this app (pure)
+* ``"newsrec.ratelimit"``: the Flask-Limiter ``Limiter`` (absent when limits are off)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .errors import register_error_handlers
 from .jsonio import ReusedEncoderJSONProvider
 from .logging import init_request_logging
 from .metrics import Metrics
+from .ratelimit import init_rate_limits
 from .routes import register_blueprints
 from .routes.common import FORMAT_TIME_EXTENSION, memo_format_time
 
@@ -46,7 +48,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         Flask config overrides. newsrec keys: ``NEWSREC_HOME``, ``NEWSREC_DB``, ``NEWSREC_MODELS``
         (defaults from the environment, as the CLI), ``NEWSREC_TOKEN_SECRET``,
         ``MAX_CONTENT_LENGTH`` (1 MiB), ``START_BACKGROUND`` (default: not ``TESTING``),
-        ``PROMETHEUS_MULTIPROC_DIR`` (default from the environment). Objects, not kept in
+        ``PROMETHEUS_MULTIPROC_DIR`` (default from the environment), ``NEWSREC_RATELIMIT``,
+        ``NEWSREC_RATELIMIT_READER``, ``NEWSREC_RATELIMIT_ANONYMOUS``, ``NEWSREC_RATELIMIT_STORAGE``
+        (defaults from the environment, see :mod:`api.ratelimit`). Objects, not kept in
         ``app.config``: ``ENGINE`` (an engine to use instead of building one), ``STORE``,
         ``ENGINE_CONFIG`` (an ``EngineConfig``).
     """
@@ -105,6 +109,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_request_logging(app, metrics)
     register_error_handlers(app)
+    init_rate_limits(app)
     register_blueprints(app)
 
     start = app.config["START_BACKGROUND"]

@@ -9,7 +9,10 @@ Access rules
 ------------
 * no credentials, an unknown key or a bad/expired token: 401
 * ``admin`` key: every endpoint
-* ``site`` key: every non-admin endpoint; admin endpoints answer 403
+* ``site`` key: lists, events and preferences (:data:`ACCESS` ``"site"``); article writes,
+  takedowns and admin endpoints answer 403
+* ``cms`` key: publishing and editing articles only (``"cms"``)
+* ``editor`` key: what cms may, plus takedowns (``"editor"``)
 * reader token: only where the view allows readers and only for the token's own ``user_id``
   (403 otherwise)
 * ``X-API-Key`` wins when both headers are sent (a wrong key is 401 even with a good token)
@@ -34,6 +37,18 @@ _API_KEY_ENVIRON = "HTTP_X_API_KEY"
 _AUTHORIZATION_ENVIRON = "HTTP_AUTHORIZATION"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="newsrec"'}
 
+# the access a view asks for -> key roles that have it, and what a key without it is told
+ACCESS = {"site": ("admin", "site"), "cms": ("admin", "editor", "cms"), "editor": ("admin", "editor"),
+          "admin": ("admin",)}
+_REFUSED = {
+    "site": "this endpoint is for the site's backend: use a site key (cms and editor keys may only write articles)",
+    "cms": "publishing and editing articles needs a cms, editor or admin key; site keys may not write articles "
+           "(create one with 'newsrec keys add --role cms')",
+    "editor": "taking articles down needs an editor or admin key (create one with 'newsrec keys add --role editor')",
+    "admin": "this endpoint needs an admin key",
+}
+_BLANKS = " \t"  # HTTP's optional whitespace; str.strip() would also drop Latin-1 blanks such as \xa0
+
 
 @dataclass(frozen=True)
 class Security:
@@ -48,12 +63,28 @@ def _unauthorized(message: str) -> ApiError:
 
 
 def authenticate() -> Principal:
-    """The caller of the current request, or raise a 401 :class:`ApiError`."""
+    """The caller of the current request, or raise a 401 :class:`ApiError`.
+
+    Decided once per request: the rate limiter asks first (``api.ratelimit``), the view's guard after.
+    """
+    found = g.get("_newsrec_caller")
+    if found is None:
+        try:
+            found = _authenticate()
+        except ApiError as exc:
+            found = exc
+        g._newsrec_caller = found
+    if isinstance(found, ApiError):
+        raise found
+    return found
+
+
+def _authenticate() -> Principal:
     security: Security = current_app.extensions[EXTENSION]
     environ = request.environ
     raw_key = environ.get(_API_KEY_ENVIRON)
     if raw_key is not None:
-        raw_key = raw_key.strip()
+        raw_key = raw_key.strip(_BLANKS)
         key = security.keys.authenticate(raw_key) if looks_like_key(raw_key) else None
         if key is None:
             raise _unauthorized(f"the {API_KEY_HEADER} header holds no valid key; create one with 'newsrec keys add'")
@@ -61,10 +92,11 @@ def authenticate() -> Principal:
     header = environ.get(_AUTHORIZATION_ENVIRON)
     if header:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip(_BLANKS)
+        if scheme.lower() != "bearer" or not token:
             raise _unauthorized("use 'Authorization: Bearer <reader token>' or the X-API-Key header")
         try:
-            user_id, issued_at = security.tokens.claims(token.strip())
+            user_id, issued_at = security.tokens.claims(token)
         except TokenError as exc:
             raise _unauthorized(f"reader token refused: {exc}") from None
         if ReaderTokens.issued_before_forget(issued_at, current_app.extensions["newsrec"].forgotten_at(user_id)):
@@ -77,8 +109,8 @@ def authenticate() -> Principal:
 def authorize(principal: Principal, role: str, reader: bool | str, view_args: dict) -> None:
     """Raise a 403 :class:`ApiError` unless ``principal`` may call a view with these rules."""
     if principal.kind == "key":
-        if role == "admin" and principal.role != "admin":
-            raise ApiError(403, "forbidden", "this endpoint needs an admin key")
+        if principal.role not in ACCESS[role]:
+            raise ApiError(403, "forbidden", _REFUSED[role])
         return
     if not reader:
         raise ApiError(403, "forbidden", "reader tokens cannot use this endpoint; call it from the site's backend "
@@ -92,8 +124,9 @@ def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()
 
     Parameters
     ----------
-    role : {"site", "admin"}
-        Least key role allowed (admin keys pass everywhere).
+    role : {"site", "cms", "editor", "admin"}
+        The access the view needs; :data:`ACCESS` lists the key roles that have it (admin keys
+        pass everywhere).
     reader : bool or str
         False: no reader tokens. A view argument name (``"user_id"``): tokens for that reader
         only. True: any valid token; the view checks the user ids in the request itself.
@@ -101,8 +134,8 @@ def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()
         Query parameters the view reads; any other one is a 400 (typos like ``limt`` must not
         be silently ignored).
     """
-    if role not in ("site", "admin"):
-        raise ValueError(f"role must be 'site' or 'admin', got {role!r}")
+    if role not in ACCESS:
+        raise ValueError(f"role must be one of {', '.join(ACCESS)}, got {role!r}")
     allowed_params = frozenset(params)
 
     def wrap(view: Callable) -> Callable:
@@ -119,7 +152,7 @@ def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()
                                f"unknown query parameter(s): {', '.join(unknown)[:200]}; allowed: {allowed}")
             return view(**view_args)
 
-        guarded.newsrec_access = {"role": role, "reader": reader, "params": tuple(params)}
+        guarded.newsrec_access = {"role": role, "roles": ACCESS[role], "reader": reader, "params": tuple(params)}
         return guarded
 
     return wrap

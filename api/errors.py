@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from recommender.domain import ValidationError
 from recommender.serving.results import NotFound as ItemNotFound
-from recommender.store import StoreUnavailable
+from recommender.store import StoreDiskError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ HTTP_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
 }
@@ -104,8 +105,15 @@ def handle_not_found(exc: ItemNotFound):
     return error_response(404, "not_found", str(exc))
 
 
+DISK_RETRY_AFTER = "5"  # seconds; a disk that failed is rarely fixed within one
+
+
 def handle_store_unavailable(exc: StoreUnavailable):
     log.warning("request %s: store unavailable: %s", g.get("request_id"), exc)
+    if isinstance(exc, StoreDiskError):  # /readyz reports it too, until a write succeeds
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        return error_response(503, "store_unavailable", f"the database cannot write to its disk ({cause}); nothing "
+                              "was stored, retry later", headers={"Retry-After": DISK_RETRY_AFTER})
     return error_response(503, "store_unavailable", "the database is busy; retry in a second",
                           headers={"Retry-After": "1"})
 

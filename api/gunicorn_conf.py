@@ -14,10 +14,17 @@
   hold a key: every handler masks key- and token-like text.
 * ``PROMETHEUS_MULTIPROC_DIR`` (optional): the folder is emptied at start and dead workers are
   marked, so ``/metrics`` sums every worker.
+* Errors gunicorn answers itself, before the app sees the request (414 request line too long,
+  431 headers too large, 400 malformed request line or header, 500 outside Flask), are the
+  API's JSON error shape too: gunicorn has no setting or hook for its error page, and writes all
+  of them through one function, ``gunicorn.util.write_error(sock, status, reason, message)``
+  (called from ``Worker.handle_error`` only), so each worker replaces that function once, in the
+  documented ``post_worker_init`` hook (:func:`write_json_error`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -33,7 +40,7 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 
-_SECRET_LIKE = re.compile(r"nr_(?:site|admin)_[A-Za-z0-9_\-]{8,}|v1\.[A-Za-z0-9_\-]+\.[0-9]+\.[A-Za-z0-9_\-]{16,}")
+_SECRET_LIKE = re.compile(r"nr_(?:site|cms|editor|admin)_[A-Za-z0-9_\-]{8,}|v1\.[A-Za-z0-9_\-]+\.[0-9]+\.[A-Za-z0-9_\-]{16,}")
 
 
 class MaskSecrets(logging.Filter):
@@ -116,6 +123,35 @@ def on_starting(server):
         for stale in path.glob("*.db"):  # values of a previous run would be summed in
             stale.unlink()
         server.log.info("prometheus multiprocess mode in %s", path)
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """``gunicorn.util.write_error`` with the API's body: ``{"error": code, "message": text}``.
+
+    The code is the reason in snake case (``uri_too_long``, ``request_header_fields_too_large``,
+    ``bad_request``; ``internal_error`` for 500, as the app's own); the connection is closed.
+    """
+    from gunicorn import util
+
+    if status_int >= 500:
+        code, message = "internal_error", "internal error; the server log has the details"
+    else:
+        code = re.sub(r"[^a-z]+", "_", reason.lower()).strip("_") or "bad_request"
+        message = f"{reason}: {mesg}" if mesg else reason
+        message = message if len(message) <= 300 else message[:297] + "..."
+    body = json.dumps({"error": code, "message": message}).encode("ascii")  # non-ASCII as \u escapes
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def post_worker_init(worker):
+    from gunicorn import util
+
+    if not callable(getattr(util, "write_error", None)):  # pragma: no cover - a gunicorn that changed the seam
+        worker.log.warning("gunicorn.util.write_error is gone: gunicorn's own errors stay HTML")
+        return
+    util.write_error = write_json_error
 
 
 def post_fork(server, worker):

@@ -28,7 +28,7 @@ ACCESS_LOGGER = "newsrec.access"
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"  # the WSGI name of the header: no werkzeug header lookup
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_KEY_LIKE = re.compile(r"nr_(?:site|admin)_[A-Za-z0-9_\-]{8,}")
+_KEY_LIKE = re.compile(r"nr_(?:site|cms|editor|admin)_[A-Za-z0-9_\-]{8,}")
 _UNNAMED_READER = frozenset({"users.forget"})  # endpoints whose log line must not name the reader
 # One encoder for every line: ``json.dumps`` with options builds a new encoder per call.
 _LINE = json.JSONEncoder(ensure_ascii=False)

@@ -35,14 +35,18 @@ def _query_param(name: str, description: str, schema: dict) -> dict:
 
 AUTH_ERRORS = {
     "401": _error("No credentials, an unknown API key, or a malformed, tampered or expired reader token"),
-    "403": _error("Authenticated but not allowed: site key on an admin endpoint, or a token for another reader"),
+    "403": _error("Authenticated but not allowed: a key whose role lacks the access (x-roles), or a token for "
+                  "another reader"),
+    "429": _error("Too many requests for this API key, reader token or (without valid credentials) client "
+                  "address; retry after the `Retry-After` seconds"),
 }
 BODY_ERRORS = {
     "400": _error("Malformed JSON, unknown field or invalid record (batch: `details` lists each bad index)"),
-    "413": _error("Body larger than MAX_CONTENT_LENGTH (1 MiB by default)"),
+    "413": _error("Body larger than MAX_CONTENT_LENGTH (1 MiB by default), chunked bodies included"),
     "415": _error("Body is not JSON (send Content-Type: application/json)"),
 }
-STORE_ERROR = {"503": _error("Database busy; retry after the `Retry-After` seconds")}
+STORE_ERROR = {"503": _error("Database busy (Retry-After: 1) or its disk failing (Retry-After: 5; /readyz says "
+                              "degraded meanwhile); nothing was stored, retry after the `Retry-After` seconds")}
 
 
 def _op(summary: str, tag: str, roles: list[str] | None, responses: dict, *, params: list | None = None,
@@ -178,8 +182,9 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-SITE = ["admin", "site"]
 SITE_OR_READER = ["admin", "site", "reader"]
+CMS = ["admin", "editor", "cms"]
+EDITOR = ["admin", "editor"]
 ADMIN = ["admin"]
 
 PATHS: dict[str, Any] = {
@@ -206,13 +211,16 @@ PATHS: dict[str, Any] = {
                     "resending the fixed batch is safe. A reader token may only send its own reader's events.",
     )},
     "/v1/articles": {"post": _op(
-        "Publish or update articles (all-or-nothing)", "articles", SITE,
+        "Publish or update articles (all-or-nothing)", "articles", CMS,
         {"200": _ok({"type": "object", "properties": {"accepted": {"type": "integer"}}}),
          **BODY_ERRORS, **STORE_ERROR},
         body=_ref("ArticleBatch"),
+        description="For the newsroom's CMS: cms, editor and admin keys (site keys get 403). Publishing a "
+                    "taken-down article again restores it. Titles and labels hold no control characters, bodies "
+                    "only line breaks and tabs; url must be an http(s) link.",
     )},
     "/v1/articles/{article_id}": {"delete": _op(
-        "Take an article down now", "articles", ADMIN,
+        "Take an article down now", "articles", EDITOR,
         {"200": _ok({"type": "object", "properties": {"article_id": {"type": "string"},
                                                       "taken_down": {"type": "boolean"}}}),
          "404": _error("Unknown article"), **BAD_PATH_ID},
@@ -260,7 +268,8 @@ PATHS: dict[str, Any] = {
     "/healthz": {"get": _op("Liveness: the process answers", "ops", None,
                             {"200": _ok({"type": "object", "properties": {"status": {"type": "string"}}})})},
     "/readyz": {"get": _op(
-        "Readiness: 200 ready or degraded (fallback lists), 503 if the store cannot be reached", "ops", None,
+        "Readiness: 200 ready or degraded (no model loaded, CURRENT names a version that failed to load, or "
+        "writes failing at the disk; see reasons), 503 if the store cannot be reached", "ops", None,
         {"200": _ok(_ref("Status")), "503": _error("Store unreachable")},
     )},
     "/metrics": {"get": _op("Prometheus metrics (text exposition format)", "ops", None,
@@ -275,15 +284,19 @@ OPENAPI: dict[str, Any] = {
         "title": "newsrec",
         "version": "1",
         "description": "Related articles and personalized feeds for an Indonesian news portal. Every error is "
-                       '`{"error": code, "message": text}`; every response carries X-Request-ID. '
-                       "`x-roles` on each operation lists who may call it: admin key, site key, reader token.",
+                       '`{"error": code, "message": text}` (gunicorn\'s own 400/414/431 included); every response '
+                       "carries X-Request-ID. Each API key, reader token and anonymous client address has a rate "
+                       "limit on /v1 (429 with Retry-After). "
+                       "`x-roles` on each operation lists who may call it: admin, editor, cms or site key, reader token. "
+                       "Site keys read lists and post events and preferences; cms keys publish and edit articles; "
+                       "editor keys also take them down.",
     },
     "paths": PATHS,
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                       "description": "Key from 'newsrec keys add --role site|admin'"},
+                       "description": "Key from 'newsrec keys add --role site|cms|editor|admin'"},
             "readerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "v2.<b64u user>.<issued ms>.<expiry>.<b64u sig>",
                             "description": "HMAC-SHA256 reader token; see recommender/security.py"},
         },

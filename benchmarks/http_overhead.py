@@ -43,8 +43,9 @@ SCALE = "scalev2-a100000-u1000000-e10000000-d28-s0"
 
 def serve(home: Path, db: Path, models: Path, port: int, threads: int, log: Path) -> subprocess.Popen:
     """``newsrec serve`` as in ``benchmarks.serving.serve``, with the threads per worker chosen."""
+    # NEWSREC_RATELIMIT=off: wrk sends thousands of requests a second with one key, past the per-key limit
     env = dict(os.environ, NEWSREC_HOME=str(home), NEWSREC_DB=str(db), NEWSREC_MODELS=str(models),
-               NEWSREC_LOG_LEVEL="warning")
+               NEWSREC_LOG_LEVEL="warning", NEWSREC_RATELIMIT="off")
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.pop(name, None)
     cmd = [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port),

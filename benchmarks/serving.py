@@ -350,8 +350,9 @@ def gunicorn_pids(master: int) -> list[int]:
 
 def serve(home: Path, db: Path, models: Path, port: int, blas_threads: int = 1, workers: int = 2,
           log: Path | None = None) -> subprocess.Popen:
+    # NEWSREC_RATELIMIT=off: wrk sends thousands of requests a second with one key, past the per-key limit
     env = dict(os.environ, NEWSREC_HOME=str(home), NEWSREC_DB=str(db), NEWSREC_MODELS=str(models),
-               NEWSREC_LOG_LEVEL="warning")
+               NEWSREC_LOG_LEVEL="warning", NEWSREC_RATELIMIT="off")
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.pop(name, None)
     cmd = [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port),

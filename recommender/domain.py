@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
 
 WIB = timezone(timedelta(hours=7), "WIB")
 
@@ -32,7 +33,8 @@ EVENT_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
 # the reader id of page views without a logged-in reader (served related lists, their clicks)
 ANONYMOUS = "anonymous"
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$")
+# matched with fullmatch: "$" would also match before a final newline ("a1\n")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")
 MAX_TITLE = 1_000
 MAX_BODY = 200_000
 MAX_LABEL = 64
@@ -56,7 +58,7 @@ def check_id(value: Any, name: str) -> str:
     """Return ``value`` as an id or raise: ids are 1-128 URL-safe characters."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ValidationError(
             f"{name} must be 1-128 characters of letters, digits and . _ : @ -, starting with a "
             f"letter or digit; got {_preview(value)}"
@@ -122,7 +124,7 @@ def _label(value: Any, name: str, required: bool) -> str | None:
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string; got {_preview(value)}")
     text = value.strip()
-    if len(text) > MAX_LABEL or _has_control(text):
+    if len(text) > MAX_LABEL or _has_control(value):
         raise ValidationError(f"{name} must be at most {MAX_LABEL} printable characters")
     return text
 
@@ -144,8 +146,78 @@ def _labels(value: Any, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# C0 and C1 control characters, DEL and lone surrogates (not text: SQLite cannot even store them)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # the same, less \t and \n
+_WEB_SCHEMES = ("http", "https")
+MAX_URL = 2048
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text)
+    return _CONTROL.search(text) is not None
+
+
+def _control_error(name: str, found: str, allowed: str = "") -> ValidationError:
+    return ValidationError(f"{name} must be printable text{allowed}; found control character U+{ord(found):04X}")
+
+
+def _web_url(value: Any) -> str | None:
+    """An absolute http(s) link with a host, or None; anything else (``javascript:``, ``ftp:``,
+    relative paths, spaces, control characters) is refused, since sites render it as a link."""
+    if value is None or value == "":
+        return None
+    problem = not isinstance(value, str) or len(value) > MAX_URL or _has_control(value) or re.search(r"\s", value)
+    if not problem:
+        try:
+            parts = urlsplit(value)
+            problem = parts.scheme.lower() not in _WEB_SCHEMES or not parts.hostname
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            problem = True
+    if problem:
+        raise ValidationError(f"url must be an http:// or https:// link with a host, no spaces or control "
+                              f"characters, at most {MAX_URL} characters; got {_preview(value)}")
+    return value
+
+
+# Typed fields. ``strict`` (the API, JSON bodies): the JSON type itself, no coercion, so a
+# "false" string is not read as true and True is not read as position 1. Otherwise (CSV has no
+# types): the usual text spellings too, still refusing anything ambiguous.
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+_WHOLE_TEXT = re.compile(r"\s*[+-]?[0-9]{1,9}\s*")
+
+
+def _flag(value: Any, name: str, strict: bool) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if not strict and isinstance(value, (str, int)):
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+    raise ValidationError(f"{name} must be true or false (a JSON boolean); got {_preview(value)}")
+
+
+def _whole(value: Any, name: str, strict: bool) -> int | None:
+    if value is None or (not strict and value == ""):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not strict:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and _WHOLE_TEXT.fullmatch(value):
+            return int(value)
+    raise ValidationError(f"{name} must be a whole number (a JSON integer); got {_preview(value)}")
+
+
+def _number(value: Any, name: str, strict: bool) -> float | None:
+    if value is None or (not strict and value == ""):
+        return None
+    if not isinstance(value, bool) and isinstance(value, (int, float) if strict else (int, float, str)):
+        try:
+            return float(value)
+        except (ValueError, OverflowError):  # a string that is no number; an int past float range
+            pass
+    raise ValidationError(f"{name} must be a number; got {_preview(value)}")
 
 
 def _preview(value: Any) -> str:
@@ -186,14 +258,20 @@ class Article:
             raise ValidationError("title is required")
         if len(title) > MAX_TITLE:
             raise ValidationError(f"title is longer than {MAX_TITLE} characters")
+        found = _CONTROL.search(title)
+        if found:
+            raise _control_error("title", found.group())
         body = record.get("body") or ""
         if not isinstance(body, str):
             raise ValidationError("body must be a string")
         if len(body) > MAX_BODY:
             raise ValidationError(f"body is longer than {MAX_BODY} characters")
-        url = record.get("url") or None
-        if url is not None and (not isinstance(url, str) or len(url) > 2048 or _has_control(url)):
-            raise ValidationError("url must be a string of at most 2048 printable characters")
+        if "\r" in body:  # CR LF and CR line breaks are line breaks
+            body = body.replace("\r\n", "\n").replace("\r", "\n")
+        found = _BODY_CONTROL.search(body)
+        if found:
+            raise _control_error("body", found.group(), " (line breaks and tabs allowed)")
+        url = _web_url(record.get("url"))
         return cls(
             article_id=check_id(record.get("article_id"), "article_id"),
             title=title.strip(),
@@ -243,26 +321,12 @@ class Interaction:
         event = record.get("event")
         if not isinstance(event, str) or event not in EVENT_CODES:  # (a dict or list is unhashable)
             raise ValidationError(f"event must be one of {', '.join(EVENT_TYPES)}; got {_preview(event)}")
-        dwell = record.get("dwell_seconds")
-        if dwell in (None, ""):
-            dwell = None
-        else:
-            try:
-                dwell = float(dwell)
-            except (TypeError, ValueError):
-                raise ValidationError(f"dwell_seconds must be a number; got {_preview(dwell)}") from None
-            if not math.isfinite(dwell) or dwell < 0 or dwell > MAX_DWELL_SECONDS:
-                raise ValidationError(f"dwell_seconds must be between 0 and {MAX_DWELL_SECONDS:.0f}")
-        position = record.get("position")
-        if position in (None, ""):
-            position = None
-        else:
-            try:
-                position = int(position)
-            except (TypeError, ValueError):
-                raise ValidationError("position must be a whole number") from None
-            if not 0 <= position <= 10_000:
-                raise ValidationError("position must be between 0 and 10000")
+        dwell = _number(record.get("dwell_seconds"), "dwell_seconds", strict)
+        if dwell is not None and (not math.isfinite(dwell) or dwell < 0 or dwell > MAX_DWELL_SECONDS):
+            raise ValidationError(f"dwell_seconds must be between 0 and {MAX_DWELL_SECONDS:.0f}")
+        position = _whole(record.get("position"), "position", strict)
+        if position is not None and not 0 <= position <= 10_000:
+            raise ValidationError("position must be between 0 and 10000")
         event_id = record.get("event_id")
         list_id = record.get("list_id")
         return cls(
@@ -274,7 +338,7 @@ class Interaction:
             event_id=None if event_id in (None, "") else check_id(event_id, "event_id"),
             list_id=None if list_id in (None, "") else check_id(list_id, "list_id"),
             position=position,
-            history=bool(record.get("history", False)),
+            history=_flag(record.get("history"), "history", strict),
         )
 
     def identity(self) -> str:

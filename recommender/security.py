@@ -4,9 +4,10 @@ No Flask here: the CLI mints keys and tokens, the API checks them, both through 
 
 API keys
 --------
-``X-API-Key: nr_<role>_<43 url-safe characters>``. Roles are ``site`` (the portal's backend:
-lists, events, article publishing, preferences) and ``admin`` (everything, including model
-reload, takedowns and forgetting a reader). ``NEWSREC_HOME/keys.json`` (mode 0600) holds only
+``X-API-Key: nr_<role>_<43 url-safe characters>``. Roles: ``site`` (the portal's backend: lists,
+events, preferences), ``cms`` (the newsroom's CMS: publishing and editing articles), ``editor``
+(cms, plus taking articles down) and ``admin`` (everything, including model reload and
+forgetting a reader). What each may call is decided in ``api/auth.py``. ``NEWSREC_HOME/keys.json`` (mode 0600) holds only
 ``sha256(key)`` with the role, a name and the creation time, so a leaked file does not leak keys.
 The API re-reads the file when it changes, so ``newsrec keys add`` / ``revoke`` take effect
 without a restart.
@@ -61,7 +62,7 @@ from .domain import check_id
 
 log = logging.getLogger(__name__)
 
-ROLES = ("site", "admin")
+ROLES = ("site", "cms", "editor", "admin")
 KEYS_FILE = "keys.json"
 SECRET_FILE = "token_secret"
 ENV_TOKEN_SECRET = "NEWSREC_TOKEN_SECRET"
@@ -69,8 +70,9 @@ TOKEN_VERSION = "v2"
 TOKEN_VERSIONS = ("v1", "v2")
 MAX_TOKEN_TTL = 366 * 24 * 3600
 MIN_SECRET_BYTES = 16
-_KEY_PATTERN = re.compile(r"^nr_(site|admin)_[A-Za-z0-9_\-]{20,100}$")
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:@\-]{0,63}$")
+# both matched with fullmatch ("$" would accept a final newline)
+_KEY_PATTERN = re.compile(r"nr_(site|cms|editor|admin)_[A-Za-z0-9_\-]{20,100}")
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:@\-]{0,63}")
 
 
 class SecurityError(Exception):
@@ -259,7 +261,7 @@ class KeyStore:
         """Create a key; returns ``(raw_key, record)``. The raw key is never stored."""
         if role not in ROLES:
             raise SecurityError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
-        if name is not None and not _NAME_PATTERN.match(name):
+        if name is not None and not _NAME_PATTERN.fullmatch(name):
             raise SecurityError("name must be 1-64 letters, digits, spaces or . _ : @ -")
         raw = f"nr_{role}_{secrets.token_urlsafe(32)}"
         digest = hash_key(raw)
@@ -294,7 +296,7 @@ class KeyStore:
 
 def looks_like_key(raw: str) -> bool:
     """Cheap shape check before hashing, so garbage is refused without touching the key file."""
-    return bool(_KEY_PATTERN.match(raw))
+    return bool(_KEY_PATTERN.fullmatch(raw))
 
 
 # -- reader tokens -----------------------------------------------------------------------------

@@ -150,11 +150,13 @@ class FakeEngine:
 
 @dataclass(frozen=True)
 class Creds:
-    """Working credentials for one app: keys of both roles and reader tokens."""
+    """Working credentials for one app: a key of every role and reader tokens."""
 
     site: str
     admin: str
     tokens: ReaderTokens
+    cms: str = ""
+    editor: str = ""
 
     def token(self, user_id: str, ttl: int = 600) -> str:
         return self.tokens.issue(user_id, ttl)
@@ -186,7 +188,9 @@ def creds(app, home):
     keys = KeyStore(home / KEYS_FILE)
     site, _ = keys.add("site", "portal")
     admin, _ = keys.add("admin", "ops")
-    return Creds(site=site, admin=admin, tokens=ReaderTokens(SECRET.encode()))
+    cms, _ = keys.add("cms", "newsroom")
+    editor, _ = keys.add("editor", "desk")
+    return Creds(site=site, admin=admin, tokens=ReaderTokens(SECRET.encode()), cms=cms, editor=editor)
 
 
 def event(user: str = "u1", article: str = "a1", kind: str = "click", **over) -> dict:

@@ -12,13 +12,14 @@ from tests.api_fixtures import ARTICLES, app, client, creds, engine, event, home
 
 NEW_ARTICLE = {"article_id": "n1", "title": "Baru", "category": "Ekonomi", "published_at": 1_793_500_000}
 
-# (method, path, body, access): access is "admin", "site", "reader" (token for u1 allowed) or "open"
+# (method, path, body, access): access is "admin", "editor" (takedowns), "cms" (article writes), "reader"
+# (site keys and a token for u1) or "open"
 ENDPOINTS = [
     ("GET", "/v1/articles/a1/related?user_id=u1", None, "reader"),
     ("GET", "/v1/users/u1/feed", None, "reader"),
     ("POST", "/v1/events", {"events": [event("u1", "a1"), event("u1", "a2", "read", dwell_seconds=30)]}, "reader"),
-    ("POST", "/v1/articles", NEW_ARTICLE, "site"),
-    ("DELETE", "/v1/articles/a1", None, "admin"),
+    ("POST", "/v1/articles", NEW_ARTICLE, "cms"),
+    ("DELETE", "/v1/articles/a1", None, "editor"),
     ("GET", "/v1/users/u1/preferences", None, "reader"),
     ("PUT", "/v1/users/u1/preferences", {"categories": ["Olahraga"]}, "reader"),
     ("DELETE", "/v1/users/u1", None, "admin"),
@@ -30,7 +31,7 @@ ENDPOINTS = [
     ("GET", "/openapi.json", None, "open"),
 ]
 
-CREDENTIALS = ["none", "wrong_key", "garbage_key", "site", "admin", "token_self", "token_other", "token_expired",
+CREDENTIALS = ["none", "wrong_key", "garbage_key", "site", "cms", "editor", "admin", "token_self", "token_other", "token_expired",
                "token_tampered", "token_garbage", "basic_auth", "wrong_key_with_good_token"]
 
 
@@ -42,7 +43,7 @@ def headers_for(kind: str, creds) -> dict:
         return {"X-API-Key": "nr_site_" + "A" * 43}
     if kind == "garbage_key":
         return {"X-API-Key": "letmein"}
-    if kind in ("site", "admin"):
+    if kind in KEY_ACCESS:
         return {"X-API-Key": getattr(creds, kind)}
     if kind == "token_self":
         return {"Authorization": f"Bearer {good}"}
@@ -63,16 +64,19 @@ def headers_for(kind: str, creds) -> dict:
     raise AssertionError(kind)
 
 
+# what each key role may call (admin: everything)
+KEY_ACCESS = {"site": {"reader"}, "cms": {"cms"}, "editor": {"cms", "editor"},
+              "admin": {"reader", "cms", "editor", "admin"}}
+
+
 def expected_status(access: str, kind: str) -> int:
     if access == "open":
         return 200
     if kind in ("none", "wrong_key", "garbage_key", "token_expired", "token_tampered", "token_garbage",
                 "basic_auth", "wrong_key_with_good_token"):
         return 401
-    if kind == "admin":
-        return 200
-    if kind == "site":
-        return 403 if access == "admin" else 200
+    if kind in KEY_ACCESS:
+        return 200 if access in KEY_ACCESS[kind] else 403
     if kind == "token_self":
         return 200 if access == "reader" else 403
     return 403  # a token for another reader
@@ -123,3 +127,30 @@ def test_auth_is_checked_before_the_body_is_read(client, creds):
     resp = client.post("/v1/events", data="x" * (2 << 20), content_type="application/json",
                        headers={"X-API-Key": creds.site})
     assert resp.status_code == 413
+
+
+def test_site_keys_may_not_write_articles_and_are_told_which_key_can(client, creds, engine):
+    resp = client.post("/v1/articles", json=NEW_ARTICLE, headers={"X-API-Key": creds.site})
+    assert resp.status_code == 403
+    body = resp.get_json()
+    assert body["error"] == "forbidden" and "cms" in body["message"] and "newsrec keys add --role cms" in body["message"]
+    assert "n1" not in engine.articles
+    assert client.post("/v1/articles", json=NEW_ARTICLE, headers={"X-API-Key": creds.cms}).status_code == 200
+    # restoring a taken-down article is publishing it again
+    assert client.delete("/v1/articles/n1", headers={"X-API-Key": creds.cms}).status_code == 403
+    assert client.delete("/v1/articles/n1", headers={"X-API-Key": creds.editor}).status_code == 200
+    assert client.post("/v1/articles", json=NEW_ARTICLE, headers={"X-API-Key": creds.editor}).status_code == 200
+    assert "n1" in engine.articles
+
+
+def test_cli_adds_cms_and_editor_keys(tmp_path, monkeypatch, capsys):
+    from recommender.security import looks_like_key
+    from training.cli import main as cli_main
+
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path))
+    for role in ("cms", "editor"):
+        assert cli_main(["keys", "add", "--role", role, "--env-file", str(tmp_path / "env")]) == 0
+        raw = capsys.readouterr().out.strip()
+        assert raw.startswith(f"nr_{role}_") and looks_like_key(raw)
+        assert KeyStore(tmp_path / KEYS_FILE).authenticate(raw).role == role
+        assert f"NEWSREC_{role.upper()}_KEY={raw}" in (tmp_path / "env").read_text()

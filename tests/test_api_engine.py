@@ -78,7 +78,7 @@ def test_published_article_is_served_and_a_takedown_removes_it(trained, served):
     source = trained.articles[next(iter(trained.articles))]
     fresh = {"article_id": "api-fresh-1", "title": source["title"] + " (pembaruan)", "body": source["body"],
              "category": source["category"], "published_at": trained.now - 60}
-    assert client.post("/v1/articles", json=fresh, headers=site).get_json() == {"accepted": 1}
+    assert client.post("/v1/articles", json=fresh, headers=admin).get_json() == {"accepted": 1}
     related = client.get("/v1/articles/api-fresh-1/related?limit=5", headers=site)
     assert related.status_code == 200 and len(related.get_json()["items"]) == 5
     assert client.delete("/v1/articles/api-fresh-1", headers=admin).get_json()["taken_down"] is True
@@ -126,11 +126,14 @@ def test_app_builds_its_own_engine_and_shares_the_token_secret_with_the_cli(tmp_
         assert ready.status_code == 200 and ready.get_json()["status"] == "degraded"
         assert cli_main(["keys", "add", "--role", "site"]) == 0
         key = {"X-API-Key": capsys.readouterr().out.strip()}
+        assert cli_main(["keys", "add", "--role", "cms"]) == 0
+        cms = {"X-API-Key": capsys.readouterr().out.strip()}
         assert cli_main(["token", "issue", "reader-1", "--ttl", "300"]) == 0
         token = {"Authorization": "Bearer " + capsys.readouterr().out.strip()}
         article = {"article_id": "own-1", "title": "Timnas menang di Jakarta", "body": "Pertandingan seru.",
                    "category": "Olahraga", "published_at": "2026-11-20T10:00:00+07:00"}
-        assert client.post("/v1/articles", json=article, headers=key).status_code == 200
+        assert client.post("/v1/articles", json=article, headers=key).status_code == 403
+        assert client.post("/v1/articles", json=article, headers=cms).status_code == 200
         assert client.get("/v1/articles/own-1/related", headers=key).status_code == 200
         feed = client.get("/v1/users/reader-1/feed", headers=token)
         assert feed.status_code == 200 and feed.get_json()["model_version"] is None

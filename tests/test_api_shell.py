@@ -68,7 +68,7 @@ def test_openapi_roles_and_query_parameters_match_the_guards(app, client):
                 assert access is None and op["x-roles"] == [] and op["security"] == []
                 continue
             assert access is not None, f"{rule.rule} is not wrapped in api_view"
-            roles = ["admin"] + (["site"] if access["role"] == "site" else []) + (["reader"] if access["reader"] else [])
+            roles = list(access["roles"]) + (["reader"] if access["reader"] else [])
             assert op["x-roles"] == roles, rule.rule
             query = sorted(p["name"] for p in op.get("parameters", []) if p["in"] == "query")
             assert query == sorted(access["params"]), rule.rule
@@ -204,7 +204,7 @@ def test_exactly_1000_events_are_accepted(client, creds):
 def test_store_unavailable_is_503_with_retry_after(client, creds, engine):
     engine.store_down = True
     for resp in (call(client, "POST", "/v1/events", creds.site, event()),
-                 call(client, "POST", "/v1/articles", creds.site, {"articles": [dict(V1_ROUTES[3][2])]})):
+                 call(client, "POST", "/v1/articles", creds.cms, {"articles": [dict(V1_ROUTES[3][2])]})):
         assert_error(resp, 503, "store_unavailable")
         assert resp.headers["Retry-After"] == "1"
 
@@ -251,14 +251,14 @@ def test_non_json_body_is_415(client, creds, method, path):
 def test_articles_batch_is_all_or_nothing(client, creds, engine):
     good = dict(V1_ROUTES[3][2])
     bad = dict(good, article_id="n2", category=None)
-    body = assert_error(call(client, "POST", "/v1/articles", creds.site, {"articles": [good, bad]}), 400,
+    body = assert_error(call(client, "POST", "/v1/articles", creds.cms, {"articles": [good, bad]}), 400,
                         "validation_error")
     assert body["details"] == [{"index": 1, "message": "category is required"}]
     assert "n1" not in engine.articles
-    assert call(client, "POST", "/v1/articles", creds.site, {"articles": [good]}).get_json() == {"accepted": 1}
+    assert call(client, "POST", "/v1/articles", creds.cms, {"articles": [good]}).get_json() == {"accepted": 1}
     assert engine.articles["n1"].title == "Baru"
     too_many = {"articles": [dict(good, article_id=f"m{i}") for i in range(501)]}
-    assert "at most 500" in assert_error(call(client, "POST", "/v1/articles", creds.site, too_many), 400,
+    assert "at most 500" in assert_error(call(client, "POST", "/v1/articles", creds.cms, too_many), 400,
                                          "validation_error")["message"]
 
 

@@ -43,6 +43,7 @@ def server(tmp_path_factory):
     _cli(env, "train", "--json")
     site = _cli(env, "keys", "add", "--role", "site").strip()
     admin = _cli(env, "keys", "add", "--role", "admin").strip()
+    cms = _cli(env, "keys", "add", "--role", "cms").strip()
     port = _free_port()
     log = open(home / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "training", "serve", "--port", str(port), "--workers", "2"],
@@ -60,7 +61,7 @@ def server(tmp_path_factory):
     truth = [json.loads(line) for line in (home / "sample" / "truth.jsonl").read_text().splitlines()]
     articles = [json.loads(line) for line in (home / "sample" / "articles.jsonl").read_text().splitlines()]
     session = requests.Session()
-    yield {"base": base, "site": site, "admin": admin, "env": env, "home": home, "http": session,
+    yield {"base": base, "site": site, "admin": admin, "cms": cms, "env": env, "home": home, "http": session,
            "story": {t["article_id"]: t["story_id"] for t in truth if t["kind"] == "article"},
            "readers": {t["user_id"]: t for t in truth if t["kind"] == "user"},
            "articles": {a["article_id"]: a for a in articles}}
@@ -133,7 +134,8 @@ def test_published_article_reaches_every_worker_and_takedown_removes_it(server):
     article = {"article_id": "e2e-breaking", "title": " ".join(src[0]["title"].split()[:4] + ["Perkembangan", "Terbaru"]),
                "body": src[1]["body"], "category": src[0]["category"], "region": src[0]["region"],
                "published_at": datetime.now(timezone.utc).isoformat(), "url": "https://www.inews.id/x/e2e"}
-    assert post(server, "/v1/articles", article, server["site"]).status_code == 200
+    assert post(server, "/v1/articles", article, server["site"]).status_code == 403  # site keys do not publish
+    assert post(server, "/v1/articles", article, server["cms"]).status_code == 200
     time.sleep(1.5)  # the other worker picks it up on its next poll
     for _ in range(4):
         ids = [i["article_id"] for i in get(server, f"/v1/articles/{members[-1]}/related", server["site"], limit=10).json()["items"]]

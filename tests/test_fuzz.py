@@ -156,7 +156,7 @@ def requests_(draw, ids: dict, kind: str | None = None) -> Req:
 
 
 LEAKS = re.compile(r"Traceback|File \"|/work/|/tmp/|site-packages|sqlite3\.|OperationalError|"
-                   r"Exception:|Error:|nr_(site|admin)_|<html|werkzeug", re.I)
+                   r"Exception:|Error:|nr_(site|cms|editor|admin)_|<html|werkzeug", re.I)
 
 
 def send(client, req: Req, headers: dict):

@@ -589,7 +589,8 @@ def locked_app(trained, tmp_path):
     app = create_app({"TESTING": True, "NEWSREC_HOME": str(tmp_path / "home"), "ENGINE": engine, "STORE": store,
                       "NEWSREC_TOKEN_SECRET": SECRET})
     site, _ = KeyStore(tmp_path / "home" / KEYS_FILE).add("site")
-    yield app.test_client(), {"X-API-Key": site}, sample, store, engine
+    cms, _ = KeyStore(tmp_path / "home" / KEYS_FILE).add("cms")
+    yield app.test_client(), {"X-API-Key": site}, sample, store, engine, {"X-API-Key": cms}
     engine.close()
     store.close()
 
@@ -612,7 +613,7 @@ def _refused_with_retry_after(resp) -> None:
 def test_locked_database_serves_lists_and_refuses_writes_with_retry_after(locked_app):
     """Another process holds the write lock: lists keep coming from the loaded model; every write
     answers 503 + Retry-After and stores nothing, so the same batch stores fully once retried."""
-    client, site, sample, store, _ = locked_app
+    client, site, sample, store, _, cms = locked_app
     article = list(sample.articles)[-1]
     batch = {"events": [{"user_id": "locked-reader", "article_id": article, "event": "click",
                          "ts": sample.now - i, "event_id": f"locked-{i}"} for i in range(7)]}
@@ -624,7 +625,7 @@ def test_locked_database_serves_lists_and_refuses_writes_with_retry_after(locked
                                              headers=site))
         new = {"article_id": "locked-new", "title": "Rupiah menguat", "category": "Ekonomi",
                "published_at": sample.now - 5}
-        _refused_with_retry_after(client.post("/v1/articles", json=new, headers=site))
+        _refused_with_retry_after(client.post("/v1/articles", json=new, headers=cms))
         _lists_still_served(client, site, sample)
         assert client.get("/readyz").status_code == 200  # readers are never blocked in WAL mode
     finally:
@@ -638,7 +639,7 @@ def test_locked_database_serves_lists_and_refuses_writes_with_retry_after(locked
 def test_unreadable_database_serves_lists_from_the_model_and_answers_503(locked_app):
     """Every statement on the database fails (as on an I/O error): lists still come from the loaded
     model, event POSTs and /readyz answer 503 + Retry-After, and impressions wait for the store."""
-    client, site, sample, store, engine = locked_app
+    client, site, sample, store, engine, _ = locked_app
     conn = store._conn()  # the connection this thread's requests use (the test client runs here)
     conn.set_progress_handler(lambda: 1, 1)  # abort every statement: OperationalError "interrupted"
     try:

@@ -26,19 +26,20 @@ from recommender.security import (
     load_token_secret,
 )
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch: no final newline
 
 
 def _keys_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="create a key and print it once")
     add.add_argument("--role", choices=ROLES, required=True,
-                     help="site: lists, events, articles, preferences; admin: everything")
+                     help="site: lists, events, preferences; cms: publish and edit articles; editor: cms and "
+                          "takedowns; admin: everything")
     add.add_argument("--name", default=None, help="a label to recognise the key by (e.g. the server using it)")
     add.add_argument("--env-file", type=Path, default=None,
                      help="also write NAME=key into this file (created 0600; an existing NAME line is replaced)")
     add.add_argument("--env-name", default=None,
-                     help="variable name for --env-file (default NEWSREC_SITE_KEY or NEWSREC_ADMIN_KEY)")
+                     help="variable name for --env-file (default NEWSREC_<ROLE>_KEY, e.g. NEWSREC_CMS_KEY)")
     lst = sub.add_parser("list", help="show key ids, roles, names and creation times (never the keys)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     rev = sub.add_parser("revoke", help="delete a key by key_id (or by name if unique)")
@@ -47,7 +48,7 @@ def _keys_args(p: argparse.ArgumentParser) -> None:
 
 def update_env_file(path: Path, name: str, value: str) -> None:
     """Set ``name=value`` in a dotenv-style file, keeping its other lines; written 0600, atomically."""
-    if not _ENV_NAME.match(name):
+    if not _ENV_NAME.fullmatch(name):
         raise SecurityError(f"--env-name must be a shell variable name like NEWSREC_SITE_KEY; got {name!r}")
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     kept = [line for line in lines if not re.match(rf"^\s*(export\s+)?{re.escape(name)}\s*=", line)]
@@ -60,7 +61,7 @@ def run_keys(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.keys_command == "add":
             env_name = args.env_name or f"NEWSREC_{args.role.upper()}_KEY"
-            if args.env_file is not None and not _ENV_NAME.match(env_name):
+            if args.env_file is not None and not _ENV_NAME.fullmatch(env_name):
                 raise SecurityError(f"--env-name must be a shell variable name; got {env_name!r}")
             raw, key = store.add(args.role, args.name)
             if args.env_file is not None:
@@ -78,7 +79,7 @@ def run_keys(args: argparse.Namespace, settings: Settings) -> int:
                 print("no keys; create one with 'newsrec keys add --role site'", file=sys.stderr)
             else:
                 for row in rows:
-                    print(f"{row['key_id']}  {row['role']:5s}  {row['created']}  {row['name']}")
+                    print(f"{row['key_id']}  {row['role']:6s}  {row['created']}  {row['name']}")
             return 0
         revoked = store.revoke(args.key)
         if revoked is None:
@@ -111,6 +112,6 @@ def run_token(args: argparse.Namespace, settings: Settings) -> int:
 
 # name -> (add_arguments, run, help): listed by the ``newsrec`` entry point (training.cli)
 COMMANDS = {
-    "keys": (_keys_args, run_keys, "manage API keys: add --role site|admin, list, revoke"),
+    "keys": (_keys_args, run_keys, "manage API keys: add --role site|cms|editor|admin, list, revoke"),
     "token": (_token_args, run_token, "issue reader tokens (Authorization: Bearer) for a browser: token issue USER_ID --ttl SECONDS"),
 }

@@ -16,18 +16,20 @@ MAX_ARTICLES = 500
 
 
 @bp.post("/v1/articles")
-@api_view("site")
+@api_view("cms")
 def publish():
-    """Insert or update 1..500 articles, all-or-nothing; they can be recommended within seconds."""
+    """Insert or update 1..500 articles, all-or-nothing; they can be recommended within seconds.
+    A taken-down article published again is restored."""
     records = batch_records(json_body(), "articles", MAX_ARTICLES, "article")
     articles = parse_all(records, lambda r: Article.from_dict(r, strict=True), "article")
     return {"accepted": engine().publish_articles(articles)}
 
 
 @bp.delete("/v1/articles/<article_id>")
-@api_view("admin")
+@api_view("editor")
 def takedown(article_id: str):
-    """Stop recommending an article now (its body is erased from the store)."""
+    """Stop recommending an article now (its body is erased from the store); publishing it again
+    restores it."""
     article_id = path_id(article_id, "article_id")
     if not engine().takedown(article_id):
         raise ApiError(404, "not_found", f"no article {article_id!r}; check the id")

@@ -9,13 +9,14 @@ import re
 from typing import Any, Callable
 
 from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from recommender.domain import ValidationError, check_id, format_time
 from recommender.serving.results import RankedItem, RankedList
 
 from ..errors import ApiError
 
-_DIGITS = re.compile(r"^[0-9]{1,9}$")
+_DIGITS = re.compile(r"[0-9]{1,9}")  # fullmatch: "5\n" is not a number
 MAX_DETAILS = 100
 FORMAT_TIME_EXTENSION = "newsrec.format_time"
 FORMAT_TIME_CACHE = 1 << 16  # publication times remembered per app (~10 MB at most)
@@ -52,7 +53,7 @@ def int_param(name: str, default: int, low: int, high: int) -> int:
     raw = query_arg(name)
     if raw is None:
         return default
-    if not _DIGITS.match(raw) or not low <= int(raw) <= high:
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise ApiError(400, "invalid_parameter", f"{name} must be a whole number from {low} to {high}; "
                                                  f"got {raw[:40]!r}")
     return int(raw)
@@ -72,7 +73,13 @@ def json_body(optional: bool = False) -> Any:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "send the body as JSON with 'Content-Type: application/json'")
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = request.get_data(cache=False)  # raises 413 when Content-Length is past MAX_CONTENT_LENGTH
+    limit = request.max_content_length
+    if limit is not None and len(raw) >= limit and request.content_length is None:
+        # a chunked body has no Content-Length: werkzeug stops reading at the limit without an
+        # error, so a longer body would be parsed cut short. One byte more means it is too large.
+        if request.input_stream.read(1):
+            raise RequestEntityTooLarge()
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:

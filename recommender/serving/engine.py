@@ -251,6 +251,8 @@ class Engine:
     def maybe_reload(self) -> bool:
         """Reload if CURRENT names a version other than the served one (and not a known-bad one)."""
         current = self._safe_current()
+        if self._failed_version != current:  # the version that failed is no longer CURRENT: nothing to report
+            self.last_reload_error = self._failed_version = None
         if current is None or current == self.model_version or current == self._failed_version:
             return False
         try:
@@ -263,12 +265,16 @@ class Engine:
     def status(self) -> dict:
         state = self._state
         reasons = []
+        current = self._safe_current()  # the present state, also without the background poll
         if state.model.version is None:
-            reasons.append("no model loaded: serving recent popular articles")
-        if self.last_reload_error:
+            reasons.append("no model loaded: serving recent popular articles" + (
+                "" if current else " (CURRENT is missing or unreadable: publish one with 'newsrec train')"))
+        if self.last_reload_error and self._failed_version == current:
             reasons.append(f"last reload failed: {self.last_reload_error}")
         if self._store_error:
             reasons.append(f"store unavailable: {self._store_error}")
+        if self.store.write_error:
+            reasons.append(f"store writes failing: {self.store.write_error}")
         return {
             "model_version": state.model.version,
             "degraded": bool(reasons),
@@ -371,6 +377,11 @@ class Engine:
             self._store_error = None
         except StoreError as exc:
             self._store_error = str(exc)
+        if self.store.write_error:  # writes failed at the disk: a trial write tells when they work again
+            try:
+                self.store.check_writable()
+            except StoreError:
+                pass
         if time.monotonic() - state.summary_built >= self.config.summary_refresh:
             self._window_summary(state, state.snapshot(), self.clock(), refresh=True)
 

@@ -24,6 +24,11 @@ class StoreUnavailable(StoreError):
     """The database is busy or unreachable; the caller should retry later."""
 
 
+class StoreDiskError(StoreUnavailable):
+    """A write failed at the disk (I/O error, disk full, read-only or damaged file): retrying
+    helps only once the disk is fixed. ``Store.write_error`` says so until a write succeeds."""
+
+
 
 def _types(events: Iterable[str] | None) -> tuple[str, ...] | None:
     return None if events is None else tuple(sorted(set(events)))
@@ -136,6 +141,13 @@ class Store(ABC):
     lock taken before the first value is drawn and released at commit, so no transaction can
     draw a higher value and commit while a lower one is still open.
     """
+
+    #: why the last write failed at the disk (see :class:`StoreDiskError`); None once one succeeds
+    write_error: str | None = None
+
+    def check_writable(self) -> None:
+        """Write something trivial, so :attr:`write_error` clears once the disk works again;
+        raises :class:`StoreUnavailable` while it does not."""
 
     @abstractmethod
     def upsert_articles(self, articles: Iterable[Article]) -> int:

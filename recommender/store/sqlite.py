@@ -34,6 +34,7 @@ from .base import (
     InteractionLog,
     Store,
     StoredArticle,
+    StoreDiskError,
     StoreError,
     StoreUnavailable,
     _types,
@@ -126,6 +127,11 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
+# primary result codes of a write that failed at the disk, not at a lock
+_DISK_CODES = frozenset({sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CORRUPT,
+                         sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CANTOPEN})
+
+
 def _unavailable(exc: sqlite3.Error) -> bool:
     """Locked, busy, I/O error, unreadable or corrupt file; not a programming error."""
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
@@ -199,6 +205,7 @@ class _Connection(sqlite3.Connection):
     """A connection that carries its thread's handle on the writers' lock file (see ``_write``)."""
 
     write_lock_fd: int | None = None
+    write_state: dict | None = None  # the store's {"error": ...}, set by each write (see ``_write``)
 
 
 class SQLiteStore(Store):
@@ -223,8 +230,19 @@ class SQLiteStore(Store):
         self.synchronous = synchronous
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._write_state: dict = {"error": None}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate(self._conn())
+
+    @property
+    def write_error(self) -> str | None:
+        return self._write_state["error"]
+
+    def check_writable(self) -> None:
+        conn = self._conn()
+        with self._write(conn):  # 64 KiB in and out again: a write that needs free pages, as real ones do
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('write_probe', hex(zeroblob(32768)))")
+            conn.execute("DELETE FROM meta WHERE key = 'write_probe'")
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -253,6 +271,7 @@ class SQLiteStore(Store):
                     conn.write_lock_fd = os.open(f"{self.path}.writelock", os.O_RDWR | os.O_CREAT, 0o644)
                 except OSError:  # read-only folder: SQLite's own busy handler still serializes writers
                     conn.write_lock_fd = None
+            conn.write_state = self._write_state
             self._local.conn = conn
         return conn
 
@@ -337,6 +356,7 @@ class SQLiteStore(Store):
         def __init__(self, conn: sqlite3.Connection):
             self.conn = conn
             self.fd = getattr(conn, "write_lock_fd", None)
+            self.state = getattr(conn, "write_state", None)
 
         def _lock(self) -> None:
             deadline, pause = time.monotonic() + 5.0, 0.0001
@@ -361,7 +381,7 @@ class SQLiteStore(Store):
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 self._unlock()
-                raise StoreUnavailable(f"database is busy: {exc}") from exc
+                raise self._refused("database is busy", exc) from exc
             return self.conn
 
         def __exit__(self, exc_type, exc, tb) -> bool:
@@ -375,14 +395,31 @@ class SQLiteStore(Store):
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.OperationalError as err:
-                    self.conn.execute("ROLLBACK")
-                    raise StoreUnavailable(f"commit failed: {err}") from err
+                    self._rollback()
+                    raise self._refused("commit failed", err) from err
+                if self.state is not None:
+                    self.state["error"] = None
                 return False
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise StoreUnavailable(f"database error: {exc}") from exc
+            self._rollback()
+            if isinstance(exc, sqlite3.Error) and _unavailable(exc):
+                raise self._refused("database error", exc) from exc
             return False
+
+        def _rollback(self) -> None:
+            # after a failed COMMIT (I/O error, full disk) SQLite may have rolled back already
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error as err:  # the connection rolls back when it is next used
+                    log.warning("rollback failed: %s", err)
+
+        def _refused(self, what: str, err: sqlite3.Error) -> StoreUnavailable:
+            """The error to raise; a disk failure is also remembered as the store's ``write_error``."""
+            if (getattr(err, "sqlite_errorcode", 0) & 0xFF) in _DISK_CODES:
+                if self.state is not None:
+                    self.state["error"] = f"{what}: {err}"
+                return StoreDiskError(f"{what}: {err}")
+            return StoreUnavailable(f"{what}: {err}")
 
     # -- keys --------------------------------------------------------------------------------
     @staticmethod

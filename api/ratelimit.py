@@ -1,0 +1,122 @@
+"""Rate limits per caller on ``/v1`` (Flask-Limiter): one budget per API key, per reader token and
+per client address for requests without valid credentials.
+
+The caller is who :func:`api.auth.authenticate` says it is (checked once per request, before the
+view): the key id of an API key, the user id of a *verified* reader token, otherwise the client
+address. A forged or expired token therefore spends its sender's address budget, never the
+reader's. Every endpoint shares the caller's budget; ``/healthz``, ``/readyz``, ``/metrics`` and
+``/openapi.json`` are not limited.
+
+Settings (Flask config or environment, config first):
+
+* ``NEWSREC_RATELIMIT``: per API key, default :data:`DEFAULT_KEY_LIMIT`; ``off`` disables every
+  limit (benchmarks do, to measure the service rather than the throttle)
+* ``NEWSREC_RATELIMIT_READER``: per reader token, default :data:`DEFAULT_READER_LIMIT`
+* ``NEWSREC_RATELIMIT_ANONYMOUS``: per client address, default :data:`DEFAULT_ANONYMOUS_LIMIT`
+* ``NEWSREC_RATELIMIT_STORAGE``: where counts live, default ``memory://`` (each gunicorn worker
+  counts alone, so a caller gets up to workers x the limit); ``redis://host:6379/0`` shares them
+  between workers and servers. If that storage stops answering, counting falls back to memory.
+
+Limits use Flask-Limiter's notation (``"6000 per minute"``, ``"100/second; 5000/hour"``). Over the
+limit: 429 in the JSON error shape with ``Retry-After`` (seconds until the window resets).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Mapping
+
+from flask import Flask, current_app, request
+from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
+from limits import parse_many
+
+from .auth import ApiError, authenticate
+from .errors import error_response
+
+EXTENSION = "newsrec.ratelimit"
+ENV_LIMIT = "NEWSREC_RATELIMIT"
+ENV_READER = "NEWSREC_RATELIMIT_READER"
+ENV_ANONYMOUS = "NEWSREC_RATELIMIT_ANONYMOUS"
+ENV_STORAGE = "NEWSREC_RATELIMIT_STORAGE"
+# per key: a site backend asks for every page view (load tests reach 1,000 req/s with one key)
+DEFAULT_KEY_LIMIT = "60000 per minute"
+DEFAULT_READER_LIMIT = "600 per minute"  # one browser: 10 requests a second, sustained
+DEFAULT_ANONYMOUS_LIMIT = "600 per minute"  # behind a proxy every such request shares its address
+OFF = ("off", "none", "0", "false")
+LIMITED_PREFIX = "/v1/"
+_NOUNS = {"key": "API key", "reader": "reader token", "anonymous": "client address"}
+
+
+def settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The limits and storage to use, or None when limiting is off; raises ValueError on a bad limit."""
+    environ = os.environ if environ is None else environ
+
+    def get(name: str, default: str) -> str:
+        value = config.get(name) or environ.get(name) or default
+        return str(value).strip()
+
+    key = get(ENV_LIMIT, DEFAULT_KEY_LIMIT)
+    if key.lower() in OFF:
+        return None
+    out = {"key": key, "reader": get(ENV_READER, DEFAULT_READER_LIMIT),
+           "anonymous": get(ENV_ANONYMOUS, DEFAULT_ANONYMOUS_LIMIT), "storage": get(ENV_STORAGE, "memory://")}
+    for name, kind in ((ENV_LIMIT, "key"), (ENV_READER, "reader"), (ENV_ANONYMOUS, "anonymous")):
+        try:
+            parse_many(out[kind])
+        except ValueError:
+            raise ValueError(f"{name}={out[kind]!r} is not a rate limit; write e.g. '6000 per minute' or "
+                             f"'100/second; 5000/hour' ({ENV_LIMIT}=off disables limits)") from None
+    return out
+
+
+def caller() -> tuple[str, str] | None:
+    """``(kind, identity)`` of the current ``/v1`` request's caller; None elsewhere (not limited)."""
+    if not request.path.startswith(LIMITED_PREFIX):
+        return None
+    try:
+        who = authenticate()
+    except ApiError:
+        return "anonymous", request.remote_addr or "unknown"
+    if who.kind == "key":
+        return "key", who.key_id
+    return "reader", who.user_id
+
+
+def _limit(kind: str, value: str) -> ApplicationLimit:
+    def not_this_kind() -> bool:
+        found = caller()
+        return found is None or found[0] != kind
+
+    return ApplicationLimit(limit_provider=value, key_function=lambda: f"{kind}:{caller()[1]}",
+                            exempt_when=not_this_kind, scope="v1")
+
+
+def handle_rate_limited(exc: RateLimitExceeded):
+    limiter: Limiter = current_app.extensions[EXTENSION]
+    current = limiter.current_limit
+    # reset_at is the window's end rounded up to a whole second (as Flask-Limiter's own header)
+    retry = max(1, int(current.reset_at - time.time())) if current is not None else 1
+    found = caller()
+    noun = _NOUNS[found[0]] if found else "caller"
+    return error_response(429, "rate_limited", f"too many requests for this {noun}: at most {exc.description}; "
+                                               f"retry in {retry} s", headers={"Retry-After": str(retry)})
+
+
+def init_rate_limits(app: Flask) -> Limiter | None:
+    """Install the limits (before the blueprints' views run); None when they are off."""
+    chosen = settings(app.config)
+    if chosen is None:
+        return None
+    limiter = Limiter(
+        key_func=lambda: ":".join(caller() or ("none", "-")),
+        application_limits=[_limit(kind, chosen[kind]) for kind in ("key", "reader", "anonymous")],
+        storage_uri=chosen["storage"],
+        key_prefix="newsrec",
+        in_memory_fallback_enabled=True,
+        headers_enabled=False,  # X-RateLimit-* would cost a storage round trip on every response
+    )
+    limiter.init_app(app)
+    app.extensions[EXTENSION] = limiter
+    app.register_error_handler(RateLimitExceeded, handle_rate_limited)
+    return limiter

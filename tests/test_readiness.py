@@ -1,0 +1,106 @@
+"""``/readyz`` tells the present state of the model: degraded, with a reason, while no model is
+loaded or while ``CURRENT`` names a version that failed to load; ready again as soon as a good
+version serves and ``CURRENT`` names it, without a restart and without a successful reload of
+the version that failed (a rollback to the serving version is enough)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import requests
+
+from api import create_app
+from recommender.models.bundle import read_current, set_current
+from recommender.serving.engine import Engine, EngineConfig
+from tests.test_reliability import SECRET, Server, _all_workers, _publish_damaged, _wait
+
+
+def point_current(models, version: str) -> None:
+    """Write CURRENT as a broken publisher might: no checks (``set_current`` refuses bad bundles)."""
+    (models / "CURRENT.tmp").write_text(version + "\n")
+    (models / "CURRENT.tmp").replace(models / "CURRENT")
+
+
+@pytest.fixture
+def fresh(trained, tmp_path):
+    """An app and engine over a copy of the trained sample's store, with an empty model folder."""
+    sample = trained.clone(tmp_path)
+    models = tmp_path / "served-models"
+    models.mkdir()
+    engine = Engine(sample.store, models, EngineConfig(log_impressions=False), clock=lambda: sample.now)
+    app = create_app({"TESTING": True, "NEWSREC_HOME": str(tmp_path / "home"), "ENGINE": engine,
+                      "STORE": sample.store, "NEWSREC_TOKEN_SECRET": SECRET})
+    yield app.test_client(), engine, sample, models
+    engine.close()
+
+
+def readiness(client) -> dict:
+    resp = client.get("/readyz")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["degraded"] == (body["status"] == "degraded") and body["degraded"] == bool(body["reasons"])
+    return body
+
+
+def test_readiness_follows_what_is_published_and_what_serves(fresh):
+    client, engine, sample, models = fresh
+    body = readiness(client)
+    assert body["status"] == "degraded" and body["model_version"] is None
+    assert any("no model" in r and "CURRENT" in r for r in body["reasons"]), body
+
+    shutil.copytree(sample.models_dir / sample.version, models / sample.version)
+    set_current(models, sample.version)
+    assert engine.maybe_reload()
+    assert readiness(client)["status"] == "ready" and readiness(client)["reasons"] == []
+
+    damaged = _publish_damaged(models, sample.built)  # CURRENT names a version that cannot load
+    assert not engine.maybe_reload()
+    body = readiness(client)
+    assert body["status"] == "degraded" and body["model_version"] == sample.version
+    assert any(damaged in r for r in body["reasons"]), body
+
+    set_current(models, sample.version)  # rolled back to the version that serves: nothing is wrong now
+    engine.maybe_reload()
+    body = readiness(client)
+    assert body["status"] == "ready" and body["reasons"] == [] and body["last_reload_error"] is None, body
+
+    point_current(models, damaged)  # the bad version again: still bad, degraded again
+    assert not engine.maybe_reload()
+    assert any(damaged in r for r in readiness(client)["reasons"])
+
+
+def test_a_failure_no_longer_named_by_current_is_not_reported(fresh):
+    client, engine, sample, models = fresh
+    damaged = _publish_damaged(models, sample.built)
+    assert read_current(models) == damaged and engine.model_version is None
+    engine.maybe_reload()
+    body = readiness(client)
+    assert body["status"] == "degraded" and any(damaged in r for r in body["reasons"])
+    (models / "CURRENT").unlink()  # the bad publication withdrawn: no model, for that reason only
+    engine.maybe_reload()
+    body = readiness(client)
+    assert body["status"] == "degraded" and not any(damaged in r for r in body["reasons"]), body
+    assert any("no model" in r and "CURRENT" in r for r in body["reasons"]), body
+    # without the background poll too: the answer is computed from what CURRENT says now
+    point_current(models, damaged)
+    engine.maybe_reload()
+    (models / "CURRENT").unlink()
+    assert not any(damaged in r for r in readiness(client)["reasons"])
+
+
+@pytest.mark.slow
+def test_every_worker_is_ready_again_after_a_rollback_to_the_serving_version(trained, tmp_path):
+    sample = trained.clone(tmp_path)
+    with Server(tmp_path, db=sample.root / "newsrec.sqlite3", models=sample.models_dir, workers=2,
+                threads=2) as server:
+        # a worker still booting when the damaged version is published would start with no model at all
+        _wait(lambda: _all_workers(server, lambda r: r["model_version"] == sample.version), 30, "both workers up")
+        damaged = _publish_damaged(sample.models_dir, sample.built)
+        _wait(lambda: _all_workers(server, lambda r: r["status"] == "degraded" and any(damaged in x for x in r["reasons"])
+                                   and r["model_version"] == sample.version), 20, "both workers to refuse it")
+        set_current(sample.models_dir, sample.version)
+        _wait(lambda: _all_workers(server, lambda r: r["status"] == "ready" and r["reasons"] == []
+                                   and r["model_version"] == sample.version), 20, "both workers to be ready again")
+        feed = requests.get(f"{server.base}/v1/users/anyone/feed?limit=3", headers=server.headers(), timeout=10)
+        assert feed.status_code == 200 and feed.json()["model_version"] == sample.version
