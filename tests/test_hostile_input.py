@@ -143,8 +143,9 @@ def test_text_and_link_rules_are_the_same_for_the_importer(store, tmp_path):
 # -- credentials that are not ASCII ----------------------------------------------------------------
 def test_non_ascii_bearer_tokens_and_api_keys_are_401(client, creds, engine):
     good = creds.token("u1")
-    v, user, expiry, sig = good.split(".")
-    for header in (f"Bearer v1.\xff\xfe.{expiry}.{sig}", f"Bearer {good}\xff", f"Bearer {v}.{user}.{expiry}.{sig[:-1]}\xe9",
+    v, user, issued, expiry, sig = good.split(".")
+    for header in (f"Bearer v1.\xff\xfe.{expiry}.{sig}", f"Bearer v2.\xff\xfe.{issued}.{expiry}.{sig}", f"Bearer {good}\xff",
+                   f"Bearer {v}.{user}.{issued}.{expiry}.{sig[:-1]}\xe9",
                    f"Bearer \xa0{good}", f"Bearer {good}\xa0", "Bearer \xff"):
         resp = client.get("/v1/users/u1/feed", headers={"Authorization": header})
         assert_json_error(resp, 401, "unauthorized")
