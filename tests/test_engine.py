@@ -236,3 +236,19 @@ def test_forgotten_reader_leaves_no_trace(trained, tmp_path):
     engine.flush_impressions()
     assert sample.store.user_events(user, limit=10_000) == []
     assert engine.feed(user, limit=10).strategy == "cold-start"
+
+
+def test_a_heavy_reader_never_sees_what_they_read_earlier_in_the_window(trained, tmp_path):
+    """The profile scores with the last ``max_reader_events`` events; what is left out is every
+    article read in the serving window, however many events ago."""
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    model = engine._state.model
+    window = model.item_ids.ids[model.window_start:].tolist()
+    assert len(window) >= 450
+    read = window[:400]  # read oldest first: read[0] is 400 read events ago, beyond the profile's 300
+    engine.record_events([Interaction("heavy-reader", a, "read", sample.now - 3600 + i, dwell_seconds=40)
+                          for i, a in enumerate(read)])
+    shown = [i.article_id for i in engine.feed("heavy-reader", limit=200).items]
+    assert shown and read[0] not in shown
+    assert not set(read) & set(shown)

@@ -9,6 +9,7 @@ and swaps a single reference, so no request sees half a model.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ DAY = 86_400.0
 FRESH_ALL_MAX = 256  # up to this many fresh articles, every one is a related candidate
 PROFILE_EVENTS = ("click", "read", "share")
 IMPRESSION_CHUNK = 1000  # rows per impressions transaction (~20-60 ms at 10M events)
+READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
 
 
 @dataclass(frozen=True)
@@ -549,6 +551,21 @@ class Engine:
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)
         return build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
 
+    def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float) -> np.ndarray:
+        """Catalog indices of every article the reader clicked, read or shared in the serving window
+        (sorted int64): a list leaves them all out, not just those of the profile's last events.
+
+        Nobody reads an article before it is published, so events since the window's oldest
+        article (less a day for skewed clocks) hold them all. Empty when the store fails.
+        """
+        since = _window_published_since(snap, now) - READ_CLOCK_SKEW
+        try:
+            keys = self.store.user_read_keys(user_id, since, until=now, events=PROFILE_EVENTS)
+            index = state.indices_of_keys(keys, self.store)
+        except StoreError:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(index[index >= 0])
+
     def score(self, user_id: str, article_ids: list[str], features: bool = False):
         """Feed scores of given candidates (an impression's list), shape (n,); unknown articles get -inf.
 
@@ -583,6 +600,9 @@ class Engine:
         now = self.clock()
         snap = state.snapshot()
         profile = self._profile(state, snap, user_id, now)
+        read = self._window_reads(state, snap, user_id, now)
+        if read.size:  # the profile scores with the last events; every read in the window is left out
+            profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
         summary = self._window_summary(state, snap, now)
         if summary is None:
             cand = score_feed(snap, profile, state.counters, now)
@@ -608,6 +628,16 @@ class Engine:
                             next_cursor=_encode_cursor(offset + limit) if more else None, extra={"offset": offset})
         self._log_impressions(user_id, ranked, now)
         return ranked
+
+
+def _window_published_since(snap: Snapshot, now: float) -> float:
+    """Publication time of the oldest article in the serving window (``now`` when it is empty)."""
+    model = snap.model
+    oldest = [float(model.published_at[model.window_start])] if model.window_start < snap.n_base else []
+    if snap.n_fresh:
+        oldest.append(float(snap.fresh.published_at[: snap.n_fresh].min()))
+    return min(oldest, default=now)
+
 
 def _list_id() -> str:
     return "l" + secrets.token_hex(8)
