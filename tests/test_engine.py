@@ -6,11 +6,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from recommender.models.bundle import BundleError
 from recommender.domain import Article, Interaction, Preferences
-from recommender.serving.engine import Engine, EngineConfig
-from recommender.serving.results import NotFound
+from recommender.serving.engine import Engine, EngineConfig, _decode_cursor, _encode_cursor
+from recommender.serving.results import CURSOR_MAX_CHARS, NotFound
 
 
 def favourite_readers(trained, category, n=8, min_reads=5):
@@ -252,3 +254,68 @@ def test_a_heavy_reader_never_sees_what_they_read_earlier_in_the_window(trained,
     shown = [i.article_id for i in engine.feed("heavy-reader", limit=200).items]
     assert shown and read[0] not in shown
     assert not set(read) & set(shown)
+
+
+@pytest.mark.parametrize("clicked", [4, 9])
+def test_the_next_page_never_repeats_earlier_pages_even_after_a_click_and_on_another_worker(trained, tmp_path,
+                                                                                            clicked):
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    first = engine.feed("pager", limit=10)
+    seen = [i.article_id for i in first.items]
+    assert len(seen) == 10 and first.next_cursor
+    # the click turns a cold reader into a profiled one: the ranking changes under the cursor
+    engine.record_events([Interaction("pager", seen[clicked], "click", sample.now - 30),
+                          Interaction("pager", seen[clicked], "read", sample.now - 20, dwell_seconds=120)])
+    second = engine.feed("pager", limit=10, cursor=first.next_cursor)
+    assert second.strategy == "hybrid" and len(second.items) == 10
+    assert not set(seen) & {i.article_id for i in second.items}
+    # a cursor holds everything it needs: a worker that served neither page continues the chain
+    other = sample.engine()
+    elsewhere = other.feed("pager", limit=10, cursor=first.next_cursor)
+    assert len(elsewhere.items) == 10 and not set(seen) & {i.article_id for i in elsewhere.items}
+    third = other.feed("pager", limit=10, cursor=second.next_cursor)
+    chain = seen + [i.article_id for i in second.items + third.items]
+    assert len(chain) == len(set(chain)) == 30
+    assert third.extra["offset"] == 20  # impressions keep their position in the chain
+
+
+def test_a_tampered_or_borrowed_cursor_is_refused(trained):
+    engine = trained.engine()
+    cursor = engine.feed("pager-a", limit=5).next_cursor
+    assert len(engine.feed("pager-a", limit=5, cursor=cursor).items) == 5
+    flipped = cursor[:-3] + ("A" if cursor[-3] != "A" else "B") + cursor[-2:]
+    for bad in (flipped, cursor[:-1], cursor + "A", cursor + "=", "", "e30", "%%%", "x" * 5000):
+        if bad:
+            with pytest.raises(ValueError, match="cursor"):
+                engine.feed("pager-a", limit=5, cursor=bad)
+    with pytest.raises(ValueError, match="cursor"):
+        engine.feed("pager-b", limit=5, cursor=cursor)  # another reader's chain
+
+
+@given(st.text(min_size=1, max_size=40), st.lists(st.integers(0, (1 << 48) - 1), max_size=60, unique=True),
+       st.integers(0, 200))
+def test_a_cursor_gives_back_what_it_was_made_of(user, keys, extra):
+    cursor = _encode_cursor(user, len(keys) + extra, np.array(keys, dtype=np.int64))
+    served, got = _decode_cursor(cursor, user)
+    assert served == len(keys) + extra and got.tolist() == sorted(keys)
+    assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_a_cursor_of_a_deep_chain_on_a_large_store_stays_compact(rng):
+    # 500 served articles among the newest 200,000 keys of a store of 5 million
+    keys = 5_000_000 - rng.choice(200_000, size=500, replace=False)
+    cursor = _encode_cursor("u" * 64, 500, keys)
+    assert len(cursor) <= CURSOR_MAX_CHARS
+    assert _decode_cursor(cursor, "u" * 64)[1].tolist() == sorted(keys.tolist())
+
+
+def test_a_chain_ends_after_max_feed_depth_articles(trained):
+    engine = trained.engine(max_feed_depth=25)
+    pages, cursor = [], None
+    for _ in range(3):
+        page = engine.feed("deep-reader", limit=10, cursor=cursor)
+        pages.append([i.article_id for i in page.items])
+        cursor = page.next_cursor
+    assert [len(p) for p in pages] == [10, 10, 5] and cursor is None
+    assert len({a for p in pages for a in p}) == 25

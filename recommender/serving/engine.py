@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
+import hashlib
+import hmac
 import logging
 import os
 import queue
@@ -43,7 +44,7 @@ from .ranking import (
     score_related,
     summarize_window,
 )
-from .results import NotFound, RankedList
+from .results import CURSOR_MAX_CHARS, NotFound, RankedList
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +82,84 @@ class EngineConfig:
     related_cache_size: int = 20_000
 
 
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+CURSOR_VERSION = 1
+CURSOR_MAX_SERVED = 10_000
+CURSOR_MAX_KEY = 1 << 48
+_CURSOR_TAG = 8  # bytes of checksum
+_CURSOR_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-def _decode_cursor(cursor: str | None) -> int:
+def _cursor_tag(user_id: str, payload: bytes) -> bytes:
+    """Checksum of a cursor's payload and the reader it was served to."""
+    return hashlib.blake2b(user_id.encode("utf-8") + b"\0" + payload, digest_size=_CURSOR_TAG,
+                           person=b"newsrec-cursor").digest()
+
+
+def _varints(values: list[int]) -> bytes:
+    out = bytearray()
+    for v in values:
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+    return bytes(out)
+
+
+def _encode_cursor(user_id: str, served: int, keys: np.ndarray) -> str:
+    """A self-contained cursor: how many articles the chain served and their store keys.
+
+    Layout (then URL-safe base64 without padding): version byte, varint ``served``, the sorted
+    distinct keys as varints of their gaps (the first as itself), an 8-byte checksum of all that
+    and the reader. Store keys are the same in every worker, host and model version; recent
+    articles have close keys, so a key takes ~2 bytes.
+    """
+    keys = np.unique(np.asarray(keys, dtype=np.int64))
+    gaps = np.diff(keys, prepend=0)
+    if keys.size:
+        gaps[1:] -= 1  # strictly increasing: a gap of 1 is stored as 0
+    payload = bytes([CURSOR_VERSION]) + _varints([int(served)] + gaps.tolist())
+    return base64.urlsafe_b64encode(payload + _cursor_tag(user_id, payload)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, user_id: str) -> tuple[int, np.ndarray]:
+    """``(served, keys)`` of a cursor :func:`_encode_cursor` made for this reader; ``(0, [])`` for none.
+
+    Raises ValueError (the API answers 400) on anything else: too long, not URL-safe base64, a
+    changed character, a cursor of another reader, or an unknown layout.
+    """
     if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        offset = int(json.loads(raw)["o"])
-    except Exception:
-        raise ValueError("cursor is not valid: pass the next_cursor of a previous page unchanged") from None
-    if not 0 <= offset <= 10_000:
-        raise ValueError("cursor is out of range")
-    return offset
+        return 0, np.zeros(0, dtype=np.int64)
+    problem = "pass the next_cursor of a previous page of this reader unchanged, or none to start over"
+    if len(cursor) > CURSOR_MAX_CHARS:
+        raise ValueError(f"cursor is too long: {problem}")
+    if not _CURSOR_ALPHABET.issuperset(cursor) or len(cursor) % 4 == 1:
+        raise ValueError(f"cursor is not valid: {problem}")
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    if base64.urlsafe_b64encode(raw).decode().rstrip("=") != cursor:  # stray bits: not one we wrote
+        raise ValueError(f"cursor is not valid: {problem}")
+    payload, tag = raw[:-_CURSOR_TAG], raw[-_CURSOR_TAG:]
+    if len(payload) < 2 or not hmac.compare_digest(tag, _cursor_tag(user_id, payload)):
+        raise ValueError(f"cursor is not valid for this reader: {problem}")
+    if payload[0] != CURSOR_VERSION:
+        raise ValueError(f"cursor is of another version: {problem}")
+    values, v, shift = [], 0, 0
+    for byte in payload[1:]:
+        v |= (byte & 0x7F) << shift
+        shift += 7
+        if shift > 63:
+            raise ValueError(f"cursor is not valid: {problem}")
+        if not byte & 0x80:
+            values.append(v)
+            v, shift = 0, 0
+    if shift or not values:
+        raise ValueError(f"cursor is not valid: {problem}")
+    served = values[0]
+    if not 0 <= served <= CURSOR_MAX_SERVED or len(values) - 1 > served or max(values) >= CURSOR_MAX_KEY:
+        raise ValueError(f"cursor is out of range: {problem}")
+    gaps = np.array(values[1:], dtype=np.int64)
+    if gaps.size:
+        gaps[1:] += 1
+    return served, np.cumsum(gaps)
 
 
 class Engine:
@@ -595,7 +659,14 @@ class Engine:
         return (out, columns) if features else out
 
     def feed(self, user_id: str, limit: int = 20, cursor: str | None = None) -> RankedList:
-        offset = _decode_cursor(cursor)
+        """A page of the reader's feed: the current ranking minus what they read in the window and
+        minus every article the earlier pages of this chain served (named by ``cursor``).
+
+        Pages therefore never repeat one another, even when a click reorders the ranking between
+        them, on whatever worker each is asked. A chain ends (``next_cursor`` None) after
+        ``max_feed_depth`` articles. Raises ValueError on a cursor this reader was not given.
+        """
+        served_before, served_keys = _decode_cursor(cursor, user_id)
         state = self._state
         now = self.clock()
         snap = state.snapshot()
@@ -611,11 +682,12 @@ class Engine:
                                     recent=self.config.feed_seeds, clusters=self.config.feed_clusters,
                                     per_seed=self.config.feed_neighbours_per_seed)
             cand = score_feed(snap, profile, state.counters, now, index=index, summary=summary)
+        served = self._served_indices(state, served_keys)
+        if served.size:
+            cand = cand.take(~np.isin(cand.index, served))
         p = state.model.ranking
-        depth = min(offset + limit, self.config.max_feed_depth)
-        chosen = diversify(snap, cand, depth, p.feed_max_per_story, p.feed_max_category_share,
-                           p.duplicate_similarity)
-        page = chosen[offset: offset + limit]
+        size = max(0, min(limit, self.config.max_feed_depth - served_before))
+        page = diversify(snap, cand, size, p.feed_max_per_story, p.feed_max_category_share, p.duplicate_similarity)
         items = feed_items(snap, cand, page, profile)
         if state.model.embedder is None:
             strategy = "fallback-popular"
@@ -623,11 +695,38 @@ class Engine:
             strategy = "cold-start"
         else:
             strategy = "hybrid"
-        more = offset + limit < min(cand.index.size, self.config.max_feed_depth) and len(page) == limit
-        ranked = RankedList(items, strategy, state.model.version, _list_id(),
-                            next_cursor=_encode_cursor(offset + limit) if more else None, extra={"offset": offset})
+        next_cursor = None
+        depth = served_before + len(page)
+        if len(page) == limit and cand.index.size > len(page) and depth < self.config.max_feed_depth:
+            next_cursor = self._next_cursor(user_id, depth, served_keys, [item.article_id for item in items])
+        ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor,
+                            extra={"offset": served_before})
         self._log_impressions(user_id, ranked, now)
         return ranked
+
+    def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
+        """Catalog indices of a cursor's store keys (articles this worker lacks are left out)."""
+        if keys.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            index = state.indices_of_keys(keys, self.store)
+        except StoreError:  # the keys this worker already knows, without the store
+            table = state.key_index
+            index = table[keys[keys < table.size]] if table.size else np.zeros(0, dtype=np.int64)
+        return index[index >= 0]
+
+    def _next_cursor(self, user_id: str, served: int, keys: np.ndarray, page_ids: list[str]) -> str | None:
+        """The cursor after a page: the chain's keys plus the page's; None when it would not fit."""
+        try:
+            page_keys = np.fromiter(self.store.article_keys(page_ids).values(), dtype=np.int64)
+        except StoreError:  # the store is down: the next page may repeat this one, it is not refused
+            page_keys = np.zeros(0, dtype=np.int64)
+        cursor = _encode_cursor(user_id, served, np.concatenate([keys, page_keys]))
+        if len(cursor) > CURSOR_MAX_CHARS:
+            log.info("feed chain of %d articles ends: its cursor would exceed %d characters", served,
+                     CURSOR_MAX_CHARS)
+            return None
+        return cursor
 
 
 def _window_published_since(snap: Snapshot, now: float) -> float:
