@@ -319,3 +319,23 @@ def test_a_chain_ends_after_max_feed_depth_articles(trained):
         cursor = page.next_cursor
     assert [len(p) for p in pages] == [10, 10, 5] and cursor is None
     assert len({a for p in pages for a in p}) == 25
+
+
+def test_related_for_a_reader_leaves_out_what_they_read_and_still_fills_the_list(trained, tmp_path):
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    model = engine._state.model
+    anchor = model.item_ids.ids[model.window_start + 5]
+    shared = [i.article_id for i in engine.related(anchor, limit=8).items]  # now in the related cache
+    assert len(shared) == 8
+    engine.record_events([Interaction("related-reader", shared[0], "read", sample.now - 90, dwell_seconds=60),
+                          Interaction("related-reader", shared[3], "click", sample.now - 60)])
+    mine = [i.article_id for i in engine.related(anchor, limit=8, user_id="related-reader").items]
+    assert shared[0] not in mine and shared[3] not in mine
+    assert len(mine) == len(set(mine)) == 8 and anchor not in mine
+    assert [a for a in shared if a not in (shared[0], shared[3])] == mine[:6]  # the rest keep their order
+    theirs = [i.article_id for i in engine.related(anchor, limit=8, user_id="another-reader").items]
+    assert theirs == shared
+    assert [i.article_id for i in engine.related(anchor, limit=8).items] == shared  # the cache is not the reader's
+    fresh = sample.engine(related_cache_seconds=0)  # and without a cache
+    assert [i.article_id for i in fresh.related(anchor, limit=8, user_id="related-reader").items] == mine

@@ -44,7 +44,7 @@ from .ranking import (
     score_related,
     summarize_window,
 )
-from .results import CURSOR_MAX_CHARS, NotFound, RankedList
+from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ DAY = 86_400.0
 FRESH_ALL_MAX = 256  # up to this many fresh articles, every one is a related candidate
 PROFILE_EVENTS = ("click", "read", "share")
 IMPRESSION_CHUNK = 1000  # rows per impressions transaction (~20-60 ms at 10M events)
+RELATED_TOP_UP = 10  # a reader's related list reaches further down in multiples of this many
 READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
 
 
@@ -542,17 +543,36 @@ class Engine:
         return index
 
     def related(self, article_id: str, limit: int = 10, user_id: str | None = None) -> RankedList:
+        """Articles to show under ``article_id``; with ``user_id``, less what that reader read in
+        the serving window (topped up from further down the list so it keeps ``limit`` items)."""
         state = self._state
         now = self.clock()
         anchor = self._locate(state, article_id)
+        items, strategy = self._shared_related(state, anchor, limit, now)
+        read = self._window_reads(state, state.snapshot(), user_id, now) if user_id else np.zeros(0, np.int64)
+        depth = limit
+        while read.size:
+            # the shared list is the same for every reader (and cached): the reader's reads come out after
+            kept = _unread(state, items, read)
+            if len(kept) >= limit or len(items) < depth:  # enough, or the whole list is this short
+                items = kept[:limit]
+                break
+            # at least twice as deep (a few rounds at most), in whole steps (cache entries readers share)
+            depth = -(-max(2 * depth, limit + len(items) - len(kept)) // RELATED_TOP_UP) * RELATED_TOP_UP
+            items, strategy = self._shared_related(state, anchor, depth, now)
+        ranked = RankedList(items, strategy, state.model.version, _list_id())
+        if user_id:
+            self._log_impressions(user_id, ranked, now)
+        return ranked
+
+    def _shared_related(self, state: LiveState, anchor: int, limit: int, now: float
+                        ) -> tuple[tuple[RankedItem, ...], str]:
+        """The related list of ``anchor`` every reader shares: (items, strategy), cached per (anchor, limit)."""
         model = state.model
         ttl = self.config.related_cache_seconds
         cached = state.related_cache.get((anchor, limit)) if ttl > 0 else None
         if cached is not None and cached[0] > time.monotonic():
-            ranked = RankedList(cached[1], cached[2], model.version, _list_id())
-            if user_id:
-                self._log_impressions(user_id, ranked, now)
-            return ranked
+            return cached[1], cached[2]
         snap = state.snapshot()
         extra = state.fresh_neighbours.get(anchor)
         if extra is None and not (model.window_start <= anchor < snap.n_base):
@@ -585,10 +605,7 @@ class Engine:
                 except (RuntimeError, StopIteration):  # another thread changed it meanwhile
                     pass
             state.related_cache[(anchor, limit)] = (time.monotonic() + ttl, items, strategy)
-        ranked = RankedList(items, strategy, model.version, _list_id())
-        if user_id:
-            self._log_impressions(user_id, ranked, now)
-        return ranked
+        return items, strategy
 
     def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float):
         """The reader's profile from their stored events (so a click counts at once) and follows."""
@@ -736,6 +753,13 @@ def _window_published_since(snap: Snapshot, now: float) -> float:
     if snap.n_fresh:
         oldest.append(float(snap.fresh.published_at[: snap.n_fresh].min()))
     return min(oldest, default=now)
+
+
+def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray) -> tuple[RankedItem, ...]:
+    """``items`` less those whose catalog index is in ``read`` (sorted)."""
+    index = state.indices([item.article_id for item in items])
+    keep = ~np.isin(index, read)
+    return tuple(item for item, k in zip(items, keep.tolist()) if k)
 
 
 def _list_id() -> str:
