@@ -28,12 +28,13 @@ from recommender.domain import ANONYMOUS, Article, Interaction, Preferences
 from recommender.models.bundle import BundleError, load_bundle, read_current
 from recommender.models.popularity import DecayedCounters
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
-from recommender.store import Store, StoreError
+from recommender.store import Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
 from .explain import feed_items, related_items
 from .live import LiveState, bundle_clusters, scan_window, window_clusters
 from .ranking import (
+    FUTURE_GRACE,
     WindowSummary,
     build_profile,
     diversify,
@@ -744,6 +745,23 @@ class Engine:
                      CURSOR_MAX_CHARS)
             return None
         return cursor
+
+
+def fallback_articles(store: Store, now: float, window_days: float, min_articles: int) -> list[StoredArticle]:
+    """The articles a state without a model serves, oldest first.
+
+    Those published since ``window_days`` before ``now`` (scheduled ones too: ranking shows them
+    once due); when fewer than ``min_articles`` of them are due, also the newest due articles up
+    to ``min_articles`` (an archive, or a sample generated weeks ago, has nothing recent, and
+    ``RankingParams.min_window_articles`` widens a trained window the same way).
+    """
+    recent = list(store.iter_articles(published_since=now - window_days * DAY))
+    due = sum(stored.article.published_at <= now + FUTURE_GRACE for stored in recent)
+    if due >= min_articles:
+        return recent
+    chosen = {stored.key: stored for stored in store.newest_articles(min_articles, published_until=now + FUTURE_GRACE)}
+    chosen.update((stored.key, stored) for stored in recent)
+    return sorted(chosen.values(), key=lambda stored: (stored.article.published_at, stored.key))
 
 
 def _window_published_since(snap: Snapshot, now: float) -> float:
