@@ -339,3 +339,39 @@ def test_related_for_a_reader_leaves_out_what_they_read_and_still_fills_the_list
     assert [i.article_id for i in engine.related(anchor, limit=8).items] == shared  # the cache is not the reader's
     fresh = sample.engine(related_cache_seconds=0)  # and without a cache
     assert [i.article_id for i in fresh.related(anchor, limit=8, user_id="related-reader").items] == mine
+
+
+@pytest.mark.parametrize("full_scan_max", [20_000, 100])  # the window scanned whole, or through its summary
+def test_a_scheduled_article_stays_hidden_until_due_then_shows_without_a_restart(trained, tmp_path, full_scan_max):
+    sample = trained.clone(tmp_path)
+    clock = [sample.now]
+    engine = Engine(sample.store, sample.models_dir, EngineConfig(full_scan_max=full_scan_max),
+                    clock=lambda: clock[0])
+    model = engine._state.model
+    anchor = next(a for a in reversed(model.item_ids.ids[model.window_start:].tolist())
+                  if sum(s == sample.story[a] for s in sample.story.values()) >= 3)
+    mate = next(a for a, s in sample.story.items() if s == sample.story[anchor] and a != anchor)
+    source, other = sample.articles[anchor], sample.articles[mate]
+    title = source["title"].split()[:3] + ["Kabar", "Terbaru", "Sore", "Ini"] + other["title"].split()[-3:]
+    body = other["body"][len(other["body"]) // 2:] + " " + source["body"][: len(source["body"]) // 2]
+    due = sample.now + 3600.0
+    # an embargoed follow-up of the anchor's story, in the store an hour before it may be shown
+    sample.store.upsert_articles([Article(article_id="embargoed-1", title=" ".join(title), body=body,
+                                          category=source["category"], published_at=due, region=source["region"])])
+    engine.refresh()  # the follower adds it to the catalog at once
+    assert engine._state.index_of("embargoed-1") >= 0
+    # a reader who follows the story: read all of it so far, so the follow-up is what their feed lacks
+    story = [a for a, s in sample.story.items() if s == sample.story[anchor]]
+    engine.record_events([Interaction("scheduled-reader", a, "read", sample.now - 100 + k, dwell_seconds=90)
+                          for k, a in enumerate(story)])
+
+    def shown() -> tuple[bool, bool]:
+        related = [i.article_id for i in engine.related(anchor, limit=10).items]
+        feed = [i.article_id for i in engine.feed("scheduled-reader", limit=10).items]
+        return "embargoed-1" in related, "embargoed-1" in feed
+
+    assert shown() == (False, False)  # and the related list is cached, the window summarized
+    clock[0] = due - 75.0
+    assert shown() == (False, False)
+    clock[0] = due - 55.0  # due: within the grace for clocks that run behind; 20 s after the last lists
+    assert shown() == (True, True)

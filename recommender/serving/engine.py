@@ -378,7 +378,8 @@ class Engine:
         if snap.n_total - state.model.window_start <= self.config.full_scan_max:
             return None
         summary = state.summary
-        if refresh or summary is None or abs(now - summary.at) > self.config.summary_max_age:
+        if (refresh or summary is None or abs(now - summary.at) > self.config.summary_max_age
+                or now >= summary.next_due):  # a scheduled article falls due: a candidate from now on
             if state.base_moments is None:
                 state.base_moments = factor_moments(state.model.item_factors[state.model.window_start:])
             if state.clusters is None:
@@ -572,7 +573,8 @@ class Engine:
         model = state.model
         ttl = self.config.related_cache_seconds
         cached = state.related_cache.get((anchor, limit)) if ttl > 0 else None
-        if cached is not None and cached[0] > time.monotonic():
+        # (expires on the monotonic clock, items, strategy, engine clock time a candidate it left out falls due)
+        if cached is not None and cached[0] > time.monotonic() and now < cached[3]:
             return cached[1], cached[2]
         snap = state.snapshot()
         extra = state.fresh_neighbours.get(anchor)
@@ -605,7 +607,8 @@ class Engine:
                     state.related_cache.pop(next(iter(state.related_cache)), None)  # the oldest entry
                 except (RuntimeError, StopIteration):  # another thread changed it meanwhile
                     pass
-            state.related_cache[(anchor, limit)] = (time.monotonic() + ttl, items, strategy)
+            state.related_cache[(anchor, limit)] = (time.monotonic() + ttl, items, strategy,
+                                                     _next_due(snap, candidates, now))
         return items, strategy
 
     def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float):
@@ -762,6 +765,13 @@ def fallback_articles(store: Store, now: float, window_days: float, min_articles
     chosen = {stored.key: stored for stored in store.newest_articles(min_articles, published_until=now + FUTURE_GRACE)}
     chosen.update((stored.key, stored) for stored in recent)
     return sorted(chosen.values(), key=lambda stored: (stored.article.published_at, stored.key))
+
+
+def _next_due(snap: Snapshot, index: np.ndarray, now: float) -> float:
+    """Clock time the first of ``index`` that is not yet published may be shown (inf: none waits)."""
+    published = snap.published_at(index)
+    later = published[published > now + FUTURE_GRACE]
+    return float(later.min()) - FUTURE_GRACE if later.size else float("inf")
 
 
 def _window_published_since(snap: Snapshot, now: float) -> float:
