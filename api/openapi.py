@@ -116,7 +116,9 @@ SCHEMAS: dict[str, Any] = {
             "user_id": {"type": "string"}, "items": {"type": "array", "items": _ref("RankedItem")},
             "strategy": {"type": "string"}, "model_version": {"type": "string", "nullable": True},
             "list_id": {"type": "string"},
-            "next_cursor": {"type": "string", "nullable": True, "description": "Pass as cursor for the next page"},
+            "next_cursor": {"type": "string", "nullable": True,
+                            "description": "Pass as cursor for this reader's next page: it names the articles the pages"
+                                           " so far served, so the next one repeats none of them; null at the end"},
         },
     },
     "Event": {
@@ -198,7 +200,8 @@ PATHS: dict[str, Any] = {
     "/v1/users/{user_id}/feed": {"get": _op(
         "A reader's personalized feed (unknown readers get a cold-start list)", "lists", SITE_OR_READER,
         {"200": _ok(_ref("Feed")), "400": _error("Bad limit, unknown parameter or invalid cursor")},
-        params=[USER_ID, LIMIT_FEED, _query_param("cursor", "next_cursor of the previous page", {"type": "string"})],
+        params=[USER_ID, LIMIT_FEED, _query_param("cursor", "next_cursor of the previous page, unchanged",
+                                                  {"type": "string", "maxLength": 2048})],
         description="A reader token works for its own reader only.",
     )},
     "/v1/events": {"post": _op(

@@ -89,6 +89,8 @@ class RankingParams:
     ctr_prior_strength: float = 20.0
     trending_half_life_hours: float = 6.0
     window_days: float = 7.0
+    # an archive (or a sample) whose last window_days hold fewer articles: the newest this many instead
+    min_window_articles: int = 200
 
 
 @dataclass(frozen=True)

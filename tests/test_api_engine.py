@@ -55,6 +55,13 @@ def test_feed_pages_and_refuses_a_forged_cursor(trained, served):
     assert len(ids) == len(set(ids)) == 20
     bad = client.get(f"/v1/users/{user}/feed?cursor=bm90LWEtY3Vyc29y", headers=site)
     assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_cursor"
+    cursor = second["next_cursor"]
+    changed = cursor[:5] + ("B" if cursor[5] == "A" else "A") + cursor[6:]
+    other = next(u for u in trained.readers if u != user)
+    for path in (f"/v1/users/{user}/feed?cursor={changed}", f"/v1/users/{other}/feed?cursor={cursor}"):
+        bad = client.get(path, headers=site)
+        assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_cursor"
+        assert "pass the next_cursor of a previous page of this reader unchanged" in bad.get_json()["message"]
     cold = client.get("/v1/users/never-seen-reader/feed?limit=5", headers=site).get_json()
     assert cold["strategy"] == "cold-start" and len(cold["items"]) == 5
 

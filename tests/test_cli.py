@@ -33,10 +33,12 @@ def test_help_explains_every_command(capsys):
 
 
 def test_sample_is_deterministic_and_ingest_stats_round_trip(home, capsys, tmp_path):
+    fixed = ("--end", "2026-11-01T00:00:00+07:00")  # the default end is now: reproducible data names its end
     code, out, _ = run(capsys, "sample", "--articles", "60", "--users", "30", "--days", "2", "--seed", "5",
-                       "--out", str(tmp_path / "a"))
+                       "--out", str(tmp_path / "a"), *fixed)
     assert code == 0
-    run(capsys, "sample", "--articles", "60", "--users", "30", "--days", "2", "--seed", "5", "--out", str(tmp_path / "b"))
+    run(capsys, "sample", "--articles", "60", "--users", "30", "--days", "2", "--seed", "5",
+        "--out", str(tmp_path / "b"), *fixed)
     for name in ("articles.jsonl", "events.jsonl", "preferences.jsonl", "truth.jsonl"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     summary = json.loads(out)
@@ -47,6 +49,23 @@ def test_sample_is_deterministic_and_ingest_stats_round_trip(home, capsys, tmp_p
     stats = json.loads(out)
     assert stats["articles"] == summary["articles"] and stats["events"] == summary["events"]
     assert set(stats["events_by_type"]) == {"impression", "click", "read", "share"} and stats["newest_event_time"]
+
+
+def test_sample_ends_now_unless_told_otherwise(home, capsys, tmp_path):
+    import time
+
+    from recommender.domain import parse_time
+
+    before = time.time()
+    code = run(capsys, "sample", "--articles", "40", "--users", "20", "--days", "2", "--out", str(tmp_path / "now"))[0]
+    assert code == 0
+    rows = [json.loads(line) for line in (tmp_path / "now" / "events.jsonl").read_text().splitlines()]
+    newest = max(parse_time(r["ts"], "ts") for r in rows)
+    assert before - 86_400 < newest <= time.time()
+    assert run(capsys, "sample", "--articles", "40", "--users", "20", "--days", "2", "--out", str(tmp_path / "fixed"),
+               "--end", "2026-11-01T00:00:00+07:00")[0] == 0
+    rows = [json.loads(line) for line in (tmp_path / "fixed" / "events.jsonl").read_text().splitlines()]
+    assert max(parse_time(r["ts"], "ts") for r in rows) < parse_time("2026-11-01T00:00:00+07:00", "end")
 
 
 def test_ingest_reports_bad_rows_with_line_numbers(home, capsys, tmp_path):

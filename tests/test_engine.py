@@ -6,11 +6,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from recommender.models.bundle import BundleError
 from recommender.domain import Article, Interaction, Preferences
-from recommender.serving.engine import Engine, EngineConfig
-from recommender.serving.results import NotFound
+from recommender.serving.engine import Engine, EngineConfig, _decode_cursor, _encode_cursor
+from recommender.serving.results import CURSOR_MAX_CHARS, NotFound
 
 
 def favourite_readers(trained, category, n=8, min_reads=5):
@@ -236,3 +238,140 @@ def test_forgotten_reader_leaves_no_trace(trained, tmp_path):
     engine.flush_impressions()
     assert sample.store.user_events(user, limit=10_000) == []
     assert engine.feed(user, limit=10).strategy == "cold-start"
+
+
+def test_a_heavy_reader_never_sees_what_they_read_earlier_in_the_window(trained, tmp_path):
+    """The profile scores with the last ``max_reader_events`` events; what is left out is every
+    article read in the serving window, however many events ago."""
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    model = engine._state.model
+    window = model.item_ids.ids[model.window_start:].tolist()
+    assert len(window) >= 450
+    read = window[:400]  # read oldest first: read[0] is 400 read events ago, beyond the profile's 300
+    engine.record_events([Interaction("heavy-reader", a, "read", sample.now - 3600 + i, dwell_seconds=40)
+                          for i, a in enumerate(read)])
+    shown = [i.article_id for i in engine.feed("heavy-reader", limit=200).items]
+    assert shown and read[0] not in shown
+    assert not set(read) & set(shown)
+
+
+@pytest.mark.parametrize("clicked", [4, 9])
+def test_the_next_page_never_repeats_earlier_pages_even_after_a_click_and_on_another_worker(trained, tmp_path,
+                                                                                            clicked):
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    first = engine.feed("pager", limit=10)
+    seen = [i.article_id for i in first.items]
+    assert len(seen) == 10 and first.next_cursor
+    # the click turns a cold reader into a profiled one: the ranking changes under the cursor
+    engine.record_events([Interaction("pager", seen[clicked], "click", sample.now - 30),
+                          Interaction("pager", seen[clicked], "read", sample.now - 20, dwell_seconds=120)])
+    second = engine.feed("pager", limit=10, cursor=first.next_cursor)
+    assert second.strategy == "hybrid" and len(second.items) == 10
+    assert not set(seen) & {i.article_id for i in second.items}
+    # a cursor holds everything it needs: a worker that served neither page continues the chain
+    other = sample.engine()
+    elsewhere = other.feed("pager", limit=10, cursor=first.next_cursor)
+    assert len(elsewhere.items) == 10 and not set(seen) & {i.article_id for i in elsewhere.items}
+    third = other.feed("pager", limit=10, cursor=second.next_cursor)
+    chain = seen + [i.article_id for i in second.items + third.items]
+    assert len(chain) == len(set(chain)) == 30
+    assert third.extra["offset"] == 20  # impressions keep their position in the chain
+
+
+def test_a_tampered_or_borrowed_cursor_is_refused(trained):
+    engine = trained.engine()
+    cursor = engine.feed("pager-a", limit=5).next_cursor
+    assert len(engine.feed("pager-a", limit=5, cursor=cursor).items) == 5
+    flipped = cursor[:-3] + ("A" if cursor[-3] != "A" else "B") + cursor[-2:]
+    for bad in (flipped, cursor[:-1], cursor + "A", cursor + "=", "", "e30", "%%%", "x" * 5000):
+        if bad:
+            with pytest.raises(ValueError, match="cursor"):
+                engine.feed("pager-a", limit=5, cursor=bad)
+    with pytest.raises(ValueError, match="cursor"):
+        engine.feed("pager-b", limit=5, cursor=cursor)  # another reader's chain
+
+
+@given(st.text(min_size=1, max_size=40), st.lists(st.integers(0, (1 << 48) - 1), max_size=60, unique=True),
+       st.integers(0, 200))
+def test_a_cursor_gives_back_what_it_was_made_of(user, keys, extra):
+    cursor = _encode_cursor(user, len(keys) + extra, np.array(keys, dtype=np.int64))
+    served, got = _decode_cursor(cursor, user)
+    assert served == len(keys) + extra and got.tolist() == sorted(keys)
+    assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_a_cursor_of_a_deep_chain_on_a_large_store_stays_compact(rng):
+    # 500 served articles among the newest 200,000 keys of a store of 5 million
+    keys = 5_000_000 - rng.choice(200_000, size=500, replace=False)
+    cursor = _encode_cursor("u" * 64, 500, keys)
+    assert len(cursor) <= CURSOR_MAX_CHARS
+    assert _decode_cursor(cursor, "u" * 64)[1].tolist() == sorted(keys.tolist())
+
+
+def test_a_chain_ends_after_max_feed_depth_articles(trained):
+    engine = trained.engine(max_feed_depth=25)
+    pages, cursor = [], None
+    for _ in range(3):
+        page = engine.feed("deep-reader", limit=10, cursor=cursor)
+        pages.append([i.article_id for i in page.items])
+        cursor = page.next_cursor
+    assert [len(p) for p in pages] == [10, 10, 5] and cursor is None
+    assert len({a for p in pages for a in p}) == 25
+
+
+def test_related_for_a_reader_leaves_out_what_they_read_and_still_fills_the_list(trained, tmp_path):
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    model = engine._state.model
+    anchor = model.item_ids.ids[model.window_start + 5]
+    shared = [i.article_id for i in engine.related(anchor, limit=8).items]  # now in the related cache
+    assert len(shared) == 8
+    engine.record_events([Interaction("related-reader", shared[0], "read", sample.now - 90, dwell_seconds=60),
+                          Interaction("related-reader", shared[3], "click", sample.now - 60)])
+    mine = [i.article_id for i in engine.related(anchor, limit=8, user_id="related-reader").items]
+    assert shared[0] not in mine and shared[3] not in mine
+    assert len(mine) == len(set(mine)) == 8 and anchor not in mine
+    assert [a for a in shared if a not in (shared[0], shared[3])] == mine[:6]  # the rest keep their order
+    theirs = [i.article_id for i in engine.related(anchor, limit=8, user_id="another-reader").items]
+    assert theirs == shared
+    assert [i.article_id for i in engine.related(anchor, limit=8).items] == shared  # the cache is not the reader's
+    fresh = sample.engine(related_cache_seconds=0)  # and without a cache
+    assert [i.article_id for i in fresh.related(anchor, limit=8, user_id="related-reader").items] == mine
+
+
+@pytest.mark.parametrize("full_scan_max", [20_000, 100])  # the window scanned whole, or through its summary
+def test_a_scheduled_article_stays_hidden_until_due_then_shows_without_a_restart(trained, tmp_path, full_scan_max):
+    sample = trained.clone(tmp_path)
+    clock = [sample.now]
+    engine = Engine(sample.store, sample.models_dir, EngineConfig(full_scan_max=full_scan_max),
+                    clock=lambda: clock[0])
+    model = engine._state.model
+    anchor = next(a for a in reversed(model.item_ids.ids[model.window_start:].tolist())
+                  if sum(s == sample.story[a] for s in sample.story.values()) >= 3)
+    mate = next(a for a, s in sample.story.items() if s == sample.story[anchor] and a != anchor)
+    source, other = sample.articles[anchor], sample.articles[mate]
+    title = source["title"].split()[:3] + ["Kabar", "Terbaru", "Sore", "Ini"] + other["title"].split()[-3:]
+    body = other["body"][len(other["body"]) // 2:] + " " + source["body"][: len(source["body"]) // 2]
+    due = sample.now + 3600.0
+    # an embargoed follow-up of the anchor's story, in the store an hour before it may be shown
+    sample.store.upsert_articles([Article(article_id="embargoed-1", title=" ".join(title), body=body,
+                                          category=source["category"], published_at=due, region=source["region"])])
+    engine.refresh()  # the follower adds it to the catalog at once
+    assert engine._state.index_of("embargoed-1") >= 0
+    # a reader who follows the story: read all of it so far, so the follow-up is what their feed lacks
+    story = [a for a, s in sample.story.items() if s == sample.story[anchor]]
+    engine.record_events([Interaction("scheduled-reader", a, "read", sample.now - 100 + k, dwell_seconds=90)
+                          for k, a in enumerate(story)])
+
+    def shown() -> tuple[bool, bool]:
+        related = [i.article_id for i in engine.related(anchor, limit=10).items]
+        feed = [i.article_id for i in engine.feed("scheduled-reader", limit=10).items]
+        return "embargoed-1" in related, "embargoed-1" in feed
+
+    assert shown() == (False, False)  # and the related list is cached, the window summarized
+    clock[0] = due - 75.0
+    assert shown() == (False, False)
+    clock[0] = due - 55.0  # due: within the grace for clocks that run behind; 20 s after the last lists
+    assert shown() == (True, True)

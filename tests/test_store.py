@@ -197,3 +197,31 @@ def test_naive_time_is_read_as_wib():
     a = Article.from_dict({"article_id": "a", "title": "t", "category": "Nasional",
                            "published_at": "2026-11-01T00:00:00"})
     assert a.published_at == T0
+
+
+def test_read_keys_cover_every_read_in_a_time_range_from_the_covering_index(store):
+    # 400 reads of 400 articles, clicks and a share of some, impressions of others
+    store.add_events([event("heavy", f"a{i}", "read", ts=T0 + i, dwell_seconds=30) for i in range(400)])
+    store.add_events([event("heavy", "a3", "click", ts=T0 + 3), event("heavy", "a5", "share", ts=T0 + 500),
+                      event("heavy", "seen-only", "impression", ts=T0 + 10), event("other", "a401", "read")])
+    keys = store.article_keys([f"a{i}" for i in range(402)] + ["seen-only", "never-mentioned"])
+    assert "never-mentioned" not in keys and "a400" not in keys and len(keys) == 402
+    got = store.user_read_keys("heavy", since=T0)
+    assert got.dtype == np.int64 and np.all(np.diff(got) > 0)
+    assert got.tolist() == sorted(keys[f"a{i}"] for i in range(400))  # distinct, no impression, no other reader
+    assert store.user_read_keys("heavy", since=T0 + 100, until=T0 + 199).tolist() == sorted(
+        keys[f"a{i}"] for i in range(100, 200))
+    assert store.user_read_keys("heavy", since=T0 + 450).tolist() == [keys["a5"]]
+    assert store.user_read_keys("nobody", since=T0).size == 0
+    plan = " ".join(str(r) for r in store._conn().execute(
+        "EXPLAIN QUERY PLAN SELECT article_key FROM events WHERE user_key = 1 AND event = 2 AND ts >= 0 AND ts <= 1"))
+    assert "COVERING INDEX events_user_cover" in plan
+
+
+def test_newest_articles_skip_taken_down_and_scheduled_ones(store):
+    store.upsert_articles([article(i) for i in range(10)])
+    store.takedown_article("a8")
+    newest = store.newest_articles(3, published_until=T0 + 8.5)
+    assert [s.article.article_id for s in newest] == ["a5", "a6", "a7"]  # oldest first
+    assert [s.article.article_id for s in store.newest_articles(2)] == ["a7", "a9"]
+    assert store.newest_articles(0) == []

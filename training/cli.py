@@ -42,8 +42,9 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--days", type=int, default=7, help="days of publishing and reading (default 7)")
     p.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same data")
     p.add_argument("--out", type=Path, default=None, help="output folder (default NEWSREC_HOME/sample)")
-    p.add_argument("--end", default=None,
-                   help="end of the simulated period, ISO time or 'now' (default: a fixed date, so output is reproducible)")
+    p.add_argument("--end", default="now",
+                   help="end of the simulated period, ISO time or 'now' (default now, so that a model trained on it "
+                        "serves fresh articles; give a time for the same files on every run)")
     p.add_argument("--ingest", action="store_true", help="also load the files into the store")
 
 
@@ -54,11 +55,14 @@ def run_sample(args: argparse.Namespace, settings: Settings) -> int:
     for name in ("articles", "users", "days"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be at least 1")
-    end = None
     if args.end == "now":
-        end = datetime.now(timezone.utc)
-    elif args.end:
-        end = datetime.fromisoformat(args.end)
+        end = datetime.now(timezone.utc).replace(microsecond=0)
+    else:
+        try:
+            end = datetime.fromisoformat(args.end)
+        except ValueError:
+            raise SystemExit(f"--end must be 'now' or an ISO time like 2026-11-27T00:00:00+07:00; got {args.end!r}"
+                             ) from None
         if end.tzinfo is None:
             raise SystemExit("--end needs an offset, e.g. 2026-11-27T00:00:00+07:00")
     out = args.out or settings.home / "sample"

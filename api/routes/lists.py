@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from recommender.serving.results import CURSOR_MAX_CHARS
+
 from ..auth import api_view, principal
 from ..errors import ApiError
 from .common import engine, int_param, list_json, metrics, path_id, query_arg
 
 bp = Blueprint("lists", __name__)
 
-MAX_CURSOR = 512
+MAX_CURSOR = CURSOR_MAX_CHARS
 
 
 @bp.get("/v1/articles/<article_id>/related")

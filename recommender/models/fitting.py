@@ -189,7 +189,10 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
                                                params.ranking.trending_half_life_hours)
 
     with stages.stage("neighbour lists"):
-        window_start = int(np.searchsorted(published, as_of - params.ranking.window_days * DAY, side="left"))
+        window_start = window_start_index(published, as_of, params.ranking.window_days,
+                                          params.ranking.min_window_articles)
+        report["window_widened"] = bool(window_start < np.searchsorted(
+            published, as_of - params.ranking.window_days * DAY, side="left"))
         window = np.arange(window_start, n_items)
         wt = text_vectors[window_start:]
         t_idx, t_sim, t_clusters = _neighbours(wt, params.neighbours, seed)
@@ -257,6 +260,17 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "seed": seed,
     }
     return BuiltModel(arrays, documents, manifest, report)
+
+
+def window_start_index(published: np.ndarray, as_of: float, window_days: float, min_articles: int) -> int:
+    """First article of the serving window in ``published`` (ascending): those of the last
+    ``window_days`` before ``as_of``, or the newest ``min_articles`` if that holds fewer.
+
+    An archive, or a sample generated weeks ago, has nothing in the last days: served as it
+    is, every list would be empty.
+    """
+    start = int(np.searchsorted(published, as_of - window_days * DAY, side="left"))
+    return min(start, max(published.shape[0] - int(min_articles), 0))
 
 
 def _transform_forked(embedder: ArticleEmbedder, docs: list, n_jobs: int | None = None,

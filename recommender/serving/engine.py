@@ -9,7 +9,9 @@ and swaps a single reference, so no request sees half a model.
 from __future__ import annotations
 
 import base64
-import json
+import dataclasses
+import hashlib
+import hmac
 import logging
 import os
 import queue
@@ -26,12 +28,13 @@ from recommender.domain import ANONYMOUS, Article, Interaction, Preferences
 from recommender.models.bundle import BundleError, load_bundle, read_current
 from recommender.models.popularity import DecayedCounters
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
-from recommender.store import Store, StoreError
+from recommender.store import Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
 from .explain import feed_items, related_items
 from .live import ENGAGEMENT, LiveState, bundle_clusters, scan_window, window_clusters
 from .ranking import (
+    FUTURE_GRACE,
     WindowSummary,
     build_profile,
     diversify,
@@ -42,7 +45,7 @@ from .ranking import (
     score_related,
     summarize_window,
 )
-from .results import NotFound, RankedList
+from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ VISIBILITY_CHANGES = ("takedown", "restore")
 FOLLOW_BATCH = 5000  # changes read per query while following the log
 PROFILE_EVENTS = ("click", "read", "share")
 IMPRESSION_CHUNK = 1000  # rows per impressions transaction (~20-60 ms at 10M events)
+RELATED_TOP_UP = 10  # a reader's related list reaches further down in multiples of this many
+READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
 
 
 @dataclass(frozen=True)
@@ -82,21 +87,84 @@ class EngineConfig:
     related_cache_size: int = 20_000
 
 
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+CURSOR_VERSION = 1
+CURSOR_MAX_SERVED = 10_000
+CURSOR_MAX_KEY = 1 << 48
+_CURSOR_TAG = 8  # bytes of checksum
+_CURSOR_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-def _decode_cursor(cursor: str | None) -> int:
+def _cursor_tag(user_id: str, payload: bytes) -> bytes:
+    """Checksum of a cursor's payload and the reader it was served to."""
+    return hashlib.blake2b(user_id.encode("utf-8") + b"\0" + payload, digest_size=_CURSOR_TAG,
+                           person=b"newsrec-cursor").digest()
+
+
+def _varints(values: list[int]) -> bytes:
+    out = bytearray()
+    for v in values:
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+    return bytes(out)
+
+
+def _encode_cursor(user_id: str, served: int, keys: np.ndarray) -> str:
+    """A self-contained cursor: how many articles the chain served and their store keys.
+
+    Layout (then URL-safe base64 without padding): version byte, varint ``served``, the sorted
+    distinct keys as varints of their gaps (the first as itself), an 8-byte checksum of all that
+    and the reader. Store keys are the same in every worker, host and model version; recent
+    articles have close keys, so a key takes ~2 bytes.
+    """
+    keys = np.unique(np.asarray(keys, dtype=np.int64))
+    gaps = np.diff(keys, prepend=0)
+    if keys.size:
+        gaps[1:] -= 1  # strictly increasing: a gap of 1 is stored as 0
+    payload = bytes([CURSOR_VERSION]) + _varints([int(served)] + gaps.tolist())
+    return base64.urlsafe_b64encode(payload + _cursor_tag(user_id, payload)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, user_id: str) -> tuple[int, np.ndarray]:
+    """``(served, keys)`` of a cursor :func:`_encode_cursor` made for this reader; ``(0, [])`` for none.
+
+    Raises ValueError (the API answers 400) on anything else: too long, not URL-safe base64, a
+    changed character, a cursor of another reader, or an unknown layout.
+    """
     if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        offset = int(json.loads(raw)["o"])
-    except Exception:
-        raise ValueError("cursor is not valid: pass the next_cursor of a previous page unchanged") from None
-    if not 0 <= offset <= 10_000:
-        raise ValueError("cursor is out of range")
-    return offset
+        return 0, np.zeros(0, dtype=np.int64)
+    problem = "pass the next_cursor of a previous page of this reader unchanged, or none to start over"
+    if len(cursor) > CURSOR_MAX_CHARS:
+        raise ValueError(f"cursor is too long: {problem}")
+    if not _CURSOR_ALPHABET.issuperset(cursor) or len(cursor) % 4 == 1:
+        raise ValueError(f"cursor is not valid: {problem}")
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    if base64.urlsafe_b64encode(raw).decode().rstrip("=") != cursor:  # stray bits: not one we wrote
+        raise ValueError(f"cursor is not valid: {problem}")
+    payload, tag = raw[:-_CURSOR_TAG], raw[-_CURSOR_TAG:]
+    if len(payload) < 2 or not hmac.compare_digest(tag, _cursor_tag(user_id, payload)):
+        raise ValueError(f"cursor is not valid for this reader: {problem}")
+    if payload[0] != CURSOR_VERSION:
+        raise ValueError(f"cursor is of another version: {problem}")
+    values, v, shift = [], 0, 0
+    for byte in payload[1:]:
+        v |= (byte & 0x7F) << shift
+        shift += 7
+        if shift > 63:
+            raise ValueError(f"cursor is not valid: {problem}")
+        if not byte & 0x80:
+            values.append(v)
+            v, shift = 0, 0
+    if shift or not values:
+        raise ValueError(f"cursor is not valid: {problem}")
+    served = values[0]
+    if not 0 <= served <= CURSOR_MAX_SERVED or len(values) - 1 > served or max(values) >= CURSOR_MAX_KEY:
+        raise ValueError(f"cursor is out of range: {problem}")
+    gaps = np.array(values[1:], dtype=np.int64)
+    if gaps.size:
+        gaps[1:] += 1
+    return served, np.cumsum(gaps)
 
 
 class Engine:
@@ -394,7 +462,8 @@ class Engine:
         if snap.n_total - state.model.window_start <= self.config.full_scan_max:
             return None
         summary = state.summary
-        if refresh or summary is None or abs(now - summary.at) > self.config.summary_max_age:
+        if (refresh or summary is None or abs(now - summary.at) > self.config.summary_max_age
+                or now >= summary.next_due):  # a scheduled article falls due: a candidate from now on
             if state.base_moments is None:
                 state.base_moments = factor_moments(state.model.item_factors[state.model.window_start:])
             if state.clusters is None:
@@ -550,18 +619,38 @@ class Engine:
         return index
 
     def related(self, article_id: str, limit: int = 10, user_id: str | None = None) -> RankedList:
+        """Articles to show under ``article_id``; with ``user_id``, less what that reader read in
+        the serving window (topped up from further down the list so it keeps ``limit`` items)."""
         state = self._state
         self._apply_visibility(state)
         now = self.clock()
         anchor = self._locate(state, article_id)
+        items, strategy = self._shared_related(state, anchor, limit, now)
+        read = self._window_reads(state, state.snapshot(), user_id, now) if user_id else np.zeros(0, np.int64)
+        depth = limit
+        while read.size:
+            # the shared list is the same for every reader (and cached): the reader's reads come out after
+            kept = _unread(state, items, read)
+            if len(kept) >= limit or len(items) < depth:  # enough, or the whole list is this short
+                items = kept[:limit]
+                break
+            # at least twice as deep (a few rounds at most), in whole steps (cache entries readers share)
+            depth = -(-max(2 * depth, limit + len(items) - len(kept)) // RELATED_TOP_UP) * RELATED_TOP_UP
+            items, strategy = self._shared_related(state, anchor, depth, now)
+        ranked = RankedList(items, strategy, state.model.version, _list_id())
+        if user_id:
+            self._log_impressions(user_id, ranked, now)
+        return ranked
+
+    def _shared_related(self, state: LiveState, anchor: int, limit: int, now: float
+                        ) -> tuple[tuple[RankedItem, ...], str]:
+        """The related list of ``anchor`` every reader shares: (items, strategy), cached per (anchor, limit)."""
         model = state.model
         ttl = self.config.related_cache_seconds
         cached = state.related_cache.get((anchor, limit)) if ttl > 0 else None
-        if cached is not None and cached[0] > time.monotonic():
-            ranked = RankedList(cached[1], cached[2], model.version, _list_id())
-            if user_id:
-                self._log_impressions(user_id, ranked, now)
-            return ranked
+        # (expires on the monotonic clock, items, strategy, engine clock time a candidate it left out falls due)
+        if cached is not None and cached[0] > time.monotonic() and now < cached[3]:
+            return cached[1], cached[2]
         snap = state.snapshot()
         extra = state.fresh_neighbours.get(anchor)
         if extra is None and not (model.window_start <= anchor < snap.n_base):
@@ -593,11 +682,9 @@ class Engine:
                     state.related_cache.pop(next(iter(state.related_cache)), None)  # the oldest entry
                 except (RuntimeError, StopIteration):  # another thread changed it meanwhile
                     pass
-            state.related_cache[(anchor, limit)] = (time.monotonic() + ttl, items, strategy)
-        ranked = RankedList(items, strategy, model.version, _list_id())
-        if user_id:
-            self._log_impressions(user_id, ranked, now)
-        return ranked
+            state.related_cache[(anchor, limit)] = (time.monotonic() + ttl, items, strategy,
+                                                     _next_due(snap, candidates, now))
+        return items, strategy
 
     def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float):
         """The reader's profile from their stored events (so a click counts at once) and follows."""
@@ -618,6 +705,21 @@ class Engine:
                         dtype=np.int64)
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)
         return build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
+
+    def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float) -> np.ndarray:
+        """Catalog indices of every article the reader clicked, read or shared in the serving window
+        (sorted int64): a list leaves them all out, not just those of the profile's last events.
+
+        Nobody reads an article before it is published, so events since the window's oldest
+        article (less a day for skewed clocks) hold them all. Empty when the store fails.
+        """
+        since = _window_published_since(snap, now) - READ_CLOCK_SKEW
+        try:
+            keys = self.store.user_read_keys(user_id, since, until=now, events=PROFILE_EVENTS)
+            index = state.indices_of_keys(keys, self.store)
+        except StoreError:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(index[index >= 0])
 
     def score(self, user_id: str, article_ids: list[str], features: bool = False):
         """Feed scores of given candidates (an impression's list), shape (n,); unknown articles get -inf.
@@ -648,12 +750,22 @@ class Engine:
         return (out, columns) if features else out
 
     def feed(self, user_id: str, limit: int = 20, cursor: str | None = None) -> RankedList:
-        offset = _decode_cursor(cursor)
+        """A page of the reader's feed: the current ranking minus what they read in the window and
+        minus every article the earlier pages of this chain served (named by ``cursor``).
+
+        Pages therefore never repeat one another, even when a click reorders the ranking between
+        them, on whatever worker each is asked. A chain ends (``next_cursor`` None) after
+        ``max_feed_depth`` articles. Raises ValueError on a cursor this reader was not given.
+        """
+        served_before, served_keys = _decode_cursor(cursor, user_id)
         state = self._state
         self._apply_visibility(state)
         now = self.clock()
         snap = state.snapshot()
         profile = self._profile(state, snap, user_id, now)
+        read = self._window_reads(state, snap, user_id, now)
+        if read.size:  # the profile scores with the last events; every read in the window is left out
+            profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
         summary = self._window_summary(state, snap, now)
         if summary is None:
             cand = score_feed(snap, profile, state.counters, now)
@@ -662,11 +774,12 @@ class Engine:
                                     recent=self.config.feed_seeds, clusters=self.config.feed_clusters,
                                     per_seed=self.config.feed_neighbours_per_seed)
             cand = score_feed(snap, profile, state.counters, now, index=index, summary=summary)
+        served = self._served_indices(state, served_keys)
+        if served.size:
+            cand = cand.take(~np.isin(cand.index, served))
         p = state.model.ranking
-        depth = min(offset + limit, self.config.max_feed_depth)
-        chosen = diversify(snap, cand, depth, p.feed_max_per_story, p.feed_max_category_share,
-                           p.duplicate_similarity)
-        page = chosen[offset: offset + limit]
+        size = max(0, min(limit, self.config.max_feed_depth - served_before))
+        page = diversify(snap, cand, size, p.feed_max_per_story, p.feed_max_category_share, p.duplicate_similarity)
         items = feed_items(snap, cand, page, profile)
         if state.model.embedder is None:
             strategy = "fallback-popular"
@@ -674,11 +787,79 @@ class Engine:
             strategy = "cold-start"
         else:
             strategy = "hybrid"
-        more = offset + limit < min(cand.index.size, self.config.max_feed_depth) and len(page) == limit
-        ranked = RankedList(items, strategy, state.model.version, _list_id(),
-                            next_cursor=_encode_cursor(offset + limit) if more else None, extra={"offset": offset})
+        next_cursor = None
+        depth = served_before + len(page)
+        if len(page) == limit and cand.index.size > len(page) and depth < self.config.max_feed_depth:
+            next_cursor = self._next_cursor(user_id, depth, served_keys, [item.article_id for item in items])
+        ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor,
+                            extra={"offset": served_before})
         self._log_impressions(user_id, ranked, now)
         return ranked
+
+    def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
+        """Catalog indices of a cursor's store keys (articles this worker lacks are left out)."""
+        if keys.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            index = state.indices_of_keys(keys, self.store)
+        except StoreError:  # the keys this worker already knows, without the store
+            table = state.key_index
+            index = table[keys[keys < table.size]] if table.size else np.zeros(0, dtype=np.int64)
+        return index[index >= 0]
+
+    def _next_cursor(self, user_id: str, served: int, keys: np.ndarray, page_ids: list[str]) -> str | None:
+        """The cursor after a page: the chain's keys plus the page's; None when it would not fit."""
+        try:
+            page_keys = np.fromiter(self.store.article_keys(page_ids).values(), dtype=np.int64)
+        except StoreError:  # the store is down: the next page may repeat this one, it is not refused
+            page_keys = np.zeros(0, dtype=np.int64)
+        cursor = _encode_cursor(user_id, served, np.concatenate([keys, page_keys]))
+        if len(cursor) > CURSOR_MAX_CHARS:
+            log.info("feed chain of %d articles ends: its cursor would exceed %d characters", served,
+                     CURSOR_MAX_CHARS)
+            return None
+        return cursor
+
+
+def fallback_articles(store: Store, now: float, window_days: float, min_articles: int) -> list[StoredArticle]:
+    """The articles a state without a model serves, oldest first.
+
+    Those published since ``window_days`` before ``now`` (scheduled ones too: ranking shows them
+    once due); when fewer than ``min_articles`` of them are due, also the newest due articles up
+    to ``min_articles`` (an archive, or a sample generated weeks ago, has nothing recent, and
+    ``RankingParams.min_window_articles`` widens a trained window the same way).
+    """
+    recent = list(store.iter_articles(published_since=now - window_days * DAY))
+    due = sum(stored.article.published_at <= now + FUTURE_GRACE for stored in recent)
+    if due >= min_articles:
+        return recent
+    chosen = {stored.key: stored for stored in store.newest_articles(min_articles, published_until=now + FUTURE_GRACE)}
+    chosen.update((stored.key, stored) for stored in recent)
+    return sorted(chosen.values(), key=lambda stored: (stored.article.published_at, stored.key))
+
+
+def _next_due(snap: Snapshot, index: np.ndarray, now: float) -> float:
+    """Clock time the first of ``index`` that is not yet published may be shown (inf: none waits)."""
+    published = snap.published_at(index)
+    later = published[published > now + FUTURE_GRACE]
+    return float(later.min()) - FUTURE_GRACE if later.size else float("inf")
+
+
+def _window_published_since(snap: Snapshot, now: float) -> float:
+    """Publication time of the oldest article in the serving window (``now`` when it is empty)."""
+    model = snap.model
+    oldest = [float(model.published_at[model.window_start])] if model.window_start < snap.n_base else []
+    if snap.n_fresh:
+        oldest.append(float(snap.fresh.published_at[: snap.n_fresh].min()))
+    return min(oldest, default=now)
+
+
+def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray) -> tuple[RankedItem, ...]:
+    """``items`` less those whose catalog index is in ``read`` (sorted)."""
+    index = state.indices([item.article_id for item in items])
+    keep = ~np.isin(index, read)
+    return tuple(item for item, k in zip(items, keep.tolist()) if k)
+
 
 def _list_id() -> str:
     return "l" + secrets.token_hex(8)

@@ -51,7 +51,7 @@ class LiveState:
     base_moments: tuple[np.ndarray, np.ndarray] | None = None
     clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # centroids, cluster of each window article
     summary_built: float = float("-inf")  # time.monotonic() of the last summary
-    related_cache: dict = field(default_factory=dict)  # (anchor, limit) -> (expires, items, strategy)
+    related_cache: dict = field(default_factory=dict)  # (anchor, limit) -> (expires, items, strategy, next due)
     # window article -> fresh articles that have it among their neighbours (related candidates)
     fresh_reverse: dict[int, list[int]] = field(default_factory=dict)
     # store article key -> catalog index (-1 unknown, -2 not asked yet): a reader's history as

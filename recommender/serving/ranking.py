@@ -270,6 +270,9 @@ class WindowSummary:
         Unit centroids of the window's ``"text"`` vectors and ``"cf"`` factors.
     by_cluster : dict of str to ndarray of int64, shape (c, per_cluster)
         Best articles of each cluster (-1 padded).
+    next_due : float
+        Clock time the first scheduled (not yet published) article may be shown, inf if none
+        waits: from then on the summary is out of date.
     """
 
     at: float
@@ -283,6 +286,7 @@ class WindowSummary:
     n_articles: int
     centroids: dict[str, np.ndarray] = field(default_factory=dict)
     by_cluster: dict[str, np.ndarray] = field(default_factory=dict)
+    next_due: float = math.inf
 
     def cf_scale(self, vector: np.ndarray) -> tuple[float, float]:
         """Mean and standard deviation over the window of ``factors @ vector``."""
@@ -311,7 +315,9 @@ def summarize_window(snap: Snapshot, counters: DecayedCounters, now: float,
     """
     p = snap.model.ranking
     W = snap.window_arrays(("index", "published_at", "category", "region", "deleted"))
-    valid = ~W["deleted"] & (W["published_at"] <= now + FUTURE_GRACE)
+    due = W["published_at"] <= now + FUTURE_GRACE
+    valid = ~W["deleted"] & due
+    waiting = W["published_at"][~W["deleted"] & ~due]
     index = W["index"][valid]
     engagement = counters.engagement[index]
     prior = (p.feed_fresh * freshness(W["published_at"][valid], now, p.feed_fresh_half_life_hours)
@@ -344,6 +350,7 @@ def summarize_window(snap: Snapshot, counters: DecayedCounters, now: float,
         factor_sum=base_moments[0] + fresh_sum, factor_outer=base_moments[1] + fresh_outer,
         n_articles=snap.n_base - snap.model.window_start + snap.n_fresh,
         centroids=centroids, by_cluster=by_cluster,
+        next_due=float(waiting.min()) - FUTURE_GRACE if waiting.size else math.inf,
     )
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# a feed cursor names every article its chain served (~2-3 bytes each): ~500 fit, and a chain
+# that would not fit ends there. Still well inside a request line (gunicorn: 4094 bytes).
+CURSOR_MAX_CHARS = 2048
+
 
 class NotFound(KeyError):
     """The article or reader asked for is not known (or was taken down)."""

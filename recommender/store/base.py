@@ -251,6 +251,26 @@ class Store(ABC):
     def close(self) -> None:  # pragma: no cover - trivial default
         pass
 
+    @abstractmethod
+    def user_read_keys(self, user_id: str, since: float, until: float | None = None,
+                       events: Sequence[str] = ("click", "read", "share")) -> np.ndarray:
+        """Distinct store article keys of every ``events`` event of the reader with ``since <= ts``
+        (and ``ts <= until`` if given), sorted int64, shape (m,).
+
+        All of them, however many events that is: what a feed leaves out as already read (the
+        profile scores with the last few hundred events only). One index range per event type.
+        """
+
+    @abstractmethod
+    def article_keys(self, article_ids: Sequence[str]) -> dict[str, int]:
+        """Store article key of each known id (the keys of :meth:`user_event_keys` and
+        :class:`InteractionLog`); unknown ids are absent. Keys never change once given."""
+
+    @abstractmethod
+    def newest_articles(self, limit: int, published_until: float | None = None) -> list[StoredArticle]:
+        """The ``limit`` newest articles not taken down (published at or before ``published_until``
+        if given), oldest first: a serving window when the last days hold too few articles."""
+
     @contextlib.contextmanager
     def bulk_load(self) -> Iterator[None]:
         """Settings for a bulk importer's writes in this thread (none by default)."""

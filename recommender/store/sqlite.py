@@ -869,3 +869,32 @@ class SQLiteStore(Store):
             "events_by_type": by_type,
             "newest_event_ts": newest,
         }
+
+    # -- read sets, keys of ids, newest articles ------------------------------------------------
+    @_read_errors
+    def user_read_keys(self, user_id: str, since: float, until: float | None = None,
+                       events: Sequence[str] = ("click", "read", "share")) -> np.ndarray:
+        # one range of the covering index (user_key, event, ts, ...) per type: no row is read
+        codes = sorted({EVENT_CODES[e] for e in events})
+        if not codes:
+            return np.zeros(0, dtype=np.int64)
+        sql = " UNION ALL ".join(
+            "SELECT article_key FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = :user) "
+            f"AND event = {int(code)} AND ts >= :since AND ts <= :until" for code in codes)
+        rows = self._conn().execute(sql, {"user": user_id, "since": float(since),
+                                          "until": float(until) if until is not None else 1e18}).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.array(rows, dtype=np.int64).ravel())
+
+    @_read_errors
+    def article_keys(self, article_ids: Sequence[str]) -> dict[str, int]:
+        return self._lookup(self._conn(), "article_keys", "article_id", list(article_ids))
+
+    @_read_errors
+    def newest_articles(self, limit: int, published_until: float | None = None) -> list[StoredArticle]:
+        rows = self._conn().execute(
+            self._ARTICLE_SELECT + " WHERE a.deleted = 0 AND a.published_at <= ? "
+            "ORDER BY a.published_at DESC, a.key DESC LIMIT ?",
+            (published_until if published_until is not None else 1e18, max(int(limit), 0))).fetchall()
+        return [self._article_from_row(r) for r in reversed(rows)]
