@@ -250,16 +250,21 @@ class Engine:
             start = model.as_of
             fitted_pos = int(model.manifest.get("change_pos", pos))
             fitted_seq = model.manifest.get("event_seq")
-        else:  # no model: the newest articles (fallback lists), nothing to replay
-            start = self.clock() - self.config.fallback_window_days * DAY
+            chosen = self.store.iter_articles(published_since=start)
+        else:  # no model: the newest articles (fallback lists, widened for an archive), nothing to replay
+            now = self.clock()
+            chosen = fallback_articles(self.store, now, self.config.fallback_window_days,
+                                       model.ranking.min_window_articles)
+            # counting from the oldest chosen article: a widened window's articles keep their popularity
+            start = min([now - self.config.fallback_window_days * DAY]
+                        + [s.article.published_at for s in chosen[:1]])
             fitted_pos, fitted_seq = pos, None
         counters = self._bundle_counters(model)
         for article_id in self.store.deleted_article_ids():
             i = model.item_ids.get(article_id)
             if i >= 0:
                 state.deleted_base[i] = True
-        arrivals = [s.article for s in self.store.iter_articles(published_since=start)
-                    if state.index_of(s.article.article_id) < 0]
+        arrivals = [s.article for s in chosen if state.index_of(s.article.article_id) < 0]
         state.add_fresh_many(arrivals, self.config.fresh_neighbours)
         while fitted_pos < pos:  # edits, takedowns and restores since the model's snapshot
             changes = self.store.changes_after(fitted_pos, kinds=ARTICLE_CHANGES)
