@@ -5,7 +5,8 @@ sends every request over a fresh TCP connection, returning which worker answered
 does not name its worker in responses, so the worker is found from the outside (Linux only): the
 server-side socket of the request's connection is looked up in ``/proc/net/tcp`` and matched
 against the socket file descriptors of the master's children (``/proc/<pid>/fd``). Tests can
-then say "on both workers" and check it, instead of hoping enough requests spread.
+then say "on both workers" and check it, instead of hoping enough requests spread;
+:meth:`LiveServer.pinned` holds one connection per worker to ask each of them right now.
 
 Never sleep to wait for another worker: :func:`eventually` polls a condition until a deadline,
 :func:`holds_for` checks that one stays true for a while.
@@ -20,9 +21,11 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -47,7 +50,7 @@ def server_env(home: Path) -> dict[str, str]:
 
 def cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     """Run ``newsrec ARGS`` (as ``python -m training.cli``); its stdout, or fail with its stderr."""
-    done = subprocess.run([sys.executable, "-m", "training.cli", *args], env=env, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "training.cli", *args], env=env, cwd=ROOT, check=False,
                           capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"newsrec {' '.join(args)} failed:\n{done.stderr[-3000:]}"
     return done.stdout
@@ -162,6 +165,23 @@ class Reply:
         return self.response.json()
 
 
+class Pinned:
+    """A keep-alive connection that one worker serves (see :meth:`LiveServer.pinned`)."""
+
+    def __init__(self, server: LiveServer, session: requests.Session, worker: int):
+        self.server, self.session, self.worker = server, session, worker
+
+    def request(self, method: str, path: str, *, key: str | None = None, token: str | None = None,
+                **kwargs) -> Reply:
+        reply = self.server._exchange(self.session, method, path, key, token, kwargs)
+        assert reply.worker == self.worker, (
+            f"the connection pinned to worker {self.worker} was answered by {reply.worker}: idle past keepalive?")
+        return reply
+
+    def get(self, path: str, **kwargs) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+
 class LiveServer:
     """``newsrec serve --port P --workers N`` over ``env["NEWSREC_HOME"]``, until :meth:`stop`."""
 
@@ -194,27 +214,54 @@ class LiveServer:
             return None
         return next((pid for pid in self.worker_pids() if _holds_socket(pid, inode)), None)
 
-    def request(self, method: str, path: str, *, key: str | None = None, token: str | None = None,
-                **kwargs) -> Reply:
-        """One request over a new connection (no shared Session), and the worker that answered."""
+    def _exchange(self, session: requests.Session, method: str, path: str, key: str | None,
+                  token: str | None, kwargs: dict) -> Reply:
         headers = dict(kwargs.pop("headers", None) or {})
         if key:
             headers["X-API-Key"] = key
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        response = session.request(method, self.base + path, headers=headers, stream=True, timeout=HTTP_TIMEOUT,
+                                   **kwargs)
+        worker = None
+        try:
+            conn = response.raw.connection
+            if conn is not None and conn.sock is not None:
+                # keep-alive: the server end stays open until the session closes
+                worker = self.worker_of(conn.sock.getsockname()[1])
+        finally:
+            _ = response.content  # read the body, so the response is complete
+        return Reply(response, worker)
+
+    def request(self, method: str, path: str, *, key: str | None = None, token: str | None = None,
+                **kwargs) -> Reply:
+        """One request over a new connection (no shared Session), and the worker that answered."""
         with requests.Session() as session:
             session.mount("http://", _ResetOnClose())
-            response = session.request(method, self.base + path, headers=headers, stream=True,
-                                       timeout=HTTP_TIMEOUT, **kwargs)
-            worker = None
-            try:
-                conn = response.raw.connection
-                if conn is not None and conn.sock is not None:
-                    # keep-alive: the server end stays open until this session closes
-                    worker = self.worker_of(conn.sock.getsockname()[1])
-            finally:
-                response.content  # read the body, so the response is complete
-        return Reply(response, worker)
+            return self._exchange(session, method, path, key, token, kwargs)
+
+    @contextmanager
+    def pinned(self, timeout: float = 10.0) -> Iterator[dict[int, Pinned]]:
+        """One open keep-alive connection to each worker, by worker pid, for requests that must
+        reach a given worker right now (e.g. the one that did not take a write). Use at once:
+        gunicorn closes a connection idle for its keepalive (5 s)."""
+        pins: dict[int, Pinned] = {}
+        try:
+            def all_pinned():
+                session = requests.Session()
+                session.mount("http://", _ResetOnClose())
+                reply = self._exchange(session, "GET", "/healthz", None, None, {})
+                if reply.worker is not None and reply.worker not in pins:
+                    pins[reply.worker] = Pinned(self, session, reply.worker)
+                else:
+                    session.close()
+                return len(pins) >= self.workers
+
+            eventually(all_pinned, timeout, interval=0.0, what=f"a connection to each of {self.workers} workers")
+            yield pins
+        finally:
+            for pin in pins.values():
+                pin.session.close()
 
     def get(self, path: str, **kwargs) -> Reply:
         return self.request("GET", path, **kwargs)
