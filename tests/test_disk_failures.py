@@ -14,6 +14,7 @@ import os
 import resource
 
 import pytest
+import requests
 
 from api import create_app
 from recommender.serving.engine import Engine, EngineConfig
@@ -121,3 +122,54 @@ def test_a_commit_that_fails_at_the_disk_raises_store_unavailable_and_is_remembe
         assert store.add_events(events[100:]) == (200, 0)
     finally:
         store.close()
+
+
+def _workers(server) -> list[int]:
+    """The gunicorn workers' pids (the master's children)."""
+    pid = server.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        return [int(p) for p in fh.read().split()]
+
+
+@pytest.mark.slow
+def test_every_gunicorn_worker_reports_a_failing_disk_and_recovers_by_itself(tmp_path):
+    """Through ``newsrec serve --workers 2``: each worker's writes fail at the disk (its files may not
+    grow past the log's size), so posts get 503 + Retry-After and every worker says degraded; once
+    the disk is back, every worker's background poll finds it out and says ready, with no write from
+    any client, and the refused batch stores whole."""
+    from tests.test_reliability import Server, _all_workers, _wait
+
+    with Server(tmp_path, workers=2, threads=2) as server:
+        headers = server.headers()
+        _wait(lambda: _all_workers(server, lambda r: r["status"] in ("ready", "degraded")), 30, "both workers up")
+        for i in range(6):  # a log of some size, far larger than the server's own log files
+            post = requests.post(server.base + "/v1/events", json=batch(f"grow{i}", 500), headers=headers, timeout=10)
+            assert post.status_code == 200, post.text
+        healthy = lambda r: not any("store writes failing" in x for x in r["reasons"])  # noqa: E731
+        assert _all_workers(server, healthy)
+        limit = os.path.getsize(f"{server.db}-wal")
+        assert limit > 10 * max(os.path.getsize(server.stdout_path), os.path.getsize(server.stderr_path))
+        workers = _workers(server)
+        assert len(workers) == 2
+        saved = {pid: resource.prlimit(pid, resource.RLIMIT_FSIZE) for pid in workers}
+        refused = batch("refused", 300)
+        try:
+            for pid, (_, hard) in saved.items():
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, hard))
+
+            def both_degraded() -> bool:
+                with requests.Session() as fresh:  # a new connection: either worker
+                    resp = fresh.post(server.base + "/v1/events", json=refused,
+                                      headers={**headers, "Connection": "close"}, timeout=10)
+                assert resp.status_code == 503 and resp.headers["Retry-After"] == "5", resp.text
+                assert "disk" in resp.json()["message"]
+                return _all_workers(server, lambda r: r["status"] == "degraded" and not healthy(r))
+
+            _wait(both_degraded, 30, "both workers to report the failing disk")
+        finally:
+            for pid, limits in saved.items():
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, limits)
+        _wait(lambda: _all_workers(server, healthy), 20, "both workers to find the disk back by themselves")
+        post = requests.post(server.base + "/v1/events", json=refused, headers=headers, timeout=10)
+        assert post.json() == {"accepted": 300, "duplicates": 0}
+    assert "Traceback" not in server.logs()
