@@ -231,7 +231,7 @@ PATHS: dict[str, Any] = {
         description="Sticky: publishing or re-importing the article keeps it down; only a restore brings it back.",
     )},
     "/v1/admin/articles/{article_id}/restore": {"post": _op(
-        "Undo a takedown (every worker and host within a list request)", "articles", ADMIN,
+        "Undo a takedown (every worker and host within a list request)", "articles", EDITOR,
         {"200": _ok({"type": "object", "properties": {"article_id": {"type": "string"},
                                                       "restored": {"type": "boolean"}}}),
          "404": _error("Unknown article"), **BAD_PATH_ID},

@@ -37,7 +37,7 @@ def takedown(article_id: str):
 
 
 @bp.post("/v1/admin/articles/<article_id>/restore")
-@api_view("admin")
+@api_view("editor")
 def restore(article_id: str):
     """Undo a takedown: the only way back (publishing or re-importing a taken-down article keeps it
     down). The text erased at the takedown is not brought back: publish the article again for that."""
