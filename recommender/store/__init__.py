@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Change, InteractionLog, Store, StoredArticle, StoreDiskError, StoreError, StoreUnavailable
+from .base import Change, InteractionLog, ServedList, Store, StoredArticle, StoreDiskError, StoreError, StoreUnavailable
 from .sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
-__all__ = ["Change", "InteractionLog", "StoreDiskError", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "Store", "StoreError",
+__all__ = ["Change", "InteractionLog", "ServedList", "StoreDiskError", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "Store", "StoreError",
            "StoreUnavailable", "StoredArticle", "open_store"]
 
 

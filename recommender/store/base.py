@@ -86,7 +86,7 @@ class StoredArticle:
 # What a change-log entry says changed. Followers apply the *current* state of what it names
 # (an article's row, a reader's tombstone), so applying one twice is harmless; events are the
 # exception and are counted by sequence number, exactly once.
-CHANGE_KINDS = ("events", "article", "takedown", "restore", "preferences", "forget")
+CHANGE_KINDS = ("events", "article", "takedown", "restore", "preferences", "forget", "model")
 CHANGE_CODES = {name: code for code, name in enumerate(CHANGE_KINDS)}
 # who wrote events (:meth:`Store.add_events`): a client (counted once per reader, article, type and
 # clock hour in live counters), lists the service served (never recreate a forgotten reader), a
@@ -120,6 +120,24 @@ class Change:
     lo: int = 0
     hi: int = 0
     at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServedList:
+    """A list the service showed a reader, stored as one row (not one impression row per item).
+
+    Live counters, training and evaluation expand it into one impression per item, at position
+    ``offset + k`` for ``article_ids[k]``; forgetting the reader deletes it.
+    """
+
+    list_id: str
+    user_id: str
+    ts: float
+    article_ids: tuple[str, ...]
+    offset: int = 0
+    model_version: str | None = None
+    variant: str | None = None
+    strategy: str | None = None
 
 
 class Store(ABC):
@@ -216,6 +234,25 @@ class Store(ABC):
     @abstractmethod
     def article_ids_for_keys(self, keys: Sequence[int] | None = None) -> dict[int, str]:
         """Article id of each known key (see :meth:`user_event_keys`); every key when None."""
+
+    # -- served lists and the live model (the portal-scale issue builds these) ---------------
+    def add_served_lists(self, lists: Iterable[ServedList]) -> int:
+        """Store served lists durably, one row each, with sequence numbers from the events'
+        sequence (an ``events`` change covers them), so :meth:`event_keys_after` and
+        :meth:`load_interactions` return their items as impressions. A list served to a reader
+        forgotten after ``ts`` (or forgotten and not back since) is dropped, as with
+        ``add_events(source="served")``. Returns how many were stored."""
+        raise NotImplementedError
+
+    def live_model(self) -> str | None:
+        """The promoted model version every replica serves (None: none promoted yet)."""
+        raise NotImplementedError
+
+    def promote_model(self, version: str, expected: str | None = ...) -> bool:
+        """Make ``version`` the live model (a ``model`` change every follower sees). With
+        ``expected``, only if the live version is still ``expected`` (compare-and-set: two
+        trainers or operators at once cannot overwrite each other unseen); returns whether it was set."""
+        raise NotImplementedError
 
     # -- following the change log ------------------------------------------------------------
     @abstractmethod
