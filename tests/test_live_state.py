@@ -12,9 +12,16 @@ import pytest
 from recommender.domain import Article, Interaction
 from recommender.models.fitting import train
 from recommender.serving.results import NotFound
-from recommender.store import StoreUnavailable
+from recommender.store import SQLiteStore, StoreUnavailable
 
 DAY = 86_400.0
+
+
+def worker(sample):
+    """Another worker: its own engine and its own connection to the same database file."""
+    from recommender.serving.engine import Engine, EngineConfig
+
+    return Engine(SQLiteStore(sample.store.path), sample.models_dir, EngineConfig(), clock=lambda: sample.now)
 
 
 def related_ids(engine, anchor, limit=10):
@@ -28,7 +35,7 @@ def window_article(engine, k=0):
 
 def test_a_takedown_in_one_worker_is_never_served_by_the_other(trained, tmp_path):
     sample = trained.clone(tmp_path)
-    first, second = sample.engine(), sample.engine()
+    first, second = sample.engine(), worker(sample)
     anchor = window_article(first, 5)
     victim = related_ids(second, anchor)[0]
     assert victim in related_ids(second, anchor)  # cached in the second worker

@@ -190,6 +190,7 @@ class Engine:
         self._failed_version: str | None = None
         self._store_error: str | None = None
         self._impressions: queue.Queue = queue.Queue(maxsize=self.config.impression_queue)
+        self._visibility_seen = threading.local()  # per request thread: the store's data version it saw
         self.impressions_dropped = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -264,7 +265,11 @@ class Engine:
             i = model.item_ids.get(article_id)
             if i >= 0:
                 state.deleted_base[i] = True
-        arrivals = [s.article for s in chosen if state.index_of(s.article.article_id) < 0]
+        arrivals = []
+        for stored in chosen:
+            if state.index_of(stored.article.article_id) < 0:
+                arrivals.append(stored.article)
+                state.applied[stored.article.article_id] = stored.updated_at
         state.add_fresh_many(arrivals, self.config.fresh_neighbours)
         while fitted_pos < pos:  # edits, takedowns and restores since the model's snapshot
             changes = self.store.changes_after(fitted_pos, kinds=ARTICLE_CHANGES)
@@ -392,6 +397,8 @@ class Engine:
             found = stored.get(article_id)
             if found is None:
                 continue
+            if state.applied.get(article_id) == found.updated_at:
+                continue  # this very row is applied already (a replay after a catch-up, a second change)
             index = state.index_of(article_id)
             if found.deleted:
                 state.mark_deleted(article_id)
@@ -399,6 +406,7 @@ class Engine:
                 arrivals.append(found.article)
             else:
                 state.update(index, found.article)
+            state.applied[article_id] = found.updated_at
         if arrivals:
             state.add_fresh_many(arrivals, self.config.fresh_neighbours)
 
@@ -407,11 +415,17 @@ class Engine:
         legal takedown must not be served by the other worker until its next poll."""
         if not state.caught_up:
             return
+        seen = self._visibility_seen
         try:
+            # nothing committed by another connection since this thread last looked: nothing to read
+            version = self.store.data_version()
+            if version is not None and getattr(seen, "state", None) is state and seen.version == version:
+                return
             changes = self.store.changes_after(state.visibility_cursor, limit=1000, kinds=VISIBILITY_CHANGES)
             if changes:
                 self._apply_articles(state, [c.ref for c in changes])
                 state.visibility_cursor = changes[-1].pos
+            seen.state, seen.version = state, version
         except StoreError as exc:
             self._store_error = str(exc)
 

@@ -46,6 +46,7 @@ class LiveState:
     caught_up: bool = False
     next_story: int = 0
     edits: BaseEdits | None = None  # bundle articles edited since training
+    applied: dict[str, float] = field(default_factory=dict)  # article id -> stored updated_at applied
     lock: threading.RLock = field(default_factory=threading.RLock)
     summary: WindowSummary | None = None
     base_moments: tuple[np.ndarray, np.ndarray] | None = None

@@ -255,6 +255,11 @@ class Store(ABC):
         raise NotImplementedError
 
     # -- following the change log ------------------------------------------------------------
+    def data_version(self) -> int | None:
+        """A number that changes when another connection commits (this thread's view), or None
+        when the backend cannot say cheaply: lets a follower skip a query when nothing changed."""
+        return None
+
     @abstractmethod
     def log_position(self) -> tuple[int, int]:
         """``(pos, seq)``: the newest change position and event sequence number, read together

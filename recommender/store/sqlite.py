@@ -704,6 +704,10 @@ class SQLiteStore(Store):
         return int(row[0]) if row[0] is not None else self.log_position()[1] + 1
 
     @_read_errors
+    def data_version(self) -> int | None:
+        return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
+
+    @_read_errors
     def log_position(self) -> tuple[int, int]:
         row = self._conn().execute(  # one statement: one snapshot
             "SELECT (SELECT COALESCE(MAX(pos), 0) FROM changes), (SELECT value FROM meta WHERE key = 'event_seq')"
