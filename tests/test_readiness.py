@@ -71,6 +71,8 @@ def test_readiness_follows_what_is_live_and_what_serves(fresh, monkeypatch):
     real = engine_module.load_bundle
     monkeypatch.setattr(engine_module, "load_bundle", lambda *a, **k: loads.append(a) or real(*a, **k))
     assert not engine.maybe_reload() and loads == []  # not hashed again every second while nothing changed
+    monkeypatch.setattr(engine_module, "RETRY_FAILED_SECONDS", 0.0)  # ... but again after a while (a passing error)
+    assert not engine.maybe_reload() and len(loads) == 1
 
     promote(sample.store, models, sample.version)  # rolled back to the version that serves: nothing is wrong now
     engine.maybe_reload()

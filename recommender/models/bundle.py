@@ -516,8 +516,9 @@ def set_current(models_dir, version, verify=True):
 
 
 def bundle_signature(models_dir, version):
-    """What a version's folder holds now, cheaply: ``(name, size, mtime_ns)`` of each file, sorted;
-    None when the folder is missing or ``version`` is not a version string.
+    """What a version's folder holds now, cheaply: ``(name, size, mtime_ns, ctime_ns)`` of each file
+    (the ctime moves on a chmod too), sorted; None when the folder is missing or unreadable, or
+    ``version`` is not a version string.
 
     Nothing is read or hashed: a server polls it every second to retry a version that failed to
     load once the folder changes (the bundle was copied in, or repaired).
@@ -529,7 +530,7 @@ def bundle_signature(models_dir, version):
             found = []
             for entry in entries:
                 st = entry.stat(follow_symlinks=True)
-                found.append((entry.name, st.st_size, st.st_mtime_ns))
+                found.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     except OSError:
         return None
     return tuple(sorted(found))

@@ -60,6 +60,7 @@ PROFILE_EVENTS = ("click", "read", "share")
 IMPRESSION_CHUNK = 1000  # rows per impressions transaction (~20-60 ms at 10M events)
 RELATED_TOP_UP = 10  # a reader's related list reaches further down in multiples of this many
 READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
+RETRY_FAILED_SECONDS = 60.0  # a live version that failed is tried again this often even if its folder is unchanged
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class Engine:
         self.last_reload_error: str | None = None
         self._failed_version: str | None = None
         self._failed_signature: tuple | None = None  # its folder when it failed: retried once that changes
+        self._failed_at = 0.0  # monotonic time of that failure
         self._live: str | None = None  # the version the store names live, as last read
         self._live_known = False  # False until the store has answered which version is live
         self._model_pos = 0  # log position up to which ``model`` changes were read
@@ -316,6 +318,7 @@ class Engine:
                 message = str(exc).replace(f"{self.models_dir}{os.sep}", "").replace(str(self.models_dir), "<models>")
                 self.last_reload_error = message
                 self._failed_version, self._failed_signature = version, signature
+                self._failed_at = time.monotonic()
                 raise BundleError(message) from exc
             state = self._new_state(model)
             state.clusters = bundle_clusters(arrays, model)
@@ -370,7 +373,8 @@ class Engine:
     def maybe_reload(self) -> bool:
         """Load the live version if another one serves: after a promotion or a rollback from any
         host (a ``model`` change in the log), or, for a live version that failed to load, once its
-        folder has changed (copied in or repaired; it is not read again while it stays the same)."""
+        folder has changed (copied in or repaired) and otherwise every ``RETRY_FAILED_SECONDS``
+        (a passing error), not every poll: a damaged bundle would be hashed again each second."""
         try:
             self._check_live()
         except StoreError as exc:  # keep serving; the next poll asks again
@@ -380,7 +384,8 @@ class Engine:
             self.last_reload_error = self._failed_version = self._failed_signature = None
         if live is None or live == self.model_version:
             return False
-        if live == self._failed_version and bundle_signature(self.models_dir, live) == self._failed_signature:
+        if (live == self._failed_version and time.monotonic() - self._failed_at < RETRY_FAILED_SECONDS
+                and bundle_signature(self.models_dir, live) == self._failed_signature):
             return False
         try:
             self.reload(live)
