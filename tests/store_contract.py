@@ -3,7 +3,8 @@
 A backend's test module subclasses :class:`StoreContract` and provides a ``store`` fixture.
 What is checked is what the engine and jobs rely on: the change log (commit order, nothing
 skipped, nothing twice, positions never reused), sticky takedowns, reader-scoped idempotency,
-one count per reader and hour, and a forget that keeps what comes after it.
+one count per reader and hour, a forget that keeps what comes after it, and the live model
+version (compare-and-set, with its ``model`` change, under concurrent promoters).
 """
 
 from __future__ import annotations
