@@ -6,8 +6,8 @@
 * BLAS thread pools are pinned to 1 per worker (measured: 2 workers with 2 BLAS threads each
   lose up to 65 % throughput on 2 cores). Override with ``newsrec serve --blas-threads``.
 * ``kill -HUP <master pid>``: gunicorn re-reads this file and replaces the workers gracefully;
-  new workers load the current model bundle and the current code. Without SIGHUP each worker's
-  background thread still picks up a new ``CURRENT`` within seconds.
+  new workers load the live model version and the current code. Without SIGHUP each worker's
+  background thread still picks up a promotion or rollback (``newsrec models promote``) within seconds.
 * Access log: gunicorn's own is off (and not even built: :class:`QuietAccessLogger`);
   ``newsrec.access`` writes one JSON line per request to stdout, without headers (no keys or
   tokens in logs). gunicorn's error log quotes malformed request lines and headers, which may

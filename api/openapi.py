@@ -177,6 +177,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "status": {"type": "string", "enum": ["ready", "degraded"]},
             "model_version": {"type": "string", "nullable": True}, "degraded": {"type": "boolean"},
+            "live_version": {"type": "string", "nullable": True,
+                             "description": "the version the database names live (what every replica should serve)"},
             "reasons": {"type": "array", "items": {"type": "string"}},
             "last_reload_error": {"type": "string", "nullable": True},
             "articles_in_window": {"type": "integer"},
@@ -253,15 +255,22 @@ PATHS: dict[str, Any] = {
         params=[USER_ID],
     )},
     "/v1/admin/reload": {"post": _op(
-        "Load the CURRENT (or a given) model bundle beside the old one and swap", "admin", ADMIN,
+        "Load the live (or a given) model version beside the old one and swap; a given one is made live",
+        "admin", ADMIN,
         {"200": _ok({"type": "object", "properties": {"model_version": {"type": "string"},
                                                       "previous_version": {"type": "string", "nullable": True}}}),
-         "409": _error("The bundle cannot be loaded; the previous model keeps serving"), **BODY_ERRORS},
-        body={"type": "object", "additionalProperties": False, "properties": {"version": {
-            "type": "string", "nullable": True, "description": "Omitted or null: the CURRENT bundle"}}},
+         "409": _error("reload_failed: the bundle cannot be loaded, the previous model keeps serving; "
+                       "promotion_conflict: the live version is not the expected one, nothing changed"),
+         **BODY_ERRORS},
+        body={"type": "object", "additionalProperties": False, "properties": {
+            "version": {"type": "string", "nullable": True, "description": "Omitted or null: the live version"},
+            "expected": {"type": "string", "nullable": True,
+                         "description": "With a version: only if this version (null: none) is live now "
+                                        "(compare-and-set); default: the live version when the request arrives"}}},
         body_required=False,
-        description="The body is optional. A given version that loads is also made CURRENT (like `newsrec models "
-                    "rollback`), so every worker serves it within seconds; one that fails never becomes CURRENT.",
+        description="The body is optional. A given version that loads here is also made live in the database (like "
+                    "`newsrec models promote`), so every worker of every replica serves it within seconds; one that "
+                    "fails to load is never made live.",
     )},
     "/v1/admin/models": {"get": _op(
         "Model bundles on disk and the one this worker serves", "admin", ADMIN,
@@ -271,7 +280,7 @@ PATHS: dict[str, Any] = {
     "/healthz": {"get": _op("Liveness: the process answers", "ops", None,
                             {"200": _ok({"type": "object", "properties": {"status": {"type": "string"}}})})},
     "/readyz": {"get": _op(
-        "Readiness: 200 ready or degraded (no model loaded, CURRENT names a version that failed to load, or "
+        "Readiness: 200 ready or degraded (no model loaded, the live version failed to load here, or "
         "writes failing at the disk; see reasons), 503 if the store cannot be reached", "ops", None,
         {"200": _ok(_ref("Status")), "503": _error("Store unreachable")},
     )},

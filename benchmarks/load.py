@@ -69,7 +69,7 @@ def build_sample(root: Path, n_articles: int, n_users: int, days: int) -> dict:
     import_events(store, paths["events"], show_progress=False)
     import_preferences(store, paths["preferences"], show_progress=False)
     start = time.perf_counter()
-    version, built = train(store, root / "models", seed=0)
+    version, built = train(store, root / "models", seed=0, promote=True)
     seconds = time.perf_counter() - start
     store.close()
     ids = [str(a) for a in built.arrays["item_ids"]]

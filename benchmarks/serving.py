@@ -88,7 +88,23 @@ def ensure_model(args: argparse.Namespace) -> tuple[Path, Path]:
             subprocess.run([sys.executable, str(_HERE / "training.py"), "--child", "--db", str(db), "--models",
                             str(models), "--out", str(Path(tmp) / "train.json"), "--no-baseline", "--window-days",
                             str(args.window_days)], check=True)
+    serve_folder(db, models)
     return db, models
+
+
+def serve_folder(db: Path, models: Path) -> None:
+    """Make the version ``CURRENT`` names in ``models`` the live one of ``db`` (and of copies made
+    from it later): one cached store serves the model folders of several window sizes, and the
+    database says which version is live."""
+    from recommender.models.bundle import read_current
+    from recommender.models.versions import promote
+    from recommender.store import SQLiteStore
+
+    store = SQLiteStore(db)
+    try:
+        promote(store, models, read_current(models), verify=False)
+    finally:
+        store.close()
 
 
 def working_copy(db: Path, folder: Path) -> Path:

@@ -108,7 +108,8 @@ def _child(args: argparse.Namespace) -> int:
     store = SQLiteStore(args.db)
     params = scale_params(args.window_days)
     start = time.perf_counter()
-    version, built = train(store, args.models, params, as_of=END + 1.0, seed=0, keep=1, show_progress=args.verbose)
+    version, built = train(store, args.models, params, as_of=END + 1.0, seed=0, keep=1, show_progress=args.verbose,
+                           promote=True)
     total = time.perf_counter() - start
     peak = peak_rss_mb()
     stages = dict(built.report["timings_seconds"])

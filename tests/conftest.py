@@ -44,7 +44,7 @@ class TrainedSample:
         import_preferences(self.store, paths["preferences"], show_progress=False)
         self.models_dir = root / "models"
         self.now = max(parse_time(e["ts"], "ts") for e in self.data.events) + 60.0
-        self.version, self.built = train(self.store, self.models_dir, as_of=self.now, seed=0)
+        self.version, self.built = train(self.store, self.models_dir, as_of=self.now, seed=0, promote=True)
         self.story = {t["article_id"]: t["story_id"] for t in self.data.truth if t["kind"] == "article"}
         self.readers = {t["user_id"]: t for t in self.data.truth if t["kind"] == "user"}
         self.articles = {a["article_id"]: a for a in self.data.articles}

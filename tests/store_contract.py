@@ -3,7 +3,8 @@
 A backend's test module subclasses :class:`StoreContract` and provides a ``store`` fixture.
 What is checked is what the engine and jobs rely on: the change log (commit order, nothing
 skipped, nothing twice, positions never reused), sticky takedowns, reader-scoped idempotency,
-one count per reader and hour, and a forget that keeps what comes after it.
+one count per reader and hour, a forget that keeps what comes after it, and the live model
+version (compare-and-set, with its ``model`` change, under concurrent promoters).
 """
 
 from __future__ import annotations
@@ -176,3 +177,55 @@ class StoreContract:
         ids = store.article_ids_for_keys(keys.tolist())
         assert [ids[k] for k in keys.tolist()] == ["a1", "a2"] and codes.tolist() == [1, 2]
         assert np.isnan(dwell[0]) and dwell[1] == pytest.approx(30.0)
+
+    # -- the live model ---------------------------------------------------------------------------
+    def test_the_live_model_is_a_compare_and_set_with_a_change(self, store):
+        v1, v2, v3 = (f"20261127T15130{i}Z-00000{i}" for i in (1, 2, 3))
+        start, _ = store.log_position()
+        assert store.live_model() is None
+        assert not store.promote_model(v1, expected=v2)  # nothing is live, not v2
+        assert store.promote_model(v1, expected=None)  # adopting: only while nothing is live
+        assert not store.promote_model(v2, expected=None) and store.live_model() == v1
+        assert store.promote_model(v2, expected=v1) and store.live_model() == v2
+        assert not store.promote_model(v3, expected=v1) and store.live_model() == v2  # a stale expectation
+        assert store.promote_model(v2, expected=v2)  # already live: nothing to change
+        assert store.promote_model(v1)  # unconditional (a rollback that checked nothing)
+        changes = store.changes_after(start)
+        assert [(c.kind, c.ref) for c in changes] == [("model", v1), ("model", v2), ("model", v1)]
+        assert store.log_position()[0] == changes[-1].pos
+        assert [c.ref for c in store.changes_after(start, kinds=("model",))] == [v1, v2, v1]
+
+    def test_concurrent_promoters_never_override_each_other_unseen(self, store):
+        """Promoters that each read the live version and promote with it as the expected one: every
+        promotion that succeeds replaced exactly the version it expected (no lost update), and the
+        log holds one change per success, in the order they took effect."""
+        start, _ = store.log_position()
+        won: dict[str, str | None] = {}
+        lost, errors = [], []
+        lock = threading.Lock()
+
+        def promoter(p: int):
+            for k in range(15):
+                version = f"20261127T1513{p:02d}Z-{k:06x}"
+                try:
+                    seen = store.live_model()
+                    ok = store.promote_model(version, expected=seen)
+                except StoreError as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+                    return
+                with lock:
+                    if ok:
+                        won[version] = seen
+                    else:
+                        lost.append(version)
+
+        threads = [threading.Thread(target=promoter, args=(p,)) for p in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(won) + len(lost) == 60 and won
+        chain = [c.ref for c in store.changes_after(start, kinds=("model",))]
+        assert sorted(chain) == sorted(won)  # one change per success, none for a refused one
+        assert [won[v] for v in chain] == [None] + chain[:-1]  # each replaced the one before it
+        assert store.live_model() == chain[-1]

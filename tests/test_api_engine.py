@@ -150,22 +150,32 @@ def test_app_builds_its_own_engine_and_shares_the_token_secret_with_the_cli(tmp_
         engine.close()
 
 
-def test_reload_of_an_older_version_makes_it_current_for_every_worker(trained, served):
-    from recommender.models.bundle import read_current, set_current
+def test_reload_with_a_version_makes_it_live_for_every_worker(trained, served):
+    from recommender.models.bundle import read_current
     from recommender.models.fitting import train
+    from recommender.models.versions import promote
 
     client, _, admin = served
-    newer, _ = train(trained.store, trained.models_dir, as_of=trained.now, seed=1)
+    newer, _ = train(trained.store, trained.models_dir, as_of=trained.now, seed=1)  # staged
     try:
-        assert read_current(trained.models_dir) == newer
-        other_worker = trained.engine()  # loads CURRENT, like a second gunicorn worker
-        assert other_worker.model_version == newer
-        follow = client.post("/v1/admin/reload", headers=admin).get_json()
-        assert follow == {"model_version": newer, "previous_version": trained.version}
-        resp = client.post("/v1/admin/reload", json={"version": trained.version}, headers=admin)
-        assert resp.get_json() == {"model_version": trained.version, "previous_version": newer}
-        assert read_current(trained.models_dir) == trained.version  # the rollback is fleet-wide
-        assert other_worker.maybe_reload() is True and other_worker.model_version == trained.version
+        assert trained.store.live_model() == trained.version
+        other_worker = trained.engine()  # like a second gunicorn worker
+        assert other_worker.model_version == trained.version  # a staged version is not served
+        again = client.post("/v1/admin/reload", headers=admin).get_json()
+        assert again == {"model_version": trained.version, "previous_version": trained.version}
+        resp = client.post("/v1/admin/reload", json={"version": newer}, headers=admin)
+        assert resp.get_json() == {"model_version": newer, "previous_version": trained.version}
+        assert trained.store.live_model() == newer and read_current(trained.models_dir) == newer
+        assert other_worker.maybe_reload() is True and other_worker.model_version == newer
+        # compare-and-set: an operator who expected another live version changes nothing
+        stale = client.post("/v1/admin/reload", json={"version": trained.version, "expected": trained.version},
+                            headers=admin)
+        assert stale.status_code == 409 and stale.get_json()["error"] == "promotion_conflict"
+        assert f"the live version is {newer}" in stale.get_json()["message"] and trained.store.live_model() == newer
+        back = client.post("/v1/admin/reload", json={"version": trained.version, "expected": newer}, headers=admin)
+        assert back.status_code == 200 and trained.store.live_model() == trained.version
+        other_worker.refresh()  # the model change in the log: the other worker switches back
+        assert other_worker.model_version == trained.version
         other_worker.close()
     finally:
-        set_current(trained.models_dir, trained.version)
+        promote(trained.store, trained.models_dir, trained.version)

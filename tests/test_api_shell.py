@@ -302,7 +302,8 @@ def test_reload_failure_is_409_and_the_old_model_keeps_serving(client, creds, en
     assert related["model_version"] == "20261101T000000Z"
 
 
-@pytest.mark.parametrize("payload", [{"version": 3}, {"version": ""}, {"versoin": "x"}, ["x"]])
+@pytest.mark.parametrize("payload", [{"version": 3}, {"version": ""}, {"versoin": "x"}, ["x"], {"expected": "x"},
+                                     {"version": "x", "expected": 3}, {"version": "x", "expected": ""}])
 def test_reload_body_is_checked(client, creds, payload):
     assert_error(call(client, "POST", "/v1/admin/reload", creds.admin, payload), 400, "validation_error")
 

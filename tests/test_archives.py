@@ -29,7 +29,7 @@ def archive(tmp_path_factory):
     store = SQLiteStore(root / "newsrec.sqlite3")
     import_articles(store, paths["articles"], show_progress=False)
     import_events(store, paths["events"], show_progress=False)
-    version, built = train(store, root / "models", as_of=time.time(), seed=0)
+    version, built = train(store, root / "models", as_of=time.time(), seed=0, promote=True)
     yield store, root / "models", data, built
     store.close()
 
@@ -74,7 +74,7 @@ def test_newsrec_sample_train_serve_with_defaults_serves_lists(tmp_path, monkeyp
     monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
     assert main(["sample", "--articles", "120", "--users", "60", "--days", "3", "--ingest"]) == 0
     capsys.readouterr()
-    assert main(["train", "--json"]) == 0
+    assert main(["train", "--json", "--promote"]) == 0
     assert json.loads(capsys.readouterr().out)["window_articles"] == 120
     settings = Settings.from_env()
     engine = Engine(SQLiteStore(settings.db_path), settings.models_dir)

@@ -79,27 +79,108 @@ def test_ingest_reports_bad_rows_with_line_numbers(home, capsys, tmp_path):
     assert run(capsys, "ingest", "events", str(tmp_path / "missing.jsonl"))[0] == 2
 
 
-def test_train_then_models_list_verify_rollback(home, capsys):
+def statuses(capsys) -> dict[str, str]:
+    code, out, _ = run(capsys, "models", "list", "--json")
+    assert code == 0
+    return {v["version"]: v["status"] for v in json.loads(out)}
+
+
+def test_train_stages_and_models_promote_rollback_verify(home, capsys):
+    """``train`` stages (nothing live changes), ``--promote`` and ``models promote`` make a version
+    live, ``rollback`` goes back, and the database (not CURRENT) is what says which is live."""
+    from recommender.models.bundle import read_current
+    from recommender.store import SQLiteStore
+
     run(capsys, "sample", "--articles", "120", "--users", "60", "--days", "3", "--seed", "2", "--ingest")
     code, out, _ = run(capsys, "train", "--json")
-    first = json.loads(out)["version"]
-    assert code == 0 and json.loads(out)["events_used"] > 0
-    code, out, _ = run(capsys, "train", "--json", "--seed", "1", "--factors", "16")
-    second = json.loads(out)["version"]
-    code, out, _ = run(capsys, "models", "list", "--json")
-    listed = json.loads(out)
-    assert [v["version"] for v in listed] == [first, second] and listed[1]["current"]
+    first = json.loads(out)
+    assert code == 0 and first["events_used"] > 0 and first["status"] == "staged" and first["live_version"] is None
+    first = first["version"]
+    assert statuses(capsys) == {first: "staged"} and read_current(home / "models") is None
+    code, out, _ = run(capsys, "train", "--json", "--seed", "1", "--factors", "16", "--promote")
+    second = json.loads(out)
+    assert code == 0 and second["status"] == "live" and second["live_version"] == second["version"]
+    second = second["version"]
+    assert statuses(capsys) == {first: "staged", second: "live"}
+    code, out, _ = run(capsys, "train", "--json", "--seed", "2")  # the nightly retrain: staged, second stays live
+    third = json.loads(out)["version"]
+    assert statuses(capsys) == {first: "staged", second: "live", third: "staged"}
+    code, out, _ = run(capsys, "models", "list")
+    assert code == 0 and f"* {second}  live" in out and f"  {third}  staged" in out
+
+    assert run(capsys, "models", "promote", third)[0] == 0
+    assert statuses(capsys) == {first: "staged", second: "retired", third: "live"}
+    code, out, _ = run(capsys, "models", "promote", third)
+    assert code == 0 and "already live" in out
+    code, out, _ = run(capsys, "models", "rollback", third)
+    assert code == 0 and "already live" in out
+    assert run(capsys, "models", "rollback", second)[0] == 0
+    assert statuses(capsys) == {first: "staged", second: "live", third: "retired"}
+    code, _, err = run(capsys, "models", "rollback", third)  # newer than the live version: that is a promotion
+    assert code == 1 and "models promote" in err
+    store = SQLiteStore(home / "newsrec.sqlite3")
+    assert store.live_model() == second and read_current(home / "models") == second  # CURRENT: a copy for people
+    # compare-and-set from the command line: a stale expectation changes nothing (exit 3)
+    code, _, err = run(capsys, "models", "promote", first, "--expect", third)
+    assert code == 3 and f"the live version is {second}, not {third}" in err and store.live_model() == second
+    assert run(capsys, "models", "promote", first, "--expect", second)[0] == 0 and store.live_model() == first
     assert run(capsys, "models", "verify")[0] == 0
-    assert run(capsys, "models", "rollback", first)[0] == 0
-    assert [v["version"] for v in json.loads(run(capsys, "models", "list", "--json")[1]) if v["current"]] == [first]
+    assert json.loads(run(capsys, "models", "verify")[1])["version"] == first  # the live one by default
+
     target = home / "models" / second / "item_factors.npy"
     raw = bytearray(target.read_bytes())
     raw[-3] ^= 0x10
     target.write_bytes(bytes(raw))
     code, out, _ = run(capsys, "models", "verify", second)
     assert code == 1 and not json.loads(out)["ok"]
-    code, _, err = run(capsys, "models", "rollback", second)
-    assert code == 1 and "item_factors.npy" in err
+    code, _, err = run(capsys, "models", "promote", second)
+    assert code == 1 and "item_factors.npy" in err and store.live_model() == first  # refused, nothing changed
+    code, _, err = run(capsys, "models", "promote", "20200101T000000Z-abcdef")
+    assert code == 1 and "does not exist" in err and store.live_model() == first
+    store.close()
+
+
+def test_train_promote_does_not_override_a_rollback_made_while_it_trained(home, capsys, monkeypatch):
+    """``train --promote`` promotes only over the version that was live when it started: an
+    operator's rollback during the training wins, and the new version stays staged (exit 3)."""
+    from recommender.models import fitting
+    from recommender.store import SQLiteStore
+
+    run(capsys, "sample", "--articles", "120", "--users", "60", "--days", "3", "--seed", "2", "--ingest")
+    old = json.loads(run(capsys, "train", "--json", "--promote")[1])["version"]
+    live = json.loads(run(capsys, "train", "--json", "--promote", "--seed", "1")[1])["version"]
+    real = fitting.build_model
+
+    def rollback_meanwhile(*args, **kwargs):
+        assert main(["models", "rollback", old]) == 0  # the operator, while the nightly job trains
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "build_model", rollback_meanwhile)
+    code, out, err = run(capsys, "train", "--json", "--promote", "--seed", "2")
+    assert code == 3 and "not promoted" in err and f"the live version is {old}, not {live}" in err
+    store = SQLiteStore(home / "newsrec.sqlite3")
+    listed = statuses(capsys)
+    assert store.live_model() == old and listed.pop(old) == "live" and listed.pop(live) == "retired"
+    assert list(listed.values()) == ["staged"]  # the new version, kept for a promotion by hand
+    store.close()
+
+
+def test_an_upgraded_installation_adopts_current_once(home, capsys):
+    """A models folder from before (CURRENT names the served version, the database names none):
+    the first command that asks adopts it as the live version, and CURRENT is not read again."""
+    from recommender.models.bundle import set_current
+    from recommender.store import SQLiteStore
+
+    run(capsys, "sample", "--articles", "120", "--users", "60", "--days", "3", "--seed", "2", "--ingest")
+    old = json.loads(run(capsys, "train", "--json")[1])["version"]
+    new = json.loads(run(capsys, "train", "--json", "--seed", "1")[1])["version"]
+    set_current(home / "models", old)  # what the older release left behind
+    store = SQLiteStore(home / "newsrec.sqlite3")
+    assert store.live_model() is None
+    assert statuses(capsys) == {old: "live", new: "staged"} and store.live_model() == old
+    set_current(home / "models", new)  # an older tool writing CURRENT after the upgrade: not followed
+    assert statuses(capsys) == {old: "live", new: "staged"}
+    store.close()
 
 
 def test_train_refuses_an_empty_store_and_bad_parameters(home, capsys, tmp_path):

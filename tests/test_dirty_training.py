@@ -98,7 +98,7 @@ def test_articles_without_bodies_train_on_titles(sample, tmp_path):
     store = ingest(sample, tmp_path / "db.sqlite3")
     store.upsert_articles([Article(a["article_id"], a["title"], "", a["category"], parse_time(a["published_at"], "p"),
                                    region=a.get("region")) for a in data.articles])
-    version, built = train(store, tmp_path / "models", as_of=now, seed=0)
+    version, built = train(store, tmp_path / "models", as_of=now, seed=0, promote=True)
     assert built.report["articles_empty_body"] == built.report["articles"] > 0
     assert not finite(built)
     assert np.linalg.norm(built.arrays["text_vectors"], axis=1).min() > 0  # every title gave a vector
@@ -115,7 +115,7 @@ def test_one_article_catalog_trains_and_serves(tmp_path):
                                    "Pertandingan berlangsung seru di stadion utama.", "Olahraga", t0)])
     store.add_events([Interaction(f"r{i}", "satu-satunya", ("click", "read")[i % 2], t0 + 60 + i,
                                   dwell_seconds=40 if i % 2 else None) for i in range(30)])
-    version, built = train(store, tmp_path / "models", as_of=t0 + 3600, seed=0)
+    version, built = train(store, tmp_path / "models", as_of=t0 + 3600, seed=0, promote=True)
     assert built.report["articles"] == 1 and built.report["events_used"] == 30 and not finite(built)
     engine = Engine(store, tmp_path / "models", clock=lambda: t0 + 3600)
     assert engine.model_version == version
@@ -137,7 +137,7 @@ def test_a_reader_with_100k_events_trains(sample, tmp_path):
     store.add_events([Interaction("crawler-1", known[int(j)], kinds[i % 3], now - 1 - i * 0.25,
                                   event_id=f"crawl-{i}", dwell_seconds=5.0 if i % 3 == 2 else None)
                       for i, j in enumerate(picks)])
-    version, built = train(store, tmp_path / "models", as_of=now, seed=0)
+    version, built = train(store, tmp_path / "models", as_of=now, seed=0, promote=True)
     assert built.report["events_max_per_reader"] == 100_000
     assert built.report["events_used"] >= 100_000 and not finite(built)
     model = ServingModel.from_bundle(load_bundle(tmp_path / "models", version))
@@ -170,7 +170,7 @@ def test_unusable_catalogs_are_refused_and_publish_nothing(sample, tmp_path, pre
     _, _, now = sample
     good_store = ingest(sample, tmp_path / "good.sqlite3")
     models = tmp_path / "models"
-    good, _ = train(good_store, models, as_of=now, seed=0)
+    good, _ = train(good_store, models, as_of=now, seed=0, promote=True)
     store = SQLiteStore(tmp_path / "bad.sqlite3")
     prepare(store, now - DAY)
     before = sorted(p.name for p in models.iterdir())
@@ -184,7 +184,7 @@ def test_a_model_with_nan_is_never_published(sample, tmp_path, monkeypatch, caps
     _, _, now = sample
     home = tmp_path / "home"
     store = ingest(sample, home / "newsrec.sqlite3")
-    good, _ = train(store, home / "models", as_of=now, seed=0)
+    good, _ = train(store, home / "models", as_of=now, seed=0, promote=True)
     real = pipeline.build_model
 
     def poisoned(*args, **kwargs):

@@ -40,7 +40,7 @@ def server(tmp_path_factory):
     env.update(NEWSREC_HOME=str(home), PYTHONPATH=str(ROOT), NEWSREC_TOKEN_SECRET="e2e-secret-0123456789abcdefghij")
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     _cli(env, "sample", "--articles", "400", "--users", "200", "--days", "5", "--seed", "3", "--end", now, "--ingest")
-    _cli(env, "train", "--json")
+    _cli(env, "train", "--json", "--promote")
     site = _cli(env, "keys", "add", "--role", "site").strip()
     admin = _cli(env, "keys", "add", "--role", "admin").strip()
     cms = _cli(env, "keys", "add", "--role", "cms").strip()
@@ -160,7 +160,7 @@ def test_bad_requests_get_json_errors(server):
 
 def test_new_model_version_is_picked_up_without_restart(server):
     old = get(server, "/readyz").json()["model_version"]
-    out = json.loads(_cli(server["env"], "train", "--json", "--seed", "5"))
+    out = json.loads(_cli(server["env"], "train", "--json", "--seed", "5", "--promote"))
     assert out["version"] != old
     deadline = time.time() + 15
     seen = set()

@@ -204,7 +204,7 @@ def test_reload_swaps_and_a_damaged_bundle_keeps_the_old_model(trained, tmp_path
     sample = trained.clone(tmp_path)
     engine = sample.engine()
     old = engine.model_version
-    new, _ = train(sample.store, sample.models_dir, as_of=sample.now, seed=1)
+    new, _ = train(sample.store, sample.models_dir, as_of=sample.now, seed=1, promote=True)
     assert engine.maybe_reload() and engine.model_version == new
     target = sample.models_dir / new / "text_vectors.npy"
     raw = bytearray(target.read_bytes())

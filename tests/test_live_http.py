@@ -166,7 +166,7 @@ def live(tmp_path_factory) -> Live:
     home = tmp_path_factory.mktemp("live-http")
     env = server_env(home)
     cli(env, "sample", "--articles", "400", "--users", "200", "--days", "5", "--seed", "3", "--end", "now", "--ingest")
-    cli(env, "train")
+    cli(env, "train", "--promote")
     site = cli(env, "keys", "add", "--role", "site").strip()
     admin = cli(env, "keys", "add", "--role", "admin").strip()
     cms = cli(env, "keys", "add", "--role", "cms").strip()
@@ -557,7 +557,7 @@ def test_defaults_serve_something(tmp_path):
     all with their defaults (only the port chosen), answer a non-empty related list and feed."""
     env = server_env(tmp_path / "home")
     cli(env, "sample", "--ingest")
-    cli(env, "train")
+    cli(env, "train", "--promote")
     site = cli(env, "keys", "add", "--role", "site").strip()
     articles = [json.loads(line) for line in (tmp_path / "home" / "sample" / "articles.jsonl").read_text().splitlines()]
     newest = max(articles, key=lambda a: a["published_at"])["article_id"]

@@ -87,7 +87,7 @@ def test_an_edited_headline_and_section_reach_every_worker(trained, tmp_path):
 
 def test_a_store_error_while_a_model_loads_never_counts_events_twice(trained, tmp_path, monkeypatch):
     sample = trained.clone(tmp_path)
-    train(sample.store, sample.models_dir, as_of=sample.now - 0.5 * DAY, seed=0)  # half a day to catch up
+    train(sample.store, sample.models_dir, as_of=sample.now - 0.5 * DAY, seed=0, promote=True)  # half a day to catch up
     healthy = sample.engine()
     healthy.refresh()  # decayed to the same clock as the engine below
     expected = healthy._state.counters.clicks.copy()
@@ -116,7 +116,7 @@ def test_events_after_the_cut_and_articles_published_after_it_are_served(trained
     """`train --as-of <yesterday>`: everything after the cut is caught up from the store."""
     sample = trained.clone(tmp_path)
     cut = sample.now - 1.0 * DAY
-    train(sample.store, sample.models_dir, as_of=cut, seed=0)
+    train(sample.store, sample.models_dir, as_of=cut, seed=0, promote=True)
     engine = sample.engine()
     later = [a["article_id"] for a in sample.data.articles
              if sample.store.get_articles([a["article_id"]])[a["article_id"]].published_at > cut + 3600]

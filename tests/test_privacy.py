@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from api import create_app
-from recommender.models.bundle import read_current, set_current, write_bundle
+from recommender.models.bundle import read_current, write_bundle
 from recommender.serving.engine import Engine, EngineConfig
 from recommender.security import KEYS_FILE, KeyStore, ReaderTokens
 from recommender.store import SQLiteStore
@@ -152,7 +152,8 @@ def state(s: Served) -> tuple:
     stats = s.sample.store.stats()
     prefs = s.sample.store.get_preferences(s.me)
     return (stats["events"], stats["readers"], stats["articles"], stats["articles_taken_down"], prefs,
-            read_current(s.sample.models_dir), s.engine.model_version, s.engine._impressions.qsize())
+            read_current(s.sample.models_dir), s.sample.store.live_model(), s.engine.model_version,
+            s.engine._impressions.qsize())
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -348,20 +349,15 @@ def test_hostile_bundle_is_refused_by_the_running_service_and_runs_no_code(serve
     assert pickle.loads(pickle.dumps(_Touch(tmp_path / "probe"))) is None and (tmp_path / "probe").exists()
     resp = s.client.post("/v1/admin/reload", json={"version": version}, headers={"X-API-Key": s.admin})
     assert resp.status_code == 409 and resp.get_json()["error"] == "reload_failed"
-    assert read_current(s.sample.models_dir) == s.sample.version  # a refused bundle never becomes CURRENT
-    set_current_bypassing_checks(s.sample.models_dir, version)  # as if a broken publisher wrote CURRENT
+    assert s.sample.store.live_model() == s.sample.version  # a refused bundle is never made live
+    assert read_current(s.sample.models_dir) == s.sample.version
+    assert s.sample.store.promote_model(version)  # as if a broken tool made it live with no checks
     assert s.engine.maybe_reload() is False
     assert not marker.exists()
     ready = s.client.get("/readyz").get_json()
     assert ready["model_version"] == s.sample.version and ready["status"] == "degraded"
     feed = s.client.get(f"/v1/users/{s.me}/feed", headers={"X-API-Key": s.site}).get_json()
     assert feed["model_version"] == s.sample.version and feed["items"]
-    set_current(s.sample.models_dir, s.sample.version)
-
-
-def set_current_bypassing_checks(models: Path, version: str) -> None:
-    (models / "CURRENT.tmp").write_text(version + "\n")
-    (models / "CURRENT.tmp").replace(models / "CURRENT")
 
 
 def test_product_code_never_unpickles_or_evaluates():

@@ -1,7 +1,7 @@
 """``/readyz`` tells the present state of the model: degraded, with a reason, while no model is
-loaded or while ``CURRENT`` names a version that failed to load; ready again as soon as a good
-version serves and ``CURRENT`` names it, without a restart and without a successful reload of
-the version that failed (a rollback to the serving version is enough)."""
+loaded or while the live version (the one the database names) fails to load here; ready again as
+soon as a good version serves and is the live one, without a restart and without a successful
+reload of the version that failed (a rollback to the serving version is enough)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,17 @@ import pytest
 import requests
 
 from api import create_app
-from recommender.models.bundle import read_current, set_current
+from recommender.models.versions import promote
+from recommender.serving import engine as engine_module
 from recommender.serving.engine import Engine, EngineConfig
+from recommender.store import SQLiteStore
 from tests.test_reliability import SECRET, Server, _all_workers, _publish_damaged, _wait
-
-
-def point_current(models, version: str) -> None:
-    """Write CURRENT as a broken publisher might: no checks (``set_current`` refuses bad bundles)."""
-    (models / "CURRENT.tmp").write_text(version + "\n")
-    (models / "CURRENT.tmp").replace(models / "CURRENT")
 
 
 @pytest.fixture
 def fresh(trained, tmp_path):
-    """An app and engine over a copy of the trained sample's store, with an empty model folder."""
+    """An app and engine over a copy of the trained sample's store (its version is live), with an
+    empty model folder: the live version is missing there."""
     sample = trained.clone(tmp_path)
     models = tmp_path / "served-models"
     models.mkdir()
@@ -43,49 +40,66 @@ def readiness(client) -> dict:
     return body
 
 
-def test_readiness_follows_what_is_published_and_what_serves(fresh):
+def test_no_live_version_says_how_to_make_one(tmp_path):
+    store = SQLiteStore(tmp_path / "empty.sqlite3")
+    engine = Engine(store, tmp_path / "models", EngineConfig(log_impressions=False))
+    try:
+        status = engine.status()
+        assert status["degraded"] and status["model_version"] is None and status["live_version"] is None
+        assert any("no model" in r and "newsrec models promote" in r for r in status["reasons"]), status
+    finally:
+        engine.close()
+        store.close()
+
+
+def test_readiness_follows_what_is_live_and_what_serves(fresh, monkeypatch):
     client, engine, sample, models = fresh
     body = readiness(client)
-    assert body["status"] == "degraded" and body["model_version"] is None
-    assert any("no model" in r and "CURRENT" in r for r in body["reasons"]), body
+    assert body["status"] == "degraded" and body["model_version"] is None and body["live_version"] == sample.version
+    assert any(sample.version in r and "does not exist" in r for r in body["reasons"]), body
 
-    shutil.copytree(sample.models_dir / sample.version, models / sample.version)
-    set_current(models, sample.version)
-    assert engine.maybe_reload()
+    shutil.copytree(sample.models_dir / sample.version, models / sample.version)  # the bundle reaches this host
+    assert engine.maybe_reload()  # its folder changed: tried again
     assert readiness(client)["status"] == "ready" and readiness(client)["reasons"] == []
 
-    damaged = _publish_damaged(models, sample.built)  # CURRENT names a version that cannot load
+    damaged = _publish_damaged(models, sample.built, sample.store)  # the live version cannot load
     assert not engine.maybe_reload()
     body = readiness(client)
     assert body["status"] == "degraded" and body["model_version"] == sample.version
-    assert any(damaged in r for r in body["reasons"]), body
+    assert any(damaged in r and f"{sample.version} keeps serving" in r for r in body["reasons"]), body
+    loads = []
+    real = engine_module.load_bundle
+    monkeypatch.setattr(engine_module, "load_bundle", lambda *a, **k: loads.append(a) or real(*a, **k))
+    assert not engine.maybe_reload() and loads == []  # not hashed again every second while nothing changed
+    monkeypatch.setattr(engine_module, "RETRY_FAILED_SECONDS", 0.0)  # ... but again after a while (a passing error)
+    assert not engine.maybe_reload() and len(loads) == 1
 
-    set_current(models, sample.version)  # rolled back to the version that serves: nothing is wrong now
+    promote(sample.store, models, sample.version)  # rolled back to the version that serves: nothing is wrong now
     engine.maybe_reload()
     body = readiness(client)
     assert body["status"] == "ready" and body["reasons"] == [] and body["last_reload_error"] is None, body
 
-    point_current(models, damaged)  # the bad version again: still bad, degraded again
+    assert sample.store.promote_model(damaged)  # the bad version again: still bad, degraded again
     assert not engine.maybe_reload()
     assert any(damaged in r for r in readiness(client)["reasons"])
 
 
-def test_a_failure_no_longer_named_by_current_is_not_reported(fresh):
+def test_a_failure_no_longer_live_is_not_reported(fresh):
     client, engine, sample, models = fresh
-    damaged = _publish_damaged(models, sample.built)
-    assert read_current(models) == damaged and engine.model_version is None
+    damaged = _publish_damaged(models, sample.built, sample.store)
+    assert engine.model_version is None
     engine.maybe_reload()
     body = readiness(client)
     assert body["status"] == "degraded" and any(damaged in r for r in body["reasons"])
-    (models / "CURRENT").unlink()  # the bad publication withdrawn: no model, for that reason only
+    assert sample.store.promote_model(sample.version)  # the bad version withdrawn (its bundle is not here either)
     engine.maybe_reload()
     body = readiness(client)
     assert body["status"] == "degraded" and not any(damaged in r for r in body["reasons"]), body
-    assert any("no model" in r and "CURRENT" in r for r in body["reasons"]), body
-    # without the background poll too: the answer is computed from what CURRENT says now
-    point_current(models, damaged)
+    assert any(sample.version in r for r in body["reasons"]), body
+    # without the background poll too: the answer is computed from what the database says now
+    assert sample.store.promote_model(damaged)
     engine.maybe_reload()
-    (models / "CURRENT").unlink()
+    assert sample.store.promote_model(sample.version)
     assert not any(damaged in r for r in readiness(client)["reasons"])
 
 
@@ -94,12 +108,12 @@ def test_every_worker_is_ready_again_after_a_rollback_to_the_serving_version(tra
     sample = trained.clone(tmp_path)
     with Server(tmp_path, db=sample.root / "newsrec.sqlite3", models=sample.models_dir, workers=2,
                 threads=2) as server:
-        # a worker still booting when the damaged version is published would start with no model at all
+        # a worker still booting when the damaged version is made live would start with no model at all
         _wait(lambda: _all_workers(server, lambda r: r["model_version"] == sample.version), 30, "both workers up")
-        damaged = _publish_damaged(sample.models_dir, sample.built)
+        damaged = _publish_damaged(sample.models_dir, sample.built, sample.store)
         _wait(lambda: _all_workers(server, lambda r: r["status"] == "degraded" and any(damaged in x for x in r["reasons"])
                                    and r["model_version"] == sample.version), 20, "both workers to refuse it")
-        set_current(sample.models_dir, sample.version)
+        promote(sample.store, sample.models_dir, sample.version)
         _wait(lambda: _all_workers(server, lambda r: r["status"] == "ready" and r["reasons"] == []
                                    and r["model_version"] == sample.version), 20, "both workers to be ready again")
         feed = requests.get(f"{server.base}/v1/users/anyone/feed?limit=3", headers=server.headers(), timeout=10)

@@ -29,6 +29,7 @@ import requests
 
 from api import create_app
 from recommender.models.bundle import read_current, write_bundle
+from recommender.models.versions import promote
 from recommender.config import Settings
 from recommender.domain import Article, Interaction
 from recommender.serving.engine import Engine, EngineConfig
@@ -383,8 +384,9 @@ def test_sigkill_mid_ingestion_loses_nothing_acknowledged(tmp_path):
 
 
 # -- hot reload under load -----------------------------------------------------------------------
-def _publish_damaged(models: Path, built) -> str:
-    """Write a bundle elsewhere, flip a byte of one array, then move it in and point CURRENT at it."""
+def _publish_damaged(models: Path, built, store) -> str:
+    """Write a bundle elsewhere, flip a byte of one array, then move it in and make it live in the
+    store without any check (as a broken tool would; ``newsrec models promote`` verifies first)."""
     staging = models.parent / "staging"
     version = write_bundle(staging, built.arrays, built.documents, manifest_extra=built.manifest)
     target = staging / version / "text_vectors.npy"
@@ -392,9 +394,7 @@ def _publish_damaged(models: Path, built) -> str:
     raw[len(raw) // 2] ^= 0x55
     target.write_bytes(bytes(raw))
     os.rename(staging / version, models / version)
-    tmp = models / "CURRENT.tmp-damaged"
-    tmp.write_text(version + "\n")
-    os.replace(tmp, models / "CURRENT")
+    assert store.promote_model(version)
     return version
 
 
@@ -418,7 +418,7 @@ def _all_workers(server: Server, predicate, probes: int = 12) -> bool:
 
 @pytest.mark.slow
 def test_hot_reload_under_load_never_fails_a_request(trained, tmp_path):
-    """Three good versions and one damaged one are published while 4 threads request lists: no
+    """Three good versions and one damaged one are made live while 4 threads request lists: no
     request fails, every answer names a good version, the damaged one shows in /readyz and /metrics."""
     sample = trained.clone(tmp_path)
     articles = [str(a) for a in sample.built.arrays["item_ids"][-200:]]
@@ -458,7 +458,7 @@ def test_hot_reload_under_load_never_fails_a_request(trained, tmp_path):
             time.sleep(1.0)
             for step in range(3):
                 if step == 2:
-                    damaged = _publish_damaged(sample.models_dir, sample.built)
+                    damaged = _publish_damaged(sample.models_dir, sample.built, sample.store)
                     _wait(lambda: _all_workers(server, lambda r: r["status"] == "degraded"
                                                and damaged in r["last_reload_error"]
                                                and r["model_version"] == good[-1]), 20, "the damaged bundle refused")
@@ -467,7 +467,8 @@ def test_hot_reload_under_load_never_fails_a_request(trained, tmp_path):
                     assert f'newsrec_model_info{{version="{good[-1]}"}} 1.0' in metrics
                     assert damaged not in metrics
                 version = write_bundle(sample.models_dir, sample.built.arrays, sample.built.documents,
-                                       manifest_extra=sample.built.manifest, keep=10)
+                                       manifest_extra=sample.built.manifest, keep=10, publish=False)
+                promote(sample.store, sample.models_dir, version)
                 good.append(version)
                 # each load thread keeps its connection (so its worker): all of them must see it too
                 _wait(lambda: set(latest.values()) == {version} and _all_workers(

@@ -146,10 +146,12 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
         conn.execute("ALTER TABLE events DROP COLUMN counted")
         conn.execute("DROP TABLE changes")
         conn.execute("DROP TABLE forgotten")
+        conn.execute("DROP TABLE live_model")
         conn.execute("DELETE FROM meta WHERE key IN ('event_seq', 'forget_salt')")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     migrated = SQLiteStore(path)
-    assert migrated.schema_version() == SCHEMA_VERSION == 3
+    assert migrated.schema_version() == SCHEMA_VERSION == 5
+    assert migrated.live_model() is None  # no version live yet: the engine adopts CURRENT
     assert migrated.log_position() == (0, 3)  # the sequence counter starts after the stored events
     ids, codes, ts, dwell = migrated.user_event_arrays("u1", events=("click", "read", "share"))
     assert ids == ["a0", "a2"] and ts.tolist() == [T0 + 10, T0 + 20] and dwell[1] == 40.0
@@ -225,3 +227,17 @@ def test_newest_articles_skip_taken_down_and_scheduled_ones(store):
     assert [s.article.article_id for s in newest] == ["a5", "a6", "a7"]  # oldest first
     assert [s.article.article_id for s in store.newest_articles(2)] == ["a7", "a9"]
     assert store.newest_articles(0) == []
+
+
+def test_model_changes_are_found_through_their_own_index(store):
+    """Every worker asks once a second for ``model`` changes since its last one: an index seek,
+    not a scan of every event batch since the last promotion."""
+    plan = [r[-1] for r in store._conn().execute(
+        "EXPLAIN QUERY PLAN SELECT pos, kind, ref, lo, hi, at FROM changes WHERE pos > ? AND kind IN (6) "
+        "ORDER BY pos LIMIT ?", (0, 10))]
+    assert any("USING INDEX changes_model" in p for p in plan), plan
+    store.upsert_articles([article(1)])
+    assert store.promote_model("20261127T151300Z-1a2b3c", expected=None)
+    store.add_events([event("u1", "a1")])
+    assert [(c.kind, c.ref) for c in store.changes_after(0, kinds=("model",))] == [
+        ("model", "20261127T151300Z-1a2b3c")]

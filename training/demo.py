@@ -57,7 +57,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"== store {settings.db_path} already holds data; skipping sample generation", flush=True)
     print("== store now holds:", json.dumps(store.stats()["events_by_type"]), flush=True)
     print("== training", flush=True)
-    code = _run(["train", "--json"], settings)
+    code = _run(["train", "--json", "--promote"], settings)
     if code:
         return code
     env_file = settings.home / "demo.env"

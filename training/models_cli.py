@@ -1,53 +1,89 @@
-"""``newsrec models``: list, verify and roll back published bundles."""
+"""``newsrec models``: list, verify, promote and roll back model versions.
+
+Which version is live is kept in the database (``recommender.models.versions``): a promotion or
+rollback here reaches every worker of every replica within seconds. Exit codes: 0 done, 1
+refused (missing or damaged bundle, a rollback to a newer version), 3 the live version changed
+meanwhile (compare-and-set: nothing was changed; look again and retry).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from datetime import datetime, timezone
 
 from recommender.config import Settings
-from recommender.models.bundle import BundleError, list_versions, read_current, set_current, verify_bundle
+from recommender.models.bundle import BundleError, verify_bundle
+from recommender.models.versions import UNSET, PromotionConflict, describe, live_version, promote, rollback
+from recommender.store import open_store
 
 from .cli import command
+
+CONFLICT = 3
+
+
+def _expect(value: str) -> str | None:
+    return None if value == "none" else value
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    listing = sub.add_parser("list", help="published versions, newest last, with the current one marked")
+    listing = sub.add_parser("list", help="versions in the models folder, oldest first: live, staged or retired")
     listing.add_argument("--json", action="store_true", help="print JSON")
     verify = sub.add_parser("verify", help="check sizes and checksums; exit 1 if damaged")
-    verify.add_argument("version", nargs="?", default=None, help="default: the current version")
-    rollback = sub.add_parser("rollback", help="make VERSION current (it is verified first)")
-    rollback.add_argument("version")
+    verify.add_argument("version", nargs="?", default=None, help="default: the live version")
+    for name, what in (("promote", "make VERSION live on every replica (it is verified first)"),
+                       ("rollback", "make an older VERSION live again (it is verified first)")):
+        action = sub.add_parser(name, help=what)
+        action.add_argument("version")
+        action.add_argument("--expect", type=_expect, default=UNSET, metavar="VERSION",
+                            help="only if VERSION (or 'none') is live now; default: the live version as read "
+                                 "just before, so only a promotion at the same moment conflicts (exit 3)")
 
 
-@command("models", "list, verify or roll back published model versions")(_args)
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@command("models", "list, verify, promote or roll back model versions")(_args)
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
     models = settings.models_dir
+    store = open_store(settings.ensure_dirs().db_path)
     try:
         if args.action == "list":
-            versions = list_versions(models) if models.exists() else []
-            if getattr(args, "json", False):
+            versions = describe(store, models)
+            if args.json:
                 print(json.dumps(versions, indent=2))
-            elif not versions:
+                return 0
+            if not versions:
                 print(f"no models in {models}: run newsrec train")
-            for v in versions if not getattr(args, "json", False) else []:
-                mark = "*" if v["current"] else " "
+            for v in versions:
+                mark = "*" if v["live"] else " "
                 state = "ok" if v["valid"] else f"DAMAGED: {v.get('problem')}"
-                print(f"{mark} {v['version']}  {v['created_at']}  {v['total_bytes'] / 1e6:8.1f} MB  {state}")
+                print(f"{mark} {v['version']}  {v['status']:7s}  created {v['created_at'] or '-'}  "
+                      f"last live {_when(v['promoted_at'])}  {v['total_bytes'] / 1e6:8.1f} MB  {state}")
             return 0
         if args.action == "verify":
-            version = args.version or read_current(models)
+            version = args.version or live_version(store, models)
             if version is None:
-                print(f"error: no current model in {models}", file=sys.stderr)
+                print(f"error: no model version is live (models in {models})", file=sys.stderr)
                 return 1
             problems = verify_bundle(models, version)
             print(json.dumps({"version": version, "ok": not problems, "problems": problems}, indent=2))
             return 1 if problems else 0
-        set_current(models, args.version)
-        print(f"current model is now {args.version}; running services pick it up within seconds")
+        step = promote if args.action == "promote" else rollback
+        previous = step(store, models, args.version, expected=args.expect)
+        if previous == args.version:
+            print(f"{args.version} is already live")
+        else:
+            print(f"{args.version} is live (was {previous or 'none'}); every replica serves it within seconds")
         return 0
+    except PromotionConflict as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return CONFLICT
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        store.close()

@@ -1,4 +1,5 @@
-"""``newsrec train``: fit every model on the store and publish a bundle."""
+"""``newsrec train``: fit every model on the store and write a bundle as a staged version
+(``--promote``: and make it live, unless the live version changed while training)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from recommender.config import Settings
 from recommender.domain import ValidationError, parse_time
 from recommender.models.fitting import TrainingError, train
+from recommender.models.versions import PromotionConflict
 from recommender.params import TrainParams
 from recommender.store import open_store
 
@@ -33,14 +35,18 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help=f"training parameters (JSON); default NEWSREC_HOME/{TUNED_CONFIG} if present")
     p.add_argument("--as-of", default=None, help="train on data before this ISO time (default: now)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same data + seed = same model)")
-    p.add_argument("--keep", type=int, default=5, help="model versions to keep (default 5)")
+    p.add_argument("--keep", type=int, default=5, help="model versions to keep (default 5; the live one is always kept)")
+    p.add_argument("--promote", action="store_true",
+                   help="make the new version live at once (every replica serves it within seconds), unless another "
+                        "version was made live while training (exit 3, the new one stays staged); without it the "
+                        "version is staged: 'newsrec models promote VERSION' makes it live")
     p.add_argument("--factors", type=int, default=None, help="override CF factors")
     p.add_argument("--iterations", type=int, default=None, help="override CF iterations")
     p.add_argument("--method", choices=["als", "bpr"], default=None, help="override the CF method")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-@command("train", "train text, collaborative, co-reading and popularity models and publish a bundle")(_args)
+@command("train", "train text, collaborative, co-reading and popularity models and stage (or --promote) a version")(_args)
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
     try:
         params, source = load_params(settings, args.config)
@@ -66,16 +72,21 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         print(f"training from {settings.db_path} with parameters from {source}")
     try:
         version, built = train(store, settings.models_dir, params, as_of=as_of, seed=args.seed, keep=args.keep,
-                               show_progress=show)
+                               show_progress=show, promote=args.promote)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    summary = {"version": version, "models_dir": str(settings.models_dir), "parameters_from": source,
-               **built.report}
+    except PromotionConflict as exc:
+        print(f"error: staged {exc.version}, not promoted: {exc}", file=sys.stderr)
+        return 3
+    live = store.live_model()
+    summary = {"version": version, "status": "live" if version == live else "staged", "live_version": live,
+               "models_dir": str(settings.models_dir), "parameters_from": source, **built.report}
     if args.json or not show:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"published model {version}")
+        print(f"promoted model {version}: it is live" if version == live else
+              f"staged model {version} (live: {live or 'none'}); make it live with 'newsrec models promote {version}'")
         for key, value in summary.items():
             if key not in ("version", "timings_seconds"):
                 print(f"  {key:32s} {value}")

@@ -1,4 +1,4 @@
-"""Model operations: hot reload and the list of bundles."""
+"""Model operations: hot reload, promotion and the list of versions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 from flask import Blueprint, current_app
 
-from recommender.models.bundle import BundleError, list_versions, read_current, set_current
+from recommender.models.bundle import BundleError
+from recommender.models.versions import UNSET, PromotionConflict, describe, live_version, promote
 
 from ..auth import api_view
 from ..errors import ApiError
@@ -20,29 +21,46 @@ def _models_dir() -> Path:
     return Path(getattr(engine(), "models_dir", None) or current_app.config["NEWSREC_MODELS"])
 
 
+def _store():
+    """The engine's store (where the live version is kept); None for an injected engine without one."""
+    return getattr(engine(), "store", None) or current_app.extensions.get("newsrec.store")
+
+
 @bp.post("/v1/admin/reload")
 @api_view("admin")
 def reload():
-    """Load the CURRENT bundle (or ``{"version": ...}``) beside the old one and swap.
+    """Load the live version (or ``{"version": ...}``) here beside the old one and swap.
 
-    This worker reloads at once; the others follow CURRENT from their background thread within
-    seconds. So a ``version`` other than CURRENT, once it has loaded here, is made CURRENT
-    (``bundle.set_current``, the same step as ``newsrec models rollback``); otherwise every
-    background thread, this one included, would switch back to CURRENT a second later.
-    A bundle that fails to load never becomes CURRENT.
+    Without a version this worker loads the live version at once (the others follow within a
+    second anyway). A ``version`` is loaded here first and, once it has loaded, made live in the
+    database (the same step as ``newsrec models promote``), so every worker of every replica
+    serves it within seconds; a version that fails to load is never made live. With
+    ``"expected"`` (a version, or null for none), only if that is the live version (compare-and-set;
+    default: the live version when the request arrived): 409 ``promotion_conflict`` otherwise.
     """
     body = json_body(optional=True)
-    if not isinstance(body, dict) or set(body) - {"version"}:
-        raise ApiError(400, "validation_error", 'send no body or {"version": "<bundle version>"}')
+    if not isinstance(body, dict) or set(body) - {"version", "expected"}:
+        raise ApiError(400, "validation_error", 'send no body or {"version": "<bundle version>"} '
+                                                '(optionally with "expected": "<live version>" or null)')
     version = body.get("version")
     if version is not None and (not isinstance(version, str) or not version):
         raise ApiError(400, "validation_error", "version must be a bundle version string; see GET /v1/admin/models")
+    expected = body.get("expected", UNSET)
+    if expected is not UNSET and (version is None or not (expected is None or (isinstance(expected, str) and expected))):
+        raise ApiError(400, "validation_error", "expected goes with a version and is a version string or null")
     previous = engine().status().get("model_version")
-    models_dir = _models_dir()
+    store, models_dir = _store(), _models_dir()
+    if version is not None and expected is UNSET and store is not None:
+        expected = live_version(store, models_dir)  # what the operator replaces: a promotion meanwhile conflicts
     try:
         loaded = engine().reload(version)
-        if version is not None and read_current(models_dir) != loaded:
-            set_current(models_dir, loaded)
+        if version is not None:
+            if store is None:
+                raise ApiError(503, "store_unavailable", "this service has no store to record the live version in")
+            promote(store, models_dir, loaded, expected=expected, verify=False)  # verified as it loaded
+    except PromotionConflict as exc:
+        # this worker goes back to the live version on its next poll, as every other one stays on it
+        raise ApiError(409, "promotion_conflict", str(exc)) from None
     except BundleError as exc:
         metrics().reload_failures.inc()
         keeps = f"model {previous} keeps serving" if previous else "fallback lists keep serving (no model was loaded)"
@@ -53,5 +71,7 @@ def reload():
 @bp.get("/v1/admin/models")
 @api_view("admin")
 def models():
-    return {"models": list_versions(_models_dir()),
+    """Every version in the models folder with its part (live, staged, retired) and the one this
+    worker serves."""
+    return {"models": describe(_store(), _models_dir()),
             "serving": engine().status().get("model_version")}

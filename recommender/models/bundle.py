@@ -13,6 +13,12 @@ therefore sees either the old bundle or the complete new one, never a half
 written one.  Which arrays and documents a bundle holds is up to the training
 job; this module is generic.
 
+Which version the service serves is decided in the database, not here (see
+``recommender.models.versions``): newsrec writes bundles with ``publish=False``
+(staged) and keeps ``CURRENT`` as a copy of the live version for people and for
+older tools; it reads ``CURRENT`` once, to adopt it into a database that names
+no live version yet.
+
 Layout::
 
     models/
@@ -49,6 +55,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Bundle",
     "BundleError",
+    "bundle_signature",
     "list_versions",
     "load_bundle",
     "new_version",
@@ -224,7 +231,8 @@ def _switch_current(models_dir, version):
 # --------------------------------------------------------------------------- writing
 
 
-def write_bundle(models_dir, arrays, documents, manifest_extra=None, version=None, keep=5):
+def write_bundle(models_dir, arrays, documents, manifest_extra=None, version=None, keep=5, publish=True,
+                 protect=()):
     """Write a bundle, publish it as current and prune old versions.
 
     Parameters
@@ -243,6 +251,11 @@ def write_bundle(models_dir, arrays, documents, manifest_extra=None, version=Non
     keep : int or None, default=5
         Number of newest versions kept after publishing (the current one is
         never pruned); None disables pruning.
+    publish : bool, default=True
+        Point ``CURRENT`` at the new version. False writes it only (a staged
+        version: something else decides when it serves).
+    protect : iterable of str, default=()
+        Versions never pruned besides the current one (e.g. the live one).
 
     Returns
     -------
@@ -316,9 +329,10 @@ def write_bundle(models_dir, arrays, documents, manifest_extra=None, version=Non
     _fsync_dir(models_dir)
     total = sum(entry["bytes"] for entry in files.values())
     log.info("wrote bundle %s (%d files, %d bytes)", final, len(files), total)
-    _switch_current(models_dir, version)
+    if publish:
+        _switch_current(models_dir, version)
     if keep is not None:
-        prune(models_dir, keep)
+        prune(models_dir, keep, protect=protect)
     return version
 
 
@@ -489,13 +503,37 @@ def list_versions(models_dir):
     return rows
 
 
-def set_current(models_dir, version):
-    """Point ``CURRENT`` at an existing, verified version (rollback)."""
+def set_current(models_dir, version, verify=True):
+    """Point ``CURRENT`` at an existing, verified version (rollback).
+
+    With ``verify=False`` the bundle is not checked again (the caller just did).
+    """
     _check_version(version)
-    problems = verify_bundle(models_dir, version)
+    problems = verify_bundle(models_dir, version) if verify else []
     if problems:
         raise BundleError(f"refusing to make {version} current:\n  " + "\n  ".join(problems))
     _switch_current(Path(models_dir), version)
+
+
+def bundle_signature(models_dir, version):
+    """What a version's folder holds now, cheaply: ``(name, size, mtime_ns, ctime_ns)`` of each file
+    (the ctime moves on a chmod too), sorted; None when the folder is missing or unreadable, or
+    ``version`` is not a version string.
+
+    Nothing is read or hashed: a server polls it every second to retry a version that failed to
+    load once the folder changes (the bundle was copied in, or repaired).
+    """
+    if not isinstance(version, str) or _VERSION_RE.fullmatch(version) is None:
+        return None
+    try:
+        with os.scandir(Path(models_dir) / version) as entries:
+            found = []
+            for entry in entries:
+                st = entry.stat(follow_symlinks=True)
+                found.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    except OSError:
+        return None
+    return tuple(sorted(found))
 
 
 def load_bundle(models_dir, version=None, mmap=True, verify=True):
@@ -568,8 +606,8 @@ def load_bundle(models_dir, version=None, mmap=True, verify=True):
 # --------------------------------------------------------------------------- pruning
 
 
-def prune(models_dir, keep):
-    """Delete all but the ``keep`` newest versions; never the current one.
+def prune(models_dir, keep, protect=()):
+    """Delete all but the ``keep`` newest versions; never the current one nor those in ``protect``.
 
     Also removes leftovers of crashed writes (``.tmp-*`` older than a day)
     and of interrupted prunes. Each version is first renamed to a hidden
@@ -585,10 +623,14 @@ def prune(models_dir, keep):
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return []
-    current = read_current(models_dir)
     entries = list(models_dir.iterdir())
     versions = _in_creation_order(models_dir, entries)
-    doomed = [v for v in versions[:-keep] if v != current]
+    try:
+        kept = {read_current(models_dir), *protect}
+    except BundleError as exc:  # which version older tools serve is unknown: remove none
+        log.warning("no version pruned: %s", exc)
+        versions, kept = [], set()
+    doomed = [v for v in versions[:-keep] if v not in kept]
     for version in doomed:
         trash = models_dir / f"{_DEL_PREFIX}{version}"
         os.rename(models_dir / version, trash)

@@ -2,7 +2,7 @@
 neighbour lists -> a bundle (arrays + JSON) that the service loads.
 
 ``build_model`` does the work in memory (evaluation uses it on a time split without
-publishing); ``train`` also writes and publishes the bundle.
+publishing); ``train`` also writes the bundle as a staged version (and can promote it).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from recommender.domain import ANONYMOUS, EVENT_CODES, format_time
+from recommender.models import versions
 from recommender.models.bridge import TextToFactorBridge
 from recommender.models.bundle import write_bundle
 from recommender.models.cf import CollaborativeFilter
@@ -357,8 +358,17 @@ def _jsonable(value: Any) -> Any:
 
 
 def train(store: Store, models_dir: str | Path, params: TrainParams | None = None, as_of: float | None = None,
-          seed: int | None = 0, keep: int = 5, show_progress: bool = False) -> tuple[str, BuiltModel]:
-    """Build the model, check it loads, then publish it atomically; returns (version, model)."""
+          seed: int | None = 0, keep: int = 5, show_progress: bool = False, promote: bool = False
+          ) -> tuple[str, BuiltModel]:
+    """Build the model, check it loads, then write it atomically as a staged version; returns
+    (version, model).
+
+    With ``promote``, the version is then made live, if the live version is still the one at the
+    start of training (a rollback meanwhile wins: :class:`~recommender.models.versions.PromotionConflict`
+    is raised and the version stays staged). Pruning keeps ``keep`` versions and never removes
+    the live one.
+    """
+    live_before = versions.live_version(store, models_dir)
     built = build_model(store, params, as_of=as_of, seed=seed, show_progress=show_progress)
     broken = sorted(name for name, a in built.arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all())
     if broken:
@@ -366,6 +376,10 @@ def train(store: Store, models_dir: str | Path, params: TrainParams | None = Non
                             "check the events (times, dwell) and the training parameters")
     built.serving_model()  # refuse to publish what the service could not load
     start = time.perf_counter()
-    version = write_bundle(models_dir, built.arrays, built.documents, manifest_extra=built.manifest, keep=keep)
+    protect = {v for v in (live_before, store.live_model()) if v is not None}  # a rollback during training too
+    version = write_bundle(models_dir, built.arrays, built.documents, manifest_extra=built.manifest, keep=keep,
+                           publish=False, protect=protect)
     built.report["timings_seconds"]["bundle write"] = round(time.perf_counter() - start, 3)
+    if promote:
+        versions.promote(store, models_dir, version, expected=live_before, verify=False)
     return version, built

@@ -1,8 +1,9 @@
 """The serving engine: a loaded model, live counters and fresh articles, answering lists.
 
 One :class:`Engine` per process. A background thread polls the store about once a second
-for new events and articles (so every gunicorn worker sees what any worker accepted) and
-watches the bundle ``CURRENT`` pointer. A reload builds the new state beside the old one
+for new events and articles (so every gunicorn worker sees what any worker accepted) and for
+``model`` changes: the version the store names live (``recommender.models.versions``) is the one
+served, by every worker of every replica. A reload builds the new state beside the old one
 and swaps a single reference, so no request sees half a model.
 """
 
@@ -25,9 +26,10 @@ from typing import Callable
 import numpy as np
 
 from recommender.domain import ANONYMOUS, Article, Interaction, Preferences
-from recommender.models.bundle import BundleError, load_bundle, read_current
+from recommender.models.bundle import BundleError, bundle_signature, load_bundle, read_current
 from recommender.models.popularity import DecayedCounters
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
+from recommender.models.versions import MODEL_CHANGES, live_version
 from recommender.store import Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
@@ -58,6 +60,7 @@ PROFILE_EVENTS = ("click", "read", "share")
 IMPRESSION_CHUNK = 1000  # rows per impressions transaction (~20-60 ms at 10M events)
 RELATED_TOP_UP = 10  # a reader's related list reaches further down in multiples of this many
 READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
+RETRY_FAILED_SECONDS = 60.0  # a live version that failed is tried again this often even if its folder is unchanged
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,8 @@ class Engine:
     ----------
     store : Store
     models_dir : Path
-        Where bundles are published; the ``CURRENT`` version is loaded.
+        Where bundles are written (the folder every replica mounts); the version the store
+        names live is loaded from there.
     config : EngineConfig, optional
     clock : callable, optional
         Seconds since the epoch; injectable for replay and tests.
@@ -188,6 +192,11 @@ class Engine:
         self.clock = clock
         self.last_reload_error: str | None = None
         self._failed_version: str | None = None
+        self._failed_signature: tuple | None = None  # its folder when it failed: retried once that changes
+        self._failed_at = 0.0  # monotonic time of that failure
+        self._live: str | None = None  # the version the store names live, as last read
+        self._live_known = False  # False until the store has answered which version is live
+        self._model_pos = 0  # log position up to which ``model`` changes were read
         self._store_error: str | None = None
         self._impressions: queue.Queue = queue.Queue(maxsize=self.config.impression_queue)
         self._visibility_seen = threading.local()  # per request thread: the store's data version it saw
@@ -196,9 +205,10 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
         self._state: LiveState | None = None
+        self._read_live()
         try:
-            if read_current(self.models_dir) is not None:
-                self.reload()
+            if self._live is not None:
+                self.reload(self._live)
         except (BundleError, ModelError) as exc:
             log.error("no model loaded, serving fallback lists: %s", exc)
         if self._state is None:  # only now: it reads the last days of articles and events (seconds at scale)
@@ -292,8 +302,16 @@ class Engine:
         return self._new_state(empty_model())
 
     def reload(self, version: str | None = None) -> str:
-        """Load ``version`` (default: CURRENT) beside the serving one and swap; raises on a bad bundle."""
+        """Load ``version`` (default: the live one, read from the store now) beside the serving one
+        and swap; raises BundleError on a bad or missing bundle (the serving one stays)."""
         with self._reload_lock:
+            if version is None:
+                self._check_live()
+                version = self._live
+                if version is None:
+                    raise BundleError("no model version is live: stage one with 'newsrec train' and make it live "
+                                      "with 'newsrec models promote VERSION'")
+            signature = bundle_signature(self.models_dir, version)  # before loading: a copy that lands meanwhile counts
             try:
                 bundle = load_bundle(self.models_dir, version)
                 # plain ndarray views of the memory-mapped arrays: same shared pages, without
@@ -304,13 +322,14 @@ class Engine:
                 # /readyz and the reload answer show this: bundle-relative paths, not the server's folders
                 message = str(exc).replace(f"{self.models_dir}{os.sep}", "").replace(str(self.models_dir), "<models>")
                 self.last_reload_error = message
-                self._failed_version = version or self._safe_current()
+                self._failed_version, self._failed_signature = version, signature
+                self._failed_at = time.monotonic()
                 raise BundleError(message) from exc
             state = self._new_state(model)
             state.clusters = bundle_clusters(arrays, model)
             self._state = state
             self.last_reload_error = None
-            self._failed_version = None
+            self._failed_version = self._failed_signature = None
             log.info("serving model %s (%d articles, %d in window)", model.version, model.n_items,
                      model.n_items - model.window_start)
             return model.version
@@ -326,35 +345,83 @@ class Engine:
         except BundleError:
             return None
 
+    def _read_live(self) -> None:
+        """Read which version is live (a database naming none adopts ``CURRENT``, once) and
+        from where ``model`` changes are followed. While the store does not answer, the version
+        ``CURRENT`` names (the copy written at each promotion) stands in until it does."""
+        try:
+            pos = self.store.log_position()[0]
+            self._live = live_version(self.store, self.models_dir)
+            self._model_pos, self._live_known = pos, True
+        except StoreError as exc:
+            self._store_error = str(exc)
+            self._live = self._safe_current()
+            log.error("store unavailable: %s; serving %s (named by CURRENT) until it says which version is live",
+                      exc, self._live)
+
+    def _check_live(self) -> None:
+        """Take in the ``model`` changes committed since the last look (an indexed read)."""
+        if not self._live_known:
+            self._read_live()
+            return
+        while True:
+            changes = self.store.changes_after(self._model_pos, limit=FOLLOW_BATCH, kinds=MODEL_CHANGES)
+            if changes:
+                self._note_live(changes[-1])
+            if len(changes) < FOLLOW_BATCH:
+                return
+
+    def _note_live(self, change) -> None:
+        if change.pos > self._model_pos:
+            self._model_pos, self._live = change.pos, change.ref
+
     def maybe_reload(self) -> bool:
-        """Reload if CURRENT names a version other than the served one (and not a known-bad one)."""
-        current = self._safe_current()
-        if self._failed_version != current:  # the version that failed is no longer CURRENT: nothing to report
-            self.last_reload_error = self._failed_version = None
-        if current is None or current == self.model_version or current == self._failed_version:
+        """Load the live version if another one serves: after a promotion or a rollback from any
+        host (a ``model`` change in the log), or, for a live version that failed to load, once its
+        folder has changed (copied in or repaired) and otherwise every ``RETRY_FAILED_SECONDS``
+        (a passing error), not every poll: a damaged bundle would be hashed again each second."""
+        try:
+            self._check_live()
+        except StoreError as exc:  # keep serving; the next poll asks again
+            self._store_error = str(exc)
+        live = self._live
+        if self._failed_version != live:  # the version that failed is not the live one: nothing to report
+            self.last_reload_error = self._failed_version = self._failed_signature = None
+        if live is None or live == self.model_version:
+            return False
+        if (live == self._failed_version and time.monotonic() - self._failed_at < RETRY_FAILED_SECONDS
+                and bundle_signature(self.models_dir, live) == self._failed_signature):
             return False
         try:
-            self.reload(current)
+            self.reload(live)
         except BundleError as exc:
-            log.error("refused model %s: %s", current, exc)
+            log.error("refused model %s: %s", live, exc)
             return False
         return True
 
     def status(self) -> dict:
         state = self._state
         reasons = []
-        current = self._safe_current()  # the present state, also without the background poll
-        if state.model.version is None:
+        try:  # the present state, also without the background poll
+            live = self.store.live_model() if self._live_known else self._live
+        except StoreError:
+            live = self._live
+        serving = state.model.version
+        if serving is None:
             reasons.append("no model loaded: serving recent popular articles" + (
-                "" if current else " (CURRENT is missing or unreadable: publish one with 'newsrec train')"))
-        if self.last_reload_error and self._failed_version == current:
-            reasons.append(f"last reload failed: {self.last_reload_error}")
+                "" if live else " (no model version is live: stage one with 'newsrec train' and make it live with "
+                                "'newsrec models promote VERSION')"))
+        if self.last_reload_error and self._failed_version == live:
+            keeps = f"{serving} keeps serving" if serving else "fallback lists meanwhile"
+            reasons.append(f"last reload failed: the live model {live} cannot be loaded here ({keeps}; retried when "
+                           f"its folder changes): {self.last_reload_error}")
         if self._store_error:
             reasons.append(f"store unavailable: {self._store_error}")
         if self.store.write_error:
             reasons.append(f"store writes failing: {self.store.write_error}")
         return {
-            "model_version": state.model.version,
+            "model_version": serving,
+            "live_version": live,
             "degraded": bool(reasons),
             "reasons": reasons,
             "last_reload_error": self.last_reload_error,
@@ -382,8 +449,15 @@ class Engine:
             hi = max((c.hi for c in changes if c.kind == "events"), default=0)
             if hi > state.event_cursor:
                 state.event_cursor = self._count_events(state, state.counters, state.event_cursor, hi)
+            promoted = [c for c in changes if c.kind == "model"]
+            if promoted:
+                self._note_live(promoted[-1])
             state.change_cursor = changes[-1].pos
             applied += len(changes)
+            # a promotion or rollback: load the live version now; its state catches up with the
+            # store as it loads, so this one is done
+            if promoted and state is self._state and self._live != state.model.version and self.maybe_reload():
+                return applied
             if len(changes) < FOLLOW_BATCH:
                 return applied
 

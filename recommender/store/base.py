@@ -251,7 +251,14 @@ class Store(ABC):
     def promote_model(self, version: str, expected: str | None = ...) -> bool:
         """Make ``version`` the live model (a ``model`` change every follower sees). With
         ``expected``, only if the live version is still ``expected`` (compare-and-set: two
-        trainers or operators at once cannot overwrite each other unseen); returns whether it was set."""
+        trainers or operators at once cannot overwrite each other unseen); returns whether it was set.
+
+        ``expected=None`` sets it only while no version is live (adopting a legacy ``CURRENT``
+        file). The check, the write and the change (``ref`` = the version) are one transaction.
+        Promoting the version that is already live returns True and appends no change. Serving
+        workers look for ``model`` changes once a second with ``changes_after(pos,
+        kinds=("model",))``: a backend indexes them so that this is not a scan of the log
+        since the last promotion (SQLite: a partial index)."""
         raise NotImplementedError
 
     # -- following the change log ------------------------------------------------------------

@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5  # 4 is the served lists' migration (another branch); the lead renumbers on merge
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -123,6 +123,16 @@ MIGRATIONS: dict[int, str] = {
     INSERT OR IGNORE INTO meta(key, value) VALUES ('forget_salt', lower(hex(randomblob(16))));
     ALTER TABLE events ADD COLUMN counted INTEGER NOT NULL DEFAULT 1;
     INSERT OR IGNORE INTO meta(key, value) SELECT 'event_seq', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM events;
+    """,
+    # the live model version every replica serves (one row, changed by compare-and-set in
+    # promote_model) and an index that finds the ``model`` changes of the log without a scan
+    5: f"""
+    CREATE TABLE IF NOT EXISTS live_model (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version TEXT NOT NULL,
+        promoted_at REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS changes_model ON changes(pos) WHERE kind IN ({CHANGE_CODES["model"]});
     """,
 }
 
@@ -330,7 +340,7 @@ class SQLiteStore(Store):
                 )
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 log.info("migrating %s to schema version %d", self.path, version)
-                for statement in MIGRATIONS[version].split(";"):
+                for statement in MIGRATIONS.get(version, "").split(";"):  # a number another branch took
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(
@@ -722,6 +732,29 @@ class SQLiteStore(Store):
             sql += f" AND kind IN ({','.join(str(c) for c in codes)})"  # (2, 3): the visibility index
         rows = self._conn().execute(sql + " ORDER BY pos LIMIT ?", (int(pos), int(limit))).fetchall()
         return [Change(p, CHANGE_KINDS[k], ref, lo, hi, at) for p, k, ref, lo, hi, at in rows]
+
+    # -- the live model ----------------------------------------------------------------------
+    @_read_errors
+    def live_model(self) -> str | None:
+        row = self._conn().execute("SELECT version FROM live_model WHERE id = 1").fetchone()
+        return None if row is None else row[0]
+
+    def promote_model(self, version: str, expected: str | None = ...) -> bool:
+        if not isinstance(version, str) or not 0 < len(version) <= 128:
+            raise ValueError(f"version must be a model version string of 1-128 characters, got {version!r}")
+        conn = self._conn()
+        now = time.time()
+        with self._write(conn):  # the read and the write under one write lock: a compare-and-set
+            row = conn.execute("SELECT version FROM live_model WHERE id = 1").fetchone()
+            live = None if row is None else row[0]
+            if expected is not ... and live != expected:
+                return False
+            if live == version:  # already live: no change for the followers to act on
+                return True
+            conn.execute("INSERT INTO live_model(id, version, promoted_at) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE "
+                         "SET version = excluded.version, promoted_at = excluded.promoted_at", (version, now))
+            self._log(conn, "model", [version], at=now)
+        return True
 
     @_read_errors
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
