@@ -112,9 +112,9 @@ def test_every_worker_is_ready_again_after_a_rollback_to_the_serving_version(tra
         _wait(lambda: _all_workers(server, lambda r: r["model_version"] == sample.version), 30, "both workers up")
         damaged = _publish_damaged(sample.models_dir, sample.built, sample.store)
         _wait(lambda: _all_workers(server, lambda r: r["status"] == "degraded" and any(damaged in x for x in r["reasons"])
-                                   and r["model_version"] == sample.version), 20, "both workers to refuse it")
+                                   and r["model_version"] == sample.version), 60, "both workers to refuse it")
         promote(sample.store, sample.models_dir, sample.version)
         _wait(lambda: _all_workers(server, lambda r: r["status"] == "ready" and r["reasons"] == []
-                                   and r["model_version"] == sample.version), 20, "both workers to be ready again")
+                                   and r["model_version"] == sample.version), 60, "both workers to be ready again")
         feed = requests.get(f"{server.base}/v1/users/anyone/feed?limit=3", headers=server.headers(), timeout=10)
         assert feed.status_code == 200 and feed.json()["model_version"] == sample.version
