@@ -10,6 +10,7 @@ must not pass by skipping them).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -91,10 +92,8 @@ def _unavailable(reason: str):
 @pytest.fixture(scope="session")
 def postgres_server():
     """An admin URL of a PostgreSQL server (see the module docstring for where it comes from)."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError as exc:
-        _unavailable(f"psycopg is not installed ({exc})")
+    if importlib.util.find_spec("psycopg") is None:
+        _unavailable("psycopg is not installed (python3 dev.py test installs it)")
     url = os.environ.get(ENV_URL) or DEFAULT_URL
     why = _answers(url)
     if why is None:

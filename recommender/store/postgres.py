@@ -39,7 +39,7 @@ import math
 import secrets
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import psycopg
@@ -64,6 +64,10 @@ from .base import (
 )
 
 log = logging.getLogger(__name__)
+# psycopg_pool logs every connection checkout and return at INFO: at INFO (the CLI's level) that is
+# several lines per request. Quietened unless someone configured that logger themselves.
+if logging.getLogger("psycopg.pool").level == logging.NOTSET:
+    logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
 
 T = TypeVar("T")
 
