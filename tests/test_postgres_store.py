@@ -397,3 +397,29 @@ def test_the_service_runs_on_postgres(postgres_db, tmp_path, monkeypatch):
     finally:
         app.extensions["newsrec"].close()
         store.close()
+
+
+# -- the live model --------------------------------------------------------------------------
+def test_promoting_a_model_is_a_change_and_a_compare_and_set(postgres_db):
+    store = PostgresStore(postgres_db, pool_size=10)
+    try:
+        start = store.log_position()[0]
+        assert store.live_model() is None
+        assert not store.promote_model("v2", expected="v1")
+        assert store.promote_model("v1", expected=None) and store.live_model() == "v1"
+        assert store.promote_model("v2")  # unconditional
+        assert not store.promote_model("v3", expected="v1")  # someone else moved it on
+        assert [(c.kind, c.ref) for c in store.changes_after(start)] == [("model", "v1"), ("model", "v2")]
+        # eight trainers that all saw v2: exactly one of them wins
+        results: list[bool] = []
+        threads = [threading.Thread(target=lambda v=v: results.append(store.promote_model(v, expected="v2")))
+                   for v in (f"t{i}" for i in range(8))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(results) == [False] * 7 + [True]
+        winner = store.changes_after(start)[-1]
+        assert winner.kind == "model" and winner.ref == store.live_model() and len(store.changes_after(start)) == 3
+    finally:
+        store.close()

@@ -139,6 +139,13 @@ MIGRATIONS: dict[int, str] = {
         user_hash TEXT PRIMARY KEY,
         at DOUBLE PRECISION NOT NULL
     );
+    -- the promoted model version: always one row, so a promotion can lock it even before the first
+    CREATE TABLE live_model (
+        id SMALLINT PRIMARY KEY CHECK (id = 1),
+        version TEXT,
+        updated_at DOUBLE PRECISION NOT NULL DEFAULT 0
+    );
+    INSERT INTO live_model (id, version) VALUES (1, NULL);
     """,
 }
 
@@ -758,6 +765,27 @@ class PostgresStore(Store):
         rows = conn.execute(pgsql.SQL("SELECT key, {} FROM {} WHERE key = ANY(%s::int8[])").format(
             pgsql.Identifier(column), pgsql.Identifier(table)), (keys.tolist(),)).fetchall()
         return dict(rows)
+
+    # -- the live model ----------------------------------------------------------------------
+    def live_model(self) -> str | None:
+        with self._reading() as conn:
+            return conn.execute("SELECT version FROM live_model WHERE id = 1").fetchone()[0]
+
+    def promote_model(self, version: str, expected: str | None = ...) -> bool:
+        now = time.time()
+
+        def body(conn: psycopg.Connection) -> bool:
+            # the row lock makes the compare-and-set atomic: a second promotion waits, then compares
+            # with what the first one set
+            current = conn.execute("SELECT version FROM live_model WHERE id = 1 FOR UPDATE").fetchone()[0]
+            if expected is not ... and current != expected:
+                return False
+            conn.execute("UPDATE live_model SET version = %s, updated_at = %s WHERE id = 1", (version, now))
+            self._lock_commit_order(conn)
+            self._log(conn, "model", [version], at=now)
+            return True
+
+        return self._write(body)
 
     # -- readers -----------------------------------------------------------------------------
     def set_preferences(self, prefs: Preferences) -> None:
