@@ -75,7 +75,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         PROMETHEUS_MULTIPROC_DIR=os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
     )
     app.config.update(config)
-    app.config.update(NEWSREC_HOME=str(settings.home), NEWSREC_DB=str(settings.db_path),
+    app.config.update(NEWSREC_HOME=str(settings.home), NEWSREC_DB=settings.db,
                       NEWSREC_MODELS=str(settings.models_dir))
     app.json = ReusedEncoderJSONProvider(app)  # keys unsorted, UTF-8; one encoder for every response
 
@@ -91,7 +91,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         from recommender.store import open_store
 
         if store is None:
-            Path(app.config["NEWSREC_DB"]).parent.mkdir(parents=True, exist_ok=True)
             store = open_store(app.config["NEWSREC_DB"])
         models_dir = Path(app.config["NEWSREC_MODELS"])
         try:

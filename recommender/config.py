@@ -6,10 +6,42 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 ENV_HOME = "NEWSREC_HOME"
 ENV_DB = "NEWSREC_DB"
 ENV_MODELS = "NEWSREC_MODELS"
+
+# NEWSREC_DB values that name a database server rather than a file
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+SQLITE_SCHEME = "sqlite:///"  # sqlite:///relative/path, sqlite:////absolute/path
+
+
+def split_db_location(location: str | os.PathLike) -> tuple[str | None, Path | None]:
+    """``(server URL, None)`` or ``(None, SQLite file)`` for a ``NEWSREC_DB`` value.
+
+    ``postgresql://...`` and ``postgres://...`` name a PostgreSQL server; ``sqlite:///path`` or a
+    plain path a SQLite file; any other ``scheme://`` is refused.
+    """
+    text = os.fspath(location)
+    if text.startswith(SERVER_SCHEMES):
+        return text, None
+    if text.startswith(SQLITE_SCHEME):
+        return None, Path(text[len(SQLITE_SCHEME):]).expanduser()
+    if "://" in text:
+        raise ValueError(f"NEWSREC_DB {redact_db(text)!r}: unknown database URL; use a file path, sqlite:///path "
+                         "or postgresql://user@host:port/dbname")
+    return None, Path(text).expanduser()
+
+
+def redact_db(location: str) -> str:
+    """A database location fit for logs and reports: a URL without its password or query string."""
+    if "://" not in location:
+        return location
+    parts = urlsplit(location)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0] if "@" in parts.netloc else ""
+    return urlunsplit((parts.scheme, f"{user}@{host}" if user else host, parts.path, "", ""))
 
 
 @dataclass(frozen=True)
@@ -20,29 +52,44 @@ class Settings:
     ----------
     home : Path
         Working folder (``NEWSREC_HOME``, default ``./var``).
-    db_path : Path
-        SQLite database file (``NEWSREC_DB``, default ``home/newsrec.sqlite3``).
+    db_path : Path or None
+        SQLite database file (``NEWSREC_DB``, default ``home/newsrec.sqlite3``); None when
+        ``NEWSREC_DB`` is a PostgreSQL URL (see ``db_url``).
     models_dir : Path
         Model bundles (``NEWSREC_MODELS``, default ``home/models``).
+    db_url : str or None
+        ``NEWSREC_DB`` when it names a PostgreSQL server (``postgresql://...``).
     """
 
     home: Path
-    db_path: Path
+    db_path: Path | None
     models_dir: Path
     extra: Mapping[str, str] = field(default_factory=dict)
+    db_url: str | None = None
+
+    @property
+    def db(self) -> str:
+        """What :func:`recommender.store.open_store` takes: the server URL or the file path."""
+        return self.db_url if self.db_url is not None else str(self.db_path)
+
+    @property
+    def db_label(self) -> str:
+        """The database for messages and reports (a URL without its password)."""
+        return redact_db(self.db_url) if self.db_url is not None else str(self.db_path)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         home = Path(env.get(ENV_HOME) or "var").expanduser()
-        db_path = Path(env.get(ENV_DB) or home / "newsrec.sqlite3").expanduser()
+        db_url, db_path = split_db_location(env.get(ENV_DB) or home / "newsrec.sqlite3")
         models_dir = Path(env.get(ENV_MODELS) or home / "models").expanduser()
         extra = {k: v for k, v in env.items() if k.startswith("NEWSREC_")}
-        return cls(home=home, db_path=db_path, models_dir=models_dir, extra=extra)
+        return cls(home=home, db_path=db_path, models_dir=models_dir, extra=extra, db_url=db_url)
 
     def ensure_dirs(self) -> "Settings":
         """Create the working folders; returns self for chaining."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.db_path is not None:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.models_dir.mkdir(parents=True, exist_ok=True)
         return self

@@ -71,3 +71,6 @@ class TrainedSample:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> TrainedSample:
     return TrainedSample(tmp_path_factory.mktemp("trained"))
+
+
+from .pg_fixtures import postgres_db, postgres_server  # noqa: E402,F401  (PostgreSQL fixtures for every test module)

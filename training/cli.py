@@ -81,7 +81,7 @@ def _ingest_folder(settings: Settings, folder: Path) -> dict:
     from recommender.datasets.ingest import import_articles, import_events, import_preferences
     from recommender.store import open_store
 
-    store = open_store(settings.ensure_dirs().db_path)
+    store = open_store(settings.ensure_dirs().db)
     reports = {}
     for name, fn in (("articles", import_articles), ("events", import_events), ("preferences", import_preferences)):
         path = folder / f"{name}.jsonl"
@@ -109,7 +109,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if not args.path.exists():
         print(f"error: {args.path} does not exist", file=sys.stderr)
         return 2
-    store = open_store(settings.ensure_dirs().db_path)
+    store = open_store(settings.ensure_dirs().db)
     show = False if args.no_progress else None
     if args.kind == "mind":
         reports = import_mind(store, args.path, show_progress=show)
@@ -141,7 +141,7 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.domain import format_time
     from recommender.store import open_store
 
-    stats = open_store(settings.ensure_dirs().db_path).stats()
+    stats = open_store(settings.ensure_dirs().db).stats()
     newest = stats["newest_event_ts"]
     stats["newest_event_time"] = format_time(newest) if newest is not None else None
     if args.json:
@@ -188,7 +188,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _, run, _ = COMMANDS[args.command]
-    return run(args, Settings.from_env())
+    from recommender.store import StoreError
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # NEWSREC_DB names no database newsrec knows
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run(args, settings)
+    except StoreError as exc:  # the database is unreachable, busy or newer than this code
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover - run as `python -m training.cli`

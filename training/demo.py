@@ -44,17 +44,17 @@ def _run(argv: list[str], settings: Settings) -> int:
 @command("demo", "generate sample data (ending now), ingest it, train, create demo keys and serve")(_args)
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.ensure_dirs()
-    store = open_store(settings.db_path)
+    store = open_store(settings.db)
     if store.stats()["articles"] == 0:
         print(f"== generating {args.articles} articles / {args.users} readers over {args.days} days, ingesting into "
-              f"{settings.db_path}", flush=True)
+              f"{settings.db_label}", flush=True)
         now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         code = _run(["sample", "--articles", str(args.articles), "--users", str(args.users), "--days", str(args.days),
                      "--seed", str(args.seed), "--end", now, "--ingest"], settings)
         if code:
             return code
     else:
-        print(f"== store {settings.db_path} already holds data; skipping sample generation", flush=True)
+        print(f"== store {settings.db_label} already holds data; skipping sample generation", flush=True)
     print("== store now holds:", json.dumps(store.stats()["events_by_type"]), flush=True)
     print("== training", flush=True)
     code = _run(["train", "--json", "--promote"], settings)

@@ -63,9 +63,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 def _no_store(settings: Settings) -> bool:
     """True (after saying so) when there is no store to evaluate or tune on."""
-    if settings.db_path.exists():
+    if settings.db_url is not None or settings.db_path.exists():  # a server: opening it says what is wrong
         return False
-    print(f"error: no store at {settings.db_path}: ingest data first (newsrec ingest ...)", file=sys.stderr)
+    print(f"error: no store at {settings.db_label}: ingest data first (newsrec ingest ...)", file=sys.stderr)
     return True
 
 
@@ -80,7 +80,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
     if _no_store(settings):
         return 2
-    store = open_store(settings.db_path)
+    store = open_store(settings.db)
     try:
         params, source = load_params(settings, args.config)
         cut = _cut(args, store)
@@ -92,7 +92,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     out = args.out or DEFAULT_REPORTS / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     show = sys.stderr.isatty() and not args.json
-    report = new_report("newsrec " + " ".join(sys.argv[1:]), store=str(settings.db_path), parameters_from=source,
+    report = new_report("newsrec " + " ".join(sys.argv[1:]), store=settings.db_label, parameters_from=source,
                         cut=format_time(cut))
     try:
         with Evaluation(store, cut, variants={"newsrec": params}, baselines=baselines, seed=args.seed,
@@ -157,7 +157,7 @@ def run_tune(args: argparse.Namespace, settings: Settings) -> int:
     if args.trials < 1:
         print("error: --trials must be at least 1", file=sys.stderr)
         return 2
-    store = open_store(settings.db_path)
+    store = open_store(settings.db)
     show = sys.stderr.isatty() and not args.json
     try:
         base, source = load_params(settings, args.config)

@@ -66,10 +66,10 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     if args.keep < 1:
         print("error: --keep must be at least 1", file=sys.stderr)
         return 2
-    store = open_store(settings.ensure_dirs().db_path)
+    store = open_store(settings.ensure_dirs().db)
     show = sys.stdout.isatty() and not args.json
     if show:
-        print(f"training from {settings.db_path} with parameters from {source}")
+        print(f"training from {settings.db_label} with parameters from {source}")
     try:
         version, built = train(store, settings.models_dir, params, as_of=as_of, seed=args.seed, keep=args.keep,
                                show_progress=show, promote=args.promote)

@@ -34,7 +34,7 @@ def server_command(args: argparse.Namespace, settings: Settings) -> tuple[list[s
     """The gunicorn argv and environment ``newsrec serve`` would exec."""
     env = dict(os.environ)
     env[ENV_HOME] = str(settings.home.resolve())
-    env[ENV_DB] = str(settings.db_path.resolve())
+    env[ENV_DB] = settings.db_url if settings.db_url is not None else str(settings.db_path.resolve())
     env[ENV_MODELS] = str(settings.models_dir.resolve())
     for name in BLAS_VARS:
         env[name] = str(args.blas_threads)
@@ -58,7 +58,7 @@ def check(settings: Settings) -> dict:
     from recommender.security import KEYS_FILE
 
     settings.ensure_dirs()
-    app = create_app({ENV_HOME: str(settings.home), ENV_DB: str(settings.db_path),
+    app = create_app({ENV_HOME: str(settings.home), ENV_DB: settings.db,
                       ENV_MODELS: str(settings.models_dir), "START_BACKGROUND": False})
     engine = app.extensions["newsrec"]
     try:
@@ -95,7 +95,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     # events takes longer than a worker waits for the write lock
     from recommender.store import open_store
 
-    open_store(settings.db_path).close()
+    open_store(settings.db).close()
     os.execvpe(argv[0], argv, env)
     return 0  # pragma: no cover - execvpe does not return
 

@@ -1,12 +1,15 @@
-"""Durable storage: the :class:`Store` contract (``base``) and its backends (``sqlite``).
+"""Durable storage: the :class:`Store` contract (``base``) and its backends (``sqlite``, the
+embedded default, and ``postgres``, a database shared by every host).
 
-Imports only ``recommender.domain``; everything above (models, serving, evaluation, the jobs)
-reaches the database through :class:`Store` and :func:`open_store`.
+Imports only ``recommender.domain`` and ``recommender.config``; everything above (models,
+serving, evaluation, the jobs) reaches the database through :class:`Store` and :func:`open_store`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from recommender.config import split_db_location
 
 from .base import Change, InteractionLog, ServedList, Store, StoredArticle, StoreDiskError, StoreError, StoreUnavailable
 from .sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
@@ -15,6 +18,15 @@ __all__ = ["Change", "InteractionLog", "ServedList", "StoreDiskError", "MIGRATIO
            "StoreUnavailable", "StoredArticle", "open_store"]
 
 
-def open_store(db_path: str | Path) -> Store:
-    """Open the store for a path (SQLite, the embedded default)."""
-    return SQLiteStore(db_path)
+def open_store(location: str | Path) -> Store:
+    """Open the store ``NEWSREC_DB`` names.
+
+    ``postgresql://user@host:port/dbname`` (or ``postgres://``) opens :class:`~.postgres.PostgresStore`;
+    a file path or ``sqlite:///path`` opens :class:`SQLiteStore` (created if missing).
+    """
+    url, path = split_db_location(location)
+    if url is not None:
+        from .postgres import PostgresStore  # psycopg is imported only by those who use it
+
+        return PostgresStore(url)
+    return SQLiteStore(path)

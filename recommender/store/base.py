@@ -1,7 +1,7 @@
 """The storage contract: what newsrec needs from a database, whatever the backend.
 
-Every backend (``sqlite.SQLiteStore`` today) implements :class:`Store`; the engine, the jobs
-and the importers use nothing else. Imports only ``recommender.domain``.
+Every backend (``sqlite.SQLiteStore``, ``postgres.PostgresStore``) implements :class:`Store`; the
+engine, the jobs and the importers use nothing else. Imports only ``recommender.domain``.
 """
 
 from __future__ import annotations

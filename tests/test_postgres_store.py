@@ -1,0 +1,425 @@
+"""The PostgreSQL backend beyond the contract suite: commit order under concurrent writers, a
+bulk import killed with SIGKILL, errors, and ``NEWSREC_DB=postgresql://...`` through the jobs and
+the service.
+
+Each test gets a database of its own (``postgres_db``, see ``pg_fixtures``).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from recommender.config import Settings, split_db_location
+from recommender.domain import Interaction
+from recommender.store import SQLiteStore, StoreDiskError, StoreError, StoreUnavailable, open_store
+from recommender.store.postgres import PostgresStore
+
+from .store_contract import T0, article, event
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for(condition, what: str, deadline: float = 20.0, pause: float = 0.005):
+    """Poll ``condition`` until it returns something true (returned), failing after ``deadline`` s."""
+    end = time.monotonic() + deadline
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
+        time.sleep(pause)
+
+
+# -- commit order ----------------------------------------------------------------------------
+class SlowCommits(PostgresStore):
+    """Each write sleeps a random 0-20 ms (``pg_sleep``) inside its transaction after drawing its
+    ``seq``/``pos`` values, before it commits; ``ordered = False`` drops the commit-order lock."""
+
+    ordered = True
+
+    def __init__(self, *args, seed: int = 0, **kwargs):
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def _lock_commit_order(self, conn):
+        if self.ordered:
+            super()._lock_commit_order(conn)
+
+    def _log(self, conn, *args, **kwargs):
+        super()._log(conn, *args, **kwargs)
+        with self._rng_lock:
+            delay = self._rng.uniform(0.0, 0.02)
+        conn.execute("SELECT pg_sleep(%s)", (delay,))
+
+
+def test_followers_see_every_change_and_event_of_concurrent_writers_exactly_once(postgres_db):
+    """8 writer threads (one connection each) commit after random delays; 3 followers read the
+    change log and the event sequence with cursors, in small pages, while they write."""
+    store = SlowCommits(postgres_db, pool_size=12, seed=7)
+    n_writers, n_batches, per_batch = 8, 12, 3
+    try:
+        store.upsert_articles([article(i) for i in range(5)])
+        start_pos, start_seq = store.log_position()
+        stop, errors = threading.Event(), []
+        seen = [{"pos": [], "ts": []} for _ in range(3)]
+
+        def follow(mine: dict):
+            pos, seq = start_pos, start_seq
+            try:
+                while True:
+                    done = stop.is_set()  # read before the last pass: nothing commits after it
+                    changes = store.changes_after(pos, limit=5)
+                    mine["pos"].extend(c.pos for c in changes)
+                    pos = changes[-1].pos if changes else pos
+                    new, _, _, ts = store.event_keys_after(seq, limit=4)
+                    mine["ts"].extend(ts.tolist())
+                    moved = bool(changes) or new != seq
+                    seq = new
+                    if done and not moved:
+                        return
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        def write(w: int):
+            try:
+                for b in range(n_batches):
+                    if b % 3 == 2:
+                        store.upsert_articles([article(100 + w * n_batches + b)])
+                    else:
+                        store.add_events([event(f"w{w}-{b}-{k}", f"a{k % 5}", ts=T0 + w * 1000 + b * 10 + k)
+                                          for k in range(per_batch)])
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        followers = [threading.Thread(target=follow, args=(mine,)) for mine in seen]
+        writers = [threading.Thread(target=write, args=(w,)) for w in range(n_writers)]
+        for t in followers + writers:
+            t.start()
+        for t in writers:
+            t.join(timeout=120)
+        stop.set()
+        for t in followers:
+            t.join(timeout=120)
+        assert not errors, errors
+        assert not any(t.is_alive() for t in followers + writers)
+
+        committed = [c.pos for c in store.changes_after(start_pos)]
+        expected_ts = sorted(T0 + w * 1000 + b * 10 + k for w in range(n_writers) for b in range(n_batches)
+                             if b % 3 != 2 for k in range(per_batch))
+        assert len(committed) == n_writers * n_batches
+        for mine in seen:
+            assert mine["pos"] == committed  # every change, once, in log order
+            assert collections.Counter(mine["ts"]) == collections.Counter(expected_ts)  # every event once
+    finally:
+        store.close()
+
+
+class Paused(PostgresStore):
+    """Stops the write of the thread named ``paused`` after it has drawn its values, until
+    ``release`` is set."""
+
+    ordered = True
+
+    def __init__(self, *args, **kwargs):
+        self.drawn, self.release = threading.Event(), threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def _lock_commit_order(self, conn):
+        if self.ordered:
+            super()._lock_commit_order(conn)
+
+    def _log(self, conn, *args, **kwargs):
+        super()._log(conn, *args, **kwargs)
+        if threading.current_thread().name == "paused":
+            self.drawn.set()
+            assert self.release.wait(30)
+
+
+def _advisory_waiters(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                            ).fetchone()[0]
+
+
+@pytest.mark.parametrize("ordered", [True, False], ids=["with-lock", "without-lock"])
+def test_a_later_writer_waits_for_an_open_one_or_a_follower_skips_it(postgres_db, ordered):
+    """With the commit-order lock a writer that comes second waits for the first to commit, and a
+    follower sees both in order. Without it (the control) the second commits first and a follower
+    that read it moves its cursor past the first, which it then never sees: why the lock exists."""
+    store = Paused(postgres_db, pool_size=4)
+    store.ordered = ordered
+    store.upsert_articles([article(1)])
+    cursor = store.log_position()[0]
+    first = threading.Thread(target=store.add_events, args=([event("A", "a1")],), name="paused")
+    second = threading.Thread(target=store.add_events, args=([event("B", "a1")],))
+    try:
+        first.start()
+        wait_for(store.drawn.is_set, "the first write to draw its values")
+        second.start()
+        if ordered:
+            wait_for(lambda: _advisory_waiters(postgres_db) == 1, "the second write to wait for the lock")
+            assert store.changes_after(cursor) == []  # nothing committed: the follower waits too
+        else:
+            second.join(timeout=30)
+            assert not second.is_alive()
+            read = store.changes_after(cursor)
+            assert len(read) == 1
+            cursor = read[-1].pos
+        store.release.set()
+        first.join(timeout=30)
+        second.join(timeout=30)
+        after = store.changes_after(cursor)
+        everything = store.changes_after(0, kinds=("events",))
+        assert len(everything) == 2
+        if ordered:
+            assert [c.pos for c in after] == [c.pos for c in everything]
+        else:
+            assert after == []  # the first write's change is in the log, before the cursor: never seen
+            assert everything[0].pos < cursor
+    finally:
+        store.release.set()
+        store.close()
+
+
+# -- a bulk import killed with SIGKILL -------------------------------------------------------
+DRIVER = r"""
+import sys
+from recommender.datasets import ingest
+from recommender.store import open_store
+
+ingest.EVENT_BATCH_SIZE = int(sys.argv[3])
+store = open_store(sys.argv[1])
+write = store.add_events
+
+
+def acknowledged(batch, *args, **kwargs):
+    inserted, duplicates = write(batch, *args, **kwargs)
+    print("ack", inserted, duplicates, batch[0].event_id, batch[-1].event_id, flush=True)
+    return inserted, duplicates
+
+
+store.add_events = acknowledged
+report = ingest.import_events(store, sys.argv[2], show_progress=False)
+print("done", report.accepted, report.duplicates, report.rejected, flush=True)
+"""
+
+
+def _import(url: str, path: Path, batch: int) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", DRIVER, url, str(path), str(batch)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def test_a_bulk_import_killed_mid_way_keeps_what_it_acknowledged_and_resumes_without_duplicates(postgres_db, tmp_path):
+    n, batch = 120_000, 10_000
+    rows = [Interaction(user_id=f"u{i % 5000}", article_id=f"a{i % 300}", event=("click", "read")[i % 2],
+                        ts=T0 + i, event_id=f"e{i}") for i in range(n)]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in rows))
+    PostgresStore(postgres_db).close()  # the schema, before the clock starts
+
+    acked: list[tuple[int, int]] = []
+    with _import(postgres_db, path, batch) as proc:
+        try:
+            for line in proc.stdout:
+                if line.startswith("ack"):
+                    _, inserted, duplicates, lo, hi = line.split()
+                    acked.append((int(lo[1:]), int(hi[1:])))
+                    if len(acked) == 3:  # mid-way: the 4th batch is being read, staged or committed
+                        proc.send_signal(signal.SIGKILL)
+                        break
+        finally:
+            proc.kill()
+            err = proc.stderr.read()
+    assert proc.returncode == -signal.SIGKILL, err
+    assert len(acked) == 3
+
+    store = PostgresStore(postgres_db)
+    try:
+        with psycopg.connect(postgres_db) as conn:
+            stored = conn.execute("SELECT count(*), count(DISTINCT eid) FROM events").fetchone()
+            acked_ids = [rows[i].key64() for lo, hi in acked for i in range(lo, hi + 1)]
+            present = conn.execute("SELECT count(*) FROM events WHERE eid = ANY(%s)", (acked_ids,)).fetchone()[0]
+        assert present == len(acked_ids) == 3 * batch  # every acknowledged event, once
+        assert stored[0] == stored[1] and stored[0] % batch == 0 and stored[0] < n  # whole batches only
+        # the change log covers exactly what is stored: a follower from 0 reads every row once
+        changes = store.changes_after(0, kinds=("events",))
+        assert sum(c.hi - c.lo + 1 for c in changes) == stored[0]
+
+        with _import(postgres_db, path, batch) as proc:
+            out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        _, accepted, duplicates, rejected = out.strip().splitlines()[-1].split()
+        assert (int(accepted), int(duplicates), int(rejected)) == (n - stored[0], stored[0], 0)
+        assert store.stats()["events"] == n and len(store.load_interactions()) == n
+        cursor, total = 0, 0
+        while True:
+            new, keys, _, _ = store.event_keys_after(cursor, limit=50_000)
+            if new == cursor:
+                break
+            cursor, total = new, total + keys.size
+        assert total == n
+    finally:
+        store.close()
+
+
+# -- errors ----------------------------------------------------------------------------------
+def test_a_server_that_does_not_answer_is_store_unavailable(postgres_server):
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="cannot open PostgreSQL database"):
+        PostgresStore("postgresql://postgres@127.0.0.1:1/nothing", timeout=2)
+    assert time.monotonic() - started < 10
+
+
+def test_a_dropped_connection_is_store_unavailable_then_the_pool_reconnects(postgres_db):
+    store = PostgresStore(postgres_db, pool_size=1)
+    try:
+        store.upsert_articles([article(1)])
+        with psycopg.connect(postgres_db, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        with pytest.raises(StoreUnavailable):
+            store.get_articles(["a1"])
+        assert "a1" in wait_for(lambda: store.get_articles(["a1"]), "the pool to reconnect")
+    finally:
+        store.close()
+
+
+def test_a_server_refusing_writes_is_a_disk_error_until_a_write_succeeds(postgres_db):
+    store = PostgresStore(postgres_db, pool_size=1)
+    try:
+        with store._pool.connection() as conn:  # the pool's only connection: writes refused as on a standby
+            conn.execute("SET default_transaction_read_only = on")
+        with pytest.raises(StoreDiskError):
+            store.add_events([event("u", "a1")])
+        assert "read-only" in store.write_error
+        with pytest.raises(StoreDiskError):
+            store.check_writable()
+        with store._pool.connection() as conn:
+            conn.execute("SET default_transaction_read_only = off")
+        store.check_writable()
+        assert store.write_error is None
+        assert store.add_events([event("u", "a1")]) == (1, 0)
+    finally:
+        store.close()
+
+
+def test_a_database_of_a_newer_schema_is_refused(postgres_db):
+    PostgresStore(postgres_db).close()
+    with psycopg.connect(postgres_db) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="newer than this code"):
+        PostgresStore(postgres_db)
+
+
+# -- NEWSREC_DB=postgresql://... -------------------------------------------------------------
+def test_newsrec_db_names_a_file_or_a_server(tmp_path):
+    assert split_db_location("postgresql://u:secret@db:5432/news") == ("postgresql://u:secret@db:5432/news", None)
+    assert split_db_location("postgres://db/news")[0] == "postgres://db/news"
+    assert split_db_location("sqlite:///var/x.sqlite3") == (None, Path("var/x.sqlite3"))
+    assert split_db_location("sqlite:////tmp/x.sqlite3") == (None, Path("/tmp/x.sqlite3"))
+    assert split_db_location(tmp_path / "x.sqlite3") == (None, tmp_path / "x.sqlite3")
+    with pytest.raises(ValueError, match="unknown database URL"):
+        split_db_location("mysql://db/news")
+    settings = Settings.from_env({"NEWSREC_HOME": str(tmp_path), "NEWSREC_DB": "postgresql://u:secret@db/news?sslmode=require"})
+    assert settings.db_path is None and settings.db == "postgresql://u:secret@db/news?sslmode=require"
+    assert settings.db_label == "postgresql://u@db/news"  # no password in messages and reports
+    settings.ensure_dirs()  # no folder named after the URL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+    default = Settings.from_env({"NEWSREC_HOME": str(tmp_path)})
+    assert default.db_url is None and default.db == str(tmp_path / "newsrec.sqlite3")
+    store = open_store(f"sqlite:///{tmp_path / 'y.sqlite3'}")
+    assert isinstance(store, SQLiteStore) and store.path == tmp_path / "y.sqlite3"
+    store.close()
+
+
+def test_the_jobs_run_on_postgres(postgres_db, tmp_path, monkeypatch, capsys):
+    from training.cli import main
+
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NEWSREC_DB", postgres_db)
+    monkeypatch.delenv("NEWSREC_MODELS", raising=False)
+    assert main(["sample", "--articles", "220", "--users", "60", "--days", "2", "--seed", "3", "--ingest",
+                 "--end", "2026-11-01T00:00:00+07:00"]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["database"] == postgres_db and stats["articles"] == 220 and stats["events"] > 0
+    assert main(["train", "--json", "--as-of", "2026-11-01T00:00:00+07:00"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["version"] and not (tmp_path / "home" / "newsrec.sqlite3").exists()
+    monkeypatch.setenv("NEWSREC_DB", "postgresql://postgres@127.0.0.1:1/nothing")
+    assert main(["stats"]) == 1
+    assert "cannot open PostgreSQL database" in capsys.readouterr().err
+
+
+def test_the_service_runs_on_postgres(postgres_db, tmp_path, monkeypatch):
+    from api import create_app
+    from recommender.security import KEYS_FILE, KeyStore
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("NEWSREC_TOKEN_SECRET", "test-secret-0123456789abcdef")
+    key, _ = KeyStore(home / KEYS_FILE).add("admin", name="test")
+    app = create_app({"TESTING": True, "NEWSREC_HOME": str(home), "NEWSREC_DB": postgres_db})
+    store = app.extensions["newsrec.store"]
+    try:
+        assert isinstance(store, PostgresStore) and app.config["NEWSREC_DB"] == postgres_db
+        client = app.test_client()
+        headers = {"X-API-Key": key}
+        assert client.get("/readyz").status_code == 200
+        now = time.time()
+        published = [{"article_id": f"a{i}", "title": f"Berita {i}", "body": "Isi berita.", "category": "Nasional",
+                      "published_at": now - 60 * i} for i in range(5)]
+        assert client.post("/v1/articles", json={"articles": published}, headers=headers).status_code == 200
+        posted = client.post("/v1/events", json={"events": [{"user_id": "r1", "article_id": "a1", "event": "click",
+                                                            "ts": now}]}, headers=headers)
+        assert posted.status_code == 200 and posted.get_json()["accepted"] == 1
+        feed = client.get("/v1/users/r1/feed?limit=3", headers=headers)
+        assert feed.status_code == 200 and "a1" not in [i["article_id"] for i in feed.get_json()["items"]]
+        assert client.delete("/v1/users/r1", headers=headers).get_json()["removed"]["events"] == 1
+        assert store.user_events("r1") == []
+    finally:
+        app.extensions["newsrec"].close()
+        store.close()
+
+
+# -- the live model --------------------------------------------------------------------------
+def test_promoting_a_model_is_a_change_and_a_compare_and_set(postgres_db):
+    store = PostgresStore(postgres_db, pool_size=10)
+    try:
+        start = store.log_position()[0]
+        assert store.live_model() is None
+        assert not store.promote_model("v2", expected="v1")
+        assert store.promote_model("v1", expected=None) and store.live_model() == "v1"
+        assert store.promote_model("v2")  # unconditional
+        assert not store.promote_model("v3", expected="v1")  # someone else moved it on
+        assert [(c.kind, c.ref) for c in store.changes_after(start)] == [("model", "v1"), ("model", "v2")]
+        # eight trainers that all saw v2: exactly one of them wins
+        results: list[bool] = []
+        threads = [threading.Thread(target=lambda v=v: results.append(store.promote_model(v, expected="v2")))
+                   for v in (f"t{i}" for i in range(8))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(results) == [False] * 7 + [True]
+        winner = store.changes_after(start)[-1]
+        assert winner.kind == "model" and winner.ref == store.live_model() and len(store.changes_after(start)) == 3
+    finally:
+        store.close()
