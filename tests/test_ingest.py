@@ -116,11 +116,12 @@ def test_events_commit_per_batch_so_a_failure_keeps_committed_batches(store, tmp
     path = _events_file(tmp_path, 10, bad_line=2)
     real, calls = store.add_events, []
 
-    def add_events(batch):
+    def add_events(batch, source="client"):
+        assert source == "import"  # the operator's own data: trusted, counted as it is
         calls.append(len(batch))
         if len(calls) == 2:
             raise RuntimeError("disk full")
-        return real(batch)
+        return real(batch, source=source)
 
     monkeypatch.setattr(store, "add_events", add_events)
     with pytest.raises(RuntimeError, match="disk full"):
@@ -139,9 +140,9 @@ def test_bulk_settings_apply_during_an_import_and_are_restored(store, tmp_path, 
     seen = []
     real = store.add_events
 
-    def add_events(batch):
+    def add_events(batch, source="client"):
         seen.append([conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "mmap_size")])
-        return real(batch)
+        return real(batch, source=source)
 
     monkeypatch.setattr(store, "add_events", add_events)
     assert import_events(store, _events_file(tmp_path, 3)).accepted == 3

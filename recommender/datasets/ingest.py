@@ -8,6 +8,7 @@ upserted; events carry or derive an idempotency key).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import sys
@@ -168,8 +169,13 @@ def import_articles(store: Store, path: str | Path, fmt: str | None = None, show
 def import_events(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
     path = Path(path)
     with store.bulk_load():
-        return _import(read_rows(path, fmt), Interaction.from_dict, store.add_events,
+        return _import(read_rows(path, fmt), Interaction.from_dict, functools.partial(_trusted, store),
                        ImportReport(str(path), "events"), show_progress, EVENT_BATCH_SIZE)
+
+
+def _trusted(store: Store, batch: list[Interaction]) -> tuple[int, int]:
+    """A bulk import is the operator's own data: no per-event check of one count per reader and hour."""
+    return store.add_events(batch, source="import")
 
 
 def import_preferences(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
@@ -299,10 +305,10 @@ def import_mind(store: Store, folder: str | Path, show_progress: bool | None = N
             except ValueError:
                 report.reject(number, f"time {cols[2]!r} is not like 11/13/2019 8:36:57 AM")
             if len(batch) >= EVENT_BATCH_SIZE:
-                _flush(batch, store.add_events, report)
+                _flush(batch, functools.partial(_trusted, store), report)
                 batch = []
         if batch:
-            _flush(batch, store.add_events, report)
+            _flush(batch, functools.partial(_trusted, store), report)
     return [news_report, report]
 
 
