@@ -462,8 +462,14 @@ def test_hot_reload_under_load_never_fails_a_request(trained, tmp_path):
                     _wait(lambda: _all_workers(server, lambda r: r["status"] == "degraded"
                                                and damaged in r["last_reload_error"]
                                                and r["model_version"] == good[-1]), 20, "the damaged bundle refused")
-                    metrics = requests.get(server.base + "/metrics", timeout=5).text
-                    assert re.search(r"^newsrec_last_reload_failed 1\.0$", metrics, re.M)
+                    scraped = {}
+
+                    def reported() -> bool:  # the worker that answers the scrape may refresh its gauge a poll later
+                        scraped["text"] = requests.get(server.base + "/metrics", timeout=5).text
+                        return bool(re.search(r"^newsrec_last_reload_failed 1\.0$", scraped["text"], re.M))
+
+                    _wait(reported, 20, "the refused bundle in /metrics")
+                    metrics = scraped["text"]
                     assert f'newsrec_model_info{{version="{good[-1]}"}} 1.0' in metrics
                     assert damaged not in metrics
                 version = write_bundle(sample.models_dir, sample.built.arrays, sample.built.documents,
