@@ -363,6 +363,11 @@ def test_the_jobs_run_on_postgres(postgres_db, tmp_path, monkeypatch, capsys):
     assert main(["train", "--json", "--as-of", "2026-11-01T00:00:00+07:00"]) == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["version"] and not (tmp_path / "home" / "newsrec.sqlite3").exists()
+    assert main(["models", "promote", trained["version"]]) == 0  # the live version is kept in PostgreSQL
+    capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    assert [v["status"] for v in json.loads(capsys.readouterr().out)] == ["live"]
+    assert not (tmp_path / "home" / "newsrec.sqlite3").exists()
     monkeypatch.setenv("NEWSREC_DB", "postgresql://postgres@127.0.0.1:1/nothing")
     assert main(["stats"]) == 1
     assert "cannot open PostgreSQL database" in capsys.readouterr().err
