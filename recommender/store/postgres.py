@@ -780,6 +780,8 @@ class PostgresStore(Store):
             current = conn.execute("SELECT version FROM live_model WHERE id = 1 FOR UPDATE").fetchone()[0]
             if expected is not ... and current != expected:
                 return False
+            if current == version:  # already live: no change for the followers to act on
+                return True
             conn.execute("UPDATE live_model SET version = %s, updated_at = %s WHERE id = 1", (version, now))
             self._lock_commit_order(conn)
             self._log(conn, "model", [version], at=now)
