@@ -367,3 +367,14 @@ class StoreContract:
         follower.join(timeout=60)
         assert not errors and not follower.is_alive()
         assert len(seen) == 2 * 20 * 3 + 2 * 20 * 2 * 3 == counted(store)
+
+    def test_a_served_list_may_name_articles_not_yet_in_the_catalog(self, store):
+        store.upsert_articles([article(1)])
+        _, seq = store.log_position()
+        assert store.add_served_lists([served("L1", "u", ("a1", "later-article"), ts=T0 + 1),
+                                       served("L2", "u", ("later-article",), ts=T0 + 2),
+                                       served("empty", "u", (), ts=T0 + 3)]) == 2  # an empty list showed nothing
+        keys = followed(store, seq)[0]
+        ids = store.article_ids_for_keys(keys)
+        assert [ids[k] for k in keys] == ["a1", "later-article", "later-article"]
+        assert store.article_keys(["later-article"])["later-article"] == keys[1]

@@ -704,7 +704,12 @@ class SQLiteStore(Store):
             if not batch:
                 return 0
             users = self._keys(conn, "users", "user_id", [s.user_id for s in batch])
-            articles = self._keys(conn, "article_keys", "article_id", [a for s in batch for a in s.article_ids])
+            # served articles are nearly always known: look them up, create only the missing ones
+            # (INSERT OR IGNORE first costs one more index probe per id: 30 % of a list's write)
+            ids = list(dict.fromkeys(a for s in batch for a in s.article_ids))
+            articles = self._lookup(conn, "article_keys", "article_id", ids)
+            if len(articles) < len(ids):
+                articles.update(self._keys(conn, "article_keys", "article_id", [a for a in ids if a not in articles]))
             # the events' counter, drawn under the write lock: a follower's cursor covers both tables
             lo = int(conn.execute("SELECT value FROM meta WHERE key = 'event_seq'").fetchone()[0]) + 1
             conn.executemany(
