@@ -38,7 +38,7 @@ from benchmarks.serving import (  # noqa: E402
 )
 
 _FRAME = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")  # "func (path/to/file.py:12)" -> "func (to/file.py)"
-SCALE = "scalev2-a100000-u1000000-e10000000-d28-s0"
+SCALE = "scalev3-a100000-u1000000-e10000000-d28-s0"
 
 
 def serve(home: Path, db: Path, models: Path, port: int, threads: int, log: Path) -> subprocess.Popen:

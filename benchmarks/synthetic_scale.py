@@ -52,7 +52,9 @@ from recommender.text.cleaning import STOP_WORDS
 
 log = logging.getLogger(__name__)
 
-FORMAT = "v2"  # bump when the generator changes: cached stores are keyed by it
+# bump when the generator changes: cached stores are keyed by it (v3: the store's sequence counter
+# set after the events, and its own reader index instead of schema 1's beside it)
+FORMAT = "v3"
 END = datetime(2026, 11, 1, tzinfo=WIB).timestamp()
 """End of the simulated span (fixed, in the past, so a seed alone fixes the data)."""
 
@@ -288,7 +290,7 @@ def write_store(data: ScaleData, path: Path, preference_share: float = 0.2, seed
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA cache_size=-262144")
-    conn.execute("DROP INDEX IF EXISTS events_user_ts")
+    conn.execute("DROP INDEX IF EXISTS events_user_cover")
     conn.execute("DROP INDEX IF EXISTS events_ts")
     n = len(data.article_ids)
     conn.execute("BEGIN")
@@ -326,8 +328,12 @@ def write_store(data: ScaleData, path: Path, preference_share: float = 0.2, seed
             zip(range(lo + 1, hi + 1), range(lo + 1, hi + 1), (data.ev_user[lo:hi] + 1).tolist(),
                 (data.ev_article[lo:hi] + 1).tolist(), data.ev_code[lo:hi].tolist(), ts, dwell.tolist(), ts))
         conn.execute("COMMIT")
-    conn.execute("CREATE INDEX events_user_ts ON events(user_key, ts)")
+    # the store's own indexes (MIGRATIONS), built once at the end
+    conn.execute("CREATE INDEX events_user_cover ON events(user_key, event, ts, seq, article_key, dwell)")
     conn.execute("CREATE INDEX events_ts ON events(ts)")
+    # the store's sequence counter goes on after the rows written here: left at 0, every later write
+    # draws seq 1, 2, ... again, and INSERT OR IGNORE drops those events as duplicates without a word
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'event_seq'", (str(int(m)),))
     conn.execute("INSERT INTO meta(key, value) VALUES ('synthetic_scale', ?)",
                  (json.dumps({"articles": n, "users": data.n_users, "events": int(m)}),))
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

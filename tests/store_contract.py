@@ -3,8 +3,9 @@
 A backend's test module subclasses :class:`StoreContract` and provides a ``store`` fixture.
 What is checked is what the engine and jobs rely on: the change log (commit order, nothing
 skipped, nothing twice, positions never reused), sticky takedowns, reader-scoped idempotency,
-one count per reader and hour, a forget that keeps what comes after it, and the live model
-version (compare-and-set, with its ``model`` change, under concurrent promoters).
+one count per reader and hour, a forget that keeps what comes after it, the live model version
+(compare-and-set, with its ``model`` change, under concurrent promoters), and served lists stored
+as one row each that come back as one impression per item wherever impressions are read.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import Article, Interaction, Preferences
-from recommender.store import StoreError
+from recommender.store import ServedList, StoreError
 
 T0 = 1_780_000_000.0
 
@@ -31,14 +32,24 @@ def event(user: str, art: str, kind: str = "click", ts: float = T0 + 100, **over
     return Interaction(user_id=user, article_id=art, event=kind, ts=ts, **over)
 
 
+def served(list_id: str, user: str, arts: tuple[str, ...], ts: float = T0 + 100, **over) -> ServedList:
+    return ServedList(list_id=list_id, user_id=user, ts=ts, article_ids=arts, **over)
+
+
+def followed(store, after: int = 0, limit: int = 7, upto: int | None = None) -> tuple[list[int], list[int], list[float]]:
+    """(article keys, codes, times) a follower reads after ``after``, in chunks of ``limit`` rows."""
+    keys, codes, times, cursor = [], [], [], after
+    while True:
+        new, k, c, t = store.event_keys_after(cursor, upto=upto, limit=limit)
+        assert new >= cursor
+        if new == cursor:
+            return keys, codes, times
+        keys, codes, times, cursor = keys + k.tolist(), codes + c.tolist(), times + t.tolist(), new
+
+
 def counted(store, after: int = 0) -> int:
     """How many events a follower counts after ``after``, read in small chunks."""
-    total, cursor = 0, after
-    while True:
-        new, keys, _, _ = store.event_keys_after(cursor, limit=7)
-        if new == cursor:
-            return total
-        total, cursor = total + keys.size, new
+    return len(followed(store, after)[0])
 
 
 class StoreContract:
@@ -229,3 +240,141 @@ class StoreContract:
         assert sorted(chain) == sorted(won)  # one change per success, none for a refused one
         assert [won[v] for v in chain] == [None] + chain[:-1]  # each replaced the one before it
         assert store.live_model() == chain[-1]
+
+    # -- served lists: one row each, one impression per item wherever impressions are read --------
+    def test_served_list_items_are_impressions_interleaved_with_events_by_seq(self, store):
+        store.upsert_articles([article(i) for i in range(8)])
+        key = {a: k.key for a, k in store.get_stored_articles([f"a{i}" for i in range(8)]).items()}
+        pos, start = store.log_position()
+        store.add_events([event("u", "a0", ts=T0 + 1)])
+        assert store.add_served_lists([served("L1", "u", ("a1", "a2", "a3"), ts=T0 + 2, offset=20,
+                                              model_version="v1", strategy="hybrid")]) == 1
+        store.add_events([event("v", "a4", "read", ts=T0 + 3, dwell_seconds=5.0)])
+        assert store.add_served_lists([served("L2", "v", ("a5", "a6"), ts=T0 + 4),
+                                       served("L3", "u", ("a7",), ts=T0 + 5)]) == 2
+        # one ``events`` change per write, covering its sequence numbers
+        changes = store.changes_after(pos, kinds=("events",))
+        assert len(changes) == 4 and all(c.lo <= c.hi for c in changes)
+        assert changes[3].hi - changes[3].lo == 1 and store.log_position()[1] == changes[3].hi
+        assert [c.lo for c in changes] == sorted(c.lo for c in changes) and changes[0].lo > start
+        want = ([key[a] for a in ("a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7")], [1, 0, 0, 0, 2, 0, 0, 0],
+                [T0 + 1, T0 + 2, T0 + 2, T0 + 2, T0 + 3, T0 + 4, T0 + 4, T0 + 5])
+        for limit in (1, 2, 3, 20_000):  # exactly once, in order, however it is chunked
+            assert followed(store, start, limit=limit) == want
+        # ``upto`` the first list's change: the list in full, nothing after it
+        assert followed(store, start, upto=changes[1].hi, limit=1)[0] == want[0][:4]
+        assert followed(store, changes[1].hi)[0] == want[0][4:]
+        assert store.first_seq_since(T0 + 2) == changes[1].lo and store.first_seq_since(T0 + 5) == changes[3].hi
+
+    def test_a_training_load_expands_served_lists_in_time_order(self, store):
+        store.upsert_articles([article(i) for i in range(6)])
+        store.add_events([event("u", "a0", ts=T0 + 1), event("u", "a5", "read", ts=T0 + 3, dwell_seconds=9.0)])
+        store.add_served_lists([served("L1", "u", ("a1", "a2", "a3"), ts=T0 + 2),
+                                served("L2", "v", ("a4", "a0"), ts=T0 + 3),  # after the read of the same second
+                                served("L3", "u", ("a1",), ts=T0 + 9)])
+        store.add_events([event("v", "a2", ts=T0 + 3, event_id="same-second")])  # written later: after L2
+        pos, seq = store.log_position()
+        log_ = store.load_interactions()
+        assert (log_.change_pos, log_.event_seq) == (pos, seq) and len(log_) == 9
+        rows = [(log_.user_ids[u], log_.article_ids[a], e, t - T0, bool(h))
+                for u, a, e, t, h in zip(log_.user_key.tolist(), log_.article_key.tolist(), log_.event.tolist(),
+                                         log_.ts.tolist(), log_.history.tolist())]
+        assert rows == [("u", "a0", 1, 1, False), ("u", "a1", 0, 2, False), ("u", "a2", 0, 2, False),
+                        ("u", "a3", 0, 2, False), ("u", "a5", 2, 3, False), ("v", "a4", 0, 3, False),
+                        ("v", "a0", 0, 3, False), ("v", "a2", 1, 3, False), ("u", "a1", 0, 9, False)]
+        dwell = log_.dwell.tolist()
+        assert dwell[4] == pytest.approx(9.0) and np.isnan([d for i, d in enumerate(dwell) if i != 4]).all()
+        part = store.load_interactions(start=T0 + 2, end=T0 + 3)  # a list is in a window by its time
+        assert [part.article_ids[a] for a in part.article_key.tolist()] == ["a1", "a2", "a3"]
+        assert (part.event == 0).all()
+
+    def test_a_readers_history_holds_their_lists_items_with_positions(self, store):
+        store.upsert_articles([article(i) for i in range(5)])
+        store.add_events([event("u", "a0", ts=T0 + 1)])
+        store.add_served_lists([served("L1", "u", ("a1", "a2"), ts=T0 + 2, offset=10),
+                                served("L2", "u", ("a3", "a4"), ts=T0 + 4)])
+        store.add_events([event("u", "a2", "read", ts=T0 + 3, dwell_seconds=12.0)])
+        history = store.user_events("u")
+        assert [(e.article_id, e.event, e.list_id, e.position) for e in history] == [
+            ("a0", "click", None, None), ("a1", "impression", "L1", 10), ("a2", "impression", "L1", 11),
+            ("a2", "read", None, None), ("a3", "impression", "L2", 0), ("a4", "impression", "L2", 1)]
+        assert history[3].dwell_seconds == pytest.approx(12.0) and history[1].dwell_seconds is None
+        assert [e.article_id for e in store.user_events("u", limit=3)] == ["a2", "a3", "a4"]
+        assert [e.article_id for e in store.user_events("u", since=T0 + 3)] == ["a2", "a3", "a4"]
+        assert [e.event for e in store.user_events("u", events=("click", "read"))] == ["click", "read"]
+        keys, codes, ts, dwell = store.user_event_keys("u", limit=4, events=("impression", "read"))
+        ids = store.article_ids_for_keys(keys.tolist())
+        assert [ids[k] for k in keys.tolist()] == ["a2", "a2", "a3", "a4"] and codes.tolist() == [0, 2, 0, 0]
+        assert ts.tolist() == [T0 + 2, T0 + 3, T0 + 4, T0 + 4] and dwell[1] == pytest.approx(12.0)
+        stats = store.stats()
+        assert stats["events_by_type"]["impression"] == 4 and stats["events"] == 6
+        assert stats["newest_event_ts"] == T0 + 4
+
+    def test_forget_deletes_a_readers_lists_and_drops_late_ones(self, store):
+        store.upsert_articles([article(i) for i in range(4)])
+        store.add_served_lists([served("L1", "r", ("a0", "a1"), ts=T0 + 1), served("K1", "keep", ("a2",), ts=T0 + 1)])
+        store.add_events([event("r", "a3", ts=T0 + 2)])
+        late = served("L2", "r", ("a2", "a3"), ts=T0 + 3)  # served before the forget, written after it
+        removed = store.forget_user("r")
+        assert removed["events"] == 3 and removed["user"] == 1  # the list's 2 impressions and the click
+        keep_key = store.article_keys(["a2"])["a2"]
+        assert followed(store)[0] == [keep_key]
+        assert [log_.user_ids[u] for log_ in [store.load_interactions()] for u in log_.user_key.tolist()] == ["keep"]
+        assert store.user_events("r") == [] and store.stats()["events_by_type"]["impression"] == 1
+        # a list served before the forget and written afterwards: dropped, the reader not recreated
+        assert store.add_served_lists([late]) == 0
+        assert store.stats()["readers"] == 1 and store.user_events("r") == []
+        # the reader comes back: lists served to them from then on are kept
+        back = store.forgotten_at("r") + 1
+        store.add_events([event("r", "a0", ts=back, event_id="back")])
+        assert store.add_served_lists([served("L3", "r", ("a1",), ts=back + 1)]) == 1
+        assert [(e.article_id, e.event) for e in store.user_events("r")] == [("a0", "click"), ("a1", "impression")]
+
+    def test_a_follower_counts_every_list_item_of_concurrent_writers_once(self, store):
+        store.upsert_articles([article(i) for i in range(5)])
+        seen, stop, errors = [], threading.Event(), []
+
+        def follow():
+            cursor = 0
+            while True:
+                done = stop.is_set()
+                try:
+                    new, keys, _, _ = store.event_keys_after(cursor, limit=5)
+                except StoreError as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+                    return
+                seen.extend(keys.tolist())
+                cursor = new
+                if done and keys.size == 0:
+                    return
+
+        def write(w: int):
+            for b in range(20):
+                if w % 2:
+                    store.add_served_lists([served(f"L{w}-{b}-{k}", f"w{w}", ("a0", "a1", "a2"), ts=T0 + k)
+                                            for k in range(2)])
+                else:
+                    store.add_events([event(f"w{w}-{b}-{k}", f"a{k}", ts=T0 + k) for k in range(3)])
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+        for t in writers:
+            t.start()
+        for t in writers:
+            t.join()
+        stop.set()
+        follower.join(timeout=60)
+        assert not errors and not follower.is_alive()
+        assert len(seen) == 2 * 20 * 3 + 2 * 20 * 2 * 3 == counted(store)
+
+    def test_a_served_list_may_name_articles_not_yet_in_the_catalog(self, store):
+        store.upsert_articles([article(1)])
+        _, seq = store.log_position()
+        assert store.add_served_lists([served("L1", "u", ("a1", "later-article"), ts=T0 + 1),
+                                       served("L2", "u", ("later-article",), ts=T0 + 2),
+                                       served("empty", "u", (), ts=T0 + 3)]) == 2  # an empty list showed nothing
+        keys = followed(store, seq)[0]
+        ids = store.article_ids_for_keys(keys)
+        assert [ids[k] for k in keys] == ["a1", "later-article", "later-article"]
+        assert store.article_keys(["later-article"])["later-article"] == keys[1]

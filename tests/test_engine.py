@@ -221,11 +221,23 @@ def test_reload_swaps_and_a_damaged_bundle_keeps_the_old_model(trained, tmp_path
 def test_served_lists_are_logged_as_impressions(trained, tmp_path):
     sample = trained.clone(tmp_path)
     engine = sample.engine()
+    _, seq = sample.store.log_position()
     ranked = engine.feed("impression-reader", limit=5)
-    assert engine.flush_impressions() == 5
+    page2 = engine.feed("impression-reader", limit=5, cursor=ranked.next_cursor)
+    assert engine.flush_impressions() == 10
     logged = sample.store.user_events("impression-reader")
-    assert [e.article_id for e in logged] == [i.article_id for i in ranked.items]
+    assert [e.article_id for e in logged] == [i.article_id for i in ranked.items + page2.items]
     assert all(e.event == "impression" for e in logged)
+    assert [(e.list_id, e.position) for e in logged] == (
+        [(ranked.list_id, k) for k in range(5)] + [(page2.list_id, 5 + k) for k in range(5)])
+    # one row per list, naming what made it; every worker counts its items as impressions
+    rows = sample.store._conn().execute(
+        "SELECT list_id, position, model_version, variant, strategy FROM served_lists ORDER BY seq").fetchall()
+    assert rows == [(ranked.list_id, 0, ranked.model_version, None, ranked.strategy),
+                    (page2.list_id, 5, page2.model_version, None, page2.strategy)]
+    assert ranked.model_version == engine.model_version is not None
+    _, keys, codes, _ = sample.store.event_keys_after(seq)
+    assert keys.size == 10 and (codes == 0).all()
 
 
 def test_forgotten_reader_leaves_no_trace(trained, tmp_path):

@@ -132,13 +132,17 @@ class Live:
 
     # -- the store, read-only --------------------------------------------------------------------
     def stored(self, user_id: str) -> tuple[bool, int, int]:
-        """(a users row exists, events of the reader, non-impression events) in the SQLite file."""
+        """(a users row exists, events of the reader (their served lists' items included),
+        non-impression events) in the SQLite file."""
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
         try:
             row = conn.execute("SELECT key FROM users WHERE user_id = ?", (user_id,)).fetchone()
             total, engaged = conn.execute(
                 "SELECT COUNT(*), COALESCE(SUM(e.event != ?), 0) FROM events e JOIN users u ON u.key = e.user_key "
                 "WHERE u.user_id = ?", (EVENT_CODES["impression"], user_id)).fetchone()
+            total += conn.execute(
+                "SELECT COALESCE(SUM(length(s.article_keys)), 0) / 8 FROM served_lists s JOIN users u "
+                "ON u.key = s.user_key WHERE u.user_id = ?", (user_id,)).fetchone()[0]
         finally:
             conn.close()
         return row is not None, total, engaged

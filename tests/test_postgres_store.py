@@ -23,7 +23,7 @@ import pytest
 
 from recommender.config import Settings, split_db_location
 from recommender.domain import Interaction
-from recommender.store import SQLiteStore, StoreDiskError, StoreError, StoreUnavailable, open_store
+from recommender.store import ServedList, SQLiteStore, StoreDiskError, StoreError, StoreUnavailable, open_store
 from recommender.store.postgres import PostgresStore
 
 from .store_contract import T0, article, event
@@ -327,6 +327,28 @@ def test_a_database_of_a_newer_schema_is_refused(postgres_db):
         PostgresStore(postgres_db)
 
 
+def test_a_schema_1_database_gets_served_lists_and_keeps_its_sequence(postgres_db):
+    """Schema 2 adds the served-lists table; a list's sequence number follows the stored events'."""
+    store = PostgresStore(postgres_db)
+    store.upsert_articles([article(i) for i in range(3)])
+    store.add_events([event("u1", "a0", ts=T0 + 10), event("u1", "a1", "impression", ts=T0 + 20)])
+    store.close()
+    with psycopg.connect(postgres_db) as conn:  # back to what schema version 1 looked like
+        conn.execute("DROP TABLE served_lists")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    migrated = PostgresStore(postgres_db)
+    try:
+        assert migrated.schema_version() == 2
+        _, seq = migrated.log_position()
+        assert migrated.add_served_lists([ServedList("L1", "u1", T0 + 30, ("a2", "a0"), offset=5)]) == 1
+        assert migrated.log_position()[1] == seq + 1
+        assert migrated.stats()["events_by_type"]["impression"] == 3 and migrated.stats()["served_lists"] == 1
+        assert [(e.article_id, e.position) for e in migrated.user_events("u1", events=("impression",))] == [
+            ("a1", None), ("a2", 5), ("a0", 6)]
+    finally:
+        migrated.close()
+
+
 # -- NEWSREC_DB=postgresql://... -------------------------------------------------------------
 def test_newsrec_db_names_a_file_or_a_server(tmp_path):
     assert split_db_location("postgresql://u:secret@db:5432/news") == ("postgresql://u:secret@db:5432/news", None)
@@ -363,6 +385,11 @@ def test_the_jobs_run_on_postgres(postgres_db, tmp_path, monkeypatch, capsys):
     assert main(["train", "--json", "--as-of", "2026-11-01T00:00:00+07:00"]) == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["version"] and not (tmp_path / "home" / "newsrec.sqlite3").exists()
+    assert main(["models", "promote", trained["version"]]) == 0  # the live version is kept in PostgreSQL
+    capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    assert [v["status"] for v in json.loads(capsys.readouterr().out)] == ["live"]
+    assert not (tmp_path / "home" / "newsrec.sqlite3").exists()
     monkeypatch.setenv("NEWSREC_DB", "postgresql://postgres@127.0.0.1:1/nothing")
     assert main(["stats"]) == 1
     assert "cannot open PostgreSQL database" in capsys.readouterr().err

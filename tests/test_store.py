@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import Article, Interaction, Preferences, ValidationError
-from recommender.store import SCHEMA_VERSION, SQLiteStore, StoreError
+from recommender.store import SCHEMA_VERSION, ServedList, SQLiteStore, StoreError
 from recommender.store.sqlite import _history_sql
 
 T0 = 1_793_466_000.0  # 2026-11-01 00:00 WIB
@@ -147,10 +147,11 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
         conn.execute("DROP TABLE changes")
         conn.execute("DROP TABLE forgotten")
         conn.execute("DROP TABLE live_model")
+        conn.execute("DROP TABLE served_lists")
         conn.execute("DELETE FROM meta WHERE key IN ('event_seq', 'forget_salt')")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     migrated = SQLiteStore(path)
-    assert migrated.schema_version() == SCHEMA_VERSION == 5
+    assert migrated.schema_version() == SCHEMA_VERSION == 6
     assert migrated.live_model() is None  # no version live yet: the engine adopts CURRENT
     assert migrated.log_position() == (0, 3)  # the sequence counter starts after the stored events
     ids, codes, ts, dwell = migrated.user_event_arrays("u1", events=("click", "read", "share"))
@@ -162,6 +163,37 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
                                         {"user": "u1", "since": -1.0, "limit": 300})]
     seeks = [p for p in plan if "COVERING INDEX events_user_cover (user_key=? AND event=? AND ts>?)" in p]
     assert len(seeks) == 3 and not any(p.startswith("SCAN e") or p.startswith("SCAN events") for p in plan)
+
+
+@pytest.mark.parametrize("older", [3, 5])
+def test_an_older_database_gets_served_lists_and_keeps_its_sequence(tmp_path, older):
+    """Schema 6 adds the served-lists table (on a database at 3, or at 5: staged models took 5
+    first, so a database at 5 never ran a 4); the events' counter goes on where it was."""
+    path = tmp_path / f"v{older}.sqlite3"
+    store = SQLiteStore(path)
+    store.upsert_articles([article(i) for i in range(3)])
+    store.add_events([event("u1", "a0", ts=T0 + 10), event("u1", "a1", "impression", ts=T0 + 20)])
+    store.close()
+    with sqlite3.connect(path) as conn:  # back to what that schema version looked like
+        conn.execute("DROP TABLE served_lists")
+        if older < 5:
+            conn.execute("DROP TABLE live_model")
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(older),))
+    migrated = SQLiteStore(path)
+    assert migrated.schema_version() == SCHEMA_VERSION
+    _, seq = migrated.log_position()
+    assert seq == 2 and migrated.add_served_lists([ServedList("L1", "u1", T0 + 30, ("a2", "a0"))]) == 1
+    assert migrated.log_position()[1] == 3 and migrated.stats()["events_by_type"]["impression"] == 3
+    conn = migrated._conn()
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'served_lists'")}
+    assert {"served_lists", "served_lists_user", "served_lists_ts"} <= names
+    blob = conn.execute("SELECT article_keys FROM served_lists").fetchone()[0]
+    keys = migrated.article_keys(["a2", "a0"])
+    assert np.frombuffer(blob, dtype="<i8").tolist() == [keys["a2"], keys["a0"]]  # int64 little-endian
+    # a reader's lists are found through their index, not by scanning every list
+    plan = " ".join(str(r) for r in conn.execute(
+        "EXPLAIN QUERY PLAN DELETE FROM served_lists WHERE user_key = 1"))
+    assert "served_lists_user" in plan
 
 
 def test_history_is_newest_first_across_types_and_skips_newer_impressions(store):

@@ -49,7 +49,7 @@ def _when(ts: float | None) -> str:
 @command("models", "list, verify, promote or roll back model versions")(_args)
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
     models = settings.models_dir
-    store = open_store(settings.ensure_dirs().db_path)
+    store = open_store(settings.ensure_dirs().db)
     try:
         if args.action == "list":
             versions = describe(store, models)

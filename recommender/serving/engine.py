@@ -30,7 +30,7 @@ from recommender.models.bundle import BundleError, bundle_signature, load_bundle
 from recommender.models.popularity import DecayedCounters
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.models.versions import MODEL_CHANGES, live_version
-from recommender.store import Store, StoredArticle, StoreError
+from recommender.store import ServedList, Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
 from .explain import feed_items, related_items
@@ -57,7 +57,7 @@ ARTICLE_CHANGES = ("article", "takedown", "restore")
 VISIBILITY_CHANGES = ("takedown", "restore")
 FOLLOW_BATCH = 5000  # changes read per query while following the log
 PROFILE_EVENTS = ("click", "read", "share")
-IMPRESSION_CHUNK = 1000  # rows per impressions transaction (~20-60 ms at 10M events)
+SERVED_LIST_CHUNK = 500  # served lists (one row each) per transaction
 RELATED_TOP_UP = 10  # a reader's related list reaches further down in multiples of this many
 READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
 RETRY_FAILED_SECONDS = 60.0  # a live version that failed is tried again this often even if its folder is unchanged
@@ -633,7 +633,7 @@ class Engine:
                 item = self._impressions.get_nowait()
             except queue.Empty:
                 break
-            if item[0] != user_id:
+            if item.user_id != user_id:
                 kept.append(item)
         for item in kept:
             self._impressions.put_nowait(item)
@@ -653,46 +653,42 @@ class Engine:
         if not self.config.log_impressions or not ranked.items:
             return
         try:
-            self._impressions.put_nowait((user_id or ANONYMOUS, ranked.list_id, [i.article_id for i in ranked.items],
-                                          now, ranked.extra.get("offset", 0)))
+            self._impressions.put_nowait(ServedList(
+                list_id=ranked.list_id, user_id=user_id or ANONYMOUS, ts=now,
+                article_ids=tuple(i.article_id for i in ranked.items), offset=ranked.extra.get("offset", 0),
+                model_version=ranked.model_version, variant=None, strategy=ranked.strategy))
         except queue.Full:
             self.impressions_dropped += len(ranked.items)
 
     def flush_impressions(self) -> int:
-        """Write queued served lists as impression events (off the request thread).
+        """Write queued served lists, one row each (off the request thread); returns the impressions
+        (their items) handed to the store.
 
         While the store refuses writes the lists stay queued (up to ``impression_queue``; beyond
-        that they are counted in ``impressions_dropped``) and 0 is returned.
+        that their items are counted in ``impressions_dropped``) and 0 is returned.
         """
         written = 0
         while written < 50_000:
-            # transactions of ~IMPRESSION_CHUNK rows: an event post waits for one of them at most
-            batch: list[Interaction] = []
-            taken = []
-            while len(batch) < IMPRESSION_CHUNK:
+            # transactions of up to SERVED_LIST_CHUNK lists: an event post waits for one of them at most
+            batch: list[ServedList] = []
+            while len(batch) < SERVED_LIST_CHUNK:
                 try:
-                    item = self._impressions.get_nowait()
+                    batch.append(self._impressions.get_nowait())
                 except queue.Empty:
                     break
-                taken.append(item)
-                user_id, list_id, article_ids, ts, offset = item
-                for pos, article_id in enumerate(article_ids):
-                    batch.append(Interaction(user_id=user_id, article_id=article_id, event="impression", ts=ts,
-                                             event_id=f"{list_id}.{offset + pos}", list_id=list_id,
-                                             position=offset + pos))
             if not batch:
                 break
             try:
-                self.store.add_events(batch, source="served")
+                self.store.add_served_lists(batch)
             except StoreError as exc:
-                for item in taken:
+                for item in batch:
                     try:
                         self._impressions.put_nowait(item)
                     except queue.Full:
-                        self.impressions_dropped += len(item[2])
+                        self.impressions_dropped += len(item.article_ids)
                 log.warning("impressions kept in memory, the store refused them: %s", exc)
                 return written
-            written += len(batch)
+            written += sum(len(item.article_ids) for item in batch)
         return written
 
     # -- reading lists ---------------------------------------------------------------------

@@ -213,8 +213,9 @@ class Store(ABC):
 
     @abstractmethod
     def forget_user(self, user_id: str) -> dict[str, int]:
-        """Delete everything stored about a reader up to now, in one transaction, and record when
-        (:meth:`forgotten_at`); idempotent. Returns counts removed."""
+        """Delete everything stored about a reader up to now, their served lists included, in one
+        transaction, and record when (:meth:`forgotten_at`); idempotent. Returns counts removed
+        (``events`` counts a deleted list's items as the impressions they are)."""
 
     @abstractmethod
     def forgotten_at(self, user_id: str) -> float | None:
@@ -223,13 +224,17 @@ class Store(ABC):
     @abstractmethod
     def user_events(self, user_id: str, since: float | None = None, limit: int = 500,
                     events: Sequence[str] | None = None) -> list[Interaction]:
-        """A reader's most recent events (of the ``events`` types; default all), newest last."""
+        """A reader's most recent events (of the ``events`` types; default all), newest last.
+
+        With impressions asked for, the items of the reader's served lists are among them (ordered
+        by time, then sequence number, then position), each with its ``list_id`` and ``position``."""
 
     @abstractmethod
     def user_event_keys(self, user_id: str, limit: int = 500, events: Sequence[str] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """A reader's newest events as arrays, oldest first: (article keys int64, event codes int8,
-        ts float64, dwell float32 NaN if none). Keys map to ids through :meth:`article_ids_for_keys`."""
+        ts float64, dwell float32 NaN if none), served lists' items included as in :meth:`user_events`.
+        Keys map to ids through :meth:`article_ids_for_keys`."""
 
     @abstractmethod
     def article_ids_for_keys(self, keys: Sequence[int] | None = None) -> dict[int, str]:
@@ -281,15 +286,21 @@ class Store(ABC):
                          limit: int = 20_000) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         """Events that count in live counters with ``seq < s <= upto`` (and ``ts >= since_ts``):
         ``(cursor, article keys int64, codes int8, ts float64)``; the cursor is the last ``seq``
-        read (``seq`` when none). History rows and events beyond a reader's one per hour are left out."""
+        read (``seq`` when none). History rows and events beyond a reader's one per hour are left out.
+        A served list's items come back as impressions (code 0) at the list's ``seq``, in list order,
+        merged with event rows by ``seq``; ``limit`` counts rows (an event or a whole list)."""
 
     @abstractmethod
     def first_seq_since(self, ts: float) -> int:
-        """Smallest event sequence number with a time at or after ``ts`` (1 past the end when none)."""
+        """Smallest event or served-list sequence number with a time at or after ``ts`` (1 past the
+        end when none)."""
 
     @abstractmethod
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
-        """Events with ``start <= ts < end`` as arrays, with the log position they were read at."""
+        """Events with ``start <= ts < end`` as arrays, with the log position they were read at.
+
+        Served lists of that time are expanded into one impression per item (no dwell, not history),
+        merged in by (time, sequence number), each list's items in list order."""
 
     @abstractmethod
     def iter_articles(self, published_since: float | None = None, include_deleted: bool = False) -> Iterator[StoredArticle]: ...

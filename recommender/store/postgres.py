@@ -55,6 +55,7 @@ from .base import (
     EVENT_SOURCES,
     Change,
     InteractionLog,
+    ServedList,
     Store,
     StoredArticle,
     StoreDiskError,
@@ -71,7 +72,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -147,6 +148,24 @@ MIGRATIONS: dict[int, str] = {
     );
     INSERT INTO live_model (id, version) VALUES (1, NULL);
     """,
+    # a served list as one row (Store.add_served_lists; SQLite's schema 6), its article keys in
+    # list order; ``seq`` is drawn from event_seq, so a follower's one cursor covers both tables;
+    # ``position`` is the first item's. Indexes: a reader's lists (history, forget) and their times.
+    2: """
+    CREATE TABLE served_lists (
+        seq BIGINT PRIMARY KEY,
+        list_id TEXT NOT NULL,
+        user_key BIGINT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0,
+        model_version TEXT,
+        variant TEXT,
+        strategy TEXT,
+        article_keys BIGINT[] NOT NULL
+    );
+    CREATE INDEX served_lists_user ON served_lists (user_key, ts, seq);
+    CREATE INDEX served_lists_ts ON served_lists (ts);
+    """,
 }
 
 # Advisory lock keys (any 64-bit constants no other code uses on this database): ASCII "newsrec"
@@ -188,17 +207,31 @@ def describe(url: str) -> str:
 @functools.lru_cache(maxsize=64)
 def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
     """A reader's newest ``limit`` events of the given types at or after ``since``, newest first:
-    ``(article_id or article_key, event, ts, dwell)``; named parameters ``user``, ``since``, ``limit``.
-    One index range per event type (see ``sqlite._history_sql`` for why)."""
+    ``(article_id or article_key, event, ts, dwell, list_id, position)``; named parameters ``user``,
+    ``since``, ``limit``. One index range per event type (see ``sqlite._history_sql`` for why).
+
+    With impressions among the types, the items of the reader's newest ``limit`` served lists are
+    impressions too (with their list id and position), ordered by time, seq, then list order;
+    ``list_id`` and ``position`` are NULL for rows of the events table.
+    """
     codes = sorted({EVENT_CODES[e] for e in events}) if events is not None else sorted(EVENT_CODES.values())
-    per_type = " UNION ALL ".join(
-        f"(SELECT article_key, event, ts, seq, dwell FROM events WHERE user_key = "
-        f"(SELECT key FROM users WHERE user_id = %(user)s) AND event = {int(code)} AND ts >= %(since)s "
-        f"ORDER BY ts DESC, seq DESC LIMIT %(limit)s)" for code in codes)
+    reader = "(SELECT key FROM users WHERE user_id = %(user)s)"
+    parts = [
+        f"(SELECT article_key, event, ts, seq, dwell, NULL::text AS list_id, NULL::int4 AS position, 0::int8 AS ord "
+        f"FROM events WHERE user_key = {reader} AND event = {int(code)} AND ts >= %(since)s "
+        f"ORDER BY ts DESC, seq DESC LIMIT %(limit)s)" for code in codes]
+    if EVENT_CODES["impression"] in codes:
+        parts.append(
+            "(SELECT i.key, 0::int2, l.ts, l.seq, NULL::float8, l.list_id, (l.position + i.ord - 1)::int4, i.ord "
+            "FROM (SELECT seq, ts, list_id, position, article_keys FROM served_lists WHERE user_key = "
+            f"{reader} AND ts >= %(since)s ORDER BY ts DESC, seq DESC LIMIT %(limit)s) l, "
+            "unnest(l.article_keys) WITH ORDINALITY AS i(key, ord))")
+    per_type = " UNION ALL ".join(parts)
+    order = "ORDER BY h.ts DESC, h.seq DESC, h.ord DESC LIMIT %(limit)s"
     if ids:
-        return (f"SELECT k.article_id, h.event, h.ts, h.dwell FROM ({per_type}) h "
-                f"JOIN article_keys k ON k.key = h.article_key ORDER BY h.ts DESC, h.seq DESC LIMIT %(limit)s")
-    return f"SELECT article_key, event, ts, dwell FROM ({per_type}) h ORDER BY ts DESC, seq DESC LIMIT %(limit)s"
+        return (f"SELECT k.article_id, h.event, h.ts, h.dwell, h.list_id, h.position FROM ({per_type}) h "
+                f"JOIN article_keys k ON k.key = h.article_key {order}")
+    return f"SELECT h.article_key, h.event, h.ts, h.dwell, h.list_id, h.position FROM ({per_type}) h {order}"
 
 
 def _json_list(values: Sequence[str]) -> str:
@@ -218,12 +251,12 @@ def _article_from_row(row: tuple) -> StoredArticle:
     return StoredArticle(key=key, article=article, deleted=bool(deleted), updated_at=updated)
 
 
-# One row of ``COPY (SELECT seq, user_key, article_key, code, ts, dwell ...) TO STDOUT (FORMAT
-# BINARY)``: a field count, then each field's length and big-endian value. Every field is fixed-size
+# One row of ``COPY (SELECT seq, user_key, article_key, code, ts, dwell, ord ...) TO STDOUT (FORMAT
+# BINARY)`` (``ord``: 0 for an event, k for a served list's k-th item): a field count, then each field's length and big-endian value. Every field is fixed-size
 # and never NULL (dwell is coalesced to NaN), so the rows parse as one numpy array, not 10M tuples.
 _LOAD_ROW = np.dtype([("n", ">i2"), ("l0", ">i4"), ("seq", ">i8"), ("l1", ">i4"), ("user", ">i8"),
                       ("l2", ">i4"), ("article", ">i8"), ("l3", ">i4"), ("code", ">i4"), ("l4", ">i4"),
-                      ("ts", ">f8"), ("l5", ">i4"), ("dwell", ">f8")])
+                      ("ts", ">f8"), ("l5", ">i4"), ("dwell", ">f8"), ("l6", ">i4"), ("ord", ">i8")])
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
@@ -586,6 +619,39 @@ class PostgresStore(Store):
 
         return self._write(body)
 
+    def add_served_lists(self, lists: Iterable[ServedList]) -> int:
+        given = [s for s in lists if s.article_ids]  # an empty list showed nothing
+        if not given:
+            return 0
+        now = time.time()
+
+        def body(conn: psycopg.Connection) -> int:
+            batch = self._drop_forgotten(conn, given, created=set())
+            if not batch:
+                return 0
+            users, created = self._reader_keys(conn, [s.user_id for s in batch])
+            # as for served impressions in add_events: a forget that committed meanwhile is seen now
+            if len(self._drop_forgotten(conn, batch, created)) != len(batch):
+                raise _Again()
+            articles = self._article_keys(conn, [a for s in batch for a in s.article_ids])
+            self._lock_commit_order(conn)
+            # each list's keys travel as an array literal ('{3,1,2}'): unnest cannot take ragged arrays
+            row = conn.execute(
+                "WITH ins AS (INSERT INTO served_lists(seq, list_id, user_key, ts, position, model_version, variant, "
+                "strategy, article_keys) SELECT nextval('event_seq'), s.list_id, s.user_key, s.ts, s.position, "
+                "s.model_version, s.variant, s.strategy, s.keys::int8[] FROM unnest(%s::int4[], %s::text[], "
+                "%s::int8[], %s::float8[], %s::int4[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+                "AS s(ord, list_id, user_key, ts, position, model_version, variant, strategy, keys) "
+                "ORDER BY s.ord RETURNING seq) SELECT count(*), min(seq), max(seq) FROM ins",
+                (list(range(len(batch))), [s.list_id for s in batch], [users[s.user_id] for s in batch],
+                 [float(s.ts) for s in batch], [int(s.offset) for s in batch], [s.model_version for s in batch],
+                 [s.variant for s in batch], [s.strategy for s in batch],
+                 ["{" + ",".join(str(articles[a]) for a in s.article_ids) + "}" for s in batch])).fetchone()
+            self._log(conn, "events", lo=int(row[1]), hi=int(row[2]), at=now)
+            return int(row[0])
+
+        return self._write(body)
+
     def _stage(self, conn: psycopg.Connection, batch: list[Interaction], users: dict[str, int],
                articles: dict[str, int], copy: bool, once_per_hour: bool) -> tuple[str, tuple]:
         """The batch as a relation ``s`` with :data:`_EVENT_COLUMNS`: parameter arrays for a small
@@ -632,8 +698,9 @@ class PostgresStore(Store):
 
     def _drop_forgotten(self, conn: psycopg.Connection, batch: list[Interaction], created: set[str]
                         ) -> list[Interaction]:
-        """Served lists of readers forgotten after the list was served, or forgotten and not back
-        since (no row of their own before this transaction), are not written."""
+        """Served lists (:class:`ServedList` or impression events: anything with ``user_id`` and
+        ``ts``) of readers forgotten after the list was served, or forgotten and not back since (no
+        row of their own before this transaction), are not written."""
         hashes = self._forget_hash(conn, list(dict.fromkeys(e.user_id for e in batch)))
         by_hash = {h: u for u, h in hashes.items()}
         forgotten = {by_hash[h]: at for h, at in conn.execute(
@@ -650,8 +717,9 @@ class PostgresStore(Store):
             rows = conn.execute(_history_sql(_types(events), ids=True),
                                 {"user": user_id, "since": since if since is not None else -1.0,
                                  "limit": int(limit)}).fetchall()
-        return [Interaction(user_id=user_id, article_id=a, event=EVENT_TYPES[ev], ts=ts, dwell_seconds=dw)
-                for a, ev, ts, dw in reversed(rows)]
+        return [Interaction(user_id=user_id, article_id=a, event=EVENT_TYPES[ev], ts=ts, dwell_seconds=dw,
+                            list_id=list_id, position=position)
+                for a, ev, ts, dw, list_id, position in reversed(rows)]
 
     def user_event_keys(self, user_id: str, limit: int = 500, events: Sequence[str] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -660,7 +728,7 @@ class PostgresStore(Store):
                                 {"user": user_id, "since": -1.0, "limit": int(limit)}).fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
-        table = np.array(rows[::-1], dtype=np.float64)  # keys < 2^53: exact; dwell None -> NaN
+        table = np.array([r[:4] for r in reversed(rows)], dtype=np.float64)  # keys < 2^53: exact; None -> NaN
         return (table[:, 0].astype(np.int64), table[:, 1].astype(np.int8), table[:, 2],
                 table[:, 3].astype(np.float32))
 
@@ -672,6 +740,9 @@ class PostgresStore(Store):
         sql = " UNION ALL ".join(
             "SELECT article_key FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = %(user)s) "
             f"AND event = {int(code)} AND ts >= %(since)s AND ts <= %(until)s" for code in codes)
+        if EVENT_CODES["impression"] in codes:  # and what their served lists showed
+            sql += (" UNION ALL SELECT unnest(article_keys) FROM served_lists WHERE user_key = "
+                    "(SELECT key FROM users WHERE user_id = %(user)s) AND ts >= %(since)s AND ts <= %(until)s")
         with self._reading() as conn:
             rows = conn.execute(sql, {"user": user_id, "since": float(since),
                                       "until": float(until) if until is not None else 1e18}).fetchall()
@@ -699,21 +770,34 @@ class PostgresStore(Store):
 
     def event_keys_after(self, seq: int, upto: int | None = None, since_ts: float | None = None,
                          limit: int = 20_000) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        # One statement, so one snapshot of both tables: both draw their seq from event_seq under
+        # the commit-order lock, so what a snapshot holds is every seq up to its newest, gaps aside.
+        # ``limit`` applies to each table; a served list comes back as its items (ord 1, 2, ...).
         with self._reading() as conn:
             rows = conn.execute(
-                "SELECT seq, article_key, event, ts, (NOT history AND counted)::int FROM events "
-                "WHERE seq > %s AND seq <= %s AND ts >= %s ORDER BY seq LIMIT %s",
-                (int(seq), int(upto) if upto is not None else 1 << 62,
-                 since_ts if since_ts is not None else -1.0, int(limit))).fetchall()
+                "SELECT seq, article_key, event, ts, (NOT history AND counted)::int, 0::int8 FROM "
+                "(SELECT * FROM events WHERE seq > %(seq)s AND seq <= %(upto)s AND ts >= %(since)s "
+                "ORDER BY seq LIMIT %(limit)s) e "
+                "UNION ALL SELECT l.seq, i.key, 0, l.ts, 1, i.ord FROM "
+                "(SELECT seq, ts, article_keys FROM served_lists WHERE seq > %(seq)s AND seq <= %(upto)s "
+                "AND ts >= %(since)s ORDER BY seq LIMIT %(limit)s) l, unnest(l.article_keys) WITH ORDINALITY AS i(key, ord) "
+                "ORDER BY 1, 6",
+                {"seq": int(seq), "upto": int(upto) if upto is not None else 1 << 62,
+                 "since": since_ts if since_ts is not None else -1.0, "limit": int(limit)}).fetchall()
         if not rows:
             return int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64)
         table = np.array(rows, dtype=np.float64)  # seq and keys < 2^53: exact
-        table = table[table[:, 4] > 0]  # filtered here, not in SQL: the cursor still passes them
-        return int(rows[-1][0]), table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3]
+        events, firsts = table[:, 5] == 0, table[:, 5] == 1
+        # a table that stopped at ``limit`` may hold more after its last row: both only up to the lower end
+        full = [side[-1] for side in (table[events, 0], table[firsts, 0]) if side.size >= limit]
+        cursor = int(min(full)) if full else int(table[-1, 0])
+        table = table[(table[:, 0] <= cursor) & (table[:, 4] > 0)]  # not counted: filtered, the cursor passes them
+        return cursor, table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3]
 
     def first_seq_since(self, ts: float) -> int:
         with self._reading() as conn:
-            row = conn.execute("SELECT MIN(seq) FROM events WHERE ts >= %s", (float(ts),)).fetchone()
+            row = conn.execute("SELECT LEAST((SELECT MIN(seq) FROM events WHERE ts >= %(ts)s), "
+                               "(SELECT MIN(seq) FROM served_lists WHERE ts >= %(ts)s))", {"ts": float(ts)}).fetchone()
         return int(row[0]) if row[0] is not None else self.log_position()[1] + 1
 
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
@@ -732,17 +816,21 @@ class PostgresStore(Store):
         return dataclasses.replace(log_, change_pos=int(change_pos), event_seq=int(event_seq))
 
     def _load_interactions(self, conn: psycopg.Connection, start: float | None, end: float | None) -> InteractionLog:
+        # served lists expanded into one impression per item (no dwell, not history), in list order
         query = ("COPY (SELECT seq, user_key, article_key, (event + CASE WHEN history THEN 4 ELSE 0 END)::int4, ts, "
-                 "COALESCE(dwell, 'NaN'::float8) FROM events WHERE ts >= {} AND ts < {}) TO STDOUT (FORMAT BINARY)")
+                 "COALESCE(dwell, 'NaN'::float8), 0::int8 FROM events WHERE ts >= {lo} AND ts < {hi} "
+                 "UNION ALL SELECT l.seq, l.user_key, i.key, 0, l.ts, 'NaN'::float8, i.ord FROM served_lists l, "
+                 "unnest(l.article_keys) WITH ORDINALITY AS i(key, ord) WHERE l.ts >= {lo} AND l.ts < {hi}) "
+                 "TO STDOUT (FORMAT BINARY)")
         # COPY takes no bind parameters: the bounds go in as SQL literals composed by psycopg
         bounds = (float(start) if start is not None else -1.0, float(end) if end is not None else 1e18)
-        statement = pgsql.SQL(query).format(*(pgsql.Literal(b) for b in bounds))
+        statement = pgsql.SQL(query).format(lo=pgsql.Literal(bounds[0]), hi=pgsql.Literal(bounds[1]))
         data = bytearray()
         with conn.cursor().copy(statement) as cp:
             for chunk in cp:
                 data += chunk
         table = _parse_binary_copy(bytes(data)) if data else np.empty(0, dtype=_LOAD_ROW)
-        order = np.lexsort((table["seq"], table["ts"]))  # time order, arrival order within a tie
+        order = np.lexsort((table["ord"], table["seq"], table["ts"]))  # time, arrival, then list order
         table = table[order]
         user_key = table["user"].astype(np.int64)
         article_key = table["article"].astype(np.int64)
@@ -780,8 +868,8 @@ class PostgresStore(Store):
             current = conn.execute("SELECT version FROM live_model WHERE id = 1 FOR UPDATE").fetchone()[0]
             if expected is not ... and current != expected:
                 return False
-            if current == version:
-                return True  # already live: nothing changes, nothing for followers to do
+            if current == version:  # already live: no change for the followers to act on
+                return True
             conn.execute("UPDATE live_model SET version = %s, updated_at = %s WHERE id = 1", (version, now))
             self._lock_commit_order(conn)
             self._log(conn, "model", [version], at=now)
@@ -827,10 +915,14 @@ class PostgresStore(Store):
                 raise _Again()
             key = row[0]
             events = conn.execute("DELETE FROM events WHERE user_key = %s", (key,)).rowcount
+            # the items of their served lists count as the impressions they are
+            events += int(conn.execute("WITH gone AS (DELETE FROM served_lists WHERE user_key = %s "
+                                       "RETURNING cardinality(article_keys) AS n) SELECT COALESCE(SUM(n), 0) FROM gone",
+                                       (key,)).fetchone()[0])
             prefs = conn.execute("DELETE FROM preferences WHERE user_key = %s", (key,)).rowcount
             conn.execute("DELETE FROM users WHERE key = %s", (key,))
             # the tombstone: tokens issued before it are refused, served lists logged after it are
-            # dropped (add_events), events the reader posts afterwards are kept
+            # dropped (add_served_lists, add_events), events the reader posts afterwards are kept
             conn.execute("INSERT INTO forgotten(user_hash, at) VALUES (%s, %s) ON CONFLICT (user_hash) DO UPDATE "
                          "SET at = excluded.at", (hashed, now))
             self._lock_commit_order(conn)
@@ -856,7 +948,11 @@ class PostgresStore(Store):
         with self._reading() as conn:
             for code, count in conn.execute("SELECT event, COUNT(*) FROM events GROUP BY event").fetchall():
                 by_type[EVENT_TYPES[code]] = int(count)
+            lists, items, newest_list = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(cardinality(article_keys)), 0), MAX(ts) FROM served_lists").fetchone()
+            by_type["impression"] += int(items)  # a served list is one impression per item
             newest = conn.execute("SELECT MAX(ts) FROM events").fetchone()[0]
+            newest = max((t for t in (newest, newest_list) if t is not None), default=None)
             articles, deleted = conn.execute(
                 "SELECT COUNT(*), COUNT(*) FILTER (WHERE deleted) FROM articles").fetchone()
             known_ids = conn.execute("SELECT COUNT(*) FROM article_keys").fetchone()[0]
@@ -873,5 +969,6 @@ class PostgresStore(Store):
             "readers_with_preferences": with_prefs,
             "events": sum(by_type.values()),
             "events_by_type": by_type,
+            "served_lists": int(lists),
             "newest_event_ts": newest,
         }

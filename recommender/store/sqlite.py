@@ -7,6 +7,7 @@ training can load it as arrays.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import functools
@@ -17,6 +18,7 @@ import logging
 import math
 import os
 import sqlite3
+import struct
 import threading
 import time
 from pathlib import Path
@@ -32,6 +34,7 @@ from .base import (
     EVENT_SOURCES,
     Change,
     InteractionLog,
+    ServedList,
     Store,
     StoredArticle,
     StoreDiskError,
@@ -47,7 +50,8 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # 4 is the served lists' migration (another branch); the lead renumbers on merge
+SCHEMA_VERSION = 6  # 4 was left for the served lists while staged models took 5; they are 6: a
+# database at 5 (from before served lists) has run no 4 and would never run it
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -134,6 +138,25 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS changes_model ON changes(pos) WHERE kind IN ({CHANGE_CODES["model"]});
     """,
+    # a served list as one row (Store.add_served_lists), its article keys packed as int64
+    # little-endian: a feed's 20 impression rows cost ~0.5 ms of CPU at 10M events (4 B-trees each).
+    # ``seq`` comes from the events' counter; ``position`` is the first item's position. Indexes:
+    # a reader's lists (forget, history) and their times (first_seq_since, time-bounded loads).
+    6: """
+    CREATE TABLE IF NOT EXISTS served_lists (
+        seq INTEGER PRIMARY KEY,
+        list_id TEXT NOT NULL,
+        user_key INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0,
+        model_version TEXT,
+        variant TEXT,
+        strategy TEXT,
+        article_keys BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS served_lists_user ON served_lists(user_key, ts);
+    CREATE INDEX IF NOT EXISTS served_lists_ts ON served_lists(ts);
+    """,
 }
 
 
@@ -148,9 +171,10 @@ def _unavailable(exc: sqlite3.Error) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
+def _history_sql(events: Sequence[str] | None, ids: bool, seq: bool = False) -> str:
     """A reader's newest ``:limit`` events of the given types at or after ``:since``, newest first:
-    ``(article_id or article_key, event, ts, dwell)``; named parameters ``user``, ``since``, ``limit``.
+    ``(article_id or article_key, event, ts, dwell)`` (and ``seq`` with ``seq``); named parameters
+    ``user``, ``since``, ``limit``. Rows of the events table only (served lists: ``_SERVED_HISTORY``).
 
     One index seek per event type, each stopping after ``:limit`` rows, then a sort of at most
     4 x ``:limit`` rows: a reader who opened their feed a thousand times since their last click
@@ -162,9 +186,17 @@ def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
         f"(SELECT key FROM users WHERE user_id = :user) AND event = {int(code)} AND ts >= :since "
         f"ORDER BY ts DESC, seq DESC LIMIT :limit)" for code in codes)
     if ids:
-        return (f"SELECT k.article_id, h.event, h.ts, h.dwell FROM ({per_type}) h "
+        return (f"SELECT k.article_id, h.event, h.ts, h.dwell{', h.seq' if seq else ''} FROM ({per_type}) h "
                 f"JOIN article_keys k ON k.key = h.article_key ORDER BY h.ts DESC, h.seq DESC LIMIT :limit")
-    return f"SELECT article_key, event, ts, dwell FROM ({per_type}) ORDER BY ts DESC, seq DESC LIMIT :limit"
+    return (f"SELECT article_key, event, ts, dwell{', seq' if seq else ''} FROM ({per_type}) "
+            f"ORDER BY ts DESC, seq DESC LIMIT :limit")
+
+
+# a reader's newest ``:limit`` served lists at or after ``:since`` (each holds at least one of the
+# newest ``:limit`` impressions), newest first, from the reader index
+_SERVED_HISTORY = ("SELECT seq, ts, position, list_id, article_keys FROM served_lists WHERE user_key = "
+                   "(SELECT key FROM users WHERE user_id = :user) AND ts >= :since ORDER BY ts DESC, seq DESC "
+                   "LIMIT :limit")
 
 
 def _read_errors(method):
@@ -205,6 +237,56 @@ def _distinct_keys(keys: np.ndarray) -> np.ndarray:
     if keys.size == 0:
         return np.zeros(0, dtype=np.int64)
     return np.flatnonzero(np.bincount(keys)).astype(np.int64)
+
+
+def _served(types: tuple[str, ...] | None) -> bool:
+    """Whether a history of these event types (None: all) holds served lists' items."""
+    return types is None or "impression" in types
+
+
+def _pack_keys(keys: Sequence[int]) -> bytes:
+    """A served list's article keys as stored: int64 little-endian, in list order."""
+    return struct.pack(f"<{len(keys)}q", *keys)
+
+
+def _unpack_keys(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The article keys of packed lists, concatenated in list order (int64, shape (m,)), and how many
+    each list holds (int64, shape (len(blobs),)): one join and one buffer view, no loop per item."""
+    counts = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs)) >> 3
+    return np.frombuffer(b"".join(blobs), dtype="<i8").astype(np.int64), counts
+
+
+def _merge_positions(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the values of two sorted arrays go when merged, ``b``'s after ``a``'s equal ones:
+    ``(pos_a, pos_b)``, each int64 of its input's shape, together ``arange(a.size + b.size)``."""
+    pos_b = np.searchsorted(a, b, side="right") + np.arange(b.size)
+    taken = np.zeros(a.size + b.size, dtype=bool)
+    taken[pos_b] = True
+    return np.flatnonzero(~taken), pos_b
+
+
+def _merge_by_time(a_ts: np.ndarray, a_seq: np.ndarray, b_ts: np.ndarray, b_seq: np.ndarray) -> np.ndarray:
+    """The order of ``concatenate([a, b])`` by (time, sequence number), shape (n + m,).
+
+    ``a`` and ``b`` are each in that order already; rows of ``b`` with one sequence number (a served
+    list's items) keep their order. A linear merge, then only runs of a time both sides share are
+    sorted, by sequence number.
+    """
+    n, m = a_ts.size, b_ts.size
+    pos_a, pos_b = _merge_positions(a_ts, b_ts)
+    order = np.empty(n + m, dtype=np.int64)
+    order[pos_a] = np.arange(n)
+    order[pos_b] = np.arange(n, n + m)
+    shared = np.unique(b_ts[np.searchsorted(a_ts, b_ts, side="left") < pos_b - np.arange(m)])
+    if shared.size:
+        starts = np.searchsorted(a_ts, shared, side="left") + np.searchsorted(b_ts, shared, side="left")
+        lengths = np.searchsorted(a_ts, shared, side="right") + np.searchsorted(b_ts, shared, side="right") - starts
+        run = np.repeat(np.arange(shared.size), lengths)
+        index = np.arange(lengths.sum()) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        rows = order[index]
+        seq = np.where(rows < n, a_seq[np.minimum(rows, n - 1)], b_seq[np.maximum(rows - n, 0)])
+        order[index] = rows[np.lexsort((seq, run))]
+    return order
 
 
 def _json_list(values: Sequence[str]) -> str:
@@ -340,7 +422,7 @@ class SQLiteStore(Store):
                 )
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 log.info("migrating %s to schema version %d", self.path, version)
-                for statement in MIGRATIONS.get(version, "").split(";"):  # a number another branch took
+                for statement in MIGRATIONS.get(version, "").split(";"):  # 4 has none (see SCHEMA_VERSION)
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(
@@ -611,6 +693,36 @@ class SQLiteStore(Store):
                 self._log(conn, "events", lo=lo, hi=hi, at=now)
         return inserted, len(given) - inserted
 
+    def add_served_lists(self, lists: Iterable[ServedList]) -> int:
+        given = [s for s in lists if s.article_ids]  # an empty list showed nothing
+        if not given:
+            return 0
+        conn = self._conn()
+        now = time.time()
+        with self._write(conn):
+            batch = self._drop_forgotten(conn, given)
+            if not batch:
+                return 0
+            users = self._keys(conn, "users", "user_id", [s.user_id for s in batch])
+            # served articles are nearly always known: look them up, create only the missing ones
+            # (INSERT OR IGNORE first costs one more index probe per id: 30 % of a list's write)
+            ids = list(dict.fromkeys(a for s in batch for a in s.article_ids))
+            articles = self._lookup(conn, "article_keys", "article_id", ids)
+            if len(articles) < len(ids):
+                articles.update(self._keys(conn, "article_keys", "article_id", [a for a in ids if a not in articles]))
+            # the events' counter, drawn under the write lock: a follower's cursor covers both tables
+            lo = int(conn.execute("SELECT value FROM meta WHERE key = 'event_seq'").fetchone()[0]) + 1
+            conn.executemany(
+                "INSERT INTO served_lists(seq, list_id, user_key, ts, position, model_version, variant, strategy, "
+                "article_keys) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(lo + i, s.list_id, users[s.user_id], s.ts, s.offset, s.model_version, s.variant, s.strategy,
+                  _pack_keys([articles[a] for a in s.article_ids])) for i, s in enumerate(batch)],
+            )
+            hi = lo + len(batch) - 1
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'event_seq'", (str(hi),))
+            self._log(conn, "events", lo=lo, hi=hi, at=now)
+        return len(batch)
+
     HOUR = 3600.0
 
     def _counted(self, conn: sqlite3.Connection, batch: list[Interaction], users: dict[str, int],
@@ -631,9 +743,10 @@ class SQLiteStore(Store):
             flags.append(0 if row else 1)
         return flags
 
-    def _drop_forgotten(self, conn: sqlite3.Connection, batch: list[Interaction]) -> list[Interaction]:
-        """Served lists of readers forgotten after the list was served, or forgotten and not back
-        since (no row of their own), are not written: logging never recreates a forgotten reader."""
+    def _drop_forgotten(self, conn: sqlite3.Connection, batch: list) -> list:
+        """Served lists (:class:`ServedList` or impression events, anything with ``user_id`` and
+        ``ts``) of readers forgotten after the list was served, or forgotten and not back since (no
+        row of their own), are not written: logging never recreates a forgotten reader."""
         hashes = self._forget_hash(conn, list(dict.fromkeys(e.user_id for e in batch)))
         by_hash = {h: u for u, h in hashes.items()}
         forgotten: dict[str, float] = {}
@@ -650,9 +763,20 @@ class SQLiteStore(Store):
     @_read_errors
     def user_events(self, user_id: str, since: float | None = None, limit: int = 500,
                     events: Sequence[str] | None = None) -> list[Interaction]:
-        rows = self._conn().execute(
-            _history_sql(_types(events), ids=True), {"user": user_id, "since": since if since is not None else -1.0,
-                                             "limit": int(limit)}).fetchall()
+        types = _types(events)
+        since = since if since is not None else -1.0
+        if _served(types):  # items of served lists carry their list id and position
+            keys, codes, ts, dwell, lists, positions = self._history_with_lists(user_id, since, limit, types)
+            ids = self.article_ids_for_keys(np.unique(keys).tolist())
+            return [
+                Interaction(user_id=user_id, article_id=ids[k], event=EVENT_TYPES[ev], ts=t,
+                            dwell_seconds=None if math.isnan(dw) else dw, list_id=lists[i] if i >= 0 else None,
+                            position=p if i >= 0 else None)
+                for k, ev, t, dw, i, p in zip(keys.tolist(), codes.tolist(), ts.tolist(), dwell.tolist(),
+                                              positions[0].tolist(), positions[1].tolist())
+            ]
+        rows = self._conn().execute(_history_sql(types, ids=True),
+                                    {"user": user_id, "since": since, "limit": int(limit)}).fetchall()
         return [
             Interaction(user_id=user_id, article_id=a, event=EVENT_TYPES[ev], ts=ts, dwell_seconds=dw)
             for a, ev, ts, dw in reversed(rows)
@@ -661,8 +785,13 @@ class SQLiteStore(Store):
     @_read_errors
     def user_event_arrays(self, user_id: str, limit: int = 500, events: Sequence[str] | None = None
                           ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        types = _types(events)
+        if _served(types):
+            keys, codes, ts, dwell, _, _ = self._history_with_lists(user_id, -1.0, limit, types)
+            ids = self.article_ids_for_keys(np.unique(keys).tolist())
+            return [ids[k] for k in keys.tolist()], codes, ts, dwell.astype(np.float32)
         rows = self._conn().execute(
-            _history_sql(_types(events), ids=True), {"user": user_id, "since": -1.0, "limit": int(limit)}).fetchall()
+            _history_sql(types, ids=True), {"user": user_id, "since": -1.0, "limit": int(limit)}).fetchall()
         if not rows:
             return [], np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
         ids, kinds, ts, dwell = zip(*reversed(rows))
@@ -672,14 +801,48 @@ class SQLiteStore(Store):
     @_read_errors
     def user_event_keys(self, user_id: str, limit: int = 500, events: Sequence[str] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        types = _types(events)
+        if _served(types):
+            keys, codes, ts, dwell, _, _ = self._history_with_lists(user_id, -1.0, limit, types)
+            return keys, codes, ts, dwell.astype(np.float32)
         # from the covering index alone: no article row, no id string per event
         rows = self._conn().execute(
-            _history_sql(_types(events), ids=False), {"user": user_id, "since": -1.0, "limit": int(limit)}).fetchall()
+            _history_sql(types, ids=False), {"user": user_id, "since": -1.0, "limit": int(limit)}).fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
         table = np.array(rows[::-1], dtype=np.float64)  # keys < 2^53: exact; dwell None -> NaN
         return (table[:, 0].astype(np.int64), table[:, 1].astype(np.int8), table[:, 2],
                 table[:, 3].astype(np.float32))
+
+    def _history_with_lists(self, user_id: str, since: float, limit: int, types: tuple[str, ...] | None
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple, tuple[np.ndarray, np.ndarray]]:
+        """A reader's newest ``limit`` events of ``types`` since ``since``, the items of their served
+        lists among them as impressions, oldest first (by time, seq, position in the list).
+
+        Returns ``(article keys int64, codes int8, ts float64, dwell float64 NaN if none, list ids,
+        (index into list ids, -1 for event rows; position in the list), both int64)``, arrays of shape (n,).
+        """
+        conn = self._conn()
+        params = {"user": user_id, "since": since, "limit": int(limit)}
+        rows = conn.execute(_history_sql(types, ids=False, seq=True), params).fetchall()
+        lists = conn.execute(_SERVED_HISTORY, params).fetchall()
+        table = np.array(rows, dtype=np.float64).reshape(-1, 5)  # key, event, ts, dwell, seq
+        list_seq, list_ts, first, list_ids, blobs = zip(*lists) if lists else ((), (), (), (), ())
+        keys, counts = _unpack_keys(blobs)
+        which = np.repeat(np.arange(len(lists)), counts)
+        within = np.arange(keys.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        ts = np.concatenate([table[:, 2], np.repeat(np.array(list_ts, dtype=np.float64), counts)])
+        seq = np.concatenate([table[:, 4], np.repeat(np.array(list_seq, dtype=np.float64), counts)])
+        order = np.lexsort((np.concatenate([np.zeros(len(rows)), within]), seq, ts))
+        order = order[max(order.size - int(limit), 0):]
+        n, m = len(rows), keys.size
+        return (np.concatenate([table[:, 0].astype(np.int64), keys])[order],
+                np.concatenate([table[:, 1].astype(np.int8), np.zeros(m, np.int8)])[order],
+                ts[order],
+                np.concatenate([table[:, 3], np.full(m, np.nan)])[order],
+                list_ids,
+                (np.concatenate([np.full(n, -1, np.int64), which])[order],
+                 np.concatenate([np.full(n, -1, np.int64), np.repeat(np.array(first, np.int64), counts) + within])[order]))
 
     @_read_errors
     def article_ids_for_keys(self, keys: Sequence[int] | None = None) -> dict[int, str]:
@@ -697,20 +860,44 @@ class SQLiteStore(Store):
     def event_keys_after(self, seq: int, upto: int | None = None, since_ts: float | None = None,
                          limit: int = 20_000) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         # no join and no id strings: every worker reads every impression back once a second
-        rows = self._conn().execute(
+        conn = self._conn()
+        # Two tables, two statements, two snapshots: a write committed between them would be in the
+        # second only, and a cursor past it would skip its rows in the first. Sequence numbers are
+        # drawn in commit order, so reading only up to the counter as it was before both is enough.
+        committed = int(conn.execute("SELECT value FROM meta WHERE key = 'event_seq'").fetchone()[0])
+        args = (int(seq), min(int(upto) if upto is not None else 1 << 62, committed),
+                since_ts if since_ts is not None else -1.0, int(limit))
+        rows = conn.execute(
             "SELECT seq, article_key, event, ts, history = 0 AND counted = 1 FROM events WHERE seq > ? AND seq <= ? "
-            "AND ts >= ? ORDER BY seq LIMIT ?",
-            (int(seq), int(upto) if upto is not None else 1 << 62, since_ts if since_ts is not None else -1.0,
-             int(limit))).fetchall()
-        if not rows:
+            "AND ts >= ? ORDER BY seq LIMIT ?", args).fetchall()
+        lists = conn.execute("SELECT seq, ts, article_keys FROM served_lists WHERE seq > ? AND seq <= ? AND ts >= ? "
+                             "ORDER BY seq LIMIT ?", args).fetchall()
+        if not rows and not lists:
             return int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64)
-        table = np.array(rows, dtype=np.float64)  # seq and keys < 2^53: exact
+        # a side that stopped at ``limit`` may hold more after its last row: read both up to the lower end
+        full = [side[-1][0] for side in (rows, lists) if len(side) >= limit]
+        cursor = min(full) if full else max(side[-1][0] for side in (rows, lists) if side)
+        rows = rows[:bisect.bisect_right(rows, cursor, key=lambda r: r[0])] if rows and rows[-1][0] > cursor else rows
+        lists = lists[:bisect.bisect_right(lists, cursor, key=lambda r: r[0])] if lists and lists[-1][0] > cursor else lists
+        table = np.array(rows, dtype=np.float64).reshape(-1, 5)  # seq and keys < 2^53: exact
         table = table[table[:, 4] > 0]  # filtered here, not in SQL: the cursor still passes them
-        return int(rows[-1][0]), table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3]
+        if not lists:
+            return int(cursor), table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3]
+        # a served list's items are impressions at its sequence number, in list order
+        list_seq, list_ts, blobs = zip(*lists)
+        keys, counts = _unpack_keys(blobs)
+        pos_events, pos_items = _merge_positions(table[:, 0], np.repeat(np.array(list_seq, dtype=np.float64), counts))
+        out_keys = np.empty(pos_events.size + pos_items.size, dtype=np.int64)
+        out_codes = np.zeros(out_keys.size, dtype=np.int8)
+        out_ts = np.empty(out_keys.size, dtype=np.float64)
+        out_keys[pos_events], out_codes[pos_events], out_ts[pos_events] = table[:, 1], table[:, 2], table[:, 3]
+        out_keys[pos_items], out_ts[pos_items] = keys, np.repeat(np.array(list_ts, dtype=np.float64), counts)
+        return int(cursor), out_keys, out_codes, out_ts
 
     @_read_errors
     def first_seq_since(self, ts: float) -> int:
-        row = self._conn().execute("SELECT MIN(seq) FROM events WHERE ts >= ?", (ts,)).fetchone()
+        row = self._conn().execute("SELECT MIN(s) FROM (SELECT MIN(seq) AS s FROM events WHERE ts >= :ts "
+                                   "UNION ALL SELECT MIN(seq) FROM served_lists WHERE ts >= :ts)", {"ts": ts}).fetchone()
         return int(row[0]) if row[0] is not None else self.log_position()[1] + 1
 
     @_read_errors
@@ -769,16 +956,14 @@ class SQLiteStore(Store):
 
     def _load_interactions(self, start: float | None, end: float | None) -> InteractionLog:
         conn = self._conn()
+        bounds = (start if start is not None else -1.0, end if end is not None else 1e18)
         # Python builds an object per value fetched (10M events: most of the load time), so the
-        # two keys travel as one integer and event code with history flag as another.
+        # two keys travel as one integer and event code, history flag and seq as another.
         packed = all(conn.execute(f"SELECT COALESCE(MAX(key), 0) < {1 << 31} FROM {t}").fetchone()[0]
                      for t in ("users", "article_keys"))
-        columns = ("(user_key << 32) | article_key, ts, event | (history << 2), dwell" if packed else
-                   "user_key, ts, event | (history << 2), dwell, article_key")
-        cur = conn.execute(
-            f"SELECT {columns} FROM events WHERE ts >= ? AND ts < ?",
-            (start if start is not None else -1.0, end if end is not None else 1e18),
-        )
+        columns = ("(user_key << 32) | article_key, ts, event | (history << 2) | (seq << 3), dwell" if packed else
+                   "user_key, ts, event | (history << 2) | (seq << 3), dwell, article_key")
+        cur = conn.execute(f"SELECT {columns} FROM events WHERE ts >= ? AND ts < ?", bounds)
         dtype = [("keys", "<i8"), ("ts", "<f8"), ("code", "<i8"), ("dwell", "<f8")]  # NULL dwell -> NaN
         if not packed:
             dtype.append(("article_key", "<i8"))
@@ -790,18 +975,36 @@ class SQLiteStore(Store):
             chunks.append(np.array(rows, dtype=dtype))
         table = np.concatenate(chunks) if chunks else np.empty(0, dtype=dtype)
         if np.any(np.diff(table["ts"]) < 0):  # rows come in arrival order, nearly always time order
-            table = table[np.argsort(table["ts"], kind="stable")]
+            table = table[np.argsort(table["ts"], kind="stable")]  # (time, seq): ties keep arrival order
         user_key = table["keys"] >> 32 if packed else table["keys"]
         article_key = table["keys"] & 0xFFFFFFFF if packed else table["article_key"]
+        event = (table["code"] & 3).astype(np.int8)
+        ts = np.ascontiguousarray(table["ts"])
+        dwell = table["dwell"].astype(np.float32)
+        history = ((table["code"] >> 2) & 1).astype(bool)
+        lists = conn.execute("SELECT seq, user_key, ts, article_keys FROM served_lists WHERE ts >= ? AND ts < ? "
+                             "ORDER BY ts, seq", bounds).fetchall()
+        if lists:  # each served list's items as impressions, merged in by (time, seq)
+            list_seq, list_user, list_ts, blobs = zip(*lists)
+            keys, counts = _unpack_keys(blobs)
+            item_ts = np.repeat(np.array(list_ts, dtype=np.float64), counts)
+            order = _merge_by_time(ts, table["code"] >> 3, item_ts, np.repeat(np.array(list_seq, np.int64), counts))
+            del table
+            user_key = np.concatenate([user_key, np.repeat(np.array(list_user, np.int64), counts)])[order]
+            article_key = np.concatenate([article_key, keys])[order]
+            event = np.concatenate([event, np.zeros(keys.size, np.int8)])[order]
+            ts = np.concatenate([ts, item_ts])[order]
+            dwell = np.concatenate([dwell, np.full(keys.size, np.nan, np.float32)])[order]
+            history = np.concatenate([history, np.zeros(keys.size, bool)])[order]
         user_ids = self._id_map(conn, "users", "user_id", _distinct_keys(user_key))
         article_ids = self._id_map(conn, "article_keys", "article_id", _distinct_keys(article_key))
         return InteractionLog(
             user_key=user_key,
             article_key=article_key,
-            event=(table["code"] & 3).astype(np.int8),
-            ts=np.ascontiguousarray(table["ts"]),
-            dwell=table["dwell"].astype(np.float32),
-            history=((table["code"] >> 2) & 1).astype(bool),
+            event=event,
+            ts=ts,
+            dwell=dwell,
+            history=history,
             user_ids=user_ids,
             article_ids=article_ids,
         )
@@ -861,6 +1064,10 @@ class SQLiteStore(Store):
             else:
                 key = row[0]
                 events = conn.execute("DELETE FROM events WHERE user_key = ?", (key,)).rowcount
+                # the items of their served lists count as the impressions they are
+                events += conn.execute("SELECT COALESCE(SUM(length(article_keys)), 0) / 8 FROM served_lists "
+                                       "WHERE user_key = ?", (key,)).fetchone()[0]
+                conn.execute("DELETE FROM served_lists WHERE user_key = ?", (key,))
                 prefs = conn.execute("DELETE FROM preferences WHERE user_key = ?", (key,)).rowcount
                 conn.execute("DELETE FROM users WHERE key = ?", (key,))
                 removed = {"events": events, "preferences": prefs, "user": 1}
@@ -891,7 +1098,11 @@ class SQLiteStore(Store):
         by_type = dict.fromkeys(EVENT_TYPES, 0)
         for code, count in conn.execute("SELECT event, COUNT(*) FROM events GROUP BY event"):
             by_type[EVENT_TYPES[code]] = count
-        newest = conn.execute("SELECT MAX(ts) FROM events").fetchone()[0]
+        lists, items, newest_list = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(article_keys)), 0) / 8, MAX(ts) FROM served_lists").fetchone()
+        by_type["impression"] += items  # a served list is one impression per item
+        newest = max((t for t in (conn.execute("SELECT MAX(ts) FROM events").fetchone()[0], newest_list)
+                      if t is not None), default=None)
         articles, deleted = conn.execute("SELECT COUNT(*), COALESCE(SUM(deleted), 0) FROM articles").fetchone()
         known_ids = conn.execute("SELECT COUNT(*) FROM article_keys").fetchone()[0]
         return {
@@ -904,6 +1115,7 @@ class SQLiteStore(Store):
             "readers_with_preferences": conn.execute("SELECT COUNT(*) FROM preferences").fetchone()[0],
             "events": sum(by_type.values()),
             "events_by_type": by_type,
+            "served_lists": lists,
             "newest_event_ts": newest,
         }
 
@@ -918,11 +1130,15 @@ class SQLiteStore(Store):
         sql = " UNION ALL ".join(
             "SELECT article_key FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = :user) "
             f"AND event = {int(code)} AND ts >= :since AND ts <= :until" for code in codes)
-        rows = self._conn().execute(sql, {"user": user_id, "since": float(since),
-                                          "until": float(until) if until is not None else 1e18}).fetchall()
-        if not rows:
-            return np.zeros(0, dtype=np.int64)
-        return np.unique(np.array(rows, dtype=np.int64).ravel())
+        params = {"user": user_id, "since": float(since), "until": float(until) if until is not None else 1e18}
+        rows = self._conn().execute(sql, params).fetchall()
+        keys = np.array(rows, dtype=np.int64).reshape(-1)
+        if EVENT_CODES["impression"] in codes:  # and what their served lists showed
+            blobs = [r[0] for r in self._conn().execute(
+                "SELECT article_keys FROM served_lists WHERE user_key = (SELECT key FROM users WHERE user_id = :user) "
+                "AND ts >= :since AND ts <= :until", params)]
+            keys = np.concatenate([keys, _unpack_keys(blobs)[0]])
+        return np.unique(keys)
 
     @_read_errors
     def article_keys(self, article_ids: Sequence[str]) -> dict[str, int]:
