@@ -212,14 +212,14 @@ def inprocess(args: argparse.Namespace, db: Path, models: Path, work: Path) -> d
     res["related"] = percentiles_ms(related)
     res["feed"] = percentiles_ms(feed)
     res["feed_known_readers"] = percentiles_ms(feed[[not u.startswith("new-reader") for u in user_ids[warm:]]])
-    # the same feeds with served lists not logged: what writing their impressions (20 rows each, on the
-    # background thread) costs the request thread on a shared 2-core machine
+    # the same feeds with served lists not logged: what writing their impressions (one served-list row
+    # each, on the background thread) costs the request thread on a shared 2-core machine
     engine.config = dataclasses.replace(engine.config, log_impressions=False)
     engine.flush_impressions()
     res["feed_without_impression_logging"] = percentiles_ms(
         time_calls(lambda u: engine.feed(u, limit=20), user_ids, warmup=warm))
     engine.config = dataclasses.replace(engine.config, log_impressions=True)
-    # the same right after the feeds: the background thread is writing their impressions (20 rows a feed)
+    # the same right after the feeds: the background thread is writing their impressions (a row a feed)
     res["feed_phases_ms"] = feed_phases(engine, user_ids[: 600 + warm], warmup=warm)
     res["event_while_logging_impressions"] = percentiles_ms(
         time_calls(lambda i: post(i, "b"), range(min(n, 1000) + warm), warmup=warm))

@@ -36,7 +36,8 @@ def served(list_id: str, user: str, arts: tuple[str, ...], ts: float = T0 + 100,
     return ServedList(list_id=list_id, user_id=user, ts=ts, article_ids=arts, **over)
 
 
-def followed(store, after: int = 0, limit: int = 7, upto: int | None = None) -> tuple[list[int], list[int], list[float]]:
+def followed(store, after: int = 0, limit: int = 7, upto: int | None = None
+             ) -> tuple[list[int], list[int], list[float]]:
     """(article keys, codes, times) a follower reads after ``after``, in chunks of ``limit`` rows."""
     keys, codes, times, cursor = [], [], [], after
     while True:

@@ -239,6 +239,10 @@ def _distinct_keys(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.bincount(keys)).astype(np.int64)
 
 
+def _first(row: tuple):
+    return row[0]
+
+
 def _served(types: tuple[str, ...] | None) -> bool:
     """Whether a history of these event types (None: all) holds served lists' items."""
     return types is None or "impression" in types
@@ -815,7 +819,7 @@ class SQLiteStore(Store):
                 table[:, 3].astype(np.float32))
 
     def _history_with_lists(self, user_id: str, since: float, limit: int, types: tuple[str, ...] | None
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple, tuple[np.ndarray, np.ndarray]]:
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple, tuple]:
         """A reader's newest ``limit`` events of ``types`` since ``since``, the items of their served
         lists among them as impressions, oldest first (by time, seq, position in the list).
 
@@ -836,13 +840,14 @@ class SQLiteStore(Store):
         order = np.lexsort((np.concatenate([np.zeros(len(rows)), within]), seq, ts))
         order = order[max(order.size - int(limit), 0):]
         n, m = len(rows), keys.size
+        position = np.repeat(np.array(first, np.int64), counts) + within
         return (np.concatenate([table[:, 0].astype(np.int64), keys])[order],
                 np.concatenate([table[:, 1].astype(np.int8), np.zeros(m, np.int8)])[order],
                 ts[order],
                 np.concatenate([table[:, 3], np.full(m, np.nan)])[order],
                 list_ids,
                 (np.concatenate([np.full(n, -1, np.int64), which])[order],
-                 np.concatenate([np.full(n, -1, np.int64), np.repeat(np.array(first, np.int64), counts) + within])[order]))
+                 np.concatenate([np.full(n, -1, np.int64), position])[order]))
 
     @_read_errors
     def article_ids_for_keys(self, keys: Sequence[int] | None = None) -> dict[int, str]:
@@ -877,8 +882,8 @@ class SQLiteStore(Store):
         # a side that stopped at ``limit`` may hold more after its last row: read both up to the lower end
         full = [side[-1][0] for side in (rows, lists) if len(side) >= limit]
         cursor = min(full) if full else max(side[-1][0] for side in (rows, lists) if side)
-        rows = rows[:bisect.bisect_right(rows, cursor, key=lambda r: r[0])] if rows and rows[-1][0] > cursor else rows
-        lists = lists[:bisect.bisect_right(lists, cursor, key=lambda r: r[0])] if lists and lists[-1][0] > cursor else lists
+        rows = rows[:bisect.bisect_right(rows, cursor, key=_first)]
+        lists = lists[:bisect.bisect_right(lists, cursor, key=_first)]
         table = np.array(rows, dtype=np.float64).reshape(-1, 5)  # seq and keys < 2^53: exact
         table = table[table[:, 4] > 0]  # filtered here, not in SQL: the cursor still passes them
         if not lists:
@@ -896,8 +901,9 @@ class SQLiteStore(Store):
 
     @_read_errors
     def first_seq_since(self, ts: float) -> int:
-        row = self._conn().execute("SELECT MIN(s) FROM (SELECT MIN(seq) AS s FROM events WHERE ts >= :ts "
-                                   "UNION ALL SELECT MIN(seq) FROM served_lists WHERE ts >= :ts)", {"ts": ts}).fetchone()
+        row = self._conn().execute(
+            "SELECT MIN(s) FROM (SELECT MIN(seq) AS s FROM events WHERE ts >= :ts "
+            "UNION ALL SELECT MIN(seq) FROM served_lists WHERE ts >= :ts)", {"ts": ts}).fetchone()
         return int(row[0]) if row[0] is not None else self.log_position()[1] + 1
 
     @_read_errors
