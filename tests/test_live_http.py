@@ -338,25 +338,24 @@ def test_edit_reaches_every_worker(live):
     reply = live.server.post("/v1/articles", edited, key=live.cms)
     assert (reply.status, reply.json()) == (200, {"accepted": 1})
 
-    # per worker and anchor, the latest list's view of x: None (not listed), True (edited), False (stale)
-    latest: dict[int, dict[str, bool | None]] = collections.defaultdict(dict)
-    counter = iter(range(10**9))
+    # each try asks every worker (over a connection pinned to it) for every anchor's list: x must be
+    # listed somewhere and shown edited wherever it is listed
+    with live.server.pinned() as pins:
+        def everywhere_edited():
+            views = {}
+            for worker, pin in pins.items():
+                views[worker] = {}
+                for anchor in anchors:
+                    reply = live.related(anchor, limit=20, via=pin)
+                    shown = [i for i in reply.json()["items"] if i["article_id"] == x] if reply.status == 200 else []
+                    views[worker][anchor] = (None if not shown else
+                                             (shown[0]["title"], shown[0]["category"]) == (edited["title"], edited["category"]))
+            if all(True in v.values() and False not in v.values() for v in views.values()):
+                return True
+            raise AssertionError({w: {a: ("edited" if v else "stale title/category" if v is False else "not listed")
+                                      for a, v in view.items()} for w, view in views.items()})
 
-    def everywhere_edited():
-        anchor = anchors[next(counter) % len(anchors)]
-        reply = live.related(anchor, limit=20)
-        shown = [i for i in reply.json()["items"] if i["article_id"] == x] if reply.status == 200 else []
-        if reply.worker is not None:
-            latest[reply.worker][anchor] = (None if not shown else
-                                            (shown[0]["title"], shown[0]["category"]) == (edited["title"], edited["category"]))
-        workers = live.server.worker_pids()
-        done = all(w in latest and True in latest[w].values() and False not in latest[w].values() for w in workers)
-        if done:
-            return True
-        raise AssertionError({w: {a: ("edited" if v else "stale title/category" if v is False else "not listed")
-                                  for a, v in views.items()} for w, views in latest.items()})
-
-    eventually(everywhere_edited, 2.0, interval=0.02, what=f"new title and category of {x} on every worker")
+        eventually(everywhere_edited, 2.0, interval=0.02, what=f"new title and category of {x} on every worker")
 
 
 # -- 4-6. forgetting a reader ---------------------------------------------------------------------
