@@ -53,6 +53,37 @@ def counted(store, after: int = 0) -> int:
     return len(followed(store, after)[0])
 
 
+def follow_while_writing(store, write, writers: int = 4, limit: int = 13) -> list[int]:
+    """Article keys a follower reads (``event_keys_after`` in chunks of ``limit`` rows) while
+    ``writers`` threads run ``write(w)``, until the writers are done and nothing is left."""
+    seen, stop, errors = [], threading.Event(), []
+
+    def follow():
+        cursor = 0
+        while True:
+            done = stop.is_set()
+            try:
+                cursor, keys, _, _ = store.event_keys_after(cursor, limit=limit)
+            except StoreError as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                return
+            seen.extend(keys.tolist())
+            if done and keys.size == 0:
+                return
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    follower.join(timeout=60)
+    assert not errors and not follower.is_alive()
+    return seen
+
+
 class StoreContract:
     """Mix into a test class that provides a ``store`` fixture (an empty store)."""
 
@@ -79,36 +110,12 @@ class StoreContract:
 
     def test_a_follower_counts_every_event_of_concurrent_writers_once(self, store):
         store.upsert_articles([article(i) for i in range(5)])
-        seen, stop, errors = [], threading.Event(), []
-
-        def follow():
-            cursor = 0
-            while True:
-                done = stop.is_set()
-                try:
-                    new, keys, _, _ = store.event_keys_after(cursor, limit=13)
-                except StoreError as exc:  # pragma: no cover - reported below
-                    errors.append(exc)
-                    return
-                seen.extend(keys.tolist())
-                cursor = new
-                if done and new == cursor and keys.size == 0:
-                    return
 
         def write(w: int):
             for b in range(20):
                 store.add_events([event(f"w{w}-{b}-{k}", f"a{k % 5}", ts=T0 + k) for k in range(5)])
 
-        follower = threading.Thread(target=follow)
-        follower.start()
-        writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
-        for t in writers:
-            t.start()
-        for t in writers:
-            t.join()
-        stop.set()
-        follower.join(timeout=60)
-        assert not errors and not follower.is_alive()
+        seen = follow_while_writing(store, write, limit=13)
         assert len(seen) == 4 * 20 * 5 == counted(store)
 
     def test_sequence_numbers_are_never_reused_after_a_forget(self, store):
@@ -333,21 +340,6 @@ class StoreContract:
 
     def test_a_follower_counts_every_list_item_of_concurrent_writers_once(self, store):
         store.upsert_articles([article(i) for i in range(5)])
-        seen, stop, errors = [], threading.Event(), []
-
-        def follow():
-            cursor = 0
-            while True:
-                done = stop.is_set()
-                try:
-                    new, keys, _, _ = store.event_keys_after(cursor, limit=5)
-                except StoreError as exc:  # pragma: no cover - reported below
-                    errors.append(exc)
-                    return
-                seen.extend(keys.tolist())
-                cursor = new
-                if done and keys.size == 0:
-                    return
 
         def write(w: int):
             for b in range(20):
@@ -357,16 +349,7 @@ class StoreContract:
                 else:
                     store.add_events([event(f"w{w}-{b}-{k}", f"a{k}", ts=T0 + k) for k in range(3)])
 
-        follower = threading.Thread(target=follow)
-        follower.start()
-        writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
-        for t in writers:
-            t.start()
-        for t in writers:
-            t.join()
-        stop.set()
-        follower.join(timeout=60)
-        assert not errors and not follower.is_alive()
+        seen = follow_while_writing(store, write, limit=5)
         assert len(seen) == 2 * 20 * 3 + 2 * 20 * 2 * 3 == counted(store)
 
     def test_a_served_list_may_name_articles_not_yet_in_the_catalog(self, store):
