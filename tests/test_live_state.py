@@ -85,6 +85,35 @@ def test_an_edited_headline_and_section_reach_every_worker(trained, tmp_path):
         "Judul Yang Sudah Dikoreksi Redaksi"}
 
 
+def test_an_edit_applied_while_a_related_list_is_built_is_not_hidden_by_the_cache(trained, tmp_path, monkeypatch):
+    """The poll applies an edit (and empties the related cache) while a request is scoring a list
+    from the snapshot before it: that list must not be cached, or the old headline is served for
+    the cache's whole life (seen over HTTP: one worker kept the old title in some lists)."""
+    import recommender.serving.engine as engine_module
+
+    sample = trained.clone(tmp_path)
+    writer, reader = sample.engine(), sample.engine()
+    anchor = window_article(reader, 3)
+    edited = related_ids(reader, anchor)[0]
+    reader._state.related_cache.clear()
+    stored = sample.store.get_articles([edited])[edited]
+    fixed = Article(edited, "Judul Yang Diperbarui Saat Daftar Dibuat", stored.body, stored.category,
+                    stored.published_at, stored.region, url=stored.url)
+    score = engine_module.score_related
+
+    def edit_meanwhile(*args, **kwargs):  # the request has its snapshot; the poll runs now
+        monkeypatch.setattr(engine_module, "score_related", score)
+        writer.publish_articles([fixed])
+        reader.refresh()
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "score_related", edit_meanwhile)
+    before = {i.article_id: i.title for i in reader.related(anchor, limit=20).items}
+    assert before[edited] == stored.title  # built from the snapshot before the edit (served once)
+    titles = {i.article_id: i.title for i in reader.related(anchor, limit=20).items}
+    assert titles[edited] == "Judul Yang Diperbarui Saat Daftar Dibuat"
+
+
 def test_a_store_error_while_a_model_loads_never_counts_events_twice(trained, tmp_path, monkeypatch):
     sample = trained.clone(tmp_path)
     train(sample.store, sample.models_dir, as_of=sample.now - 0.5 * DAY, seed=0, promote=True)  # half a day to catch up

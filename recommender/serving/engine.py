@@ -736,7 +736,8 @@ class Engine:
         """The related list of ``anchor`` every reader shares: (items, strategy), cached per (anchor, limit)."""
         model = state.model
         ttl = self.config.related_cache_seconds
-        cached = state.related_cache.get((anchor, limit)) if ttl > 0 else None
+        cache = state.related_cache  # before the snapshot: a change applied meanwhile replaces it
+        cached = cache.get((anchor, limit)) if ttl > 0 else None
         # (expires on the monotonic clock, items, strategy, engine clock time a candidate it left out falls due)
         if cached is not None and cached[0] > time.monotonic() and now < cached[3]:
             return cached[1], cached[2]
@@ -765,14 +766,13 @@ class Engine:
         has_text = model.embedder is not None
         strategy = ("hybrid" if model.has_cf else "content") if has_text else "fallback-popular"
         items = related_items(snap, cand, chosen, anchor_meta)
-        if ttl > 0:
-            if len(state.related_cache) >= self.config.related_cache_size:
+        if ttl > 0:  # into the cache of the snapshot's time: one replaced since is no longer read
+            if len(cache) >= self.config.related_cache_size:
                 try:
-                    state.related_cache.pop(next(iter(state.related_cache)), None)  # the oldest entry
+                    cache.pop(next(iter(cache)), None)  # the oldest entry
                 except (RuntimeError, StopIteration):  # another thread changed it meanwhile
                     pass
-            state.related_cache[(anchor, limit)] = (time.monotonic() + ttl, items, strategy,
-                                                     _next_due(snap, candidates, now))
+            cache[(anchor, limit)] = (time.monotonic() + ttl, items, strategy, _next_due(snap, candidates, now))
         return items, strategy
 
     def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float):

@@ -52,7 +52,9 @@ class LiveState:
     base_moments: tuple[np.ndarray, np.ndarray] | None = None
     clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # centroids, cluster of each window article
     summary_built: float = float("-inf")  # time.monotonic() of the last summary
-    related_cache: dict = field(default_factory=dict)  # (anchor, limit) -> (expires, items, strategy, next due)
+    # (anchor, limit) -> (expires, items, strategy, next due). A change replaces the dict rather
+    # than clearing it: a list being built from the snapshot before the change goes into the old one
+    related_cache: dict = field(default_factory=dict)
     # window article -> fresh articles that have it among their neighbours (related candidates)
     fresh_reverse: dict[int, list[int]] = field(default_factory=dict)
     # store article key -> catalog index (-1 unknown, -2 not asked yet): a reader's history as
@@ -156,7 +158,7 @@ class LiveState:
                     self.fresh_reverse.setdefault(other, []).append(index)
             self.fresh_index[article.article_id] = index
             self.forget_unknown_keys()
-            self.related_cache.clear()
+            self.related_cache = {}
             return index
 
     def update(self, index: int, article: Article) -> None:
@@ -178,14 +180,14 @@ class LiveState:
             else:
                 self.deleted_base[index] = False
                 if self.edits is None and self.model.meta(index) == meta:
-                    self.related_cache.clear()
+                    self.related_cache = {}
                     return
                 edits = self.edits or BaseEdits.of(self.model)
                 edits.metas[index] = meta
                 edits.category[index], edits.region[index] = category, region
                 edits.published_at[index] = meta.published_at
                 self.edits = edits
-            self.related_cache.clear()
+            self.related_cache = {}
 
     def mark_deleted(self, article_id: str) -> None:
         i = self.index_of(article_id)
@@ -195,7 +197,7 @@ class LiveState:
             self.deleted_base[i] = True
         else:
             self.fresh.deleted[i - self.model.n_items] = True
-        self.related_cache.clear()
+        self.related_cache = {}
 
     def add_fresh_many(self, articles: list[Article], n_neighbours: int, block: int = 64) -> None:
         """:meth:`add_fresh` for many articles, in order, comparing blocks of them with the bundle's
