@@ -269,13 +269,14 @@ def test_forgotten_reader_leaves_no_trace_in_store_model_or_later_logs(served, c
             resp = s.client.delete(f"/v1/users/{me}", headers={"X-API-Key": s.admin})
             engine_b.start_background()  # B flushes the queued lists after the deletion
             assert resp.status_code == 200 and resp.get_json()["removed"]["events"] > 10
-            time.sleep(1.0)  # B has flushed; A's second pass (due 2 polls + 0.5 s after) has run
+            engine_b.flush_impressions()  # whatever B's thread has not written yet: written now, after the forget
             other = s.other
             for engine in (engine_a, engine_b):
                 engine.feed(other, limit=5)
             s.client.get(f"/v1/users/{other}/feed", headers={"X-API-Key": s.site})
             s.client.post("/v1/admin/reload", headers={"X-API-Key": s.admin})
-            time.sleep(0.2)
+            for engine in (engine_a, engine_b):
+                engine.flush_impressions()
             assert s.sample.store.user_events(me, limit=10_000) == []
             assert s.sample.store.get_preferences(me) is None
             conn = s.sample.store._conn()
