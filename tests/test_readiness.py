@@ -108,7 +108,12 @@ def test_every_worker_is_ready_again_after_a_rollback_to_the_serving_version(tra
     sample = trained.clone(tmp_path)
     with Server(tmp_path, db=sample.root / "newsrec.sqlite3", models=sample.models_dir, workers=2,
                 threads=2) as server:
-        # a worker still booting when the damaged version is made live would start with no model at all
+        # a worker still booting when the damaged version is made live would start with no model at all;
+        # /readyz cannot say which worker answered (gunicorn once sent every probe to one), so the
+        # log says when both have loaded and started their background thread
+        _wait(lambda: server.stderr_path.exists()
+              and server.stderr_path.read_text().count("engine background thread started") >= 2, 60,
+              "both workers started")
         _wait(lambda: _all_workers(server, lambda r: r["model_version"] == sample.version), 30, "both workers up")
         damaged = _publish_damaged(sample.models_dir, sample.built, sample.store)
         _wait(lambda: _all_workers(server, lambda r: r["status"] == "degraded" and any(damaged in x for x in r["reasons"])
