@@ -7,6 +7,8 @@ engine, the jobs and the importers use nothing else. Imports only ``recommender.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -28,6 +30,16 @@ class StoreDiskError(StoreUnavailable):
     """A write failed at the disk (I/O error, disk full, read-only or damaged file): retrying
     helps only once the disk is fixed. ``Store.write_error`` says so until a write succeeds."""
 
+
+
+def _json_list(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def _salted_hashes(salt: str, user_ids: Sequence[str]) -> dict[str, str]:
+    """How tombstones (and the log's ``forget`` changes) name a reader, on every backend: a salted
+    SHA-256 of the id, so a forgotten id is not kept in clear."""
+    return {u: hashlib.sha256(f"{salt}|{u}".encode("utf-8")).hexdigest() for u in user_ids}
 
 
 def _types(events: Iterable[str] | None) -> tuple[str, ...] | None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -61,6 +60,8 @@ from .base import (
     StoreDiskError,
     StoreError,
     StoreUnavailable,
+    _json_list,
+    _salted_hashes,
     _types,
 )
 
@@ -233,9 +234,6 @@ def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
                 f"JOIN article_keys k ON k.key = h.article_key {order}")
     return f"SELECT h.article_key, h.event, h.ts, h.dwell, h.list_id, h.position FROM ({per_type}) h {order}"
 
-
-def _json_list(values: Sequence[str]) -> str:
-    return json.dumps(list(values), ensure_ascii=False)
 
 
 def _distinct_keys(keys: np.ndarray) -> np.ndarray:
@@ -941,7 +939,7 @@ class PostgresStore(Store):
         """Tombstones name a reader by a salted hash: a forgotten id is not kept in clear."""
         if self._salt is None:
             self._salt = conn.execute("SELECT value FROM meta WHERE key = 'forget_salt'").fetchone()[0]
-        return {u: hashlib.sha256(f"{self._salt}|{u}".encode("utf-8")).hexdigest() for u in user_ids}
+        return _salted_hashes(self._salt, user_ids)
 
     def stats(self) -> dict:
         by_type = dict.fromkeys(EVENT_TYPES, 0)

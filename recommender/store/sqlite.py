@@ -11,7 +11,6 @@ import bisect
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import inspect
 import json
 import logging
@@ -40,6 +39,8 @@ from .base import (
     StoreDiskError,
     StoreError,
     StoreUnavailable,
+    _json_list,
+    _salted_hashes,
     _types,
 )
 
@@ -292,9 +293,6 @@ def _merge_by_time(a_ts: np.ndarray, a_seq: np.ndarray, b_ts: np.ndarray, b_seq:
         order[index] = rows[np.lexsort((seq, run))]
     return order
 
-
-def _json_list(values: Sequence[str]) -> str:
-    return json.dumps(list(values), ensure_ascii=False)
 
 
 class _Connection(sqlite3.Connection):
@@ -1096,7 +1094,7 @@ class SQLiteStore(Store):
         salt = getattr(self, "_salt", None)
         if salt is None:
             salt = self._salt = conn.execute("SELECT value FROM meta WHERE key = 'forget_salt'").fetchone()[0]
-        return {u: hashlib.sha256(f"{salt}|{u}".encode("utf-8")).hexdigest() for u in user_ids}
+        return _salted_hashes(salt, user_ids)
 
     @_read_errors
     def stats(self) -> dict:
