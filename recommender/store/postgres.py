@@ -170,14 +170,14 @@ MIGRATIONS: dict[int, str] = {
     # API keys every replica honours (their SHA-256 only; Store.add_api_key; SQLite's schema 7),
     # and the log's ``keys`` changes found without a scan (each worker looks once a second)
     3: """
-    CREATE TABLE api_keys (
+    CREATE TABLE IF NOT EXISTS api_keys (
         key_id TEXT PRIMARY KEY,
         role TEXT NOT NULL,
         name TEXT NOT NULL,
         created TEXT NOT NULL,
         sha256 TEXT NOT NULL UNIQUE
     );
-    CREATE INDEX changes_keys ON changes (pos) WHERE kind = 7;
+    CREATE INDEX IF NOT EXISTS changes_keys ON changes (pos) WHERE kind = 7;
     """,
 }
 
