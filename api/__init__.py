@@ -21,9 +21,10 @@ from flask import Flask
 
 from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, Settings
 from recommender.security import ENV_TOKEN_SECRET, KEYS_FILE, KeyStore, ReaderTokens, load_token_secret
+from recommender.store.base import Store
 
 from .auth import EXTENSION as SECURITY_EXTENSION
-from .auth import Security
+from .auth import Security, SharedKeys
 from .errors import register_error_handlers
 from .jsonio import ReusedEncoderJSONProvider
 from .logging import init_request_logging
@@ -82,8 +83,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     home = Path(app.config["NEWSREC_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     secret_env = {ENV_TOKEN_SECRET: app.config["NEWSREC_TOKEN_SECRET"]} if app.config["NEWSREC_TOKEN_SECRET"] else {}
-    security = Security(keys=KeyStore(home / KEYS_FILE), tokens=ReaderTokens(load_token_secret(home, secret_env)))
-    security.keys.keys()  # a corrupt keys file fails here, at start, not on the first request
+    file_keys = KeyStore(home / KEYS_FILE)
+    file_keys.keys()  # a corrupt keys file fails here, at start, not on the first request
 
     engine, store = objects["ENGINE"], objects["STORE"]
     if engine is None:
@@ -98,6 +99,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         except OSError as exc:  # serve fallback lists (the engine reports it) rather than not start at all
             log.error("model folder %s is unusable (%s); serving fallback lists until it is fixed", models_dir, exc)
         engine = Engine(store, models_dir, objects["ENGINE_CONFIG"])
+
+    # API keys in the database every replica shares, and the host's keys.json (older installs)
+    key_store = store if store is not None else getattr(engine, "store", None)
+    security = Security(keys=SharedKeys(key_store, file_keys) if isinstance(key_store, Store) else file_keys,
+                        tokens=ReaderTokens(load_token_secret(home, secret_env)))
 
     metrics = Metrics(engine.status, multiprocess=bool(app.config["PROMETHEUS_MULTIPROC_DIR"]))
     app.extensions["newsrec"] = engine

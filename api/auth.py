@@ -21,12 +21,29 @@ Access rules
 from __future__ import annotations
 
 import functools
+import hmac
+import logging
+import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 from flask import current_app, g, request
 
-from recommender.security import KeyStore, Principal, ReaderTokens, TokenError, looks_like_key
+from recommender.security import (
+    _NAME_PATTERN,
+    ROLES,
+    ApiKey,
+    KeyStore,
+    Principal,
+    ReaderTokens,
+    SecurityError,
+    TokenError,
+    hash_key,
+    looks_like_key,
+)
+from recommender.store import Store, StoreError
 
 from .errors import ApiError
 
@@ -50,11 +67,140 @@ _REFUSED = {
 _BLANKS = " \t"  # HTTP's optional whitespace; str.strip() would also drop Latin-1 blanks such as \xa0
 
 
+log = logging.getLogger(__name__)
+KEY_CHANGES = ("keys",)
+
+
+class SharedKeys:
+    """API keys stored in the database, so that every replica honours a key made on any host,
+    plus the host's ``keys.json`` (older installations; ``newsrec keys import`` moves its keys
+    into the database).
+
+    The same interface as :class:`recommender.security.KeyStore`. Each worker holds the keys in
+    memory and looks for ``keys`` changes in the log at most every :attr:`REFRESH` seconds (an
+    indexed read), and at once, at most every :attr:`RETRY_UNKNOWN` seconds, for a key it does not
+    know: a key made on another host works on its first request here, a revoked one stops
+    working everywhere within ``REFRESH`` seconds. While the store does not answer, the keys last
+    read keep working.
+
+    Parameters
+    ----------
+    store : Store
+    file_keys : KeyStore, optional
+        The host's ``keys.json``.
+    """
+
+    REFRESH = 1.0
+    RETRY_UNKNOWN = 0.2
+
+    def __init__(self, store: Store, file_keys: KeyStore | None = None):
+        self.store = store
+        self.file_keys = file_keys
+        self._lock = threading.Lock()
+        self._stored: tuple[ApiKey, ...] = ()
+        self._pos: int | None = None  # log position the stored keys are as of (None: never read)
+        self._checked = float("-inf")  # monotonic time of the last look at the log
+
+    # -- reading -----------------------------------------------------------------------------
+    def _refresh(self, every: float) -> None:
+        if time.monotonic() - self._checked < every:
+            return
+        with self._lock:
+            if time.monotonic() - self._checked < every:
+                return
+            try:
+                if self._pos is None:
+                    pos = self.store.log_position()[0]
+                else:
+                    changes = self.store.changes_after(self._pos, limit=1000, kinds=KEY_CHANGES)
+                    pos = changes[-1].pos if changes else None
+                if pos is not None:  # read the keys after the position: nothing older is missed
+                    self._stored = tuple(ApiKey(*row) for row in self.store.api_keys())
+                    self._pos = pos
+            except StoreError as exc:
+                log.error("API keys not refreshed from the store (the last ones read stay valid): %s", exc)
+            self._checked = time.monotonic()
+
+    def keys(self) -> tuple[ApiKey, ...]:
+        """Every key: the database's, then the host file's."""
+        self._refresh(self.REFRESH)
+        return self._stored + (self.file_keys.keys() if self.file_keys is not None else ())
+
+    def stored_keys(self) -> tuple[ApiKey, ...]:
+        self._refresh(0.0)
+        return self._stored
+
+    def authenticate(self, raw: str) -> ApiKey | None:
+        """The key matching ``raw``, or None. Compares every hash in constant time."""
+        digest = hash_key(raw)
+        found = _match(digest, self.keys())
+        if found is None:  # perhaps made on another host a moment ago
+            self._refresh(self.RETRY_UNKNOWN)
+            found = _match(digest, self.keys())
+        return found
+
+    # -- writing (CLI) -----------------------------------------------------------------------
+    def add(self, role: str, name: str | None = None) -> tuple[str, ApiKey]:
+        """Create a key in the database; returns ``(raw_key, record)``. The raw key is never stored."""
+        if role not in ROLES:
+            raise SecurityError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+        if name is not None and not _NAME_PATTERN.fullmatch(name):
+            raise SecurityError("name must be 1-64 letters, digits, spaces or . _ : @ -")
+        raw = f"nr_{role}_{secrets.token_urlsafe(32)}"
+        digest = hash_key(raw)
+        key = ApiKey(key_id=digest[:12], role=role, name=name or f"{role}-{len(self.keys()) + 1}",
+                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), sha256=digest)
+        self.store.add_api_key(key.key_id, key.role, key.name, key.created, key.sha256)
+        self._checked = float("-inf")
+        return raw, key
+
+    def revoke(self, key_id_or_name: str) -> ApiKey | None:
+        """Remove the key with this id (or unique name) from the database, and from the host's
+        file if it is there; returns it, or None if no key matches."""
+        every = self.stored_keys() + (self.file_keys.keys() if self.file_keys is not None else ())
+        match = [k for k in every if k.key_id == key_id_or_name] or [k for k in every if k.name == key_id_or_name]
+        if len({k.key_id for k in match}) > 1:
+            raise SecurityError(f"{len(match)} keys are named {key_id_or_name!r}; revoke by key_id "
+                                "(see 'newsrec keys list')")
+        if not match:
+            return None
+        key = match[0]
+        self.store.revoke_api_key(key.key_id)
+        if self.file_keys is not None and any(k.key_id == key.key_id for k in self.file_keys.keys()):
+            self.file_keys.revoke(key.key_id)
+        self._checked = float("-inf")
+        return key
+
+    def import_file(self) -> tuple[list[ApiKey], list[ApiKey]]:
+        """Copy the host file's keys into the database; returns (imported, already there)."""
+        if self.file_keys is None:
+            return [], []
+        stored = {k.sha256 for k in self.stored_keys()}
+        imported, present = [], []
+        for key in self.file_keys.keys():
+            if key.sha256 in stored:
+                present.append(key)
+                continue
+            self.store.add_api_key(key.key_id, key.role, key.name, key.created, key.sha256)
+            stored.add(key.sha256)
+            imported.append(key)
+        self._checked = float("-inf")
+        return imported, present
+
+
+def _match(digest: str, keys: tuple[ApiKey, ...]) -> ApiKey | None:
+    found = None
+    for key in keys:
+        if hmac.compare_digest(digest, key.sha256):
+            found = key
+    return found
+
+
 @dataclass(frozen=True)
 class Security:
     """The app's key store and token checker (``app.extensions["newsrec.security"]``)."""
 
-    keys: KeyStore
+    keys: KeyStore | SharedKeys
     tokens: ReaderTokens
 
 

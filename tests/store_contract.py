@@ -11,6 +11,7 @@ as one row each that come back as one impression per item wherever impressions a
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -362,3 +363,46 @@ class StoreContract:
         ids = store.article_ids_for_keys(keys)
         assert [ids[k] for k in keys] == ["a1", "later-article", "later-article"]
         assert store.article_keys(["later-article"])["later-article"] == keys[1]
+
+    # -- API keys every replica shares --------------------------------------------------------------
+    def test_api_keys_are_stored_with_a_keys_change_and_revoked(self, store):
+        start, _ = store.log_position()
+        store.add_api_key("k1", "site", "web", "2026-12-01T00:00:00Z", "a" * 64)
+        store.add_api_key("k2", "admin", "ops", "2026-12-01T00:00:01Z", "b" * 64)
+        with pytest.raises(StoreError):
+            store.add_api_key("k1", "cms", "again", "2026-12-01T00:00:02Z", "c" * 64)
+        with pytest.raises(StoreError):  # the same hash under another id
+            store.add_api_key("k3", "cms", "copy", "2026-12-01T00:00:02Z", "b" * 64)
+        assert store.api_keys() == [("k1", "site", "web", "2026-12-01T00:00:00Z", "a" * 64),
+                                    ("k2", "admin", "ops", "2026-12-01T00:00:01Z", "b" * 64)]
+        assert store.revoke_api_key("k1") and not store.revoke_api_key("k1")
+        assert [k[0] for k in store.api_keys()] == ["k2"]
+        assert [(c.kind, c.ref) for c in store.changes_after(start, kinds=("keys",))] == [
+            ("keys", "k1"), ("keys", "k2"), ("keys", "k1")]
+        assert store.log_position()[0] == store.changes_after(start)[-1].pos
+
+    # -- change-log retention -----------------------------------------------------------------------
+    def test_pruning_keeps_the_newest_of_each_kind_and_everything_a_bundle_needs(self, store):
+        store.upsert_articles([article(i) for i in range(6)])  # 6 article changes
+        store.add_events([event("u", "a1", ts=T0 + 1)])
+        store.takedown_article("a2")
+        store.promote_model("20261127T151301Z-000001")
+        fitted, _ = store.log_position()  # a bundle fitted here needs every change after it
+        store.upsert_articles([article(1, title="Judul baru")])
+        store.add_events([event("v", "a3", ts=T0 + 2)])
+        pos, seq = store.log_position()
+        before = store.changes_after(0)
+        needed = store.changes_after(fitted)
+        assert store.prune_changes(fitted + 1, older_than=time.time() - 3600) == 0  # all younger than an hour
+        assert store.prune_changes(fitted + 1, older_than=time.time() + 1, batch=2) == 7  # small batches
+        after = store.changes_after(0)
+        assert after[-len(needed):] == needed
+        kept_old = [c for c in after if c.pos <= fitted]
+        # the newest change of each kind before the cut stays (model, takedown: nothing newer of theirs)
+        assert [(c.kind, c.ref) for c in kept_old] == [("takedown", "a2"), ("model", "20261127T151301Z-000001")]
+        assert len(before) - len(after) == 7
+        assert store.log_position() == (pos, seq)
+        assert [c.ref for c in store.changes_after(0, kinds=("model",))] == ["20261127T151301Z-000001"]
+        assert counted(store) == 2  # events are not the log: a follower from 0 still counts them all
+        store.upsert_articles([article(9)])
+        assert store.changes_after(pos)[0].pos > pos  # positions go on, never reused

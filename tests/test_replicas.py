@@ -3,7 +3,7 @@ one's every worker shows within 2 s.
 
 Replica A and replica B are two ``newsrec serve --workers 2`` processes on two ports, as two
 hosts would run them: separate ``NEWSREC_HOME`` folders (each with a copy of the same
-``keys.json`` and ``token_secret``), the same ``NEWSREC_DB=postgresql://...`` (a database this
+``token_secret``; API keys are in the database, made with ``newsrec keys add`` on A), the same ``NEWSREC_DB=postgresql://...`` (a database this
 test creates and drops, see ``pg_fixtures``) and the same ``NEWSREC_MODELS`` folder (the mount
 every replica shares). A small generated sample is ingested into PostgreSQL and trained with
 ``newsrec train --promote``; a second version is trained and left staged.
@@ -99,8 +99,9 @@ def replicas(tmp_path, postgres_db):
     staged = json.loads(cli(a_env, "train", "--json", "--seed", "1"))["version"]
     keys = {role: cli(a_env, "keys", "add", "--role", role).strip() for role in ("site", "cms", "editor", "admin")}
     tokens = ReaderTokens(load_token_secret(homes["a"], {}))  # writes a's token_secret
-    for name in (KEYS_FILE, SECRET_FILE):  # b: the same keys and secret, as a deployment copies them
-        shutil.copy2(homes["a"] / name, homes["b"] / name)
+    # b: the same token secret, as a deployment copies it; no keys.json: API keys are in the database
+    shutil.copy2(homes["a"] / SECRET_FILE, homes["b"] / SECRET_FILE)
+    assert not (homes["a"] / KEYS_FILE).exists()
     articles = {}
     for line in (homes["a"] / "sample" / "articles.jsonl").read_text().splitlines():
         record = json.loads(line)
@@ -235,5 +236,24 @@ def test_every_write_to_one_replica_reaches_every_worker_of_the_other(replicas):
     eventually(every_worker_serves, PROPAGATION, interval=0.01, what=f"{staged} served by every worker of A and B")
     times["promotion"] = time.monotonic() - started
     assert feed(uid("cold"), b).json()["model_version"] == staged
+
+    # 7. API keys: one made on host A works on every worker of B; once revoked on A, it stops working there
+    made = cli(a.env, "keys", "add", "--role", "site", "--name", "made-on-a").strip()
+    started = time.monotonic()
+    with b.pinned() as pins:
+        def key_works(pin: Pinned) -> None:
+            reply = pin.get("/v1/articles/" + newest[-1] + "/related", key=made)
+            assert reply.status == 200, f"new key answered {reply.status}"
+
+        times["key_added"] = on_every_worker(pins, key_works, started, "a key made on A honoured by every worker of B")
+    cli(a.env, "keys", "revoke", "made-on-a")
+    started = time.monotonic()
+    with b.pinned() as pins:
+        def key_refused(pin: Pinned) -> None:
+            reply = pin.get("/v1/articles/" + newest[-1] + "/related", key=made)
+            assert reply.status == 401, f"revoked key answered {reply.status}"
+
+        times["key_revoked"] = on_every_worker(pins, key_refused, started,
+                                               "a key revoked on A refused by every worker of B")
 
     print("propagation A -> every worker of B (s):", {k: round(v, 3) for k, v in times.items()})

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from api.auth import SharedKeys
 from recommender.security import (
     KeyStore,
     ReaderTokens,
@@ -20,6 +21,7 @@ from recommender.security import (
     load_token_secret,
     looks_like_key,
 )
+from recommender.store import SQLiteStore
 from training.cli import main as cli_main
 
 SECRET = b"unit-test-secret-0123456789"
@@ -198,8 +200,10 @@ def test_cli_keys_add_prints_the_key_once_and_updates_an_env_file(cli_home, caps
     assert looks_like_key(raw) and raw not in err
     assert env_file.read_text() == f"OTHER=1\nNEWSREC_SITE_KEY={raw}\n"
     assert mode(env_file) == 0o600
-    assert raw not in (cli_home / "keys.json").read_text()
-    assert KeyStore(cli_home / "keys.json").authenticate(raw).name == "demo"
+    # stored in the database every replica shares (its hash only), not in this host's keys.json
+    stored = SQLiteStore(cli_home / "newsrec.sqlite3").api_keys()
+    assert [(role, name) for _, role, name, _, _ in stored] == [("site", "demo")] and raw not in str(stored)
+    assert not (cli_home / "keys.json").exists()
 
     assert cli_main(["keys", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
@@ -208,7 +212,18 @@ def test_cli_keys_add_prints_the_key_once_and_updates_an_env_file(cli_home, caps
 
     assert cli_main(["keys", "revoke", listed[0]["key_id"]]) == 0
     assert cli_main(["keys", "revoke", listed[0]["key_id"]]) == 1
-    assert KeyStore(cli_home / "keys.json").keys() == ()
+    assert SQLiteStore(cli_home / "newsrec.sqlite3").api_keys() == []
+
+
+def test_cli_keys_import_moves_an_older_keys_json_into_the_database(cli_home, capsys):
+    raw, key = KeyStore(cli_home / "keys.json").add("cms", name="old-cms")
+    assert cli_main(["keys", "import"]) == 0
+    assert not (cli_home / "keys.json").exists() and (cli_home / "keys.json.imported").exists()
+    store = SQLiteStore(cli_home / "newsrec.sqlite3")
+    assert store.api_keys() == [(key.key_id, "cms", "old-cms", key.created, key.sha256)]
+    assert SharedKeys(store).authenticate(raw).name == "old-cms"
+    assert cli_main(["keys", "import"]) == 0  # nothing left to import: a no-op
+    assert len(store.api_keys()) == 1
 
 
 def test_cli_token_issue_verifies_with_the_home_secret(cli_home, capsys):

@@ -1,8 +1,10 @@
 """``newsrec keys add|list|revoke`` and ``newsrec token issue``: credentials for the API.
 
 A new key is printed once on stdout (alone, so ``KEY=$(newsrec keys add --role site)`` works)
-and only its SHA-256 is stored in ``NEWSREC_HOME/keys.json``. A running API notices the changed
-file on its next request; no restart is needed.
+and only its SHA-256 is stored, in the database (``NEWSREC_DB``): every worker of every replica
+honours it from its next request, and stops honouring a revoked one within a second; no restart
+is needed. Keys of older installations live in ``NEWSREC_HOME/keys.json`` on each host; they
+still work on that host, and ``newsrec keys import`` moves them into the database.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def _keys_args(p: argparse.ArgumentParser) -> None:
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     rev = sub.add_parser("revoke", help="delete a key by key_id (or by name if unique)")
     rev.add_argument("key", help="key_id from 'newsrec keys list', or the key's name")
+    sub.add_parser("import", help="copy this host's keys.json (older installations) into the database, so every "
+                                  "replica honours its keys; the file is renamed keys.json.imported")
 
 
 def update_env_file(path: Path, name: str, value: str) -> None:
@@ -57,8 +61,22 @@ def update_env_file(path: Path, name: str, value: str) -> None:
 
 
 def run_keys(args: argparse.Namespace, settings: Settings) -> int:
-    store = KeyStore(settings.home / KEYS_FILE)
+    from api.auth import SharedKeys
+    from recommender.store import open_store
+
+    file_keys = KeyStore(settings.home / KEYS_FILE)
+    store = SharedKeys(open_store(settings.ensure_dirs().db), file_keys)
     try:
+        if args.keys_command == "import":
+            imported, present = store.import_file()
+            path = settings.home / KEYS_FILE
+            if path.exists():
+                path.rename(path.with_name(KEYS_FILE + ".imported"))
+            for key in imported:
+                print(f"imported {key.role} key {key.key_id} ({key.name})", file=sys.stderr)
+            print(f"{len(imported)} key(s) imported into the database, {len(present)} there already"
+                  + (f"; {path.name} renamed {path.name}.imported" if imported or present else ""), file=sys.stderr)
+            return 0
         if args.keys_command == "add":
             env_name = args.env_name or f"NEWSREC_{args.role.upper()}_KEY"
             if args.env_file is not None and not _ENV_NAME.fullmatch(env_name):
@@ -72,14 +90,15 @@ def run_keys(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr)
             return 0
         if args.keys_command == "list":
-            rows = [k.public() for k in store.keys()]
+            in_file = {k.key_id for k in file_keys.keys()}
+            rows = [dict(k.public(), stored="keys.json" if k.key_id in in_file else "database") for k in store.keys()]
             if args.json:
                 print(json.dumps(rows, indent=2))
             elif not rows:
                 print("no keys; create one with 'newsrec keys add --role site'", file=sys.stderr)
             else:
                 for row in rows:
-                    print(f"{row['key_id']}  {row['role']:6s}  {row['created']}  {row['name']}")
+                    print(f"{row['key_id']}  {row['role']:6s}  {row['created']}  {row['stored']:9s}  {row['name']}")
             return 0
         revoked = store.revoke(args.key)
         if revoked is None:
@@ -112,6 +131,7 @@ def run_token(args: argparse.Namespace, settings: Settings) -> int:
 
 # name -> (add_arguments, run, help): listed by the ``newsrec`` entry point (training.cli)
 COMMANDS = {
-    "keys": (_keys_args, run_keys, "manage API keys: add --role site|cms|editor|admin, list, revoke"),
+    "keys": (_keys_args, run_keys, "manage API keys (in the database, shared by every replica): add --role site|cms|editor|admin, list, "
+                      "revoke, import (an older keys.json)"),
     "token": (_token_args, run_token, "issue reader tokens (Authorization: Bearer) for a browser: token issue USER_ID --ttl SECONDS"),
 }

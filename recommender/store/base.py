@@ -98,7 +98,7 @@ class StoredArticle:
 # What a change-log entry says changed. Followers apply the *current* state of what it names
 # (an article's row, a reader's tombstone), so applying one twice is harmless; events are the
 # exception and are counted by sequence number, exactly once.
-CHANGE_KINDS = ("events", "article", "takedown", "restore", "preferences", "forget", "model")
+CHANGE_KINDS = ("events", "article", "takedown", "restore", "preferences", "forget", "model", "keys")
 CHANGE_CODES = {name: code for code, name in enumerate(CHANGE_KINDS)}
 # who wrote events (:meth:`Store.add_events`): a client (counted once per reader, article, type and
 # clock hour in live counters), lists the service served (never recreate a forgotten reader), a
@@ -348,3 +348,77 @@ class Store(ABC):
         """Settings for a bulk importer's writes in this thread (none by default)."""
         yield
 
+
+    # -- API keys shared by every replica ----------------------------------------------------
+    def add_api_key(self, key_id: str, role: str, name: str, created: str, sha256: str) -> None:
+        """Store an API key's record (never the key itself: its SHA-256) with a ``keys`` change
+        (``ref`` = the key id), so every worker of every host honours it; a key id or hash stored
+        already raises :class:`StoreError`."""
+        raise NotImplementedError
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Delete a key's record, with a ``keys`` change; returns False if there was none."""
+        raise NotImplementedError
+
+    def api_keys(self) -> list[tuple[str, str, str, str, str]]:
+        """Every stored key as ``(key_id, role, name, created, sha256)``, oldest first."""
+        raise NotImplementedError
+
+    # -- change-log retention ----------------------------------------------------------------
+    def prune_changes(self, before_pos: int, older_than: float, batch: int = 10_000) -> int:
+        """Delete changes with ``pos < before_pos`` written before ``older_than`` (epoch seconds),
+        in transactions of ``batch`` rows (writers wait for one batch, not for the whole prune);
+        returns how many. The newest change of each kind is always kept: ``log_position`` and a
+        follower of one kind (``model``, ``keys``) read it. Which ``before_pos`` is safe is the
+        caller's to say (``training.retention``: the oldest bundle's ``change_pos``)."""
+        raise NotImplementedError
+
+    # -- copying a whole store to another backend (``newsrec migrate-store``) -----------------
+    def export_rows(self, table: str, batch: int = 50_000) -> Iterator[list[tuple]]:
+        """The rows of one of :data:`PORTABLE_TABLES`, in batches, with its columns in that order
+        and in the backend-neutral form described there (keys, sequence numbers and log positions
+        as stored, so a model fitted on this store catches up on the copy)."""
+        raise NotImplementedError
+
+    def import_rows(self, table: str, rows: Sequence[tuple]) -> int:
+        """Bulk-insert rows of :meth:`export_rows` as they are (no change is logged: the log is
+        copied too); returns how many. Only into an empty store (:meth:`is_empty`)."""
+        raise NotImplementedError
+
+    def copy_state(self) -> dict:
+        """What a copy needs besides the rows: ``forget_salt`` (tombstones are salted hashes),
+        ``event_seq`` and ``change_pos`` (the highest values handed out: never handed out again)."""
+        raise NotImplementedError
+
+    def finish_import(self, state: dict) -> None:
+        """After :meth:`import_rows`: take over the source's :meth:`copy_state` (counters never go
+        back below it) and refresh the planner's statistics."""
+        raise NotImplementedError
+
+    def is_empty(self) -> bool:
+        """True when no article, reader, event, list, change or key is stored."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Delete every row (``migrate-store --force`` onto a store that holds data)."""
+        raise NotImplementedError
+
+
+#: The tables a store copy moves, in copy order, and their portable columns. Booleans are bool,
+#: ``tags``/``categories``/``regions`` JSON text, ``kind``/``event`` codes, a served list's
+#: ``article_keys`` a tuple of int, ``dwell``/``list_id``/``position`` may be None.
+PORTABLE_TABLES: dict[str, tuple[str, ...]] = {
+    "article_keys": ("key", "article_id"),
+    "users": ("key", "user_id"),
+    "articles": ("key", "title", "body", "category", "region", "tags", "url", "published_at", "language",
+                 "updated_at", "deleted"),
+    "events": ("seq", "eid", "user_key", "article_key", "event", "ts", "dwell", "list_id", "position", "history",
+               "counted", "received_at"),
+    "served_lists": ("seq", "list_id", "user_key", "ts", "position", "model_version", "variant", "strategy",
+                     "article_keys"),
+    "preferences": ("user_key", "categories", "regions", "updated_at"),
+    "forgotten": ("user_hash", "at"),
+    "changes": ("pos", "kind", "ref", "lo", "hi", "at"),
+    "live_model": ("version", "updated_at"),
+    "api_keys": ("key_id", "role", "name", "created", "sha256"),
+}

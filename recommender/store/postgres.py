@@ -73,7 +73,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -166,6 +166,18 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX served_lists_user ON served_lists (user_key, ts, seq);
     CREATE INDEX served_lists_ts ON served_lists (ts);
+    """,
+    # API keys every replica honours (their SHA-256 only; Store.add_api_key; SQLite's schema 7),
+    # and the log's ``keys`` changes found without a scan (each worker looks once a second)
+    3: """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        key_id TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX IF NOT EXISTS changes_keys ON changes (pos) WHERE kind = 7;
     """,
 }
 
@@ -970,3 +982,160 @@ class PostgresStore(Store):
             "served_lists": int(lists),
             "newest_event_ts": newest,
         }
+
+    # -- API keys ----------------------------------------------------------------------------
+    def add_api_key(self, key_id: str, role: str, name: str, created: str, sha256: str) -> None:
+        def body(conn: psycopg.Connection) -> None:
+            conn.execute("INSERT INTO api_keys(key_id, role, name, created, sha256) VALUES (%s, %s, %s, %s, %s)",
+                         (key_id, role, name, created, sha256))
+            self._lock_commit_order(conn)
+            self._log(conn, "keys", [key_id])
+
+        try:
+            self._write(body)
+        except psycopg.errors.UniqueViolation as exc:
+            raise StoreError(f"API key {key_id} is stored already") from exc
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        def body(conn: psycopg.Connection) -> bool:
+            if conn.execute("DELETE FROM api_keys WHERE key_id = %s", (key_id,)).rowcount == 0:
+                return False
+            self._lock_commit_order(conn)
+            self._log(conn, "keys", [key_id])
+            return True
+
+        return self._write(body)
+
+    def api_keys(self) -> list[tuple[str, str, str, str, str]]:
+        with self._reading() as conn:
+            return [tuple(r) for r in conn.execute(
+                "SELECT key_id, role, name, created, sha256 FROM api_keys ORDER BY created, key_id").fetchall()]
+
+    # -- change-log retention ----------------------------------------------------------------
+    def prune_changes(self, before_pos: int, older_than: float, batch: int = 10_000) -> int:
+        # deleting old rows draws no position: no commit-order lock, writers go on meanwhile
+        def body(conn: psycopg.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM changes WHERE pos IN (SELECT pos FROM changes WHERE pos < %s AND at < %s AND pos NOT IN "
+                "(SELECT MAX(pos) FROM changes GROUP BY kind) ORDER BY pos LIMIT %s)",
+                (int(before_pos), float(older_than), int(batch))).rowcount
+
+        removed = 0
+        while True:
+            n = self._write(body)
+            removed += n
+            if n < batch:
+                return removed
+
+    # -- copying a whole store ---------------------------------------------------------------
+    _EXPORT_SQL = {
+        "article_keys": "SELECT key, article_id FROM article_keys ORDER BY key",
+        "users": "SELECT key, user_id FROM users ORDER BY key",
+        "articles": "SELECT key, title, body, category, region, tags, url, published_at, language, updated_at, "
+                    "deleted FROM articles ORDER BY key",
+        "events": "SELECT seq, eid, user_key, article_key, event, ts, dwell, list_id, position, history, counted, "
+                  "received_at FROM events ORDER BY seq",
+        "served_lists": "SELECT seq, list_id, user_key, ts, position, model_version, variant, strategy, article_keys "
+                        "FROM served_lists ORDER BY seq",
+        "preferences": "SELECT user_key, categories, regions, updated_at FROM preferences ORDER BY user_key",
+        "forgotten": "SELECT user_hash, at FROM forgotten ORDER BY user_hash",
+        "changes": "SELECT pos, kind, ref, lo, hi, at FROM changes ORDER BY pos",
+        "live_model": "SELECT version, updated_at FROM live_model WHERE version IS NOT NULL",
+        "api_keys": "SELECT key_id, role, name, created, sha256 FROM api_keys ORDER BY key_id",
+    }
+    # the binary COPY types of each table's portable columns
+    _COPY_TYPES = {
+        "article_keys": ("int8", "text"),
+        "users": ("int8", "text"),
+        "articles": ("int8", "text", "text", "text", "text", "text", "text", "float8", "text", "float8", "bool"),
+        "events": ("int8", "int8", "int8", "int8", "int2", "float8", "float8", "text", "int4", "bool", "bool", "float8"),
+        "served_lists": ("int8", "text", "int8", "float8", "int4", "text", "text", "text", "int8[]"),
+        "preferences": ("int8", "text", "text", "float8"),
+        "forgotten": ("text", "float8"),
+        "changes": ("int8", "int2", "text", "int8", "int8", "float8"),
+        "api_keys": ("text", "text", "text", "text", "text"),
+    }
+
+    def export_rows(self, table: str, batch: int = 50_000) -> Iterator[list[tuple]]:
+        sql = self._EXPORT_SQL[table]
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor(name=f"export_{table}") as cur:
+                cur.itersize = batch
+                cur.execute(sql)
+                while True:
+                    rows = cur.fetchmany(batch)
+                    if not rows:
+                        return
+                    if table == "served_lists":
+                        rows = [r[:8] + (tuple(r[8]),) for r in rows]
+                    yield [tuple(r) for r in rows]
+        except psycopg.Error as exc:
+            raise self._refused("database read failed", exc, writing=False) from exc
+
+    def import_rows(self, table: str, rows: Sequence[tuple]) -> int:
+        from .base import PORTABLE_TABLES
+
+        rows = list(rows)
+        if table == "live_model":
+            versions = [r for r in rows if r[0] is not None]
+            if versions:
+                self._write(lambda conn: conn.execute(
+                    "UPDATE live_model SET version = %s, updated_at = %s WHERE id = 1", versions[-1]))
+            return len(versions)
+        columns = PORTABLE_TABLES[table]
+        if table == "served_lists":  # psycopg dumps a list (not a tuple) as an array
+            rows = [tuple(r[:8]) + (list(r[8]),) for r in rows]
+
+        def body(conn: psycopg.Connection) -> int:
+            with conn.cursor().copy(pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                    pgsql.Identifier(table), pgsql.SQL(", ").join(map(pgsql.Identifier, columns)))) as cp:
+                cp.set_types(list(self._COPY_TYPES[table]))
+                for row in rows:
+                    cp.write_row(row)
+            return len(rows)
+
+        return self._write(body)
+
+    def copy_state(self) -> dict:
+        with self._reading() as conn:
+            salt = conn.execute("SELECT value FROM meta WHERE key = 'forget_salt'").fetchone()[0]
+            seq = conn.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_seq").fetchone()[0]
+            pos = conn.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM changes_pos").fetchone()[0]
+        return {"forget_salt": salt, "event_seq": int(seq), "change_pos": int(pos)}
+
+    def finish_import(self, state: dict) -> None:
+        def body(conn: psycopg.Connection) -> None:
+            conn.execute("UPDATE meta SET value = %s WHERE key = 'forget_salt'", (state["forget_salt"],))
+            # every counter continues past what the source handed out and what was copied
+            for sequence, floor, tables in (
+                    ("event_seq", int(state["event_seq"]), ("events", "served_lists")),
+                    ("changes_pos", int(state["change_pos"]), ("changes",))):
+                column = "pos" if sequence == "changes_pos" else "seq"
+                top = max([floor] + [conn.execute(pgsql.SQL("SELECT COALESCE(MAX({}), 0) FROM {}").format(
+                    pgsql.Identifier(column), pgsql.Identifier(t))).fetchone()[0] for t in tables])
+                if top > 0:
+                    conn.execute("SELECT setval(%s, GREATEST(%s, (SELECT last_value FROM " + sequence + ")))",
+                                 (sequence, top))
+            for table in ("article_keys", "users"):  # identity columns: new ids after the copied ones
+                conn.execute(pgsql.SQL("SELECT setval(pg_get_serial_sequence(%s, 'key'), "
+                                       "(SELECT COALESCE(MAX(key), 0) + 1 FROM {}), false)").format(
+                    pgsql.Identifier(table)), (table,))
+
+        self._write(body)
+        self._salt = None
+        with self._reading() as conn:
+            conn.execute("ANALYZE")
+
+    def is_empty(self) -> bool:
+        with self._reading() as conn:
+            return not any(conn.execute(pgsql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(
+                pgsql.Identifier(t))).fetchone()[0] for t in self._COPY_TYPES) and \
+                conn.execute("SELECT version FROM live_model").fetchone()[0] is None
+
+    def clear(self) -> None:
+        def body(conn: psycopg.Connection) -> None:
+            conn.execute(pgsql.SQL("TRUNCATE {}").format(
+                pgsql.SQL(", ").join(map(pgsql.Identifier, self._COPY_TYPES))))
+            conn.execute("UPDATE live_model SET version = NULL, updated_at = 0 WHERE id = 1")
+
+        self._write(body)

@@ -51,7 +51,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6  # 4 was left for the served lists while staged models took 5; they are 6: a
+SCHEMA_VERSION = 7  # 4 was left for the served lists while staged models took 5; they are 6: a
 # database at 5 (from before served lists) has run no 4 and would never run it
 
 MIGRATIONS: dict[int, str] = {
@@ -157,6 +157,18 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS served_lists_user ON served_lists(user_key, ts);
     CREATE INDEX IF NOT EXISTS served_lists_ts ON served_lists(ts);
+    """,
+    # API keys every replica honours (their SHA-256 only; Store.add_api_key), and an index that
+    # finds the log's ``keys`` changes without a scan (each worker looks once a second)
+    7: f"""
+    CREATE TABLE IF NOT EXISTS api_keys (
+        key_id TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX IF NOT EXISTS changes_keys ON changes(pos) WHERE kind IN ({CHANGE_CODES["keys"]});
     """,
 }
 
@@ -1155,3 +1167,129 @@ class SQLiteStore(Store):
             "ORDER BY a.published_at DESC, a.key DESC LIMIT ?",
             (published_until if published_until is not None else 1e18, max(int(limit), 0))).fetchall()
         return [self._article_from_row(r) for r in reversed(rows)]
+
+    # -- API keys ----------------------------------------------------------------------------
+    def add_api_key(self, key_id: str, role: str, name: str, created: str, sha256: str) -> None:
+        conn = self._conn()
+        try:
+            with self._write(conn):
+                conn.execute("INSERT INTO api_keys(key_id, role, name, created, sha256) VALUES (?,?,?,?,?)",
+                             (key_id, role, name, created, sha256))
+                self._log(conn, "keys", [key_id])
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"API key {key_id} is stored already") from exc
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        conn = self._conn()
+        with self._write(conn):
+            if conn.execute("DELETE FROM api_keys WHERE key_id = ?", (key_id,)).rowcount == 0:
+                return False
+            self._log(conn, "keys", [key_id])
+        return True
+
+    @_read_errors
+    def api_keys(self) -> list[tuple[str, str, str, str, str]]:
+        return [tuple(r) for r in self._conn().execute(
+            "SELECT key_id, role, name, created, sha256 FROM api_keys ORDER BY created, key_id")]
+
+    # -- change-log retention ----------------------------------------------------------------
+    def prune_changes(self, before_pos: int, older_than: float, batch: int = 10_000) -> int:
+        conn = self._conn()
+        removed = 0
+        while True:
+            with self._write(conn):
+                n = conn.execute(
+                    "DELETE FROM changes WHERE pos IN (SELECT pos FROM changes WHERE pos < ? AND at < ? AND pos NOT IN "
+                    "(SELECT MAX(pos) FROM changes GROUP BY kind) ORDER BY pos LIMIT ?)",
+                    (int(before_pos), float(older_than), int(batch))).rowcount
+            removed += n
+            if n < batch:
+                return removed
+
+    # -- copying a whole store ---------------------------------------------------------------
+    _EXPORT_SQL = {
+        "article_keys": "SELECT key, article_id FROM article_keys ORDER BY key",
+        "users": "SELECT key, user_id FROM users ORDER BY key",
+        "articles": "SELECT key, title, body, category, region, tags, url, published_at, language, updated_at, "
+                    "deleted FROM articles ORDER BY key",
+        "events": "SELECT seq, eid, user_key, article_key, event, ts, dwell, list_id, position, history, counted, "
+                  "received_at FROM events ORDER BY seq",
+        "served_lists": "SELECT seq, list_id, user_key, ts, position, model_version, variant, strategy, article_keys "
+                        "FROM served_lists ORDER BY seq",
+        "preferences": "SELECT user_key, categories, regions, updated_at FROM preferences ORDER BY user_key",
+        "forgotten": "SELECT user_hash, at FROM forgotten ORDER BY user_hash",
+        "changes": "SELECT pos, kind, ref, lo, hi, at FROM changes ORDER BY pos",
+        "live_model": "SELECT version, promoted_at FROM live_model",
+        "api_keys": "SELECT key_id, role, name, created, sha256 FROM api_keys ORDER BY key_id",
+    }
+    # portable row -> this backend's row, and back (booleans are integers here, lists packed int64)
+    _BOOLS = {"articles": (10,), "events": (9, 10)}
+
+    @_read_errors
+    def export_rows(self, table: str, batch: int = 50_000) -> Iterator[list[tuple]]:
+        cur = self._conn().execute(self._EXPORT_SQL[table])
+        bools = self._BOOLS.get(table, ())
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            if table == "served_lists":
+                rows = [r[:8] + (tuple(np.frombuffer(r[8], dtype="<i8").tolist()),) for r in rows]
+            elif bools:
+                rows = [tuple(bool(v) if i in bools else v for i, v in enumerate(r)) for r in rows]
+            yield rows
+
+    def import_rows(self, table: str, rows: Sequence[tuple]) -> int:
+        from .base import PORTABLE_TABLES
+
+        columns = list(PORTABLE_TABLES[table])
+        if table == "served_lists":
+            rows = [tuple(r[:8]) + (_pack_keys(r[8]),) for r in rows]
+        elif table in self._BOOLS:
+            bools = self._BOOLS[table]
+            rows = [tuple(int(v) if i in bools else v for i, v in enumerate(r)) for r in rows]
+        if table == "live_model":
+            columns = ["id", "version", "promoted_at"]
+            rows = [(1, *r) for r in rows if r[0] is not None]
+        sql = f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        if table == "live_model":
+            sql += " ON CONFLICT(id) DO UPDATE SET version = excluded.version, promoted_at = excluded.promoted_at"
+        conn = self._conn()
+        with self.bulk_load(), self._write(conn):
+            conn.executemany(sql, rows)
+        return len(rows)
+
+    @_read_errors
+    def copy_state(self) -> dict:
+        conn = self._conn()
+        salt = conn.execute("SELECT value FROM meta WHERE key = 'forget_salt'").fetchone()[0]
+        pos = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'changes'").fetchone()[0]
+        seq = int(conn.execute("SELECT value FROM meta WHERE key = 'event_seq'").fetchone()[0])
+        return {"forget_salt": salt, "event_seq": seq, "change_pos": max(int(pos), self.log_position()[0])}
+
+    def finish_import(self, state: dict) -> None:
+        conn = self._conn()
+        with self._write(conn):
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'forget_salt'", (state["forget_salt"],))
+            seq = max(int(state["event_seq"]),
+                      *(conn.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {t}").fetchone()[0]
+                        for t in ("events", "served_lists")))
+            conn.execute("UPDATE meta SET value = MAX(CAST(value AS INTEGER), ?) WHERE key = 'event_seq'", (seq,))
+            # AUTOINCREMENT hands out past the largest position ever stored: make that the source's
+            pos = int(state["change_pos"])
+            if conn.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'changes'", (pos,)).rowcount == 0:
+                conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('changes', ?)", (pos,))
+        self._salt = None
+        conn.execute("ANALYZE")
+
+    @_read_errors
+    def is_empty(self) -> bool:
+        conn = self._conn()
+        return not any(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchone()[0] for t in self._EXPORT_SQL)
+
+    def clear(self) -> None:
+        conn = self._conn()
+        with self._write(conn):
+            for table in self._EXPORT_SQL:
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("DELETE FROM article_keys")
