@@ -33,26 +33,22 @@ from recommender.models.versions import MODEL_CHANGES, live_version
 from recommender.store import ServedList, Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
-from .explain import feed_items, related_items
-from .live import ENGAGEMENT, LiveState, bundle_clusters, scan_window, window_clusters
+from .live import ENGAGEMENT, LiveState, bundle_clusters, window_clusters
 from .ranking import (
     FUTURE_GRACE,
     WindowSummary,
     build_profile,
-    diversify,
     factor_moments,
-    feed_candidates,
-    related_candidates,
     score_feed,
-    score_related,
     summarize_window,
 )
 from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList
+from .rules import RuleSet
+from .stages import ListBuild, ListFilter, feed_pipeline, related_pipeline
 
 log = logging.getLogger(__name__)
 
 DAY = 86_400.0
-FRESH_ALL_MAX = 256  # up to this many fresh articles, every one is a related candidate
 ARTICLE_CHANGES = ("article", "takedown", "restore")
 VISIBILITY_CHANGES = ("takedown", "restore")
 FOLLOW_BATCH = 5000  # changes read per query while following the log
@@ -205,6 +201,10 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
         self._state: LiveState | None = None
+        self._rules = RuleSet()  # editors' rules, read whole on each ``rules`` change and swapped
+        self._feed_pipeline = feed_pipeline(self.config.feed_seeds, self.config.feed_clusters,
+                                            self.config.feed_neighbours_per_seed)
+        self._related_pipeline = related_pipeline(self.config.fresh_neighbours)
         self._read_live()
         try:
             if self._live is not None:
@@ -707,73 +707,66 @@ class Engine:
             raise NotFound(f"article {article_id} was taken down")
         return index
 
-    def related(self, article_id: str, limit: int = 10, user_id: str | None = None) -> RankedList:
-        """Articles to show under ``article_id``; with ``user_id``, less what that reader read in
-        the serving window (topped up from further down the list so it keeps ``limit`` items)."""
+    def related(self, article_id: str, limit: int = 10, user_id: str | None = None,
+                filters: ListFilter | None = None) -> RankedList:
+        """Articles to show under ``article_id`` (of the sections ``filters`` names); with ``user_id``,
+        less what that reader read or hid in the serving window (topped up from further down the
+        list so it keeps ``limit`` items; pins keep their positions)."""
         state = self._state
         self._apply_visibility(state)
         now = self.clock()
         anchor = self._locate(state, article_id)
-        items, strategy = self._shared_related(state, anchor, limit, now)
-        read = self._window_reads(state, state.snapshot(), user_id, now) if user_id else np.zeros(0, np.int64)
+        filters = filters or ListFilter()
+        items, strategy, pins, empty = self._shared_related(state, anchor, limit, now, filters)
+        drop = self._window_reads(state, state.snapshot(), user_id, now) if user_id else np.zeros(0, np.int64)
         depth = limit
-        while read.size:
+        while drop.size:
             # the shared list is the same for every reader (and cached): the reader's reads come out after
-            kept = _unread(state, items, read)
+            kept = _unread(state, items, drop, pins)
             if len(kept) >= limit or len(items) < depth:  # enough, or the whole list is this short
                 items = kept[:limit]
                 break
             # at least twice as deep (a few rounds at most), in whole steps (cache entries readers share)
             depth = -(-max(2 * depth, limit + len(items) - len(kept)) // RELATED_TOP_UP) * RELATED_TOP_UP
-            items, strategy = self._shared_related(state, anchor, depth, now)
-        ranked = RankedList(items, strategy, state.model.version, _list_id())
+            items, strategy, pins, empty = self._shared_related(state, anchor, depth, now, filters)
+        extra = {"empty_reason": empty or _empty_reason(filters)} if not items else {}
+        ranked = RankedList(items, strategy, state.model.version, _list_id(), extra=extra)
         if user_id:
             self._log_impressions(user_id, ranked, now)
         return ranked
 
-    def _shared_related(self, state: LiveState, anchor: int, limit: int, now: float
-                        ) -> tuple[tuple[RankedItem, ...], str]:
-        """The related list of ``anchor`` every reader shares: (items, strategy), cached per (anchor, limit)."""
+    def _shared_related(self, state: LiveState, anchor: int, limit: int, now: float,
+                        filters: ListFilter | None = None) -> tuple[tuple[RankedItem, ...], str, dict, str | None]:
+        """The related list of ``anchor`` every reader shares: (items, strategy, pinned article id ->
+        position, empty reason), cached per (anchor, limit, section)."""
         model = state.model
+        filters = filters or ListFilter()
         ttl = self.config.related_cache_seconds
         cache = state.related_cache  # before the snapshot: a change applied meanwhile replaces it
-        cached = cache.get((anchor, limit)) if ttl > 0 else None
-        # (expires on the monotonic clock, items, strategy, engine clock time a candidate it left out falls due)
+        key = (anchor, limit, filters.key()) if filters else (anchor, limit)
+        cached = cache.get(key) if ttl > 0 else None
+        # (expires on the monotonic clock, items, strategy, engine clock time a candidate it left out
+        # falls due or a rule starts or ends, pins, empty reason)
         if cached is not None and cached[0] > time.monotonic() and now < cached[3]:
-            return cached[1], cached[2]
+            return cached[1], cached[2], cached[4], cached[5]
         snap = state.snapshot()
-        extra = state.fresh_neighbours.get(anchor)
-        if extra is None and not (model.window_start <= anchor < snap.n_base):
-            # an archive article outside the window: one scan of the window's text vectors
-            extra = scan_window(snap, snap.text(np.array([anchor]))[0], self.config.fresh_neighbours)
-        fresh = None
-        if snap.n_fresh > FRESH_ALL_MAX:  # many arrivals: only those that found the anchor among their neighbours
-            fresh = np.array(state.fresh_reverse.get(anchor, ()), dtype=np.int64)
-            fresh = fresh[fresh < snap.n_total]
-        candidates = related_candidates(snap, anchor, extra, fresh)
-        cand = score_related(snap, anchor, candidates, state.counters, now)
-        if cand.index.size < limit:  # thin neighbourhood (or neighbours taken down / not yet published): top up
-            summary = self._window_summary(state, snap, now)
-            pool = snap.window() if summary is None else np.concatenate(
-                [summary.popular, summary.by_category.get(int(snap.category(np.array([anchor]))[0]), summary.popular)])
-            candidates = np.union1d(candidates, pool)
-            candidates = candidates[candidates != anchor]
-            cand = score_related(snap, anchor, candidates, state.counters, now)
-        p = model.ranking
-        chosen = diversify(snap, cand, limit, p.related_max_per_story, 1.0, p.duplicate_similarity,
-                           story_similarity=p.related_story_similarity)
-        anchor_meta = snap.meta(anchor)
+        rules = self._rules
+        build = self._related_pipeline.run(ListBuild(
+            "related", state, snap, now, limit, lambda: self._window_summary(state, snap, now), anchor=anchor,
+            filters=filters, rules=rules))
         has_text = model.embedder is not None
         strategy = ("hybrid" if model.has_cf else "content") if has_text else "fallback-popular"
-        items = related_items(snap, cand, chosen, anchor_meta)
+        items = build.items
         if ttl > 0:  # into the cache of the snapshot's time: one replaced since is no longer read
             if len(cache) >= self.config.related_cache_size:
                 try:
                     cache.pop(next(iter(cache)), None)  # the oldest entry
                 except (RuntimeError, StopIteration):  # another thread changed it meanwhile
                     pass
-            cache[(anchor, limit)] = (time.monotonic() + ttl, items, strategy, _next_due(snap, candidates, now))
-        return items, strategy
+            due = min(_next_due(snap, build.index if build.index is not None else np.zeros(0, np.int64), now),
+                      rules.next_change(now))
+            cache[key] = (time.monotonic() + ttl, items, strategy, due, build.pin_positions, build.empty_reason)
+        return items, strategy, build.pin_positions, build.empty_reason
 
     def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float):
         """The reader's profile from their stored events (so a click counts at once) and follows."""
@@ -838,7 +831,8 @@ class Engine:
                 columns[name][known] = values
         return (out, columns) if features else out
 
-    def feed(self, user_id: str, limit: int = 20, cursor: str | None = None) -> RankedList:
+    def feed(self, user_id: str, limit: int = 20, cursor: str | None = None,
+             filters: ListFilter | None = None) -> RankedList:
         """A page of the reader's feed: the current ranking minus what they read in the window and
         minus every article the earlier pages of this chain served (named by ``cursor``).
 
@@ -855,21 +849,12 @@ class Engine:
         read = self._window_reads(state, snap, user_id, now)
         if read.size:  # the profile scores with the last events; every read in the window is left out
             profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
-        summary = self._window_summary(state, snap, now)
-        if summary is None:
-            cand = score_feed(snap, profile, state.counters, now)
-        else:
-            index = feed_candidates(snap, profile, summary, now, state.fresh_neighbours,
-                                    recent=self.config.feed_seeds, clusters=self.config.feed_clusters,
-                                    per_seed=self.config.feed_neighbours_per_seed)
-            cand = score_feed(snap, profile, state.counters, now, index=index, summary=summary)
-        served = self._served_indices(state, served_keys)
-        if served.size:
-            cand = cand.take(~np.isin(cand.index, served))
-        p = state.model.ranking
         size = max(0, min(limit, self.config.max_feed_depth - served_before))
-        page = diversify(snap, cand, size, p.feed_max_per_story, p.feed_max_category_share, p.duplicate_similarity)
-        items = feed_items(snap, cand, page, profile)
+        build = self._feed_pipeline.run(ListBuild(
+            "feed", state, snap, now, size, lambda: self._window_summary(state, snap, now), profile=profile,
+            offset=served_before, served=self._served_indices(state, served_keys), filters=filters or ListFilter(),
+            rules=self._rules))
+        items = build.items
         if state.model.embedder is None:
             strategy = "fallback-popular"
         elif profile.is_cold:
@@ -877,11 +862,13 @@ class Engine:
         else:
             strategy = "hybrid"
         next_cursor = None
-        depth = served_before + len(page)
-        if len(page) == limit and cand.index.size > len(page) and depth < self.config.max_feed_depth:
+        depth = served_before + len(items)
+        if len(items) == limit and build.cand.index.size > build.chosen.size and depth < self.config.max_feed_depth:
             next_cursor = self._next_cursor(user_id, depth, served_keys, [item.article_id for item in items])
-        ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor,
-                            extra={"offset": served_before})
+        extra = {"offset": served_before}
+        if not items:
+            extra["empty_reason"] = build.empty_reason or _empty_reason(filters)
+        ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor, extra=extra)
         self._log_impressions(user_id, ranked, now)
         return ranked
 
@@ -943,11 +930,25 @@ def _window_published_since(snap: Snapshot, now: float) -> float:
     return min(oldest, default=now)
 
 
-def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray) -> tuple[RankedItem, ...]:
-    """``items`` less those whose catalog index is in ``read`` (sorted)."""
+def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray,
+            pins: dict[str, int] | None = None) -> tuple[RankedItem, ...]:
+    """``items`` less those whose catalog index is in ``read`` (sorted); pinned items that stay
+    go back to their positions (``pins``: article id -> position)."""
     index = state.indices([item.article_id for item in items])
     keep = ~np.isin(index, read)
-    return tuple(item for item, k in zip(items, keep.tolist()) if k)
+    if not pins:
+        return tuple(item for item, k in zip(items, keep.tolist()) if k)
+    rest = [item for item, k in zip(items, keep.tolist()) if k and item.article_id not in pins]
+    for item in sorted((item for item, k in zip(items, keep.tolist()) if k and item.article_id in pins),
+                       key=lambda item: pins[item.article_id]):
+        rest.insert(min(pins[item.article_id], len(rest)), item)
+    return tuple(rest)
+
+
+def _empty_reason(filters: ListFilter | None) -> str:
+    if filters:
+        return "no article of this section can be shown now (none published in the serving window, or all read)"
+    return "no article can be shown now"
 
 
 def _list_id() -> str:

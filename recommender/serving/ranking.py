@@ -52,6 +52,7 @@ class ReaderProfile:
     followed_categories: np.ndarray
     followed_regions: np.ndarray
     category_affinity: np.ndarray | None = None  # share of the reader's engagement per category code
+    hidden: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # "tidak tertarik": never shown
 
     @property
     def is_cold(self) -> bool:
