@@ -125,7 +125,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["user_id", "article_id", "event", "ts"], "additionalProperties": False,
         "properties": {
             "user_id": {"type": "string"}, "article_id": {"type": "string"},
-            "event": {"type": "string", "enum": ["impression", "click", "read", "share"]},
+            "event": {"type": "string", "enum": ["impression", "click", "read", "share", "hide"]},
             "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
                    "description": "ISO-8601 (no offset = WIB) or epoch seconds"},
             "dwell_seconds": {"type": "number", "minimum": 0, "maximum": 86400},

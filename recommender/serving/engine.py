@@ -30,12 +30,13 @@ from recommender.models.bundle import BundleError, bundle_signature, load_bundle
 from recommender.models.popularity import DecayedCounters
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.models.versions import MODEL_CHANGES, live_version
-from recommender.store import ServedList, Store, StoredArticle, StoreError
+from recommender.store import EditorialRule, ServedList, Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
 from .live import ENGAGEMENT, LiveState, bundle_clusters, window_clusters
 from .ranking import (
     FUTURE_GRACE,
+    ReaderProfile,
     WindowSummary,
     build_profile,
     factor_moments,
@@ -66,6 +67,7 @@ class EngineConfig:
     poll_interval: float = 1.0
     fallback_window_days: float = 3.0
     max_reader_events: int = 300
+    max_reader_impressions: int = 500  # a reader's last impressions counted for fatigue
     fresh_neighbours: int = 40
     max_feed_depth: int = 500
     log_impressions: bool = True
@@ -206,6 +208,8 @@ class Engine:
                                             self.config.feed_neighbours_per_seed)
         self._related_pipeline = related_pipeline(self.config.fresh_neighbours)
         self._read_live()
+        self._rules_loaded = False
+        self._load_rules()
         try:
             if self._live is not None:
                 self.reload(self._live)
@@ -449,6 +453,8 @@ class Engine:
             hi = max((c.hi for c in changes if c.kind == "events"), default=0)
             if hi > state.event_cursor:
                 state.event_cursor = self._count_events(state, state.counters, state.event_cursor, hi)
+            if any(c.kind == "rules" for c in changes):
+                self._load_rules(state)
             promoted = [c for c in changes if c.kind == "model"]
             if promoted:
                 self._note_live(promoted[-1])
@@ -532,6 +538,8 @@ class Engine:
                 retry.clusters = state.clusters
                 self._state = state = retry
             state.counters.advance(self.clock())
+            if not self._rules_loaded:  # the store failed when they were first read
+                self._load_rules(state)
             self.follow(state)
             if not state.keys_learned:
                 state.learn_all_keys(self.store)
@@ -592,6 +600,39 @@ class Engine:
             self.flush_impressions()
         except StoreError:
             pass
+
+    # -- editorial rules ---------------------------------------------------------------------
+    def _load_rules(self, state: LiveState | None = None) -> None:
+        """Read every rule in force and swap the set (a ``rules`` change, from any worker or host);
+        cached related lists are built again with them."""
+        try:
+            self._rules = RuleSet(tuple(self.store.list_rules()))
+            self._rules_loaded = True
+        except StoreError as exc:
+            self._store_error = str(exc)
+            return
+        except NotImplementedError:  # a store without editorial rules
+            self._rules_loaded = True
+            return
+        state = state or self._state
+        if state is not None:
+            state.related_cache = {}
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._rules
+
+    def add_rule(self, rule: EditorialRule, who: str) -> None:
+        """Store a pin, boost, bury or block (audited as ``who``); this worker applies it at once,
+        the others on their next poll (the ``rules`` change)."""
+        self.store.add_rule(rule, who)
+        self._load_rules()
+
+    def remove_rule(self, rule_id: str, who: str) -> bool:
+        found = self.store.remove_rule(rule_id, who)
+        if found:
+            self._load_rules()
+        return found
 
     # -- writes ----------------------------------------------------------------------------
     def record_events(self, events: list[Interaction]) -> tuple[int, int]:
@@ -718,11 +759,16 @@ class Engine:
         anchor = self._locate(state, article_id)
         filters = filters or ListFilter()
         items, strategy, pins, empty = self._shared_related(state, anchor, limit, now, filters)
-        drop = self._window_reads(state, state.snapshot(), user_id, now) if user_id else np.zeros(0, np.int64)
+        drop = sink = np.zeros(0, np.int64)
+        if user_id:  # what the reader read or hid comes out; the stories they hid go last
+            snap = state.snapshot()
+            hidden = self._window_reads(state, snap, user_id, now, events=("hide",))
+            drop = np.union1d(self._window_reads(state, snap, user_id, now), hidden)
+            sink = np.unique(snap.story(hidden))
         depth = limit
         while drop.size:
             # the shared list is the same for every reader (and cached): the reader's reads come out after
-            kept = _unread(state, items, drop, pins)
+            kept = _unread(state, items, drop, pins, sink)
             if len(kept) >= limit or len(items) < depth:  # enough, or the whole list is this short
                 items = kept[:limit]
                 break
@@ -786,9 +832,38 @@ class Engine:
         cats = np.array([state.categories.code(c, add=False) for c in (prefs.categories if prefs else ())],
                         dtype=np.int64)
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)
-        return build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
+        profile = build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
+        return self._reader_controls(state, snap, profile, user_id, now)
 
-    def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float) -> np.ndarray:
+    def _reader_controls(self, state: LiveState, snap: Snapshot, profile: ReaderProfile, user_id: str,
+                         now: float) -> ReaderProfile:
+        """The profile with what the reader hid ("tidak tertarik", in the serving window) and how
+        often their last ``max_reader_impressions`` impressions showed each article they did not
+        click (impression fatigue). Unchanged when the store fails."""
+        p = state.model.ranking
+        shown = counts = np.zeros(0, dtype=np.int64)
+        try:
+            hidden = self._window_reads(state, snap, user_id, now, events=("hide",), raise_errors=True)
+            if p.fatigue_impressions > 0 and p.feed_fatigue > 0:
+                keys, _, ts, _ = self.store.user_event_keys(user_id, limit=self.config.max_reader_impressions,
+                                                            events=("impression",))
+                index = state.indices_of_keys(keys[ts <= now], self.store)
+                shown, counts = np.unique(index[index >= 0], return_counts=True)
+                clicked = ~np.isin(shown, profile.positives)
+                shown, counts = shown[clicked], counts[clicked].astype(np.int64)
+        except StoreError:
+            return profile
+        if hidden.size == 0 and shown.size == 0:
+            return profile
+        cats = snap.category(hidden).astype(np.int64)
+        cats = cats[cats >= 0]
+        return dataclasses.replace(
+            profile, hidden=hidden, hidden_stories=np.unique(snap.story(hidden)),
+            hidden_categories=np.bincount(cats, minlength=len(state.categories.names)) if cats.size else None,
+            shown=shown, shown_counts=counts)
+
+    def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
+                      events: tuple[str, ...] = PROFILE_EVENTS, raise_errors: bool = False) -> np.ndarray:
         """Catalog indices of every article the reader clicked, read or shared in the serving window
         (sorted int64): a list leaves them all out, not just those of the profile's last events.
 
@@ -797,9 +872,11 @@ class Engine:
         """
         since = _window_published_since(snap, now) - READ_CLOCK_SKEW
         try:
-            keys = self.store.user_read_keys(user_id, since, until=now, events=PROFILE_EVENTS)
+            keys = self.store.user_read_keys(user_id, since, until=now, events=events)
             index = state.indices_of_keys(keys, self.store)
         except StoreError:
+            if raise_errors:
+                raise
             return np.zeros(0, dtype=np.int64)
         return np.unique(index[index >= 0])
 
@@ -847,6 +924,7 @@ class Engine:
         snap = state.snapshot()
         profile = self._profile(state, snap, user_id, now)
         read = self._window_reads(state, snap, user_id, now)
+        read = np.union1d(read, profile.hidden)  # a hidden article never comes back to that reader
         if read.size:  # the profile scores with the last events; every read in the window is left out
             profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
         size = max(0, min(limit, self.config.max_feed_depth - served_before))
@@ -931,11 +1009,19 @@ def _window_published_since(snap: Snapshot, now: float) -> float:
 
 
 def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray,
-            pins: dict[str, int] | None = None) -> tuple[RankedItem, ...]:
-    """``items`` less those whose catalog index is in ``read`` (sorted); pinned items that stay
-    go back to their positions (``pins``: article id -> position)."""
+            pins: dict[str, int] | None = None, sink: np.ndarray | None = None) -> tuple[RankedItem, ...]:
+    """``items`` less those whose catalog index is in ``read`` (sorted), those of the ``sink``
+    stories moved last; pinned items that stay go back to their positions (``pins``: article id
+    -> position)."""
     index = state.indices([item.article_id for item in items])
     keep = ~np.isin(index, read)
+    if sink is not None and sink.size:
+        snap = state.snapshot()
+        known = index >= 0
+        sunk = np.zeros(index.size, dtype=bool)
+        sunk[known] = np.isin(snap.story(index[known]), sink)
+        order = np.argsort(sunk, kind="stable")
+        items, keep = tuple(items[k] for k in order.tolist()), keep[order]
     if not pins:
         return tuple(item for item, k in zip(items, keep.tolist()) if k)
     rest = [item for item, k in zip(items, keep.tolist()) if k and item.article_id not in pins]
