@@ -78,6 +78,25 @@ LIMIT_FEED = _query_param("limit", "How many articles (1-100)", {"type": "intege
 ARTICLE_ID = _path_param("article_id", "Article id as the CMS knows it")
 USER_ID = _path_param("user_id", "Reader id as the site knows it (pseudonymous)")
 UNKNOWN_PARAM = {"400": _error("Unknown query parameter, or a parameter out of range")}
+SECTION_PARAMS = [
+    _query_param("category", "Section filter: comma-separated category names, any case (e.g. politik,ekonomi). "
+                             "Still personalized and diversified; an unknown or empty section answers an empty list "
+                             "with `empty_reason`", {"type": "string"}),
+    _query_param("region", "Regional edition filter: comma-separated region names (e.g. jawa-barat)",
+                 {"type": "string"}),
+]
+SCOPE = {"type": "object", "required": ["list"], "additionalProperties": False, "properties": {
+    "list": {"type": "string", "enum": ["feed", "related"]},
+    "category": {"type": "string", "description": "feed: feeds filtered to this section; related: lists under its "
+                                                  "articles (or filtered to it)"},
+    "region": {"type": "string", "description": "as category, for a regional edition"},
+    "article_id": {"type": "string", "description": "related only: the lists under this article"},
+    "story": {"type": "string", "description": "related only: the lists under any article of this article's story"},
+}, "description": "Which lists a rule covers. Only list: every feed (or every related list). Every key given "
+                  "must match."}
+PIN_ID = _path_param("pin_id", "Pin id from POST /v1/admin/pins")
+RULE_ID = _path_param("rule_id", "Rule id from POST /v1/admin/rules")
+RULE_RESPONSE = {"type": "object", "description": "The rule as stored; `active`: it applies now"}
 BAD_PATH_ID = {"400": _error("Malformed id in the path (1-128 of letters, digits and . _ : @ -)")}
 
 SCHEMAS: dict[str, Any] = {
@@ -108,6 +127,7 @@ SCHEMAS: dict[str, Any] = {
             "article_id": {"type": "string"}, "items": {"type": "array", "items": _ref("RankedItem")},
             "strategy": {"type": "string"}, "model_version": {"type": "string", "nullable": True},
             "list_id": {"type": "string", "description": "Send back as list_id on events for attribution"},
+            "empty_reason": {"type": "string", "description": "Only on an empty list: why (e.g. an unknown section)"},
         },
     },
     "Feed": {
@@ -116,6 +136,7 @@ SCHEMAS: dict[str, Any] = {
             "user_id": {"type": "string"}, "items": {"type": "array", "items": _ref("RankedItem")},
             "strategy": {"type": "string"}, "model_version": {"type": "string", "nullable": True},
             "list_id": {"type": "string"},
+            "empty_reason": {"type": "string", "description": "Only on an empty list: why (e.g. an unknown section)"},
             "next_cursor": {"type": "string", "nullable": True,
                             "description": "Pass as cursor for this reader's next page: it names the articles the pages"
                                            " so far served, so the next one repeats none of them; null at the end"},
@@ -125,7 +146,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["user_id", "article_id", "event", "ts"], "additionalProperties": False,
         "properties": {
             "user_id": {"type": "string"}, "article_id": {"type": "string"},
-            "event": {"type": "string", "enum": ["impression", "click", "read", "share"]},
+            "event": {"type": "string", "enum": ["impression", "click", "read", "share", "hide"]},
             "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
                    "description": "ISO-8601 (no offset = WIB) or epoch seconds"},
             "dwell_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
@@ -196,14 +217,14 @@ PATHS: dict[str, Any] = {
         "Articles related to one article", "lists", SITE_OR_READER,
         {"200": _ok(_ref("RelatedList")), "404": _error("Unknown or taken-down article"), **UNKNOWN_PARAM},
         params=[ARTICLE_ID, LIMIT_RELATED,
-                _query_param("user_id", "Leave out what this reader has read; a reader token implies its own "
-                                        "reader and may not name another", {"type": "string"})],
+                _query_param("user_id", "Leave out what this reader has read or hidden; a reader token implies its "
+                                        "own reader and may not name another", {"type": "string"}), *SECTION_PARAMS],
     )},
     "/v1/users/{user_id}/feed": {"get": _op(
         "A reader's personalized feed (unknown readers get a cold-start list)", "lists", SITE_OR_READER,
         {"200": _ok(_ref("Feed")), "400": _error("Bad limit, unknown parameter or invalid cursor")},
         params=[USER_ID, LIMIT_FEED, _query_param("cursor", "next_cursor of the previous page, unchanged",
-                                                  {"type": "string", "maxLength": 2048})],
+                                                  {"type": "string", "maxLength": 2048}), *SECTION_PARAMS],
         description="A reader token works for its own reader only.",
     )},
     "/v1/events": {"post": _op(
@@ -277,6 +298,64 @@ PATHS: dict[str, Any] = {
         {"200": _ok({"type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}},
                                                       "serving": {"type": "string", "nullable": True}}})},
     )},
+    "/v1/admin/pins": {
+        "post": _op(
+            "Pin an article at a position of feeds or related lists, from starts_at until expires_at", "editorial",
+            EDITOR, {"201": _ok({"type": "object", "properties": {"pin_id": {"type": "string"}}}, "Created"),
+                     **BODY_ERRORS, **STORE_ERROR},
+            body={"type": "object", "required": ["article_id", "position", "scope", "expires_at"],
+                  "additionalProperties": False, "properties": {
+                      "article_id": {"type": "string"},
+                      "position": {"type": "integer", "minimum": 1, "maximum": 100, "description": "1 = first"},
+                      "scope": SCOPE,
+                      "starts_at": {"type": "string", "description": "ISO-8601 or epoch seconds; default now"},
+                      "expires_at": {"type": "string", "description": "ISO-8601 or epoch seconds"}}},
+            description="Every worker applies it within a second and drops it at expiry without a restart. A pin "
+                        "is shown only where its article could be: published, not taken down or blocked, in the "
+                        "section asked for, not read or hidden by the reader, not on an earlier page of the feed; "
+                        "diversity rules order the rest of the list. Of two pins for one position the newer wins. "
+                        "Audited (GET /v1/admin/audit)."),
+        "get": _op("Pins in force (expired ones until deleted), with `active`", "editorial", EDITOR,
+                   {"200": _ok({"type": "object", "properties": {"pins": {"type": "array",
+                                                                          "items": RULE_RESPONSE}}})}),
+    },
+    "/v1/admin/pins/{pin_id}": {"delete": _op(
+        "Remove a pin now (audited)", "editorial", EDITOR,
+        {"200": _ok({"type": "object", "properties": {"pin_id": {"type": "string"}, "removed": {"type": "boolean"}}}),
+         "404": _error("No such pin in force"), **BAD_PATH_ID}, params=[PIN_ID])},
+    "/v1/admin/rules": {
+        "post": _op(
+            "Boost, bury or block articles, a category or a region in some lists", "editorial", EDITOR,
+            {"201": _ok({"type": "object", "properties": {"rule_id": {"type": "string"}}}, "Created"),
+             **BODY_ERRORS, **STORE_ERROR},
+            body={"type": "object", "required": ["kind", "target", "scope"], "additionalProperties": False,
+                  "properties": {
+                      "kind": {"type": "string", "enum": ["boost", "bury", "block"]},
+                      "target": {"type": "object", "description": 'exactly one of {"article_id"}, {"category"}, '
+                                                                  '{"region"}'},
+                      "scope": SCOPE,
+                      "factor": {"type": "number", "description": "boost: above 1 (at most 100); bury: below 1 "
+                                                                  "(at least 0.01); none for a block. Scales the "
+                                                                  "score's distance above the list's lowest"},
+                      "starts_at": {"type": "string"}, "expires_at": {"type": "string", "nullable": True}}},
+            description="A block keeps matching articles out of the lists its scope covers (a per-section "
+                        "blocklist: scope category/region). Without expires_at a rule stays until deleted."),
+        "get": _op("Boosts, buries and blocks in force, with `active`", "editorial", EDITOR,
+                   {"200": _ok({"type": "object", "properties": {"rules": {"type": "array",
+                                                                           "items": RULE_RESPONSE}}})}),
+    },
+    "/v1/admin/rules/{rule_id}": {"delete": _op(
+        "Remove a boost, bury or block now (audited)", "editorial", EDITOR,
+        {"200": _ok({"type": "object", "properties": {"rule_id": {"type": "string"},
+                                                      "removed": {"type": "boolean"}}}),
+         "404": _error("No such rule in force"), **BAD_PATH_ID}, params=[RULE_ID])},
+    "/v1/admin/audit": {"get": _op(
+        "Every change to pins and rules, newest first: who (API key id), when, what", "editorial", EDITOR,
+        {"200": _ok({"type": "object", "properties": {"audit": {"type": "array", "items": {"type": "object"}}}}),
+         **UNKNOWN_PARAM},
+        params=[_query_param("limit", "How many entries (1-1000)", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                                     "default": 100}),
+                _query_param("rule_id", "Only this pin's or rule's entries", {"type": "string"})])},
     "/healthz": {"get": _op("Liveness: the process answers", "ops", None,
                             {"200": _ok({"type": "object", "properties": {"status": {"type": "string"}}})})},
     "/readyz": {"get": _op(

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import Article, Interaction, Preferences
-from recommender.store import ServedList, StoreError
+from recommender.store import EditorialRule, ServedList, StoreError
 
 T0 = 1_780_000_000.0
 
@@ -363,6 +363,32 @@ class StoreContract:
         ids = store.article_ids_for_keys(keys)
         assert [ids[k] for k in keys] == ["a1", "later-article", "later-article"]
         assert store.article_keys(["later-article"])["later-article"] == keys[1]
+
+    # -- editorial rules and their audit log -------------------------------------------------
+    def test_rules_are_stored_listed_removed_audited_and_logged(self, store):
+        pos0 = store.log_position()[0]
+        pin = EditorialRule("r1", "pin", {"list": "feed", "category": "Ekonomi"}, {"article_id": "a1"}, position=2,
+                            starts_at=T0, expires_at=T0 + 3600, created_at=T0, created_by="k-editor")
+        boost = EditorialRule("r2", "boost", {"list": "related"}, {"region": "Jabar"}, factor=1.5,
+                              expires_at=T0 + 60, created_at=T0 + 1, created_by="k-admin")
+        store.add_rule(pin, who="k-editor")
+        store.add_rule(boost, who="k-admin")
+        assert store.list_rules() == [pin, boost]  # round-trips whole, oldest first
+        with pytest.raises(StoreError):
+            store.add_rule(pin, who="k-editor")  # an id is never reused
+        assert store.remove_rule("r1", who="k-admin") is True
+        assert store.remove_rule("r1", who="k-admin") is False  # removed already: nothing changes
+        assert store.remove_rule("nope", who="k-admin") is False
+        assert store.list_rules() == [boost]
+        changes = store.changes_after(pos0, kinds=("rules",))
+        assert [(c.kind, c.ref) for c in changes] == [("rules", "r1"), ("rules", "r2"), ("rules", "r1")]
+        audit = store.audit_log()
+        assert [(a.action, a.rule_id, a.who) for a in audit] == [
+            ("delete", "r1", "k-admin"), ("create", "r2", "k-admin"), ("create", "r1", "k-editor")]
+        assert audit[-1].detail["target"] == {"article_id": "a1"} and audit[-1].detail["position"] == 2
+        assert audit[0].at >= audit[1].at >= audit[2].at > 0
+        assert [a.action for a in store.audit_log(rule_id="r1")] == ["delete", "create"]
+        assert len(store.audit_log(limit=1)) == 1
 
     # -- API keys every replica shares --------------------------------------------------------------
     def test_api_keys_are_stored_with_a_keys_change_and_revoked(self, store):

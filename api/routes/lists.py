@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from recommender.serving.results import CURSOR_MAX_CHARS
+from recommender.serving.stages import ListFilter
 
 from ..auth import api_view, principal
 from ..errors import ApiError
@@ -13,10 +14,31 @@ from .common import engine, int_param, list_json, metrics, path_id, query_arg
 bp = Blueprint("lists", __name__)
 
 MAX_CURSOR = CURSOR_MAX_CHARS
+MAX_SECTIONS = 20  # names per filter parameter
+MAX_SECTION_CHARS = 100
+
+
+def _names(name: str) -> tuple[str, ...]:
+    """A comma-separated section filter (``politik,ekonomi``): 1-20 names of 1-100 printable
+    characters each; 400 otherwise."""
+    raw = query_arg(name)
+    if raw is None:
+        return ()
+    names = tuple(part.strip() for part in raw.split(","))
+    if (not 1 <= len(names) <= MAX_SECTIONS or any(not n or len(n) > MAX_SECTION_CHARS for n in names)
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in raw)):
+        raise ApiError(400, "invalid_parameter",
+                       f"{name} must be 1-{MAX_SECTIONS} comma-separated names of 1-{MAX_SECTION_CHARS} printable "
+                       f"characters (e.g. {name}=politik,ekonomi); got {raw[:40]!r}")
+    return names
+
+
+def section_filter() -> ListFilter:
+    return ListFilter(categories=_names("category"), regions=_names("region"))
 
 
 @bp.get("/v1/articles/<article_id>/related")
-@api_view("site", reader=True, params=("limit", "user_id"))
+@api_view("site", reader=True, params=("limit", "user_id", "category", "region"))
 def related(article_id: str):
     """Articles to show under ``article_id``; ``user_id`` leaves out what that reader has read.
 
@@ -32,22 +54,24 @@ def related(article_id: str):
         user_id = who.user_id
     if user_id is not None:
         user_id = path_id(user_id, "user_id")
-    ranked = engine().related(article_id, limit=limit, user_id=user_id)
+    filters = section_filter()
+    ranked = engine().related(article_id, limit=limit, user_id=user_id, **({"filters": filters} if filters else {}))
     metrics().observe_list("related", ranked.strategy, ranked.model_version)
     return {"article_id": article_id, **list_json(ranked)}
 
 
 @bp.get("/v1/users/<user_id>/feed")
-@api_view("site", reader="user_id", params=("limit", "cursor"))
+@api_view("site", reader="user_id", params=("limit", "cursor", "category", "region"))
 def feed(user_id: str):
     """A reader's personalized feed; unknown readers get a cold-start list."""
     user_id = path_id(user_id, "user_id")
     limit = int_param("limit", 20, 1, 100)
     cursor = query_arg("cursor") or None
+    filters = section_filter()
     if cursor is not None and len(cursor) > MAX_CURSOR:
         raise ApiError(400, "invalid_cursor", "cursor is too long; pass back next_cursor unchanged")
     try:
-        ranked = engine().feed(user_id, limit=limit, cursor=cursor)
+        ranked = engine().feed(user_id, limit=limit, cursor=cursor, **({"filters": filters} if filters else {}))
     except ValueError as exc:
         if cursor is None:
             raise  # not a cursor problem: a bug, answered as a 500

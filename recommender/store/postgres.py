@@ -51,6 +51,8 @@ from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, P
 from .base import (
     CHANGE_CODES,
     CHANGE_KINDS,
+    AuditEntry,
+    EditorialRule,
     EVENT_SOURCES,
     Change,
     InteractionLog,
@@ -73,7 +75,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -178,6 +180,30 @@ MIGRATIONS: dict[int, str] = {
         sha256 TEXT NOT NULL UNIQUE
     );
     CREATE INDEX IF NOT EXISTS changes_keys ON changes (pos) WHERE kind = 7;
+    """,
+    # editors' rules (Store.add_rule; SQLite's schema 8), the rule itself as JSON, and the audit
+    # log of every change to them (who: the API key id, when, what)
+    4: """
+    CREATE TABLE editorial_rules (
+        rule_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        starts_at DOUBLE PRECISION,
+        expires_at DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL,
+        created_by TEXT NOT NULL,
+        removed_at DOUBLE PRECISION,
+        removed_by TEXT
+    );
+    CREATE TABLE editorial_audit (
+        seq BIGSERIAL PRIMARY KEY,
+        at DOUBLE PRECISION NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        rule_id TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX editorial_audit_rule ON editorial_audit (rule_id, seq);
     """,
 }
 
@@ -982,6 +1008,58 @@ class PostgresStore(Store):
             "served_lists": int(lists),
             "newest_event_ts": newest,
         }
+
+    # -- editorial rules ---------------------------------------------------------------------
+    def add_rule(self, rule: EditorialRule, who: str) -> None:
+        now = time.time()
+        spec = json.dumps(rule.to_json(), ensure_ascii=False, sort_keys=True)
+
+        def body(conn: psycopg.Connection) -> bool:
+            inserted = conn.execute(
+                "INSERT INTO editorial_rules(rule_id, kind, spec, starts_at, expires_at, created_at, created_by) "
+                "VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (rule_id) DO NOTHING",
+                (rule.rule_id, rule.kind, spec, rule.starts_at, rule.expires_at, rule.created_at,
+                 rule.created_by)).rowcount
+            if not inserted:
+                return False
+            conn.execute("INSERT INTO editorial_audit(at, who, action, rule_id, detail) VALUES (%s,%s,%s,%s,%s)",
+                         (now, who, "create", rule.rule_id, spec))
+            self._lock_commit_order(conn)
+            self._log(conn, "rules", [rule.rule_id], at=now)
+            return True
+
+        if not self._write(body):
+            raise StoreError(f"rule {rule.rule_id} exists already")
+
+    def remove_rule(self, rule_id: str, who: str) -> bool:
+        now = time.time()
+
+        def body(conn: psycopg.Connection) -> bool:
+            row = conn.execute("UPDATE editorial_rules SET removed_at = %s, removed_by = %s "
+                               "WHERE rule_id = %s AND removed_at IS NULL RETURNING spec",
+                               (now, who, rule_id)).fetchone()
+            if row is None:
+                return False
+            conn.execute("INSERT INTO editorial_audit(at, who, action, rule_id, detail) VALUES (%s,%s,%s,%s,%s)",
+                         (now, who, "delete", rule_id, row[0]))
+            self._lock_commit_order(conn)
+            self._log(conn, "rules", [rule_id], at=now)
+            return True
+
+        return self._write(body)
+
+    def list_rules(self) -> list[EditorialRule]:
+        with self._reading() as conn:
+            rows = conn.execute("SELECT spec FROM editorial_rules WHERE removed_at IS NULL "
+                                "ORDER BY created_at, rule_id").fetchall()
+        return [EditorialRule.from_json(json.loads(spec)) for (spec,) in rows]
+
+    def audit_log(self, limit: int = 100, rule_id: str | None = None) -> list[AuditEntry]:
+        where, args = ("WHERE rule_id = %s", [rule_id]) if rule_id is not None else ("", [])
+        with self._reading() as conn:
+            rows = conn.execute(f"SELECT seq, at, who, action, rule_id, detail FROM editorial_audit {where} "
+                                "ORDER BY seq DESC LIMIT %s", (*args, int(limit))).fetchall()
+        return [AuditEntry(seq, at, who, action, rid, json.loads(detail)) for seq, at, who, action, rid, detail in rows]
 
     # -- API keys ----------------------------------------------------------------------------
     def add_api_key(self, key_id: str, role: str, name: str, created: str, sha256: str) -> None:

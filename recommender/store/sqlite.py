@@ -30,6 +30,8 @@ from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, P
 from .base import (
     CHANGE_CODES,
     CHANGE_KINDS,
+    AuditEntry,
+    EditorialRule,
     EVENT_SOURCES,
     Change,
     InteractionLog,
@@ -51,7 +53,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7  # 4 was left for the served lists while staged models took 5; they are 6: a
+SCHEMA_VERSION = 8  # 4 was left for the served lists while staged models took 5; they are 6: a
 # database at 5 (from before served lists) has run no 4 and would never run it
 
 MIGRATIONS: dict[int, str] = {
@@ -169,6 +171,30 @@ MIGRATIONS: dict[int, str] = {
         sha256 TEXT NOT NULL UNIQUE
     );
     CREATE INDEX IF NOT EXISTS changes_keys ON changes(pos) WHERE kind IN ({CHANGE_CODES["keys"]});
+    """,
+    # editors' rules (Store.add_rule: pins, boosts, buries, blocks; the rule itself as JSON) and the
+    # audit log of every change to them (who: the API key id, when, what)
+    8: """
+    CREATE TABLE IF NOT EXISTS editorial_rules (
+        rule_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        starts_at REAL,
+        expires_at REAL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        removed_at REAL,
+        removed_by TEXT
+    );
+    CREATE TABLE IF NOT EXISTS editorial_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        rule_id TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS editorial_audit_rule ON editorial_audit(rule_id, seq);
     """,
 }
 
@@ -1167,6 +1193,51 @@ class SQLiteStore(Store):
             "ORDER BY a.published_at DESC, a.key DESC LIMIT ?",
             (published_until if published_until is not None else 1e18, max(int(limit), 0))).fetchall()
         return [self._article_from_row(r) for r in reversed(rows)]
+
+    # -- editorial rules ---------------------------------------------------------------------
+    def add_rule(self, rule: EditorialRule, who: str) -> None:
+        conn = self._conn()
+        now = time.time()
+        spec = json.dumps(rule.to_json(), ensure_ascii=False, sort_keys=True)
+        with self._write(conn):
+            try:
+                conn.execute("INSERT INTO editorial_rules(rule_id, kind, spec, starts_at, expires_at, created_at, "
+                             "created_by) VALUES (?,?,?,?,?,?,?)",
+                             (rule.rule_id, rule.kind, spec, rule.starts_at, rule.expires_at, rule.created_at,
+                              rule.created_by))
+            except sqlite3.IntegrityError:
+                raise StoreError(f"rule {rule.rule_id} exists already") from None
+            conn.execute("INSERT INTO editorial_audit(at, who, action, rule_id, detail) VALUES (?,?,?,?,?)",
+                         (now, who, "create", rule.rule_id, spec))
+            self._log(conn, "rules", [rule.rule_id], at=now)
+
+    def remove_rule(self, rule_id: str, who: str) -> bool:
+        conn = self._conn()
+        now = time.time()
+        with self._write(conn):
+            row = conn.execute("SELECT spec FROM editorial_rules WHERE rule_id = ? AND removed_at IS NULL",
+                               (rule_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE editorial_rules SET removed_at = ?, removed_by = ? WHERE rule_id = ?",
+                         (now, who, rule_id))
+            conn.execute("INSERT INTO editorial_audit(at, who, action, rule_id, detail) VALUES (?,?,?,?,?)",
+                         (now, who, "delete", rule_id, row[0]))
+            self._log(conn, "rules", [rule_id], at=now)
+            return True
+
+    @_read_errors
+    def list_rules(self) -> list[EditorialRule]:
+        rows = self._conn().execute("SELECT spec FROM editorial_rules WHERE removed_at IS NULL "
+                                    "ORDER BY created_at, rule_id").fetchall()
+        return [EditorialRule.from_json(json.loads(spec)) for (spec,) in rows]
+
+    @_read_errors
+    def audit_log(self, limit: int = 100, rule_id: str | None = None) -> list[AuditEntry]:
+        where, args = ("WHERE rule_id = ?", [rule_id]) if rule_id is not None else ("", [])
+        rows = self._conn().execute(f"SELECT seq, at, who, action, rule_id, detail FROM editorial_audit {where} "
+                                    "ORDER BY seq DESC LIMIT ?", (*args, int(limit))).fetchall()
+        return [AuditEntry(seq, at, who, action, rid, json.loads(detail)) for seq, at, who, action, rid, detail in rows]
 
     # -- API keys ----------------------------------------------------------------------------
     def add_api_key(self, key_id: str, role: str, name: str, created: str, sha256: str) -> None:
