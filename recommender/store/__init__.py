@@ -11,10 +11,10 @@ from pathlib import Path
 
 from recommender.config import split_db_location
 
-from .base import Change, InteractionLog, ServedList, Store, StoredArticle, StoreDiskError, StoreError, StoreUnavailable
+from .base import Change, ExperimentList, InteractionLog, ServedList, StoredExperiment, Store, StoredArticle, StoreDiskError, StoreError, StoreUnavailable
 from .sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
-__all__ = ["Change", "InteractionLog", "ServedList", "StoreDiskError", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "Store", "StoreError",
+__all__ = ["Change", "ExperimentList", "StoredExperiment", "InteractionLog", "ServedList", "StoreDiskError", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "Store", "StoreError",
            "StoreUnavailable", "StoredArticle", "open_store"]
 
 
