@@ -172,7 +172,8 @@ def _load_plugins() -> None:
     commands (``serve``, ``keys``, ``token`` live with the service in ``api.commands``)."""
     import importlib
 
-    for module in ("training.demo", "training.train", "training.models_cli", "training.evaluate"):
+    for module in ("training.demo", "training.train", "training.models_cli", "training.evaluate",
+                   "training.experiments_cli"):
         importlib.import_module(module)
     from api.commands import COMMANDS as SERVICE_COMMANDS
 
