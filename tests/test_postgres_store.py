@@ -338,7 +338,7 @@ def test_a_schema_1_database_gets_served_lists_and_keeps_its_sequence(postgres_d
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     migrated = PostgresStore(postgres_db)
     try:
-        assert migrated.schema_version() == 2
+        assert migrated.schema_version() == 3
         _, seq = migrated.log_position()
         assert migrated.add_served_lists([ServedList("L1", "u1", T0 + 30, ("a2", "a0"), offset=5)]) == 1
         assert migrated.log_position()[1] == seq + 1

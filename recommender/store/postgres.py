@@ -173,15 +173,16 @@ MIGRATIONS: dict[int, str] = {
     # variant config, interleaved teams; ADD COLUMN without a default rewrites nothing) and an
     # index over the log's ``experiment`` changes
     3: f"""
-    CREATE TABLE experiments (
+    CREATE TABLE IF NOT EXISTS experiments (
         name TEXT PRIMARY KEY,
         definition TEXT NOT NULL,
         created_at DOUBLE PRECISION NOT NULL,
         stopped_at DOUBLE PRECISION
     );
-    ALTER TABLE served_lists ADD COLUMN experiment TEXT, ADD COLUMN config TEXT, ADD COLUMN teams TEXT;
-    CREATE INDEX served_lists_experiment ON served_lists (experiment, seq) WHERE experiment IS NOT NULL;
-    CREATE INDEX changes_experiment ON changes (pos) WHERE kind IN ({CHANGE_CODES["experiment"]});
+    ALTER TABLE served_lists ADD COLUMN IF NOT EXISTS experiment TEXT, ADD COLUMN IF NOT EXISTS config TEXT,
+        ADD COLUMN IF NOT EXISTS teams TEXT;
+    CREATE INDEX IF NOT EXISTS served_lists_experiment ON served_lists (experiment, seq) WHERE experiment IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS changes_experiment ON changes (pos) WHERE kind IN ({CHANGE_CODES["experiment"]});
     """,
 }
 
