@@ -172,6 +172,9 @@ def test_an_interleaving_experiment_from_the_command_line_credits_clicks_to_team
     assert json.loads(out)["mode"] == "interleave"
     code, listed = newsrec_here(monkeypatch, capsys, s, "experiments", "list")
     assert code == 0 and "il1" in listed and "interleave" in listed
+    code, listed = newsrec_here(monkeypatch, capsys, s, "experiments", "list", "--json")
+    assert code == 0 and [(e["name"], e["mode"], e["stopped_at"] is None) for e in json.loads(listed)][-1] == (
+        "il1", "interleave", True)
     s["lists"].clear()
     with server.pinned() as pins:
         eventually(lambda: all(feed_on(pin, s, READERS[0]).get("experiment") == "il1" for pin in pins.values()),

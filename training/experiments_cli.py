@@ -102,7 +102,7 @@ def _print_report(report: dict) -> None:
         w = report["wins"]
         print(f"interleaving wins: {json.dumps(w)}")
     print(f"sample-ratio mismatch p = {report['srm_p']}")
-    print("ctr by position (shown / clicks):")
+    print("ctr by position (position:clicks/shown):")
     for label, v in report["variants"].items():
         cells = " ".join(f"{p['position']}:{p['clicks']}/{p['shown']}" for p in v["by_position"][:10])
         print(f"  {label:10s} {cells}")
@@ -119,7 +119,8 @@ def run_experiments(args: argparse.Namespace, settings: Settings) -> int:
             experiments = registry.load_all(store)
             if args.json:
                 print(json.dumps([e.to_dict() for e in experiments], indent=2, ensure_ascii=False))
-            elif not experiments:
+                return 0
+            if not experiments:
                 print("no experiments: create one with 'newsrec experiments create NAME --variant A=V1 --variant B=V2'")
             for e in experiments:
                 status = f"stopped {_when(e.stopped_at)}" if e.stopped_at is not None else "running"
