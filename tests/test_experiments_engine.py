@@ -241,3 +241,20 @@ def test_the_registry_refuses_unknown_versions_and_overlapping_experiments(sampl
     registry.create(sample.store, sample.models_dir, {**three_variants(sample, lists=["feed"]), "name": "exp4"},
                     now=sample.now + 3)  # after the stop, feeds are free again
     assert [e.name for e in registry.load_all(sample.store)] == ["exp", "exp3", "exp4"]
+
+
+def test_an_experiment_ends_at_its_end_time_and_frees_its_engines(sample):
+    clock = {"now": sample.now}
+    main = sample.engine()
+    router = ExperimentRouter(sample.store, sample.models_dir, main, clock=lambda: clock["now"])
+    try:
+        registry.create(sample.store, sample.models_dir, three_variants(sample, starts_at=sample.now + 60,
+                                                                         ends_at=sample.now + 120), now=sample.now)
+        assert router.feed("u00003", LIMIT, None) is None  # not started yet
+        clock["now"] = sample.now + 61
+        assert router.feed("u00003", LIMIT, None).experiment == "exp"
+        clock["now"] = sample.now + 121
+        assert router.feed("u00003", LIMIT, None) is None and router._engines == {}
+    finally:
+        router.close()
+        main.close()

@@ -87,9 +87,10 @@ class ExperimentRouter:
                     pos = self.store.log_position()[0]
                 else:
                     changes = self.store.changes_after(self._pos, kinds=EXPERIMENT_CHANGES)
-                    if not changes:
+                    ended = any(e.ends_at is not None and e.ends_at <= self.clock() for e in self._experiments)
+                    if not changes and not ended:  # an experiment reaching its end frees its engines too
                         return False
-                    pos = changes[-1].pos
+                    pos = changes[-1].pos if changes else self._pos
                 experiments = tuple(registry.load_all(self.store))
             except StoreError as exc:
                 log.warning("experiments not refreshed (retried on the next poll): %s", exc)
