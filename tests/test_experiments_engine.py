@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import shutil
 
-import numpy as np
 import pytest
 
-from recommender.domain import Article, Interaction, Preferences, ValidationError
+from recommender.domain import Article, Preferences, ValidationError
 from recommender.experiments import registry
 from recommender.experiments.assignment import assign
 from recommender.experiments.router import ExperimentRouter
