@@ -99,6 +99,14 @@ RULE_ID = _path_param("rule_id", "Rule id from POST /v1/admin/rules")
 RULE_RESPONSE = {"type": "object", "description": "The rule as stored; `active`: it applies now"}
 BAD_PATH_ID = {"400": _error("Malformed id in the path (1-128 of letters, digits and . _ : @ -)")}
 
+# what a served list inside an experiment adds beside model_version (absent outside experiments)
+EXPERIMENT_FIELDS = {
+    "experiment": {"type": "string", "description": "The experiment this list belongs to (only inside one)"},
+    "variant": {"type": "string", "description": "The reader's variant; interleaving: both labels, e.g. A+B"},
+    "teams": {"type": "array", "items": {"type": "string"},
+              "description": "Interleaving only: the variant that contributed each item, in list order"},
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object", "required": ["error", "message"],
@@ -128,6 +136,7 @@ SCHEMAS: dict[str, Any] = {
             "strategy": {"type": "string"}, "model_version": {"type": "string", "nullable": True},
             "list_id": {"type": "string", "description": "Send back as list_id on events for attribution"},
             "empty_reason": {"type": "string", "description": "Only on an empty list: why (e.g. an unknown section)"},
+            **EXPERIMENT_FIELDS,
         },
     },
     "Feed": {
@@ -135,7 +144,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "user_id": {"type": "string"}, "items": {"type": "array", "items": _ref("RankedItem")},
             "strategy": {"type": "string"}, "model_version": {"type": "string", "nullable": True},
-            "list_id": {"type": "string"},
+            "list_id": {"type": "string"}, **EXPERIMENT_FIELDS,
             "empty_reason": {"type": "string", "description": "Only on an empty list: why (e.g. an unknown section)"},
             "next_cursor": {"type": "string", "nullable": True,
                             "description": "Pass as cursor for this reader's next page: it names the articles the pages"
@@ -218,7 +227,9 @@ PATHS: dict[str, Any] = {
         {"200": _ok(_ref("RelatedList")), "404": _error("Unknown or taken-down article"), **UNKNOWN_PARAM},
         params=[ARTICLE_ID, LIMIT_RELATED,
                 _query_param("user_id", "Leave out what this reader has read or hidden; a reader token implies its "
-                                        "own reader and may not name another", {"type": "string"}), *SECTION_PARAMS],
+                                        "own reader and may not name another", {"type": "string"}),
+                _query_param("anonymous_id", "The page view's visitor id: assigns a visitor without user_id to an "
+                                             "experiment's variant (not stored)", {"type": "string"}), *SECTION_PARAMS],
     )},
     "/v1/users/{user_id}/feed": {"get": _op(
         "A reader's personalized feed (unknown readers get a cold-start list)", "lists", SITE_OR_READER,
@@ -368,6 +379,89 @@ PATHS: dict[str, Any] = {
                                 "schema": {"type": "string"}}}}})},
     "/openapi.json": {"get": _op("This document", "ops", None, {"200": _ok({"type": "object"})})},
 }
+
+SCHEMAS["ExperimentInput"] = {
+    "type": "object", "required": ["name", "variants"], "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"},
+        "variants": {"type": "array", "minItems": 2, "maxItems": 8, "description": "The first is the control",
+                     "items": {"type": "object", "required": ["label", "model_version"], "properties": {
+                         "label": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"},
+                         "model_version": {"type": "string", "description": "A valid bundle in the models folder"},
+                         "params": {"type": "object", "additionalProperties": {"type": "number"},
+                                    "description": "RankingParams fields overriding the bundle's"},
+                         "params_name": {"type": "string", "description": "Names the parameter set in config"}}}},
+        "shares": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100},
+                   "description": "Percent of readers per variant, summing to 100 (default equal)"},
+        "lists": {"type": "array", "items": {"type": "string", "enum": ["feed", "related"]},
+                  "description": "List types covered (default both)"},
+        "mode": {"type": "string", "enum": ["ab", "interleave"], "default": "ab",
+                 "description": "interleave: one list team-drafted from exactly two variants"},
+        "salt": {"type": "string", "maxLength": 64, "description": "Default random"},
+        "starts_at": {"type": "number", "nullable": True, "description": "Epoch seconds"},
+        "ends_at": {"type": "number", "nullable": True, "description": "Epoch seconds"},
+    },
+}
+SCHEMAS["Experiment"] = {
+    "type": "object", "properties": {
+        **SCHEMAS["ExperimentInput"]["properties"],
+        "status": {"type": "string", "enum": ["running", "stopped"]},
+        "created_at": {"type": "number"}, "stopped_at": {"type": "number", "nullable": True},
+    },
+}
+_VARIANT_REPORT = {"type": "object", "properties": {
+    "lists": {"type": "integer"}, "impressions": {"type": "integer"}, "clicks": {"type": "integer"},
+    "readers": {"type": "integer"}, "ctr": {"type": "number", "nullable": True},
+    "ctr_ci": {"type": "array", "items": {"type": "number", "nullable": True}, "description": "95 % interval "
+               "(delta method over readers, the randomization unit)"},
+    "config": {"type": "string"}, "model_version": {"type": "string"},
+    "by_position": {"type": "array", "items": {"type": "object", "properties": {
+        "position": {"type": "integer"}, "shown": {"type": "integer"}, "clicks": {"type": "integer"},
+        "ctr": {"type": "number"}, "ctr_ci": {"type": "array", "items": {"type": "number"}}}}},
+}}
+SCHEMAS["ExperimentReport"] = {
+    "type": "object", "required": ["variants", "difference_ci", "srm_p"], "properties": {
+        "experiment": {"type": "string"}, "mode": {"type": "string"}, "status": {"type": "string"},
+        "control": {"type": "string"},
+        "variants": {"type": "object", "additionalProperties": _VARIANT_REPORT},
+        "difference": {"type": "number", "nullable": True, "description": "CTR of the second variant minus the control's"},
+        "difference_ci": {"type": "array", "items": {"type": "number", "nullable": True}},
+        "differences": {"type": "object", "description": "Every variant against the control"},
+        "srm_p": {"type": "number", "nullable": True,
+                  "description": "Sample-ratio-mismatch chi-square p (interleaving: of the first pick's team); "
+                                 "below 0.001 the split or the logging is broken"},
+        "wins": {"type": "object", "description": "Interleaving only: lists won by each variant, ties, and the "
+                                                  "second variant's share of decided lists with its 95 % interval"},
+    },
+}
+EXPERIMENT_NAME = _path_param("name", "Experiment name")
+PATHS["/v1/admin/experiments"] = {
+    "post": _op("Create an experiment (every worker and replica assigns readers from then on)", "experiments", ADMIN,
+                {"201": _ok(_ref("Experiment"), "Created"),
+                 "409": _error("experiment_conflict: the name is taken, or a running experiment covers those lists"),
+                 **BODY_ERRORS, **STORE_ERROR},
+                body=_ref("ExperimentInput"),
+                description="400 validation_error names the field to fix (also: a model version that is not a valid "
+                            "bundle in the models folder)."),
+    "get": _op("Every experiment, running and stopped", "experiments", ADMIN,
+               {"200": _ok({"type": "object", "properties": {"experiments": {"type": "array",
+                                                                              "items": _ref("Experiment")}}})}),
+}
+PATHS["/v1/admin/experiments/{name}"] = {"get": _op(
+    "One experiment's definition", "experiments", ADMIN,
+    {"200": _ok(_ref("Experiment")), "404": _error("No experiment of that name"), **BAD_PATH_ID},
+    params=[EXPERIMENT_NAME])}
+PATHS["/v1/admin/experiments/{name}/stop"] = {"post": _op(
+    "Stop an experiment: its readers get the normal lists again on every worker", "experiments", ADMIN,
+    {"200": _ok(_ref("Experiment")), "404": _error("No experiment of that name"),
+     "409": _error("experiment_conflict: stopped already"), **BAD_PATH_ID, **STORE_ERROR},
+    params=[EXPERIMENT_NAME], body={"type": "object"}, body_required=False)}
+PATHS["/v1/admin/experiments/{name}/report"] = {"get": _op(
+    "Lists, clicks, CTR with 95 % intervals, CTR by position, the difference to the control, the "
+    "sample-ratio check and interleaving wins, counted from served lists and the clicks naming them",
+    "experiments", ADMIN,
+    {"200": _ok(_ref("ExperimentReport")), "404": _error("No experiment of that name"), **BAD_PATH_ID},
+    params=[EXPERIMENT_NAME])}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",

@@ -364,6 +364,51 @@ class StoreContract:
         assert [ids[k] for k in keys] == ["a1", "later-article", "later-article"]
         assert store.article_keys(["later-article"])["later-article"] == keys[1]
 
+    # -- experiments -------------------------------------------------------------------------
+    def test_an_experiment_is_created_once_and_stopped_once_each_with_a_change(self, store):
+        before = store.log_position()[0]
+        assert store.create_experiment("exp1", '{"name": "exp1"}', T0) is True
+        assert store.create_experiment("exp1", '{"name": "other"}', T0 + 1) is False  # the name is taken
+        assert [(e.name, e.definition, e.stopped_at) for e in store.experiments()] == [("exp1", '{"name": "exp1"}', None)]
+        assert store.stop_experiment("nope", T0 + 2) is None
+        assert store.stop_experiment("exp1", T0 + 3) is True
+        assert store.stop_experiment("exp1", T0 + 4) is False  # stopped already: no second change
+        assert store.create_experiment("exp1", '{"name": "exp1"}', T0 + 5) is False  # a stopped name stays taken
+        changes = store.changes_after(before, kinds=("experiment",))
+        assert [(c.kind, c.ref) for c in changes] == [("experiment", "exp1")] * 2
+        assert store.experiments()[0].stopped_at == T0 + 3
+        # every follower reading the whole log sees them too, after whatever came before
+        assert [c.ref for c in store.changes_after(before) if c.kind == "experiment"] == ["exp1", "exp1"]
+
+    def test_an_experiments_lists_and_the_clicks_that_name_them(self, store):
+        store.upsert_articles([article(i) for i in range(6)])
+        store.add_served_lists([
+            served("L1", "u1", ("a0", "a1", "a2"), experiment="e", variant="A", config="m1@abc", model_version="m1"),
+            served("L2", "u2", ("a3", "a4"), offset=20, experiment="e", variant="B", config="m2@def"),
+            served("L3", "u1", ("a5", "a0"), experiment="e", variant="AB", teams="01"),
+            served("L4", "u3", ("a0",)),  # outside the experiment
+            served("L5", "anonymous", ("a1", "a2"), experiment="other", variant="A"),
+        ])
+        lists = store.experiment_lists("e")
+        assert [(s.list_id, s.user_id, s.variant, s.offset, s.size, s.config, s.teams) for s in lists] == [
+            ("L1", "u1", "A", 0, 3, "m1@abc", None), ("L2", "u2", "B", 20, 2, "m2@def", None),
+            ("L3", "u1", "AB", 0, 2, None, "01")]
+        store.add_events([
+            event("u1", "a1", list_id="L1", position=1, event_id="c1"),
+            event("u1", "a1", list_id="L1", position=1, event_id="c2", ts=T0 + 200),  # the same item again: once
+            event("u2", "a4", list_id="L2", position=21, event_id="c3"),
+            event("u2", "a4", "impression", list_id="L2", position=21, event_id="i1"),  # not a click
+            event("u3", "a0", list_id="L4", position=0, event_id="c4"),  # a list of no experiment
+            event("u1", "a0", list_id="L3", position=1, event_id="c5", ts=T0 - 50),  # before ``since`` below
+        ])
+        assert sorted(store.experiment_clicks("e")) == [("L1", 1), ("L2", 21), ("L3", 1)]
+        assert sorted(store.experiment_clicks("e", since=T0)) == [("L1", 1), ("L2", 21)]
+        assert store.experiment_clicks("other") == []
+        assert store.experiment_lists("missing") == []
+        # forgetting a reader removes their lists from every report
+        store.forget_user("u1")
+        assert [s.list_id for s in store.experiment_lists("e")] == ["L2"]
+
     # -- editorial rules and their audit log -------------------------------------------------
     def test_rules_are_stored_listed_removed_audited_and_logged(self, store):
         pos0 = store.log_position()[0]

@@ -701,6 +701,16 @@ class Engine:
         except queue.Full:
             self.impressions_dropped += len(ranked.items)
 
+    def log_served(self, served: ServedList) -> None:
+        """Queue a served list built outside this engine (an experiment's, which records its
+        variant), written off the request path with this engine's own lists."""
+        if not self.config.log_impressions or not served.article_ids:
+            return
+        try:
+            self._impressions.put_nowait(served)
+        except queue.Full:
+            self.impressions_dropped += len(served.article_ids)
+
     def flush_impressions(self) -> int:
         """Write queued served lists, one row each (off the request thread); returns the impressions
         (their items) handed to the store.

@@ -98,7 +98,7 @@ class StoredArticle:
 # What a change-log entry says changed. Followers apply the *current* state of what it names
 # (an article's row, a reader's tombstone), so applying one twice is harmless; events are the
 # exception and are counted by sequence number, exactly once.
-CHANGE_KINDS = ("events", "article", "takedown", "restore", "preferences", "forget", "model", "keys", "rules")
+CHANGE_KINDS = ("events", "article", "takedown", "restore", "preferences", "forget", "model", "keys", "rules", "experiment")
 CHANGE_CODES = {name: code for code, name in enumerate(CHANGE_KINDS)}
 # who wrote events (:meth:`Store.add_events`): a client (counted once per reader, article, type and
 # clock hour in live counters), lists the service served (never recreate a forgotten reader), a
@@ -150,6 +150,35 @@ class ServedList:
     model_version: str | None = None
     variant: str | None = None
     strategy: str | None = None
+    # inside an experiment: its name, the variant's config (``NAME@HASH``) and, for an interleaved
+    # list, each item's team as one digit per item ("0110": first, second, second, first variant)
+    experiment: str | None = None
+    config: str | None = None
+    teams: str | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentList:
+    """A served list of an experiment as its report reads it (``size`` items from ``offset``)."""
+
+    list_id: str
+    user_id: str
+    ts: float
+    variant: str | None
+    offset: int
+    size: int
+    config: str | None = None
+    teams: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredExperiment:
+    """An experiment row: its definition (JSON, see ``recommender.experiments.definition``)."""
+
+    name: str
+    definition: str
+    created_at: float
+    stopped_at: float | None = None
 
 
 # editorial rules (:class:`EditorialRule`): a pin puts an article at a position; a boost or bury
@@ -414,6 +443,30 @@ class Store(ABC):
         """Settings for a bulk importer's writes in this thread (none by default)."""
         yield
 
+    # -- experiments (recommender.experiments) -----------------------------------------------
+    def create_experiment(self, name: str, definition: str, at: float) -> bool:
+        """Store a new experiment (``definition`` is its JSON) and append an ``experiment`` change
+        (``ref`` = the name) in the same transaction, so every worker starts assigning at once.
+        Returns False, storing nothing, when the name is taken (stopped experiments included)."""
+        raise NotImplementedError
+
+    def stop_experiment(self, name: str, at: float) -> bool | None:
+        """Stop an experiment from ``at`` on (an ``experiment`` change); None if the name is
+        unknown, False if it was stopped already (nothing changes), True if stopped now."""
+        raise NotImplementedError
+
+    def experiments(self) -> list[StoredExperiment]:
+        """Every experiment, stopped ones included, oldest first."""
+        raise NotImplementedError
+
+    def experiment_lists(self, name: str) -> list[ExperimentList]:
+        """The served lists of an experiment, in the order they were stored."""
+        raise NotImplementedError
+
+    def experiment_clicks(self, name: str, since: float | None = None) -> list[tuple[str, int]]:
+        """``(list_id, position)`` of every click event (at or after ``since``) whose ``list_id`` names
+        a served list of the experiment, each pair once (a reader clicking one item twice is one click)."""
+        raise NotImplementedError
     # -- editorial rules (pins, boosts, buries, blocks) and their audit log ------------------
     def add_rule(self, rule: EditorialRule, who: str) -> None:
         """Store a rule, an audit entry (``create``) and a ``rules`` change, in one transaction:
