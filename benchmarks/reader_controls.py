@@ -37,12 +37,12 @@ def variants() -> dict[str, TrainParams]:
     def ranking(**over) -> TrainParams:
         return replace(base, ranking=replace(base.ranking, **over))
 
+    # rows are reported only under names that start with "newsrec"
     return {
-        "fatigue-off": ranking(feed_fatigue=0.0),
-        "fatigue-2": ranking(fatigue_impressions=2),
-        "fatigue-3 (default)": base,
-        "fatigue-5": ranking(fatigue_impressions=5),
-        "fatigue-3-strong": ranking(feed_fatigue=1.5),
+        "newsrec (fatigue at 3, default)": base,
+        "newsrec-fatigue-off": ranking(feed_fatigue=0.0),
+        "newsrec-fatigue-2": ranking(fatigue_impressions=2),
+        "newsrec-fatigue-5": ranking(fatigue_impressions=5),
     }
 
 
@@ -65,13 +65,14 @@ def main(argv: list[str] | None = None) -> int:
             ev.prepare()
             entry = ev.run("replay", max_queries=300 if args.quick else None)
         store.close()
-    rows = {name: {m: entry["models"][name].get(m) for m in METRICS} for name in variants()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "replay_entry.json").write_text(json.dumps(entry, indent=2, default=str))
+    rows = {name: {m: entry["models"].get(name, {}).get(m) for m in METRICS} for name in variants()}
     print(f"MIND sample, replay protocol: {entry['n_test']} impressions ({time.perf_counter() - t0:.0f} s)")
     print("| setting | " + " | ".join(METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
     for name, values in rows.items():
-        print(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in METRICS) + " |")
-    args.out.mkdir(parents=True, exist_ok=True)
+        print(f"| {name} | " + " | ".join("-" if values[m] is None else f"{values[m]:.4f}" for m in METRICS) + " |")
     (args.out / "reader_controls.json").write_text(json.dumps({"n_test": entry["n_test"], "models": rows,
                                                                "full": entry["models"]}, indent=2, default=str))
     return 0
