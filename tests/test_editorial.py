@@ -252,3 +252,36 @@ def test_feed_scores_without_reader_controls_are_unchanged_by_them(trained):
     scores, columns = engine.score(user, window_ids(engine)[:50], features=True)
     for name in ("hide_story", "hide_category", "fatigue"):
         assert np.all(columns[name] == 0)
+
+
+def test_section_lists_from_the_window_summary_come_from_its_per_section_pools(trained):
+    """A large window is answered from candidates (the summary's best per category and region, plus
+    the reader's own), never a scan: forced here with a tiny full-scan limit."""
+    engine = trained.engine(full_scan_max=10)
+    user = reader_with_history(trained, 1)[0]
+    state = engine._state
+    assert engine._window_summary(state, state.snapshot(), trained.now) is not None
+    for category in ("Olahraga", "Teknologi"):
+        ranked = engine.feed(user, limit=10, filters=ListFilter(categories=(category,)))
+        assert len(ranked.items) == 10 and all(i.category == category for i in ranked.items)
+    scanned = trained.engine()  # the same section scored over the whole window
+    assert set(ids(engine.feed(user, limit=5, filters=ListFilter(categories=("Olahraga",))))) & set(
+        ids(scanned.feed(user, limit=10, filters=ListFilter(categories=("Olahraga",)))))
+    anchor = window_ids(engine)[7]
+    related = engine.related(anchor, limit=8, filters=ListFilter(categories=("Ekonomi",)))
+    assert len(related.items) == 8 and all(i.category == "Ekonomi" for i in related.items)
+
+
+def test_a_story_scoped_related_pin_covers_every_article_of_that_story_only(trained, tmp_path):
+    sample = trained.clone(tmp_path)
+    engine = engine_at(sample, Clock(sample.now))
+    state = engine._state
+    window = window_ids(engine)
+    story = {a: int(state.snapshot().story(np.array([state.index_of(a)]))[0]) for a in window}
+    seed = next(a for a in window if sum(s == story[a] for s in story.values()) >= 3)
+    mates = [a for a in window if story[a] == story[seed]]
+    outsider = next(a for a in window if story[a] != story[seed])
+    pinned = next(a for a in reversed(window) if story[a] != story[seed] and a != outsider)
+    engine.add_rule(pin(pinned, 1, {"list": "related", "story": seed}, sample.now, sample.now + HOUR), who="k")
+    assert all(ids(engine.related(a, limit=5))[0] == pinned for a in mates)
+    assert ids(engine.related(outsider, limit=5))[0] != pinned

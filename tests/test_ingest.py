@@ -51,7 +51,7 @@ def test_jsonl_events_idempotent_and_bad_lines_reported(store, tmp_path):
     assert [line for line, _ in report.errors] == [4, 5, 6]
     again = import_events(store, path)
     assert (again.accepted, again.duplicates) == (0, 3)
-    assert store.stats()["events_by_type"] == {"impression": 1, "click": 1, "read": 1, "share": 0}
+    assert store.stats()["events_by_type"] == {"impression": 1, "click": 1, "read": 1, "share": 0, "hide": 0}
 
 
 def test_csv_events_and_preferences(store, tmp_path):

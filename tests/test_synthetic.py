@@ -131,7 +131,7 @@ def test_event_schema(data):
             assert isinstance(e["dwell_seconds"], float) and 0 < e["dwell_seconds"] <= 1200
         else:
             assert e["dwell_seconds"] is None
-    assert {e["event"] for e in data.events} == set(EVENT_TYPES)
+    assert {e["event"] for e in data.events} == set(EVENT_TYPES) - {"hide"}  # synthetic readers never hide
 
 
 def test_records_pass_the_ingester_validation(data):
