@@ -47,6 +47,7 @@ from .ranking import (
     score_related,
     summarize_window,
 )
+from .readsets import ReadSets
 from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList
 
 log = logging.getLogger(__name__)
@@ -803,8 +804,11 @@ class Engine:
         article (less a day for skewed clocks) hold them all. Empty when the store fails.
         """
         since = _window_published_since(snap, now) - READ_CLOCK_SKEW
+        read_sets = self.__dict__.get("_read_sets")
+        if read_sets is None:  # a heavy reader's read set, kept up to date by sequence number (serving.readsets)
+            read_sets = self.__dict__.setdefault("_read_sets", ReadSets(self.store))
         try:
-            keys = self.store.user_read_keys(user_id, since, until=now, events=PROFILE_EVENTS)
+            keys = read_sets.keys(user_id, since, until=now)
             index = state.indices_of_keys(keys, self.store)
         except StoreError:
             return np.zeros(0, dtype=np.int64)

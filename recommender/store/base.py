@@ -403,6 +403,20 @@ class Store(ABC):
         """Delete every row (``migrate-store --force`` onto a store that holds data)."""
         raise NotImplementedError
 
+    # -- a reader's read set, incrementally (``serving.readsets``) ------------------------------
+    def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
+        """``(smallest, largest)`` sequence number of the reader's click, read and share events
+        (any time), or None when there is none: two index probes. A new event raises the largest;
+        a forget removes every event, so afterwards the smallest is above any number seen before."""
+        raise NotImplementedError
+
+    def user_read_rows(self, user_id: str, since: float, after_seq: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The reader's click, read and share events with ``ts >= since`` and ``seq > after_seq``:
+        ``(article keys int64, ts float64, seq int64)``, each shape (m,), in no particular order.
+        With ``after_seq`` > 0 an index on (reader, seq) reads only the new ones."""
+        raise NotImplementedError
+
 
 #: The tables a store copy moves, in copy order, and their portable columns. Booleans are bool,
 #: ``tags``/``categories``/``regions`` JSON text, ``kind``/``event`` codes, a served list's

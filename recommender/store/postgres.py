@@ -73,7 +73,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -178,6 +178,12 @@ MIGRATIONS: dict[int, str] = {
         sha256 TEXT NOT NULL UNIQUE
     );
     CREATE INDEX IF NOT EXISTS changes_keys ON changes (pos) WHERE kind = 7;
+    """,
+    # a reader's clicks, reads and shares by sequence number (SQLite's schema 8): the read-set
+    # cache of a heavy reader (serving.readsets) reads the newest and the ones after what it holds
+    4: """
+    CREATE INDEX IF NOT EXISTS events_user_reads ON events (user_key, seq) INCLUDE (ts, article_key)
+        WHERE event IN (1, 2, 3);
     """,
 }
 
@@ -1139,3 +1145,26 @@ class PostgresStore(Store):
             conn.execute("UPDATE live_model SET version = NULL, updated_at = 0 WHERE id = 1")
 
         self._write(body)
+
+    # -- a reader's read set, incrementally ----------------------------------------------------
+    def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
+        reader = "user_key = (SELECT key FROM users WHERE user_id = %(user)s) AND event IN (1, 2, 3)"
+        with self._reading() as conn:
+            row = conn.execute(f"SELECT (SELECT MIN(seq) FROM events WHERE {reader}), "
+                               f"(SELECT MAX(seq) FROM events WHERE {reader})", {"user": user_id}).fetchone()
+        return None if row[0] is None else (int(row[0]), int(row[1]))
+
+    def user_read_rows(self, user_id: str, since: float, after_seq: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        params = {"user": user_id, "since": float(since), "after": int(after_seq)}
+        if after_seq > 0:
+            sql = ("SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE "
+                   "user_id = %(user)s) AND event IN (1, 2, 3) AND seq > %(after)s AND ts >= %(since)s")
+        else:  # one range of the covering index per type, as user_read_keys
+            sql = " UNION ALL ".join(
+                "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE "
+                f"user_id = %(user)s) AND event = {code} AND ts >= %(since)s" for code in (1, 2, 3))
+        with self._reading() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        return table[:, 0].astype(np.int64), table[:, 1], table[:, 2].astype(np.int64)
