@@ -1297,7 +1297,6 @@ class SQLiteStore(Store):
         with self._write(conn):
             for table in self._EXPORT_SQL:
                 conn.execute(f"DELETE FROM {table}")
-            conn.execute("DELETE FROM article_keys")
 
     # -- a reader's read set, incrementally ----------------------------------------------------
 
