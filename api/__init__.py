@@ -8,11 +8,14 @@
 * ``"newsrec.metrics"``: :class:`api.metrics.Metrics`
 * ``"newsrec.format_time"``: ``recommender.domain.format_time`` memoized for this app (pure)
 * ``"newsrec.ratelimit"``: the Flask-Limiter ``Limiter`` (absent when limits are off)
+* ``"newsrec.experiments"``: the :class:`recommender.experiments.router.ExperimentRouter` (None
+  when an engine is injected without a store: no experiments then)
 """
 
 from __future__ import annotations
 
 import os
+import time
 from logging import getLogger
 from pathlib import Path
 from typing import Any
@@ -99,6 +102,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         except OSError as exc:  # serve fallback lists (the engine reports it) rather than not start at all
             log.error("model folder %s is unusable (%s); serving fallback lists until it is fixed", models_dir, exc)
         engine = Engine(store, models_dir, objects["ENGINE_CONFIG"])
+    experiments = None
+    if store is not None:
+        from recommender.experiments.router import ExperimentRouter
+
+        experiments = ExperimentRouter(store, getattr(engine, "models_dir", None) or app.config["NEWSREC_MODELS"],
+                                       engine, objects["ENGINE_CONFIG"], clock=getattr(engine, "clock", None) or time.time)
 
     # API keys in the database every replica shares, and the host's keys.json (older installs)
     key_store = store if store is not None else getattr(engine, "store", None)
@@ -108,6 +117,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     metrics = Metrics(engine.status, multiprocess=bool(app.config["PROMETHEUS_MULTIPROC_DIR"]))
     app.extensions["newsrec"] = engine
     app.extensions["newsrec.store"] = store
+    app.extensions["newsrec.experiments"] = experiments
     app.extensions[SECURITY_EXTENSION] = security
     app.extensions["newsrec.metrics"] = metrics
     app.extensions[FORMAT_TIME_EXTENSION] = memo_format_time()
@@ -122,5 +132,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         start = not app.config.get("TESTING", False)
     if start:
         engine.start_background()
+        if experiments is not None:
+            experiments.start_background()
         log.info("engine background thread started (pid %d)", os.getpid())
     return app

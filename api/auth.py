@@ -61,7 +61,8 @@ _REFUSED = {
     "site": "this endpoint is for the site's backend: use a site key (cms and editor keys may only write articles)",
     "cms": "publishing and editing articles needs a cms, editor or admin key; site keys may not write articles "
            "(create one with 'newsrec keys add --role cms')",
-    "editor": "taking articles down needs an editor or admin key (create one with 'newsrec keys add --role editor')",
+    "editor": "takedowns, pins and editorial rules need an editor or admin key "
+              "(create one with 'newsrec keys add --role editor')",
     "admin": "this endpoint needs an admin key",
 }
 _BLANKS = " \t"  # HTTP's optional whitespace; str.strip() would also drop Latin-1 blanks such as \xa0

@@ -166,6 +166,9 @@ def worker_exit(server, worker):
     module = sys.modules.get("api.wsgi")
     if module is not None:
         try:
+            experiments = module.app.extensions.get("newsrec.experiments")
+            if experiments is not None:  # first: its lists are written by the engine's close
+                experiments.close()
             module.app.extensions["newsrec"].close()
         except Exception:  # pragma: no cover - best effort on the way out
             server.log.exception("engine close failed in worker %s", worker.pid)

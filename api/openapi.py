@@ -78,7 +78,34 @@ LIMIT_FEED = _query_param("limit", "How many articles (1-100)", {"type": "intege
 ARTICLE_ID = _path_param("article_id", "Article id as the CMS knows it")
 USER_ID = _path_param("user_id", "Reader id as the site knows it (pseudonymous)")
 UNKNOWN_PARAM = {"400": _error("Unknown query parameter, or a parameter out of range")}
+SECTION_PARAMS = [
+    _query_param("category", "Section filter: comma-separated category names, any case (e.g. politik,ekonomi). "
+                             "Still personalized and diversified; an unknown or empty section answers an empty list "
+                             "with `empty_reason`", {"type": "string"}),
+    _query_param("region", "Regional edition filter: comma-separated region names (e.g. jawa-barat)",
+                 {"type": "string"}),
+]
+SCOPE = {"type": "object", "required": ["list"], "additionalProperties": False, "properties": {
+    "list": {"type": "string", "enum": ["feed", "related"]},
+    "category": {"type": "string", "description": "feed: feeds filtered to this section; related: lists under its "
+                                                  "articles (or filtered to it)"},
+    "region": {"type": "string", "description": "as category, for a regional edition"},
+    "article_id": {"type": "string", "description": "related only: the lists under this article"},
+    "story": {"type": "string", "description": "related only: the lists under any article of this article's story"},
+}, "description": "Which lists a rule covers. Only list: every feed (or every related list). Every key given "
+                  "must match."}
+PIN_ID = _path_param("pin_id", "Pin id from POST /v1/admin/pins")
+RULE_ID = _path_param("rule_id", "Rule id from POST /v1/admin/rules")
+RULE_RESPONSE = {"type": "object", "description": "The rule as stored; `active`: it applies now"}
 BAD_PATH_ID = {"400": _error("Malformed id in the path (1-128 of letters, digits and . _ : @ -)")}
+
+# what a served list inside an experiment adds beside model_version (absent outside experiments)
+EXPERIMENT_FIELDS = {
+    "experiment": {"type": "string", "description": "The experiment this list belongs to (only inside one)"},
+    "variant": {"type": "string", "description": "The reader's variant; interleaving: both labels, e.g. A+B"},
+    "teams": {"type": "array", "items": {"type": "string"},
+              "description": "Interleaving only: the variant that contributed each item, in list order"},
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -108,6 +135,8 @@ SCHEMAS: dict[str, Any] = {
             "article_id": {"type": "string"}, "items": {"type": "array", "items": _ref("RankedItem")},
             "strategy": {"type": "string"}, "model_version": {"type": "string", "nullable": True},
             "list_id": {"type": "string", "description": "Send back as list_id on events for attribution"},
+            "empty_reason": {"type": "string", "description": "Only on an empty list: why (e.g. an unknown section)"},
+            **EXPERIMENT_FIELDS,
         },
     },
     "Feed": {
@@ -115,7 +144,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "user_id": {"type": "string"}, "items": {"type": "array", "items": _ref("RankedItem")},
             "strategy": {"type": "string"}, "model_version": {"type": "string", "nullable": True},
-            "list_id": {"type": "string"},
+            "list_id": {"type": "string"}, **EXPERIMENT_FIELDS,
+            "empty_reason": {"type": "string", "description": "Only on an empty list: why (e.g. an unknown section)"},
             "next_cursor": {"type": "string", "nullable": True,
                             "description": "Pass as cursor for this reader's next page: it names the articles the pages"
                                            " so far served, so the next one repeats none of them; null at the end"},
@@ -125,7 +155,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["user_id", "article_id", "event", "ts"], "additionalProperties": False,
         "properties": {
             "user_id": {"type": "string"}, "article_id": {"type": "string"},
-            "event": {"type": "string", "enum": ["impression", "click", "read", "share"]},
+            "event": {"type": "string", "enum": ["impression", "click", "read", "share", "hide"]},
             "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
                    "description": "ISO-8601 (no offset = WIB) or epoch seconds"},
             "dwell_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
@@ -196,14 +226,16 @@ PATHS: dict[str, Any] = {
         "Articles related to one article", "lists", SITE_OR_READER,
         {"200": _ok(_ref("RelatedList")), "404": _error("Unknown or taken-down article"), **UNKNOWN_PARAM},
         params=[ARTICLE_ID, LIMIT_RELATED,
-                _query_param("user_id", "Leave out what this reader has read; a reader token implies its own "
-                                        "reader and may not name another", {"type": "string"})],
+                _query_param("user_id", "Leave out what this reader has read or hidden; a reader token implies its "
+                                        "own reader and may not name another", {"type": "string"}),
+                _query_param("anonymous_id", "The page view's visitor id: assigns a visitor without user_id to an "
+                                             "experiment's variant (not stored)", {"type": "string"}), *SECTION_PARAMS],
     )},
     "/v1/users/{user_id}/feed": {"get": _op(
         "A reader's personalized feed (unknown readers get a cold-start list)", "lists", SITE_OR_READER,
         {"200": _ok(_ref("Feed")), "400": _error("Bad limit, unknown parameter or invalid cursor")},
         params=[USER_ID, LIMIT_FEED, _query_param("cursor", "next_cursor of the previous page, unchanged",
-                                                  {"type": "string", "maxLength": 2048})],
+                                                  {"type": "string", "maxLength": 2048}), *SECTION_PARAMS],
         description="A reader token works for its own reader only.",
     )},
     "/v1/events": {"post": _op(
@@ -277,6 +309,64 @@ PATHS: dict[str, Any] = {
         {"200": _ok({"type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}},
                                                       "serving": {"type": "string", "nullable": True}}})},
     )},
+    "/v1/admin/pins": {
+        "post": _op(
+            "Pin an article at a position of feeds or related lists, from starts_at until expires_at", "editorial",
+            EDITOR, {"201": _ok({"type": "object", "properties": {"pin_id": {"type": "string"}}}, "Created"),
+                     **BODY_ERRORS, **STORE_ERROR},
+            body={"type": "object", "required": ["article_id", "position", "scope", "expires_at"],
+                  "additionalProperties": False, "properties": {
+                      "article_id": {"type": "string"},
+                      "position": {"type": "integer", "minimum": 1, "maximum": 100, "description": "1 = first"},
+                      "scope": SCOPE,
+                      "starts_at": {"type": "string", "description": "ISO-8601 or epoch seconds; default now"},
+                      "expires_at": {"type": "string", "description": "ISO-8601 or epoch seconds"}}},
+            description="Every worker applies it within a second and drops it at expiry without a restart. A pin "
+                        "is shown only where its article could be: published, not taken down or blocked, in the "
+                        "section asked for, not read or hidden by the reader, not on an earlier page of the feed; "
+                        "diversity rules order the rest of the list. Of two pins for one position the newer wins. "
+                        "Audited (GET /v1/admin/audit)."),
+        "get": _op("Pins in force (expired ones until deleted), with `active`", "editorial", EDITOR,
+                   {"200": _ok({"type": "object", "properties": {"pins": {"type": "array",
+                                                                          "items": RULE_RESPONSE}}})}),
+    },
+    "/v1/admin/pins/{pin_id}": {"delete": _op(
+        "Remove a pin now (audited)", "editorial", EDITOR,
+        {"200": _ok({"type": "object", "properties": {"pin_id": {"type": "string"}, "removed": {"type": "boolean"}}}),
+         "404": _error("No such pin in force"), **BAD_PATH_ID}, params=[PIN_ID])},
+    "/v1/admin/rules": {
+        "post": _op(
+            "Boost, bury or block articles, a category or a region in some lists", "editorial", EDITOR,
+            {"201": _ok({"type": "object", "properties": {"rule_id": {"type": "string"}}}, "Created"),
+             **BODY_ERRORS, **STORE_ERROR},
+            body={"type": "object", "required": ["kind", "target", "scope"], "additionalProperties": False,
+                  "properties": {
+                      "kind": {"type": "string", "enum": ["boost", "bury", "block"]},
+                      "target": {"type": "object", "description": 'exactly one of {"article_id"}, {"category"}, '
+                                                                  '{"region"}'},
+                      "scope": SCOPE,
+                      "factor": {"type": "number", "description": "boost: above 1 (at most 100); bury: below 1 "
+                                                                  "(at least 0.01); none for a block. Scales the "
+                                                                  "score's distance above the list's lowest"},
+                      "starts_at": {"type": "string"}, "expires_at": {"type": "string", "nullable": True}}},
+            description="A block keeps matching articles out of the lists its scope covers (a per-section "
+                        "blocklist: scope category/region). Without expires_at a rule stays until deleted."),
+        "get": _op("Boosts, buries and blocks in force, with `active`", "editorial", EDITOR,
+                   {"200": _ok({"type": "object", "properties": {"rules": {"type": "array",
+                                                                           "items": RULE_RESPONSE}}})}),
+    },
+    "/v1/admin/rules/{rule_id}": {"delete": _op(
+        "Remove a boost, bury or block now (audited)", "editorial", EDITOR,
+        {"200": _ok({"type": "object", "properties": {"rule_id": {"type": "string"},
+                                                      "removed": {"type": "boolean"}}}),
+         "404": _error("No such rule in force"), **BAD_PATH_ID}, params=[RULE_ID])},
+    "/v1/admin/audit": {"get": _op(
+        "Every change to pins and rules, newest first: who (API key id), when, what", "editorial", EDITOR,
+        {"200": _ok({"type": "object", "properties": {"audit": {"type": "array", "items": {"type": "object"}}}}),
+         **UNKNOWN_PARAM},
+        params=[_query_param("limit", "How many entries (1-1000)", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                                     "default": 100}),
+                _query_param("rule_id", "Only this pin's or rule's entries", {"type": "string"})])},
     "/healthz": {"get": _op("Liveness: the process answers", "ops", None,
                             {"200": _ok({"type": "object", "properties": {"status": {"type": "string"}}})})},
     "/readyz": {"get": _op(
@@ -289,6 +379,89 @@ PATHS: dict[str, Any] = {
                                 "schema": {"type": "string"}}}}})},
     "/openapi.json": {"get": _op("This document", "ops", None, {"200": _ok({"type": "object"})})},
 }
+
+SCHEMAS["ExperimentInput"] = {
+    "type": "object", "required": ["name", "variants"], "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"},
+        "variants": {"type": "array", "minItems": 2, "maxItems": 8, "description": "The first is the control",
+                     "items": {"type": "object", "required": ["label", "model_version"], "properties": {
+                         "label": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"},
+                         "model_version": {"type": "string", "description": "A valid bundle in the models folder"},
+                         "params": {"type": "object", "additionalProperties": {"type": "number"},
+                                    "description": "RankingParams fields overriding the bundle's"},
+                         "params_name": {"type": "string", "description": "Names the parameter set in config"}}}},
+        "shares": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100},
+                   "description": "Percent of readers per variant, summing to 100 (default equal)"},
+        "lists": {"type": "array", "items": {"type": "string", "enum": ["feed", "related"]},
+                  "description": "List types covered (default both)"},
+        "mode": {"type": "string", "enum": ["ab", "interleave"], "default": "ab",
+                 "description": "interleave: one list team-drafted from exactly two variants"},
+        "salt": {"type": "string", "maxLength": 64, "description": "Default random"},
+        "starts_at": {"type": "number", "nullable": True, "description": "Epoch seconds"},
+        "ends_at": {"type": "number", "nullable": True, "description": "Epoch seconds"},
+    },
+}
+SCHEMAS["Experiment"] = {
+    "type": "object", "properties": {
+        **SCHEMAS["ExperimentInput"]["properties"],
+        "status": {"type": "string", "enum": ["running", "stopped"]},
+        "created_at": {"type": "number"}, "stopped_at": {"type": "number", "nullable": True},
+    },
+}
+_VARIANT_REPORT = {"type": "object", "properties": {
+    "lists": {"type": "integer"}, "impressions": {"type": "integer"}, "clicks": {"type": "integer"},
+    "readers": {"type": "integer"}, "ctr": {"type": "number", "nullable": True},
+    "ctr_ci": {"type": "array", "items": {"type": "number", "nullable": True}, "description": "95 % interval "
+               "(delta method over readers, the randomization unit)"},
+    "config": {"type": "string"}, "model_version": {"type": "string"},
+    "by_position": {"type": "array", "items": {"type": "object", "properties": {
+        "position": {"type": "integer"}, "shown": {"type": "integer"}, "clicks": {"type": "integer"},
+        "ctr": {"type": "number"}, "ctr_ci": {"type": "array", "items": {"type": "number"}}}}},
+}}
+SCHEMAS["ExperimentReport"] = {
+    "type": "object", "required": ["variants", "difference_ci", "srm_p"], "properties": {
+        "experiment": {"type": "string"}, "mode": {"type": "string"}, "status": {"type": "string"},
+        "control": {"type": "string"},
+        "variants": {"type": "object", "additionalProperties": _VARIANT_REPORT},
+        "difference": {"type": "number", "nullable": True, "description": "CTR of the second variant minus the control's"},
+        "difference_ci": {"type": "array", "items": {"type": "number", "nullable": True}},
+        "differences": {"type": "object", "description": "Every variant against the control"},
+        "srm_p": {"type": "number", "nullable": True,
+                  "description": "Sample-ratio-mismatch chi-square p (interleaving: of the first pick's team); "
+                                 "below 0.001 the split or the logging is broken"},
+        "wins": {"type": "object", "description": "Interleaving only: lists won by each variant, ties, and the "
+                                                  "second variant's share of decided lists with its 95 % interval"},
+    },
+}
+EXPERIMENT_NAME = _path_param("name", "Experiment name")
+PATHS["/v1/admin/experiments"] = {
+    "post": _op("Create an experiment (every worker and replica assigns readers from then on)", "experiments", ADMIN,
+                {"201": _ok(_ref("Experiment"), "Created"),
+                 "409": _error("experiment_conflict: the name is taken, or a running experiment covers those lists"),
+                 **BODY_ERRORS, **STORE_ERROR},
+                body=_ref("ExperimentInput"),
+                description="400 validation_error names the field to fix (also: a model version that is not a valid "
+                            "bundle in the models folder)."),
+    "get": _op("Every experiment, running and stopped", "experiments", ADMIN,
+               {"200": _ok({"type": "object", "properties": {"experiments": {"type": "array",
+                                                                              "items": _ref("Experiment")}}})}),
+}
+PATHS["/v1/admin/experiments/{name}"] = {"get": _op(
+    "One experiment's definition", "experiments", ADMIN,
+    {"200": _ok(_ref("Experiment")), "404": _error("No experiment of that name"), **BAD_PATH_ID},
+    params=[EXPERIMENT_NAME])}
+PATHS["/v1/admin/experiments/{name}/stop"] = {"post": _op(
+    "Stop an experiment: its readers get the normal lists again on every worker", "experiments", ADMIN,
+    {"200": _ok(_ref("Experiment")), "404": _error("No experiment of that name"),
+     "409": _error("experiment_conflict: stopped already"), **BAD_PATH_ID, **STORE_ERROR},
+    params=[EXPERIMENT_NAME], body={"type": "object"}, body_required=False)}
+PATHS["/v1/admin/experiments/{name}/report"] = {"get": _op(
+    "Lists, clicks, CTR with 95 % intervals, CTR by position, the difference to the control, the "
+    "sample-ratio check and interleaving wins, counted from served lists and the clicks naming them",
+    "experiments", ADMIN,
+    {"200": _ok(_ref("ExperimentReport")), "404": _error("No experiment of that name"), **BAD_PATH_ID},
+    params=[EXPERIMENT_NAME])}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",

@@ -28,7 +28,10 @@ CATEGORIES = (
     "Regional",
 )
 
-EVENT_TYPES = ("impression", "click", "read", "share")
+# codes are positions: append new types, never reorder. ``hide`` is a reader's "tidak tertarik"
+# (not interested): that article never comes back to them, its story and, hidden again and again,
+# its category sink in their feed
+EVENT_TYPES = ("impression", "click", "read", "share", "hide")
 EVENT_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
 # the reader id of page views without a logged-in reader (served related lists, their clicks)
 ANONYMOUS = "anonymous"

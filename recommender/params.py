@@ -40,7 +40,8 @@ class EventWeights:
 
     def event_weight(self, event: np.ndarray, dwell: np.ndarray) -> np.ndarray:
         """Weight per event, shape (n,), float32; one vectorized expression."""
-        table = np.array([self.impression, self.click, self.read, self.share], dtype=np.float32)
+        # a hide says "not this": no interest weight (the feed uses it to sink, not to learn from)
+        table = np.array([self.impression, self.click, self.read, self.share, 0.0], dtype=np.float32)
         weight = table[event.astype(np.intp)]
         is_read = event == EVENT_CODES["read"]
         if is_read.any():
@@ -83,6 +84,14 @@ class RankingParams:
     feed_fresh_half_life_hours: float = 24.0
     feed_max_per_story: int = 2
     feed_max_category_share: float = 0.7
+    # reader controls: a hidden article's story sinks by this much for that reader; a category hidden
+    # n times sinks by this much times (1 - 1/n) (one hide: the article only)
+    feed_hide_story: float = 2.0
+    feed_hide_category: float = 1.0
+    # impression fatigue: an article shown to a reader this many times without a click sinks in their
+    # feed, by up to ``feed_fatigue`` (reached at twice as many showings); 0 turns it off
+    fatigue_impressions: int = 3
+    feed_fatigue: float = 0.5
     session_minutes: float = 30.0
     # both
     duplicate_similarity: float = 0.92

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import Article, Interaction, Preferences
-from recommender.store import ServedList, StoreError
+from recommender.store import EditorialRule, ServedList, StoreError
 
 T0 = 1_780_000_000.0
 
@@ -363,6 +363,77 @@ class StoreContract:
         ids = store.article_ids_for_keys(keys)
         assert [ids[k] for k in keys] == ["a1", "later-article", "later-article"]
         assert store.article_keys(["later-article"])["later-article"] == keys[1]
+
+    # -- experiments -------------------------------------------------------------------------
+    def test_an_experiment_is_created_once_and_stopped_once_each_with_a_change(self, store):
+        before = store.log_position()[0]
+        assert store.create_experiment("exp1", '{"name": "exp1"}', T0) is True
+        assert store.create_experiment("exp1", '{"name": "other"}', T0 + 1) is False  # the name is taken
+        assert [(e.name, e.definition, e.stopped_at) for e in store.experiments()] == [("exp1", '{"name": "exp1"}', None)]
+        assert store.stop_experiment("nope", T0 + 2) is None
+        assert store.stop_experiment("exp1", T0 + 3) is True
+        assert store.stop_experiment("exp1", T0 + 4) is False  # stopped already: no second change
+        assert store.create_experiment("exp1", '{"name": "exp1"}', T0 + 5) is False  # a stopped name stays taken
+        changes = store.changes_after(before, kinds=("experiment",))
+        assert [(c.kind, c.ref) for c in changes] == [("experiment", "exp1")] * 2
+        assert store.experiments()[0].stopped_at == T0 + 3
+        # every follower reading the whole log sees them too, after whatever came before
+        assert [c.ref for c in store.changes_after(before) if c.kind == "experiment"] == ["exp1", "exp1"]
+
+    def test_an_experiments_lists_and_the_clicks_that_name_them(self, store):
+        store.upsert_articles([article(i) for i in range(6)])
+        store.add_served_lists([
+            served("L1", "u1", ("a0", "a1", "a2"), experiment="e", variant="A", config="m1@abc", model_version="m1"),
+            served("L2", "u2", ("a3", "a4"), offset=20, experiment="e", variant="B", config="m2@def"),
+            served("L3", "u1", ("a5", "a0"), experiment="e", variant="AB", teams="01"),
+            served("L4", "u3", ("a0",)),  # outside the experiment
+            served("L5", "anonymous", ("a1", "a2"), experiment="other", variant="A"),
+        ])
+        lists = store.experiment_lists("e")
+        assert [(s.list_id, s.user_id, s.variant, s.offset, s.size, s.config, s.teams) for s in lists] == [
+            ("L1", "u1", "A", 0, 3, "m1@abc", None), ("L2", "u2", "B", 20, 2, "m2@def", None),
+            ("L3", "u1", "AB", 0, 2, None, "01")]
+        store.add_events([
+            event("u1", "a1", list_id="L1", position=1, event_id="c1"),
+            event("u1", "a1", list_id="L1", position=1, event_id="c2", ts=T0 + 200),  # the same item again: once
+            event("u2", "a4", list_id="L2", position=21, event_id="c3"),
+            event("u2", "a4", "impression", list_id="L2", position=21, event_id="i1"),  # not a click
+            event("u3", "a0", list_id="L4", position=0, event_id="c4"),  # a list of no experiment
+            event("u1", "a0", list_id="L3", position=1, event_id="c5", ts=T0 - 50),  # before ``since`` below
+        ])
+        assert sorted(store.experiment_clicks("e")) == [("L1", 1), ("L2", 21), ("L3", 1)]
+        assert sorted(store.experiment_clicks("e", since=T0)) == [("L1", 1), ("L2", 21)]
+        assert store.experiment_clicks("other") == []
+        assert store.experiment_lists("missing") == []
+        # forgetting a reader removes their lists from every report
+        store.forget_user("u1")
+        assert [s.list_id for s in store.experiment_lists("e")] == ["L2"]
+
+    # -- editorial rules and their audit log -------------------------------------------------
+    def test_rules_are_stored_listed_removed_audited_and_logged(self, store):
+        pos0 = store.log_position()[0]
+        pin = EditorialRule("r1", "pin", {"list": "feed", "category": "Ekonomi"}, {"article_id": "a1"}, position=2,
+                            starts_at=T0, expires_at=T0 + 3600, created_at=T0, created_by="k-editor")
+        boost = EditorialRule("r2", "boost", {"list": "related"}, {"region": "Jabar"}, factor=1.5,
+                              expires_at=T0 + 60, created_at=T0 + 1, created_by="k-admin")
+        store.add_rule(pin, who="k-editor")
+        store.add_rule(boost, who="k-admin")
+        assert store.list_rules() == [pin, boost]  # round-trips whole, oldest first
+        with pytest.raises(StoreError):
+            store.add_rule(pin, who="k-editor")  # an id is never reused
+        assert store.remove_rule("r1", who="k-admin") is True
+        assert store.remove_rule("r1", who="k-admin") is False  # removed already: nothing changes
+        assert store.remove_rule("nope", who="k-admin") is False
+        assert store.list_rules() == [boost]
+        changes = store.changes_after(pos0, kinds=("rules",))
+        assert [(c.kind, c.ref) for c in changes] == [("rules", "r1"), ("rules", "r2"), ("rules", "r1")]
+        audit = store.audit_log()
+        assert [(a.action, a.rule_id, a.who) for a in audit] == [
+            ("delete", "r1", "k-admin"), ("create", "r2", "k-admin"), ("create", "r1", "k-editor")]
+        assert audit[-1].detail["target"] == {"article_id": "a1"} and audit[-1].detail["position"] == 2
+        assert audit[0].at >= audit[1].at >= audit[2].at > 0
+        assert [a.action for a in store.audit_log(rule_id="r1")] == ["delete", "create"]
+        assert len(store.audit_log(limit=1)) == 1
 
     # -- API keys every replica shares --------------------------------------------------------------
     def test_api_keys_are_stored_with_a_keys_change_and_revoked(self, store):

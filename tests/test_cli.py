@@ -48,7 +48,8 @@ def test_sample_is_deterministic_and_ingest_stats_round_trip(home, capsys, tmp_p
     code, out, _ = run(capsys, "stats", "--json")
     stats = json.loads(out)
     assert stats["articles"] == summary["articles"] and stats["events"] == summary["events"]
-    assert set(stats["events_by_type"]) == {"impression", "click", "read", "share"} and stats["newest_event_time"]
+    assert {k for k, n in stats["events_by_type"].items() if n} == {"impression", "click", "read", "share"}
+    assert stats["newest_event_time"]
 
 
 def test_sample_ends_now_unless_told_otherwise(home, capsys, tmp_path):

@@ -89,7 +89,7 @@ def test_an_edit_applied_while_a_related_list_is_built_is_not_hidden_by_the_cach
     """The poll applies an edit (and empties the related cache) while a request is scoring a list
     from the snapshot before it: that list must not be cached, or the old headline is served for
     the cache's whole life (seen over HTTP: one worker kept the old title in some lists)."""
-    import recommender.serving.engine as engine_module
+    import recommender.serving.stages as engine_module  # the related pipeline's scoring stage calls it
 
     sample = trained.clone(tmp_path)
     writer, reader = sample.engine(), sample.engine()

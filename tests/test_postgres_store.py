@@ -335,6 +335,8 @@ def test_a_schema_1_database_gets_served_lists_and_keeps_its_sequence(postgres_d
     store.close()
     with psycopg.connect(postgres_db) as conn:  # back to what schema version 1 looked like
         conn.execute("DROP TABLE served_lists")
+        conn.execute("DROP TABLE editorial_rules")
+        conn.execute("DROP TABLE editorial_audit")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     migrated = PostgresStore(postgres_db)
     try:

@@ -148,10 +148,12 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
         conn.execute("DROP TABLE forgotten")
         conn.execute("DROP TABLE live_model")
         conn.execute("DROP TABLE served_lists")
+        conn.execute("DROP TABLE editorial_rules")
+        conn.execute("DROP TABLE editorial_audit")
         conn.execute("DELETE FROM meta WHERE key IN ('event_seq', 'forget_salt')")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     migrated = SQLiteStore(path)
-    assert migrated.schema_version() == SCHEMA_VERSION
+    assert migrated.schema_version() == SCHEMA_VERSION == 10
     assert migrated.live_model() is None  # no version live yet: the engine adopts CURRENT
     assert migrated.log_position() == (0, 3)  # the sequence counter starts after the stored events
     ids, codes, ts, dwell = migrated.user_event_arrays("u1", events=("click", "read", "share"))
@@ -176,6 +178,8 @@ def test_an_older_database_gets_served_lists_and_keeps_its_sequence(tmp_path, ol
     store.close()
     with sqlite3.connect(path) as conn:  # back to what that schema version looked like
         conn.execute("DROP TABLE served_lists")
+        conn.execute("DROP TABLE editorial_rules")
+        conn.execute("DROP TABLE editorial_audit")
         if older < 5:
             conn.execute("DROP TABLE live_model")
         conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(older),))

@@ -173,7 +173,8 @@ def _load_plugins() -> None:
     import importlib
 
     for module in ("training.demo", "training.train", "training.models_cli", "training.evaluate",
-                   "training.migrate", "training.retention"):
+                   "training.migrate", "training.retention", "training.editorial_cli",
+                   "training.experiments_cli"):
         importlib.import_module(module)
     from api.commands import COMMANDS as SERVICE_COMMANDS
 

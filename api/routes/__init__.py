@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import admin, articles, events, health, lists, users
+    from . import admin, articles, editorial, events, experiments, health, lists, users
 
-    for module in (lists, events, articles, users, admin, health):
+    for module in (lists, events, articles, users, admin, editorial, health, experiments):
         app.register_blueprint(module.bp)

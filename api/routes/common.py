@@ -149,9 +149,12 @@ def item_json(item: RankedItem, fmt_time: Callable[[float], str] = format_time) 
 
 def list_json(ranked: RankedList) -> dict:
     fmt_time = current_app.extensions.get(FORMAT_TIME_EXTENSION, format_time)
-    return {
+    out = {
         "items": [item_json(item, fmt_time) for item in ranked.items],
         "strategy": ranked.strategy,
         "model_version": ranked.model_version,
         "list_id": ranked.list_id,
     }
+    if ranked.extra.get("empty_reason"):  # an empty list says why (e.g. a section with nothing to show)
+        out["empty_reason"] = ranked.extra["empty_reason"]
+    return out

@@ -47,7 +47,7 @@ class DecayedCounters:
     def from_events(cls, item_index: np.ndarray, event: np.ndarray, ts: np.ndarray, n_items: int, as_of: float,
                     half_life_hours: float, engagement_weights: np.ndarray | None = None) -> "DecayedCounters":
         """Counters from event arrays (codes as in :data:`recommender.domain.EVENT_CODES`)."""
-        ew = engagement_weights if engagement_weights is not None else np.array([0.0, 1.0, 1.0, 2.0])
+        ew = engagement_weights if engagement_weights is not None else np.array([0.0, 1.0, 1.0, 2.0, 0.0])  # a hide adds none
         ones = np.ones(ts.shape[0])
         clicks = decayed_counts(item_index, ts, (event == EVENT_CODES["click"]) * ones, n_items, as_of, half_life_hours)
         shown = decayed_counts(item_index, ts, (event == EVENT_CODES["impression"]) * ones, n_items, as_of,
@@ -75,7 +75,7 @@ class DecayedCounters:
     def add(self, item_index: np.ndarray, event: np.ndarray, ts: np.ndarray,
             engagement_weights: np.ndarray | None = None) -> None:
         """Add events (any time; later than ``as_of`` counts more, as it should)."""
-        ew = engagement_weights if engagement_weights is not None else np.array([0.0, 1.0, 1.0, 2.0])
+        ew = engagement_weights if engagement_weights is not None else np.array([0.0, 1.0, 1.0, 2.0, 0.0])  # a hide adds none
         keep = item_index >= 0
         item_index, event, ts = item_index[keep], event[keep], ts[keep]
         decay = np.exp2(-(self.as_of - ts) / (self.half_life_hours * HOUR))

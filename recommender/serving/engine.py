@@ -30,30 +30,27 @@ from recommender.models.bundle import BundleError, bundle_signature, load_bundle
 from recommender.models.popularity import DecayedCounters
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.models.versions import MODEL_CHANGES, live_version
-from recommender.store import ServedList, Store, StoredArticle, StoreError
+from recommender.store import EditorialRule, ServedList, Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
-from .explain import feed_items, related_items
-from .live import ENGAGEMENT, LiveState, bundle_clusters, scan_window, window_clusters
+from .live import ENGAGEMENT, LiveState, bundle_clusters, window_clusters
 from .ranking import (
     FUTURE_GRACE,
+    ReaderProfile,
     WindowSummary,
     build_profile,
-    diversify,
     factor_moments,
-    feed_candidates,
-    related_candidates,
     score_feed,
-    score_related,
     summarize_window,
 )
 from .readsets import ReadSets
 from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList
+from .rules import RuleSet
+from .stages import ListBuild, ListFilter, feed_pipeline, related_pipeline
 
 log = logging.getLogger(__name__)
 
 DAY = 86_400.0
-FRESH_ALL_MAX = 256  # up to this many fresh articles, every one is a related candidate
 ARTICLE_CHANGES = ("article", "takedown", "restore")
 VISIBILITY_CHANGES = ("takedown", "restore")
 FOLLOW_BATCH = 5000  # changes read per query while following the log
@@ -71,6 +68,7 @@ class EngineConfig:
     poll_interval: float = 1.0
     fallback_window_days: float = 3.0
     max_reader_events: int = 300
+    max_reader_impressions: int = 500  # a reader's last impressions counted for fatigue
     fresh_neighbours: int = 40
     max_feed_depth: int = 500
     log_impressions: bool = True
@@ -206,7 +204,13 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
         self._state: LiveState | None = None
+        self._rules = RuleSet()  # editors' rules, read whole on each ``rules`` change and swapped
+        self._feed_pipeline = feed_pipeline(self.config.feed_seeds, self.config.feed_clusters,
+                                            self.config.feed_neighbours_per_seed)
+        self._related_pipeline = related_pipeline(self.config.fresh_neighbours)
         self._read_live()
+        self._rules_loaded = False
+        self._load_rules()
         try:
             if self._live is not None:
                 self.reload(self._live)
@@ -450,6 +454,8 @@ class Engine:
             hi = max((c.hi for c in changes if c.kind == "events"), default=0)
             if hi > state.event_cursor:
                 state.event_cursor = self._count_events(state, state.counters, state.event_cursor, hi)
+            if any(c.kind == "rules" for c in changes):
+                self._load_rules(state)
             promoted = [c for c in changes if c.kind == "model"]
             if promoted:
                 self._note_live(promoted[-1])
@@ -533,6 +539,8 @@ class Engine:
                 retry.clusters = state.clusters
                 self._state = state = retry
             state.counters.advance(self.clock())
+            if not self._rules_loaded:  # the store failed when they were first read
+                self._load_rules(state)
             self.follow(state)
             if not state.keys_learned:
                 state.learn_all_keys(self.store)
@@ -593,6 +601,39 @@ class Engine:
             self.flush_impressions()
         except StoreError:
             pass
+
+    # -- editorial rules ---------------------------------------------------------------------
+    def _load_rules(self, state: LiveState | None = None) -> None:
+        """Read every rule in force and swap the set (a ``rules`` change, from any worker or host);
+        cached related lists are built again with them."""
+        try:
+            self._rules = RuleSet(tuple(self.store.list_rules()))
+            self._rules_loaded = True
+        except StoreError as exc:
+            self._store_error = str(exc)
+            return
+        except NotImplementedError:  # a store without editorial rules
+            self._rules_loaded = True
+            return
+        state = state or self._state
+        if state is not None:
+            state.related_cache = {}
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._rules
+
+    def add_rule(self, rule: EditorialRule, who: str) -> None:
+        """Store a pin, boost, bury or block (audited as ``who``); this worker applies it at once,
+        the others on their next poll (the ``rules`` change)."""
+        self.store.add_rule(rule, who)
+        self._load_rules()
+
+    def remove_rule(self, rule_id: str, who: str) -> bool:
+        found = self.store.remove_rule(rule_id, who)
+        if found:
+            self._load_rules()
+        return found
 
     # -- writes ----------------------------------------------------------------------------
     def record_events(self, events: list[Interaction]) -> tuple[int, int]:
@@ -661,6 +702,16 @@ class Engine:
         except queue.Full:
             self.impressions_dropped += len(ranked.items)
 
+    def log_served(self, served: ServedList) -> None:
+        """Queue a served list built outside this engine (an experiment's, which records its
+        variant), written off the request path with this engine's own lists."""
+        if not self.config.log_impressions or not served.article_ids:
+            return
+        try:
+            self._impressions.put_nowait(served)
+        except queue.Full:
+            self.impressions_dropped += len(served.article_ids)
+
     def flush_impressions(self) -> int:
         """Write queued served lists, one row each (off the request thread); returns the impressions
         (their items) handed to the store.
@@ -708,73 +759,71 @@ class Engine:
             raise NotFound(f"article {article_id} was taken down")
         return index
 
-    def related(self, article_id: str, limit: int = 10, user_id: str | None = None) -> RankedList:
-        """Articles to show under ``article_id``; with ``user_id``, less what that reader read in
-        the serving window (topped up from further down the list so it keeps ``limit`` items)."""
+    def related(self, article_id: str, limit: int = 10, user_id: str | None = None,
+                filters: ListFilter | None = None) -> RankedList:
+        """Articles to show under ``article_id`` (of the sections ``filters`` names); with ``user_id``,
+        less what that reader read or hid in the serving window (topped up from further down the
+        list so it keeps ``limit`` items; pins keep their positions)."""
         state = self._state
         self._apply_visibility(state)
         now = self.clock()
         anchor = self._locate(state, article_id)
-        items, strategy = self._shared_related(state, anchor, limit, now)
-        read = self._window_reads(state, state.snapshot(), user_id, now) if user_id else np.zeros(0, np.int64)
+        filters = filters or ListFilter()
+        items, strategy, pins, empty = self._shared_related(state, anchor, limit, now, filters)
+        drop = sink = np.zeros(0, np.int64)
+        if user_id:  # what the reader read or hid comes out; the stories they hid go last
+            snap = state.snapshot()
+            hidden = self._window_reads(state, snap, user_id, now, events=("hide",))
+            drop = np.union1d(self._window_reads(state, snap, user_id, now), hidden)
+            sink = np.unique(snap.story(hidden))
         depth = limit
-        while read.size:
+        while drop.size:
             # the shared list is the same for every reader (and cached): the reader's reads come out after
-            kept = _unread(state, items, read)
+            kept = _unread(state, items, drop, pins, sink)
             if len(kept) >= limit or len(items) < depth:  # enough, or the whole list is this short
                 items = kept[:limit]
                 break
             # at least twice as deep (a few rounds at most), in whole steps (cache entries readers share)
             depth = -(-max(2 * depth, limit + len(items) - len(kept)) // RELATED_TOP_UP) * RELATED_TOP_UP
-            items, strategy = self._shared_related(state, anchor, depth, now)
-        ranked = RankedList(items, strategy, state.model.version, _list_id())
+            items, strategy, pins, empty = self._shared_related(state, anchor, depth, now, filters)
+        extra = {"empty_reason": empty or _empty_reason(filters)} if not items else {}
+        ranked = RankedList(items, strategy, state.model.version, _list_id(), extra=extra)
         if user_id:
             self._log_impressions(user_id, ranked, now)
         return ranked
 
-    def _shared_related(self, state: LiveState, anchor: int, limit: int, now: float
-                        ) -> tuple[tuple[RankedItem, ...], str]:
-        """The related list of ``anchor`` every reader shares: (items, strategy), cached per (anchor, limit)."""
+    def _shared_related(self, state: LiveState, anchor: int, limit: int, now: float,
+                        filters: ListFilter | None = None) -> tuple[tuple[RankedItem, ...], str, dict, str | None]:
+        """The related list of ``anchor`` every reader shares: (items, strategy, pinned article id ->
+        position, empty reason), cached per (anchor, limit, section)."""
         model = state.model
+        filters = filters or ListFilter()
         ttl = self.config.related_cache_seconds
         cache = state.related_cache  # before the snapshot: a change applied meanwhile replaces it
-        cached = cache.get((anchor, limit)) if ttl > 0 else None
-        # (expires on the monotonic clock, items, strategy, engine clock time a candidate it left out falls due)
+        key = (anchor, limit, filters.key()) if filters else (anchor, limit)
+        cached = cache.get(key) if ttl > 0 else None
+        # (expires on the monotonic clock, items, strategy, engine clock time a candidate it left out
+        # falls due or a rule starts or ends, pins, empty reason)
         if cached is not None and cached[0] > time.monotonic() and now < cached[3]:
-            return cached[1], cached[2]
+            return cached[1], cached[2], cached[4], cached[5]
         snap = state.snapshot()
-        extra = state.fresh_neighbours.get(anchor)
-        if extra is None and not (model.window_start <= anchor < snap.n_base):
-            # an archive article outside the window: one scan of the window's text vectors
-            extra = scan_window(snap, snap.text(np.array([anchor]))[0], self.config.fresh_neighbours)
-        fresh = None
-        if snap.n_fresh > FRESH_ALL_MAX:  # many arrivals: only those that found the anchor among their neighbours
-            fresh = np.array(state.fresh_reverse.get(anchor, ()), dtype=np.int64)
-            fresh = fresh[fresh < snap.n_total]
-        candidates = related_candidates(snap, anchor, extra, fresh)
-        cand = score_related(snap, anchor, candidates, state.counters, now)
-        if cand.index.size < limit:  # thin neighbourhood (or neighbours taken down / not yet published): top up
-            summary = self._window_summary(state, snap, now)
-            pool = snap.window() if summary is None else np.concatenate(
-                [summary.popular, summary.by_category.get(int(snap.category(np.array([anchor]))[0]), summary.popular)])
-            candidates = np.union1d(candidates, pool)
-            candidates = candidates[candidates != anchor]
-            cand = score_related(snap, anchor, candidates, state.counters, now)
-        p = model.ranking
-        chosen = diversify(snap, cand, limit, p.related_max_per_story, 1.0, p.duplicate_similarity,
-                           story_similarity=p.related_story_similarity)
-        anchor_meta = snap.meta(anchor)
+        rules = self._rules
+        build = self._related_pipeline.run(ListBuild(
+            "related", state, snap, now, limit, lambda: self._window_summary(state, snap, now), anchor=anchor,
+            filters=filters, rules=rules))
         has_text = model.embedder is not None
         strategy = ("hybrid" if model.has_cf else "content") if has_text else "fallback-popular"
-        items = related_items(snap, cand, chosen, anchor_meta)
+        items = build.items
         if ttl > 0:  # into the cache of the snapshot's time: one replaced since is no longer read
             if len(cache) >= self.config.related_cache_size:
                 try:
                     cache.pop(next(iter(cache)), None)  # the oldest entry
                 except (RuntimeError, StopIteration):  # another thread changed it meanwhile
                     pass
-            cache[(anchor, limit)] = (time.monotonic() + ttl, items, strategy, _next_due(snap, candidates, now))
-        return items, strategy
+            due = min(_next_due(snap, build.index if build.index is not None else np.zeros(0, np.int64), now),
+                      rules.next_change(now))
+            cache[key] = (time.monotonic() + ttl, items, strategy, due, build.pin_positions, build.empty_reason)
+        return items, strategy, build.pin_positions, build.empty_reason
 
     def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float):
         """The reader's profile from their stored events (so a click counts at once) and follows."""
@@ -794,9 +843,38 @@ class Engine:
         cats = np.array([state.categories.code(c, add=False) for c in (prefs.categories if prefs else ())],
                         dtype=np.int64)
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)
-        return build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
+        profile = build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
+        return self._reader_controls(state, snap, profile, user_id, now)
 
-    def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float) -> np.ndarray:
+    def _reader_controls(self, state: LiveState, snap: Snapshot, profile: ReaderProfile, user_id: str,
+                         now: float) -> ReaderProfile:
+        """The profile with what the reader hid ("tidak tertarik", in the serving window) and how
+        often their last ``max_reader_impressions`` impressions showed each article they did not
+        click (impression fatigue). Unchanged when the store fails."""
+        p = state.model.ranking
+        shown = counts = np.zeros(0, dtype=np.int64)
+        try:
+            hidden = self._window_reads(state, snap, user_id, now, events=("hide",), raise_errors=True)
+            if p.fatigue_impressions > 0 and p.feed_fatigue > 0:
+                keys, _, ts, _ = self.store.user_event_keys(user_id, limit=self.config.max_reader_impressions,
+                                                            events=("impression",))
+                index = state.indices_of_keys(keys[ts <= now], self.store)
+                shown, counts = np.unique(index[index >= 0], return_counts=True)
+                clicked = ~np.isin(shown, profile.positives)
+                shown, counts = shown[clicked], counts[clicked].astype(np.int64)
+        except StoreError:
+            return profile
+        if hidden.size == 0 and shown.size == 0:
+            return profile
+        cats = snap.category(hidden).astype(np.int64)
+        cats = cats[cats >= 0]
+        return dataclasses.replace(
+            profile, hidden=hidden, hidden_stories=np.unique(snap.story(hidden)),
+            hidden_categories=np.bincount(cats, minlength=len(state.categories.names)) if cats.size else None,
+            shown=shown, shown_counts=counts)
+
+    def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
+                      events: tuple[str, ...] = PROFILE_EVENTS, raise_errors: bool = False) -> np.ndarray:
         """Catalog indices of every article the reader clicked, read or shared in the serving window
         (sorted int64): a list leaves them all out, not just those of the profile's last events.
 
@@ -808,9 +886,14 @@ class Engine:
         if read_sets is None:  # a heavy reader's read set, kept up to date by sequence number (serving.readsets)
             read_sets = self.__dict__.setdefault("_read_sets", ReadSets(self.store))
         try:
-            keys = read_sets.keys(user_id, since, until=now)
+            if set(events) == set(PROFILE_EVENTS):  # what ReadSets keeps
+                keys = read_sets.keys(user_id, since, until=now)
+            else:
+                keys = self.store.user_read_keys(user_id, since, until=now, events=events)
             index = state.indices_of_keys(keys, self.store)
         except StoreError:
+            if raise_errors:
+                raise
             return np.zeros(0, dtype=np.int64)
         return np.unique(index[index >= 0])
 
@@ -842,7 +925,8 @@ class Engine:
                 columns[name][known] = values
         return (out, columns) if features else out
 
-    def feed(self, user_id: str, limit: int = 20, cursor: str | None = None) -> RankedList:
+    def feed(self, user_id: str, limit: int = 20, cursor: str | None = None,
+             filters: ListFilter | None = None) -> RankedList:
         """A page of the reader's feed: the current ranking minus what they read in the window and
         minus every article the earlier pages of this chain served (named by ``cursor``).
 
@@ -857,23 +941,15 @@ class Engine:
         snap = state.snapshot()
         profile = self._profile(state, snap, user_id, now)
         read = self._window_reads(state, snap, user_id, now)
+        read = np.union1d(read, profile.hidden)  # a hidden article never comes back to that reader
         if read.size:  # the profile scores with the last events; every read in the window is left out
             profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
-        summary = self._window_summary(state, snap, now)
-        if summary is None:
-            cand = score_feed(snap, profile, state.counters, now)
-        else:
-            index = feed_candidates(snap, profile, summary, now, state.fresh_neighbours,
-                                    recent=self.config.feed_seeds, clusters=self.config.feed_clusters,
-                                    per_seed=self.config.feed_neighbours_per_seed)
-            cand = score_feed(snap, profile, state.counters, now, index=index, summary=summary)
-        served = self._served_indices(state, served_keys)
-        if served.size:
-            cand = cand.take(~np.isin(cand.index, served))
-        p = state.model.ranking
         size = max(0, min(limit, self.config.max_feed_depth - served_before))
-        page = diversify(snap, cand, size, p.feed_max_per_story, p.feed_max_category_share, p.duplicate_similarity)
-        items = feed_items(snap, cand, page, profile)
+        build = self._feed_pipeline.run(ListBuild(
+            "feed", state, snap, now, size, lambda: self._window_summary(state, snap, now), profile=profile,
+            offset=served_before, served=self._served_indices(state, served_keys), filters=filters or ListFilter(),
+            rules=self._rules))
+        items = build.items
         if state.model.embedder is None:
             strategy = "fallback-popular"
         elif profile.is_cold:
@@ -881,11 +957,13 @@ class Engine:
         else:
             strategy = "hybrid"
         next_cursor = None
-        depth = served_before + len(page)
-        if len(page) == limit and cand.index.size > len(page) and depth < self.config.max_feed_depth:
+        depth = served_before + len(items)
+        if len(items) == limit and build.cand.index.size > build.chosen.size and depth < self.config.max_feed_depth:
             next_cursor = self._next_cursor(user_id, depth, served_keys, [item.article_id for item in items])
-        ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor,
-                            extra={"offset": served_before})
+        extra = {"offset": served_before}
+        if not items:
+            extra["empty_reason"] = build.empty_reason or _empty_reason(filters)
+        ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor, extra=extra)
         self._log_impressions(user_id, ranked, now)
         return ranked
 
@@ -947,11 +1025,33 @@ def _window_published_since(snap: Snapshot, now: float) -> float:
     return min(oldest, default=now)
 
 
-def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray) -> tuple[RankedItem, ...]:
-    """``items`` less those whose catalog index is in ``read`` (sorted)."""
+def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray,
+            pins: dict[str, int] | None = None, sink: np.ndarray | None = None) -> tuple[RankedItem, ...]:
+    """``items`` less those whose catalog index is in ``read`` (sorted), those of the ``sink``
+    stories moved last; pinned items that stay go back to their positions (``pins``: article id
+    -> position)."""
     index = state.indices([item.article_id for item in items])
     keep = ~np.isin(index, read)
-    return tuple(item for item, k in zip(items, keep.tolist()) if k)
+    if sink is not None and sink.size:
+        snap = state.snapshot()
+        known = index >= 0
+        sunk = np.zeros(index.size, dtype=bool)
+        sunk[known] = np.isin(snap.story(index[known]), sink)
+        order = np.argsort(sunk, kind="stable")
+        items, keep = tuple(items[k] for k in order.tolist()), keep[order]
+    if not pins:
+        return tuple(item for item, k in zip(items, keep.tolist()) if k)
+    rest = [item for item, k in zip(items, keep.tolist()) if k and item.article_id not in pins]
+    for item in sorted((item for item, k in zip(items, keep.tolist()) if k and item.article_id in pins),
+                       key=lambda item: pins[item.article_id]):
+        rest.insert(min(pins[item.article_id], len(rest)), item)
+    return tuple(rest)
+
+
+def _empty_reason(filters: ListFilter | None) -> str:
+    if filters:
+        return "no article of this section can be shown now (none published in the serving window, or all read)"
+    return "no article can be shown now"
 
 
 def _list_id() -> str:

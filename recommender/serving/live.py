@@ -21,8 +21,8 @@ from recommender.store import Store
 from .catalog import BaseEdits, FreshArticles, Snapshot
 from .ranking import WindowSummary
 
-# what each event code adds to an article's engagement (impression, click, read, share)
-ENGAGEMENT = np.array([0.0, 1.0, 1.0, 2.0])
+# what each event code adds to an article's engagement (impression, click, read, share, hide)
+ENGAGEMENT = np.array([0.0, 1.0, 1.0, 2.0, 0.0])
 
 
 @dataclass

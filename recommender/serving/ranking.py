@@ -52,6 +52,11 @@ class ReaderProfile:
     followed_categories: np.ndarray
     followed_regions: np.ndarray
     category_affinity: np.ndarray | None = None  # share of the reader's engagement per category code
+    hidden: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # "tidak tertarik": never shown
+    hidden_stories: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    hidden_categories: np.ndarray | None = None  # hides per category code
+    shown: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # articles shown, not clicked
+    shown_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # times each was shown
 
     @property
     def is_cold(self) -> bool:
@@ -221,10 +226,13 @@ def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters
                               *(summary.cf_scale(profile.cf_vector) if summary else (None, None)))
     else:
         f["cf"] = np.zeros(index.size)
+    f["hide_story"], f["hide_category"], f["fatigue"] = reader_controls(profile, index, cols["story"],
+                                                                       cols["category"], p.fatigue_impressions)
     weights = {"fresh": p.feed_fresh, "trending": p.feed_trending, "ctr": p.feed_ctr,
                "follow_category": p.feed_follow_category, "follow_region": p.feed_follow_region,
                "content": p.feed_content, "session": p.feed_session, "cf": p.feed_cf,
-               "affinity": p.feed_category_affinity}
+               "affinity": p.feed_category_affinity, "hide_story": -p.feed_hide_story,
+               "hide_category": -p.feed_hide_category, "fatigue": -p.feed_fatigue}
     score = np.zeros(index.size)
     for name, weight in weights.items():
         f[name] = np.asarray(f[name], dtype=np.float64)
@@ -235,6 +243,33 @@ def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters
     cand.features["category"] = cols["category"].astype(np.int64)
     cand.features["region"] = cols["region"].astype(np.int64)
     return cand
+
+
+def reader_controls(profile: ReaderProfile, index: np.ndarray, story: np.ndarray, category: np.ndarray,
+                    fatigue_after: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reader's own signals against candidates, each shape (n,) in [0, 1]: the story of an
+    article they hid (1), a category they hid n times (1 - 1/n), and impression fatigue (shown
+    ``fatigue_after`` times without a click: 1/2, rising to 1 at twice that; 0 turns it off)."""
+    n = index.size
+    hide_story = np.zeros(n)
+    if profile.hidden_stories.size:
+        hide_story = np.isin(story, profile.hidden_stories).astype(np.float64)
+    hide_category = np.zeros(n)
+    counts = profile.hidden_categories
+    if counts is not None and counts.size:
+        cat = np.asarray(category, dtype=np.int64)
+        known = (cat >= 0) & (cat < counts.size)
+        times = np.zeros(n)
+        times[known] = counts[cat[known]]
+        hide_category = np.where(times > 0, 1.0 - 1.0 / np.maximum(times, 1.0), 0.0)
+    fatigue = np.zeros(n)
+    if fatigue_after > 0 and profile.shown.size:
+        order = np.argsort(profile.shown)
+        shown, counts_shown = profile.shown[order], profile.shown_counts[order]
+        at = np.clip(np.searchsorted(shown, index), 0, shown.size - 1)
+        times = np.where(shown[at] == index, counts_shown[at], 0)
+        fatigue = np.where(times >= fatigue_after, np.minimum(times / (2.0 * fatigue_after), 1.0), 0.0)
+    return hide_story, hide_category, fatigue
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ class StoredArticle:
 # What a change-log entry says changed. Followers apply the *current* state of what it names
 # (an article's row, a reader's tombstone), so applying one twice is harmless; events are the
 # exception and are counted by sequence number, exactly once.
-CHANGE_KINDS = ("events", "article", "takedown", "restore", "preferences", "forget", "model", "keys")
+CHANGE_KINDS = ("events", "article", "takedown", "restore", "preferences", "forget", "model", "keys", "rules", "experiment")
 CHANGE_CODES = {name: code for code, name in enumerate(CHANGE_KINDS)}
 # who wrote events (:meth:`Store.add_events`): a client (counted once per reader, article, type and
 # clock hour in live counters), lists the service served (never recreate a forgotten reader), a
@@ -150,6 +150,101 @@ class ServedList:
     model_version: str | None = None
     variant: str | None = None
     strategy: str | None = None
+    # inside an experiment: its name, the variant's config (``NAME@HASH``) and, for an interleaved
+    # list, each item's team as one digit per item ("0110": first, second, second, first variant)
+    experiment: str | None = None
+    config: str | None = None
+    teams: str | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentList:
+    """A served list of an experiment as its report reads it (``size`` items from ``offset``)."""
+
+    list_id: str
+    user_id: str
+    ts: float
+    variant: str | None
+    offset: int
+    size: int
+    config: str | None = None
+    teams: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredExperiment:
+    """An experiment row: its definition (JSON, see ``recommender.experiments.definition``)."""
+
+    name: str
+    definition: str
+    created_at: float
+    stopped_at: float | None = None
+
+
+# editorial rules (:class:`EditorialRule`): a pin puts an article at a position; a boost or bury
+# multiplies matching articles' scores; a block keeps matching articles out
+RULE_KINDS = ("pin", "boost", "bury", "block")
+RULE_LISTS = ("feed", "related")
+
+
+@dataclass(frozen=True)
+class EditorialRule:
+    """An editor's rule over lists, from ``starts_at`` (None: at once) until ``expires_at``.
+
+    Attributes
+    ----------
+    rule_id : str
+    kind : str
+        One of :data:`RULE_KINDS`.
+    scope : dict
+        Which lists it applies to: ``{"list": "feed"|"related", "category"?, "region"?,
+        "article_id"? (related: the anchor), "story"? (related: an article whose story's lists)}``.
+    target : dict
+        What it changes: a pin's article is ``{"article_id"}``; boosts, buries and blocks match
+        ``{"article_id"}``, ``{"category"}`` or ``{"region"}``.
+    position : int or None
+        A pin's position, 1 = first.
+    factor : float or None
+        A boost's (> 1) or bury's (< 1) score multiplier.
+    starts_at, expires_at : float or None
+        Epoch seconds; a rule applies while ``starts_at <= now < expires_at``.
+    created_at : float
+    created_by : str
+        The API key id (or ``cli:USER``) that made it.
+    """
+
+    rule_id: str
+    kind: str
+    scope: dict
+    target: dict
+    position: int | None = None
+    factor: float | None = None
+    starts_at: float | None = None
+    expires_at: float | None = None
+    created_at: float = 0.0
+    created_by: str = ""
+
+    def to_json(self) -> dict:
+        return {"rule_id": self.rule_id, "kind": self.kind, "scope": dict(self.scope), "target": dict(self.target),
+                "position": self.position, "factor": self.factor, "starts_at": self.starts_at,
+                "expires_at": self.expires_at, "created_at": self.created_at, "created_by": self.created_by}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "EditorialRule":
+        return cls(**{k: data.get(k) for k in ("rule_id", "kind", "scope", "target", "position", "factor",
+                                                "starts_at", "expires_at", "created_at", "created_by")})
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change to the editorial rules: who (key id), when, what (``create``/``delete``, the rule)."""
+
+    seq: int
+    at: float
+    who: str
+    action: str
+    rule_id: str
+    detail: dict
 
 
 class Store(ABC):
@@ -348,6 +443,49 @@ class Store(ABC):
         """Settings for a bulk importer's writes in this thread (none by default)."""
         yield
 
+    # -- experiments (recommender.experiments) -----------------------------------------------
+    def create_experiment(self, name: str, definition: str, at: float) -> bool:
+        """Store a new experiment (``definition`` is its JSON) and append an ``experiment`` change
+        (``ref`` = the name) in the same transaction, so every worker starts assigning at once.
+        Returns False, storing nothing, when the name is taken (stopped experiments included)."""
+        raise NotImplementedError
+
+    def stop_experiment(self, name: str, at: float) -> bool | None:
+        """Stop an experiment from ``at`` on (an ``experiment`` change); None if the name is
+        unknown, False if it was stopped already (nothing changes), True if stopped now."""
+        raise NotImplementedError
+
+    def experiments(self) -> list[StoredExperiment]:
+        """Every experiment, stopped ones included, oldest first."""
+        raise NotImplementedError
+
+    def experiment_lists(self, name: str) -> list[ExperimentList]:
+        """The served lists of an experiment, in the order they were stored."""
+        raise NotImplementedError
+
+    def experiment_clicks(self, name: str, since: float | None = None) -> list[tuple[str, int]]:
+        """``(list_id, position)`` of every click event (at or after ``since``) whose ``list_id`` names
+        a served list of the experiment, each pair once (a reader clicking one item twice is one click)."""
+        raise NotImplementedError
+    # -- editorial rules (pins, boosts, buries, blocks) and their audit log ------------------
+    def add_rule(self, rule: EditorialRule, who: str) -> None:
+        """Store a rule, an audit entry (``create``) and a ``rules`` change, in one transaction:
+        every follower reloads the rules. Raises StoreError when ``rule_id`` exists."""
+        raise NotImplementedError
+
+    def remove_rule(self, rule_id: str, who: str) -> bool:
+        """Remove a rule (audit entry ``delete`` and a ``rules`` change, one transaction); False
+        if no such rule is in force (unknown or removed already)."""
+        raise NotImplementedError
+
+    def list_rules(self) -> list[EditorialRule]:
+        """Every rule not removed, expired ones included (the engine checks times at list time),
+        oldest first."""
+        raise NotImplementedError
+
+    def audit_log(self, limit: int = 100, rule_id: str | None = None) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries (of one rule if given), newest first."""
+        raise NotImplementedError
 
     # -- API keys shared by every replica ----------------------------------------------------
     def add_api_key(self, key_id: str, role: str, name: str, created: str, sha256: str) -> None:

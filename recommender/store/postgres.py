@@ -51,12 +51,16 @@ from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, P
 from .base import (
     CHANGE_CODES,
     CHANGE_KINDS,
+    AuditEntry,
+    EditorialRule,
     EVENT_SOURCES,
     Change,
+    ExperimentList,
     InteractionLog,
     ServedList,
     Store,
     StoredArticle,
+    StoredExperiment,
     StoreDiskError,
     StoreError,
     StoreUnavailable,
@@ -73,7 +77,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -179,9 +183,48 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS changes_keys ON changes (pos) WHERE kind = 7;
     """,
-    # a reader's clicks, reads and shares by sequence number (SQLite's schema 8): the read-set
-    # cache of a heavy reader (serving.readsets) reads the newest and the ones after what it holds
+    # editors' rules (Store.add_rule; SQLite's schema 8), the rule itself as JSON, and the audit
+    # log of every change to them (who: the API key id, when, what)
     4: """
+    CREATE TABLE editorial_rules (
+        rule_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        starts_at DOUBLE PRECISION,
+        expires_at DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL,
+        created_by TEXT NOT NULL,
+        removed_at DOUBLE PRECISION,
+        removed_by TEXT
+    );
+    CREATE TABLE editorial_audit (
+        seq BIGSERIAL PRIMARY KEY,
+        at DOUBLE PRECISION NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        rule_id TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX editorial_audit_rule ON editorial_audit (rule_id, seq);
+    """,
+    # experiments (SQLite's schema 9): definitions, what each served list of one was (experiment,
+    # variant config, interleaved teams; ADD COLUMN without a default rewrites nothing) and an
+    # index over the log's ``experiment`` changes
+    5: f"""
+    CREATE TABLE IF NOT EXISTS experiments (
+        name TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        stopped_at DOUBLE PRECISION
+    );
+    ALTER TABLE served_lists ADD COLUMN IF NOT EXISTS experiment TEXT, ADD COLUMN IF NOT EXISTS config TEXT,
+        ADD COLUMN IF NOT EXISTS teams TEXT;
+    CREATE INDEX IF NOT EXISTS served_lists_experiment ON served_lists (experiment, seq) WHERE experiment IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS changes_experiment ON changes (pos) WHERE kind IN ({CHANGE_CODES["experiment"]});
+    """,
+    # a reader's clicks, reads and shares by sequence number (SQLite's schema 10): the read-set
+    # cache of a heavy reader (serving.readsets) reads the newest and the ones after what it holds
+    6: """
     CREATE INDEX IF NOT EXISTS events_user_reads ON events (user_key, seq) INCLUDE (ts, article_key)
         WHERE event IN (1, 2, 3);
     """,
@@ -654,15 +697,18 @@ class PostgresStore(Store):
             # each list's keys travel as an array literal ('{3,1,2}'): unnest cannot take ragged arrays
             row = conn.execute(
                 "WITH ins AS (INSERT INTO served_lists(seq, list_id, user_key, ts, position, model_version, variant, "
-                "strategy, article_keys) SELECT nextval('event_seq'), s.list_id, s.user_key, s.ts, s.position, "
-                "s.model_version, s.variant, s.strategy, s.keys::int8[] FROM unnest(%s::int4[], %s::text[], "
-                "%s::int8[], %s::float8[], %s::int4[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-                "AS s(ord, list_id, user_key, ts, position, model_version, variant, strategy, keys) "
-                "ORDER BY s.ord RETURNING seq) SELECT count(*), min(seq), max(seq) FROM ins",
+                "strategy, article_keys, experiment, config, teams) SELECT nextval('event_seq'), s.list_id, "
+                "s.user_key, s.ts, s.position, s.model_version, s.variant, s.strategy, s.keys::int8[], s.experiment, "
+                "s.config, s.teams FROM unnest(%s::int4[], %s::text[], "
+                "%s::int8[], %s::float8[], %s::int4[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+                "%s::text[], %s::text[]) "
+                "AS s(ord, list_id, user_key, ts, position, model_version, variant, strategy, keys, experiment, config, "
+                "teams) ORDER BY s.ord RETURNING seq) SELECT count(*), min(seq), max(seq) FROM ins",
                 (list(range(len(batch))), [s.list_id for s in batch], [users[s.user_id] for s in batch],
                  [float(s.ts) for s in batch], [int(s.offset) for s in batch], [s.model_version for s in batch],
                  [s.variant for s in batch], [s.strategy for s in batch],
-                 ["{" + ",".join(str(articles[a]) for a in s.article_ids) + "}" for s in batch])).fetchone()
+                 ["{" + ",".join(str(articles[a]) for a in s.article_ids) + "}" for s in batch],
+                 [s.experiment for s in batch], [s.config for s in batch], [s.teams for s in batch])).fetchone()
             self._log(conn, "events", lo=int(row[1]), hi=int(row[2]), at=now)
             return int(row[0])
 
@@ -988,6 +1034,108 @@ class PostgresStore(Store):
             "served_lists": int(lists),
             "newest_event_ts": newest,
         }
+
+    # -- experiments ---------------------------------------------------------------------------
+    def create_experiment(self, name: str, definition: str, at: float) -> bool:
+        def body(conn: psycopg.Connection) -> bool:
+            inserted = conn.execute("INSERT INTO experiments(name, definition, created_at) VALUES (%s, %s, %s) "
+                                    "ON CONFLICT (name) DO NOTHING RETURNING name", (name, definition, at)).fetchone()
+            if inserted is None:
+                return False
+            self._lock_commit_order(conn)
+            self._log(conn, "experiment", [name], at=at)
+            return True
+
+        return self._write(body)
+
+    def stop_experiment(self, name: str, at: float) -> bool | None:
+        def body(conn: psycopg.Connection) -> bool | None:
+            row = conn.execute("SELECT stopped_at FROM experiments WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            if row is None:
+                return None
+            if row[0] is not None:
+                return False
+            conn.execute("UPDATE experiments SET stopped_at = %s WHERE name = %s", (at, name))
+            self._lock_commit_order(conn)
+            self._log(conn, "experiment", [name], at=at)
+            return True
+
+        return self._write(body)
+
+    def experiments(self) -> list[StoredExperiment]:
+        with self._reading() as conn:
+            rows = conn.execute("SELECT name, definition, created_at, stopped_at FROM experiments "
+                                "ORDER BY created_at, name").fetchall()
+        return [StoredExperiment(*row) for row in rows]
+
+    def experiment_lists(self, name: str) -> list[ExperimentList]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT s.list_id, COALESCE(u.user_id, ''), s.ts, s.variant, s.position, "
+                "COALESCE(cardinality(s.article_keys), 0), s.config, s.teams FROM served_lists s "
+                "LEFT JOIN users u ON u.key = s.user_key WHERE s.experiment = %s ORDER BY s.seq", (name,)).fetchall()
+        return [ExperimentList(*row) for row in rows]
+
+    def experiment_clicks(self, name: str, since: float | None = None) -> list[tuple[str, int]]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT e.list_id, e.position FROM events e WHERE e.ts >= %s AND e.event = %s "
+                "AND e.list_id IS NOT NULL AND e.position IS NOT NULL "
+                "AND e.list_id IN (SELECT list_id FROM served_lists WHERE experiment = %s)",
+                (-1e18 if since is None else float(since), EVENT_CODES["click"], name)).fetchall()
+        return [(list_id, int(position)) for list_id, position in rows]
+
+    # -- editorial rules ---------------------------------------------------------------------
+    def add_rule(self, rule: EditorialRule, who: str) -> None:
+        now = time.time()
+        spec = json.dumps(rule.to_json(), ensure_ascii=False, sort_keys=True)
+
+        def body(conn: psycopg.Connection) -> bool:
+            inserted = conn.execute(
+                "INSERT INTO editorial_rules(rule_id, kind, spec, starts_at, expires_at, created_at, created_by) "
+                "VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (rule_id) DO NOTHING",
+                (rule.rule_id, rule.kind, spec, rule.starts_at, rule.expires_at, rule.created_at,
+                 rule.created_by)).rowcount
+            if not inserted:
+                return False
+            conn.execute("INSERT INTO editorial_audit(at, who, action, rule_id, detail) VALUES (%s,%s,%s,%s,%s)",
+                         (now, who, "create", rule.rule_id, spec))
+            self._lock_commit_order(conn)
+            self._log(conn, "rules", [rule.rule_id], at=now)
+            return True
+
+        if not self._write(body):
+            raise StoreError(f"rule {rule.rule_id} exists already")
+
+    def remove_rule(self, rule_id: str, who: str) -> bool:
+        now = time.time()
+
+        def body(conn: psycopg.Connection) -> bool:
+            row = conn.execute("UPDATE editorial_rules SET removed_at = %s, removed_by = %s "
+                               "WHERE rule_id = %s AND removed_at IS NULL RETURNING spec",
+                               (now, who, rule_id)).fetchone()
+            if row is None:
+                return False
+            conn.execute("INSERT INTO editorial_audit(at, who, action, rule_id, detail) VALUES (%s,%s,%s,%s,%s)",
+                         (now, who, "delete", rule_id, row[0]))
+            self._lock_commit_order(conn)
+            self._log(conn, "rules", [rule_id], at=now)
+            return True
+
+        return self._write(body)
+
+    def list_rules(self) -> list[EditorialRule]:
+        with self._reading() as conn:
+            rows = conn.execute("SELECT spec FROM editorial_rules WHERE removed_at IS NULL "
+                                "ORDER BY created_at, rule_id").fetchall()
+        return [EditorialRule.from_json(json.loads(spec)) for (spec,) in rows]
+
+    def audit_log(self, limit: int = 100, rule_id: str | None = None) -> list[AuditEntry]:
+        where, args = ("WHERE rule_id = %s", [rule_id]) if rule_id is not None else ("", [])
+        with self._reading() as conn:
+            rows = conn.execute(f"SELECT seq, at, who, action, rule_id, detail FROM editorial_audit {where} "
+                                "ORDER BY seq DESC LIMIT %s", (*args, int(limit))).fetchall()
+        return [AuditEntry(seq, at, who, action, rid, json.loads(detail)) for seq, at, who, action, rid, detail in rows]
 
     # -- API keys ----------------------------------------------------------------------------
     def add_api_key(self, key_id: str, role: str, name: str, created: str, sha256: str) -> None:

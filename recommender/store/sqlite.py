@@ -30,12 +30,16 @@ from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, P
 from .base import (
     CHANGE_CODES,
     CHANGE_KINDS,
+    AuditEntry,
+    EditorialRule,
     EVENT_SOURCES,
     Change,
+    ExperimentList,
     InteractionLog,
     ServedList,
     Store,
     StoredArticle,
+    StoredExperiment,
     StoreDiskError,
     StoreError,
     StoreUnavailable,
@@ -51,7 +55,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 8  # 4 was left for the served lists while staged models took 5; they are 6: a
+SCHEMA_VERSION = 10  # 4 was left for the served lists while staged models took 5; they are 6: a
 # database at 5 (from before served lists) has run no 4 and would never run it
 
 MIGRATIONS: dict[int, str] = {
@@ -170,9 +174,49 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS changes_keys ON changes(pos) WHERE kind IN ({CHANGE_CODES["keys"]});
     """,
+    # editors' rules (Store.add_rule: pins, boosts, buries, blocks; the rule itself as JSON) and the
+    # audit log of every change to them (who: the API key id, when, what)
+    8: """
+    CREATE TABLE IF NOT EXISTS editorial_rules (
+        rule_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        starts_at REAL,
+        expires_at REAL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        removed_at REAL,
+        removed_by TEXT
+    );
+    CREATE TABLE IF NOT EXISTS editorial_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        rule_id TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS editorial_audit_rule ON editorial_audit(rule_id, seq);
+    """,
+    # experiments (recommender.experiments): their definitions, what each served list of one was
+    # (experiment, variant config, interleaved teams; ADD COLUMN: no rewrite of the table), and an
+    # index over the log's ``experiment`` changes, as for ``model`` ones
+    9: f"""
+    CREATE TABLE IF NOT EXISTS experiments (
+        name TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        stopped_at REAL
+    );
+    ALTER TABLE served_lists ADD COLUMN experiment TEXT;
+    ALTER TABLE served_lists ADD COLUMN config TEXT;
+    ALTER TABLE served_lists ADD COLUMN teams TEXT;
+    CREATE INDEX IF NOT EXISTS served_lists_experiment ON served_lists(experiment, seq) WHERE experiment IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS changes_experiment ON changes(pos) WHERE kind IN ({CHANGE_CODES["experiment"]});
+    """,
     # a reader's clicks, reads and shares by sequence number: the read-set cache of a heavy reader
     # (serving.readsets) asks for the newest and the ones after what it holds, not for all 30k again
-    8: """
+    10: """
     CREATE INDEX IF NOT EXISTS events_user_reads ON events(user_key, seq, ts, article_key) WHERE event IN (1, 2, 3);
     """,
 }
@@ -733,9 +777,10 @@ class SQLiteStore(Store):
             lo = int(conn.execute("SELECT value FROM meta WHERE key = 'event_seq'").fetchone()[0]) + 1
             conn.executemany(
                 "INSERT INTO served_lists(seq, list_id, user_key, ts, position, model_version, variant, strategy, "
-                "article_keys) VALUES (?,?,?,?,?,?,?,?,?)",
+                "article_keys, experiment, config, teams) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(lo + i, s.list_id, users[s.user_id], s.ts, s.offset, s.model_version, s.variant, s.strategy,
-                  _pack_keys([articles[a] for a in s.article_ids])) for i, s in enumerate(batch)],
+                  _pack_keys([articles[a] for a in s.article_ids]), s.experiment, s.config, s.teams)
+                 for i, s in enumerate(batch)],
             )
             hi = lo + len(batch) - 1
             conn.execute("UPDATE meta SET value = ? WHERE key = 'event_seq'", (str(hi),))
@@ -1172,6 +1217,97 @@ class SQLiteStore(Store):
             "ORDER BY a.published_at DESC, a.key DESC LIMIT ?",
             (published_until if published_until is not None else 1e18, max(int(limit), 0))).fetchall()
         return [self._article_from_row(r) for r in reversed(rows)]
+
+    # -- experiments ---------------------------------------------------------------------------
+    def create_experiment(self, name: str, definition: str, at: float) -> bool:
+        conn = self._conn()
+        with self._write(conn):
+            if conn.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone():
+                return False
+            conn.execute("INSERT INTO experiments(name, definition, created_at) VALUES (?,?,?)", (name, definition, at))
+            self._log(conn, "experiment", [name], at=at)
+        return True
+
+    def stop_experiment(self, name: str, at: float) -> bool | None:
+        conn = self._conn()
+        with self._write(conn):
+            row = conn.execute("SELECT stopped_at FROM experiments WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            if row[0] is not None:
+                return False
+            conn.execute("UPDATE experiments SET stopped_at = ? WHERE name = ?", (at, name))
+            self._log(conn, "experiment", [name], at=at)
+        return True
+
+    @_read_errors
+    def experiments(self) -> list[StoredExperiment]:
+        rows = self._conn().execute(
+            "SELECT name, definition, created_at, stopped_at FROM experiments ORDER BY created_at, name").fetchall()
+        return [StoredExperiment(*row) for row in rows]
+
+    @_read_errors
+    def experiment_lists(self, name: str) -> list[ExperimentList]:
+        rows = self._conn().execute(
+            "SELECT s.list_id, COALESCE(u.user_id, ''), s.ts, s.variant, s.position, length(s.article_keys) / 8, "
+            "s.config, s.teams FROM served_lists s LEFT JOIN users u ON u.key = s.user_key "
+            "WHERE s.experiment = ? ORDER BY s.seq", (name,)).fetchall()
+        return [ExperimentList(*row) for row in rows]
+
+    @_read_errors
+    def experiment_clicks(self, name: str, since: float | None = None) -> list[tuple[str, int]]:
+        # the experiment's time bounds the events read (events_ts); its list ids are looked up once
+        rows = self._conn().execute(
+            "SELECT DISTINCT e.list_id, e.position FROM events e WHERE e.ts >= ? AND e.event = ? "
+            "AND e.list_id IS NOT NULL AND e.position IS NOT NULL "
+            "AND e.list_id IN (SELECT list_id FROM served_lists WHERE experiment = ?)",
+            (-1e18 if since is None else float(since), EVENT_CODES["click"], name)).fetchall()
+        return [(list_id, int(position)) for list_id, position in rows]
+
+    # -- editorial rules ---------------------------------------------------------------------
+    def add_rule(self, rule: EditorialRule, who: str) -> None:
+        conn = self._conn()
+        now = time.time()
+        spec = json.dumps(rule.to_json(), ensure_ascii=False, sort_keys=True)
+        with self._write(conn):
+            try:
+                conn.execute("INSERT INTO editorial_rules(rule_id, kind, spec, starts_at, expires_at, created_at, "
+                             "created_by) VALUES (?,?,?,?,?,?,?)",
+                             (rule.rule_id, rule.kind, spec, rule.starts_at, rule.expires_at, rule.created_at,
+                              rule.created_by))
+            except sqlite3.IntegrityError:
+                raise StoreError(f"rule {rule.rule_id} exists already") from None
+            conn.execute("INSERT INTO editorial_audit(at, who, action, rule_id, detail) VALUES (?,?,?,?,?)",
+                         (now, who, "create", rule.rule_id, spec))
+            self._log(conn, "rules", [rule.rule_id], at=now)
+
+    def remove_rule(self, rule_id: str, who: str) -> bool:
+        conn = self._conn()
+        now = time.time()
+        with self._write(conn):
+            row = conn.execute("SELECT spec FROM editorial_rules WHERE rule_id = ? AND removed_at IS NULL",
+                               (rule_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE editorial_rules SET removed_at = ?, removed_by = ? WHERE rule_id = ?",
+                         (now, who, rule_id))
+            conn.execute("INSERT INTO editorial_audit(at, who, action, rule_id, detail) VALUES (?,?,?,?,?)",
+                         (now, who, "delete", rule_id, row[0]))
+            self._log(conn, "rules", [rule_id], at=now)
+            return True
+
+    @_read_errors
+    def list_rules(self) -> list[EditorialRule]:
+        rows = self._conn().execute("SELECT spec FROM editorial_rules WHERE removed_at IS NULL "
+                                    "ORDER BY created_at, rule_id").fetchall()
+        return [EditorialRule.from_json(json.loads(spec)) for (spec,) in rows]
+
+    @_read_errors
+    def audit_log(self, limit: int = 100, rule_id: str | None = None) -> list[AuditEntry]:
+        where, args = ("WHERE rule_id = ?", [rule_id]) if rule_id is not None else ("", [])
+        rows = self._conn().execute(f"SELECT seq, at, who, action, rule_id, detail FROM editorial_audit {where} "
+                                    "ORDER BY seq DESC LIMIT ?", (*args, int(limit))).fetchall()
+        return [AuditEntry(seq, at, who, action, rid, json.loads(detail)) for seq, at, who, action, rid, detail in rows]
 
     # -- API keys ----------------------------------------------------------------------------
     def add_api_key(self, key_id: str, role: str, name: str, created: str, sha256: str) -> None:
