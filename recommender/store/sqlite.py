@@ -1355,13 +1355,17 @@ class SQLiteStore(Store):
                     "deleted FROM articles ORDER BY key",
         "events": "SELECT seq, eid, user_key, article_key, event, ts, dwell, list_id, position, history, counted, "
                   "received_at FROM events ORDER BY seq",
-        "served_lists": "SELECT seq, list_id, user_key, ts, position, model_version, variant, strategy, article_keys "
-                        "FROM served_lists ORDER BY seq",
+        "served_lists": "SELECT seq, list_id, user_key, ts, position, model_version, variant, strategy, article_keys, "
+                        "experiment, config, teams FROM served_lists ORDER BY seq",
         "preferences": "SELECT user_key, categories, regions, updated_at FROM preferences ORDER BY user_key",
         "forgotten": "SELECT user_hash, at FROM forgotten ORDER BY user_hash",
         "changes": "SELECT pos, kind, ref, lo, hi, at FROM changes ORDER BY pos",
         "live_model": "SELECT version, promoted_at FROM live_model",
         "api_keys": "SELECT key_id, role, name, created, sha256 FROM api_keys ORDER BY key_id",
+        "editorial_rules": "SELECT rule_id, kind, spec, starts_at, expires_at, created_at, created_by, removed_at, "
+                           "removed_by FROM editorial_rules ORDER BY rule_id",
+        "editorial_audit": "SELECT seq, at, who, action, rule_id, detail FROM editorial_audit ORDER BY seq",
+        "experiments": "SELECT name, definition, created_at, stopped_at FROM experiments ORDER BY name",
     }
     # portable row -> this backend's row, and back (booleans are integers here, lists packed int64)
     _BOOLS = {"articles": (10,), "events": (9, 10)}
@@ -1375,7 +1379,7 @@ class SQLiteStore(Store):
             if not rows:
                 return
             if table == "served_lists":
-                rows = [r[:8] + (tuple(np.frombuffer(r[8], dtype="<i8").tolist()),) for r in rows]
+                rows = [r[:8] + (tuple(np.frombuffer(r[8], dtype="<i8").tolist()),) + r[9:] for r in rows]
             elif bools:
                 rows = [tuple(bool(v) if i in bools else v for i, v in enumerate(r)) for r in rows]
             yield rows
@@ -1385,7 +1389,7 @@ class SQLiteStore(Store):
 
         columns = list(PORTABLE_TABLES[table])
         if table == "served_lists":
-            rows = [tuple(r[:8]) + (_pack_keys(r[8]),) for r in rows]
+            rows = [tuple(r[:8]) + (_pack_keys(r[8]),) + tuple(r[9:]) for r in rows]
         elif table in self._BOOLS:
             bools = self._BOOLS[table]
             rows = [tuple(int(v) if i in bools else v for i, v in enumerate(r)) for r in rows]
