@@ -147,10 +147,14 @@ def test_cli_adds_cms_and_editor_keys(tmp_path, monkeypatch, capsys):
     from recommender.security import looks_like_key
     from training.cli import main as cli_main
 
+    from api.auth import SharedKeys
+    from recommender.store import SQLiteStore
+
     monkeypatch.setenv("NEWSREC_HOME", str(tmp_path))
+    monkeypatch.delenv("NEWSREC_DB", raising=False)
     for role in ("cms", "editor"):
         assert cli_main(["keys", "add", "--role", role, "--env-file", str(tmp_path / "env")]) == 0
         raw = capsys.readouterr().out.strip()
         assert raw.startswith(f"nr_{role}_") and looks_like_key(raw)
-        assert KeyStore(tmp_path / KEYS_FILE).authenticate(raw).role == role
+        assert SharedKeys(SQLiteStore(tmp_path / "newsrec.sqlite3")).authenticate(raw).role == role  # in the database
         assert f"NEWSREC_{role.upper()}_KEY={raw}" in (tmp_path / "env").read_text()

@@ -17,6 +17,7 @@ import pytest
 from recommender.domain import Interaction, Preferences
 from recommender.serving.engine import Engine, EngineConfig
 from recommender.store import SQLiteStore
+from recommender.store.base import EditorialRule
 from training.cli import main as cli_main
 from training.migrate import TargetNotEmpty, comparable_stats, migrate_store
 
@@ -44,6 +45,15 @@ def busy(trained, tmp_path):
     store.forget_user(readers[2])
     store.add_events([Interaction(user_id=readers[3], article_id=newest[-3], event="click", ts=own.now - 30)])
     store.add_api_key("k1", "site", "web", "2026-12-01T00:00:00Z", "a" * 64)
+    # an editor's rule (and its audit entries) and an experiment's definition
+    store.add_rule(EditorialRule(rule_id="r1", kind="block", scope={"list": "feed"},
+                                 target={"article_id": newest[-6]}, created_at=own.now - 60, created_by="cli:test"),
+                   who="cli:test")
+    store.add_rule(EditorialRule(rule_id="r2", kind="boost", scope={"list": "related"},
+                                 target={"category": own.articles[newest[-7]]["category"]}, factor=2.0,
+                                 created_at=own.now - 60, created_by="cli:test"), who="cli:test")
+    assert store.remove_rule("r2", who="cli:test")
+    assert store.create_experiment("exp1", json.dumps({"name": "exp1"}), at=own.now - 30)
     return own, readers, newest
 
 
@@ -61,6 +71,9 @@ def test_a_store_copied_to_postgresql_gives_the_same_lists_and_counts(busy, post
     assert target.deleted_article_ids() == source.deleted_article_ids() == {newest[-1]}
     assert target.forgotten_at(readers[2]) == source.forgotten_at(readers[2]) is not None  # the salt came along
     assert target.api_keys() == source.api_keys()
+    assert target.list_rules() == source.list_rules() and [r.rule_id for r in target.list_rules()] == ["r1"]
+    assert target.audit_log() == source.audit_log() and len(target.audit_log()) == 3
+    assert target.experiments() == source.experiments() and len(target.experiments()) == 1
     assert target.get_preferences(readers[1]) == source.get_preferences(readers[1])
     assert target.user_events(readers[0]) == source.user_events(readers[0])  # served lists' items too
 

@@ -43,6 +43,7 @@ from .ranking import (
     score_feed,
     summarize_window,
 )
+from .readsets import ReadSets
 from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList
 from .rules import RuleSet
 from .stages import ListBuild, ListFilter, feed_pipeline, related_pipeline
@@ -881,8 +882,14 @@ class Engine:
         article (less a day for skewed clocks) hold them all. Empty when the store fails.
         """
         since = _window_published_since(snap, now) - READ_CLOCK_SKEW
+        read_sets = self.__dict__.get("_read_sets")
+        if read_sets is None:  # a heavy reader's read set, kept up to date by sequence number (serving.readsets)
+            read_sets = self.__dict__.setdefault("_read_sets", ReadSets(self.store))
         try:
-            keys = self.store.user_read_keys(user_id, since, until=now, events=events)
+            if set(events) == set(PROFILE_EVENTS):  # what ReadSets keeps
+                keys = read_sets.keys(user_id, since, until=now)
+            else:
+                keys = self.store.user_read_keys(user_id, since, until=now, events=events)
             index = state.indices_of_keys(keys, self.store)
         except StoreError:
             if raise_errors:

@@ -541,6 +541,20 @@ class Store(ABC):
         """Delete every row (``migrate-store --force`` onto a store that holds data)."""
         raise NotImplementedError
 
+    # -- a reader's read set, incrementally (``serving.readsets``) ------------------------------
+    def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
+        """``(smallest, largest)`` sequence number of the reader's click, read and share events
+        (any time), or None when there is none: two index probes. A new event raises the largest;
+        a forget removes every event, so afterwards the smallest is above any number seen before."""
+        raise NotImplementedError
+
+    def user_read_rows(self, user_id: str, since: float, after_seq: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The reader's click, read and share events with ``ts >= since`` and ``seq > after_seq``:
+        ``(article keys int64, ts float64, seq int64)``, each shape (m,), in no particular order.
+        With ``after_seq`` > 0 an index on (reader, seq) reads only the new ones."""
+        raise NotImplementedError
+
 
 #: The tables a store copy moves, in copy order, and their portable columns. Booleans are bool,
 #: ``tags``/``categories``/``regions`` JSON text, ``kind``/``event`` codes, a served list's
@@ -553,10 +567,14 @@ PORTABLE_TABLES: dict[str, tuple[str, ...]] = {
     "events": ("seq", "eid", "user_key", "article_key", "event", "ts", "dwell", "list_id", "position", "history",
                "counted", "received_at"),
     "served_lists": ("seq", "list_id", "user_key", "ts", "position", "model_version", "variant", "strategy",
-                     "article_keys"),
+                     "article_keys", "experiment", "config", "teams"),
     "preferences": ("user_key", "categories", "regions", "updated_at"),
     "forgotten": ("user_hash", "at"),
     "changes": ("pos", "kind", "ref", "lo", "hi", "at"),
     "live_model": ("version", "updated_at"),
     "api_keys": ("key_id", "role", "name", "created", "sha256"),
+    "editorial_rules": ("rule_id", "kind", "spec", "starts_at", "expires_at", "created_at", "created_by",
+                        "removed_at", "removed_by"),
+    "editorial_audit": ("seq", "at", "who", "action", "rule_id", "detail"),
+    "experiments": ("name", "definition", "created_at", "stopped_at"),
 }

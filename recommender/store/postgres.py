@@ -77,7 +77,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -221,6 +221,12 @@ MIGRATIONS: dict[int, str] = {
         ADD COLUMN IF NOT EXISTS teams TEXT;
     CREATE INDEX IF NOT EXISTS served_lists_experiment ON served_lists (experiment, seq) WHERE experiment IS NOT NULL;
     CREATE INDEX IF NOT EXISTS changes_experiment ON changes (pos) WHERE kind IN ({CHANGE_CODES["experiment"]});
+    """,
+    # a reader's clicks, reads and shares by sequence number (SQLite's schema 10): the read-set
+    # cache of a heavy reader (serving.readsets) reads the newest and the ones after what it holds
+    6: """
+    CREATE INDEX IF NOT EXISTS events_user_reads ON events (user_key, seq) INCLUDE (ts, article_key)
+        WHERE event IN (1, 2, 3);
     """,
 }
 
@@ -1183,13 +1189,17 @@ class PostgresStore(Store):
                     "deleted FROM articles ORDER BY key",
         "events": "SELECT seq, eid, user_key, article_key, event, ts, dwell, list_id, position, history, counted, "
                   "received_at FROM events ORDER BY seq",
-        "served_lists": "SELECT seq, list_id, user_key, ts, position, model_version, variant, strategy, article_keys "
-                        "FROM served_lists ORDER BY seq",
+        "served_lists": "SELECT seq, list_id, user_key, ts, position, model_version, variant, strategy, article_keys, "
+                        "experiment, config, teams FROM served_lists ORDER BY seq",
         "preferences": "SELECT user_key, categories, regions, updated_at FROM preferences ORDER BY user_key",
         "forgotten": "SELECT user_hash, at FROM forgotten ORDER BY user_hash",
         "changes": "SELECT pos, kind, ref, lo, hi, at FROM changes ORDER BY pos",
         "live_model": "SELECT version, updated_at FROM live_model WHERE version IS NOT NULL",
         "api_keys": "SELECT key_id, role, name, created, sha256 FROM api_keys ORDER BY key_id",
+        "editorial_rules": "SELECT rule_id, kind, spec, starts_at, expires_at, created_at, created_by, removed_at, "
+                           "removed_by FROM editorial_rules ORDER BY rule_id",
+        "editorial_audit": "SELECT seq, at, who, action, rule_id, detail FROM editorial_audit ORDER BY seq",
+        "experiments": "SELECT name, definition, created_at, stopped_at FROM experiments ORDER BY name",
     }
     # the binary COPY types of each table's portable columns
     _COPY_TYPES = {
@@ -1197,11 +1207,15 @@ class PostgresStore(Store):
         "users": ("int8", "text"),
         "articles": ("int8", "text", "text", "text", "text", "text", "text", "float8", "text", "float8", "bool"),
         "events": ("int8", "int8", "int8", "int8", "int2", "float8", "float8", "text", "int4", "bool", "bool", "float8"),
-        "served_lists": ("int8", "text", "int8", "float8", "int4", "text", "text", "text", "int8[]"),
+        "served_lists": ("int8", "text", "int8", "float8", "int4", "text", "text", "text", "int8[]", "text", "text",
+                         "text"),
         "preferences": ("int8", "text", "text", "float8"),
         "forgotten": ("text", "float8"),
         "changes": ("int8", "int2", "text", "int8", "int8", "float8"),
         "api_keys": ("text", "text", "text", "text", "text"),
+        "editorial_rules": ("text", "text", "text", "float8", "float8", "float8", "text", "float8", "text"),
+        "editorial_audit": ("int8", "float8", "text", "text", "text", "text"),
+        "experiments": ("text", "text", "float8", "float8"),
     }
 
     def export_rows(self, table: str, batch: int = 50_000) -> Iterator[list[tuple]]:
@@ -1215,7 +1229,7 @@ class PostgresStore(Store):
                     if not rows:
                         return
                     if table == "served_lists":
-                        rows = [r[:8] + (tuple(r[8]),) for r in rows]
+                        rows = [r[:8] + (tuple(r[8]),) + r[9:] for r in rows]
                     yield [tuple(r) for r in rows]
         except psycopg.Error as exc:
             raise self._refused("database read failed", exc, writing=False) from exc
@@ -1232,7 +1246,7 @@ class PostgresStore(Store):
             return len(versions)
         columns = PORTABLE_TABLES[table]
         if table == "served_lists":  # psycopg dumps a list (not a tuple) as an array
-            rows = [tuple(r[:8]) + (list(r[8]),) for r in rows]
+            rows = [tuple(r[:8]) + (list(r[8]),) + tuple(r[9:]) for r in rows]
 
         def body(conn: psycopg.Connection) -> int:
             with conn.cursor().copy(pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -1264,10 +1278,11 @@ class PostgresStore(Store):
                 if top > 0:
                     conn.execute("SELECT setval(%s, GREATEST(%s, (SELECT last_value FROM " + sequence + ")))",
                                  (sequence, top))
-            for table in ("article_keys", "users"):  # identity columns: new ids after the copied ones
-                conn.execute(pgsql.SQL("SELECT setval(pg_get_serial_sequence(%s, 'key'), "
-                                       "(SELECT COALESCE(MAX(key), 0) + 1 FROM {}), false)").format(
-                    pgsql.Identifier(table)), (table,))
+            # identity and serial columns: new ids after the copied ones
+            for table, column in (("article_keys", "key"), ("users", "key"), ("editorial_audit", "seq")):
+                conn.execute(pgsql.SQL("SELECT setval(pg_get_serial_sequence(%s, %s), "
+                                       "(SELECT COALESCE(MAX({}), 0) + 1 FROM {}), false)").format(
+                    pgsql.Identifier(column), pgsql.Identifier(table)), (table, column))
 
         self._write(body)
         self._salt = None
@@ -1287,3 +1302,26 @@ class PostgresStore(Store):
             conn.execute("UPDATE live_model SET version = NULL, updated_at = 0 WHERE id = 1")
 
         self._write(body)
+
+    # -- a reader's read set, incrementally ----------------------------------------------------
+    def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
+        reader = "user_key = (SELECT key FROM users WHERE user_id = %(user)s) AND event IN (1, 2, 3)"
+        with self._reading() as conn:
+            row = conn.execute(f"SELECT (SELECT MIN(seq) FROM events WHERE {reader}), "
+                               f"(SELECT MAX(seq) FROM events WHERE {reader})", {"user": user_id}).fetchone()
+        return None if row[0] is None else (int(row[0]), int(row[1]))
+
+    def user_read_rows(self, user_id: str, since: float, after_seq: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        params = {"user": user_id, "since": float(since), "after": int(after_seq)}
+        if after_seq > 0:
+            sql = ("SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE "
+                   "user_id = %(user)s) AND event IN (1, 2, 3) AND seq > %(after)s AND ts >= %(since)s")
+        else:  # one range of the covering index per type, as user_read_keys
+            sql = " UNION ALL ".join(
+                "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE "
+                f"user_id = %(user)s) AND event = {code} AND ts >= %(since)s" for code in (1, 2, 3))
+        with self._reading() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        return table[:, 0].astype(np.int64), table[:, 1], table[:, 2].astype(np.int64)

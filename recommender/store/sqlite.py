@@ -55,7 +55,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9  # 4 was left for the served lists while staged models took 5; they are 6: a
+SCHEMA_VERSION = 10  # 4 was left for the served lists while staged models took 5; they are 6: a
 # database at 5 (from before served lists) has run no 4 and would never run it
 
 MIGRATIONS: dict[int, str] = {
@@ -213,6 +213,11 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE served_lists ADD COLUMN teams TEXT;
     CREATE INDEX IF NOT EXISTS served_lists_experiment ON served_lists(experiment, seq) WHERE experiment IS NOT NULL;
     CREATE INDEX IF NOT EXISTS changes_experiment ON changes(pos) WHERE kind IN ({CHANGE_CODES["experiment"]});
+    """,
+    # a reader's clicks, reads and shares by sequence number: the read-set cache of a heavy reader
+    # (serving.readsets) asks for the newest and the ones after what it holds, not for all 30k again
+    10: """
+    CREATE INDEX IF NOT EXISTS events_user_reads ON events(user_key, seq, ts, article_key) WHERE event IN (1, 2, 3);
     """,
 }
 
@@ -1350,13 +1355,17 @@ class SQLiteStore(Store):
                     "deleted FROM articles ORDER BY key",
         "events": "SELECT seq, eid, user_key, article_key, event, ts, dwell, list_id, position, history, counted, "
                   "received_at FROM events ORDER BY seq",
-        "served_lists": "SELECT seq, list_id, user_key, ts, position, model_version, variant, strategy, article_keys "
-                        "FROM served_lists ORDER BY seq",
+        "served_lists": "SELECT seq, list_id, user_key, ts, position, model_version, variant, strategy, article_keys, "
+                        "experiment, config, teams FROM served_lists ORDER BY seq",
         "preferences": "SELECT user_key, categories, regions, updated_at FROM preferences ORDER BY user_key",
         "forgotten": "SELECT user_hash, at FROM forgotten ORDER BY user_hash",
         "changes": "SELECT pos, kind, ref, lo, hi, at FROM changes ORDER BY pos",
         "live_model": "SELECT version, promoted_at FROM live_model",
         "api_keys": "SELECT key_id, role, name, created, sha256 FROM api_keys ORDER BY key_id",
+        "editorial_rules": "SELECT rule_id, kind, spec, starts_at, expires_at, created_at, created_by, removed_at, "
+                           "removed_by FROM editorial_rules ORDER BY rule_id",
+        "editorial_audit": "SELECT seq, at, who, action, rule_id, detail FROM editorial_audit ORDER BY seq",
+        "experiments": "SELECT name, definition, created_at, stopped_at FROM experiments ORDER BY name",
     }
     # portable row -> this backend's row, and back (booleans are integers here, lists packed int64)
     _BOOLS = {"articles": (10,), "events": (9, 10)}
@@ -1370,7 +1379,7 @@ class SQLiteStore(Store):
             if not rows:
                 return
             if table == "served_lists":
-                rows = [r[:8] + (tuple(np.frombuffer(r[8], dtype="<i8").tolist()),) for r in rows]
+                rows = [r[:8] + (tuple(np.frombuffer(r[8], dtype="<i8").tolist()),) + r[9:] for r in rows]
             elif bools:
                 rows = [tuple(bool(v) if i in bools else v for i, v in enumerate(r)) for r in rows]
             yield rows
@@ -1380,7 +1389,7 @@ class SQLiteStore(Store):
 
         columns = list(PORTABLE_TABLES[table])
         if table == "served_lists":
-            rows = [tuple(r[:8]) + (_pack_keys(r[8]),) for r in rows]
+            rows = [tuple(r[:8]) + (_pack_keys(r[8]),) + tuple(r[9:]) for r in rows]
         elif table in self._BOOLS:
             bools = self._BOOLS[table]
             rows = [tuple(int(v) if i in bools else v for i, v in enumerate(r)) for r in rows]
@@ -1428,4 +1437,27 @@ class SQLiteStore(Store):
         with self._write(conn):
             for table in self._EXPORT_SQL:
                 conn.execute(f"DELETE FROM {table}")
-            conn.execute("DELETE FROM article_keys")
+
+    # -- a reader's read set, incrementally ----------------------------------------------------
+
+    @_read_errors
+    def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
+        reader = "user_key = (SELECT key FROM users WHERE user_id = :user) AND event IN (1, 2, 3)"
+        row = self._conn().execute(f"SELECT (SELECT MIN(seq) FROM events WHERE {reader}), "
+                                   f"(SELECT MAX(seq) FROM events WHERE {reader})", {"user": user_id}).fetchone()
+        return None if row[0] is None else (int(row[0]), int(row[1]))
+
+    @_read_errors
+    def user_read_rows(self, user_id: str, since: float, after_seq: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        params = {"user": user_id, "since": float(since), "after": int(after_seq)}
+        if after_seq > 0:
+            sql = ("SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE "
+                   "user_id = :user) AND event IN (1, 2, 3) AND seq > :after AND ts >= :since")
+        else:  # one range of the covering index per type, as user_read_keys
+            sql = " UNION ALL ".join(
+                "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = :user) "
+                f"AND event = {code} AND ts >= :since" for code in (1, 2, 3))
+        rows = self._conn().execute(sql, params).fetchall()
+        table = np.array(rows, dtype=np.float64).reshape(-1, 3)  # keys and seq < 2^53: exact
+        return table[:, 0].astype(np.int64), table[:, 1], table[:, 2].astype(np.int64)

@@ -1,0 +1,457 @@
+"""Portal scale on SQLite AND PostgreSQL in one invocation: ingest, copy, in-process and HTTP serving,
+two replicas, each figure next to its target (issue 13).
+
+1. **Bulk import** (``newsrec ingest events``: parse, validate, ``add_events`` in batches of
+   50,000 inside ``bulk_load()``) of a JSON Lines file of ``--events`` new events into an empty
+   SQLite store and an empty PostgreSQL database; and the store part alone (``add_events`` on
+   ready-made batches: keys, binary COPY into a staging table, insert, commit) to show where the
+   time goes.
+2. **Copy** of the scale store (``synthetic_scale.py``, trained once; both cached in
+   ``benchmarks/cache``) from SQLite to PostgreSQL with ``newsrec migrate-store``: rows per second.
+3. **In-process** (one ``Engine`` per backend, same bundle, same clock): p50/p99 of feeds, related
+   lists and posting one event over ``--calls`` calls each.
+4. **HTTP** (``newsrec serve --workers 2``, loopback): feed requests per second with ``wrk`` (16
+   connections) on the SQLite server and on PostgreSQL replica A, next to a bare Flask JSON endpoint
+   served the same way in the same run (the ceiling); event POST p99 (one event, keep-alive, one
+   client); **propagation**: a click posted to replica A until replica B's feed for that reader no
+   longer lists the clicked article (B polled every 2 ms), ``--propagation`` times.
+
+Every measurement runs ``--repeat`` times; the table shows medians of the runs (p99 of each run,
+then the median). Targets: PostgreSQL bulk import >= 50k events/s; event POST p99 <= 5 ms;
+propagation p99 <= 1 s; in-process feed p99 <= 3 ms on both backends; HTTP feed >= 25 % of the
+bare-Flask ceiling.
+
+Usage::
+
+    python benchmarks/portal.py [--events 100000 | 1000000 | 10000000] [--repeat 3] [--json OUT]
+
+Sizes follow ``--events``: articles = events / 100 (at least 2,000), readers = events / 10 (the
+issue's 100k articles / 1M readers / 10M events at ``--events 10000000``). PostgreSQL databases are
+created on ``--server`` for the run and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.common import CACHE, percentiles_ms, print_table, time_calls, verdict, write_json  # noqa: E402
+
+TARGETS = {  # name -> (target, higher is better)
+    "postgresql_import_events_per_second": (50_000, True),
+    "event_post_p99_ms": (5.0, False),
+    "propagation_p99_ms": (1000.0, False),
+    "feed_p99_ms": (3.0, False),
+    "http_feed_share": (0.25, True),
+}
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+# -- databases -------------------------------------------------------------------------------------
+class Databases:
+    """PostgreSQL databases made for this run on ``server``; all dropped by :meth:`drop_all`."""
+
+    def __init__(self, server: str):
+        self.server = server
+        self.names: list[str] = []
+
+    def create(self) -> str:
+        import psycopg
+
+        name = f"newsrec_portal_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.server, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        self.names.append(name)
+        parts = urlsplit(self.server)
+        return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+    def drop_all(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.server, autocommit=True) as admin:
+            for name in self.names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def scale_store(args) -> tuple[Path, Path]:
+    """(cached SQLite store, models folder with a bundle trained on it), made once per size."""
+    from benchmarks.synthetic_scale import END, ensure_store
+    from recommender.models.fitting import train
+    from recommender.store import SQLiteStore
+
+    db = ensure_store(args.articles, args.users, args.events, seed=args.seed, days=args.days)
+    models = CACHE / f"portal-models-{db.stem}"
+    if not list(models.glob("*/manifest.json")):
+        print(f"training a bundle into {models.name} ...", flush=True)
+        store = SQLiteStore(db)
+        try:
+            train(store, models, as_of=END, seed=0, promote=True)
+        finally:
+            store.close()
+    return db, models
+
+
+def working_copy(db: Path, folder: Path) -> Path:
+    out = folder / "newsrec.sqlite3"
+    shutil.copyfile(db, out)
+    os.sync()
+    return out
+
+
+# -- 1. bulk import --------------------------------------------------------------------------------
+def ingest(args, dbs: Databases, folder: Path) -> dict:
+    from benchmarks.ingest_postgres import rows
+    from recommender.datasets.ingest import EVENT_BATCH_SIZE, import_events
+    from recommender.domain import Interaction
+    from recommender.store import SQLiteStore
+    from recommender.store.postgres import PostgresStore
+
+    n = args.events
+    path = folder / "events.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows(n, args.articles, args.users, args.seed, "imp-")))
+    batches = [Interaction.from_dict(r) for r in rows(n, args.articles, args.users, args.seed + 1, "st-")]
+    out: dict = {}
+    for backend in ("sqlite", "postgresql"):
+        runs = []
+        for r in range(args.repeat):
+            if backend == "sqlite":
+                store = SQLiteStore(folder / f"ingest-{r}.sqlite3")
+            else:
+                store = PostgresStore(dbs.create())
+            start = time.perf_counter()
+            report = import_events(store, path, show_progress=False)
+            file_seconds = time.perf_counter() - start
+            assert report.accepted == n, report.to_dict()
+            start = time.perf_counter()
+            with store.bulk_load():
+                for lo in range(0, n, EVENT_BATCH_SIZE):
+                    store.add_events(batches[lo:lo + EVENT_BATCH_SIZE], source="import")
+            store_seconds = time.perf_counter() - start
+            assert store.stats()["events"] == 2 * n
+            store.close()
+            runs.append({"import_events_per_second": n / file_seconds, "store_events_per_second": n / store_seconds})
+        out[backend] = {k: round(statistics.median(r[k] for r in runs)) for k in runs[0]}
+    return out
+
+
+# -- 2. copy ---------------------------------------------------------------------------------------
+def copy_to_postgres(db: Path, url: str) -> dict:
+    from recommender.store import SQLiteStore
+    from recommender.store.postgres import PostgresStore
+    from training.migrate import comparable_stats, migrate_store
+
+    source, target = SQLiteStore(db), PostgresStore(url)
+    start = time.perf_counter()
+    report = migrate_store(source, target)
+    seconds = time.perf_counter() - start
+    same = comparable_stats(source) == comparable_stats(target)
+    source.close()
+    target.close()
+    rows = sum(report["rows"].values())
+    return {"rows": rows, "seconds": round(seconds, 1), "rows_per_second": round(rows / seconds),
+            "events_rows_per_second": round(report["rows"]["events"] / max(report["seconds"]["events"], 1e-9)),
+            "same_counts": same}
+
+
+# -- 3. in-process ---------------------------------------------------------------------------------
+def sample_ids(db: Path, n: int, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """Readers by activity (feeds come from active readers; 10 % unknown) and articles of the window."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        top = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+        seqs = rng.integers(1, top + 1, size=int(n * 0.9)).tolist()
+        users = []
+        for lo in range(0, len(seqs), 500):
+            part = seqs[lo:lo + 500]
+            users += [r[0] for r in conn.execute(
+                "SELECT u.user_id FROM events e JOIN users u ON u.key = e.user_key "
+                f"WHERE e.seq IN ({','.join('?' * len(part))})", part)]
+        articles = [r[0] for r in conn.execute(
+            "SELECT k.article_id FROM articles a JOIN article_keys k ON k.key = a.key WHERE a.deleted = 0 "
+            "ORDER BY a.published_at DESC LIMIT 5000")]
+    finally:
+        conn.close()
+    users += [f"new-reader-{i}" for i in range(n - len(users))]
+    rng.shuffle(users)
+    return users, [articles[int(i)] for i in rng.integers(0, len(articles), size=n)]
+
+
+def inprocess(store_factory, models: Path, users: list[str], articles: list[str], now: float, calls: int,
+              warmup: int) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    from recommender.domain import Interaction
+    from recommender.serving.engine import Engine, EngineConfig
+
+    threadpool_limits(1)  # one BLAS thread, as `newsrec serve` gives each worker
+    store = store_factory()
+    engine = Engine(store, models, EngineConfig(), clock=lambda: now)
+    tag = uuid.uuid4().hex[:6]
+
+    def post(i: int) -> None:
+        engine.record_events([Interaction(user_id=users[i % len(users)], article_id=articles[i % len(articles)],
+                                          event="click", ts=now, event_id=f"bench-{tag}-{i}")])
+
+    try:
+        res = {"feed": percentiles_ms(time_calls(lambda u: engine.feed(u, limit=20), users[:calls + warmup], warmup)),
+               "related": percentiles_ms(time_calls(lambda a: engine.related(a, limit=10),
+                                                    articles[:calls + warmup], warmup)),
+               "event": percentiles_ms(time_calls(post, range(calls + warmup), warmup))}
+        engine.flush_impressions()
+    finally:
+        engine.close()
+        store.close()
+    return res
+
+
+# -- 4. HTTP ---------------------------------------------------------------------------------------
+def add_key(location: str) -> str:
+    from api.auth import SharedKeys
+    from recommender.store import open_store
+
+    store = open_store(location)
+    try:
+        return SharedKeys(store).add("site", name=f"portal-{uuid.uuid4().hex[:6]}")[0]
+    finally:
+        store.close()
+
+
+class Client:
+    """One keep-alive HTTP connection."""
+
+    def __init__(self, port: int, key: str):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"X-API-Key": key, "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        self.conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=self.headers)
+        reply = self.conn.getresponse()
+        data = reply.read()
+        return reply.status, json.loads(data) if data else {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def event_posts(port: int, key: str, users: list[str], articles: list[str], n: int, warmup: int = 50) -> dict:
+    client = Client(port, key)
+    tag = uuid.uuid4().hex[:6]
+    times = []
+    try:
+        for i in range(n + warmup):
+            body = {"events": [{"user_id": users[i % len(users)], "article_id": articles[i % len(articles)],
+                                "event": "click", "ts": time.time(), "event_id": f"http-{tag}-{i}"}]}
+            start = time.perf_counter()
+            status, _ = client.call("POST", "/v1/events", body)
+            elapsed = time.perf_counter() - start
+            assert status == 200, status
+            if i >= warmup:
+                times.append(elapsed)
+    finally:
+        client.close()
+    return percentiles_ms(times)
+
+
+def propagation(a_port: int, b_port: int, key: str, users: list[str], n: int, timeout: float = 10.0) -> dict:
+    """Seconds from A's answer to a click until B's feed for that reader leaves the article out."""
+    a, b = Client(a_port, key), Client(b_port, key)
+    times, missed = [], 0
+    try:
+        for i in range(n):
+            reader = users[i % len(users)]
+            status, feed = b.call("GET", f"/v1/users/{reader}/feed?limit=20")
+            assert status == 200, status
+            if not feed["items"]:
+                continue
+            clicked = feed["items"][0]["article_id"]
+            status, _ = a.call("POST", "/v1/events", {"events": [{"user_id": reader, "article_id": clicked,
+                                                                  "event": "click", "ts": time.time()}]})
+            assert status == 200, status
+            start = time.perf_counter()
+            while True:
+                status, feed = b.call("GET", f"/v1/users/{reader}/feed?limit=20")
+                if clicked not in {item["article_id"] for item in feed.get("items", ())}:
+                    times.append(time.perf_counter() - start)
+                    break
+                if time.perf_counter() - start > timeout:
+                    missed += 1
+                    break
+                time.sleep(0.002)
+    finally:
+        a.close()
+        b.close()
+    out = percentiles_ms(times)
+    out["missed"] = missed
+    return out
+
+
+def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[str], articles: list[str]) -> dict:
+    from benchmarks.serving import free_port, serve, serve_hello, stop, wait_ready, wrk
+
+    if shutil.which("wrk") is None:
+        return {"skipped": "wrk is not installed (Debian: apt-get install wrk)"}
+    feed_paths = [f"/v1/users/{u}/feed?limit=20" for u in users[:2000]]
+    out: dict = {"runs": []}
+    procs = []
+    try:
+        hello_port = free_port()
+        procs.append(serve_hello(hello_port, log=folder / "hello.log"))
+        wait_ready(f"http://127.0.0.1:{hello_port}/hello", procs[-1])
+        servers = {}
+        sqlite_key = add_key(str(db))
+        pg_key = add_key(url)
+        for name, location in (("sqlite", str(db)), ("postgresql_a", url), ("postgresql_b", url)):
+            home = folder / f"home-{name}"
+            home.mkdir(exist_ok=True)
+            port = free_port()
+            procs.append(serve(home, location, models, port, log=folder / f"{name}.log"))
+            servers[name] = port
+        for proc, port in zip(procs[1:], servers.values()):
+            wait_ready(f"http://127.0.0.1:{port}/healthz", proc, timeout=300)
+        keys = {"sqlite": sqlite_key, "postgresql_a": pg_key, "postgresql_b": pg_key}
+        for _ in range(args.repeat):
+            run = {"hello_rps": wrk(f"http://127.0.0.1:{hello_port}/hello", ["/hello"], "", args.http_seconds,
+                                    16, folder)["rps"]}
+            for name in ("sqlite", "postgresql_a"):
+                port = servers[name]
+                got = wrk(f"http://127.0.0.1:{port}", feed_paths, keys[name], args.http_seconds, 16, folder)
+                run[f"{name}_feed_rps"] = got["rps"]
+                run[f"{name}_feed_non_2xx"] = got["non_2xx"]
+                run[f"{name}_event_post_p99_ms"] = event_posts(port, keys[name], users, articles, args.posts)["p99_ms"]
+            got = propagation(servers["postgresql_a"], servers["postgresql_b"], pg_key, users[:500], args.propagation)
+            run["propagation_p99_ms"] = got["p99_ms"]
+            run["propagation_p50_ms"] = got["p50_ms"]
+            run["propagation_missed"] = got["missed"]
+            out["runs"].append(run)
+            print(f"  http run: {run}", flush=True)
+    finally:
+        for proc in procs:
+            stop(proc)
+    med = {k: round(statistics.median(r[k] for r in out["runs"]), 3) for k in out["runs"][0]}
+    out["median"] = med
+    return out
+
+
+# -- main ------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=100_000, help="events in the store and in the import (100k; "
+                                                                 "1M and 10M possible)")
+    ap.add_argument("--articles", type=int, default=None, help="default events / 100, at least 2000")
+    ap.add_argument("--users", type=int, default=None, help="default events / 10, at least 1000")
+    ap.add_argument("--days", type=float, default=28.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement (medians are reported)")
+    ap.add_argument("--calls", type=int, default=2000, help="in-process calls of each kind per run")
+    ap.add_argument("--posts", type=int, default=500, help="HTTP event posts per run")
+    ap.add_argument("--propagation", type=int, default=50, help="clicks timed from replica A to replica B per run")
+    ap.add_argument("--http-seconds", type=float, default=8.0)
+    ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument("--server", default=DEFAULT_SERVER, help="admin URL of the PostgreSQL server")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = ap.parse_args(argv)
+    args.articles = args.articles or max(2000, args.events // 100)
+    args.users = args.users or max(1000, args.events // 10)
+
+    from benchmarks.synthetic_scale import END
+
+    started = time.time()
+    load_before = os.getloadavg()
+    dbs = Databases(args.server)
+    results: dict = {"events": args.events, "articles": args.articles, "readers": args.users, "repeat": args.repeat,
+                     "load_average_before": [round(x, 2) for x in load_before]}
+    try:
+        with tempfile.TemporaryDirectory(prefix="newsrec-portal-") as tmp:
+            folder = Path(tmp)
+            print(f"scale store: {args.articles} articles, {args.users} readers, {args.events} events", flush=True)
+            cached, models = scale_store(args)
+            db = working_copy(cached, folder)
+            print("1. bulk import ...", flush=True)
+            results["ingest"] = ingest(args, dbs, folder)
+            print(f"   {results['ingest']}", flush=True)
+            print("2. copy SQLite -> PostgreSQL (migrate-store) ...", flush=True)
+            url = dbs.create()
+            results["copy"] = copy_to_postgres(db, url)
+            print(f"   {results['copy']}", flush=True)
+            print("3. in-process ...", flush=True)
+            from recommender.store import SQLiteStore
+            from recommender.store.postgres import PostgresStore
+
+            users, articles = sample_ids(db, args.calls + 200, np.random.default_rng(args.seed))
+            now = END + 3600.0
+            results["inprocess"] = {}
+            for backend, factory in (("sqlite", lambda: SQLiteStore(db)), ("postgresql", lambda: PostgresStore(url))):
+                runs = [inprocess(factory, models, users, articles, now, args.calls, 200) for _ in range(args.repeat)]
+                results["inprocess"][backend] = {
+                    f"{kind}_{p}": round(statistics.median(r[kind][p] for r in runs), 3)
+                    for kind in ("feed", "related", "event") for p in ("p50_ms", "p99_ms")}
+                print(f"   {backend}: {results['inprocess'][backend]}", flush=True)
+            if not args.skip_http:
+                print("4. HTTP: bare Flask, SQLite server, PostgreSQL replicas A and B ...", flush=True)
+                results["http"] = over_http(args, db, url, models, folder, users, articles)
+    finally:
+        dbs.drop_all()
+    results["seconds"] = round(time.time() - started)
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    report(results)
+    write_json(args.json, results)
+    return 0
+
+
+def report(results: dict) -> None:
+    rows = []
+    ingest_ = results.get("ingest", {})
+    for backend in ("sqlite", "postgresql"):
+        if backend in ingest_:
+            value = ingest_[backend]["import_events_per_second"]
+            target = TARGETS["postgresql_import_events_per_second"][0] if backend == "postgresql" else float("nan")
+            rows.append((f"bulk import, {backend} (events/s)", value, target,
+                         verdict(value, target, True) if backend == "postgresql" else ""))
+            rows.append((f"  store part alone, {backend} (events/s)", ingest_[backend]["store_events_per_second"],
+                         float("nan"), ""))
+    if "copy" in results:
+        rows.append(("migrate-store SQLite -> PostgreSQL (rows/s)", results["copy"]["rows_per_second"], float("nan"),
+                     "same counts" if results["copy"]["same_counts"] else "COUNTS DIFFER"))
+    for backend, figures in results.get("inprocess", {}).items():
+        rows.append((f"in-process feed p99, {backend} (ms)", figures["feed_p99_ms"], 3.0,
+                     verdict(figures["feed_p99_ms"], 3.0)))
+        rows.append((f"in-process related p99, {backend} (ms)", figures["related_p99_ms"], float("nan"), ""))
+        rows.append((f"in-process event p99, {backend} (ms)", figures["event_p99_ms"], float("nan"), ""))
+    med = results.get("http", {}).get("median")
+    if med:
+        rows.append(("bare Flask ceiling (requests/s)", med["hello_rps"], float("nan"), ""))
+        for name in ("sqlite", "postgresql_a"):
+            share = med[f"{name}_feed_rps"] / med["hello_rps"] if med["hello_rps"] else float("nan")
+            rows.append((f"HTTP feed, {name} (requests/s)", med[f"{name}_feed_rps"], float("nan"), ""))
+            rows.append((f"HTTP feed / ceiling, {name}", round(share, 3), 0.25, verdict(share, 0.25, True)))
+            rows.append((f"event POST p99, {name} (ms)", med[f"{name}_event_post_p99_ms"], 5.0,
+                         verdict(med[f"{name}_event_post_p99_ms"], 5.0)))
+        rows.append(("propagation A -> B p99 (ms)", med["propagation_p99_ms"], 1000.0,
+                     verdict(med["propagation_p99_ms"], 1000.0)))
+    print_table(f"portal scale: {results['events']:,} events, {results['articles']:,} articles, "
+                f"{results['readers']:,} readers; medians of {results['repeat']} runs; load average before "
+                f"{results['load_average_before']}, after {results['load_average_after']}",
+                rows, ("figure", "value", "target", "verdict"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
