@@ -838,13 +838,14 @@ class Engine:
                 columns[name][known] = values
         return (out, columns) if features else out
 
-    def feed(self, user_id: str, limit: int = 20, cursor: str | None = None) -> RankedList:
+    def feed(self, user_id: str, limit: int = 20, cursor: str | None = None, log: bool = True) -> RankedList:
         """A page of the reader's feed: the current ranking minus what they read in the window and
         minus every article the earlier pages of this chain served (named by ``cursor``).
 
         Pages therefore never repeat one another, even when a click reorders the ranking between
         them, on whatever worker each is asked. A chain ends (``next_cursor`` None) after
         ``max_feed_depth`` articles. Raises ValueError on a cursor this reader was not given.
+        ``log=False`` (the console looking at a reader's feed) logs no served list.
         """
         served_before, served_keys = _decode_cursor(cursor, user_id)
         state = self._state
@@ -882,7 +883,8 @@ class Engine:
             next_cursor = self._next_cursor(user_id, depth, served_keys, [item.article_id for item in items])
         ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor,
                             extra={"offset": served_before})
-        self._log_impressions(user_id, ranked, now)
+        if log:
+            self._log_impressions(user_id, ranked, now)
         return ranked
 
     def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
@@ -909,6 +911,42 @@ class Engine:
             return None
         return cursor
 
+
+    # -- the newsroom console and the public widget ------------------------------------------
+    def inspect_related(self, article_id: str, limit: int = 10, others: tuple[str, ...] = ()) -> dict:
+        """The related list of ``article_id`` as readers get it, each item's score parts and why
+        each of ``others`` is or is not in it (for the newsroom console; raises NotFound like
+        :meth:`related`).
+
+        Returns ``{"list": RankedList, "parts": [{"score", "parts": {name: weighted part}} or None
+        per item], "verdicts": [Verdict per other]}`` (:mod:`recommender.serving.inspect`).
+        """
+        from .inspect import candidates_of, score_parts, verdict
+
+        ranked = self.related(article_id, limit=limit)
+        state = self._state
+        now = self.clock()
+        anchor = self._locate(state, article_id)
+        index = state.indices([item.article_id for item in ranked.items])
+        listed = index[index >= 0]
+        parts = score_parts(state.snapshot(), anchor, listed, state.counters, now)
+        candidates = candidates_of(state, state.snapshot(), anchor, self.config.fresh_neighbours)
+        stored = self.store.get_stored_articles(list(others)) if others else {}
+        verdicts = []
+        for other in others:
+            gone = other in stored and stored[other].deleted
+            try:
+                where = -1 if gone or other not in stored else self._locate(state, other)
+            except NotFound:
+                where = -1
+            verdicts.append(verdict(state.snapshot(), anchor, where, other, listed, candidates, state.counters, now,
+                                    gone))
+        return {"list": ranked, "parts": [parts.get(int(i)) for i in index.tolist()], "verdicts": verdicts}
+
+    def log_served(self, ranked: RankedList, user_id: str | None = None) -> None:
+        """Log a list served without a reader's related/feed call (the public Artikel Terkait
+        widget: ``user_id`` None is the anonymous reader), off the request path like the others."""
+        self._log_impressions(user_id, ranked, self.clock())
 
 def fallback_articles(store: Store, now: float, window_days: float, min_articles: int) -> list[StoredArticle]:
     """The articles a state without a model serves, oldest first.
@@ -952,3 +990,4 @@ def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray) -
 
 def _list_id() -> str:
     return "l" + secrets.token_hex(8)
+
