@@ -10,22 +10,25 @@ cross origins with CORS.
 from __future__ import annotations
 
 import http.server
-import json
 import re
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from api.web.relative_time import waktu_relatif
 from recommender.domain import EVENT_TYPES, format_time, parse_time
-from recommender.security import ReaderTokens, load_token_secret
+from recommender.datasets.ingest import import_articles, import_events, import_preferences
+from recommender.datasets.synthetic import generate
+from recommender.models.fitting import train
+from recommender.security import KEYS_FILE, KeyStore, ReaderTokens, load_token_secret
 from recommender.store import SQLiteStore
 
-from .serve_fixtures import LiveServer, cli, eventually, server_env
+from .serve_fixtures import LiveServer, eventually, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -120,13 +123,23 @@ class Portal:
 def site(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser")
     env = server_env(home)
-    cli(env, "sample", "--articles", "300", "--users", "150", "--days", "4", "--seed", "5", "--end", "now", "--ingest")
-    cli(env, "train", "--promote")
-    keys = {role: cli(env, "keys", "add", "--role", role).strip() for role in ("admin", "editor", "site", "widget")}
+    # in this process (the CLI's subprocesses cost ~10 s each on a loaded machine): sample ending now, trained
+    data = generate(n_articles=300, n_users=150, days=4, seed=5, end=datetime.now(timezone.utc))
+    paths = data.write_jsonl(home / "sample")
+    store = SQLiteStore(home / "newsrec.sqlite3")
+    try:
+        import_articles(store, paths["articles"], show_progress=False)
+        import_events(store, paths["events"], show_progress=False)
+        import_preferences(store, paths["preferences"], show_progress=False)
+        train(store, home / "models", seed=0, promote=True)
+    finally:
+        store.close()
+    key_store = KeyStore(home / KEYS_FILE)
+    keys = {role: key_store.add(role)[0] for role in ("admin", "editor", "site", "widget")}
     tokens = ReaderTokens(load_token_secret(home, {}))
-    articles = {r["article_id"]: r for r in map(json.loads, (home / "sample" / "articles.jsonl").read_text().splitlines())}
+    articles = {a["article_id"]: a for a in data.articles}
     clicks: dict[str, int] = {}
-    for e in map(json.loads, (home / "sample" / "events.jsonl").read_text().splitlines()):
+    for e in data.events:
         if e["event"] == "click":
             clicks[e["user_id"]] = clicks.get(e["user_id"], 0) + 1
     portal = Portal()
