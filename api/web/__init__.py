@@ -8,6 +8,7 @@ Personalize page (``api.reader_pages``). Templates live in ``api/templates``, CS
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .sessions import CSRF_FIELD, derive_secret
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 SESSION_SECRET_EXTENSION = "newsrec.web_secret"
+ENV_PROXY_FIX = "NEWSREC_PROXY_FIX"  # how many reverse proxies set X-Forwarded-* in front (0: none trusted)
 
 # pages: scripts and styles from our own static files only; no framing, no foreign form targets
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -43,7 +45,7 @@ def session_secret(app: Flask, purpose: str) -> bytes:
 
 def init_web(app: Flask) -> None:
     """Register the HTML blueprints, static files and template helpers on ``app``."""
-    proxies = int(app.config.get("NEWSREC_PROXY_FIX") or 0)
+    proxies = int(app.config.get(ENV_PROXY_FIX) or os.environ.get(ENV_PROXY_FIX) or 0)
     if proxies > 0:  # X-Forwarded-For/-Proto from this many proxies in front (rate limits, Secure cookies)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     env = {ENV_TOKEN_SECRET: app.config["NEWSREC_TOKEN_SECRET"]} if app.config.get("NEWSREC_TOKEN_SECRET") else {}
