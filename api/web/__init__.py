@@ -22,6 +22,8 @@ from .sessions import CSRF_FIELD, derive_secret
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 SESSION_SECRET_EXTENSION = "newsrec.web_secret"
+# blueprints of pages for people, not API endpoints: /openapi.json leaves them out
+HTML_BLUEPRINTS = ("console", "reader_pages", "assets")
 ENV_PROXY_FIX = "NEWSREC_PROXY_FIX"  # how many reverse proxies set X-Forwarded-* in front (0: none trusted)
 
 # pages: scripts and styles from our own static files only; no framing, no foreign form targets
