@@ -193,3 +193,35 @@ def test_reader_page_needs_a_valid_token_and_ends_with_a_forget(served):
     assert "<script>" not in re.sub(r'<script src="[^"]+" defer></script>', "", page.text)  # no inline script
     client.application.extensions["newsrec"].forget_user(reader)
     assert client.get("/baca/untuk-anda").status_code == 303  # the session went with the reader's data
+
+
+def test_pages_for_admin_apis_appear_once_the_api_exists(served):
+    """Pins (rules, experiments) are other modules' work: the console shows them when their API is there."""
+    from flask import Blueprint
+
+    from api.auth import api_view
+
+    _, app, raw, _ = served
+    without = app()
+    client = without.test_client()
+    sign_in(client, raw["admin"])
+    assert b"/console/admin/pins" not in client.get("/console/").data
+    assert client.get("/console/admin/pins").status_code == 404
+
+    extra = Blueprint("pins_api", __name__)
+
+    @extra.get("/v1/admin/pins")
+    @api_view("admin")
+    def pins():
+        return {"pins": [{"article_id": "a1", "slot": 0, "until": "2026-12-03T00:00:00+07:00",
+                          "note": "<b>Banjir</b>"}]}
+
+    with_pins = app()
+    with_pins.register_blueprint(extra)
+    client = with_pins.test_client()
+    sign_in(client, raw["admin"])
+    assert b'href="/console/admin/pins"' in client.get("/console/").data
+    page = client.get("/console/admin/pins")
+    assert page.status_code == 200
+    assert re.findall(r"<th>([^<]+)</th>", page.text) == ["article_id", "slot", "until", "note"]
+    assert "&lt;b&gt;Banjir&lt;/b&gt;" in page.text

@@ -34,13 +34,23 @@ class Page:
     label: str
     roles: tuple[str, ...] = CONSOLE_ROLES
     needs: str | None = None  # a URL rule that must exist (a capability not merged yet hides the page)
+    args: tuple[tuple[str, str], ...] = ()  # url_for arguments
 
+    @property
+    def url_args(self) -> dict:
+        return dict(self.args)
+
+
+# admin capabilities shown as read-only tables once their API exists: page name -> GET rule
+ADMIN_LISTS = {"pins": "/v1/admin/pins", "rules": "/v1/admin/rules", "experiments": "/v1/admin/experiments"}
 
 NAV = (
     Page("console.overview", "Overview"),
     Page("console.articles", "Articles"),
     Page("console.readers", "Readers", roles=("admin",)),
     Page("console.models", "Models", roles=("admin",)),
+    *(Page("console.admin_list", name.capitalize(), needs=rule, args=(("name", name),))
+      for name, rule in ADMIN_LISTS.items()),
 )
 
 
@@ -49,8 +59,8 @@ def sessions() -> CookieSessions:
                           "Strict")
 
 
-def has_rule(rule: str) -> bool:
-    return any(r.rule == rule for r in current_app.url_map.iter_rules())
+def has_rule(rule: str, method: str = "GET") -> bool:
+    return any(r.rule == rule and method in r.methods for r in current_app.url_map.iter_rules())
 
 
 def nav_for(role: str) -> list[Page]:
@@ -86,3 +96,4 @@ from .overview import ctr_row, report_rows  # noqa: E402
 
 bp.add_app_template_filter(ctr_row, "ctr_row")
 bp.add_app_template_filter(report_rows, "report_rows")
+bp.add_app_template_filter(lambda name: (name, name), "pair")
