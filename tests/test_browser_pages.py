@@ -225,3 +225,16 @@ def test_pages_for_admin_apis_appear_once_the_api_exists(served):
     assert page.status_code == 200
     assert re.findall(r"<th>([^<]+)</th>", page.text) == ["article_id", "slot", "until", "note"]
     assert "&lt;b&gt;Banjir&lt;/b&gt;" in page.text
+
+
+def test_sign_in_attempts_are_limited_per_client_address(served):
+    _, app, raw, _ = served
+    client = app(NEWSREC_RATELIMIT_ANONYMOUS="3 per minute").test_client()
+    page = client.get("/console/signin")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    guess = {"csrf_token": csrf, "key": "nr_admin_" + "g" * 43, "next": "/console/"}
+    statuses = [client.post("/console/signin", data=guess, environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code
+                for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    reply = client.post("/console/signin", data={**guess, "key": raw["admin"]}, environ_base={"REMOTE_ADDR": "10.0.0.8"})
+    assert reply.status_code == 303

@@ -7,6 +7,7 @@ API, so a takedown or promotion here reaches every worker and replica through th
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from pathlib import Path
@@ -152,7 +153,8 @@ def _article_page(article_id: str, message: str | None = None, code: int = 200):
         return page("console/message.html", 404, title="No such article",
                     message=f"No article {article_id!r} in the store.")
     why = [a for a in (_id(x, "article_id") for x in request.values.get("why", "").split()) if a][:10]
-    limit = min(max(int(request.args.get("limit", "10")) if request.args.get("limit", "").isdigit() else 10, 1), 50)
+    raw_limit = request.args.get("limit", "")
+    limit = min(max(int(raw_limit), 1), 50) if re.fullmatch(r"[0-9]{1,3}", raw_limit) else 10
     inspected, problem = None, None
     if not stored.deleted:
         try:

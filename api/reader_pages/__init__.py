@@ -11,6 +11,7 @@ regions (:mod:`api.web.regions`) and topics to follow and sees the feed with its
 
 from __future__ import annotations
 
+import re
 import time
 
 from flask import Blueprint, current_app, g, make_response, redirect, render_template, request, url_for
@@ -131,7 +132,7 @@ def _event(kind: str):
         list_id = request.form.get("list_id") or None
         list_id = check_id(list_id, "list_id") if list_id else None
         position = request.form.get("position", "")
-        position = int(position) if position.isdigit() and len(position) < 6 else None
+        position = int(position) if re.fullmatch(r"[0-9]{1,4}", position) else None
     except ValidationError as exc:
         return _page("reader/masuk.html", 400, error=f"Permintaan tidak valid: {exc}")
     engine().record_events([Interaction(user_id, article_id, kind, time.time(), list_id=list_id, position=position)])

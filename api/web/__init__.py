@@ -64,3 +64,20 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(console_bp)
     app.register_blueprint(reader_bp)
     init_widget(app)
+    limit_sign_ins(app)
+
+
+def limit_sign_ins(app: Flask) -> None:
+    """Sign-in posts (console keys, reader tokens) count against the client address's budget
+    (``NEWSREC_RATELIMIT_ANONYMOUS``), as requests without valid credentials do on ``/v1``."""
+    from flask import request
+
+    from ..ratelimit import EXTENSION as LIMITER, settings
+
+    limiter = app.extensions.get(LIMITER)
+    if limiter is None:
+        return
+    per_address = limiter.limit(settings(app.config)["anonymous"], scope="signin", methods=["POST"],
+                                key_func=lambda: "signin:" + (request.remote_addr or "-"))
+    for endpoint in ("console.signin_post", "reader_pages.masuk_post"):
+        app.view_functions[endpoint] = per_address(app.view_functions[endpoint])

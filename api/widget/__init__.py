@@ -22,6 +22,8 @@ CACHE_SECONDS = 60
 SCRIPT_CACHE_SECONDS = 300
 DEFAULT_LIMIT, MAX_LIMIT = 10, 50  # as GET /v1/articles/<id>/related
 EVENTS_PATH = "/v1/events"
+# opened on its own (an iframe without JavaScript): no script at all, our stylesheet, any page may frame it
+FRAGMENT_CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
 
 bp = Blueprint("widget", __name__)
 
@@ -49,6 +51,7 @@ def related(article_id: str):
     response = make_response(render_template("widget/related.html", ranked=ranked, items=items, now=time.time()))
     response.headers["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = FRAGMENT_CSP  # applies when it is framed, not when inserted
     return response
 
 
