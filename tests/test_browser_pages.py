@@ -238,3 +238,30 @@ def test_sign_in_attempts_are_limited_per_client_address(served):
     assert statuses == [401, 401, 401, 429]
     reply = client.post("/console/signin", data={**guess, "key": raw["admin"]}, environ_base={"REMOTE_ADDR": "10.0.0.8"})
     assert reply.status_code == 303
+
+
+def test_article_inspector_explains_every_article_of_the_window(trained):
+    """The console's "why not": for every article, a verdict that agrees with the list readers get."""
+    from recommender.serving.inspect import VERDICTS
+
+    engine = trained.engine(related_cache_seconds=0)
+    anchor = anchor_of(trained)
+    others = tuple(sorted(trained.articles)) + ("never-published",)
+    scheduled = Article(article_id="later-1", title="Jadwal Besok", body=trained.articles[anchor]["body"],
+                        category="Nasional", published_at=trained.now + 86_400)
+    engine.publish_articles([scheduled])
+    seen = engine.inspect_related(anchor, limit=10, others=others + ("later-1",))
+    listed = [item.article_id for item in seen["list"].items]
+    assert listed == [item.article_id for item in engine.related(anchor, limit=10).items]
+    last = min(item.score for item in seen["list"].items)
+    for item, parts in zip(seen["list"].items, seen["parts"]):
+        assert abs(sum(parts["parts"].values()) - item.score) < 1e-4  # the parts add up to the score shown
+    verdicts = {v.article_id: v for v in seen["verdicts"]}
+    assert verdicts["never-published"].code == "unknown" and verdicts["later-1"].code == "scheduled"
+    assert verdicts[anchor].code == "anchor"
+    for article_id, v in verdicts.items():
+        assert v.code in VERDICTS
+        assert (v.code == "listed") == (article_id in listed), (article_id, v)
+        if v.code == "scored_lower":
+            assert v.score is not None and v.score <= last + 1e-9, v
+    assert {v.code for v in verdicts.values()} >= {"listed", "scored_lower"}

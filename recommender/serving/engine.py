@@ -929,8 +929,8 @@ class Engine:
         anchor = self._locate(state, article_id)
         index = state.indices([item.article_id for item in ranked.items])
         listed = index[index >= 0]
-        parts = score_parts(state.snapshot(), anchor, listed, state.counters, now)
         candidates = candidates_of(state, state.snapshot(), anchor, self.config.fresh_neighbours)
+        parts = score_parts(state.snapshot(), anchor, np.union1d(candidates, listed), state.counters, now)
         stored = self.store.get_stored_articles(list(others)) if others else {}
         verdicts = []
         for other in others:
@@ -939,8 +939,8 @@ class Engine:
                 where = -1 if gone or other not in stored else self._locate(state, other)
             except NotFound:
                 where = -1
-            verdicts.append(verdict(state.snapshot(), anchor, where, other, listed, candidates, state.counters, now,
-                                    gone))
+            verdicts.append(verdict(state.snapshot(), anchor, where, other, listed, candidates, parts, state.counters,
+                                    now, gone))
         return {"list": ranked, "parts": [parts.get(int(i)) for i in index.tolist()], "verdicts": verdicts}
 
     def log_served(self, ranked: RankedList, user_id: str | None = None) -> None:

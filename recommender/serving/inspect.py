@@ -45,9 +45,10 @@ class Verdict:
 
 
 def score_parts(snap: Snapshot, anchor: int, index: np.ndarray, counters, now: float) -> dict[int, dict]:
-    """Per catalog index, ``{"score": s, "parts": {name: weighted part}}`` as ``score_related`` scores it
-    (indices it refuses, taken down or not yet published, are absent)."""
-    cand = score_related(snap, anchor, np.asarray(index, dtype=np.int64), counters, now)
+    """Per catalog index, ``{"score": s, "parts": {name: weighted part}}`` as ``score_related`` scores
+    ``index`` together (popularity is relative to the most engaging of them: score the whole candidate
+    set, not one article alone); indices it refuses (taken down, not yet published) are absent."""
+    cand = score_related(snap, anchor, np.unique(np.asarray(index, dtype=np.int64)), counters, now)
     out = {}
     for k, i in enumerate(cand.index.tolist()):
         parts = {name: float(cand.features[f"w_{name}"][k]) for name in RELATED_REASONS if f"w_{name}" in cand.features}
@@ -56,9 +57,11 @@ def score_parts(snap: Snapshot, anchor: int, index: np.ndarray, counters, now: f
 
 
 def verdict(snap: Snapshot, anchor: int, index: int, article_id: str, listed: np.ndarray,
-            candidates: np.ndarray, counters, now: float, deleted_in_store: bool) -> Verdict:
+            candidates: np.ndarray, scored: dict[int, dict], counters, now: float,
+            deleted_in_store: bool) -> Verdict:
     """Why catalog article ``index`` is or is not in the related list ``listed`` of ``anchor``
-    (``index`` < 0: not in this worker's catalog)."""
+    (``index`` < 0: not in this worker's catalog). ``scored``: :func:`score_parts` of the
+    candidates and the listed articles together."""
     model = snap.model
     p = model.ranking
     if deleted_in_store:
@@ -69,23 +72,23 @@ def verdict(snap: Snapshot, anchor: int, index: int, article_id: str, listed: np
         return Verdict(article_id, "anchor", "")
     if snap.deleted(np.array([index]))[0]:
         return Verdict(article_id, "taken_down", "")
+    found = scored.get(index)
+    if found is None:  # not a candidate: scored as if it were one more
+        found = score_parts(snap, anchor, np.union1d(candidates, [index]), counters, now).get(index)
+    score, parts = (found["score"], found["parts"]) if found else (None, None)
     if index in set(listed.tolist()):
-        found = score_parts(snap, anchor, np.array([index]), counters, now).get(index, {})
-        return Verdict(article_id, "listed", "", found.get("score"), found.get("parts"))
+        return Verdict(article_id, "listed", "", score, parts)
     if float(snap.published_at(np.array([index]))[0]) > now + FUTURE_GRACE:
         return Verdict(article_id, "scheduled", "")
     if index < model.window_start:
-        return Verdict(article_id, "outside_window", "")
-    found = score_parts(snap, anchor, np.array([index]), counters, now).get(index)
-    score, parts = (found["score"], found["parts"]) if found else (None, None)
+        return Verdict(article_id, "outside_window", "", score, parts)
     if index not in set(candidates.tolist()):
         return Verdict(article_id, "not_candidate", "", score, parts)
     text = snap.text(np.array([anchor, index]))
     similarity = float(text[0] @ text[1])
     if similarity >= p.duplicate_similarity and near_duplicate(snap, anchor, index, similarity, p.duplicate_similarity):
         return Verdict(article_id, "duplicate_of_anchor", f"text similarity {similarity:.2f}", score, parts)
-    listed_scores = score_parts(snap, anchor, listed, counters, now)
-    last = min((v["score"] for v in listed_scores.values()), default=-np.inf)
+    last = min((scored[i]["score"] for i in listed.tolist() if i in scored), default=-np.inf)
     if score is not None and score > last and listed.size:
         others = snap.text(listed) @ text[1]
         if p.related_story_similarity is not None and np.any(text[1]):
