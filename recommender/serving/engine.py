@@ -911,7 +911,6 @@ class Engine:
             return None
         return cursor
 
-
     # -- the newsroom console and the public widget ------------------------------------------
     def inspect_related(self, article_id: str, limit: int = 10, others: tuple[str, ...] = ()) -> dict:
         """The related list of ``article_id`` as readers get it, each item's score parts and why
@@ -947,6 +946,7 @@ class Engine:
         """Log a list served without a reader's related/feed call (the public Artikel Terkait
         widget: ``user_id`` None is the anonymous reader), off the request path like the others."""
         self._log_impressions(user_id, ranked, self.clock())
+
 
 def fallback_articles(store: Store, now: float, window_days: float, min_articles: int) -> list[StoredArticle]:
     """The articles a state without a model serves, oldest first.
@@ -990,4 +990,3 @@ def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray) -
 
 def _list_id() -> str:
     return "l" + secrets.token_hex(8)
-
