@@ -390,8 +390,9 @@ def test_personalize_page_changes_the_feed(site, context):
     assert len(before) == 20
     assert page.locator("form.sembunyikan").count() == (20 if "hide" in EVENT_TYPES else 0)
 
-    for box in page.locator("#form-preferensi input:checked").all():
-        box.uncheck()
+    checked = page.locator("#form-preferensi input:checked")  # a live query: it shrinks as boxes are unchecked
+    while checked.count():
+        checked.first.uncheck()
     page.check("#form-preferensi input[name=topik][value=Otomotif]")
     page.check("#form-preferensi input[name=wilayah][value=Aceh]")
     page.check("#form-preferensi input[name=wilayah][value='Papua Selatan']")
