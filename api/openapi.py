@@ -326,7 +326,7 @@ OPENAPI: dict[str, Any] = {
         "schemas": SCHEMAS,
         "securitySchemes": {
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                       "description": "Key from 'newsrec keys add --role site|cms|editor|admin'"},
+                       "description": "Key from 'newsrec keys add --role site|cms|editor|admin|widget'"},
             "readerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "v2.<b64u user>.<issued ms>.<expiry>.<b64u sig>",
                             "description": "HMAC-SHA256 reader token; see recommender/security.py"},
         },

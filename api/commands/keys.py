@@ -112,6 +112,6 @@ def run_token(args: argparse.Namespace, settings: Settings) -> int:
 
 # name -> (add_arguments, run, help): listed by the ``newsrec`` entry point (training.cli)
 COMMANDS = {
-    "keys": (_keys_args, run_keys, "manage API keys: add --role site|cms|editor|admin, list, revoke"),
+    "keys": (_keys_args, run_keys, "manage API keys: add --role site|cms|editor|admin|widget, list, revoke"),
     "token": (_token_args, run_token, "issue reader tokens (Authorization: Bearer) for a browser: token issue USER_ID --ttl SECONDS"),
 }
