@@ -265,3 +265,22 @@ def test_article_inspector_explains_every_article_of_the_window(trained):
         if v.code == "scored_lower":
             assert v.score is not None and v.score <= last + 1e-9, v
     assert {v.code for v in verdicts.values()} >= {"listed", "scored_lower"}
+
+
+def test_reader_inspector_parts_add_up_to_the_feed_scores(served):
+    sample, app, raw, _ = served
+    client = app().test_client()
+    sign_in(client, raw["admin"])
+    reader = max(sample.readers, key=lambda r: sum(e["user_id"] == r for e in sample.data.events))
+    engine = client.application.extensions["newsrec"]
+    engine.flush_impressions()
+    page = client.get(f"/console/readers?user_id={reader}").text
+    assert engine.flush_impressions() == 0  # looking at a feed here serves nobody: no list logged
+    rows = re.findall(r"<tr><td>\d+</td>.*?</tr>", page, flags=re.S)
+    assert len(rows) == 20
+    for row in rows:
+        score = float(re.search(r"<td>(-?\d+\.\d+)</td>", row).group(1))
+        parts = [float(v) for v in re.findall(r'class="part part-\w+" title="\w+ (-?\d+\.\d+)"', row)]
+        assert len(parts) == 9 and abs(sum(parts) - score) < 0.01, row
+    engine.feed(reader, limit=20)
+    assert engine.flush_impressions() == 20  # (the check above can fail: a reader's own feed is logged)

@@ -12,7 +12,6 @@ import secrets
 import time
 from pathlib import Path
 
-import numpy as np
 from flask import Response, current_app, g, make_response, redirect, render_template, request, url_for
 
 from recommender.domain import ValidationError, check_id
@@ -197,13 +196,8 @@ def article_action(article_id: str, action: str):
 # -- readers ------------------------------------------------------------------------------------
 def reader_view(user_id: str) -> dict:
     eng, store = engine(), _store()
-    ranked = eng.feed(user_id, limit=20, log=False)
-    ids = [item.article_id for item in ranked.items]
-    scores, columns = eng.score(user_id, ids, features=True) if ids else (np.zeros(0), {})
-    rows = []
-    for k, item in enumerate(ranked.items):
-        parts = {n: float(columns[f"w_{n}"][k]) for n in FEED_REASONS if f"w_{n}" in columns}
-        rows.append({"item": item, "parts": parts})
+    ranked = eng.feed(user_id, limit=20, log=False, explain=True)
+    rows = [{"item": item, "parts": parts} for item, parts in zip(ranked.items, ranked.extra.get("parts", ()))]
     history = store.user_events(user_id, limit=HISTORY, events=("click", "read", "share"))
     titles = store.get_articles(list({e.article_id for e in history}), include_deleted=True)
     return {"ranked": ranked, "rows": rows, "part_names": FEED_REASONS, "prefs": eng.get_preferences(user_id),

@@ -838,14 +838,16 @@ class Engine:
                 columns[name][known] = values
         return (out, columns) if features else out
 
-    def feed(self, user_id: str, limit: int = 20, cursor: str | None = None, log: bool = True) -> RankedList:
+    def feed(self, user_id: str, limit: int = 20, cursor: str | None = None, log: bool = True,
+             explain: bool = False) -> RankedList:
         """A page of the reader's feed: the current ranking minus what they read in the window and
         minus every article the earlier pages of this chain served (named by ``cursor``).
 
         Pages therefore never repeat one another, even when a click reorders the ranking between
         them, on whatever worker each is asked. A chain ends (``next_cursor`` None) after
         ``max_feed_depth`` articles. Raises ValueError on a cursor this reader was not given.
-        ``log=False`` (the console looking at a reader's feed) logs no served list.
+        ``log=False`` (the console looking at a reader's feed) logs no served list; ``explain`` puts
+        each item's weighted score parts in ``extra["parts"]`` (``{feature: value}`` per item).
         """
         served_before, served_keys = _decode_cursor(cursor, user_id)
         state = self._state
@@ -881,8 +883,11 @@ class Engine:
         depth = served_before + len(page)
         if len(page) == limit and cand.index.size > len(page) and depth < self.config.max_feed_depth:
             next_cursor = self._next_cursor(user_id, depth, served_keys, [item.article_id for item in items])
-        ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor,
-                            extra={"offset": served_before})
+        extra = {"offset": served_before}
+        if explain:
+            weighted = [name for name in cand.features if name.startswith("w_")]
+            extra["parts"] = [{name[2:]: float(cand.features[name][k]) for name in weighted} for k in page.tolist()]
+        ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor, extra=extra)
         if log:
             self._log_impressions(user_id, ranked, now)
         return ranked
