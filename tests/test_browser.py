@@ -228,7 +228,7 @@ def test_console_pages_show_the_live_state(site, context):
     live = site.server.get("/v1/admin/models", key=site.admin).json()
     version = next(m["version"] for m in live["models"] if m["live"])
     assert version in page.text_content("main .cards")
-    assert page.locator("svg.chart rect").count() == 6  # one bar per hour
+    assert page.locator("svg.chart").first.locator("rect").count() == 6  # one bar per hour
 
     anchor = site.anchor()
     title = site.articles[anchor]["title"]

@@ -284,3 +284,24 @@ def test_reader_inspector_parts_add_up_to_the_feed_scores(served):
         assert len(parts) == 9 and abs(sum(parts) - score) < 0.01, row
     engine.feed(reader, limit=20)
     assert engine.flush_impressions() == 20  # (the check above can fail: a reader's own feed is logged)
+
+
+def test_overview_charts_click_through_per_position(served):
+    from recommender.domain import Interaction
+
+    sample, app, raw, _ = served
+    application = app()
+    engine = application.extensions["newsrec"]
+    client = application.test_client()
+    sign_in(client, raw["admin"])
+    reader = sorted(sample.readers)[3]
+    ranked = engine.feed(reader, limit=10)
+    engine.flush_impressions()
+    engine.record_events([Interaction(reader, ranked.items[1].article_id, "click", sample.now, list_id=ranked.list_id,
+                                      position=1)])
+    page = client.get("/console/").text
+    charts = page.split('id="positions"')[1]
+    group = re.search(r"<figcaption>([^<]+)</figcaption>(.*?)</svg>", charts, flags=re.S)
+    assert group.group(1) == ranked.strategy
+    labels = re.findall(r"<title>(\d+): (\d+) clicks / (\d+) impressions</title>", group.group(2))
+    assert [(p, int(c)) for p, c, _ in labels if int(c)] == [("2", 1)] and len(labels) == 10

@@ -15,6 +15,8 @@ import numpy as np
 
 from recommender.domain import EVENT_CODES
 
+from ..web.relative_time import WIB_OFFSET_HOURS
+
 HOURS = 6
 PER_MINUTE_SPAN = 600.0  # events per minute over the last ten minutes
 CHART_W, CHART_H, CHART_PAD = 560, 160, 28
@@ -29,14 +31,34 @@ def traffic(store, now: float | None = None, hours: int = HOURS) -> dict:
     shown = np.bincount(hour[log_.event == EVENT_CODES["impression"]], minlength=hours)
     clicked = np.bincount(hour[log_.event == EVENT_CODES["click"]], minlength=hours)
     recent = (log_.ts >= now - PER_MINUTE_SPAN) & (log_.event != EVENT_CODES["impression"])
-    rows = [{"hour": start + 3600.0 * h, "impressions": int(shown[h]), "clicks": int(clicked[h]),
+    rows = [{"hour": start + 3600.0 * h, "label": f"{int((start // 3600 + h + WIB_OFFSET_HOURS) % 24):02d}",
+             "impressions": int(shown[h]), "clicks": int(clicked[h]),
              "ctr": (float(clicked[h]) / float(shown[h])) if shown[h] else None} for h in range(hours)]
     return {"hours": rows, "events_per_minute": float(recent.sum()) / (PER_MINUTE_SPAN / 60.0),
             "impressions": int(shown.sum()), "clicks": int(clicked.sum())}
 
 
+def by_position(store, now: float | None = None, hours: int = HOURS, positions: int = 10) -> list[dict]:
+    """Click-through per position of each kind of list (strategy, variant) served in the last hours:
+    ``[{"name", "rows": [{"label", "impressions", "clicks", "ctr"}]}]``; None if the store cannot say."""
+    now = time.time() if now is None else now
+    try:
+        found = store.list_click_through(since=now - hours * 3600.0)
+    except NotImplementedError:
+        return None
+    groups: dict[tuple, list[dict]] = {}
+    for row in found:
+        if row["position"] < positions:
+            groups.setdefault((row["strategy"], row["variant"]), []).append(
+                {"label": str(row["position"] + 1), "impressions": row["impressions"], "clicks": row["clicks"],
+                 "ctr": row["clicks"] / row["impressions"] if row["impressions"] else None})
+    return [{"name": f"{strategy or 'unknown'}" + (f" / variant {variant}" if variant else ""), "rows": rows}
+            for (strategy, variant), rows in groups.items()]
+
+
 def ctr_chart(rows: list[dict]) -> dict:
-    """Bars of click-through per hour, as coordinates an inline SVG template draws (no script)."""
+    """Bars of click-through (one per row, labelled ``row["label"]``), as coordinates an inline SVG
+    template draws (no script)."""
     values = [r["ctr"] or 0.0 for r in rows]
     top = max(values + [0.01])
     width = (CHART_W - 2 * CHART_PAD) / max(len(rows), 1)
@@ -80,8 +102,6 @@ def evaluation_report(home: Path) -> dict | None:
 
 def ctr_row(row: dict) -> dict:
     """An hour of :func:`traffic` as table cells."""
-    from ..web.relative_time import WIB_OFFSET_HOURS
-
     hour = int((row["hour"] // 3600 + WIB_OFFSET_HOURS) % 24)
     return {"when": f"{hour:02d}:00", "impressions": row["impressions"], "clicks": row["clicks"],
             "ctr": f"{100 * row['ctr']:.2f} %" if row["ctr"] is not None else None}

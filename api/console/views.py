@@ -25,7 +25,7 @@ from ..errors import ApiError
 from ..routes.common import engine, metrics
 from ..web.sessions import check_csrf
 from . import ADMIN_LISTS, CONSOLE_ROLES, bp, has_rule, nav_for, sessions
-from .overview import ctr_chart, evaluation_report, training_report, traffic
+from .overview import by_position, ctr_chart, evaluation_report, training_report, traffic
 
 SEARCH_LIMIT = 50
 SEARCH_DAYS = 30  # titles are searched among articles published this recently
@@ -114,10 +114,14 @@ def overview():
     store = _store()
     models = describe(store, _models_dir())
     live = next((m for m in models if m["live"]), None)
-    recent = traffic(store)
+    now = engine().clock()  # the service's clock (replays and tests inject one)
+    recent = traffic(store, now)
     fallbacks = sum(sample.value for family in metrics().fallbacks.collect() for sample in family.samples
                     if sample.name.endswith("_total"))
-    return page("console/overview.html", status=status, fallbacks=int(fallbacks), live=live, traffic=recent, chart=ctr_chart(recent["hours"]),
+    positions = by_position(store, now)
+    return page("console/overview.html", status=status, fallbacks=int(fallbacks),
+                positions=[{**group, "chart": ctr_chart(group["rows"])} for group in positions or ()],
+                positions_known=positions is not None, live=live, traffic=recent, chart=ctr_chart(recent["hours"]),
                 training=training_report(_models_dir(), status.get("live_version")),
                 evaluation=evaluation_report(Path(current_app.config["NEWSREC_HOME"])))
 
