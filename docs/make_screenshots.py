@@ -35,6 +35,24 @@ def portal_page(anchor: str, newsrec: str, key: str) -> str:
             "</body></html>")
 
 
+def traffic(base: str, key: str, readers: list[str]) -> None:
+    """Feeds for some readers and a click on one of the first items of each: lists to chart."""
+    import json
+    import urllib.request
+    from datetime import datetime, timezone
+
+    for k, reader in enumerate(readers):
+        request = urllib.request.Request(f"{base}/v1/users/{reader}/feed?limit=10", headers={"X-API-Key": key})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            listed = json.load(response)
+        position = k % 4
+        click = {"user_id": reader, "article_id": listed["items"][position]["article_id"], "event": "click",
+                 "ts": datetime.now(timezone.utc).isoformat(), "list_id": listed["list_id"], "position": position}
+        request = urllib.request.Request(f"{base}/v1/events", data=json.dumps(click).encode(), method="POST",
+                                         headers={"X-API-Key": key, "Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -72,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=portal.serve_forever, daemon=True).start()
         try:
             wait_ready(f"{base}/readyz", server)
+            traffic(base, admin, sample["readers"][:60])
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 ctx = browser.new_context(viewport=VIEWPORT)
@@ -86,7 +105,14 @@ def main(argv: list[str] | None = None) -> int:
                 page.fill("#key", admin)
                 page.click("form button[type=submit]")
                 page.wait_for_url(f"{base}/console/")
+                for _ in range(100):  # served lists are written by the workers' background flush (~1 s)
+                    if page.locator("#positions figure").count():
+                        break
+                    page.wait_for_timeout(100)
+                    page.reload()
+                page.set_viewport_size({"width": 1100, "height": 1400})  # down to the position charts
                 shot("console-overview")
+                page.set_viewport_size(VIEWPORT)
                 page.goto(f"{base}/console/articles/{anchor}?why={sample['articles'][0]}+{sample['articles'][-2]}")
                 shot("console-article")
                 page.goto(f"{base}/console/readers?user_id={sample['readers'][0]}")
