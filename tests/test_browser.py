@@ -182,6 +182,19 @@ def on_every_worker(site: Site, check, what: str, timeout: float = 10.0) -> None
     eventually(all_pass, timeout, interval=0.1, what=what)
 
 
+def stored_clicks(site: Site, user_id: str) -> list[tuple]:
+    """(article, list_id, position) of the reader's stored clicks (Store.user_events gives list ids
+    of served lists only, so the events table is read as stored)."""
+    conn = sqlite3.connect(f"file:{site.home / 'newsrec.sqlite3'}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(
+            "SELECT k.article_id, e.list_id, e.position FROM events e JOIN article_keys k ON k.key = e.article_key "
+            "JOIN users u ON u.key = e.user_key WHERE u.user_id = ? AND e.event = ?",
+            (user_id, EVENT_TYPES.index("click"))).fetchall()
+    finally:
+        conn.close()
+
+
 def no_script_ran(page) -> None:
     assert page.evaluate("window.__xss") is None, "a title's markup ran as code"
 
@@ -343,17 +356,7 @@ def test_widget_shows_relative_times_and_reports_clicks(site, context):
     link.click()
     page.wait_for_url(f"{site.portal.base}/berita/{fresh['article_id']}")
 
-    def click_stored():  # the events table as stored (Store.user_events gives list ids of served lists only)
-        conn = sqlite3.connect(f"file:{site.home / 'newsrec.sqlite3'}?mode=ro", uri=True, timeout=5)
-        try:
-            return conn.execute(
-                "SELECT k.article_id, e.list_id, e.position FROM events e JOIN article_keys k ON k.key = e.article_key "
-                "JOIN users u ON u.key = e.user_key WHERE u.user_id = 'anonymous' AND e.event = ?",
-                (EVENT_TYPES.index("click"),)).fetchall()
-        finally:
-            conn.close()
-
-    clicks = eventually(click_stored, 10, what="the widget's click in the store")
+    clicks = eventually(lambda: stored_clicks(site, "anonymous"), 10, what="the widget's click in the store")
     assert (fresh["article_id"], list_id, position) in clicks
     # the list itself was logged as the anonymous reader's (impressions with the same list id)
     store = SQLiteStore(site.home / "newsrec.sqlite3")
@@ -411,6 +414,16 @@ def test_personalize_page_changes_the_feed(site, context):
         assert reply.json() == {"user_id": reader, "categories": ["Otomotif"], "regions": ["Aceh", "Papua Selatan"]}
 
     on_every_worker(site, both, "the new preferences on every worker")
+
+    # a click on the feed is reported with its list and position (reader.js) before the link is followed
+    context.route(re.compile(r"https://[^/]*inews\.id/.*"),
+                  lambda route: route.fulfill(body="<!doctype html><title>artikel</title>", content_type="text/html"))
+    list_id = page.get_attribute("#umpan", "data-list")
+    link = page.locator("#umpan a.judul").nth(2)
+    article_id = link.get_attribute("data-article")
+    link.click()
+    page.wait_for_url(re.compile(r"https://.*inews\.id/.*"))
+    eventually(lambda: (article_id, list_id, 2) in stored_clicks(site, reader), 10, what="the feed click stored")
 
 
 # -- markup in titles is text everywhere -------------------------------------------------------------------------
