@@ -16,7 +16,7 @@ from flask import Response, current_app, g, make_response, redirect, render_temp
 
 from recommender.domain import ValidationError, check_id
 from recommender.models.versions import PromotionError, describe, promote, rollback
-from recommender.serving.explain import FEED_REASONS
+from recommender.serving.explain import FEED_REASONS, RELATED_REASONS
 from recommender.security import Principal
 from recommender.serving.results import NotFound
 
@@ -170,7 +170,7 @@ def _article_page(article_id: str, message: str | None = None, code: int = 200):
             rows.append({"item": item, "parts": (parts or {}).get("parts", {})})
     return page("console/article.html", code, stored=stored, inspected=inspected, rows=rows, problem=problem,
                 why=" ".join(why), limit=limit, message=message,
-                part_names=("text", "coread", "cf", "fresh", "popular", "same_category"))
+                part_names=RELATED_REASONS)
 
 
 @bp.get("/articles/<article_id>")
