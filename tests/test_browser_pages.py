@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -305,3 +306,34 @@ def test_overview_charts_click_through_per_position(served):
     assert group.group(1) == ranked.strategy
     labels = re.findall(r"<title>(\d+): (\d+) clicks / (\d+) impressions</title>", group.group(2))
     assert [(p, int(c)) for p, c, _ in labels if int(c)] == [("2", 1)] and len(labels) == 10
+
+
+def test_overview_shows_the_newest_evaluation_report_and_its_plots(served):
+    import json
+    import os
+
+    sample, app, raw, _ = served
+    application = app()
+    home = Path(application.config["NEWSREC_HOME"])
+    png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+    for run, auc in (("2026-11-30", 0.51), ("2026-12-01", 0.61)):
+        folder = home / "reports" / run
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.json").write_text(json.dumps({"datasets": {"store": {"newsrec": {"auc": auc}}}}))
+        (folder / "auc.png").write_bytes(png)
+        os.utime(folder / "report.json", (1e9 + auc * 1e6, 1e9 + auc * 1e6))
+    (home / "reports" / "secret.png").write_bytes(png)
+    client = application.test_client()
+    assert client.get("/console/reports/2026-12-01/auc.png").status_code == 302  # signed in only
+    sign_in(client, raw["admin"])
+    page = client.get("/console/").text
+    assert "datasets.store.newsrec.auc" in page and "0.61" in page and "0.51" not in page
+    assert 'src="/console/reports/2026-12-01/auc.png"' in page
+    plot = client.get("/console/reports/2026-12-01/auc.png")
+    assert plot.status_code == 200 and plot.mimetype == "image/png" and plot.data == png
+    plot.close()
+    for bad in ("/console/reports/2026-12-01/..%2Fsecret.png", "/console/reports/..%2Freports/secret.png",
+                "/console/reports/2026-12-01/report.json", "/console/reports/2026-12-01/missing.png"):
+        reply = client.get(bad, follow_redirects=True)
+        assert reply.status_code == 404 and reply.data != png, bad

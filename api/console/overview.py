@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from recommender.domain import EVENT_CODES
 from ..web.relative_time import WIB_OFFSET_HOURS
 
 HOURS = 6
+REPORT_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.png")  # plots the console serves from a report run
 PER_MINUTE_SPAN = 600.0  # events per minute over the last ten minutes
 CHART_W, CHART_H, CHART_PAD = 560, 160, 28
 
@@ -85,18 +87,19 @@ def training_report(models_dir: Path, version: str | None) -> dict | None:
 
 
 def evaluation_report(home: Path) -> dict | None:
-    """The newest ``newsrec evaluate`` report under ``$NEWSREC_HOME/reports`` (or ./reports)."""
-    found = []
-    for root in (Path(home) / "reports", Path("reports")):
+    """The newest ``newsrec evaluate`` report under ``$NEWSREC_HOME/reports/<run>/``, with the names
+    of its plots (PNG files beside ``report.json``)."""
+    try:
+        found = sorted((Path(home) / "reports").glob("*/report.json"), key=lambda p: p.stat().st_mtime)
+    except OSError:
+        return None
+    for path in reversed(found[-1:]):
         try:
-            found.extend(root.glob("*/report.json"))
-        except OSError:
-            continue
-    for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:1]:
-        try:
-            return {"path": str(path), "report": json.loads(path.read_text(encoding="utf-8"))}
+            report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        plots = sorted(p.name for p in path.parent.glob("*.png") if REPORT_FILE.fullmatch(p.name))
+        return {"path": str(path), "run": path.parent.name, "report": report, "plots": plots}
     return None
 
 

@@ -12,7 +12,8 @@ import secrets
 import time
 from pathlib import Path
 
-from flask import Response, current_app, g, make_response, redirect, render_template, request, url_for
+from flask import (Response, current_app, g, make_response, redirect, render_template, request,
+                   send_from_directory, url_for)
 
 from recommender.domain import ValidationError, check_id
 from recommender.models.versions import PromotionError, describe, promote, rollback
@@ -25,7 +26,7 @@ from ..errors import ApiError
 from ..routes.common import engine, metrics
 from ..web.sessions import check_csrf
 from . import ADMIN_LISTS, CONSOLE_ROLES, bp, has_rule, nav_for, sessions
-from .overview import by_position, ctr_chart, evaluation_report, training_report, traffic
+from .overview import REPORT_FILE, by_position, ctr_chart, evaluation_report, training_report, traffic
 
 SEARCH_LIMIT = 50
 SEARCH_DAYS = 30  # titles are searched among articles published this recently
@@ -307,3 +308,12 @@ def admin_list(name: str):
     columns, rows = _rows(body)
     return page("console/admin_list.html", title=name.capitalize(), rule=rule, columns=columns, rows=rows,
                 problem=problem)
+
+
+@bp.get("/reports/<run>/<filename>")
+def report_plot(run: str, filename: str):
+    """A plot of an evaluation report (``$NEWSREC_HOME/reports/<run>/<name>.png``), for the overview."""
+    if not REPORT_FILE.fullmatch(filename) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}", run):
+        return page("console/message.html", 404, title="No such plot", message="No such plot.")
+    folder = Path(current_app.config["NEWSREC_HOME"]) / "reports" / run
+    return send_from_directory(folder, filename, mimetype="image/png", max_age=0)
