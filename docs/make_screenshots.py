@@ -35,6 +35,15 @@ def portal_page(anchor: str, newsrec: str, key: str) -> str:
             "</body></html>")
 
 
+def small(path: Path) -> None:
+    """256 colours are plenty for a page of text: about a third of the bytes (Pillow comes with matplotlib)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        reduced = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    reduced.save(path, optimize=True)
+
+
 def traffic(base: str, key: str, readers: list[str]) -> None:
     """Feeds for some readers and a click on one of the first items of each: lists to chart."""
     import json
@@ -97,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                 page = ctx.new_page()
 
                 def shot(name: str, full: bool = False) -> None:
-                    page.screenshot(path=str(args.out / f"{name}.png"), full_page=full)
-                    print("wrote", args.out / f"{name}.png")
+                    path = args.out / f"{name}.png"
+                    page.screenshot(path=str(path), full_page=full)
+                    small(path)
+                    print("wrote", path)
 
                 page.goto(f"{base}/console/")
                 shot("console-signin")
