@@ -337,3 +337,28 @@ def test_overview_shows_the_newest_evaluation_report_and_its_plots(served):
                 "/console/reports/2026-12-01/report.json", "/console/reports/2026-12-01/missing.png"):
         reply = client.get(bad, follow_redirects=True)
         assert reply.status_code == 404 and reply.data != png, bad
+
+
+def test_models_page_promotes_and_rolls_back_with_compare_and_set(served):
+    from recommender.models.fitting import train
+
+    sample, app, raw, _ = served
+    older = sample.store.live_model()
+    newer, _ = train(sample.store, sample.models_dir, as_of=sample.now, seed=1)  # staged, not live
+    client = app().test_client()
+    sign_in(client, raw["admin"])
+    page = client.get("/console/models").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert f'/console/models/{newer}/promote' in page and f'/console/models/{older}/' not in page
+
+    reply = client.post(f"/console/models/{newer}/promote", data={"csrf_token": csrf, "expected": older})
+    assert reply.status_code == 200 and f"{newer} is live" in reply.text
+    assert sample.store.live_model() == newer
+    stale = client.post(f"/console/models/{newer}/promote", data={"csrf_token": csrf, "expected": older})
+    assert stale.status_code == 409 and "Nothing changed" in stale.text  # someone promoted meanwhile
+    assert f'/console/models/{older}/rollback' in client.get("/console/models").text
+    reply = client.post(f"/console/models/{older}/rollback", data={"csrf_token": csrf, "expected": newer})
+    assert reply.status_code == 200 and sample.store.live_model() == older
+    assert client.post(f"/console/models/{newer}/rollback",  # a rollback only goes back
+                       data={"csrf_token": csrf, "expected": older}).status_code == 409
+    assert sample.store.live_model() == older
