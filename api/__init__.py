@@ -35,6 +35,7 @@ from .metrics import Metrics
 from .ratelimit import init_rate_limits
 from .routes import register_blueprints
 from .routes.common import FORMAT_TIME_EXTENSION, memo_format_time
+from .web import init_web
 
 # ``api.logging`` (the access log) shadows the stdlib name inside this package namespace.
 log = getLogger(__name__)
@@ -126,6 +127,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     init_rate_limits(app)
     register_blueprints(app)
+    init_web(app)  # HTML pages: the console, the Artikel Terkait widget, the reader's Personalize page
 
     start = app.config["START_BACKGROUND"]
     if start is None:

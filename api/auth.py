@@ -13,6 +13,8 @@ Access rules
   takedowns and admin endpoints answer 403
 * ``cms`` key: publishing and editing articles only (``"cms"``)
 * ``editor`` key: what cms may, plus takedowns (``"editor"``)
+* ``widget`` key (public, in the portal's page): only ``POST /v1/events`` with click events of the
+  anonymous reader (the view checks the events); 403 everywhere else
 * reader token: only where the view allows readers and only for the token's own ``user_id``
   (403 otherwise)
 * ``X-API-Key`` wins when both headers are sent (a wrong key is 401 even with a good token)
@@ -65,6 +67,7 @@ _REFUSED = {
               "(create one with 'newsrec keys add --role editor')",
     "admin": "this endpoint needs an admin key",
 }
+WIDGET_ROLE = "widget"  # a public key: only click events of the anonymous reader (see api.routes.events)
 _BLANKS = " \t"  # HTTP's optional whitespace; str.strip() would also drop Latin-1 blanks such as \xa0
 
 
@@ -253,8 +256,12 @@ def _authenticate() -> Principal:
     raise _unauthorized(f"send an API key in {API_KEY_HEADER} or a reader token in 'Authorization: Bearer ...'")
 
 
-def authorize(principal: Principal, role: str, reader: bool | str, view_args: dict) -> None:
+def authorize(principal: Principal, role: str, reader: bool | str, view_args: dict, widget: bool = False) -> None:
     """Raise a 403 :class:`ApiError` unless ``principal`` may call a view with these rules."""
+    if principal.kind == "key" and principal.role == WIDGET_ROLE:
+        if not widget:
+            raise ApiError(403, "forbidden", "widget keys may only post click events to /v1/events")
+        return
     if principal.kind == "key":
         if principal.role not in ACCESS[role]:
             raise ApiError(403, "forbidden", _REFUSED[role])
@@ -266,7 +273,7 @@ def authorize(principal: Principal, role: str, reader: bool | str, view_args: di
         raise ApiError(403, "forbidden", "this reader token belongs to another reader")
 
 
-def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()) -> Callable:
+def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = (), widget: bool = False) -> Callable:
     """Guard a ``/v1`` view.
 
     Parameters
@@ -280,6 +287,8 @@ def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()
     params : tuple of str
         Query parameters the view reads; any other one is a 400 (typos like ``limt`` must not
         be silently ignored).
+    widget : bool
+        Whether public ``widget`` keys may call it (the view then limits what they may do).
     """
     if role not in ACCESS:
         raise ValueError(f"role must be one of {', '.join(ACCESS)}, got {role!r}")
@@ -290,7 +299,7 @@ def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()
         def guarded(**view_args):
             principal = authenticate()
             g.principal = principal
-            authorize(principal, role, reader, view_args)
+            authorize(principal, role, reader, view_args, widget)
             args = request.args
             unknown = sorted(set(args) - allowed_params) if args else None
             if unknown:

@@ -245,7 +245,9 @@ PATHS: dict[str, Any] = {
          **BODY_ERRORS, **STORE_ERROR},
         body=_ref("EventBatch"),
         description="1-1000 events. If any is invalid, nothing is stored and `details` lists each bad index, so "
-                    "resending the fixed batch is safe. A reader token may only send its own reader's events.",
+                    "resending the fixed batch is safe. A reader token may only send its own reader's events. "
+                    "A public `widget` key (the Artikel Terkait script) may only send clicks of user_id "
+                    "`anonymous` with list_id and position (403 otherwise).",
     )},
     "/v1/articles": {"post": _op(
         "Publish or update articles (all-or-nothing)", "articles", CMS,
@@ -367,6 +369,22 @@ PATHS: dict[str, Any] = {
         params=[_query_param("limit", "How many entries (1-1000)", {"type": "integer", "minimum": 1, "maximum": 1000,
                                                                      "default": 100}),
                 _query_param("rule_id", "Only this pin's or rule's entries", {"type": "string"})])},
+    "/widget/articles/{article_id}/related": {"get": _op(
+        "The Artikel Terkait box as an HTML fragment (public: no key; rate-limited per client address)", "widget",
+        None,
+        {"200": {"description": "HTML fragment, `Cache-Control: public, max-age=60`, CORS for any origin",
+                 "content": {"text/html": {"schema": {"type": "string"}}}},
+         "404": _error("Unknown or taken-down article"), **UNKNOWN_PARAM},
+        params=[ARTICLE_ID, LIMIT_RELATED],
+        description="The related list readers get (logged as the anonymous reader's), with section labels, "
+                    "Indonesian relative times and headlines linking to the articles; every field escaped.",
+    )},
+    "/widget/embed.js": {"get": _op(
+        "Script filling each `<div data-newsrec-related=ID>` with the fragment and reporting clicks", "widget",
+        None, {"200": {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}},
+        description="Clicks go to POST /v1/events with the script tag's `data-newsrec-key`: a public `widget` "
+                    "key, which may only post click events of user_id `anonymous` with list_id and position.",
+    )},
     "/healthz": {"get": _op("Liveness: the process answers", "ops", None,
                             {"200": _ok({"type": "object", "properties": {"status": {"type": "string"}}})})},
     "/readyz": {"get": _op(
@@ -481,7 +499,7 @@ OPENAPI: dict[str, Any] = {
         "schemas": SCHEMAS,
         "securitySchemes": {
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                       "description": "Key from 'newsrec keys add --role site|cms|editor|admin'"},
+                       "description": "Key from 'newsrec keys add --role site|cms|editor|admin|widget'"},
             "readerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "v2.<b64u user>.<issued ms>.<expiry>.<b64u sig>",
                             "description": "HMAC-SHA256 reader token; see recommender/security.py"},
         },

@@ -33,7 +33,7 @@ from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from limits import parse_many
 from limits.storage import MemoryStorage
 
-from .auth import ApiError, authenticate
+from .auth import WIDGET_ROLE, ApiError, authenticate
 from .errors import error_response
 
 EXTENSION = "newsrec.ratelimit"
@@ -99,6 +99,8 @@ def caller() -> tuple[str, str] | None:
     try:
         who = authenticate()
     except ApiError:
+        return "anonymous", request.remote_addr or "unknown"
+    if who.kind == "key" and who.role == WIDGET_ROLE:  # a public key: each visitor spends their own budget
         return "anonymous", request.remote_addr or "unknown"
     if who.kind == "key":
         return "key", who.key_id

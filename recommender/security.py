@@ -7,7 +7,10 @@ API keys
 ``X-API-Key: nr_<role>_<43 url-safe characters>``. Roles: ``site`` (the portal's backend: lists,
 events, preferences), ``cms`` (the newsroom's CMS: publishing and editing articles), ``editor``
 (cms, plus taking articles down) and ``admin`` (everything, including model reload and
-forgetting a reader). What each may call is decided in ``api/auth.py``. ``NEWSREC_HOME/keys.json`` (mode 0600) holds only
+forgetting a reader), plus ``widget``: a key meant to be *public*, in the script tag of the portal's
+pages, that may only post click events of the anonymous reader (the Artikel Terkait widget's
+clicks; rate-limited per client address, not per key). What each may call is decided in
+``api/auth.py``. ``NEWSREC_HOME/keys.json`` (mode 0600) holds only
 ``sha256(key)`` with the role, a name and the creation time, so a leaked file does not leak keys.
 The API re-reads the file when it changes, so ``newsrec keys add`` / ``revoke`` take effect
 without a restart.
@@ -62,7 +65,7 @@ from .domain import check_id
 
 log = logging.getLogger(__name__)
 
-ROLES = ("site", "cms", "editor", "admin")
+ROLES = ("site", "cms", "editor", "admin", "widget")
 KEYS_FILE = "keys.json"
 SECRET_FILE = "token_secret"
 ENV_TOKEN_SECRET = "NEWSREC_TOKEN_SECRET"
@@ -71,7 +74,7 @@ TOKEN_VERSIONS = ("v1", "v2")
 MAX_TOKEN_TTL = 366 * 24 * 3600
 MIN_SECRET_BYTES = 16
 # both matched with fullmatch ("$" would accept a final newline)
-_KEY_PATTERN = re.compile(r"nr_(site|cms|editor|admin)_[A-Za-z0-9_\-]{20,100}")
+_KEY_PATTERN = re.compile(r"nr_(site|cms|editor|admin|widget)_[A-Za-z0-9_\-]{20,100}")
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:@\-]{0,63}")
 
 

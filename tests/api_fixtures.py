@@ -69,6 +69,9 @@ class FakeEngine:
         strategy = "item-knn" if self.model_version else "recent"
         return RankedList(items, strategy, self.model_version, self._list_id(article_id, user_id))
 
+    def log_ranked(self, ranked, user_id=None):
+        self.calls.append(("log_ranked", ranked.list_id, user_id))
+
     def feed(self, user_id, limit=20, cursor=None):
         self.calls.append(("feed", user_id, limit, cursor))
         offset = 0

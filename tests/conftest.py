@@ -74,3 +74,4 @@ def trained(tmp_path_factory) -> TrainedSample:
 
 
 from .pg_fixtures import postgres_db, postgres_server  # noqa: E402,F401  (PostgreSQL fixtures for every test module)
+from .browser_fixtures import browser, chromium  # noqa: E402,F401  (headless Chromium for tests/test_browser*.py)

@@ -477,3 +477,25 @@ class StoreContract:
         assert counted(store) == 2  # events are not the log: a follower from 0 still counts them all
         store.upsert_articles([article(9)])
         assert store.changes_after(pos)[0].pos > pos  # positions go on, never reused
+
+    def test_click_through_counts_served_positions_and_the_clicks_naming_them(self, store):
+        store.upsert_articles([article(i) for i in range(1, 5)])
+        store.add_served_lists([served("F1", "u1", ("a1", "a2", "a3"), ts=T0 + 10, strategy="hybrid"),
+                                served("F2", "u2", ("a2", "a4"), ts=T0 + 20, offset=3, strategy="hybrid"),
+                                served("R1", "anonymous", ("a3", "a1"), ts=T0 + 30, strategy="content",
+                                       variant="B"),
+                                served("OLD", "u1", ("a1",), ts=T0 - 500, strategy="hybrid")])
+        store.add_events([event("u1", "a2", ts=T0 + 40, list_id="F1", position=1),
+                          event("u2", "a4", ts=T0 + 41, list_id="F2", position=4),
+                          event("anonymous", "a3", ts=T0 + 42, list_id="R1", position=0),
+                          event("anonymous", "a3", ts=T0 + 43, list_id="R1", position=0, event_id="again"),
+                          event("u1", "a1", ts=T0 + 44, list_id="OLD", position=0),  # its list is too old
+                          event("u1", "a1", "read", ts=T0 + 45, list_id="F1", position=0),  # not a click
+                          event("u3", "a1", ts=T0 + 46)])  # no list
+        rows = store.list_click_through(since=T0)
+        assert [(r["strategy"], r["variant"], r["position"], r["impressions"], r["clicks"]) for r in rows] == [
+            ("content", "B", 0, 1, 2), ("content", "B", 1, 1, 0),
+            ("hybrid", None, 0, 1, 0), ("hybrid", None, 1, 1, 1), ("hybrid", None, 2, 1, 0),
+            ("hybrid", None, 3, 1, 0), ("hybrid", None, 4, 1, 1)]
+        store.forget_user("u2")
+        assert ("hybrid", 4) not in {(r["strategy"], r["position"]) for r in store.list_click_through(since=T0)}

@@ -131,7 +131,7 @@ def run_token(args: argparse.Namespace, settings: Settings) -> int:
 
 # name -> (add_arguments, run, help): listed by the ``newsrec`` entry point (training.cli)
 COMMANDS = {
-    "keys": (_keys_args, run_keys, "manage API keys (in the database, shared by every replica): add --role site|cms|editor|admin, list, "
-                      "revoke, import (an older keys.json)"),
+    "keys": (_keys_args, run_keys, "manage API keys (in the database, shared by every replica): add --role "
+                      "site|cms|editor|admin|widget, list, revoke, import (an older keys.json)"),
     "token": (_token_args, run_token, "issue reader tokens (Authorization: Bearer) for a browser: token issue USER_ID --ttl SECONDS"),
 }

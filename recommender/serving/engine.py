@@ -926,13 +926,15 @@ class Engine:
         return (out, columns) if features else out
 
     def feed(self, user_id: str, limit: int = 20, cursor: str | None = None,
-             filters: ListFilter | None = None) -> RankedList:
+             filters: ListFilter | None = None, log: bool = True, explain: bool = False) -> RankedList:
         """A page of the reader's feed: the current ranking minus what they read in the window and
         minus every article the earlier pages of this chain served (named by ``cursor``).
 
         Pages therefore never repeat one another, even when a click reorders the ranking between
         them, on whatever worker each is asked. A chain ends (``next_cursor`` None) after
         ``max_feed_depth`` articles. Raises ValueError on a cursor this reader was not given.
+        ``log=False`` (the console looking at a reader's feed) logs no served list; ``explain`` puts
+        each item's weighted score parts in ``extra["parts"]`` (``{feature: value}`` per item).
         """
         served_before, served_keys = _decode_cursor(cursor, user_id)
         state = self._state
@@ -963,8 +965,11 @@ class Engine:
         extra = {"offset": served_before}
         if not items:
             extra["empty_reason"] = build.empty_reason or _empty_reason(filters)
+        if explain:
+            extra["parts"] = _score_parts(state, build, items)
         ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor, extra=extra)
-        self._log_impressions(user_id, ranked, now)
+        if log:
+            self._log_impressions(user_id, ranked, now)
         return ranked
 
     def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
@@ -990,6 +995,42 @@ class Engine:
                      CURSOR_MAX_CHARS)
             return None
         return cursor
+
+    # -- the newsroom console and the public widget ------------------------------------------
+    def inspect_related(self, article_id: str, limit: int = 10, others: tuple[str, ...] = ()) -> dict:
+        """The related list of ``article_id`` as readers get it, each item's score parts and why
+        each of ``others`` is or is not in it (for the newsroom console; raises NotFound like
+        :meth:`related`).
+
+        Returns ``{"list": RankedList, "parts": [{"score", "parts": {name: weighted part}} or None
+        per item], "verdicts": [Verdict per other]}`` (:mod:`recommender.serving.inspect`).
+        """
+        from .inspect import candidates_of, score_parts, verdict
+
+        ranked = self.related(article_id, limit=limit)
+        state = self._state
+        now = self.clock()
+        anchor = self._locate(state, article_id)
+        index = state.indices([item.article_id for item in ranked.items])
+        listed = index[index >= 0]
+        candidates = candidates_of(state, state.snapshot(), anchor, self.config.fresh_neighbours)
+        parts = score_parts(state.snapshot(), anchor, np.union1d(candidates, listed), state.counters, now)
+        stored = self.store.get_stored_articles(list(others)) if others else {}
+        verdicts = []
+        for other in others:
+            gone = other in stored and stored[other].deleted
+            try:
+                where = -1 if gone or other not in stored else self._locate(state, other)
+            except NotFound:
+                where = -1
+            verdicts.append(verdict(state.snapshot(), anchor, where, other, listed, candidates, parts, state.counters,
+                                    now, gone))
+        return {"list": ranked, "parts": [parts.get(int(i)) for i in index.tolist()], "verdicts": verdicts}
+
+    def log_ranked(self, ranked: RankedList, user_id: str | None = None) -> None:
+        """Log a list served without a reader's related/feed call (the public Artikel Terkait
+        widget: ``user_id`` None is the anonymous reader), off the request path like the others."""
+        self._log_impressions(user_id, ranked, self.clock())
 
 
 def fallback_articles(store: Store, now: float, window_days: float, min_articles: int) -> list[StoredArticle]:
@@ -1052,6 +1093,22 @@ def _empty_reason(filters: ListFilter | None) -> str:
     if filters:
         return "no article of this section can be shown now (none published in the serving window, or all read)"
     return "no article can be shown now"
+
+
+def _score_parts(state: LiveState, build, items: tuple[RankedItem, ...]) -> list[dict[str, float]]:
+    """Each item's weighted score parts (``{feature: value}``), from the scored candidates or the
+    pinned ones; an item found in neither gets ``{}``."""
+    sources = [c for c in (build.cand, build.pinned) if c is not None]
+    parts = []
+    for k in state.indices([item.article_id for item in items]).tolist():
+        row: dict[str, float] = {}
+        for cand in sources:
+            hit = np.flatnonzero(cand.index == k)
+            if hit.size:
+                row = {name[2:]: float(cand.features[name][hit[0]]) for name in cand.features if name.startswith("w_")}
+                break
+        parts.append(row)
+    return parts
 
 
 def _list_id() -> str:

@@ -47,6 +47,19 @@ def _types(events: Iterable[str] | None) -> tuple[str, ...] | None:
 
 
 
+def _click_through_rows(shown: Iterable[tuple], clicked: Iterable[tuple]) -> list[dict]:
+    """Rows of :meth:`Store.list_click_through` from ``(strategy, variant, first position, items,
+    lists)`` groups of served lists and ``(strategy, variant, position, clicks)`` groups of clicks."""
+    counts: dict[tuple, list[int]] = {}
+    for strategy, variant, first, items, lists in shown:
+        for position in range(int(first), int(first) + int(items)):
+            counts.setdefault((strategy, variant, position), [0, 0])[0] += int(lists)
+    for strategy, variant, position, clicks in clicked:
+        counts.setdefault((strategy, variant, int(position)), [0, 0])[1] += int(clicks)
+    return [{"strategy": k[0], "variant": k[1], "position": k[2], "impressions": v[0], "clicks": v[1]}
+            for k, v in sorted(counts.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "", kv[0][2]))]
+
+
 @dataclass(frozen=True)
 class InteractionLog:
     """Interactions as parallel arrays, the shape training wants.
@@ -437,6 +450,14 @@ class Store(ABC):
     def newest_articles(self, limit: int, published_until: float | None = None) -> list[StoredArticle]:
         """The ``limit`` newest articles not taken down (published at or before ``published_until``
         if given), oldest first: a serving window when the last days hold too few articles."""
+
+    # -- what the newsroom console shows ----------------------------------------------------
+    def list_click_through(self, since: float) -> list[dict]:
+        """Impressions and clicks of the lists served since ``since``, per strategy, variant and
+        position: rows ``{"strategy", "variant", "position", "impressions", "clicks"}`` sorted by
+        those keys. A click counts when it names (``list_id``, ``position``) a list served since
+        ``since`` (served lists of a forgotten reader are gone, and so are their clicks)."""
+        raise NotImplementedError
 
     @contextlib.contextmanager
     def bulk_load(self) -> Iterator[None]:

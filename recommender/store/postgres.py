@@ -64,6 +64,7 @@ from .base import (
     StoreDiskError,
     StoreError,
     StoreUnavailable,
+    _click_through_rows,
     _json_list,
     _salted_hashes,
     _types,
@@ -1004,6 +1005,16 @@ class PostgresStore(Store):
         if self._salt is None:
             self._salt = conn.execute("SELECT value FROM meta WHERE key = 'forget_salt'").fetchone()[0]
         return _salted_hashes(self._salt, user_ids)
+
+    def list_click_through(self, since: float) -> list[dict]:
+        with self._reading() as conn:
+            shown = conn.execute("SELECT strategy, variant, position, cardinality(article_keys), COUNT(*) "
+                                 "FROM served_lists WHERE ts >= %s GROUP BY 1, 2, 3, 4", (since,)).fetchall()
+            clicked = conn.execute(
+                "SELECT s.strategy, s.variant, e.position, COUNT(*) FROM events e JOIN served_lists s "
+                "ON s.list_id = e.list_id WHERE e.event = %s AND e.ts >= %s AND e.position IS NOT NULL "
+                "AND s.ts >= %s GROUP BY 1, 2, 3", (EVENT_TYPES.index("click"), since, since)).fetchall()
+        return _click_through_rows(shown, clicked)
 
     def stats(self) -> dict:
         by_type = dict.fromkeys(EVENT_TYPES, 0)

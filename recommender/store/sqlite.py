@@ -43,6 +43,7 @@ from .base import (
     StoreDiskError,
     StoreError,
     StoreUnavailable,
+    _click_through_rows,
     _json_list,
     _salted_hashes,
     _types,
@@ -1159,6 +1160,16 @@ class SQLiteStore(Store):
         return _salted_hashes(salt, user_ids)
 
     @_read_errors
+    def list_click_through(self, since: float) -> list[dict]:
+        conn = self._conn()
+        shown = conn.execute("SELECT strategy, variant, position, length(article_keys) / 8, COUNT(*) FROM served_lists "
+                             "WHERE ts >= ? GROUP BY 1, 2, 3, 4", (since,)).fetchall()
+        clicked = conn.execute(
+            "SELECT s.strategy, s.variant, e.position, COUNT(*) FROM events e JOIN served_lists s ON s.list_id = e.list_id "
+            "WHERE e.event = ? AND e.ts >= ? AND e.position IS NOT NULL AND s.ts >= ? GROUP BY 1, 2, 3",
+            (EVENT_TYPES.index("click"), since, since)).fetchall()
+        return _click_through_rows(shown, clicked)
+
     def stats(self) -> dict:
         conn = self._conn()
         by_type = dict.fromkeys(EVENT_TYPES, 0)
