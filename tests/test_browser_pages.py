@@ -196,36 +196,27 @@ def test_reader_page_needs_a_valid_token_and_ends_with_a_forget(served):
     assert client.get("/baca/untuk-anda").status_code == 303  # the session went with the reader's data
 
 
-def test_pages_for_admin_apis_appear_once_the_api_exists(served):
-    """Pins (rules, experiments) are other modules' work: the console shows them when their API is there."""
-    from flask import Blueprint
-
-    from api.auth import api_view
-
-    _, app, raw, _ = served
-    without = app()
-    client = without.test_client()
+def test_console_lists_pins_rules_and_experiments_from_their_apis(served):
+    """The console's pages for pins, rules and experiments show what their admin APIs answer, escaped."""
+    sample, app, raw, _ = served
+    client = app().test_client()
     sign_in(client, raw["admin"])
-    assert b"/console/admin/pins" not in client.get("/console/").data
-    assert client.get("/console/admin/pins").status_code == 404
-
-    extra = Blueprint("pins_api", __name__)
-
-    @extra.get("/v1/admin/pins")
-    @api_view("admin")
-    def pins():
-        return {"pins": [{"article_id": "a1", "slot": 0, "until": "2026-12-03T00:00:00+07:00",
-                          "note": "<b>Banjir</b>"}]}
-
-    with_pins = app()
-    with_pins.register_blueprint(extra)
-    client = with_pins.test_client()
-    sign_in(client, raw["admin"])
-    assert b'href="/console/admin/pins"' in client.get("/console/").data
+    overview = client.get("/console/").data
+    for name in ("pins", "rules", "experiments"):
+        assert f'href="/console/admin/{name}"'.encode() in overview
+    article_id = anchor_of(sample)
+    reply = client.post("/v1/admin/pins", headers={"X-API-Key": raw["editor"]},
+                        json={"article_id": article_id, "position": 2,
+                              "scope": {"list": "feed", "category": "<b>Banjir</b>"},
+                              "expires_at": "2099-01-01T00:00:00+07:00"})
+    assert reply.status_code == 201, reply.text
+    pin_id = reply.get_json()["pin_id"]
     page = client.get("/console/admin/pins")
     assert page.status_code == 200
-    assert re.findall(r"<th>([^<]+)</th>", page.text) == ["article_id", "slot", "until", "note"]
-    assert "&lt;b&gt;Banjir&lt;/b&gt;" in page.text
+    assert pin_id in page.text and article_id in page.text
+    assert "<b>Banjir</b>" not in page.text and "&lt;b&gt;Banjir&lt;/b&gt;" in page.text
+    assert client.delete(f"/v1/admin/pins/{pin_id}", headers={"X-API-Key": raw["editor"]}).status_code == 200
+    assert pin_id not in client.get("/console/admin/pins").text
 
 
 def test_sign_in_attempts_are_limited_per_client_address(served):
