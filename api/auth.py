@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -34,8 +33,6 @@ from typing import Callable
 from flask import current_app, g, request
 
 from recommender.security import (
-    _NAME_PATTERN,
-    ROLES,
     ApiKey,
     KeyStore,
     Principal,
@@ -44,6 +41,7 @@ from recommender.security import (
     TokenError,
     hash_key,
     looks_like_key,
+    mint_key,
 )
 from recommender.store import Store, StoreError
 
@@ -146,14 +144,7 @@ class SharedKeys:
     # -- writing (CLI) -----------------------------------------------------------------------
     def add(self, role: str, name: str | None = None) -> tuple[str, ApiKey]:
         """Create a key in the database; returns ``(raw_key, record)``. The raw key is never stored."""
-        if role not in ROLES:
-            raise SecurityError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
-        if name is not None and not _NAME_PATTERN.fullmatch(name):
-            raise SecurityError("name must be 1-64 letters, digits, spaces or . _ : @ -")
-        raw = f"nr_{role}_{secrets.token_urlsafe(32)}"
-        digest = hash_key(raw)
-        key = ApiKey(key_id=digest[:12], role=role, name=name or f"{role}-{len(self.keys()) + 1}",
-                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), sha256=digest)
+        raw, key = mint_key(role, name, len(self.keys()))
         self.store.add_api_key(key.key_id, key.role, key.name, key.created, key.sha256)
         self._checked = float("-inf")
         return raw, key

@@ -177,6 +177,19 @@ def _file_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def mint_key(role: str, name: str | None, existing: int) -> tuple[str, ApiKey]:
+    """A new raw key and its record (id and SHA-256 only; the raw key is never stored), with a
+    default name counting the ``existing`` keys. Raises SecurityError on a bad role or name."""
+    if role not in ROLES:
+        raise SecurityError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    if name is not None and not _NAME_PATTERN.fullmatch(name):
+        raise SecurityError("name must be 1-64 letters, digits, spaces or . _ : @ -")
+    raw = f"nr_{role}_{secrets.token_urlsafe(32)}"
+    digest = hash_key(raw)
+    return raw, ApiKey(key_id=digest[:12], role=role, name=name or f"{role}-{existing + 1}",
+                       created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), sha256=digest)
+
+
 class KeyStore:
     """API keys in a JSON file, re-read whenever the file changes.
 
@@ -262,21 +275,9 @@ class KeyStore:
 
     def add(self, role: str, name: str | None = None) -> tuple[str, ApiKey]:
         """Create a key; returns ``(raw_key, record)``. The raw key is never stored."""
-        if role not in ROLES:
-            raise SecurityError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
-        if name is not None and not _NAME_PATTERN.fullmatch(name):
-            raise SecurityError("name must be 1-64 letters, digits, spaces or . _ : @ -")
-        raw = f"nr_{role}_{secrets.token_urlsafe(32)}"
-        digest = hash_key(raw)
         with _file_lock(self.path):
             existing = list(self._parse())
-            key = ApiKey(
-                key_id=digest[:12],
-                role=role,
-                name=name or f"{role}-{len(existing) + 1}",
-                created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                sha256=digest,
-            )
+            raw, key = mint_key(role, name, len(existing))
             self._write(existing + [key])
         return raw, key
 
