@@ -779,6 +779,12 @@ class Evaluation:
         self.timings["replay store"] = time.perf_counter() - t0
         return self
 
+    def add_model(self, name: str, model) -> None:
+        """Evaluate one more served model (e.g. with a learned ranking stage) beside the variants."""
+        if not hasattr(self, "models_"):
+            raise RuntimeError("call prepare() before add_model()")
+        self.models_[name] = model
+
     def close(self) -> None:
         """Remove the temporary pre-cut store."""
         tmp = getattr(self, "_tmp", None)
@@ -916,6 +922,13 @@ class Evaluation:
                 significance[f"newsrec vs {rival}"] = {
                     m: {k: _round(v) for k, v in paired_bootstrap(
                         collector.rows["newsrec"].metrics[m], collector.rows[rival].metrics[m],
+                        n_resamples=2000, rng=self.seed).items()}
+                    for m in headline}
+        for variant in self.models_:  # every other configuration (e.g. the learned stage) against online click-through
+            if variant != "newsrec" and variant in collector.rows and "online_ctr" in collector.rows:
+                significance[f"{variant} vs online_ctr"] = {
+                    m: {k: _round(v) for k, v in paired_bootstrap(
+                        collector.rows[variant].metrics[m], collector.rows["online_ctr"].metrics[m],
                         n_resamples=2000, rng=self.seed).items()}
                     for m in headline}
         split = self.split_

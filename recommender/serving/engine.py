@@ -27,6 +27,7 @@ import numpy as np
 
 from recommender.domain import ANONYMOUS, Article, Interaction, Preferences
 from recommender.models.bundle import BundleError, bundle_signature, load_bundle, read_current
+from recommender.models.exposure import ExposureStats, with_exposure
 from recommender.models.popularity import DecayedCounters
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.models.versions import MODEL_CHANGES, live_version
@@ -34,6 +35,7 @@ from recommender.store import ServedList, Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
 from .explain import feed_items, related_items
+from .features import learned_stage
 from .live import ENGAGEMENT, LiveState, bundle_clusters, scan_window, window_clusters
 from .ranking import (
     FUTURE_GRACE,
@@ -243,7 +245,8 @@ class Engine:
             model.as_of if model.n_items else self.clock(), model.ranking.trending_half_life_hours,
         )
         counters.grow(model.n_items + 256)
-        return counters
+        # exposure windows and first-seen times for the learned ranking stage (serving.features)
+        return with_exposure(counters, ExposureStats.from_arrays(getattr(model, "exposure_arrays", {}), counters.as_of))
 
     def _catch_up(self, state: LiveState) -> None:
         """Bring a new state level with the store, from where its model was fitted.
@@ -832,6 +835,7 @@ class Engine:
         known = index >= 0
         if known.any():
             cand = score_feed(snap, profile, state.counters, now, index=index[known])
+            cand = learned_stage(snap, profile, state.counters, now, cand, pool=cand.index.size, keep_features=features)
             out[known] = cand.score
             for name, values in cand.features.items():
                 columns[name] = np.full(len(article_ids), np.nan)
@@ -863,6 +867,7 @@ class Engine:
                                     recent=self.config.feed_seeds, clusters=self.config.feed_clusters,
                                     per_seed=self.config.feed_neighbours_per_seed)
             cand = score_feed(snap, profile, state.counters, now, index=index, summary=summary)
+        cand = learned_stage(snap, profile, state.counters, now, cand)  # the blend's order unless the model has one
         served = self._served_indices(state, served_keys)
         if served.size:
             cand = cand.take(~np.isin(cand.index, served))
