@@ -70,6 +70,8 @@ class RankingParams:
     related_fresh_half_life_hours: float = 48.0
     related_max_per_story: int = 4
     related_story_similarity: float = 0.7  # two articles this close count as one story (pairwise)
+    # a candidate this close to the anchor is a follow-up of its story: the story cap does not hold it back
+    related_follow_up_similarity: float = 2.0  # (above 1: off)
     # feed
     feed_cf: float = 0.5
     feed_content: float = 1.0

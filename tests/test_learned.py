@@ -166,8 +166,8 @@ def test_choose_ranker_judges_on_later_lists_and_reports_the_blend_beside_it(rng
     ranker, report = choose_ranker(data, validation_start=250.0, candidates=small)
     later = int((data.ts >= 250.0).sum())
     assert report["fit_lists"] == data.n_groups - later and report["validation_lists"] == later > 50
-    assert len(report["candidates"]) == 6
-    assert set(report["reference"]) == {"blend", "online ctr (ctr_6h_p10)"}
+    assert len(report["candidates"]) == 4  # 2 settings, then ipw and feature with the best
+    assert set(report["reference"]) == {"blend", "online ctr (ctr_all_p10)"}
     best = max(report["candidates"], key=lambda c: c["objective"])
     assert report["chosen"] == {"settings": best["settings"], "position_bias": best["position_bias"]}
     assert best["validation"]["auc"] > report["reference"]["blend"]["auc"] + 0.1  # relevance is in "content"

@@ -183,22 +183,25 @@ def choose_ranker(data: RankingData, validation_start: float, seed: int = 0,
         "fit_lists": fit_part.n_groups, "validation_lists": val_part.n_groups,
         "validation_start": format_time(validation_start),
         "reference": {"blend": list_metrics(val_part, val_part.X[:, names.index("blend")], seed),
-                      "online ctr (ctr_6h_p10)": list_metrics(val_part, val_part.X[:, names.index("ctr_6h_p10")],
-                                                              seed)},
+                      "online ctr (ctr_all_p10)": list_metrics(val_part, val_part.X[:, names.index("ctr_all_p10")],
+                                                               seed)},
         "candidates": [],
     }
     best: tuple[float, dict, str] | None = None
-    for settings in candidates:
-        for bias in POSITION_BIAS:
-            t0 = time.perf_counter()
-            ranker = fit_ranker(fit_part, settings, bias, seed)
-            metrics = list_metrics(val_part, serving_scores(ranker, val_part), seed)
-            record = {"settings": settings, "position_bias": bias, "validation": metrics,
-                      "objective": _objective(metrics), "seconds": round(time.perf_counter() - t0, 2)}
-            report["candidates"].append(record)
-            log.info("learned ranker %s / %s: %s", settings, bias, metrics)
-            if best is None or record["objective"] > best[0]:
-                best = (record["objective"], settings, bias)
+    # every setting without a position correction, then each correction with the best setting
+    trials = [(settings, "none") for settings in candidates] + [(None, bias) for bias in POSITION_BIAS[1:]]
+    for settings, bias in trials:
+        if settings is None:  # the best setting without a correction
+            settings = best[1]
+        t0 = time.perf_counter()
+        ranker = fit_ranker(fit_part, settings, bias, seed)
+        metrics = list_metrics(val_part, serving_scores(ranker, val_part), seed)
+        record = {"settings": settings, "position_bias": bias, "validation": metrics,
+                  "objective": _objective(metrics), "seconds": round(time.perf_counter() - t0, 2)}
+        report["candidates"].append(record)
+        log.info("learned ranker %s / %s: %s", settings, bias, metrics)
+        if best is None or record["objective"] > best[0]:
+            best = (record["objective"], settings, bias)
     assert best is not None
     report["chosen"] = {"settings": best[1], "position_bias": best[2]}
     return fit_ranker(data, best[1], best[2], seed), report

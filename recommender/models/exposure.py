@@ -17,7 +17,7 @@ from recommender.domain import EVENT_CODES
 from recommender.models.popularity import DecayedCounters
 
 HOUR = 3600.0
-HALF_LIVES_HOURS = (1.0, 6.0, 24.0)
+HALF_LIVES_HOURS = (1.0, 6.0, 24.0, 10_000.0)  # the last one: about everything since the log started
 NEVER = 1.0e15  # first_impression / first_click of an article never shown / clicked (finite: bundles refuse inf)
 
 

@@ -189,7 +189,9 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
     with stages.stage("popularity"):
         counters = DecayedCounters.from_events(item, event, ts, n_items, as_of,
                                                params.ranking.trending_half_life_hours)
-        exposure = ExposureStats.from_events(item, event, ts, n_items, as_of)  # the learned stage's windows
+        # the learned stage's windows: clicks on lists shown, so not the clicks imported from a history
+        shown_log = ~log_.history[keep]
+        exposure = ExposureStats.from_events(item[shown_log], event[shown_log], ts[shown_log], n_items, as_of)
 
     with stages.stage("neighbour lists"):
         window_start = window_start_index(published, as_of, params.ranking.window_days,

@@ -764,7 +764,8 @@ class Engine:
             cand = score_related(snap, anchor, candidates, state.counters, now)
         p = model.ranking
         chosen = diversify(snap, cand, limit, p.related_max_per_story, 1.0, p.duplicate_similarity,
-                           story_similarity=p.related_story_similarity)
+                           story_similarity=p.related_story_similarity,
+                           uncapped=cand.features["text"] >= p.related_follow_up_similarity)
         anchor_meta = snap.meta(anchor)
         has_text = model.embedder is not None
         strategy = ("hybrid" if model.has_cf else "content") if has_text else "fallback-popular"

@@ -24,10 +24,11 @@ from .ranking import HOUR, Candidates, ReaderProfile
 
 BLEND_PARTS = ("fresh", "trending", "ctr", "follow_category", "follow_region", "affinity", "content", "session",
                "cf")
-WINDOW_NAMES = ("1h", "6h", "24h")  # ExposureStats.half_lives_hours (1, 6, 24)
+WINDOW_NAMES = ("1h", "6h", "24h", "all")  # ExposureStats.half_lives_hours (1, 6, 24, 10,000)
 CTR_PRIORS = (1.0, 10.0, 100.0)  # pseudo-impressions at the site's click-through
 MAX_HOURS = 1000.0
-RANKED = ("blend", "ctr_6h_p10", "clicks_6h", "impressions_6h", "excess_6h", "since_first_impression", "content")
+RANKED = ("blend", "ctr_6h_p10", "ctr_all_p10", "clicks_6h", "impressions_6h", "excess_6h", "excess_all",
+          "since_first_impression", "content")
 PREFIX = "lf_"  # feature columns in Candidates.features
 LEARNED_POOL = 300  # feed candidates the learned stage re-scores (best by the blend)
 
@@ -37,7 +38,7 @@ def feature_names() -> list[str]:
     names = ["blend", *BLEND_PARTS]
     for w in WINDOW_NAMES:
         names += [f"clicks_{w}", f"impressions_{w}", f"excess_{w}"]
-    names += [f"ctr_6h_p{int(a)}" for a in CTR_PRIORS] + ["ctr_1h_p10", "ctr_24h_p10"]
+    names += [f"ctr_{w}_p{int(a)}" for w in ("6h", "all") for a in CTR_PRIORS] + ["ctr_1h_p10", "ctr_24h_p10"]
     names += ["since_first_impression", "since_first_click", "age"]
     names += [f"rank_{name}" for name in RANKED]
     names += ["list_size", "history_length"]
@@ -98,6 +99,7 @@ def feed_features(snap: Snapshot, profile: ReaderProfile, counters: DecayedCount
 
     for a in CTR_PRIORS:
         cols[f"ctr_6h_p{int(a)}"] = ctr(1, a)
+        cols[f"ctr_all_p{int(a)}"] = ctr(3, a)
     cols["ctr_1h_p10"], cols["ctr_24h_p10"] = ctr(0, 10.0), ctr(2, 10.0)
     cols["since_first_impression"] = _hours_since(first_impression, now)
     cols["since_first_click"] = _hours_since(first_click, now)
