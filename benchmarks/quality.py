@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender.domain import Article, ValidationError, parse_time  # noqa: E402
 from recommender.evaluation.protocols import Evaluation, choose_cut, editor_link_pairs  # noqa: E402
-from recommender.evaluation.learning import choose_ranker, replay_rows, with_learned  # noqa: E402
+from recommender.evaluation.learning import choose_ranker, feature_ablation, replay_rows, with_learned  # noqa: E402
 from recommender.evaluation.splitting import validation_cut  # noqa: E402
 from recommender.evaluation.tuning import tune  # noqa: E402
 from recommender.datasets.ingest import import_mind  # noqa: E402
@@ -89,8 +89,10 @@ def fit_learned(store, cut: float, params: TrainParams, days: float, max_queries
     span = (cut - float(ts.min())) / 86_400.0
     data, info = replay_rows(store, cut, params, min(days, max(1.0, span - 0.5)), seed=SEED,
                              max_queries=max_queries, show_progress=progress)
-    ranker, report = choose_ranker(data, validation_cut(ts, 1.0), seed=SEED)
+    validation_start = validation_cut(ts, 1.0)
+    ranker, report = choose_ranker(data, validation_start, seed=SEED)
     report.update(info)
+    report["ablation_on_validation_day"] = feature_ablation(data, validation_start, report["chosen"]["settings"])
     return ranker, report
 
 

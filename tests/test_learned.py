@@ -208,8 +208,12 @@ def test_replayed_feature_columns_equal_an_engine_that_saw_only_earlier_events(t
         # a ranker fitted on those rows, served through the engine, scores each list as it predicts
         ranker = fit_ranker(data, {"kind": "hgb", "max_iter": 20, "min_samples_leaf": 20})
         ev.add_model("newsrec-learned", with_learned(ev.models_["newsrec"], ranker))
-        ev.run("replay", keep_columns=True)
+        entry = ev.run("replay")
     store.close()
+    learned = entry["models"]["newsrec-learned"]
+    assert 0.0 <= learned["auc"] <= 1.0
+    assert learned["rbo_vs_newsrec"] < 0.999  # the learned stage re-ranked the blend's lists
+    assert set(entry["significance"]["newsrec-learned vs online_ctr"]) == {"auc", "mrr", "ndcg@5", "ndcg@10"}
 
 
 def test_feed_is_ranked_by_the_learned_stage_when_the_model_has_one(trained, tmp_path):
@@ -260,3 +264,46 @@ def test_a_trained_bundle_with_a_learned_stage_is_served_from_disk(trained, tmp_
     np.testing.assert_array_equal(scores, ranker.decision_function(X))
     engine.close()
     sample.store.close()
+
+
+# --- report metrics: how far re-ranking moves a list, rank-biased category mix -------------------
+def slow_rbo(a, b, p):
+    """RBO_ext straight from the definition (Webber et al. 2010, eq. 32)."""
+    k = min(len(a), len(b))
+    X = lambda d: len(set(a[:d]) & set(b[:d]))  # noqa: E731
+    return X(k) / k * p ** k + (1 - p) / p * sum(p ** d * X(d) / d for d in range(1, k + 1))
+
+
+def test_rank_biased_overlap_matches_the_definition_and_its_limits(rng):
+    from recommender.evaluation.metrics import rank_biased_overlap
+
+    for _ in range(50):
+        items = rng.permutation(30)
+        a, b = list(items[:10]), list(rng.permutation(items[:15])[:10])
+        assert rank_biased_overlap(a, b, 0.9) == pytest.approx(slow_rbo(a, b, 0.9))
+    assert rank_biased_overlap([1, 2, 3], [1, 2, 3]) == pytest.approx(1.0)
+    assert rank_biased_overlap([1, 2, 3], [4, 5, 6]) == 0.0
+    # a swap at the top moves a list more than the same swap at the bottom
+    assert rank_biased_overlap([2, 1, 3, 4, 5], [1, 2, 3, 4, 5]) < rank_biased_overlap([1, 2, 3, 5, 4], [1, 2, 3, 4, 5])
+    assert np.isnan(rank_biased_overlap([], [1]))
+
+
+def test_rank_biased_entropy_weights_the_top_of_the_list():
+    from recommender.evaluation.metrics import category_entropy, rank_biased_entropy
+
+    assert rank_biased_entropy(["a"] * 5) == 0.0
+    mixed_top = ["a", "b", "a", "a", "a", "a"]
+    mixed_bottom = ["a", "a", "a", "a", "a", "b"]
+    assert category_entropy(mixed_top) == category_entropy(mixed_bottom)
+    assert rank_biased_entropy(mixed_top) > rank_biased_entropy(mixed_bottom)
+    assert rank_biased_entropy(["a", "b"], p=0.999999) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_feature_ablation_shows_which_columns_carry_the_signal(rng):
+    from recommender.evaluation.learning import FEATURE_GROUPS, feature_ablation
+
+    assert set().union(*FEATURE_GROUPS.values()) <= set(FEATURE_NAMES)
+    data = lists_with_position_bias(rng, n_lists=300)  # relevance lives in "content", a blend part
+    out = feature_ablation(data, 200.0, {"kind": "logistic"})
+    assert out["all features"]["auc"] > out["without blend parts"]["auc"] + 0.1
+    assert abs(out["all features"]["auc"] - out["without ranks inside the list"]["auc"]) < 0.05

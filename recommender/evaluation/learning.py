@@ -214,3 +214,34 @@ def with_learned(model, ranker: LearnedRanker | None):
     variant = copy.copy(model)
     variant.learned = ranker
     return variant
+
+
+# groups of feature columns, for the ablation that says what the learned stage gains from what
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "blend parts": ("blend", "fresh", "trending", "ctr", "follow_category", "follow_region", "affinity", "content",
+                    "session", "cf"),
+    "decayed windows (1 h, 6 h, 24 h)": tuple(n for n in FEATURE_NAMES if any(
+        part in n for part in ("_1h", "_6h", "_24h")) and not n.startswith("rank_")),
+    "all-time window": tuple(n for n in FEATURE_NAMES if "_all" in n and not n.startswith("rank_")),
+    "first exposure, first click, age": ("since_first_impression", "since_first_click", "age"),
+    "ranks inside the list": tuple(n for n in FEATURE_NAMES if n.startswith("rank_")),
+    "list size, reader history": ("list_size", "history_length"),
+}
+
+
+def feature_ablation(data: RankingData, validation_start: float, settings: dict[str, Any], seed: int = 0
+                     ) -> dict[str, dict[str, float]]:
+    """Validation metrics of ``settings`` fitted without each group of :data:`FEATURE_GROUPS`
+    (and with online click-through alone), on the same split as :func:`choose_ranker`."""
+    later = data.ts >= validation_start
+    fit_part, val_part = data.take(~later), data.take(later)
+    names = list(FEATURE_NAMES)
+    out = {}
+    for label, dropped in [("all features", ())] + [(f"without {g}", cols) for g, cols in FEATURE_GROUPS.items()] \
+            + [("online ctr (ctr_all_p10) alone", tuple(n for n in names if n != "ctr_all_p10"))]:
+        keep = [j for j, n in enumerate(names) if n not in dropped]
+        ranker = LearnedRanker(**settings, random_state=seed).fit(fit_part.X[:, keep], fit_part.y,
+                                                                  [names[j] for j in keep])
+        out[label] = {k: round(v, 4) for k, v in list_metrics(
+            val_part, ranker.decision_function(val_part.X[:, keep]), seed).items()}
+    return out

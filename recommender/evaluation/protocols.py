@@ -59,6 +59,8 @@ from .metrics import (
     novelty,
     paired_bootstrap,
     popular_share,
+    rank_biased_entropy,
+    rank_biased_overlap,
     reciprocal_rank,
     top_popular_items,
     topk_metrics,
@@ -908,6 +910,16 @@ class Evaluation:
             values = {m: _nanmean(v) for m, v in rows.metrics.items()}
             values.update(self._beyond(rows, candidates))
             models[name] = {k: _round(v) for k, v in values.items()}
+        # how far a re-ranking moves the top 10: the story cap (served vs scored without it) and
+        # every other configuration against newsrec (e.g. the learned stage against the blend)
+        for name in list(models):
+            pairs = [(f"{name}-no-story-cap", "rbo_scored_vs_served")] if f"{name}-no-story-cap" in collector.rows \
+                else []
+            if name != "newsrec" and name in self.models_ and "newsrec" in collector.rows:
+                pairs.append(("newsrec", "rbo_vs_newsrec"))
+            for other, key in pairs:
+                models[name][key] = _round(_nanmean([rank_biased_overlap(x, y) for x, y in zip(
+                    collector.rows[other].lists, collector.rows[name].lists)]))
         headline = HEADLINE[protocol]
         baselines = [n for n in models if not n.startswith("newsrec")]
         gains, significance = {}, {}
@@ -974,6 +986,7 @@ class Evaluation:
             "coverage": float(np.unique(pooled).size / max(candidates.size, 1)),
             "novelty": novelty(lists, self.novelty_p_) if self.popularity_.any() else np.nan,
             "category_entropy": _nanmean([category_entropy(cat.category[lst]) for lst in lists]),
+            "rank_biased_entropy": _nanmean([rank_biased_entropy(cat.category[lst]) for lst in lists]),
             "freshness_hours": freshness_hours(cat.published_at[pooled], ages_at),
             "popular_share": popular_share(lists, self.top_popular_) if self.top_popular_.size else np.nan,
         }
