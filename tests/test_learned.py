@@ -307,3 +307,20 @@ def test_feature_ablation_shows_which_columns_carry_the_signal(rng):
     out = feature_ablation(data, 200.0, {"kind": "logistic"})
     assert out["all features"]["auc"] > out["without blend parts"]["auc"] + 0.1
     assert abs(out["all features"]["auc"] - out["without ranks inside the list"]["auc"]) < 0.05
+
+
+def test_an_engine_loaded_after_many_arrivals_scores_them_without_new_events(trained, tmp_path):
+    """More articles published since training than the counters' spare room, and no event since:
+    scoring them (the batch protocol does) must find room in the live counters."""
+    from recommender.domain import Article
+
+    sample = trained.clone(tmp_path)
+    fresh = [Article(f"late-{n}", f"Berita terbaru nomor {n} tentang banjir", "Isi berita.", "Nasional",
+                     sample.now - 30.0) for n in range(400)]
+    sample.store.upsert_articles(fresh)
+    engine = sample.engine()
+    user = next(iter(sample.readers))
+    scores, columns = engine.score(user, [a.article_id for a in fresh[-5:]], features=True)
+    assert np.isfinite(scores).all() and (columns[PREFIX + "impressions_all"] == 0).all()
+    engine.close()
+    sample.store.close()

@@ -296,6 +296,7 @@ class Engine:
         else:  # events up to the fitted position are in the bundle when stamped before as_of
             self._count_events(state, counters, min(first, int(fitted_seq)), int(fitted_seq), since_ts=start)
             self._count_events(state, counters, int(fitted_seq), seq)
+        counters.grow(model.n_items + state.fresh.count + 256)  # room for every arrival, counted or not
         state.counters = counters
         state.change_cursor = state.visibility_cursor = pos
         state.event_cursor = seq
