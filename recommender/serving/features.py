@@ -30,7 +30,7 @@ MAX_HOURS = 1000.0
 RANKED = ("blend", "ctr_6h_p10", "ctr_all_p10", "clicks_6h", "impressions_6h", "excess_6h", "excess_all",
           "since_first_impression", "content")
 PREFIX = "lf_"  # feature columns in Candidates.features
-LEARNED_POOL = 300  # feed candidates the learned stage re-scores (best by the blend)
+LEARNED_POOL = 100  # feed candidates the learned stage re-scores (best by the blend; a page is 20)
 
 
 def feature_names() -> list[str]:
