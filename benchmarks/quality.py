@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -87,7 +88,8 @@ def fit_learned(store, cut: float, params: TrainParams, days: float, max_queries
     lg = store.load_interactions(end=cut)
     ts = lg.ts[~lg.history]
     span = (cut - float(ts.min())) / 86_400.0
-    data, info = replay_rows(store, cut, params, min(days, max(1.0, span - 0.5)), seed=SEED,
+    # whole days back from the cut, leaving the first (partial) day to train the replay's model
+    data, info = replay_rows(store, cut, params, min(days, max(1.0, math.ceil(span) - 1.5)), seed=SEED,
                              max_queries=max_queries, show_progress=progress)
     validation_start = validation_cut(ts, 1.0)
     ranker, report = choose_ranker(data, validation_start, seed=SEED)
