@@ -324,3 +324,29 @@ def test_an_engine_loaded_after_many_arrivals_scores_them_without_new_events(tra
     assert np.isfinite(scores).all() and (columns[PREFIX + "impressions_all"] == 0).all()
     engine.close()
     sample.store.close()
+
+
+def test_cli_train_with_a_learned_stage_keeps_it_only_when_it_beat_the_blend(tmp_path, monkeypatch, capsys):
+    import json
+
+    from recommender.models.bundle import load_bundle
+    from training.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("NEWSREC_HOME", str(home))
+    monkeypatch.delenv("NEWSREC_DB", raising=False)
+    monkeypatch.delenv("NEWSREC_MODELS", raising=False)
+    assert main(["sample", "--articles", "150", "--users", "60", "--days", "4", "--seed", "5", "--ingest"]) == 0
+    assert main(["train", "--learned-days", "1"]) == 1
+    assert "at least 2" in capsys.readouterr().err
+    assert main(["train", "--learned-days", "2", "--promote", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    stage = summary["learned_stage"]
+    blend = stage["reference"]["blend"]
+    beat = sum(stage["chosen_validation"].values()) > sum(blend[k] for k in ("auc", "mrr", "ndcg@10"))
+    assert stage["used"] == beat
+    bundle = load_bundle(home / "models", summary["version"])
+    assert ("learned" in bundle.documents) == stage["used"]
+    if stage["used"]:
+        assert bundle.documents["learned"]["params"] == {**stage["chosen"]["settings"], **{
+            k: v for k, v in bundle.documents["learned"]["params"].items() if k not in stage["chosen"]["settings"]}}
