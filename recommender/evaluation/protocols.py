@@ -118,6 +118,7 @@ RELATED_ABLATIONS: dict[str, dict[str, float]] = {
     "no-popular": {"related_popular": 0.0},
     "no-same-category": {"related_same_category": 0.0},
     "no-story-cap": {"related_max_per_story": 1_000},  # diversification: several articles of one story
+    "no-follow-ups": {"related_follow_up_similarity": 2.0},  # the anchor's follow-ups held back by the cap too
 }
 SCORE_COLUMN = "__score__"  # newsrec's own score among the kept feature columns
 HEADLINE = {"impressions": ("auc", "mrr", "ndcg@5", "ndcg@10"), "replay": ("auc", "mrr", "ndcg@5", "ndcg@10"),
