@@ -9,7 +9,9 @@ Each data set is ingested into a fresh temporary store and evaluated with
   through the live parts, each impression scored with the state just before it) as
   ``mind-sample-replay``. newsrec runs with parameters chosen by ``tune`` on a validation day
   carved from the training period (the test day is never seen), and with the defaults
-  (``newsrec-defaults``).
+  (``newsrec-defaults``). ``newsrec-learned`` is newsrec's served model with the learned ranking
+  stage (:mod:`recommender.evaluation.learning`): trained on the impressions of the days before the
+  cut replayed through the engine, its setting chosen on the last of them (``--learned-days``).
 * ``id-news-editor-links`` (``../shared/data/id-news-kompas-tribun-2023/tribunnews.csv``, 898
   Indonesian articles): protocol ``related``; ground truth are the editor's in-body
   "Baca juga: <title>" links matched to corpus titles. The links are stripped from every body
