@@ -9,7 +9,9 @@ Each data set is ingested into a fresh temporary store and evaluated with
   through the live parts, each impression scored with the state just before it) as
   ``mind-sample-replay``. newsrec runs with parameters chosen by ``tune`` on a validation day
   carved from the training period (the test day is never seen), and with the defaults
-  (``newsrec-defaults``).
+  (``newsrec-defaults``). ``newsrec-learned`` is newsrec's served model with the learned ranking
+  stage (:mod:`recommender.evaluation.learning`): trained on the impressions of the days before the
+  cut replayed through the engine, its setting chosen on the last of them (``--learned-days``).
 * ``id-news-editor-links`` (``../shared/data/id-news-kompas-tribun-2023/tribunnews.csv``, 898
   Indonesian articles): protocol ``related``; ground truth are the editor's in-body
   "Baca juga: <title>" links matched to corpus titles. The links are stripped from every body
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -39,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender.domain import Article, ValidationError, parse_time  # noqa: E402
 from recommender.evaluation.protocols import Evaluation, choose_cut, editor_link_pairs  # noqa: E402
+from recommender.evaluation.learning import choose_ranker, feature_ablation, replay_rows, with_learned  # noqa: E402
+from recommender.evaluation.splitting import validation_cut  # noqa: E402
 from recommender.evaluation.tuning import tune  # noqa: E402
 from recommender.datasets.ingest import import_mind  # noqa: E402
 from recommender.params import TrainParams  # noqa: E402
@@ -79,7 +84,24 @@ def ingest_mind(store: SQLiteStore, folder: Path) -> dict:
             "placeholders": len(fixed), "with_text": len(ids) - len(fixed)}
 
 
-def run_mind(folder: Path, quick: bool, trials: int, tune_enabled: bool, progress: bool) -> dict[str, dict]:
+def fit_learned(store, cut: float, params: TrainParams, days: float, max_queries: int | None, progress: bool):
+    """The learned ranking stage for the test day: rows replayed over ``days`` before the cut,
+    the setting chosen on the last of them, refitted on all; returns (ranker, report)."""
+    lg = store.load_interactions(end=cut)
+    ts = lg.ts[~lg.history]
+    span = (cut - float(ts.min())) / 86_400.0
+    # whole days back from the cut, leaving the first (partial) day to train the replay's model
+    data, info = replay_rows(store, cut, params, min(days, max(1.0, math.ceil(span) - 1.5)), seed=SEED,
+                             max_queries=max_queries, show_progress=progress)
+    validation_start = validation_cut(ts, 1.0)
+    ranker, report = choose_ranker(data, validation_start, seed=SEED)
+    report.update(info)
+    report["ablation_on_validation_day"] = feature_ablation(data, validation_start, report["chosen"]["settings"])
+    return ranker, report
+
+
+def run_mind(folder: Path, quick: bool, trials: int, tune_enabled: bool, progress: bool,
+             learned_days: float = 4.0) -> dict[str, dict]:
     with tempfile.TemporaryDirectory(prefix="newsrec-quality-mind-") as tmp:
         store = SQLiteStore(Path(tmp) / "mind.sqlite3", synchronous="OFF")
         t0 = time.perf_counter()
@@ -99,9 +121,17 @@ def run_mind(folder: Path, quick: bool, trials: int, tune_enabled: bool, progres
                   f"({len(tuning['trials'])} trials, {time.perf_counter() - t0:.0f}s); best trial "
                   f"{tuning['best_trial']}", flush=True)
             variants = {"newsrec": tuned, "newsrec-defaults": defaults}
+        learned = None
+        if learned_days:
+            t0 = time.perf_counter()
+            learned = fit_learned(store, cut, variants["newsrec"], learned_days, max_queries, progress)
+            print(f"mind-sample: learned stage from {learned[1]['rows']} in {time.perf_counter() - t0:.0f}s; chosen "
+                  f"{learned[1]['chosen']}", flush=True)
         out = {}
         with Evaluation(store, cut, variants=variants, seed=SEED, show_progress=progress) as ev:
             ev.prepare()
+            if learned is not None:  # the served model of `newsrec` plus the learned ranking stage
+                ev.add_model("newsrec-learned", with_learned(ev.models_["newsrec"], learned[0]))
             for protocol, name in (("impressions", "mind-sample"), ("replay", "mind-sample-replay")):
                 t0 = time.perf_counter()
                 entry = ev.run(protocol, max_queries=max_queries)
@@ -112,6 +142,12 @@ def run_mind(folder: Path, quick: bool, trials: int, tune_enabled: bool, progres
                     f"{ingested['placeholders']} of {ingested['placeholders'] + ingested['with_text']} news ids "
                     "have no text in this sample (placeholders), so text features barely apply.",
                 ]
+                if learned is not None:
+                    entry["learned_stage"] = learned[1]
+                    entry["notes"].append(
+                        "newsrec-learned = newsrec's served model with the learned ranking stage: a ranker fitted on "
+                        "the features the engine computed for every impression before the cut (replayed), setting "
+                        "and position-bias handling chosen on the last day before the cut.")
                 if tuning is not None:
                     entry["tuning"] = {k: tuning[k] for k in ("cut", "validation_start", "best_trial", "objective")}
                     entry["tuning"]["trials"] = [{k: t[k] for k in ("trial", "objective", "validation",
@@ -202,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=None, help="tuning trials on MIND (default 4, quick 1)")
     parser.add_argument("--no-tune", action="store_true", help="evaluate MIND with the default parameters only")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--learned-days", type=float, default=4.0,
+                        help="days before the cut replayed to train the learned ranking stage (0: no learned stage)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     progress = sys.stderr.isatty()
@@ -210,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = args.trials if args.trials is not None else (1 if args.quick else 4)
     mind = args.data / MIND
     if (mind / "behaviors.tsv").is_file() and (mind / "news.tsv").is_file():
-        report["datasets"].update(run_mind(mind, args.quick, trials, not args.no_tune, progress))
+        report["datasets"].update(run_mind(mind, args.quick, trials, not args.no_tune, progress, args.learned_days))
     else:
         message = f"{mind} not found: skipping mind-sample (the data set is not part of the repo)"
         print(message)

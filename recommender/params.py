@@ -67,10 +67,13 @@ class RankingParams:
     related_cf: float = 0.2
     related_fresh: float = 0.15
     related_popular: float = 0.05
-    related_same_category: float = 0.05
+    related_same_category: float = 0.3  # editors link within a section (0.05 before; measured in benchmarks/quality.py)
     related_fresh_half_life_hours: float = 48.0
     related_max_per_story: int = 4
     related_story_similarity: float = 0.7  # two articles this close count as one story (pairwise)
+    # a candidate this close to the anchor is a follow-up of its story, which editors link: the story
+    # cap does not hold it back (above 1: off)
+    related_follow_up_similarity: float = 0.65
     # feed
     feed_cf: float = 0.5
     feed_content: float = 1.0

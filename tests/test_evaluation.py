@@ -209,7 +209,8 @@ def test_model_trained_at_the_cut_is_the_model_of_the_pre_cut_store(synthetic):
 # --- results ----------------------------------------------------------------------------------
 ALLOWED_METRICS = {"auc", "mrr", "ndcg@5", "ndcg@10", "ndcg@20", "recall@5", "recall@10", "recall@20", "hit@5",
                    "hit@10", "hit@20", "coverage", "novelty", "diversity", "category_entropy", "freshness_hours",
-                   "popular_share", "same_category@10"}
+                   "popular_share", "same_category@10", "rank_biased_entropy", "rbo_scored_vs_served",
+                   "rbo_vs_newsrec"}
 
 
 def check_entry(entry, protocol):

@@ -29,7 +29,8 @@ TABLE_COLUMNS = {  # the markdown table; report.json keeps every metric
     "topk": ("recall@5", "recall@10", "recall@20", "ndcg@10", "hit@10", "mrr"),
     "related": ("recall@5", "recall@10", "recall@20", "ndcg@10", "hit@10", "mrr", "same_category@10"),
 }
-BEYOND_COLUMNS = ("coverage", "novelty", "diversity", "category_entropy", "freshness_hours", "popular_share")
+BEYOND_COLUMNS = ("coverage", "novelty", "diversity", "category_entropy", "rank_biased_entropy", "freshness_hours",
+                  "popular_share", "rbo_scored_vs_served", "rbo_vs_newsrec")
 
 
 def _slug(name: str) -> str:

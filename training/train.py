@@ -43,7 +43,32 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--factors", type=int, default=None, help="override CF factors")
     p.add_argument("--iterations", type=int, default=None, help="override CF iterations")
     p.add_argument("--method", choices=["als", "bpr"], default=None, help="override the CF method")
+    p.add_argument("--learned-days", type=float, default=None,
+                   help="also fit the learned ranking stage: replay the impressions of this many days before the "
+                        "training time through the engine, choose the ranker on the last day, and put it in the "
+                        "bundle only if it beats the hand-set blend there")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def fit_learned_stage(store, params: TrainParams, as_of: float | None, days: float, seed: int, show: bool):
+    """(ranker or None, report): the learned stage fitted on the replayed ``days`` before ``as_of``,
+    None (blend kept) unless it beats the blend on the last day."""
+    import time
+
+    from recommender.evaluation.learning import choose_ranker, replay_rows
+    from recommender.evaluation.splitting import validation_cut
+
+    as_of = time.time() if as_of is None else as_of
+    if days < 2:
+        raise ValueError("--learned-days must be at least 2 (one day to fit, the last one to choose on)")
+    data, info = replay_rows(store, as_of, params, days, seed=seed, show_progress=show)
+    lg = store.load_interactions(end=as_of)
+    ranker, report = choose_ranker(data, validation_cut(lg.ts[~lg.history], 1.0), seed=seed)
+    best = max(report["candidates"], key=lambda c: c["objective"])
+    blend = report["reference"]["blend"]
+    report.update(info, chosen_validation=best["validation"],
+                  used=best["objective"] > (blend["auc"] + blend["mrr"] + blend["ndcg@10"]) / 3.0)
+    return (ranker if report["used"] else None), report
 
 
 @command("train", "train text, collaborative, co-reading and popularity models and stage (or --promote) a version")(_args)
@@ -70,9 +95,17 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     show = sys.stdout.isatty() and not args.json
     if show:
         print(f"training from {settings.db_label} with parameters from {source}")
+    learned = learned_report = None
+    if args.learned_days is not None:
+        try:
+            learned, learned_report = fit_learned_stage(store, params, as_of, args.learned_days, args.seed, show)
+        except ValueError as exc:
+            print(f"error: cannot fit the learned ranking stage: {exc}", file=sys.stderr)
+            return 1
     try:
         version, built = train(store, settings.models_dir, params, as_of=as_of, seed=args.seed, keep=args.keep,
-                               show_progress=show, promote=args.promote)
+                               show_progress=show, promote=args.promote, learned=learned,
+                               learned_report=learned_report)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -80,6 +113,8 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: staged {exc.version}, not promoted: {exc}", file=sys.stderr)
         return 3
     live = store.live_model()
+    if learned_report is not None:
+        built.report["learned_stage"] = {k: learned_report[k] for k in ("used", "chosen", "reference", "chosen_validation")}
     summary = {"version": version, "status": "live" if version == live else "staged", "live_version": live,
                "models_dir": str(settings.models_dir), "parameters_from": source, **built.report}
     if args.json or not show:

@@ -486,6 +486,59 @@ def category_entropy(categories):
     return float(max(0.0, -np.sum(p * np.log2(p))))
 
 
+def rank_biased_overlap(a, b, p=0.9):
+    """Rank-biased overlap (Webber et al. 2010) of two ranked lists, extrapolated to full depth.
+
+    How far re-ranking moved a list: 1 for the same order, 0 for no item in common; the top
+    counts most (``p`` = the chance of looking one rank further). Compares the prefixes of
+    both lists down to the shorter one's length.
+
+    Parameters
+    ----------
+    a, b : array-like of shape (n_a,), (n_b,)
+        Item ids, best first, each without repeats.
+    p : float in (0, 1)
+
+    Returns
+    -------
+    float
+        RBO_ext in [0, 1]; nan if either list is empty.
+    """
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1); got {p}")
+    a, b = list(a), list(b)
+    k = min(len(a), len(b))
+    if k == 0:
+        return np.nan
+    seen_a, seen_b, overlap, total = set(), set(), 0, 0.0
+    for d in range(1, k + 1):
+        x, y = a[d - 1], b[d - 1]
+        if x == y:
+            overlap += 1
+        else:
+            overlap += (x in seen_b) + (y in seen_a)
+        seen_a.add(x)
+        seen_b.add(y)
+        total += p ** d * overlap / d
+    return float(min(1.0, overlap / k * p ** k + (1 - p) / p * total))
+
+
+def rank_biased_entropy(categories, p=0.9):
+    """Category entropy (bits) of a list with rank ``r`` (0-based) weighted ``p**r``.
+
+    Like :func:`category_entropy`, but a mix at the top counts more than one further down,
+    as readers see the top first. nan for an empty list.
+    """
+    categories = np.asarray(categories)
+    if categories.size == 0:
+        return np.nan
+    _, inverse = np.unique(categories, return_inverse=True)
+    w = np.bincount(inverse.ravel(), weights=p ** np.arange(categories.size))
+    q = w / w.sum()
+    q = q[q > 0]
+    return float(max(0.0, -np.sum(q * np.log2(q))))
+
+
 def freshness_hours(published_ts, at_ts):
     """Median age in hours of the recommended articles when they were served.
 

@@ -59,6 +59,8 @@ from .metrics import (
     novelty,
     paired_bootstrap,
     popular_share,
+    rank_biased_entropy,
+    rank_biased_overlap,
     reciprocal_rank,
     top_popular_items,
     topk_metrics,
@@ -116,6 +118,7 @@ RELATED_ABLATIONS: dict[str, dict[str, float]] = {
     "no-popular": {"related_popular": 0.0},
     "no-same-category": {"related_same_category": 0.0},
     "no-story-cap": {"related_max_per_story": 1_000},  # diversification: several articles of one story
+    "no-follow-ups": {"related_follow_up_similarity": 2.0},  # the anchor's follow-ups held back by the cap too
 }
 SCORE_COLUMN = "__score__"  # newsrec's own score among the kept feature columns
 HEADLINE = {"impressions": ("auc", "mrr", "ndcg@5", "ndcg@10"), "replay": ("auc", "mrr", "ndcg@5", "ndcg@10"),
@@ -779,6 +782,12 @@ class Evaluation:
         self.timings["replay store"] = time.perf_counter() - t0
         return self
 
+    def add_model(self, name: str, model) -> None:
+        """Evaluate one more served model (e.g. with a learned ranking stage) beside the variants."""
+        if not hasattr(self, "models_"):
+            raise RuntimeError("call prepare() before add_model()")
+        self.models_[name] = model
+
     def close(self) -> None:
         """Remove the temporary pre-cut store."""
         tmp = getattr(self, "_tmp", None)
@@ -902,6 +911,16 @@ class Evaluation:
             values = {m: _nanmean(v) for m, v in rows.metrics.items()}
             values.update(self._beyond(rows, candidates))
             models[name] = {k: _round(v) for k, v in values.items()}
+        # how far a re-ranking moves the top 10: the story cap (served vs scored without it) and
+        # every other configuration against newsrec (e.g. the learned stage against the blend)
+        for name in list(models):
+            pairs = [(f"{name}-no-story-cap", "rbo_scored_vs_served")] if f"{name}-no-story-cap" in collector.rows \
+                else []
+            if name != "newsrec" and name in self.models_ and "newsrec" in collector.rows:
+                pairs.append(("newsrec", "rbo_vs_newsrec"))
+            for other, key in pairs:
+                models[name][key] = _round(_nanmean([rank_biased_overlap(x, y) for x, y in zip(
+                    collector.rows[other].lists, collector.rows[name].lists)]))
         headline = HEADLINE[protocol]
         baselines = [n for n in models if not n.startswith("newsrec")]
         gains, significance = {}, {}
@@ -916,6 +935,13 @@ class Evaluation:
                 significance[f"newsrec vs {rival}"] = {
                     m: {k: _round(v) for k, v in paired_bootstrap(
                         collector.rows["newsrec"].metrics[m], collector.rows[rival].metrics[m],
+                        n_resamples=2000, rng=self.seed).items()}
+                    for m in headline}
+        for variant in self.models_:  # every other configuration (e.g. the learned stage) against online click-through
+            if variant != "newsrec" and variant in collector.rows and "online_ctr" in collector.rows:
+                significance[f"{variant} vs online_ctr"] = {
+                    m: {k: _round(v) for k, v in paired_bootstrap(
+                        collector.rows[variant].metrics[m], collector.rows["online_ctr"].metrics[m],
                         n_resamples=2000, rng=self.seed).items()}
                     for m in headline}
         split = self.split_
@@ -961,6 +987,7 @@ class Evaluation:
             "coverage": float(np.unique(pooled).size / max(candidates.size, 1)),
             "novelty": novelty(lists, self.novelty_p_) if self.popularity_.any() else np.nan,
             "category_entropy": _nanmean([category_entropy(cat.category[lst]) for lst in lists]),
+            "rank_biased_entropy": _nanmean([rank_biased_entropy(cat.category[lst]) for lst in lists]),
             "freshness_hours": freshness_hours(cat.published_at[pooled], ages_at),
             "popular_share": popular_share(lists, self.top_popular_) if self.top_popular_.size else np.nan,
         }

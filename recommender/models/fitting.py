@@ -27,6 +27,7 @@ from recommender.models.cf import CollaborativeFilter
 from recommender.models.coread import CoReading
 from recommender.models.interactions import bm25_weight, confidence_matrix
 from recommender.models.neighbours import clustered_neighbours, cosine_neighbours, story_labels
+from recommender.models.exposure import ExposureStats
 from recommender.models.popularity import DecayedCounters
 from recommender.models.served import ServingModel
 from recommender.params import TrainParams
@@ -188,6 +189,9 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
     with stages.stage("popularity"):
         counters = DecayedCounters.from_events(item, event, ts, n_items, as_of,
                                                params.ranking.trending_half_life_hours)
+        # the learned stage's windows: clicks on lists shown, so not the clicks imported from a history
+        shown_log = ~log_.history[keep]
+        exposure = ExposureStats.from_events(item[shown_log], event[shown_log], ts[shown_log], n_items, as_of)
 
     with stages.stage("neighbour lists"):
         window_start = window_start_index(published, as_of, params.ranking.window_days,
@@ -234,6 +238,7 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "pop_engagement": counters.engagement,
     }
     arrays.update({f"text_{k}": v for k, v in embedder.to_arrays().items()})
+    arrays.update(exposure.to_arrays())
     for name, clusters in (("text", t_clusters), ("cf", c_clusters)):
         if clusters is not None:  # window clusters of a large window (see recommender.ranking.WindowSummary)
             arrays[f"cluster_{name}_centroids"] = np.ascontiguousarray(clusters[0], dtype=np.float32)
@@ -357,9 +362,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def attach_learned(built: BuiltModel, ranker, report: dict | None = None) -> BuiltModel:
+    """Put a fitted :class:`~recommender.models.learned.LearnedRanker` into the bundle (plain
+    ``learned_*`` arrays and the ``learned`` document): the service then ranks feeds with it."""
+    arrays, document = ranker.to_bundle()
+    built.arrays.update(arrays)
+    built.documents["learned"] = _jsonable({**document, "report": report or {}})
+    built.report["learned_ranker"] = {"kind": ranker.kind, "features": len(ranker.feature_names_)}
+    return built
+
+
 def train(store: Store, models_dir: str | Path, params: TrainParams | None = None, as_of: float | None = None,
-          seed: int | None = 0, keep: int = 5, show_progress: bool = False, promote: bool = False
-          ) -> tuple[str, BuiltModel]:
+          seed: int | None = 0, keep: int = 5, show_progress: bool = False, promote: bool = False,
+          learned=None, learned_report: dict | None = None) -> tuple[str, BuiltModel]:
     """Build the model, check it loads, then write it atomically as a staged version; returns
     (version, model).
 
@@ -370,6 +385,8 @@ def train(store: Store, models_dir: str | Path, params: TrainParams | None = Non
     """
     live_before = versions.live_version(store, models_dir)
     built = build_model(store, params, as_of=as_of, seed=seed, show_progress=show_progress)
+    if learned is not None:  # a learned ranking stage (see recommender.evaluation.learning)
+        attach_learned(built, learned, learned_report)
     broken = sorted(name for name, a in built.arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all())
     if broken:
         raise TrainingError(f"refusing to publish a model with NaN or infinite values in {', '.join(broken)}; "

@@ -21,6 +21,7 @@ from recommender.vocab import Vocabulary
 
 from .bundle import Bundle
 from .interactions import EventWeights
+from .learned import LearnedRanker
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,10 @@ class ServingModel:
             self.embedder = ArticleEmbedder.from_arrays(text_arrays, documents["embedder_params"])
             self.bridge_coef = np.ascontiguousarray(arrays["bridge_coef"], dtype=np.float32)
             self.bridge_intercept = np.asarray(arrays["bridge_intercept"], dtype=np.float32)
+            # optional parts (bundles trained before them lack them): exposure statistics as of
+            # as_of and the learned ranking stage (see recommender.serving.features)
+            self.exposure_arrays = {k: v for k, v in arrays.items() if k.startswith("exposure_")}
+            self.learned = LearnedRanker.from_bundle(arrays, documents.get("learned"))
         except KeyError as exc:
             raise ModelError(f"bundle {version} lacks {exc}; retrain with this version of newsrec") from None
         n = len(self.item_ids)
@@ -204,4 +209,6 @@ def empty_model(params: RankingParams | None = None, text_dims: int = 8, factor_
     model.embedder = None
     model.bridge_coef = np.zeros((text_dims, factor_dims), dtype=np.float32)
     model.bridge_intercept = np.zeros(factor_dims, dtype=np.float32)
+    model.exposure_arrays = {}
+    model.learned = None
     return model

@@ -27,12 +27,14 @@ import numpy as np
 
 from recommender.domain import ANONYMOUS, Article, Interaction, Preferences
 from recommender.models.bundle import BundleError, bundle_signature, load_bundle, read_current
+from recommender.models.exposure import ExposureStats, with_exposure
 from recommender.models.popularity import DecayedCounters
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.models.versions import MODEL_CHANGES, live_version
 from recommender.store import EditorialRule, ServedList, Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
+from .features import learned_stage
 from .live import ENGAGEMENT, LiveState, bundle_clusters, window_clusters
 from .ranking import (
     FUTURE_GRACE,
@@ -248,7 +250,8 @@ class Engine:
             model.as_of if model.n_items else self.clock(), model.ranking.trending_half_life_hours,
         )
         counters.grow(model.n_items + 256)
-        return counters
+        # exposure windows and first-seen times for the learned ranking stage (serving.features)
+        return with_exposure(counters, ExposureStats.from_arrays(getattr(model, "exposure_arrays", {}), counters.as_of))
 
     def _catch_up(self, state: LiveState) -> None:
         """Bring a new state level with the store, from where its model was fitted.
@@ -298,6 +301,7 @@ class Engine:
         else:  # events up to the fitted position are in the bundle when stamped before as_of
             self._count_events(state, counters, min(first, int(fitted_seq)), int(fitted_seq), since_ts=start)
             self._count_events(state, counters, int(fitted_seq), seq)
+        counters.grow(model.n_items + state.fresh.count + 256)  # room for every arrival, counted or not
         state.counters = counters
         state.change_cursor = state.visibility_cursor = pos
         state.event_cursor = seq
@@ -919,6 +923,7 @@ class Engine:
         known = index >= 0
         if known.any():
             cand = score_feed(snap, profile, state.counters, now, index=index[known])
+            cand = learned_stage(snap, profile, state.counters, now, cand, pool=cand.index.size, keep_features=features)
             out[known] = cand.score
             for name, values in cand.features.items():
                 columns[name] = np.full(len(article_ids), np.nan)

@@ -501,8 +501,8 @@ def score_related(snap: Snapshot, anchor: int, candidates: np.ndarray, counters:
 
 
 def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_category_share: float,
-              duplicate_similarity: float, pool: int | None = None, story_similarity: float | None = None
-              ) -> np.ndarray:
+              duplicate_similarity: float, pool: int | None = None, story_similarity: float | None = None,
+              uncapped: np.ndarray | None = None) -> np.ndarray:
     """Greedy re-ranking: best score first, skipping near-duplicates, a story's extra copies and
     a category that already fills more than ``max_category_share`` of the list so far.
 
@@ -514,6 +514,10 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
     that similar to an already chosen article counts as another copy of its story) instead of
     by story labels: labels are connected components, which chain unrelated articles together
     on a real catalog and then cap lists that are not repetitive at all.
+
+    ``uncapped`` (bool, shape (n,) like ``cand``) marks candidates the story cap does not hold
+    back (a related list's follow-ups of the anchor's own story, which editors link); they
+    still count as copies for the others, and duplicates and category shares still apply.
     """
     if cand.index.size == 0 or n <= 0:
         return np.zeros(0, dtype=np.int64)
@@ -521,6 +525,7 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
     text = snap.text(cand.index[order])
     has_text = np.any(text, axis=1).tolist()
     story = cand.features["story"][order].tolist()
+    free = (np.zeros(order.size, dtype=bool) if uncapped is None else np.asarray(uncapped, dtype=bool)[order]).tolist()
     category_np = np.unique(cand.features["category"][order], return_inverse=True)[1].ravel()
     stories: dict[int, int] = {}  # chosen so far per story (by label)
     n_categories = int(category_np.max()) + 1
@@ -552,8 +557,8 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
             if categories[c] >= allowed:
                 continue
             queue, h = queues[c], heads[c]
-            while h < len(queue) and (not in_play[queue[h]] or (
-                    copies_list[queue[h]] if pairwise else stories.get(story[queue[h]], 0)) >= max_per_story):
+            while h < len(queue) and (not in_play[queue[h]] or (not free[queue[h]] and (
+                    copies_list[queue[h]] if pairwise else stories.get(story[queue[h]], 0)) >= max_per_story)):
                 h += 1
             heads[c] = h
             if h < len(queue) and (rank < 0 or queue[h] < rank):

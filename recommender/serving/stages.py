@@ -19,6 +19,7 @@ import numpy as np
 
 from .catalog import Snapshot
 from .explain import feed_items, related_items
+from .features import learned_stage
 from .live import LiveState, scan_window
 from .ranking import (
     FUTURE_GRACE,
@@ -242,6 +243,18 @@ class FeedScoring:
         return b
 
 
+class LearnedRanking:
+    """The bundle's learned ranker re-scores the best candidates (:func:`features.learned_stage`);
+    without one in the bundle the blend's scores stay."""
+
+    name = "ranker"
+
+    def __call__(self, b: ListBuild) -> ListBuild:
+        if b.cand is not None and b.profile is not None:
+            b.cand = learned_stage(b.snap, b.profile, b.state.counters, b.now, b.cand)
+        return b
+
+
 class RelatedScoring:
     """Similarity to the anchor blended with freshness and popularity (:func:`ranking.score_related`);
     a thin neighbourhood (or one taken down, or not yet published) is topped up with the window's
@@ -393,8 +406,10 @@ class Diversify:
             b.chosen = diversify(b.snap, b.cand, n, p.feed_max_per_story, p.feed_max_category_share,
                                  p.duplicate_similarity)
         else:
+            text = b.cand.features.get("text")  # the anchor's own follow-ups are not held back by the story cap
             b.chosen = diversify(b.snap, b.cand, n, p.related_max_per_story, 1.0, p.duplicate_similarity,
-                                 story_similarity=p.related_story_similarity)
+                                 story_similarity=p.related_story_similarity,
+                                 uncapped=None if text is None else text >= p.related_follow_up_similarity)
         return b
 
 
@@ -426,7 +441,8 @@ class Explain:
 
 def feed_pipeline(recent: int, clusters: int, per_seed: int) -> Pipeline:
     scoring = FeedScoring()
-    return Pipeline("feed", (Section(), FeedCandidates(recent, clusters, per_seed), scoring, ExcludeServed(),
+    return Pipeline("feed", (Section(), FeedCandidates(recent, clusters, per_seed), scoring, LearnedRanking(),
+                             ExcludeServed(),
                              EditorialRules(scoring), Diversify("feed"), Explain("feed")))
 
 

@@ -1,0 +1,247 @@
+"""Training the learned ranking stage: feature rows of served lists and their clicks, the
+ranker chosen on the last day before the cut, corrected for position bias.
+
+The rows come from the replay protocol run over the period before the cut: every logged
+impression is scored by the engine with the state just before it, and the engine records the
+features it computed (:func:`recommender.serving.features.learned_stage` with
+``keep_features``), so training uses exactly what serving computes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recommender.domain import format_time
+from recommender.models.learned import LearnedRanker
+from recommender.params import TrainParams
+from recommender.serving.features import FEATURE_NAMES, PREFIX
+from recommender.store import Store
+
+from .protocols import Evaluation, Query
+from .splitting import validation_cut
+from .tuning import _group_metrics, _objective
+
+log = logging.getLogger(__name__)
+
+POSITION = "position"  # training-only column (position bias as a feature), scored as 0 at serving
+POSITION_BIAS = ("none", "ipw", "feature")
+# the ranker settings tried on the validation day (trees, then the simple fallback)
+CANDIDATES: tuple[dict[str, Any], ...] = (
+    {"kind": "hgb", "max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 100},
+    {"kind": "hgb", "max_iter": 200, "learning_rate": 0.03, "max_leaf_nodes": 7, "min_samples_leaf": 200},
+    {"kind": "logistic", "C": 1.0},
+    {"kind": "logistic", "C": 0.05},
+)
+
+
+@dataclass
+class RankingData:
+    """Feature rows of logged lists (n rows, g lists).
+
+    Attributes
+    ----------
+    X : ndarray of float64, shape (n, f)
+        Columns :data:`~recommender.serving.features.FEATURE_NAMES`.
+    y : ndarray of float64, shape (n,)
+        1 = clicked.
+    group : ndarray of int64, shape (n,)
+        The list (0..g-1) of each row.
+    position : ndarray of int64, shape (n,)
+        Where the row's article was shown in its list (0 = first).
+    ts : ndarray of float64, shape (g,)
+        When each list was shown.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    group: np.ndarray
+    position: np.ndarray
+    ts: np.ndarray
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.ts.size)
+
+    def take(self, lists: np.ndarray) -> "RankingData":
+        """Only the lists where ``lists`` (g,) is True, renumbered."""
+        new_id = np.cumsum(lists) - 1
+        rows = lists[self.group]
+        return RankingData(self.X[rows], self.y[rows], new_id[self.group[rows]], self.position[rows], self.ts[lists])
+
+
+def from_columns(columns: list[tuple[Query, dict[str, np.ndarray]]]) -> RankingData:
+    """Rows from the replay's recorded columns (``Evaluation.run(..., keep_columns=True)``);
+    articles the engine did not know (no features) are left out."""
+    Xs, ys, groups, positions, ts = [], [], [], [], []
+    for query, cols in columns:
+        if PREFIX + FEATURE_NAMES[0] not in cols:
+            continue
+        X = np.column_stack([cols[PREFIX + name] for name in FEATURE_NAMES])
+        known = ~np.isnan(X).any(axis=1)
+        labels = query.labels[known]
+        if not 0 < labels.sum() < labels.size:
+            continue
+        Xs.append(X[known])
+        ys.append(labels)
+        groups.append(np.full(labels.size, len(ts), dtype=np.int64))
+        positions.append(np.flatnonzero(known))
+        ts.append(query.ts)
+    if not ts:
+        return RankingData(np.zeros((0, len(FEATURE_NAMES))), np.zeros(0), np.zeros(0, np.int64),
+                           np.zeros(0, np.int64), np.zeros(0))
+    return RankingData(np.concatenate(Xs), np.concatenate(ys), np.concatenate(groups), np.concatenate(positions),
+                       np.asarray(ts, dtype=np.float64))
+
+
+def replay_rows(store: Store, cut: float, params: TrainParams, days: float, seed: int = 0,
+                max_queries: int | None = None, show_progress: bool = False) -> tuple[RankingData, dict]:
+    """Feature rows of the impressions in the ``days`` before ``cut``, replayed through the engine
+    with a model trained on what precedes them; nothing at or after ``cut`` is loaded."""
+    lg = store.load_interactions(end=cut)
+    ts = lg.ts[~lg.history]
+    if ts.size == 0:
+        raise ValueError("no events before the cut: the learned stage needs impressions and clicks")
+    start = validation_cut(ts, days)
+    t0 = time.perf_counter()
+    with Evaluation(store, start, end=cut, variants={"newsrec": params}, baselines=[], seed=seed,
+                    show_progress=show_progress, ablations=False) as ev:
+        ev.prepare()
+        ev.run("replay", max_queries=max_queries, keep_columns=True)
+        data = from_columns(ev.columns_)
+    info = {"start": format_time(start), "end": format_time(cut), "lists": data.n_groups, "rows": int(data.y.size),
+            "clicks": int(data.y.sum()), "seconds": round(time.perf_counter() - t0, 1)}
+    return data, info
+
+
+def position_propensity(data: RankingData, smoothing: float = 50.0) -> np.ndarray:
+    """Examination propensity per position, relative to the best position, shape (max position + 1,).
+
+    Estimated from the logged positions as each position's smoothed click-through over the
+    highest one's (a ranked log ties relevance to position too, so this over-corrects rather
+    than under-corrects), floored at 0.1 so one rare position cannot dominate training.
+    """
+    n = int(data.position.max()) + 1 if data.position.size else 1
+    clicks = np.bincount(data.position, weights=data.y, minlength=n)
+    shown = np.bincount(data.position, minlength=n).astype(np.float64)
+    site = clicks.sum() / max(shown.sum(), 1.0)
+    ctr = (clicks + smoothing * site) / (shown + smoothing)
+    return np.clip(ctr / ctr.max(), 0.1, 1.0)
+
+
+def fit_ranker(data: RankingData, settings: dict[str, Any], position_bias: str = "none",
+               seed: int = 0) -> LearnedRanker:
+    """A :class:`LearnedRanker` on ``data`` with one way of handling position bias:
+    ``none``, ``ipw`` (clicks weighted by 1 / propensity of their position) or ``feature``
+    (the position is a column in training, scored as position 0 at serving)."""
+    if position_bias not in POSITION_BIAS:
+        raise ValueError(f"position_bias must be one of {', '.join(POSITION_BIAS)}; got {position_bias!r}")
+    names, X, weight, serving = list(FEATURE_NAMES), data.X, None, None
+    if position_bias == "ipw":
+        propensity = position_propensity(data)
+        weight = np.where(data.y > 0, 1.0 / propensity[data.position], 1.0)
+        weight = weight / weight.mean()
+    elif position_bias == "feature":
+        names.append(POSITION)
+        X = np.column_stack([data.X, data.position.astype(np.float64)])
+        serving = {POSITION: 0.0}
+    ranker = LearnedRanker(**settings, random_state=seed)
+    return ranker.fit(X, data.y, names, sample_weight=weight, serving_values=serving)
+
+
+def list_metrics(data: RankingData, scores: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Mean AUC, MRR and nDCG@10 over the lists, ranking each by ``scores`` (n,)."""
+    return _group_metrics(data.group, np.asarray(scores, dtype=np.float64), data.y, data.n_groups,
+                          np.random.default_rng(seed))
+
+
+def serving_scores(ranker: LearnedRanker, data: RankingData) -> np.ndarray:
+    """Scores as serving computes them (training-only columns at their serving constants)."""
+    from recommender.serving.features import align
+
+    return ranker.decision_function(align(data.X, ranker))
+
+
+def choose_ranker(data: RankingData, validation_start: float, seed: int = 0,
+                  candidates: tuple[dict[str, Any], ...] = CANDIDATES) -> tuple[LearnedRanker, dict[str, Any]]:
+    """Fit each candidate setting on the lists before ``validation_start``, judge it on the lists
+    from then on, then refit the best (setting and position-bias handling) on every list.
+
+    The report holds every candidate's validation metrics beside the blend's and online
+    click-through's (the ``ctr_6h_p10`` column) on the same lists.
+    """
+    later = data.ts >= validation_start
+    if not later.any() or later.all():
+        raise ValueError("the validation period must hold some lists and leave some before it")
+    fit_part, val_part = data.take(~later), data.take(later)
+    names = list(FEATURE_NAMES)
+    report: dict[str, Any] = {
+        "fit_lists": fit_part.n_groups, "validation_lists": val_part.n_groups,
+        "validation_start": format_time(validation_start),
+        "reference": {"blend": list_metrics(val_part, val_part.X[:, names.index("blend")], seed),
+                      "online ctr (ctr_all_p10)": list_metrics(val_part, val_part.X[:, names.index("ctr_all_p10")],
+                                                               seed)},
+        "candidates": [],
+    }
+    best: tuple[float, dict, str] | None = None
+    # every setting without a position correction, then each correction with the best setting
+    trials = [(settings, "none") for settings in candidates] + [(None, bias) for bias in POSITION_BIAS[1:]]
+    for settings, bias in trials:
+        if settings is None:  # the best setting without a correction
+            settings = best[1]
+        t0 = time.perf_counter()
+        ranker = fit_ranker(fit_part, settings, bias, seed)
+        metrics = list_metrics(val_part, serving_scores(ranker, val_part), seed)
+        record = {"settings": settings, "position_bias": bias, "validation": metrics,
+                  "objective": _objective(metrics), "seconds": round(time.perf_counter() - t0, 2)}
+        report["candidates"].append(record)
+        log.info("learned ranker %s / %s: %s", settings, bias, metrics)
+        if best is None or record["objective"] > best[0]:
+            best = (record["objective"], settings, bias)
+    assert best is not None
+    report["chosen"] = {"settings": best[1], "position_bias": best[2]}
+    return fit_ranker(data, best[1], best[2], seed), report
+
+
+def with_learned(model, ranker: LearnedRanker | None):
+    """A shallow copy of a served model that ranks feeds with ``ranker`` (arrays are shared)."""
+    import copy
+
+    variant = copy.copy(model)
+    variant.learned = ranker
+    return variant
+
+
+# groups of feature columns, for the ablation that says what the learned stage gains from what
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "blend parts": ("blend", "fresh", "trending", "ctr", "follow_category", "follow_region", "affinity", "content",
+                    "session", "cf"),
+    "decayed windows (1 h, 6 h, 24 h)": tuple(n for n in FEATURE_NAMES if any(
+        part in n for part in ("_1h", "_6h", "_24h")) and not n.startswith("rank_")),
+    "all-time window": tuple(n for n in FEATURE_NAMES if "_all" in n and not n.startswith("rank_")),
+    "first exposure, first click, age": ("since_first_impression", "since_first_click", "age"),
+    "ranks inside the list": tuple(n for n in FEATURE_NAMES if n.startswith("rank_")),
+    "list size, reader history": ("list_size", "history_length"),
+}
+
+
+def feature_ablation(data: RankingData, validation_start: float, settings: dict[str, Any], seed: int = 0
+                     ) -> dict[str, dict[str, float]]:
+    """Validation metrics of ``settings`` fitted without each group of :data:`FEATURE_GROUPS`
+    (and with online click-through alone), on the same split as :func:`choose_ranker`."""
+    later = data.ts >= validation_start
+    fit_part, val_part = data.take(~later), data.take(later)
+    names = list(FEATURE_NAMES)
+    out = {}
+    for label, dropped in [("all features", ())] + [(f"without {g}", cols) for g, cols in FEATURE_GROUPS.items()] \
+            + [("online ctr (ctr_all_p10) alone", tuple(n for n in names if n != "ctr_all_p10"))]:
+        keep = [j for j, n in enumerate(names) if n not in dropped]
+        ranker = LearnedRanker(**settings, random_state=seed).fit(fit_part.X[:, keep], fit_part.y,
+                                                                  [names[j] for j in keep])
+        out[label] = {k: round(v, 4) for k, v in list_metrics(
+            val_part, ranker.decision_function(val_part.X[:, keep]), seed).items()}
+    return out

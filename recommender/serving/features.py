@@ -1,0 +1,177 @@
+"""Features of the learned ranking stage, computed from the live state when a list is built.
+
+One function, :func:`feed_features`, turns the scored candidates of a feed (or of a logged
+impression, offline) into a feature matrix: the blend's own parts, online clicks and exposures
+in several decayed windows, click-through with several priors, clicks against what the
+exposure predicts, time since first exposure and first click, the ranks of these inside the
+candidate list, the list's size and the reader's history length. The engine calls it for
+feeds and for :meth:`~recommender.serving.engine.Engine.score`, which the offline replay
+uses, so training sees exactly the features serving computes. :func:`learned_stage` re-scores
+the best candidates with the bundle's :class:`~recommender.models.learned.LearnedRanker`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+from recommender.models.exposure import NEVER, ExposureStats
+from recommender.models.neighbours import top_k
+from recommender.models.popularity import DecayedCounters
+
+from .catalog import Snapshot
+from .ranking import HOUR, Candidates, ReaderProfile
+
+BLEND_PARTS = ("fresh", "trending", "ctr", "follow_category", "follow_region", "affinity", "content", "session",
+               "cf")
+WINDOW_NAMES = ("1h", "6h", "24h", "all")  # ExposureStats.half_lives_hours (1, 6, 24, 10,000)
+CTR_PRIORS = (1.0, 10.0, 100.0)  # pseudo-impressions at the site's click-through
+MAX_HOURS = 1000.0
+RANKED = ("blend", "ctr_6h_p10", "ctr_all_p10", "clicks_6h", "impressions_6h", "excess_6h", "excess_all",
+          "since_first_impression", "content")
+PREFIX = "lf_"  # feature columns in Candidates.features
+LEARNED_POOL = 100  # feed candidates the learned stage re-scores (best by the blend; a page is 20)
+
+
+def feature_names() -> list[str]:
+    """Column names of :func:`feed_features`, in order."""
+    names = ["blend", *BLEND_PARTS]
+    for w in WINDOW_NAMES:
+        names += [f"clicks_{w}", f"impressions_{w}", f"excess_{w}"]
+    names += [f"ctr_{w}_p{int(a)}" for w in ("6h", "all") for a in CTR_PRIORS] + ["ctr_1h_p10", "ctr_24h_p10"]
+    names += ["since_first_impression", "since_first_click", "age"]
+    names += [f"rank_{name}" for name in RANKED]
+    names += ["list_size", "history_length"]
+    return names
+
+
+FEATURE_NAMES = tuple(feature_names())
+
+
+def _hours_since(t: np.ndarray, now: float) -> np.ndarray:
+    """log(1 + hours since ``t``), capped; -1 where ``t`` is NEVER (never happened)."""
+    hours = np.clip((now - t) / HOUR, 0.0, MAX_HOURS)
+    return np.where(t >= NEVER, -1.0, np.log1p(hours))
+
+
+def _percentile(x: np.ndarray) -> np.ndarray:
+    """Rank of each value in [0, 1] (1 = largest); ties share their average rank."""
+    if x.size < 2:
+        return np.ones_like(x, dtype=np.float64)
+    return (rankdata(x, method="average") - 1.0) / (x.size - 1.0)
+
+
+def feed_features(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters, now: float,
+                  cand: Candidates) -> np.ndarray:
+    """Feature matrix of scored feed candidates, shape (n, len(FEATURE_NAMES)), float64.
+
+    ``cand`` comes from :func:`~recommender.serving.ranking.score_feed` (its features and
+    blend score). ``counters`` may carry :class:`~recommender.models.exposure.ExposureStats`
+    (``counters.exposure``); without them the exposure columns are zero.
+    """
+    index = cand.index
+    n = index.size
+    cols: dict[str, np.ndarray] = {"blend": np.asarray(cand.score, dtype=np.float64)}
+    for name in BLEND_PARTS:
+        cols[name] = np.asarray(cand.features.get(name, np.zeros(n)), dtype=np.float64)
+    exposure: ExposureStats | None = getattr(counters, "exposure", None)
+    if exposure is not None and exposure.n_items > 0:
+        ok = index < exposure.n_items
+        safe = np.where(ok, index, 0)
+        clicks = np.where(ok, exposure.clicks[:, safe], 0.0)
+        shown = np.where(ok, exposure.impressions[:, safe], 0.0)
+        first_impression = np.where(ok, exposure.first_impression[safe], NEVER)
+        first_click = np.where(ok, exposure.first_click[safe], NEVER)
+        site = [exposure.global_ctr(j) for j in range(len(WINDOW_NAMES))]
+    else:
+        clicks = shown = np.zeros((len(WINDOW_NAMES), n))
+        first_impression = first_click = np.full(n, NEVER)
+        site = [0.05] * len(WINDOW_NAMES)
+    for j, w in enumerate(WINDOW_NAMES):
+        expected = shown[j] * site[j]
+        cols[f"clicks_{w}"] = np.log1p(clicks[j])
+        cols[f"impressions_{w}"] = np.log1p(shown[j])
+        cols[f"excess_{w}"] = (clicks[j] - expected) / np.sqrt(expected + 1.0)
+
+    def ctr(j: int, prior: float) -> np.ndarray:
+        p = max(site[j], 1e-6)
+        return (clicks[j] + prior * p) / (np.maximum(shown[j], clicks[j]) + prior) / p
+
+    for a in CTR_PRIORS:
+        cols[f"ctr_6h_p{int(a)}"] = ctr(1, a)
+        cols[f"ctr_all_p{int(a)}"] = ctr(3, a)
+    cols["ctr_1h_p10"], cols["ctr_24h_p10"] = ctr(0, 10.0), ctr(2, 10.0)
+    cols["since_first_impression"] = _hours_since(first_impression, now)
+    cols["since_first_click"] = _hours_since(first_click, now)
+    cols["age"] = _hours_since(snap.published_at(index), now)
+    for name in RANKED:
+        values = cols[name]
+        if name == "since_first_impression":  # newest exposure ranks highest; never shown counts as newest
+            values = -np.where(values < 0, 0.0, values)
+        cols[f"rank_{name}"] = _percentile(values)
+    cols["list_size"] = np.full(n, np.log1p(n))
+    cols["history_length"] = np.full(n, np.log1p(profile.positives.size))
+    return np.column_stack([cols[name] for name in FEATURE_NAMES]) if n else np.zeros((0, len(FEATURE_NAMES)))
+
+
+def learned_stage(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters, now: float,
+                  cand: Candidates, pool: int = LEARNED_POOL, keep_features: bool = False) -> Candidates:
+    """Re-score the best ``pool`` candidates (by the blend) with the model's learned ranker.
+
+    Without a ranker in the model the candidates come back as they are (the blend decides),
+    unless ``keep_features``: then the feature columns are added as ``lf_<name>`` (the offline
+    replay records them to train a ranker). Candidates beyond the pool keep their blend order
+    below the re-scored ones.
+    """
+    ranker = getattr(snap.model, "learned", None)
+    if (ranker is None and not keep_features) or cand.index.size == 0:
+        return cand
+    if ranker is not None and cand.index.size > pool:
+        head = np.zeros(cand.index.size, dtype=bool)
+        head[top_k(cand.score, pool)] = True
+    else:
+        head = np.ones(cand.index.size, dtype=bool)
+    part = cand.take(head)
+    X = feed_features(snap, profile, counters, now, part)
+    features = dict(cand.features)
+    if keep_features:
+        for j, name in enumerate(FEATURE_NAMES):
+            column = np.full(cand.index.size, np.nan)
+            column[head] = X[:, j]
+            features[PREFIX + name] = column
+    if ranker is None:
+        return Candidates(cand.index, features, cand.score)
+    learned = ranker.decision_function(align(X, ranker))
+    score = np.asarray(cand.score, dtype=np.float64).copy()
+    features["blend"] = score.copy()
+    rest = ~head
+    if rest.any():  # below every re-scored one, in blend order
+        tail = score[rest]
+        span = float(tail.max() - tail.min()) + 1.0
+        score[rest] = float(learned.min()) - 2.0 + (tail - tail.min()) / span
+    score[head] = learned
+    features["learned"] = np.where(head, score, np.nan)
+    return Candidates(cand.index, features, score)
+
+
+def align(X: np.ndarray, ranker) -> np.ndarray:
+    """``X`` (columns :data:`FEATURE_NAMES`) in the ranker's column order.
+
+    A column the ranker learned that serving does not compute (a training-only feature such
+    as the logged position) takes the constant the ranker names in ``serving_values_``.
+    """
+    names = ranker.feature_names_
+    if tuple(names) == FEATURE_NAMES:
+        return X
+    where = {name: j for j, name in enumerate(FEATURE_NAMES)}
+    constants = getattr(ranker, "serving_values_", {}) or {}
+    out = np.empty((X.shape[0], len(names)))
+    for k, name in enumerate(names):
+        if name in where:
+            out[:, k] = X[:, where[name]]
+        elif name in constants:
+            out[:, k] = constants[name]
+        else:
+            raise ValueError(f"the learned ranker needs feature {name!r}, which this version does not compute; "
+                             "retrain the ranker")
+    return out
