@@ -176,7 +176,10 @@ def on_every_worker(site: Site, check, what: str, timeout: float = 10.0) -> None
     def all_pass():
         with site.server.pinned() as pins:
             for pin in pins.values():
-                check(pin)
+                try:
+                    check(pin)
+                except ValueError as exc:  # list.index(): not there yet
+                    raise AssertionError(str(exc)) from None
         return True
 
     eventually(all_pass, timeout, interval=0.1, what=what)
