@@ -41,6 +41,7 @@ class DecayedCounters:
     curve: np.ndarray | None = None
     # the site-wide click-through, summed over every article once per change (not once per feed)
     _global: tuple[float, float] | None = field(default=None, repr=False, compare=False)
+    _global_corrected: tuple[float, float] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(cls, n_items: int, as_of: float, half_life_hours: float) -> "DecayedCounters":
@@ -75,7 +76,7 @@ class DecayedCounters:
             if arr is not None:
                 arr *= factor
         self.as_of = now
-        self._global = None
+        self._global = self._global_corrected = None
 
     def grow(self, n_items: int) -> None:
         if n_items > self.clicks.shape[0]:
@@ -104,16 +105,16 @@ class DecayedCounters:
         if self.expected is not None:
             weight = position_weights(self.curve, None if position is None else np.asarray(position)[keep], ts.size)
             np.add.at(self.expected, item_index, decay * shown * weight)
-        self._global = None
+        self._global = self._global_corrected = None
 
     def keep_expected(self, curve: np.ndarray, expected: np.ndarray | None = None) -> None:
         """Start keeping position-weighted exposures (``expected``: as counted so far; default
         the plain impressions, i.e. every earlier exposure counted as at the first position)."""
         self.curve = np.asarray(curve, dtype=np.float64)
-        self.expected = (np.array(expected, dtype=np.float64) if expected is not None
-                         else self.impressions.copy())
-        self.grow(self.clicks.shape[0])
-        self._global = None
+        expected = np.array(expected, dtype=np.float64) if expected is not None else self.impressions.copy()
+        n = self.clicks.shape[0]
+        self.expected = np.concatenate([expected[:n], np.zeros(max(n - expected.shape[0], 0))])
+        self._global = self._global_corrected = None
 
     def corrected_ctr(self, index: np.ndarray, prior_strength: float) -> tuple[np.ndarray, float]:
         """Click-through over the clicks expected at the positions shown, smoothed towards the
@@ -125,8 +126,11 @@ class DecayedCounters:
         return (clicks + prior_strength * prior) / (np.maximum(expected[index], clicks) + prior_strength), prior
 
     def _global_expected(self) -> tuple[float, float]:
-        expected = self.expected if self.expected is not None else self.impressions
-        return float(self.clicks.sum()), float(expected.sum())
+        totals = self._global_corrected
+        if totals is None:
+            expected = self.expected if self.expected is not None else self.impressions
+            totals = self._global_corrected = (float(self.clicks.sum()), float(expected.sum()))
+        return totals
 
     def ctr(self, prior_ctr: float, prior_strength: float = 20.0) -> np.ndarray:
         """Beta-smoothed click-through per item: ``(clicks + a*p) / (impressions + a)``."""
