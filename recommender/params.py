@@ -99,6 +99,9 @@ class RankingParams:
     # both
     duplicate_similarity: float = 0.92
     ctr_prior_strength: float = 20.0
+    # live click-through over the clicks expected at the positions shown (a position curve fitted at
+    # training) instead of over plain impressions
+    ctr_position_corrected: bool = True
     trending_half_life_hours: float = 6.0
     window_days: float = 7.0
     # an archive (or a sample) whose last window_days hold fewer articles: the newest this many instead

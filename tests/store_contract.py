@@ -297,6 +297,34 @@ class StoreContract:
         assert [part.article_ids[a] for a in part.article_key.tolist()] == ["a1", "a2", "a3"]
         assert (part.event == 0).all()
 
+    def test_exposures_and_clicks_come_back_with_their_positions(self, store):
+        # what position-corrected click-through counts: each exposure and click at its list position
+        store.upsert_articles([article(i) for i in range(6)])
+        key = {a: k.key for a, k in store.get_stored_articles([f"a{i}" for i in range(6)]).items()}
+        _, start = store.log_position()
+        store.add_served_lists([served("L1", "u", ("a1", "a2", "a3"), ts=T0 + 1, offset=10)])
+        store.add_events([event("u", "a3", ts=T0 + 2, list_id="L1", position=12),
+                          event("v", "a4", ts=T0 + 3),  # a click from no list: no position
+                          event("v", "a5", "impression", ts=T0 + 4, list_id="M", position=7)])
+        store.add_served_lists([served("L2", "v", ("a0", "a1"), ts=T0 + 5)])
+        want = ([key[a] for a in ("a1", "a2", "a3", "a3", "a4", "a5", "a0", "a1")],
+                [0, 0, 0, 1, 1, 0, 0, 0], [10, 11, 12, 12, -1, 7, 0, 1])
+        for limit in (1, 2, 20_000):  # chunked or not, every row keeps its position
+            cursor, got = start, ([], [], [])
+            while True:
+                new, keys, codes, _, positions = store.event_keys_after(cursor, limit=limit, positions=True)
+                if new == cursor:
+                    break
+                cursor = new
+                for out, arr in zip(got, (keys, codes, positions)):
+                    out.extend(arr.tolist())
+            assert got == want
+        assert len(store.event_keys_after(start)) == 4  # without asking: the four arrays as before
+        log_ = store.load_interactions()
+        assert [log_.article_ids[a] for a in log_.article_key.tolist()] == ["a1", "a2", "a3", "a3", "a4", "a5",
+                                                                             "a0", "a1"]
+        assert log_.position.tolist() == [10, 11, 12, 12, -1, 7, 0, 1]
+
     def test_a_readers_history_holds_their_lists_items_with_positions(self, store):
         store.upsert_articles([article(i) for i in range(5)])
         store.add_events([event("u", "a0", ts=T0 + 1)])

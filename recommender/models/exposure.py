@@ -136,8 +136,8 @@ class ExposureCounters(DecayedCounters):
             self.exposure.grow(n_items)
 
     def add(self, item_index: np.ndarray, event: np.ndarray, ts: np.ndarray,
-            engagement_weights: np.ndarray | None = None) -> None:
-        super().add(item_index, event, ts, engagement_weights)
+            engagement_weights: np.ndarray | None = None, position: np.ndarray | None = None) -> None:
+        super().add(item_index, event, ts, engagement_weights, position)
         if self.exposure is not None:
             self.exposure.grow(self.clicks.shape[0])
             self.exposure.add(item_index, event, ts)
@@ -150,4 +150,5 @@ def with_exposure(counters: DecayedCounters, exposure: ExposureStats | None) -> 
     exposure.grow(counters.clicks.shape[0])
     exposure.advance(counters.as_of)
     return ExposureCounters(counters.clicks, counters.impressions, counters.engagement, counters.as_of,
-                            counters.half_life_hours, exposure=exposure)
+                            counters.half_life_hours, expected=counters.expected, curve=counters.curve,
+                            exposure=exposure)

@@ -28,7 +28,7 @@ from recommender.models.coread import CoReading
 from recommender.models.interactions import bm25_weight, confidence_matrix
 from recommender.models.neighbours import clustered_neighbours, cosine_neighbours, story_labels
 from recommender.models.exposure import ExposureStats
-from recommender.models.popularity import DecayedCounters
+from recommender.models.popularity import CURVE_POSITIONS, DecayedCounters, position_curve
 from recommender.models.served import ServingModel
 from recommender.params import TrainParams
 from recommender.store import Store
@@ -137,6 +137,7 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         report["events_skipped_future"] = len(store.load_interactions(start=max(as_of, now + FUTURE_TOLERANCE)))
         user_keys, user_index = np.unique(log_.user_key[keep], return_inverse=True)
         item, event, ts, dwell = item[keep], log_.event[keep], log_.ts[keep], log_.dwell[keep]
+        position = log_.position[keep] if log_.position is not None else np.full(item.size, -1, dtype=np.int64)
         report["events_used"] = int(keep.sum())
         report["readers"] = int(user_keys.size)
         report["events_max_per_reader"] = int(np.bincount(user_index).max()) if user_index.size else 0
@@ -187,8 +188,10 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         coread.fit(user_index[positive], item[positive], ts[positive], n_items, now=as_of)
 
     with stages.stage("popularity"):
+        curve = fit_position_curve(event, position)
         counters = DecayedCounters.from_events(item, event, ts, n_items, as_of,
-                                               params.ranking.trending_half_life_hours)
+                                               params.ranking.trending_half_life_hours, position=position, curve=curve)
+        report["position_curve_head"] = [round(float(v), 3) for v in curve[:10]]
         # the learned stage's windows: clicks on lists shown, so not the clicks imported from a history
         shown_log = ~log_.history[keep]
         exposure = ExposureStats.from_events(item[shown_log], event[shown_log], ts[shown_log], n_items, as_of)
@@ -236,6 +239,7 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "coread_nb_idx": np.ascontiguousarray(r_idx), "coread_nb_sim": np.ascontiguousarray(r_sim),
         "pop_clicks": counters.clicks, "pop_impressions": counters.impressions,
         "pop_engagement": counters.engagement,
+        "pop_expected": counters.expected, "position_curve": curve,
     }
     arrays.update({f"text_{k}": v for k, v in embedder.to_arrays().items()})
     arrays.update(exposure.to_arrays())
@@ -266,6 +270,15 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "seed": seed,
     }
     return BuiltModel(arrays, documents, manifest, report)
+
+
+def fit_position_curve(event: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """The position curve (:func:`recommender.models.popularity.position_curve`) of a log's
+    impressions and clicks that carry a position (shape (n,) each; -1: none)."""
+    known = (position >= 0) & (position < CURVE_POSITIONS)
+    shown = np.bincount(position[known & (event == EVENT_CODES["impression"])], minlength=CURVE_POSITIONS)
+    clicks = np.bincount(position[known & (event == EVENT_CODES["click"])], minlength=CURVE_POSITIONS)
+    return position_curve(shown, clicks)
 
 
 def window_start_index(published: np.ndarray, as_of: float, window_days: float, min_articles: int) -> int:

@@ -115,6 +115,10 @@ class ServingModel:
                 name: (arrays[f"{name}_nb_idx"], arrays[f"{name}_nb_sim"]) for name in ("text", "cf", "coread")
             }
             self.counters = {name: arrays[f"pop_{name}"] for name in ("clicks", "impressions", "engagement")}
+            # position-corrected click-through (a bundle from before it has neither: plain impressions)
+            self.position_curve = arrays.get("position_curve")
+            if "pop_expected" in arrays:
+                self.counters["expected"] = arrays["pop_expected"]
             self.titles: list[str] = list(catalog["titles"])
             self.urls: list[str | None] = list(catalog["urls"])
             self.categories = list(catalog["categories"])
@@ -205,6 +209,7 @@ def empty_model(params: RankingParams | None = None, text_dims: int = 8, factor_
     empty_nb = (np.zeros((0, 1), dtype=np.int32), np.zeros((0, 1), dtype=np.float32))
     model.neighbours = {"text": empty_nb, "cf": empty_nb, "coread": empty_nb}
     model.counters = {name: np.zeros(0) for name in ("clicks", "impressions", "engagement")}
+    model.position_curve = None
     model.titles, model.urls, model.categories, model.regions = [], [], [], []
     model.embedder = None
     model.bridge_coef = np.zeros((text_dims, factor_dims), dtype=np.float32)

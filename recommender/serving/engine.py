@@ -28,7 +28,7 @@ import numpy as np
 from recommender.domain import ANONYMOUS, Article, Interaction, Preferences
 from recommender.models.bundle import BundleError, bundle_signature, load_bundle, read_current
 from recommender.models.exposure import ExposureStats, with_exposure
-from recommender.models.popularity import DecayedCounters
+from recommender.models.popularity import DecayedCounters, default_curve
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.models.versions import MODEL_CHANGES, live_version
 from recommender.store import EditorialRule, ServedList, Store, StoredArticle, StoreError
@@ -249,6 +249,8 @@ class Engine:
             np.array(model.counters["engagement"], dtype=np.float64),
             model.as_of if model.n_items else self.clock(), model.ranking.trending_half_life_hours,
         )
+        curve = getattr(model, "position_curve", None)
+        counters.keep_expected(curve if curve is not None else default_curve(), model.counters.get("expected"))
         counters.grow(model.n_items + 256)
         # exposure windows and first-seen times for the learned ranking stage (serving.features)
         return with_exposure(counters, ExposureStats.from_arrays(getattr(model, "exposure_arrays", {}), counters.as_of))
@@ -521,14 +523,15 @@ class Engine:
         while cursor < upto:
             # in chunks, letting request threads have the interpreter between them (sleep(0)):
             # thousands of impressions a second come back here
-            new_cursor, keys, codes, ts = self.store.event_keys_after(cursor, upto=upto, since_ts=since_ts)
+            new_cursor, keys, codes, ts, positions = self.store.event_keys_after(cursor, upto=upto, since_ts=since_ts,
+                                                                                 positions=True)
             if new_cursor == cursor:
                 break
             cursor = new_cursor
             if keys.size:
                 counters.grow(state.model.n_items + state.fresh.count + 256)
                 counters.add(state.indices_of_keys(keys, self.store), codes, np.minimum(ts, self.clock()),
-                             ENGAGEMENT)
+                             ENGAGEMENT, positions)
             time.sleep(0)
         return max(cursor, upto)
 

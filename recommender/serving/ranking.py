@@ -111,8 +111,16 @@ def trending(engagement: np.ndarray, top: float | None = None) -> np.ndarray:
     return np.log1p(engagement) / math.log1p(top)
 
 
-def ctr_lift(counters: DecayedCounters, index: np.ndarray, prior_strength: float) -> np.ndarray:
-    """Smoothed click-through relative to the site's, in [-1/3, 1]: 0 means average."""
+def ctr_lift(counters: DecayedCounters, index: np.ndarray, prior_strength: float,
+             position_corrected: bool = False) -> np.ndarray:
+    """Smoothed click-through relative to the site's, in [-1/3, 1]: 0 means average.
+
+    ``position_corrected``: clicks over the clicks expected at the positions where the article
+    was shown (:meth:`DecayedCounters.corrected_ctr`), so a slot low in lists is not held against it.
+    """
+    if position_corrected and counters.expected is not None:
+        ctr, prior = counters.corrected_ctr(index, prior_strength)
+        return np.clip(ctr / max(prior, 1e-6) - 1.0, -1.0, 3.0) / 3.0
     prior = counters.global_ctr()
     clicks, shown = counters.clicks[index], counters.impressions[index]
     ctr = (clicks + prior_strength * prior) / (np.maximum(shown, clicks) + prior_strength)
@@ -210,7 +218,7 @@ def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters
     f: dict[str, np.ndarray] = {}
     f["fresh"] = freshness(cols["published_at"], now, p.feed_fresh_half_life_hours)
     f["trending"] = trending(counters.engagement[index], summary.engagement_max if summary else None)
-    f["ctr"] = ctr_lift(counters, index, p.ctr_prior_strength)
+    f["ctr"] = ctr_lift(counters, index, p.ctr_prior_strength, p.ctr_position_corrected)
     f["follow_category"] = _member(cols["category"], profile.followed_categories)
     f["follow_region"] = _member(cols["region"], profile.followed_regions)
     f["affinity"] = np.zeros(index.size)
@@ -356,7 +364,8 @@ def summarize_window(snap: Snapshot, counters: DecayedCounters, now: float,
     index = W["index"][valid]
     engagement = counters.engagement[index]
     prior = (p.feed_fresh * freshness(W["published_at"][valid], now, p.feed_fresh_half_life_hours)
-             + p.feed_trending * trending(engagement) + p.feed_ctr * ctr_lift(counters, index, p.ctr_prior_strength))
+             + p.feed_trending * trending(engagement) + p.feed_ctr * ctr_lift(counters, index, p.ctr_prior_strength,
+                                                                          p.ctr_position_corrected))
     order = np.argsort(-prior, kind="stable")
     ranked = index[order]
 

@@ -81,6 +81,9 @@ class InteractionLog:
     change_pos, event_seq : int
         :meth:`Store.log_position` in the same read: a model fitted on this log resumes
         following the store from there.
+    position : ndarray of int64, shape (n,), or None
+        Each event's 0-based position in the list it came from (a served list's items: the
+        list's first position + k), -1 when not from a list; None from a backend that does not say.
     """
 
     user_key: np.ndarray
@@ -93,6 +96,7 @@ class InteractionLog:
     article_ids: dict[int, str]
     change_pos: int = 0
     event_seq: int = 0
+    position: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -403,12 +407,16 @@ class Store(ABC):
 
     @abstractmethod
     def event_keys_after(self, seq: int, upto: int | None = None, since_ts: float | None = None,
-                         limit: int = 20_000) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+                         limit: int = 20_000, positions: bool = False) -> tuple:
         """Events that count in live counters with ``seq < s <= upto`` (and ``ts >= since_ts``):
         ``(cursor, article keys int64, codes int8, ts float64)``; the cursor is the last ``seq``
         read (``seq`` when none). History rows and events beyond a reader's one per hour are left out.
         A served list's items come back as impressions (code 0) at the list's ``seq``, in list order,
-        merged with event rows by ``seq``; ``limit`` counts rows (an event or a whole list)."""
+        merged with event rows by ``seq``; ``limit`` counts rows (an event or a whole list).
+
+        ``positions=True`` adds a fifth array, int64: each row's 0-based position in its list
+        (a served list's items: the list's first position + k; an event: its stored position),
+        -1 when it has none (what position-corrected click-through counts exposures with)."""
 
     @abstractmethod
     def first_seq_since(self, ts: float) -> int:

@@ -316,7 +316,8 @@ def _article_from_row(row: tuple) -> StoredArticle:
 # and never NULL (dwell is coalesced to NaN), so the rows parse as one numpy array, not 10M tuples.
 _LOAD_ROW = np.dtype([("n", ">i2"), ("l0", ">i4"), ("seq", ">i8"), ("l1", ">i4"), ("user", ">i8"),
                       ("l2", ">i4"), ("article", ">i8"), ("l3", ">i4"), ("code", ">i4"), ("l4", ">i4"),
-                      ("ts", ">f8"), ("l5", ">i4"), ("dwell", ">f8"), ("l6", ">i4"), ("ord", ">i8")])
+                      ("ts", ">f8"), ("l5", ">i4"), ("dwell", ">f8"), ("l6", ">i4"), ("ord", ">i8"),
+                      ("l7", ">i4"), ("position", ">i8")])
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
@@ -832,30 +833,33 @@ class PostgresStore(Store):
         return [Change(p, CHANGE_KINDS[k], ref, lo, hi, at) for p, k, ref, lo, hi, at in rows]
 
     def event_keys_after(self, seq: int, upto: int | None = None, since_ts: float | None = None,
-                         limit: int = 20_000) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+                         limit: int = 20_000, positions: bool = False) -> tuple:
         # One statement, so one snapshot of both tables: both draw their seq from event_seq under
         # the commit-order lock, so what a snapshot holds is every seq up to its newest, gaps aside.
         # ``limit`` applies to each table; a served list comes back as its items (ord 1, 2, ...).
         with self._reading() as conn:
             rows = conn.execute(
-                "SELECT seq, article_key, event, ts, (NOT history AND counted)::int, 0::int8 FROM "
+                "SELECT seq, article_key, event, ts, (NOT history AND counted)::int, 0::int8, "
+                "COALESCE(position, -1)::int8 FROM "
                 "(SELECT * FROM events WHERE seq > %(seq)s AND seq <= %(upto)s AND ts >= %(since)s "
                 "ORDER BY seq LIMIT %(limit)s) e "
-                "UNION ALL SELECT l.seq, i.key, 0, l.ts, 1, i.ord FROM "
-                "(SELECT seq, ts, article_keys FROM served_lists WHERE seq > %(seq)s AND seq <= %(upto)s "
+                "UNION ALL SELECT l.seq, i.key, 0, l.ts, 1, i.ord, (l.position + i.ord - 1)::int8 FROM "
+                "(SELECT seq, ts, position, article_keys FROM served_lists WHERE seq > %(seq)s AND seq <= %(upto)s "
                 "AND ts >= %(since)s ORDER BY seq LIMIT %(limit)s) l, unnest(l.article_keys) WITH ORDINALITY AS i(key, ord) "
                 "ORDER BY 1, 6",
                 {"seq": int(seq), "upto": int(upto) if upto is not None else 1 << 62,
                  "since": since_ts if since_ts is not None else -1.0, "limit": int(limit)}).fetchall()
         if not rows:
-            return int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64)
+            empty = (int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64))
+            return (*empty, np.zeros(0, np.int64)) if positions else empty
         table = np.array(rows, dtype=np.float64)  # seq and keys < 2^53: exact
         events, firsts = table[:, 5] == 0, table[:, 5] == 1
         # a table that stopped at ``limit`` may hold more after its last row: both only up to the lower end
         full = [side[-1] for side in (table[events, 0], table[firsts, 0]) if side.size >= limit]
         cursor = int(min(full)) if full else int(table[-1, 0])
         table = table[(table[:, 0] <= cursor) & (table[:, 4] > 0)]  # not counted: filtered, the cursor passes them
-        return cursor, table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3]
+        out = (cursor, table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3])
+        return (*out, table[:, 6].astype(np.int64)) if positions else out
 
     def first_seq_since(self, ts: float) -> int:
         with self._reading() as conn:
@@ -881,8 +885,10 @@ class PostgresStore(Store):
     def _load_interactions(self, conn: psycopg.Connection, start: float | None, end: float | None) -> InteractionLog:
         # served lists expanded into one impression per item (no dwell, not history), in list order
         query = ("COPY (SELECT seq, user_key, article_key, (event + CASE WHEN history THEN 4 ELSE 0 END)::int4, ts, "
-                 "COALESCE(dwell, 'NaN'::float8), 0::int8 FROM events WHERE ts >= {lo} AND ts < {hi} "
-                 "UNION ALL SELECT l.seq, l.user_key, i.key, 0, l.ts, 'NaN'::float8, i.ord FROM served_lists l, "
+                 "COALESCE(dwell, 'NaN'::float8), 0::int8, COALESCE(position, -1)::int8 FROM events "
+                 "WHERE ts >= {lo} AND ts < {hi} "
+                 "UNION ALL SELECT l.seq, l.user_key, i.key, 0, l.ts, 'NaN'::float8, i.ord, "
+                 "(l.position + i.ord - 1)::int8 FROM served_lists l, "
                  "unnest(l.article_keys) WITH ORDINALITY AS i(key, ord) WHERE l.ts >= {lo} AND l.ts < {hi}) "
                  "TO STDOUT (FORMAT BINARY)")
         # COPY takes no bind parameters: the bounds go in as SQL literals composed by psycopg
@@ -907,6 +913,7 @@ class PostgresStore(Store):
             history=((code >> 2) & 1).astype(bool),
             user_ids=self._id_map(conn, "users", "user_id", _distinct_keys(user_key)),
             article_ids=self._id_map(conn, "article_keys", "article_id", _distinct_keys(article_key)),
+            position=table["position"].astype(np.int64),
         )
 
     @staticmethod

@@ -323,6 +323,13 @@ def _unpack_keys(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(blobs), dtype="<i8").astype(np.int64), counts
 
 
+def _list_positions(first: Sequence[int], counts: np.ndarray) -> np.ndarray:
+    """The position of every item of lists whose first items are at ``first``, shape (sum(counts),)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(np.asarray(first, dtype=np.int64), counts) + np.arange(int(counts.sum())) - starts
+
+
 def _merge_positions(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Where the values of two sorted arrays go when merged, ``b``'s after ``a``'s equal ones:
     ``(pos_a, pos_b)``, each int64 of its input's shape, together ``arange(a.size + b.size)``."""
@@ -924,7 +931,7 @@ class SQLiteStore(Store):
 
     @_read_errors
     def event_keys_after(self, seq: int, upto: int | None = None, since_ts: float | None = None,
-                         limit: int = 20_000) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+                         limit: int = 20_000, positions: bool = False) -> tuple:
         # no join and no id strings: every worker reads every impression back once a second
         conn = self._conn()
         # Two tables, two statements, two snapshots: a write committed between them would be in the
@@ -934,23 +941,25 @@ class SQLiteStore(Store):
         args = (int(seq), min(int(upto) if upto is not None else 1 << 62, committed),
                 since_ts if since_ts is not None else -1.0, int(limit))
         rows = conn.execute(
-            "SELECT seq, article_key, event, ts, history = 0 AND counted = 1 FROM events WHERE seq > ? AND seq <= ? "
-            "AND ts >= ? ORDER BY seq LIMIT ?", args).fetchall()
-        lists = conn.execute("SELECT seq, ts, article_keys FROM served_lists WHERE seq > ? AND seq <= ? AND ts >= ? "
-                             "ORDER BY seq LIMIT ?", args).fetchall()
+            "SELECT seq, article_key, event, ts, history = 0 AND counted = 1, COALESCE(position, -1) FROM events "
+            "WHERE seq > ? AND seq <= ? AND ts >= ? ORDER BY seq LIMIT ?", args).fetchall()
+        lists = conn.execute("SELECT seq, ts, article_keys, position FROM served_lists WHERE seq > ? AND seq <= ? "
+                             "AND ts >= ? ORDER BY seq LIMIT ?", args).fetchall()
         if not rows and not lists:
-            return int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64)
+            empty = (int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64))
+            return (*empty, np.zeros(0, np.int64)) if positions else empty
         # a side that stopped at ``limit`` may hold more after its last row: read both up to the lower end
         full = [side[-1][0] for side in (rows, lists) if len(side) >= limit]
         cursor = min(full) if full else max(side[-1][0] for side in (rows, lists) if side)
         rows = rows[:bisect.bisect_right(rows, cursor, key=_first)]
         lists = lists[:bisect.bisect_right(lists, cursor, key=_first)]
-        table = np.array(rows, dtype=np.float64).reshape(-1, 5)  # seq and keys < 2^53: exact
+        table = np.array(rows, dtype=np.float64).reshape(-1, 6)  # seq and keys < 2^53: exact
         table = table[table[:, 4] > 0]  # filtered here, not in SQL: the cursor still passes them
         if not lists:
-            return int(cursor), table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3]
+            out = (int(cursor), table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3])
+            return (*out, table[:, 5].astype(np.int64)) if positions else out
         # a served list's items are impressions at its sequence number, in list order
-        list_seq, list_ts, blobs = zip(*lists)
+        list_seq, list_ts, blobs, first = zip(*lists)
         keys, counts = _unpack_keys(blobs)
         pos_events, pos_items = _merge_positions(table[:, 0], np.repeat(np.array(list_seq, dtype=np.float64), counts))
         out_keys = np.empty(pos_events.size + pos_items.size, dtype=np.int64)
@@ -958,7 +967,12 @@ class SQLiteStore(Store):
         out_ts = np.empty(out_keys.size, dtype=np.float64)
         out_keys[pos_events], out_codes[pos_events], out_ts[pos_events] = table[:, 1], table[:, 2], table[:, 3]
         out_keys[pos_items], out_ts[pos_items] = keys, np.repeat(np.array(list_ts, dtype=np.float64), counts)
-        return int(cursor), out_keys, out_codes, out_ts
+        if not positions:
+            return int(cursor), out_keys, out_codes, out_ts
+        out_pos = np.empty(out_keys.size, dtype=np.int64)
+        out_pos[pos_events] = table[:, 5]
+        out_pos[pos_items] = _list_positions(first, counts)
+        return int(cursor), out_keys, out_codes, out_ts, out_pos
 
     @_read_errors
     def first_seq_since(self, ts: float) -> int:
@@ -1030,10 +1044,11 @@ class SQLiteStore(Store):
                      for t in ("users", "article_keys"))
         columns = ("(user_key << 32) | article_key, ts, event | (history << 2) | (seq << 3), dwell" if packed else
                    "user_key, ts, event | (history << 2) | (seq << 3), dwell, article_key")
-        cur = conn.execute(f"SELECT {columns} FROM events WHERE ts >= ? AND ts < ?", bounds)
+        cur = conn.execute(f"SELECT {columns}, COALESCE(position, -1) FROM events WHERE ts >= ? AND ts < ?", bounds)
         dtype = [("keys", "<i8"), ("ts", "<f8"), ("code", "<i8"), ("dwell", "<f8")]  # NULL dwell -> NaN
         if not packed:
             dtype.append(("article_key", "<i8"))
+        dtype.append(("position", "<i8"))
         chunks: list[np.ndarray] = []
         while True:
             rows = cur.fetchmany(200_000)
@@ -1049,10 +1064,11 @@ class SQLiteStore(Store):
         ts = np.ascontiguousarray(table["ts"])
         dwell = table["dwell"].astype(np.float32)
         history = ((table["code"] >> 2) & 1).astype(bool)
-        lists = conn.execute("SELECT seq, user_key, ts, article_keys FROM served_lists WHERE ts >= ? AND ts < ? "
-                             "ORDER BY ts, seq", bounds).fetchall()
+        position = np.ascontiguousarray(table["position"])
+        lists = conn.execute("SELECT seq, user_key, ts, article_keys, position FROM served_lists WHERE ts >= ? "
+                             "AND ts < ? ORDER BY ts, seq", bounds).fetchall()
         if lists:  # each served list's items as impressions, merged in by (time, seq)
-            list_seq, list_user, list_ts, blobs = zip(*lists)
+            list_seq, list_user, list_ts, blobs, first = zip(*lists)
             keys, counts = _unpack_keys(blobs)
             item_ts = np.repeat(np.array(list_ts, dtype=np.float64), counts)
             order = _merge_by_time(ts, table["code"] >> 3, item_ts, np.repeat(np.array(list_seq, np.int64), counts))
@@ -1063,6 +1079,7 @@ class SQLiteStore(Store):
             ts = np.concatenate([ts, item_ts])[order]
             dwell = np.concatenate([dwell, np.full(keys.size, np.nan, np.float32)])[order]
             history = np.concatenate([history, np.zeros(keys.size, bool)])[order]
+            position = np.concatenate([position, _list_positions(first, counts)])[order]
         user_ids = self._id_map(conn, "users", "user_id", _distinct_keys(user_key))
         article_ids = self._id_map(conn, "article_keys", "article_id", _distinct_keys(article_key))
         return InteractionLog(
@@ -1074,6 +1091,7 @@ class SQLiteStore(Store):
             history=history,
             user_ids=user_ids,
             article_ids=article_ids,
+            position=position,
         )
 
     @staticmethod
