@@ -41,9 +41,6 @@ class Page:
         return dict(self.args)
 
 
-# admin capabilities also shown as read-only tables of their API's JSON: page name -> GET rule
-ADMIN_LISTS = {"pins": "/v1/admin/pins", "rules": "/v1/admin/rules", "experiments": "/v1/admin/experiments"}
-
 NAV = (
     Page("console.overview", "Overview"),
     Page("console.articles", "Articles"),
@@ -99,5 +96,4 @@ from .overview import ctr_row, report_rows  # noqa: E402
 
 bp.add_app_template_filter(ctr_row, "ctr_row")
 bp.add_app_template_filter(report_rows, "report_rows")
-bp.add_app_template_filter(lambda name: (name, name), "pair")
 bp.add_app_template_global(has_rule, "has_rule")
