@@ -501,7 +501,8 @@ def test_console_experiment_report_shows_the_registry_numbers_and_stops_it(serve
     client = application.test_client()
     engine = application.extensions["newsrec"]
     site = {"X-API-Key": raw["site"]}
-    for reader in sorted(sample.readers)[:12]:
+    readers = [r for r in sorted(sample.readers) if sample.store.forgotten_at(r) is None][:12]  # (one test forgets one)
+    for reader in readers:
         listed = client.get(f"/v1/users/{reader}/feed?limit=5", headers=site).get_json()
         assert listed["experiment"] == "feed-ab"
         if int(reader[-1], 36) % 2:
@@ -535,6 +536,6 @@ def test_console_experiment_report_shows_the_registry_numbers_and_stops_it(serve
     reply = client.post("/console/experiments/feed-ab/stop", data={"csrf_token": csrf_of(confirm), "confirm": "feed-ab"})
     assert reply.status_code == 200 and "feed-ab stopped" in reply.text
     assert registry.get(sample.store, "feed-ab").stopped_at is not None
-    assert "experiment" not in client.get(f"/v1/users/{sorted(sample.readers)[0]}/feed", headers=site).get_json()
+    assert "experiment" not in client.get(f"/v1/users/{readers[0]}/feed", headers=site).get_json()
     again = client.post("/console/experiments/feed-ab/stop", data={"csrf_token": csrf_of(confirm), "confirm": "feed-ab"})
     assert again.status_code == 409
