@@ -467,6 +467,7 @@ def test_console_pin_form_shows_bad_input_as_an_escaped_error(served, form, says
 @pytest.mark.parametrize("form, says", [
     ({"factor": "lots"}, "factor must be a number"),
     ({"factor": ""}, "factor is required for a boost"),
+    ({"factor": "nan"}, "factor is required for a boost"),
     ({"factor": "0.5"}, "a boost's factor must be above 1"),
     ({"kind": "bury", "factor": "2"}, "a bury's factor must be at least"),
     ({"kind": "block", "factor": "2"}, "a block takes no factor"),
