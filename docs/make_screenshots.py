@@ -62,6 +62,33 @@ def traffic(base: str, key: str, readers: list[str]) -> None:
         urllib.request.urlopen(request, timeout=30).close()
 
 
+def in_wib(hours: float) -> str:
+    """A datetime-local value ``hours`` from now on the newsroom's clock."""
+    import time
+    from datetime import datetime
+
+    from recommender.domain import WIB
+
+    return datetime.fromtimestamp(time.time() + hours * 3600, tz=WIB).strftime("%Y-%m-%dT%H:%M")
+
+
+def experiment(base: str, key: str) -> None:
+    """An A/B experiment on feeds (the live model against itself) for the report page."""
+    import json
+    import urllib.request
+
+    def call(path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(f"{base}{path}", data=None if body is None else json.dumps(body).encode(),
+                                         method="GET" if body is None else "POST",
+                                         headers={"X-API-Key": key, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    live = next(m["version"] for m in call("/v1/admin/models")["models"] if m["live"])
+    call("/v1/admin/experiments", {"name": "koran-ab", "lists": ["feed"], "variants": [
+        {"label": "A", "model_version": live}, {"label": "B", "model_version": live, "params": {"feed_trending": 1.0}}]})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -99,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=portal.serve_forever, daemon=True).start()
         try:
             wait_ready(f"{base}/readyz", server)
+            experiment(base, admin)
             traffic(base, admin, sample["readers"][:60])
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -130,6 +158,16 @@ def main(argv: list[str] | None = None) -> int:
                 shot("console-reader")
                 page.goto(f"{base}/console/models")
                 shot("console-models")
+                page.goto(f"{base}/console/articles/{anchor}")  # a pin through the console's own form
+                page.click("#pin-here")
+                page.fill("#pin-form input[name=article_id]", sample["articles"][-5])
+                page.fill("#pin-form input[name=expires_at]", in_wib(hours=6))
+                page.click("#pin-form button[type=submit]")
+                page.set_viewport_size({"width": 1100, "height": 900})
+                shot("console-pins")
+                page.goto(f"{base}/console/experiments/koran-ab")
+                shot("console-experiment", full=True)
+                page.set_viewport_size(VIEWPORT)
                 page.goto(f"http://127.0.0.1:{portal.server_address[1]}/artikel")
                 page.wait_for_selector("[data-newsrec-ready='1']")
                 page.set_viewport_size({"width": 760, "height": 560})

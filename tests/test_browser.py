@@ -500,3 +500,37 @@ def test_forms_without_the_csrf_token_are_refused(site, context):
     assert reply.status == 403
     assert site.server.get(f"/v1/users/{reader}/preferences", key=site.site).json().get("categories") != ["Otomotif"]
     del page, personal
+
+
+# -- a pin made in the console leads the widget on every worker ----------------------------------------------
+def test_pin_in_console_leads_the_widget_on_every_worker_until_removed(site, context):
+    from recommender.domain import WIB
+
+    anchor = site.anchor()
+    pinned = site.related_ids(anchor, limit=30)[-1]
+    assert pinned not in site.widget_ids(anchor)
+    page = sign_in(context, site, site.editor, f"/console/articles/{anchor}")
+    page.click("#pin-here")  # the inspector's shortcut: the form for this article's related lists
+    assert page.input_value("#pin-form input[name=scope_article_id]") == anchor
+    assert page.input_value("#pin-form select[name=list]") == "related"
+    page.fill("#pin-form input[name=article_id]", pinned)
+    page.fill("#pin-form input[name=position]", "1")
+    expires = datetime.fromtimestamp(time.time() + 3 * 3600, tz=WIB).strftime("%Y-%m-%dT%H:%M")
+    page.fill("#pin-form input[name=expires_at]", expires)
+    page.click("#pin-form button[type=submit]")
+    assert f"Pinned {pinned} at position 1" in page.text_content("#control-message")
+    assert f"{expires.replace('T', ' ')} WIB" in page.text_content("#pins")
+
+    def first(pin):
+        assert site.widget_ids(anchor, pin)[0] == pinned
+
+    on_every_worker(site, first, "the pinned article first in the widget")
+
+    page.click(f"#pins tr:has-text('{pinned}') a.remove")
+    page.click("form.confirm button")
+    assert "removed" in page.text_content("#control-message")
+
+    def gone(pin):
+        assert pinned not in site.widget_ids(anchor, pin)
+
+    on_every_worker(site, gone, "the pin gone from the widget")

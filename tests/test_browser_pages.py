@@ -202,8 +202,8 @@ def test_console_lists_pins_rules_and_experiments_from_their_apis(served):
     client = app().test_client()
     sign_in(client, raw["admin"])
     overview = client.get("/console/").data
-    for name in ("pins", "rules", "experiments"):
-        assert f'href="/console/admin/{name}"'.encode() in overview
+    for name in ("pins", "rules", "audit", "experiments"):
+        assert f'href="/console/{name}"'.encode() in overview
     article_id = anchor_of(sample)
     reply = client.post("/v1/admin/pins", headers={"X-API-Key": raw["editor"]},
                         json={"article_id": article_id, "position": 2,
@@ -211,12 +211,12 @@ def test_console_lists_pins_rules_and_experiments_from_their_apis(served):
                               "expires_at": "2099-01-01T00:00:00+07:00"})
     assert reply.status_code == 201, reply.text
     pin_id = reply.get_json()["pin_id"]
-    page = client.get("/console/admin/pins")
+    page = client.get("/console/pins")
     assert page.status_code == 200
     assert pin_id in page.text and article_id in page.text
     assert "<b>Banjir</b>" not in page.text and "&lt;b&gt;Banjir&lt;/b&gt;" in page.text
     assert client.delete(f"/v1/admin/pins/{pin_id}", headers={"X-API-Key": raw["editor"]}).status_code == 200
-    assert pin_id not in client.get("/console/admin/pins").text
+    assert pin_id not in client.get("/console/pins").text
 
 
 def test_sign_in_attempts_are_limited_per_client_address(served):
@@ -353,3 +353,190 @@ def test_models_page_promotes_and_rolls_back_with_compare_and_set(served):
     assert client.post(f"/console/models/{newer}/rollback",  # a rollback only goes back
                        data={"csrf_token": csrf, "expected": older}).status_code == 409
     assert sample.store.live_model() == older
+
+
+# -- controls: pins, rules, audit, experiments -----------------------------------------------------------
+def csrf_of(page) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def wib_local(ts: float) -> str:
+    """What a datetime-local input sends for ``ts`` on a WIB clock (to the minute)."""
+    from recommender.domain import WIB
+
+    return datetime.fromtimestamp(ts, tz=WIB).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_console_pins_an_article_until_a_wib_expiry_audited_as_the_key_and_removes_it(served):
+    sample, app, raw, keys = served
+    client = app().test_client()
+    engine = client.application.extensions["newsrec"]
+    sign_in(client, raw["editor"])
+    anchor = anchor_of(sample)
+    pinned = engine.related(anchor, limit=50).items[-1].article_id
+    assert pinned not in [i.article_id for i in engine.related(anchor, limit=10).items]
+    # the shortcut on the article inspector fills the form
+    inspector = client.get(f"/console/articles/{anchor}").text
+    assert f'href="/console/pins?list=related&amp;scope_article_id={anchor}"' in inspector
+    form = client.get(f"/console/pins?list=related&scope_article_id={anchor}")
+    assert f'name="scope_article_id" value="{anchor}"' in form.text
+    expires = wib_local(sample.now + 2 * 86_400)
+    reply = client.post("/console/pins", data={
+        "csrf_token": csrf_of(form), "article_id": pinned, "position": "1", "list": "related",
+        "scope_article_id": anchor, "scope_category": "", "scope_region": "", "starts_at": "", "expires_at": expires})
+    assert reply.status_code == 200 and f"Pinned {pinned} at position 1" in reply.text, reply.text[-800:]
+    assert engine.related(anchor, limit=10).items[0].article_id == pinned
+    rule = next(r for r in sample.store.list_rules() if r.kind == "pin")
+    # typed in WIB: 7 hours ahead of UTC (read as UTC, it would be 7 hours later)
+    assert rule.expires_at == datetime.strptime(expires + "+0700", "%Y-%m-%dT%H:%M%z").timestamp()
+    assert rule.scope == {"list": "related", "article_id": anchor} and rule.position == 1
+    assert f"{expires.replace('T', ' ')} WIB" in reply.text  # shown back in WIB
+    editor_id = keys.authenticate(raw["editor"]).key_id
+    assert rule.created_by == f"key:{editor_id}"
+
+    confirm = client.get(f"/console/pins/{rule.rule_id}/remove")
+    assert confirm.status_code == 200 and pinned in confirm.text and 'name="confirm"' in confirm.text
+    unconfirmed = client.post(f"/console/pins/{rule.rule_id}/remove", data={"csrf_token": csrf_of(confirm)})
+    assert unconfirmed.status_code == 400 and engine.related(anchor, limit=10).items[0].article_id == pinned
+    assert client.post(f"/console/pins/{rule.rule_id}/remove", data={"confirm": rule.rule_id}).status_code == 403
+    reply = client.post(f"/console/pins/{rule.rule_id}/remove", data={"csrf_token": csrf_of(confirm),
+                                                                        "confirm": rule.rule_id})
+    assert reply.status_code == 200 and f"{rule.rule_id} removed" in reply.text
+    assert pinned not in [i.article_id for i in engine.related(anchor, limit=10).items]
+    audit = client.get("/console/audit").text
+    rows = re.findall(r"<tr><td>\d+</td><td>[^<]+</td><td>([^<]+)</td><td>(\w+)</td><td>([^<]+)</td>", audit)
+    assert rows[:2] == [(f"key:{editor_id}", "delete", rule.rule_id), (f"key:{editor_id}", "create", rule.rule_id)]
+
+
+def test_console_blocks_and_boosts_with_expiry_and_removes_them(served):
+    sample, app, raw, _ = served
+    client = app().test_client()
+    engine = client.application.extensions["newsrec"]
+    sign_in(client, raw["admin"])
+    anchor = anchor_of(sample)
+    before = [i.article_id for i in engine.related(anchor, limit=10).items]
+    csrf = csrf_of(client.get("/console/rules"))
+    base = {"csrf_token": csrf, "list": "related", "scope_article_id": anchor, "expires_at": wib_local(sample.now + 3600)}
+    reply = client.post("/console/rules", data={**base, "kind": "block", "target_kind": "article_id",
+                                                "target": before[0], "factor": ""})
+    assert reply.status_code == 200 and "Block" in reply.text
+    assert before[0] not in [i.article_id for i in engine.related(anchor, limit=10).items]
+    block = next(r for r in sample.store.list_rules() if r.kind == "block")
+    last = before[-1]
+    reply = client.post("/console/rules", data={**base, "kind": "boost", "target_kind": "article_id", "target": last,
+                                                "factor": "100"})
+    assert reply.status_code == 200
+    boost = next(r for r in sample.store.list_rules() if r.kind == "boost")
+    assert boost.factor == 100.0
+    assert engine.related(anchor, limit=10).items[0].article_id == last
+    for rule in (block, boost):
+        assert client.post(f"/console/rules/{rule.rule_id}/remove",
+                           data={"csrf_token": csrf, "confirm": rule.rule_id}).status_code == 200
+    assert [i.article_id for i in engine.related(anchor, limit=10).items] == before
+    assert client.post(f"/console/pins/{block.rule_id}/remove", data={"csrf_token": csrf, "confirm": block.rule_id}
+                       ).status_code == 404  # a rule is not a pin, and it is gone anyway
+
+
+@pytest.mark.parametrize("form, says", [
+    ({"position": "abc"}, "position must be a whole number"),
+    ({"position": "0"}, "position must be a whole number from 1"),
+    ({"expires_at": ""}, "expires_at is required"),
+    ({"expires_at": "2001-01-01T10:00"}, "expires_at must be later than now"),
+    ({"expires_at": "<b>soon</b>"}, "Expires must be a date and time"),
+    ({"article_id": "<script>alert(1)</script>"}, "article_id"),
+    ({"list": "homepage"}, "scope.list must be one of"),
+    ({"list": "feed"}, "goes with list 'related'"),  # an anchor article with feed lists
+    ({"scope_category": "<i>x</i>" * 30}, "scope.category must be a section name"),
+])
+def test_console_pin_form_shows_bad_input_as_an_escaped_error(served, form, says):
+    sample, app, raw, _ = served
+    client = app().test_client()
+    sign_in(client, raw["editor"])
+    anchor = anchor_of(sample)
+    good = {"csrf_token": csrf_of(client.get("/console/pins")), "article_id": anchor, "position": "2",
+            "list": "related", "scope_article_id": anchor, "expires_at": wib_local(sample.now + 86_400)}
+    rules_before = sample.store.list_rules()
+    reply = client.post("/console/pins", data={**good, **form})
+    assert reply.status_code == 400 and reply.mimetype == "text/html"
+    error = re.search(r'<p class="error" role="alert" id="control-error">([^<]*)</p>', reply.text)
+    assert error and "Nothing saved" in error.group(1) and says in error.group(1).replace("&#39;", "'"), reply.text[-600:]
+    assert "<script>alert" not in reply.text and "<i>x</i>" not in reply.text and "<b>soon" not in reply.text
+    assert sample.store.list_rules() == rules_before
+
+
+@pytest.mark.parametrize("form, says", [
+    ({"factor": "lots"}, "factor must be a number"),
+    ({"factor": ""}, "factor is required for a boost"),
+    ({"factor": "nan"}, "factor is required for a boost"),
+    ({"factor": "0.5"}, "a boost's factor must be above 1"),
+    ({"kind": "bury", "factor": "2"}, "a bury's factor must be at least"),
+    ({"kind": "block", "factor": "2"}, "a block takes no factor"),
+    ({"kind": "pin"}, "kind must be boost, bury or block"),
+    ({"target_kind": "story"}, "choose what the rule targets"),
+    ({"target": ""}, "target.category must be a section name"),
+    ({"starts_at": "2099-01-02T00:00", "expires_at": "2099-01-01T00:00"}, "later than now and than starts_at"),
+])
+def test_console_rule_form_shows_bad_input_as_an_error(served, form, says):
+    sample, app, raw, _ = served
+    client = app().test_client()
+    sign_in(client, raw["editor"])
+    good = {"csrf_token": csrf_of(client.get("/console/rules")), "kind": "boost", "factor": "1.5",
+            "target_kind": "category", "target": "Politik", "list": "feed"}
+    rules_before = sample.store.list_rules()
+    reply = client.post("/console/rules", data={**good, **form})
+    assert reply.status_code == 400
+    assert says in reply.text.replace("&#39;", "'"), reply.text[-600:]
+    assert sample.store.list_rules() == rules_before
+
+
+def test_console_experiment_report_shows_the_registry_numbers_and_stops_it(served):
+    from recommender.domain import Interaction
+    from recommender.experiments import registry
+
+    sample, app, raw, _ = served
+    live = sample.store.live_model()
+    registry.create(sample.store, sample.models_dir, {
+        "name": "feed-ab", "variants": [{"label": "A", "model_version": live}, {"label": "B", "model_version": live}],
+        "lists": ["feed"]}, now=sample.now - 60)
+    application = app()
+    client = application.test_client()
+    engine = application.extensions["newsrec"]
+    site = {"X-API-Key": raw["site"]}
+    readers = [r for r in sorted(sample.readers) if sample.store.forgotten_at(r) is None][:12]  # (one test forgets one)
+    for reader in readers:
+        listed = client.get(f"/v1/users/{reader}/feed?limit=5", headers=site).get_json()
+        assert listed["experiment"] == "feed-ab"
+        if int(reader[-1], 36) % 2:
+            engine.record_events([Interaction(reader, listed["items"][0]["article_id"], "click", sample.now,
+                                              list_id=listed["list_id"], position=0)])
+    engine.flush_impressions()
+    report = registry.report(sample.store, "feed-ab")
+    assert sum(v["lists"] for v in report["variants"].values()) == 12
+
+    editor = app().test_client()
+    sign_in(editor, raw["editor"])
+    assert editor.get("/console/experiments/feed-ab").status_code == 403
+    sign_in(client, raw["admin"])
+    listing = client.get("/console/experiments").text
+    assert 'href="/console/experiments/feed-ab"' in listing and "running" in listing
+    page = client.get("/console/experiments/feed-ab").text
+    rows = re.findall(r"<tr><td>(\w)(?: \(control\))?</td><td>[^<]*</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>"
+                      r"<td>\d+</td><td>([^<]+)</td>", page)
+    assert rows == [(label, str(v["lists"]), str(v["impressions"]), str(v["clicks"]), "%.2f%%" % (v["ctr"] * 100))
+                    for label, v in report["variants"].items()]
+    assert "B − A" in page and f"p = {report['srm_p']:.4f}" in page
+    first = re.search(r'id="by-position".*?<tbody>\s*<tr><td>1</td>\s*<td>(\d+)</td><td>(\d+)</td>', page, flags=re.S)
+    a_first = report["variants"]["A"]["by_position"][0]
+    assert (int(first.group(1)), int(first.group(2))) == (a_first["shown"], a_first["clicks"])
+    assert client.get("/console/experiments/no-such").status_code == 404
+
+    confirm = client.get("/console/experiments/feed-ab/stop")
+    assert confirm.status_code == 200 and 'value="feed-ab"' in confirm.text
+    assert client.post("/console/experiments/feed-ab/stop", data={"csrf_token": csrf_of(confirm)}).status_code == 400
+    assert registry.get(sample.store, "feed-ab").stopped_at is None
+    reply = client.post("/console/experiments/feed-ab/stop", data={"csrf_token": csrf_of(confirm), "confirm": "feed-ab"})
+    assert reply.status_code == 200 and "feed-ab stopped" in reply.text
+    assert registry.get(sample.store, "feed-ab").stopped_at is not None
+    assert "experiment" not in client.get(f"/v1/users/{readers[0]}/feed", headers=site).get_json()
+    again = client.post("/console/experiments/feed-ab/stop", data={"csrf_token": csrf_of(confirm), "confirm": "feed-ab"})
+    assert again.status_code == 409

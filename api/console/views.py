@@ -6,26 +6,23 @@ API, so a takedown or promotion here reaches every worker and replica through th
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
 from pathlib import Path
 
-from flask import (Response, current_app, g, make_response, redirect, render_template, request,
+from flask import (current_app, g, make_response, redirect, render_template, request,
                    send_from_directory, url_for)
 
 from recommender.domain import ValidationError, check_id
 from recommender.models.versions import PromotionError, describe, promote, rollback
 from recommender.serving.explain import FEED_REASONS, RELATED_REASONS
-from recommender.security import Principal
 from recommender.serving.results import NotFound
 
 from ..auth import EXTENSION as SECURITY
-from ..errors import ApiError
 from ..routes.common import engine, metrics
 from ..web.sessions import check_csrf
-from . import ADMIN_LISTS, CONSOLE_ROLES, bp, has_rule, nav_for, sessions
+from . import CONSOLE_ROLES, bp, nav_for, sessions
 from .overview import REPORT_FILE, by_position, ctr_chart, evaluation_report, training_report, traffic
 
 SEARCH_LIMIT = 50
@@ -271,43 +268,6 @@ def model_action(version: str, action: str):
     except PromotionError as exc:
         message, code = f"Nothing changed: {exc}", 409
     return _models_page(message, code)
-
-
-# -- admin capabilities of other modules (pins, rules, experiments) -----------------------------
-def _admin_json(rule: str):
-    """The JSON a GET of ``rule`` answers, called in this request as the signed-in key."""
-    adapter = current_app.url_map.bind("localhost")
-    endpoint, args = adapter.match(rule, method="GET")
-    g._newsrec_caller = Principal(kind="key", role=g.console["role"], key_id=g.console["key_id"])
-    try:
-        body = current_app.ensure_sync(current_app.view_functions[endpoint])(**args)
-    except ApiError as exc:
-        return None, exc.message
-    if isinstance(body, Response):
-        body = body.get_json(silent=True)
-    return body, None
-
-
-def _rows(body) -> tuple[list[str], list[dict]]:
-    """The first list of objects in a JSON answer, as columns and rows."""
-    found = body if isinstance(body, list) else next(
-        (v for v in (body or {}).values() if isinstance(v, list)), []) if isinstance(body, dict) else []
-    rows = [r if isinstance(r, dict) else {"value": r} for r in found]
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    return columns, [{k: (v if isinstance(v, (str, int, float)) or v is None else json.dumps(v, ensure_ascii=False))
-                      for k, v in r.items()} for r in rows]
-
-
-@bp.get("/admin/<name>")
-def admin_list(name: str):
-    rule = ADMIN_LISTS.get(name)
-    if rule is None or not has_rule(rule):
-        return page("console/message.html", 404, title="Not available",
-                    message="This capability is not in this version of newsrec.")
-    body, problem = _admin_json(rule)
-    columns, rows = _rows(body)
-    return page("console/admin_list.html", title=name.capitalize(), rule=rule, columns=columns, rows=rows,
-                problem=problem)
 
 
 @bp.get("/reports/<run>/<filename>")
