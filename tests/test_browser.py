@@ -328,8 +328,10 @@ def test_widget_shows_relative_times_and_reports_clicks(site, context):
     anchor = site.anchor()
     fresh = site.publish("w-fresh-5m", "Warga Antusias Sambut Kabar Terbaru Hari Ini", anchor, 5 * 60 + 5)
     older = site.publish("w-old-16h", "Kilas Balik Peristiwa Semalam yang Ramai Dibicarakan", anchor, 16 * 3600 + 60)
-    eventually(lambda: {fresh["article_id"], older["article_id"]} <= set(site.related_ids(anchor)), 10,
-               what="the new articles in the related list")
+    def both_shown(pin):
+        assert {fresh["article_id"], older["article_id"]} <= set(site.widget_ids(anchor, pin))
+
+    on_every_worker(site, both_shown, "the new articles in every worker's widget")
 
     page = context.new_page()
     page.goto(site.portal.article_page(f"/artikel/{anchor}", anchor, site.base, site.widget))
