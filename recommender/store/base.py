@@ -607,3 +607,11 @@ PORTABLE_TABLES: dict[str, tuple[str, ...]] = {
     "editorial_audit": ("seq", "at", "who", "action", "rule_id", "detail"),
     "experiments": ("name", "definition", "created_at", "stopped_at"),
 }
+
+
+def export_queries(**own: str) -> dict[str, str]:
+    """One SELECT per table of :data:`PORTABLE_TABLES`: its portable columns in order, ordered by
+    the first (a key, sequence number or name). ``own`` gives a backend's whole query for a table
+    it stores otherwise (SQLite's ``live_model`` calls ``updated_at`` ``promoted_at``)."""
+    return {table: own.get(table, f"SELECT {', '.join(columns)} FROM {table} ORDER BY {columns[0]}")
+            for table, columns in PORTABLE_TABLES.items()}

@@ -47,6 +47,7 @@ from .base import (
     _json_list,
     _salted_hashes,
     _types,
+    export_queries,
 )
 
 try:
@@ -1377,25 +1378,7 @@ class SQLiteStore(Store):
                 return removed
 
     # -- copying a whole store ---------------------------------------------------------------
-    _EXPORT_SQL = {
-        "article_keys": "SELECT key, article_id FROM article_keys ORDER BY key",
-        "users": "SELECT key, user_id FROM users ORDER BY key",
-        "articles": "SELECT key, title, body, category, region, tags, url, published_at, language, updated_at, "
-                    "deleted FROM articles ORDER BY key",
-        "events": "SELECT seq, eid, user_key, article_key, event, ts, dwell, list_id, position, history, counted, "
-                  "received_at FROM events ORDER BY seq",
-        "served_lists": "SELECT seq, list_id, user_key, ts, position, model_version, variant, strategy, article_keys, "
-                        "experiment, config, teams FROM served_lists ORDER BY seq",
-        "preferences": "SELECT user_key, categories, regions, updated_at FROM preferences ORDER BY user_key",
-        "forgotten": "SELECT user_hash, at FROM forgotten ORDER BY user_hash",
-        "changes": "SELECT pos, kind, ref, lo, hi, at FROM changes ORDER BY pos",
-        "live_model": "SELECT version, promoted_at FROM live_model",
-        "api_keys": "SELECT key_id, role, name, created, sha256 FROM api_keys ORDER BY key_id",
-        "editorial_rules": "SELECT rule_id, kind, spec, starts_at, expires_at, created_at, created_by, removed_at, "
-                           "removed_by FROM editorial_rules ORDER BY rule_id",
-        "editorial_audit": "SELECT seq, at, who, action, rule_id, detail FROM editorial_audit ORDER BY seq",
-        "experiments": "SELECT name, definition, created_at, stopped_at FROM experiments ORDER BY name",
-    }
+    _EXPORT_SQL = export_queries(live_model="SELECT version, promoted_at FROM live_model")
     # portable row -> this backend's row, and back (booleans are integers here, lists packed int64)
     _BOOLS = {"articles": (10,), "events": (9, 10)}
 
