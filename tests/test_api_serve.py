@@ -23,6 +23,8 @@ from recommender.config import Settings
 from training.cli import main as cli_main
 from api.commands.serve import GUNICORN_CONF, ROOT, server_command
 
+from .serve_fixtures import _children
+
 HAS_ENGINE = importlib.util.find_spec("recommender.serving.engine") is not None
 needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="recommender.serving.engine is not written yet")
 
@@ -89,6 +91,24 @@ def _get(url: str, headers: dict | None = None, data: bytes | None = None) -> tu
         return exc.code, exc.read()
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (gunicorn's master and workers under ``newsrec serve``)."""
+    found, todo = set(), [pid]
+    while todo:
+        kids = _children(todo.pop())
+        found.update(kids)
+        todo.extend(kids)
+    return found
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def _wait_healthy(base: str, proc: subprocess.Popen, deadline_s: float = 40.0) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
@@ -127,8 +147,10 @@ def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_pat
         text = _get(base + "/metrics")[1].decode()
         ready = re.search(r'newsrec_http_requests_total\{endpoint="/readyz",method="GET",status="200"\} (\S+)', text)
         assert ready and float(ready.group(1)) == 20.0  # summed over both workers
+        before = _descendants(proc.pid)
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        _wait_for(lambda: len(_descendants(proc.pid) - before) >= 2 and not before & _descendants(proc.pid), 40,
+                  "gunicorn to replace both workers after SIGHUP")
         _wait_healthy(base, proc)
         assert _get(base + "/v1/users/u1/feed?limit=3", {"X-API-Key": key})[0] == 200
     finally:

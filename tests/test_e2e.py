@@ -171,5 +171,5 @@ def test_new_model_version_is_picked_up_without_restart(server):
         seen = {get(server, "/v1/users/x/feed", server["site"], limit=2).json()["model_version"] for _ in range(4)}
         if seen == {out["version"]}:
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert seen == {out["version"]}

@@ -455,7 +455,7 @@ def test_hot_reload_under_load_never_fails_a_request(trained, tmp_path):
         for th in threads:
             th.start()
         try:
-            time.sleep(1.0)
+            _wait(lambda: len(latest) == len(threads), 20, "every load thread answered once")
             for step in range(3):
                 if step == 2:
                     damaged = _publish_damaged(sample.models_dir, sample.built, sample.store)
@@ -480,7 +480,8 @@ def test_hot_reload_under_load_never_fails_a_request(trained, tmp_path):
                 _wait(lambda: set(latest.values()) == {version} and _all_workers(
                     server, lambda r: r["model_version"] == version and r["status"] == "ready"),
                     20, f"every worker to serve {version}")
-            time.sleep(0.5)
+            served = len(answers)
+            _wait(lambda: len(answers) >= served + 2 * len(threads), 20, "more answers after the last promotion")
         finally:
             stop.set()
             for th in threads:
