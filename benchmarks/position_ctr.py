@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,15 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.quality import MIND, SEED, ingest_mind  # noqa: E402
+from benchmarks.quality import MIND, SEED, metric_rows, replay_variants  # noqa: E402
 from recommender.domain import EVENT_CODES  # noqa: E402
-from recommender.evaluation.protocols import Evaluation, choose_cut  # noqa: E402
 from recommender.experiments.simulation import ClickModel  # noqa: E402
 from recommender.models.popularity import DecayedCounters  # noqa: E402
 from recommender.models.fitting import fit_position_curve  # noqa: E402
 from recommender.params import TrainParams  # noqa: E402
 from recommender.serving.ranking import ctr_lift  # noqa: E402
-from recommender.store import SQLiteStore  # noqa: E402
 
 METRICS = ("auc", "mrr", "ndcg@5", "ndcg@10")
 
@@ -128,24 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     if not folder.exists():
         print(f"{folder} not found", file=sys.stderr)
         return 1
-    with tempfile.TemporaryDirectory(prefix="newsrec-posctr-") as tmp:
-        store = SQLiteStore(Path(tmp) / "mind.sqlite3", synchronous="OFF")
-        ingest_mind(store, folder)
-        cut = choose_cut(store, 1.0)
+    def training_curve(store, cut):
         log_ = store.load_interactions(end=cut)
-        curve = fit_position_curve(log_.event, log_.position)
-        t0 = time.perf_counter()
-        with Evaluation(store, cut, variants=variants(), baselines=[], seed=SEED, ablations=False) as ev:
-            ev.prepare()
-            entry = ev.run("replay", max_queries=300 if args.quick else None)
-        store.close()
-    rows = {name: {m: entry["models"].get(name, {}).get(m) for m in METRICS} for name in variants()}
+        return fit_position_curve(log_.event, log_.position)
+
+    entry, seconds, curve = replay_variants(folder, variants(), args.quick, prefix="newsrec-posctr-",
+                                            before=training_curve)
     print(f"position curve (training log, positions 1-10): {np.round(curve[:10], 3).tolist()}")
-    print(f"MIND sample, replay protocol: {entry['n_test']} impressions ({time.perf_counter() - t0:.0f} s)")
-    print("| setting | " + " | ".join(METRICS) + " |")
-    print("|---|" + "---|" * len(METRICS))
-    for name, values in rows.items():
-        print(f"| {name} | " + " | ".join("-" if values[m] is None else f"{values[m]:.4f}" for m in METRICS) + " |")
+    print(f"MIND sample, replay protocol: {entry['n_test']} impressions ({seconds:.0f} s)")
+    rows = metric_rows(entry, variants(), METRICS)
     (args.out / "position_ctr.json").write_text(json.dumps(
         {"n_test": entry["n_test"], "curve": curve.tolist(), "models": rows, "full": entry["models"]},
         indent=2, default=str))

@@ -60,6 +60,33 @@ SEED = 0
 
 
 # --- MIND ------------------------------------------------------------------------------------
+def replay_variants(folder: Path, variants: dict, quick: bool = False, prefix: str = "newsrec-replay-",
+                    before=None) -> tuple[dict, float, object]:
+    """The MIND sample's replay protocol for ``variants`` (name -> TrainParams) and no baselines:
+    ``(entry, seconds, before(store, cut))``; ``before`` reads the store ahead of the replay."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        store = SQLiteStore(Path(tmp) / "mind.sqlite3", synchronous="OFF")
+        ingest_mind(store, folder)
+        cut = choose_cut(store, 1.0)
+        extra = before(store, cut) if before is not None else None
+        t0 = time.perf_counter()
+        with Evaluation(store, cut, variants=variants, baselines=[], seed=SEED, ablations=False) as ev:
+            ev.prepare()
+            entry = ev.run("replay", max_queries=300 if quick else None)
+        store.close()
+    return entry, time.perf_counter() - t0, extra
+
+
+def metric_rows(entry: dict, names, metrics) -> dict:
+    """``{name: {metric: value or None}}`` of a protocol entry, printed as a Markdown table."""
+    rows = {name: {m: entry["models"].get(name, {}).get(m) for m in metrics} for name in names}
+    print("| setting | " + " | ".join(metrics) + " |")
+    print("|---|" + "---|" * len(metrics))
+    for name, values in rows.items():
+        print(f"| {name} | " + " | ".join("-" if values[m] is None else f"{values[m]:.4f}" for m in metrics) + " |")
+    return rows
+
+
 def ingest_mind(store: SQLiteStore, folder: Path) -> dict:
     """MIND into the store; news ids without text become placeholders with no text at all.
 

@@ -16,17 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.quality import MIND, SEED, ingest_mind  # noqa: E402
-from recommender.evaluation.protocols import Evaluation, choose_cut  # noqa: E402
+from benchmarks.quality import MIND, metric_rows, replay_variants  # noqa: E402
 from recommender.params import TrainParams  # noqa: E402
-from recommender.store import SQLiteStore  # noqa: E402
 
 METRICS = ("auc", "mrr", "ndcg@5", "ndcg@10")
 
@@ -56,23 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if not folder.exists():
         print(f"{folder} not found", file=sys.stderr)
         return 1
-    with tempfile.TemporaryDirectory(prefix="newsrec-fatigue-") as tmp:
-        store = SQLiteStore(Path(tmp) / "mind.sqlite3", synchronous="OFF")
-        ingest_mind(store, folder)
-        cut = choose_cut(store, 1.0)
-        t0 = time.perf_counter()
-        with Evaluation(store, cut, variants=variants(), baselines=[], seed=SEED, ablations=False) as ev:
-            ev.prepare()
-            entry = ev.run("replay", max_queries=300 if args.quick else None)
-        store.close()
+    entry, seconds, _ = replay_variants(folder, variants(), args.quick, prefix="newsrec-fatigue-")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replay_entry.json").write_text(json.dumps(entry, indent=2, default=str))
-    rows = {name: {m: entry["models"].get(name, {}).get(m) for m in METRICS} for name in variants()}
-    print(f"MIND sample, replay protocol: {entry['n_test']} impressions ({time.perf_counter() - t0:.0f} s)")
-    print("| setting | " + " | ".join(METRICS) + " |")
-    print("|---|" + "---|" * len(METRICS))
-    for name, values in rows.items():
-        print(f"| {name} | " + " | ".join("-" if values[m] is None else f"{values[m]:.4f}" for m in METRICS) + " |")
+    print(f"MIND sample, replay protocol: {entry['n_test']} impressions ({seconds:.0f} s)")
+    rows = metric_rows(entry, variants(), METRICS)
     (args.out / "reader_controls.json").write_text(json.dumps({"n_test": entry["n_test"], "models": rows,
                                                                "full": entry["models"]}, indent=2, default=str))
     return 0
