@@ -126,7 +126,7 @@ def learned_stage(snap: Snapshot, profile: ReaderProfile, counters: DecayedCount
     ranker = getattr(snap.model, "learned", None)
     if (ranker is None and not keep_features) or cand.index.size == 0:
         return cand
-    if ranker is not None and cand.index.size > pool:
+    if cand.index.size > pool:  # (the offline replay passes its whole list as the pool)
         head = np.zeros(cand.index.size, dtype=bool)
         head[top_k(cand.score, pool)] = True
     else:

@@ -1,0 +1,168 @@
+"""The feature log and exploration: what the engine stores with a sample of served feeds.
+
+The learned stage's feature vectors of the items shown are stored with the list (a share of
+feeds, ``feature_log_rate``), written off the request path with the served lists; with the
+exploration stage on, every feed is logged with each item's selection probability, drawn from a
+per-list seed so the served order can be reproduced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.evaluation.learning import with_learned
+from recommender.models.learned import LearnedRanker
+from recommender.serving.exploration import explore, list_seed, pool_of
+from recommender.serving.features import FEATURE_NAMES
+
+
+def ids(ranked) -> list[str]:
+    return [i.article_id for i in ranked.items]
+
+
+def age_ranker() -> LearnedRanker:
+    """A ranker that prefers older articles (turns the fresh-first blend around)."""
+    names = list(FEATURE_NAMES)
+    X = np.zeros((2, len(names)))
+    X[1, names.index("age")] = 1.0
+    return LearnedRanker(kind="logistic").fit(np.vstack([X] * 10), np.tile([0.0, 1.0], 10), names)
+
+
+@pytest.fixture
+def own(trained, tmp_path):
+    return trained.clone(tmp_path)
+
+
+def test_every_feed_is_logged_with_the_vectors_its_ranker_scored_at_rate_1(own):
+    engine = own.engine(feature_log_rate=1.0)
+    ranker = age_ranker()
+    engine.use_model(with_learned(engine._state.model, ranker))
+    readers = sorted(own.readers)[:4]
+    served = [engine.feed(r, limit=10) for r in readers]
+    served.append(engine.feed(readers[0], limit=10, cursor=served[0].next_cursor))  # page 2
+    assert engine.flush_impressions() == sum(len(s.items) for s in served)
+    rows = {r.list_id: r for r in own.store.feature_logs()}
+    assert set(rows) == {s.list_id for s in served}
+    for s in served:
+        row = rows[s.list_id]
+        assert row.article_ids == tuple(ids(s)) and row.names == FEATURE_NAMES
+        assert row.offset == s.extra["offset"] and row.propensities is None
+        assert not np.isnan(row.features).any()
+        # the stored vectors are what the ranker scored: its scores of them are the served scores
+        np.testing.assert_allclose(ranker.decision_function(row.features), [i.score for i in s.items],
+                                   rtol=1e-4, atol=1e-4)
+    assert rows[served[-1].list_id].offset == 10
+    engine.close()
+
+
+def test_without_a_ranker_the_logged_vectors_are_the_ones_a_ranker_would_score(own):
+    engine = own.engine(feature_log_rate=1.0)
+    reader = sorted(own.readers)[5]
+    blend = engine.feed(reader, limit=10)
+    engine.flush_impressions()
+    (row,) = own.store.feature_logs()
+    names = list(FEATURE_NAMES)
+    # the blend's score is a column: the list is in blend order (before diversity moved it)
+    np.testing.assert_allclose(row.features[:, names.index("blend")], [i.score for i in blend.items],
+                               rtol=1e-4, atol=1e-5)
+    assert np.isfinite(row.features).all()  # every shown item was in the pool the features cover
+    engine.close()
+
+
+def test_feature_logging_is_off_at_rate_0_and_for_lists_not_logged(own):
+    engine = own.engine(feature_log_rate=0.0)
+    reader = sorted(own.readers)[0]
+    engine.feed(reader, limit=10)
+    on = own.engine(feature_log_rate=1.0)
+    on.feed(reader, limit=10, log=False)  # the console's look at a feed logs nothing
+    for e in (engine, on):
+        e.flush_impressions()
+        e.close()
+    assert own.store.feature_logs() == [] and own.store.stats()["served_lists"] >= 1
+
+
+def test_a_rate_logs_about_that_share_of_feeds(own):
+    engine = own.engine(feature_log_rate=0.25)
+    readers = sorted(own.readers)
+    lists = [engine.feed(readers[k % len(readers)], limit=5).list_id for k in range(400)]
+    engine.flush_impressions()
+    logged = {r.list_id for r in own.store.feature_logs()}
+    assert logged <= set(lists)
+    assert 0.17 < len(logged) / len(lists) < 0.33  # binomial(400, 0.25): sd 0.022
+    engine.close()
+
+
+def test_forget_removes_logged_vectors_and_a_list_queued_before_it_is_not_written(own):
+    engine = own.engine(feature_log_rate=1.0)
+    reader, other = sorted(own.readers)[:2]
+    engine.feed(reader, limit=10)
+    engine.feed(other, limit=10)
+    engine.flush_impressions()
+    engine.feed(reader, limit=10)  # queued, then the reader is forgotten before the flush
+    engine.forget_user(reader)
+    engine.flush_impressions()
+    assert [r.user_id for r in own.store.feature_logs()] == [other]
+    engine.close()
+
+
+def test_exploration_logs_probabilities_that_sum_to_one_per_slot_and_replay_from_the_seed(own):
+    engine = own.engine(explore_epsilon=0.3, explore_pool=30, feature_log_rate=0.0)
+    readers = sorted(own.readers)[:40]
+    served = [engine.feed(r, limit=8) for r in readers]
+    engine.flush_impressions()
+    rows = {r.list_id: r for r in own.store.feature_logs()}
+    assert set(rows) == {s.list_id for s in served if s.items}  # every feed, whatever the rate
+    explored = 0
+    for s in served:
+        p = rows[s.list_id].propensities
+        assert p is not None and p.shape == (len(s.items),)
+        assert ((p > 0) & (p <= 1)).all()
+        # an explored list's item: 0.3 / |pool| (pool: the 30 best plus greedy items beyond them);
+        # the greedy list's item at its own slot: 0.7 more
+        low = p.min() if p.min() < 0.5 else p.min() - 0.7
+        assert 0.3 / 38 - 1e-12 <= low <= 0.3 / 30 + 1e-12
+        assert np.all(np.isclose(p, low) | np.isclose(p, 0.7 + low))
+        explored += int((p < 0.5).any())
+    assert 3 <= explored <= 25  # Binomial(40, 0.3), the chance of explored lists agreeing with greedy aside
+    engine.close()
+
+
+def test_the_served_order_is_reproducible_from_the_lists_seed():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=60)
+    greedy = np.argsort(-scores)[:10]
+    for seed in (list_seed("l0123456789abcdef"), 7, 2**63 - 1):
+        a = explore(greedy, scores, 0.5, 25, seed)
+        b = explore(greedy, scores, 0.5, 25, seed)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    draws = {tuple(explore(greedy, scores, 0.5, 25, s)[0]) for s in range(50)}
+    assert tuple(greedy) in draws and len(draws) > 10  # seeds differ, some lists explored
+    with pytest.raises(ValueError, match="epsilon"):
+        explore(greedy, scores, 1.5, 25, 0)
+
+
+def test_logged_probabilities_are_the_frequencies_of_each_item_at_each_slot():
+    """The logged P(item at slot) is what happens: over many seeds, each item lands at each slot
+    that often, and for every slot the probabilities over the pool sum to 1."""
+    rng = np.random.default_rng(4)
+    scores = rng.normal(size=30)
+    greedy = np.argsort(scores)[:5]  # a greedy list that is not the score order
+    eps, pool = 0.4, 12
+    candidates = pool_of(greedy, scores, pool)
+    assert set(greedy) <= set(candidates) and candidates.size == 12 + 5 - np.isin(greedy, np.argsort(-scores)[:12]).sum()
+    n = 20_000
+    counts = np.zeros((candidates.size, greedy.size))
+    logged = np.zeros((candidates.size, greedy.size))
+    col = {int(c): j for j, c in enumerate(candidates)}
+    for seed in range(n):
+        shown, p, _ = explore(greedy, scores, eps, pool, seed)
+        for k, (a, pa) in enumerate(zip(shown.tolist(), p.tolist())):
+            counts[col[a], k] += 1
+            logged[col[a], k] = pa
+    freq = counts / n
+    expected = eps / candidates.size + (1 - eps) * (candidates[:, None] == greedy[None, :])
+    np.testing.assert_allclose(freq, expected, atol=4 * np.sqrt(0.6 * 0.4 / n))
+    np.testing.assert_allclose(logged[counts > 0], expected[counts > 0])
+    np.testing.assert_allclose(expected.sum(axis=0), 1.0)
