@@ -166,3 +166,47 @@ def test_logged_probabilities_are_the_frequencies_of_each_item_at_each_slot():
     np.testing.assert_allclose(freq, expected, atol=4 * np.sqrt(0.6 * 0.4 / n))
     np.testing.assert_allclose(logged[counts > 0], expected[counts > 0])
     np.testing.assert_allclose(expected.sum(axis=0), 1.0)
+
+
+def test_training_uses_the_vectors_served_not_a_recomputation_after_the_state_moved(own):
+    """Serve with a ranker, let live state change (a crowd clicks the lists' first items), then
+    build training rows: the logged lists' rows are what the ranker scored when serving; the
+    same lists recomputed now score differently."""
+    from recommender.domain import Interaction
+    from recommender.evaluation.learning import learning_rows, log_rows
+    from recommender.params import TrainParams
+    from recommender.serving.engine import Engine, EngineConfig
+
+    clock = [own.now]
+    engine = Engine(own.store, own.models_dir, EngineConfig(feature_log_rate=1.0), clock=lambda: clock[0])
+    ranker = age_ranker()
+    engine.use_model(with_learned(engine._state.model, ranker))
+    readers = sorted(own.readers)[:8]
+    served = [engine.feed(r, limit=10) for r in readers]
+    engine.flush_impressions()
+    own.store.add_events([Interaction(user_id=r, article_id=s.items[1].article_id, event="click", ts=own.now + 5,
+                                      list_id=s.list_id, position=1) for r, s in zip(readers, served)])
+    own.store.add_events([Interaction(user_id=f"crowd{j}", article_id=s.items[0].article_id, event="click",
+                                      ts=own.now + 10) for j in range(40) for s in served])
+    clock[0] = own.now + 60
+    engine.follow()
+
+    data, covered = log_rows(own.store, own.now - 1, own.now + 3600)
+    assert data.n_groups == len(served) and covered == {(r, round(own.now, 3)) for r in readers}
+    by_list = sorted(zip(readers, served), key=lambda rs: rs[1].list_id)  # rows come by (time, list id)
+    for g, (reader, s) in enumerate(by_list):
+        rows = data.group == g
+        assert data.y[rows].tolist() == [0.0, 1.0] + [0.0] * (len(s.items) - 2)  # the reader's own click only
+        assert data.position[rows].tolist() == list(range(len(s.items)))
+        np.testing.assert_allclose(ranker.decision_function(data.X[rows]), [i.score for i in s.items],
+                                   rtol=1e-4, atol=1e-4)
+        now_scores = engine.score(reader, ids(s))
+        assert np.max(np.abs(now_scores - [i.score for i in s.items])) > 1e-3  # a recomputation would differ
+    # the learned stage's rows: these lists as logged, the rest of the last day replayed
+    all_rows, info = learning_rows(own.store, own.now + 3600, TrainParams(), days=1.0)
+    assert info["logged_lists"] == len(served) and info["replayed_lists"] > 0
+    assert info["lists"] == info["logged_lists"] + info["replayed_lists"] == all_rows.n_groups
+    assert info["rows"] == info["logged_rows"] + info["replayed_rows"]
+    np.testing.assert_array_equal(all_rows.X[: info["logged_rows"]], data.X)
+    assert not np.isclose(all_rows.ts[info["logged_lists"]:], own.now, rtol=0, atol=1e-3).any()  # not replayed too
+    engine.close()
