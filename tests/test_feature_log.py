@@ -113,6 +113,7 @@ def test_exploration_logs_probabilities_that_sum_to_one_per_slot_and_replay_from
     engine.flush_impressions()
     rows = {r.list_id: r for r in own.store.feature_logs()}
     assert set(rows) == {s.list_id for s in served if s.items}  # every feed, whatever the rate
+    assert all(r.names == () and r.features.shape == (len(r.article_ids), 0) for r in rows.values())  # rate 0
     explored = 0
     for s in served:
         p = rows[s.list_id].propensities
@@ -125,6 +126,18 @@ def test_exploration_logs_probabilities_that_sum_to_one_per_slot_and_replay_from
         assert np.all(np.isclose(p, low) | np.isclose(p, 0.7 + low))
         explored += int((p < 0.5).any())
     assert 3 <= explored <= 25  # Binomial(40, 0.3), the chance of explored lists agreeing with greedy aside
+    engine.close()
+
+
+def test_a_sampled_explored_feed_carries_both_its_vectors_and_its_probabilities(own):
+    engine = own.engine(explore_epsilon=1.0, explore_pool=25, feature_log_rate=1.0)
+    served = engine.feed(sorted(own.readers)[3], limit=8)
+    engine.flush_impressions()
+    (row,) = own.store.feature_logs()
+    assert row.article_ids == tuple(ids(served)) and row.names == FEATURE_NAMES
+    assert not np.isnan(row.features).any()  # every item of the random draw came from the scored pool
+    pool = 25 + 8  # epsilon 1: every list drawn; p = 1 / |pool| (greedy items beyond the 25 best join it)
+    assert np.all((row.propensities >= 1 / pool - 1e-12) & (row.propensities <= 1 / 25 + 1e-12))
     engine.close()
 
 

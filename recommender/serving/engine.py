@@ -94,8 +94,9 @@ class EngineConfig:
     # feature vectors are stored with the list (0: none), drawn per list from its id
     feature_log_rate: float = 0.05
     # exploration (serving.exploration): the share of feeds drawn at random from the
-    # ``explore_pool`` best candidates (0: off). Every feed is then feature-logged with its
-    # items' selection probabilities, which off-policy evaluation needs.
+    # ``explore_pool`` best candidates (0: off). Every feed then gets a feature-log row with its
+    # items' selection probabilities (off-policy evaluation needs them); the feature vectors
+    # themselves only for the ``feature_log_rate`` sample.
     explore_epsilon: float = 0.0
     explore_pool: int = 40
 
@@ -723,15 +724,19 @@ class Engine:
         except queue.Full:
             self.impressions_dropped += len(ranked.items)
 
-    def _log_features(self, user_id: str, state: LiveState, build, ranked: RankedList, now: float) -> None:
+    def _log_features(self, user_id: str, state: LiveState, build, ranked: RankedList, now: float,
+                      with_features: bool) -> None:
         """Queue the learned stage's feature vectors of the items shown (NaN rows for items it did
-        not score, a pin) and, with exploration on, their selection probabilities."""
+        not score, a pin) if ``with_features``, else none (a row with no names: an explored list
+        outside the sample carries only its probabilities), and, with exploration on, each item's
+        selection probability."""
         from .features import FEATURE_NAMES, PREFIX
 
         index = state.indices([item.article_id for item in ranked.items])
-        X = np.full((index.size, len(FEATURE_NAMES)), np.nan)
+        names = FEATURE_NAMES if with_features else ()
+        X = np.full((index.size, len(names)), np.nan)
         cand = build.cand
-        if cand is not None and (PREFIX + FEATURE_NAMES[0]) in cand.features and cand.index.size:
+        if with_features and cand is not None and (PREFIX + FEATURE_NAMES[0]) in cand.features and cand.index.size:
             where = {int(k): r for r, k in enumerate(cand.index.tolist())}
             rows = np.array([where.get(int(k), -1) for k in index.tolist()], dtype=np.int64)
             found = rows >= 0
@@ -741,7 +746,7 @@ class Engine:
             chosen = dict(zip(cand.index[build.chosen].tolist(), build.propensity.tolist()))
             propensity = np.array([chosen.get(int(k), 1.0) for k in index.tolist()])
         row = FeatureLogRow(list_id=ranked.list_id, user_id=user_id or ANONYMOUS, ts=now,
-                            article_ids=tuple(i.article_id for i in ranked.items), names=FEATURE_NAMES,
+                            article_ids=tuple(i.article_id for i in ranked.items), names=names,
                             features=X, offset=ranked.extra.get("offset", 0), propensities=propensity)
         try:
             self._impressions.put_nowait(row)
@@ -1004,8 +1009,7 @@ class Engine:
         size = max(0, min(limit, self.config.max_feed_depth - served_before))
         list_id = _list_id()
         seed = list_seed(list_id)
-        keep = log and self.config.log_impressions and (
-            self.config.explore_epsilon > 0 or (seed >> 40) / float(1 << 24) < self.config.feature_log_rate)
+        keep = log and self.config.log_impressions and (seed >> 40) / float(1 << 24) < self.config.feature_log_rate
         build = self._feed_pipeline.run(ListBuild(
             "feed", state, snap, now, size, lambda: self._window_summary(state, snap, now), profile=profile,
             offset=served_before, served=self._served_indices(state, served_keys), filters=filters or ListFilter(),
@@ -1029,8 +1033,8 @@ class Engine:
         ranked = RankedList(items, strategy, state.model.version, list_id, next_cursor=next_cursor, extra=extra)
         if log:
             self._log_impressions(user_id, ranked, now)
-            if keep and items:
-                self._log_features(user_id, state, build, ranked, now)
+            if items and (keep or build.propensity is not None):
+                self._log_features(user_id, state, build, ranked, now, keep)
         return ranked
 
     def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
