@@ -223,3 +223,18 @@ def test_training_uses_the_vectors_served_not_a_recomputation_after_the_state_mo
     np.testing.assert_array_equal(all_rows.X[: info["logged_rows"]], data.X)
     assert not np.isclose(all_rows.ts[info["logged_lists"]:], own.now, rtol=0, atol=1e-3).any()  # not replayed too
     engine.close()
+
+
+def test_the_service_takes_its_feature_log_rate_and_exploration_from_the_environment(own, tmp_path, monkeypatch):
+    from api import create_app
+
+    base = {"TESTING": True, "NEWSREC_HOME": str(tmp_path / "home"), "NEWSREC_DB": str(own.store.path),
+            "NEWSREC_MODELS": str(own.models_dir)}
+    monkeypatch.setenv("NEWSREC_EXPLORE_EPSILON", "0.1")
+    app = create_app({**base, "NEWSREC_FEATURE_LOG_RATE": "0.5"})
+    config = app.extensions["newsrec"].config
+    assert (config.feature_log_rate, config.explore_epsilon) == (0.5, 0.1)
+    app.extensions["newsrec"].close()
+    for bad in ("1.5", "-0.1", "often", "nan"):
+        with pytest.raises(ValueError, match="NEWSREC_FEATURE_LOG_RATE must be a number from 0 to 1"):
+            create_app({**base, "NEWSREC_FEATURE_LOG_RATE": bad})
