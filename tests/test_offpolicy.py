@@ -72,3 +72,32 @@ def test_clipping_caps_the_weights_and_bad_input_is_refused():
     assert empty["slots"] == 0 and np.isnan(empty["ips"])
     strings = LoggedSlots.from_lists([["a", "b"]], [[1.0, 0.0]], [[0.5, 0.25]])
     assert ips_estimate(strings, [["a", "c"]])["ips"] == pytest.approx((1.0 / 0.5) / 2)
+
+
+def test_the_explored_log_is_read_back_from_the_store_with_its_clicks(trained, tmp_path):
+    """Feeds served with exploration on, clicks posted for some items: the store's log gives
+    every explored slot with its probability and click, and the served lists judge themselves
+    at the logged click-through."""
+    from recommender.domain import Interaction
+    from recommender.evaluation.offpolicy import logged_slots
+
+    own = trained.clone(tmp_path)
+    engine = own.engine(explore_epsilon=0.5, explore_pool=20, feature_log_rate=0.0)
+    readers = sorted(own.readers)[:10]
+    served = [engine.feed(r, limit=6) for r in readers]
+    engine.flush_impressions()
+    own.store.add_events([Interaction(user_id=r, article_id=s.items[k % 6].article_id, event="click",
+                                      ts=own.now + 30, list_id=s.list_id, position=k % 6)
+                          for k, (r, s) in enumerate(zip(readers, served))])
+    logged, rows = logged_slots(own.store)
+    assert len(rows) == len(served) and logged.slot.size == 6 * len(served)
+    by_list = {r.list_id: g for g, r in enumerate(rows)}
+    for k, s in enumerate(served):
+        g = by_list[s.list_id]
+        mine = logged.list_index == g
+        assert logged.item[mine].tolist() == [i.article_id for i in s.items]
+        assert logged.click[mine].tolist() == [1.0 if j == k % 6 else 0.0 for j in range(6)]
+        assert ((logged.propensity[mine] > 0) & (logged.propensity[mine] <= 1)).all()
+    est = ips_estimate(logged, [list(r.article_ids) for r in rows], clip=None)
+    assert est["naive"] == pytest.approx(1 / 6) and est["matches"] == logged.slot.size
+    engine.close()

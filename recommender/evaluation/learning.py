@@ -122,6 +122,22 @@ def from_columns(columns: list[tuple[Query, dict[str, np.ndarray]]],
 POSITIVE_CODES = (EVENT_CODES["click"], EVENT_CODES["read"], EVENT_CODES["share"])
 
 
+def reader_clicks(store: Store, start: float, end: float) -> dict[tuple[str, str], list[float]]:
+    """Times of every click, read or share in ``[start, end)`` by ``(reader id, article id)``."""
+    lg = store.load_interactions(start=start, end=end)
+    pos = np.isin(lg.event, POSITIVE_CODES) & ~lg.history
+    clicks: dict[tuple[str, str], list[float]] = {}
+    for u, a, t in zip(lg.user_key[pos].tolist(), lg.article_key[pos].tolist(), lg.ts[pos].tolist()):
+        clicks.setdefault((lg.user_ids[u], lg.article_ids[a]), []).append(t)
+    return clicks
+
+
+def clicked(clicks: dict[tuple[str, str], list[float]], row, label_window: float) -> np.ndarray:
+    """1.0 for each item of a logged list its reader clicked within ``label_window`` s after it was shown."""
+    return np.array([any(row.ts <= t < row.ts + label_window for t in clicks.get((row.user_id, a), ()))
+                     for a in row.article_ids], dtype=np.float64)
+
+
 def log_rows(store: Store, start: float, end: float, label_window: float = 1800.0
              ) -> tuple[RankingData, set[tuple[str, float]]]:
     """Rows of the lists served in ``[start, end)`` whose feature vectors were logged, as served.
@@ -140,11 +156,7 @@ def log_rows(store: Store, start: float, end: float, label_window: float = 1800.
     covered: set[tuple[str, float]] = set()
     if not logged:
         return _empty(), covered
-    lg = store.load_interactions(start=start, end=end)
-    pos = np.isin(lg.event, POSITIVE_CODES) & ~lg.history
-    clicks: dict[tuple[str, str], list[float]] = {}
-    for u, a, t in zip(lg.user_key[pos].tolist(), lg.article_key[pos].tolist(), lg.ts[pos].tolist()):
-        clicks.setdefault((lg.user_ids[u], lg.article_ids[a]), []).append(t)
+    clicks = reader_clicks(store, start, end)
     Xs, ys, groups, positions, ts = [], [], [], [], []
     for row in logged:
         where = {name: j for j, name in enumerate(row.names)}
@@ -152,8 +164,7 @@ def log_rows(store: Store, start: float, end: float, label_window: float = 1800.
             continue
         covered.add((row.user_id, round(float(row.ts), 3)))
         X = row.features[:, [where[name] for name in FEATURE_NAMES]]
-        labels = np.array([any(row.ts <= t < row.ts + label_window for t in clicks.get((row.user_id, a), ()))
-                           for a in row.article_ids], dtype=np.float64)
+        labels = clicked(clicks, row, label_window)
         known = ~np.isnan(X).any(axis=1)
         if not 0 < labels[known].sum() < known.sum():
             continue

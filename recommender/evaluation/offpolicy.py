@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from recommender.store import FeatureLogRow, Store
+
 
 @dataclass(frozen=True)
 class LoggedSlots:
@@ -103,3 +105,21 @@ def ips_estimate(logged: LoggedSlots, candidate_lists: Sequence[Sequence], clip:
         "matches": int(match.sum()),
         "effective_slots": float(total ** 2 / (weight ** 2).sum()) if total > 0 else 0.0,
     }
+
+
+def logged_slots(store: Store, start: float | None = None, end: float | None = None,
+                 label_window: float = 1800.0) -> tuple[LoggedSlots, list[FeatureLogRow]]:
+    """The explored log of ``[start, end)`` from the store: every feature-log row that carries
+    selection probabilities (served with the exploration stage on), its items' clicks joined
+    by reader, article and time (as training labels them). Returns the slots and the rows (the
+    contexts a candidate ranks: reader, time, shown items)."""
+    from .learning import clicked, reader_clicks
+
+    rows = [r for r in store.feature_logs(start, end) if r.propensities is not None]
+    if not rows:
+        return LoggedSlots.from_lists([], [], []), rows
+    lo = min(r.ts for r in rows)
+    hi = max(r.ts for r in rows) + label_window
+    clicks = reader_clicks(store, lo, hi if end is None else min(hi, end))
+    return LoggedSlots.from_lists([list(r.article_ids) for r in rows], [clicked(clicks, r, label_window) for r in rows],
+                                  [r.propensities for r in rows]), rows
