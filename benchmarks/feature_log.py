@@ -88,15 +88,22 @@ def main(argv: list[str] | None = None) -> int:
                 writes[name][1] += args.calls
             load.append(os.getloadavg()[0])
         rows = store.feature_logs()
-        row_bytes = [r.features.size * 4 + 8 * len(r.article_ids) + len(json.dumps(list(r.names)))
-                     + (0 if r.propensities is None else 8 * r.propensities.size) for r in rows]
+
+        def size(r) -> int:  # the stored columns' bytes (vectors float32, keys int64, names JSON, probabilities)
+            return (r.features.size * 4 + 8 * len(r.article_ids) + len(json.dumps(list(r.names)))
+                    + (0 if r.propensities is None else 8 * r.propensities.size))
+
+        with_vectors = [size(r) for r in rows if r.names]
+        probabilities_only = [size(r) for r in rows if not r.names]
         for engine in engines.values():
             engine.close()
         store.close()
     base = float(np.median(cpu["off"]))
     result = {"articles": args.articles, "users": args.users, "calls_per_round": args.calls, "rounds": args.rounds,
               "load_average": [round(x, 2) for x in load], "feature_rows": len(rows),
-              "feature_row_bytes_median": int(np.median(row_bytes)) if row_bytes else 0, "settings": {}}
+              "row_bytes_with_vectors": int(np.median(with_vectors)) if with_vectors else 0,
+              "row_bytes_probabilities_only": int(np.median(probabilities_only)) if probabilities_only else 0,
+              "settings": {}}
     for name in SETTINGS:
         c, w = np.asarray(cpu[name]), np.asarray(wall[name])
         result["settings"][name] = {
@@ -111,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, s in result["settings"].items():
         print(f"{name:10s} {s['cpu_p50_ms']:8.2f}ms {s['cpu_p99_ms']:8.2f}ms {s['wall_p50_ms']:8.2f}ms "
               f"{s['wall_p99_ms']:8.2f}ms {s['cpu_ratio_vs_off']:8.2f} {s['write_cpu_ms_per_list']:9.3f}ms")
-    print(f"feature rows stored: {len(rows)}, median {result['feature_row_bytes_median']} bytes each")
+    print(f"feature rows stored: {len(rows)}; median bytes of a row with vectors "
+          f"{result['row_bytes_with_vectors']}, of an explored list's row without them "
+          f"{result['row_bytes_probabilities_only']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
