@@ -120,7 +120,8 @@ def learned_stage(snap: Snapshot, profile: ReaderProfile, counters: DecayedCount
 
     Without a ranker in the model the candidates come back as they are (the blend decides),
     unless ``keep_features``: then the feature columns are added as ``lf_<name>`` (the offline
-    replay records them to train a ranker). Candidates beyond the pool keep their blend order
+    replay records them to train a ranker; the feature log stores a served feed's), for the same
+    ``pool`` best by the blend that a ranker would score (NaN beyond it). Candidates beyond the pool keep their blend order
     below the re-scored ones.
     """
     ranker = getattr(snap.model, "learned", None)
