@@ -238,3 +238,26 @@ def test_the_service_takes_its_feature_log_rate_and_exploration_from_the_environ
     for bad in ("1.5", "-0.1", "often", "nan"):
         with pytest.raises(ValueError, match="NEWSREC_FEATURE_LOG_RATE must be a number from 0 to 1"):
             create_app({**base, "NEWSREC_FEATURE_LOG_RATE": bad})
+
+
+def test_training_reads_logged_columns_by_name_and_replays_rows_of_a_feature_set_lacking_one(own):
+    """A row logged by another feature set: columns in another order plus one that is gone now
+    are read by name; a row missing one of today's columns is not used (its list is replayed)."""
+    from recommender.domain import Interaction
+    from recommender.evaluation.learning import log_rows
+    from recommender.store import FeatureLogRow
+
+    arts = tuple(sorted(own.articles)[:4])
+    names = list(FEATURE_NAMES)
+    later = tuple(reversed(names)) + ("retired_feature",)
+    X = np.arange(4 * len(later), dtype=float).reshape(4, len(later))
+    t = own.now
+    own.store.add_feature_logs([
+        FeatureLogRow("Lre", "r1", t, arts, later, X),
+        FeatureLogRow("Lold", "r2", t + 1, arts, tuple(names[1:]), np.zeros((4, len(names) - 1)))])
+    own.store.add_events([Interaction(user_id=u, article_id=arts[2], event="click", ts=t + 60)
+                          for u in ("r1", "r2")])
+    data, covered = log_rows(own.store, t - 1, t + 3600)
+    assert covered == {("r1", round(t, 3))}  # r2's row lacks "blend": its list is left to the replay
+    assert data.n_groups == 1 and data.y.tolist() == [0.0, 0.0, 1.0, 0.0]
+    np.testing.assert_array_equal(data.X, X[:, [later.index(n) for n in names]])
