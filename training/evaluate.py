@@ -101,6 +101,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"training newsrec on events before {format_time(cut)} (parameters: {source}) ...",
                       file=sys.stderr)
             ev.prepare()
+            report["data_fingerprint"] = evaluation_fingerprint(store, ev, cut)
             protocols = args.protocol or (["impressions", "replay"] if ev.queries("impressions") else ["topk"])
             for protocol in protocols:
                 name = args.name if len(protocols) == 1 else f"{args.name}-{protocol}"
@@ -119,6 +120,15 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         _print_summary(report)
         print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def evaluation_fingerprint(store, ev, cut: float) -> str:
+    """The data an evaluation saw: what each configuration trained on before the cut (their bundle
+    fingerprints) and the store's newest event, which bounds the test period."""
+    from recommender.models.provenance import fingerprint
+
+    trained = {name: model.manifest.get("data_fingerprint") for name, model in ev.models_.items()}
+    return fingerprint({"trained": trained, "cut": cut, "event_seq": store.log_position()[1]})
 
 
 def _print_summary(report: dict) -> None:

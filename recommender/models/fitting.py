@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from recommender.domain import ANONYMOUS, EVENT_CODES, format_time
-from recommender.models import versions
+from recommender.models import provenance, versions
 from recommender.models.bridge import TextToFactorBridge
 from recommender.models.bundle import write_bundle
 from recommender.models.cf import METHODS as CF_METHODS
@@ -121,6 +121,8 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         reg_code = {r: i for i, r in enumerate(regions)}
         report["articles"] = n_items
         report["articles_empty_body"] = sum(1 for a in articles if not a.body.strip())
+        articles_read = provenance.article_digest(np.array([s.key for s in stored], dtype=np.int64),
+                                                  np.array([s.updated_at for s in stored], dtype=np.float64))
 
     with stages.stage("load events"):
         start = as_of - params.history_days * DAY if params.history_days else None
@@ -135,6 +137,13 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
             keep &= ~np.isin(log_.user_key, anonymous)
         first = ~repeated_events(log_.user_key, log_.article_key, log_.event, log_.ts)
         report["events_loaded"] = len(log_)
+        # what was read, by position and count (see recommender.models.provenance); not the change-log
+        # position: a promotion or an API key written between two trainings is not data
+        data_parts = {"event_seq": int(log_.event_seq), "events": len(log_), "articles": n_items,
+                      "articles_digest": articles_read,
+                      "events_ts": [float(log_.ts.min()), float(log_.ts.max())] if len(log_) else None}
+        report["data_fingerprint"] = provenance.fingerprint({**data_parts, "params": params.to_dict()})
+        report["code_version"] = provenance.code_version()
         report["events_skipped_unknown_article"] = int((item < 0).sum())
         report["events_skipped_duplicate"] = int((~first & (item >= 0)).sum())
         keep &= first
@@ -280,6 +289,10 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "change_pos": int(change_pos),
         "event_seq": int(log_.event_seq),
         "parameters": params.to_dict(),
+        "data_fingerprint": report["data_fingerprint"],
+        "data_read": data_parts,
+        # "code_version" (the package version) is the bundle format's own key: this says which commit
+        "code": report["code_version"],
         "counts": {k: report[k] for k in ("articles", "readers", "events_used", "window_articles")},
         "seed": seed,
     }
