@@ -164,7 +164,9 @@ class FoldIn:
         items = np.asarray(items, dtype=np.int64)
         if self.learned is not None:
             known = (items >= 0) & (items < self.learned.shape[0])
-            if known.any():
+            if known.all():  # the usual case: one gather
+                factors = np.take(self.learned, items, axis=0)
+            elif known.any():
                 factors = np.array(factors, dtype=np.float32)
                 factors[known] = self.learned[items[known]]
         if self.method == "bpr":
