@@ -134,3 +134,20 @@ def test_bm25_row_weights_are_the_training_matrix_row(rng):
     # an article that arrived after training: the idf of an article nobody read
     assert restored.row(np.array([50]), np.array([1.0]))[0] > restored.row(np.array([int(np.argmax(
         np.bincount(X.indices, minlength=50)))]), np.array([1.0]))[0]
+
+
+def test_als_fold_in_solves_as_implicit_does_negative_confidence_included(rng):
+    """Against implicit's own reference solver for one user row (confidence < 0: "not this", weight |c|)."""
+    import scipy.sparse as sp
+    from implicit.cpu.als import user_factor
+
+    from recommender.models.cf import fold_in
+
+    Y = rng.normal(size=(40, 6))
+    reg = 0.1
+    items = np.array([2, 5, 11, 30])
+    confidence = np.array([11.0, 3.5, -4.0, 0.5])  # a BM25 weight can be negative (an article every reader read)
+    row = sp.csr_matrix((confidence, (np.zeros(4, dtype=int), items)), shape=(1, 40))
+    want = user_factor(Y, Y.T @ Y, row, 0, reg, 6)
+    got = fold_in(Y, Y.T @ Y + reg * np.eye(6), items, confidence)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
