@@ -40,7 +40,8 @@ def _trained_parameters(home, capsys) -> tuple[dict, str]:
     manifest = json.loads((home / "models" / summary["version"] / "manifest.json").read_text())
     assert manifest["parameters"]["iterations"] == 3
     config = home / "config" / "train.json"
-    manifest["parameters"]["iterations"] = TrainParams.load(config).iterations if config.exists() else TrainParams().iterations
+    configured = TrainParams.load(config) if config.exists() else TrainParams()
+    manifest["parameters"]["iterations"] = configured.iterations
     return manifest["parameters"], summary["parameters_from"]
 
 
