@@ -20,6 +20,7 @@ from recommender.text.embedding import ArticleEmbedder
 from recommender.vocab import Vocabulary
 
 from .bundle import Bundle
+from .cf import FoldIn
 from .interactions import EventWeights
 from .learned import LearnedRanker
 
@@ -108,6 +109,8 @@ class ServingModel:
             self.as_of = float(params["as_of"])
             self.has_cf = bool(params["has_cf"])
             self.alpha = float(params["alpha"])
+            # how a reader's CF vector is solved at request time: as training solved it (see FoldIn)
+            self.fold_in = FoldIn.from_bundle(arrays, params.get("cf_fold_in"), self.alpha)
             self.weights = EventWeights(**params["weights"])
             self.ranking: RankingParams = ranking_from_dict(params["ranking"])
             self.story_similarity = float(params["story_similarity"])
@@ -203,6 +206,7 @@ def empty_model(params: RankingParams | None = None, text_dims: int = 8, factor_
     model.as_of = 0.0
     model.has_cf = False
     model.alpha = 1.0
+    model.fold_in = FoldIn("als", model.alpha, 0.0, model.gram)
     model.weights = EventWeights()
     model.ranking = params or RankingParams()
     model.story_similarity = 0.5
