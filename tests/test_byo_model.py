@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -231,8 +232,6 @@ def test_train_cli_exits_1_naming_the_plugin_it_cannot_import(tmp_path, trained)
     home.mkdir()
     env = server_env(home)
     env["NEWSREC_DB"] = str(trained.root / "newsrec.sqlite3")
-    import subprocess
-
     done = subprocess.run([sys.executable, "-m", "training.cli", "train", "--config", str(config)], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
@@ -253,5 +252,20 @@ def test_a_bundle_whose_plugin_is_gone_is_refused_at_promotion_and_load(sample, 
     with pytest.raises(versions.PromotionError, match="plugin p0 .*'byo_gone:Faulty'.* cannot be imported"):
         versions.promote(sample.store, sample.models_dir, version)
     assert sample.store.live_model() == live  # nothing changed
+    env = server_env(tmp_path / "home")
+    env.update(NEWSREC_DB=str(sample.root / "newsrec.sqlite3"), NEWSREC_MODELS=str(sample.models_dir))
+    done = subprocess.run([sys.executable, "-m", "training.cli", "models", "verify", version], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "cannot be imported" in done.stdout, done.stdout + done.stderr
     with pytest.raises(ModelError, match="cannot be imported"):
         ServingModel.from_bundle(load_bundle(sample.models_dir, version))
+    # made live from a host where it imports: a worker here keeps serving what it has, and says why
+    engine = sample.engine()
+    assert engine.model_version == live
+    assert sample.store.promote_model(version, expected=live)
+    assert engine.maybe_reload() is False
+    status = engine.status()
+    assert engine.model_version == live and status["degraded"]
+    assert any("byo_gone:Faulty" in r and "cannot be imported" in r for r in status["reasons"]), status["reasons"]
+    assert engine.feed(sorted(sample.readers)[0], limit=5, log=False).items  # still serving
+    engine.close()
