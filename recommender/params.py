@@ -219,6 +219,11 @@ class TrainParams:
     # bring-your-own models, fitted after newsrec's own (recommender.models.plugins)
     plugins: tuple[PluginSpec, ...] = ()
 
+    def __post_init__(self) -> None:
+        # the JSON shape is accepted too (``TrainParams(plugins=[{"role": ..., "path": ...}])``), checked once here
+        if not (isinstance(self.plugins, tuple) and all(isinstance(p, PluginSpec) for p in self.plugins)):
+            object.__setattr__(self, "plugins", plugins_from_list(self.plugins))
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["plugins"] = [p.to_dict() for p in self.plugins]
