@@ -269,3 +269,48 @@ def test_a_bundle_whose_plugin_is_gone_is_refused_at_promotion_and_load(sample, 
     assert any("byo_gone:Faulty" in r and "cannot be imported" in r for r in status["reasons"]), status["reasons"]
     assert engine.feed(sorted(sample.readers)[0], limit=5, log=False).items  # still serving
     engine.close()
+
+
+def test_a_scorer_on_related_lists_reorders_them(sample, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    region_of = {a["article_id"]: a.get("region") for a in sample.articles.values()}
+    anchors = sorted(sample.articles)[-40:]  # the newest: in the serving window
+    base = sample.engine()
+    before = [[region_of[i.article_id] for i in base.related(a, limit=5).items] for a in anchors]
+    base.close()
+    train(sample.store, sample.models_dir, with_plugins(
+        {"role": "scorer", "path": "regional:RegionScorer", "params": {"favour": "Jabar"}, "weight": 5.0,
+         "lists": ["related"]}), as_of=sample.now, promote=True)
+    engine = sample.engine()
+    after = [[region_of[i.article_id] for i in engine.related(a, limit=5).items] for a in anchors]
+    feed_regions = [region_of[a] for a in feed_ids(engine, sorted(sample.readers)[0])]
+    engine.close()
+    jabar = lambda lists: sum(r == "Jabar" for regions in lists for r in regions)  # noqa: E731
+    assert jabar(after) > 2 * max(jabar(before), 1), (before, after)
+    # a list it does not cover is untouched: feeds stay as mixed as without it
+    assert feed_regions.count("Jabar") < len(feed_regions)
+
+
+# -- the protocol's checks, without training -----------------------------------------------------
+def test_plugin_state_must_be_plain_arrays_and_json():
+    from recommender.models.plugins import PluginError, split_state
+    from recommender.params import PluginSpec
+
+    spec = PluginSpec.from_dict({"role": "scorer", "path": "a:B", "name": "mine"})
+    arrays, doc = split_state(spec, {"lift": np.ones(3), "names": np.array(["x", "y"]), "alpha": 0.5, "tags": ["a"]})
+    assert set(arrays) == {"plugin_mine_lift", "plugin_mine_names"} and doc == {"alpha": 0.5, "tags": ["a"]}
+    for state, message in [({"bad": np.array([object()])}, "Python objects"), ({"Bad-Key": 1}, "lowercase"),
+                           ({"vectors": np.ones(2)}, "reserved"), ({"x": float("nan")}, "neither a numpy array"),
+                           ([1, 2], "must return a dict")]:
+        with pytest.raises(PluginError, match=message):
+            split_state(spec, state)
+
+
+def test_a_state_that_does_not_restore_refuses_the_bundle():
+    from recommender.models.plugins import PluginError, load_plugins
+
+    entry = {"spec": {"role": "scorer", "path": "tests.byo_plugins:Faulty"}, "state": {"mode": "ok"}, "arrays": []}
+    with pytest.raises(PluginError, match=r"set_state\(\) failed .*KeyError"):
+        load_plugins([entry], {})  # "seen" is missing
+    (plugin,) = load_plugins([{**entry, "state": {"mode": "ok", "seen": 3}}], {})
+    assert plugin.model.seen_ == 3 and plugin.name == "p0"
