@@ -33,8 +33,9 @@ def article_ids(snap: Snapshot, index: np.ndarray) -> np.ndarray:
     return out.astype(np.str_) if index.size else np.zeros(0, dtype=np.str_)
 
 
-def items_of(state: LiveState, snap: Snapshot, index: np.ndarray) -> Items:
-    """The articles at catalog ``index`` as a plugin sees them (columns computed on first use)."""
+def items_of(state: LiveState, snap: Snapshot, index: np.ndarray, published_at: np.ndarray | None = None) -> Items:
+    """The articles at catalog ``index`` as a plugin sees them (columns computed on first use;
+    ``published_at`` when the caller has it already)."""
     index = np.asarray(index, dtype=np.int64)
 
     def names(labels, codes: np.ndarray) -> np.ndarray:
@@ -47,7 +48,7 @@ def items_of(state: LiveState, snap: Snapshot, index: np.ndarray) -> Items:
         "category": lambda: names(state.categories, snap.category(index)),
         "region": lambda: names(state.regions, snap.region(index)),
         "title": lambda: np.array([snap.title(int(i)) for i in index], dtype=np.str_),
-        "published_at": lambda: snap.published_at(index),
+        "published_at": published_at if published_at is not None else (lambda: snap.published_at(index)),
         "text": lambda: snap.text(index),
     })
 
@@ -192,14 +193,18 @@ def _related_extra(b, plugin: LoadedPlugin) -> np.ndarray:
 
 def _feed_extra(b, sources: list[LoadedPlugin]) -> list[np.ndarray]:
     snap, profile = b.snap, b.profile
-    window = snap.window()
-    keep = ~snap.deleted(window) & (snap.published_at(window) <= b.now + FUTURE_GRACE)
+    W = snap.window_arrays(("index", "deleted", "published_at"))  # views when nothing arrived since training
+    window = W["index"]  # contiguous: catalog index i is at i - window_start
+    keep = ~W["deleted"] & (W["published_at"] <= b.now + FUTURE_GRACE)
     if profile is not None:
-        keep &= ~np.isin(window, profile.read) & ~np.isin(window, profile.hidden)
+        for gone in (profile.read, profile.hidden):
+            gone = np.asarray(gone, dtype=np.int64) - snap.model.window_start
+            keep[gone[(gone >= 0) & (gone < keep.size)]] = False
     if b.filters:
         keep &= b.in_section(window)
+    published = W["published_at"][keep]
     window = window[keep]
-    items = items_of(b.state, snap, window)
+    items = items_of(b.state, snap, window, published_at=published)
     reader = _reader(b)
     out = []
     for plugin in sources:
