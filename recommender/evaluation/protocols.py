@@ -570,7 +570,8 @@ class NewsrecRunner:
         self.ablations = {f"{name}-{abl}": parts for abl, parts in ABLATIONS.items()
                           if ablations and any(weights[p] != 0 for p in parts)}
         # each bring-your-own scorer or embedder of feeds: the same scores without it (what it adds, same run)
-        self.ablations.update({f"{name}-no-plugin_{p.name}": (f"plugin_{p.name}",) for p in getattr(model, "plugins", ())
+        self.ablations.update({f"{name}-no-plugin_{p.name}": (f"plugin_{p.name}",)
+                               for p in getattr(model, "plugins", ())
                                if ablations and p.spec.role != "candidates" and "feed" in p.spec.lists})
 
     @property

@@ -176,7 +176,8 @@ def build(spec: PluginSpec) -> Any:
         obj = cls(**spec.params)
     except Exception as exc:
         raise PluginError(f"{what} cannot be built with params {spec.params}: {type(exc).__name__}: {exc}") from exc
-    missing = [m for m in ("fit", "get_state", "set_state", *ROLE_METHODS[spec.role]) if not callable(getattr(obj, m, None))]
+    needed = ("fit", "get_state", "set_state", *ROLE_METHODS[spec.role])
+    missing = [m for m in needed if not callable(getattr(obj, m, None))]
     if missing:
         raise PluginError(f"{what} lacks {', '.join(missing)}(): a {spec.role} needs fit, get_state, set_state and "
                           f"{', '.join(ROLE_METHODS[spec.role])} (see docs/byo_model.md)")
@@ -253,7 +254,8 @@ def restore(spec: PluginSpec, arrays: dict[str, np.ndarray], document: dict[str,
     return obj
 
 
-def load_plugins(document: Sequence[Mapping[str, Any]] | None, arrays: Mapping[str, np.ndarray]) -> tuple[LoadedPlugin, ...]:
+def load_plugins(document: Sequence[Mapping[str, Any]] | None,
+                 arrays: Mapping[str, np.ndarray]) -> tuple[LoadedPlugin, ...]:
     """The bundle's plugins, restored; PluginError (naming the plugin and the fix) if one cannot be."""
     loaded = []
     for i, entry in enumerate(document or ()):
@@ -262,7 +264,8 @@ def load_plugins(document: Sequence[Mapping[str, Any]] | None, arrays: Mapping[s
         except (KeyError, TypeError, ValueError) as exc:
             raise PluginError(f"bundle plugin entry {i} is malformed ({exc}); retrain") from exc
         prefix = f"{ARRAY_PREFIX}{spec.name}_"
-        state_arrays = {k: v for k, v in arrays.items() if k.startswith(prefix) and k[len(prefix):] in entry.get("arrays", ())}
+        keys = set(entry.get("arrays", ()))
+        state_arrays = {k: v for k, v in arrays.items() if k.startswith(prefix) and k[len(prefix):] in keys}
         model = restore(spec, state_arrays, dict(entry.get("state", {})))
         vectors = arrays.get(f"{prefix}vectors") if spec.role == "embedder" else None
         nb = None
