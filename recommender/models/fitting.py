@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from recommender.domain import ANONYMOUS, EVENT_CODES, format_time
-from recommender.models import provenance, versions
+from recommender.models import plugins, provenance, versions
 from recommender.models.bridge import TextToFactorBridge
 from recommender.models.bundle import write_bundle
 from recommender.models.cf import METHODS as CF_METHODS
@@ -243,6 +243,14 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         report["window_articles"] = int(window.size)
         report["stories_in_window"] = int(np.unique(local).size)
 
+    plugin_arrays: dict[str, np.ndarray] = {}
+    plugin_document: list = []
+    if params.plugins:  # bring-your-own models (recommender.models.plugins), on the same data as ours
+        with stages.stage("plugins"):
+            plugin_arrays, plugin_document, report["plugins"] = _fit_plugins(
+                params, articles, text_vectors, log_.user_ids, user_keys, user_index, item, event, ts, dwell, as_of,
+                window_start, seed)
+
     arrays: dict[str, np.ndarray] = {
         "item_ids": np.array([a.article_id for a in articles], dtype=np.str_),
         "published_at": published,
@@ -265,6 +273,7 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
     arrays.update(fold_arrays)
     arrays.update({f"text_{k}": v for k, v in embedder.to_arrays().items()})
     arrays.update(exposure.to_arrays())
+    arrays.update(plugin_arrays)
     for name, clusters in (("text", t_clusters), ("cf", c_clusters)):
         if clusters is not None:  # window clusters of a large window (see recommender.ranking.WindowSummary)
             arrays[f"cluster_{name}_centroids"] = np.ascontiguousarray(clusters[0], dtype=np.float32)
@@ -279,6 +288,8 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
                    "cf_fold_in": fold_document},
         "report": report,
     }
+    if plugin_document:
+        documents[plugins.DOCUMENT] = _jsonable(plugin_document)
     report["timings_seconds"] = stages.timings
     report["peak_memory_mb"] = round(peak_memory_mb(), 1)
     manifest = {
@@ -297,6 +308,33 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "seed": seed,
     }
     return BuiltModel(arrays, documents, manifest, report, in_memory)
+
+
+def _fit_plugins(params: TrainParams, articles: list, text_vectors: np.ndarray, user_ids: dict, user_keys: np.ndarray,
+                 user_index: np.ndarray, item: np.ndarray, event: np.ndarray, ts: np.ndarray, dwell: np.ndarray,
+                 as_of: float, window_start: int, seed: int | None):
+    """The configured plugins fitted on the training events and catalog (what :func:`build_model`
+    saw); their window neighbour lists by the same search as the text ones."""
+    interactions = plugins.Interactions(
+        reader=user_index.astype(np.int64), article=item.astype(np.int64), event=event.astype(np.int8), ts=ts,
+        weight=params.weights.event_weight(event, dwell) * params.weights.decay(ts, as_of),
+        reader_ids=np.array([user_ids.get(int(k), "") for k in user_keys], dtype=np.str_))
+    items = plugins.Items(len(articles), {
+        "article_id": lambda: np.array([a.article_id for a in articles], dtype=np.str_),
+        "category": lambda: np.array([a.category for a in articles], dtype=np.str_),
+        "region": lambda: np.array([a.region or "" for a in articles], dtype=np.str_),
+        "title": lambda: np.array([a.title for a in articles], dtype=np.str_),
+        "published_at": lambda: np.array([a.published_at for a in articles], dtype=np.float64),
+        "text": text_vectors})
+
+    def neighbours(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx, sim, _ = _neighbours(unit[window_start:], params.neighbours, seed)
+        return np.where(idx >= 0, idx + window_start, -1).astype(np.int32), sim.astype(np.float32)
+
+    try:
+        return plugins.fit_plugins(params.plugins, interactions, items, neighbours)
+    except plugins.PluginError as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def fit_position_curve(event: np.ndarray, position: np.ndarray) -> np.ndarray:

@@ -23,6 +23,8 @@ from .bundle import Bundle
 from .cf import FoldIn
 from .interactions import EventWeights
 from .learned import LearnedRanker
+from .plugins import DOCUMENT as PLUGINS_DOCUMENT
+from .plugins import PluginError, load_plugins
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,10 @@ class ServingModel:
             self.learned = LearnedRanker.from_bundle(arrays, documents.get("learned"))
         except KeyError as exc:
             raise ModelError(f"bundle {version} lacks {exc}; retrain with this version of newsrec") from None
+        try:  # bring-your-own models: imported and restored now, so a missing package refuses the bundle
+            self.plugins = load_plugins(documents.get(PLUGINS_DOCUMENT), arrays)
+        except PluginError as exc:
+            raise ModelError(f"bundle {version}: {exc}") from None
         n = len(self.item_ids)
         for name in ("published_at", "category_code", "region_code", "story", "evidence"):
             if getattr(self, name).shape[0] != n:
@@ -220,4 +226,5 @@ def empty_model(params: RankingParams | None = None, text_dims: int = 8, factor_
     model.bridge_intercept = np.zeros(factor_dims, dtype=np.float32)
     model.exposure_arrays = {}
     model.learned = None
+    model.plugins = ()
     return model

@@ -49,6 +49,7 @@ from .readsets import ReadSets
 from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList
 from .rules import RuleSet
 from .exploration import list_seed
+from .plugins import apply_plugin_scores, reader_of
 from .stages import ListBuild, ListFilter, feed_pipeline, related_pipeline
 
 log = logging.getLogger(__name__)
@@ -454,6 +455,9 @@ class Engine:
             "articles_in_window": int(state.model.n_items - state.model.window_start + state.fresh.count),
             "fresh_articles": int(state.fresh.count),
             "impressions_dropped": self.impressions_dropped,
+            # bring-your-own plugins: failures while building lists in this worker (each list served without)
+            "plugin_errors": {p.name: {"role": p.spec.role, "errors": p.errors, "last_error": p.last_error}
+                              for p in getattr(state.model, "plugins", ())},
         }
 
     # -- following the store ----------------------------------------------------------------
@@ -979,6 +983,9 @@ class Engine:
         if known.any():
             cand = score_feed(snap, profile, state.counters, now, index=index[known])
             cand = learned_stage(snap, profile, state.counters, now, cand, pool=cand.index.size, keep_features=features)
+            if state.model.plugins:  # bring-your-own scorers, as the feed pipeline's PluginScoring stage
+                cand = apply_plugin_scores(state, snap, cand, "feed", reader_of(state, snap, profile, user_id, now),
+                                           profile)
             out[known] = cand.score
             for name, values in cand.features.items():
                 columns[name] = np.full(len(article_ids), np.nan)
@@ -1013,7 +1020,7 @@ class Engine:
         build = self._feed_pipeline.run(ListBuild(
             "feed", state, snap, now, size, lambda: self._window_summary(state, snap, now), profile=profile,
             offset=served_before, served=self._served_indices(state, served_keys), filters=filters or ListFilter(),
-            rules=self._rules, seed=seed, keep_features=keep))
+            rules=self._rules, seed=seed, keep_features=keep, user_id=user_id))
         items = build.items
         if state.model.embedder is None:
             strategy = "fallback-popular"

@@ -22,6 +22,7 @@ from .explain import feed_items, related_items
 from .exploration import explore
 from .features import learned_stage
 from .live import LiveState, scan_window
+from .plugins import PluginCandidates, PluginScoring
 from .ranking import (
     FUTURE_GRACE,
     Candidates,
@@ -102,6 +103,7 @@ class ListBuild:
     items: tuple[RankedItem, ...] = ()
     pin_positions: dict[str, int] = field(default_factory=dict)
     empty_reason: str | None = None
+    user_id: str | None = None  # whom a feed is for (what bring-your-own plugins see)
     _summary: tuple = ()
 
     def window(self) -> WindowSummary | None:
@@ -470,12 +472,13 @@ def feed_pipeline(recent: int, clusters: int, per_seed: int, explore_epsilon: fl
                   explore_pool: int = 40) -> Pipeline:
     scoring = FeedScoring()
     exploring = (Explore(explore_epsilon, explore_pool),) if explore_epsilon > 0 else ()
-    return Pipeline("feed", (Section(), FeedCandidates(recent, clusters, per_seed), scoring, LearnedRanking(),
-                             ExcludeServed(),
+    return Pipeline("feed", (Section(), FeedCandidates(recent, clusters, per_seed), PluginCandidates(),
+                             scoring, LearnedRanking(), PluginScoring(), ExcludeServed(),
                              EditorialRules(scoring), Diversify("feed"), *exploring, Explain("feed")))
 
 
 def related_pipeline(fresh_neighbours: int) -> Pipeline:
     scoring = RelatedScoring()
-    return Pipeline("related", (Section(), RelatedCandidates(fresh_neighbours), scoring, EditorialRules(scoring),
+    return Pipeline("related", (Section(), RelatedCandidates(fresh_neighbours), PluginCandidates(), scoring,
+                                PluginScoring(), EditorialRules(scoring),
                                 Diversify("related"), Explain("related")))
