@@ -89,6 +89,13 @@ class EngineConfig:
     # long (0: never). A new or taken-down article empties the cache at once.
     related_cache_seconds: float = 30.0
     related_cache_size: int = 20_000
+    # a reader's first feed page is kept this long per worker (0: never) and served again while
+    # nothing it was built from changed: the reader's own events (any type) and preferences
+    # (Store.reader_version, asked on every request), takedowns, article changes, rules and the
+    # model take effect at once; popularity and the fatigue of lists served to the reader (the
+    # served_lists the engine logs itself) within this many seconds
+    feed_cache_seconds: float = 30.0
+    feed_cache_size: int = 20_000
 
 
 CURSOR_VERSION = 1
@@ -497,10 +504,13 @@ class Engine:
         if arrivals:
             state.add_fresh_many(arrivals, self.config.fresh_neighbours)
 
-    def _apply_visibility(self, state: LiveState) -> None:
+    def _apply_visibility(self, state: LiveState, newest: int | None = None) -> None:
         """Takedowns and restores committed by any worker, applied before a list is built: a
-        legal takedown must not be served by the other worker until its next poll."""
+        legal takedown must not be served by the other worker until its next poll. ``newest``:
+        the position of the newest one, when the caller read it already (nothing to do if applied)."""
         if not state.caught_up:
+            return
+        if newest is not None and newest <= state.visibility_cursor:
             return
         seen = self._visibility_seen
         try:
@@ -625,6 +635,7 @@ class Engine:
         state = state or self._state
         if state is not None:
             state.related_cache = {}
+            state.feed_cache = {}
 
     @property
     def rules(self) -> RuleSet:
@@ -946,8 +957,16 @@ class Engine:
         """
         served_before, served_keys = _decode_cursor(cursor, user_id)
         state = self._state
-        self._apply_visibility(state)
         now = self.clock()
+        cached = None
+        if not cursor and not explain and self.config.feed_cache_seconds > 0:
+            cached = self._cached_feed(state, user_id, limit, filters, now)
+            if isinstance(cached, RankedList):
+                if log:
+                    self._log_impressions(user_id, cached, now)
+                return cached
+        else:
+            self._apply_visibility(state)
         snap = state.snapshot()
         profile = self._profile(state, snap, user_id, now)
         read = self._window_reads(state, snap, user_id, now)
@@ -976,9 +995,51 @@ class Engine:
         if explain:
             extra["parts"] = _score_parts(state, build, items)
         ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor, extra=extra)
+        if cached is not None:
+            self._keep_feed(*cached, ranked, build, snap, now)
         if log:
             self._log_impressions(user_id, ranked, now)
         return ranked
+
+    def _cached_feed(self, state: LiveState, user_id: str, limit: int, filters: ListFilter | None, now: float):
+        """The reader's cached first page as a new list (its own list id), or, on a miss, what
+        :meth:`_keep_feed` needs to keep the page about to be built: ``(cache, key, version)``;
+        None when nothing can be kept (the store cannot say what the reader's version is).
+
+        One store round trip (``Store.reader_version``), which also says on PostgreSQL whether a
+        takedown is new; takedowns are applied before the cache is looked at (one replaces it).
+        """
+        try:
+            version = self.store.reader_version(user_id)
+        except StoreError:
+            version = None
+        self._apply_visibility(state, version[0] if version is not None else None)
+        if version is None:
+            return None
+        cache = state.feed_cache  # after the takedowns: one applied meanwhile replaced it
+        key = (user_id, limit, filters.key()) if filters else (user_id, limit)
+        hit = cache.get(key)
+        # (version, expires on the monotonic clock, engine clock it was built at, clock time a
+        # candidate it left out falls due or a rule starts or ends, the list)
+        if (hit is not None and hit[0] == version[1:] and hit[1] > time.monotonic()
+                and hit[2] <= now < hit[3] and now - hit[2] <= self.config.feed_cache_seconds):
+            page = hit[4]
+            return RankedList(page.items, page.strategy, page.model_version, _list_id(), next_cursor=page.next_cursor,
+                              extra=dict(page.extra))
+        return cache, key, version[1:]
+
+    def _keep_feed(self, cache: dict, key: tuple, version: tuple, ranked: RankedList, build: ListBuild,
+                   snap: Snapshot, now: float) -> None:
+        """Keep a first page built from ``version`` of the reader (read before the page was built:
+        a click that landed meanwhile makes the next request miss, never the other way round)."""
+        if len(cache) >= self.config.feed_cache_size:
+            try:
+                cache.pop(next(iter(cache)), None)  # the oldest entry
+            except (RuntimeError, StopIteration):  # another thread changed it meanwhile
+                pass
+        due = min(_next_due(snap, np.arange(snap.model.window_start, snap.n_total), now),
+                  build.rules.next_change(now) if build.rules is not None else float("inf"))
+        cache[key] = (version, time.monotonic() + self.config.feed_cache_seconds, now, due, ranked)
 
     def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
         """Catalog indices of a cursor's store keys (articles this worker lacks are left out)."""

@@ -1305,6 +1305,21 @@ class PostgresStore(Store):
         self._write(body)
 
     # -- a reader's read set, incrementally ----------------------------------------------------
+    # one round trip: the reads index (click, read, share), the covering index (hides), the
+    # preferences row and the newest takedown/restore (partial index on changes)
+    _READER_VERSION_SQL = (
+        "WITH u AS (SELECT key FROM users WHERE user_id = %(user)s) SELECT "
+        "(SELECT MAX(pos) FROM changes WHERE kind IN (2, 3)), "
+        "(SELECT MIN(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
+        "(SELECT MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
+        "(SELECT MIN(seq) || ',' || MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (0, 4)), "
+        "(SELECT updated_at FROM preferences WHERE user_key = (SELECT key FROM u))")
+
+    def reader_version(self, user_id: str) -> tuple | None:
+        with self._reading() as conn:
+            row = conn.execute(self._READER_VERSION_SQL, {"user": user_id}).fetchone()
+        return (row[0] or 0, *row[1:])
+
     def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
         reader = "user_key = (SELECT key FROM users WHERE user_id = %(user)s) AND event IN (1, 2, 3)"
         with self._reading() as conn:
