@@ -60,7 +60,30 @@ PROFILE_EVENTS = ("click", "read", "share")
 SERVED_LIST_CHUNK = 500  # served lists (one row each) per transaction
 RELATED_TOP_UP = 10  # a reader's related list reaches further down in multiples of this many
 READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
+ARTICLE_KEYS_KEPT = 200_000  # article id -> store key entries an engine keeps for cursors
 RETRY_FAILED_SECONDS = 60.0  # a live version that failed is tried again this often even if its folder is unchanged
+
+
+@dataclass(frozen=True)
+class ReaderVersion:
+    """What :meth:`Store.reader_version` says about a reader (without the takedown position)."""
+
+    reads_first: int | None  # click/read/share: smallest and largest sequence number
+    reads_last: int | None
+    other_events: object  # hides and client-posted impressions (bounds, None when there are none)
+    preferences_at: float | None
+
+    @property
+    def has_reads(self) -> bool:
+        return self.reads_first is not None
+
+    @property
+    def has_other_events(self) -> bool:
+        return self.other_events is not None
+
+    @property
+    def has_preferences(self) -> bool:
+        return self.preferences_at is not None
 
 
 @dataclass(frozen=True)
@@ -212,6 +235,7 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
+        self._article_keys: dict[str, int] = {}  # article id -> store key, for cursors
         self._state: LiveState | None = None
         self._rules = RuleSet()  # editors' rules, read whole on each ``rules`` change and swapped
         self._feed_pipeline = feed_pipeline(self.config.feed_seeds, self.config.feed_clusters,
@@ -843,14 +867,21 @@ class Engine:
             cache[key] = (time.monotonic() + ttl, items, strategy, due, build.pin_positions, build.empty_reason)
         return items, strategy, build.pin_positions, build.empty_reason
 
-    def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float):
-        """The reader's profile from their stored events (so a click counts at once) and follows."""
+    def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float, known: ReaderVersion | None = None):
+        """The reader's profile from their stored events (so a click counts at once) and follows.
+
+        ``known``: what :meth:`Store.reader_version` said just before; reads it says would come
+        back empty (no click/read/share, no preferences) are not made."""
         try:
             # impressions say nothing about interest: the last events that do (served lists would crowd them out)
             limit = self.config.max_reader_events
-            keys, codes, ts, dwell = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
+            if known is not None and not known.has_reads:
+                keys, codes, ts, dwell = (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64),
+                                          np.zeros(0, np.float32))
+            else:
+                keys, codes, ts, dwell = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
             items_idx = state.indices_of_keys(keys, self.store)
-            prefs = self.store.get_preferences(user_id)
+            prefs = None if known is not None and not known.has_preferences else self.store.get_preferences(user_id)
         except StoreError:
             items_idx, codes, ts, dwell = (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64),
                                            np.zeros(0, np.float32))
@@ -862,17 +893,19 @@ class Engine:
                         dtype=np.int64)
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)
         profile = build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
-        return self._reader_controls(state, snap, profile, user_id, now)
+        return self._reader_controls(state, snap, profile, user_id, now, known)
 
     def _reader_controls(self, state: LiveState, snap: Snapshot, profile: ReaderProfile, user_id: str,
-                         now: float) -> ReaderProfile:
+                         now: float, known: ReaderVersion | None = None) -> ReaderProfile:
         """The profile with what the reader hid ("tidak tertarik", in the serving window) and how
         often their last ``max_reader_impressions`` impressions showed each article they did not
         click (impression fatigue). Unchanged when the store fails."""
         p = state.model.ranking
         shown = counts = np.zeros(0, dtype=np.int64)
         try:
-            hidden = self._window_reads(state, snap, user_id, now, events=("hide",), raise_errors=True)
+            hidden = np.zeros(0, dtype=np.int64)
+            if known is None or known.has_other_events:  # no hide stored: nothing to ask
+                hidden = self._window_reads(state, snap, user_id, now, events=("hide",), raise_errors=True)
             if p.fatigue_impressions > 0 and p.feed_fatigue > 0:
                 keys, _, ts, _ = self.store.user_event_keys(user_id, limit=self.config.max_reader_impressions,
                                                             events=("impression",))
@@ -968,8 +1001,10 @@ class Engine:
         else:
             self._apply_visibility(state)
         snap = state.snapshot()
-        profile = self._profile(state, snap, user_id, now)
-        read = self._window_reads(state, snap, user_id, now)
+        known = ReaderVersion(*cached[2]) if cached is not None else None
+        profile = self._profile(state, snap, user_id, now, known)
+        read = (self._window_reads(state, snap, user_id, now) if known is None or known.has_reads
+                else np.zeros(0, dtype=np.int64))
         read = np.union1d(read, profile.hidden)  # a hidden article never comes back to that reader
         if read.size:  # the profile scores with the last events; every read in the window is left out
             profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
@@ -1054,8 +1089,14 @@ class Engine:
 
     def _next_cursor(self, user_id: str, served: int, keys: np.ndarray, page_ids: list[str]) -> str | None:
         """The cursor after a page: the chain's keys plus the page's; None when it would not fit."""
+        known = self._article_keys  # an article's store key never changes: asked once per article
+        missing = [a for a in page_ids if a not in known]
         try:
-            page_keys = np.fromiter(self.store.article_keys(page_ids).values(), dtype=np.int64)
+            if missing:
+                if len(known) > ARTICLE_KEYS_KEPT:
+                    known.clear()
+                known.update(self.store.article_keys(missing))
+            page_keys = np.array([known[a] for a in page_ids if a in known], dtype=np.int64)
         except StoreError:  # the store is down: the next page may repeat this one, it is not refused
             page_keys = np.zeros(0, dtype=np.int64)
         cursor = _encode_cursor(user_id, served, np.concatenate([keys, page_keys]))
