@@ -1072,7 +1072,11 @@ class Engine:
                 cache.pop(next(iter(cache)), None)  # the oldest entry
             except (RuntimeError, StopIteration):  # another thread changed it meanwhile
                 pass
-        due = min(_next_due(snap, np.arange(snap.model.window_start, snap.n_total), now),
+        times = cache.get(None)  # the window's publication times, sorted: the cache is replaced when they change
+        if times is None:
+            times = cache[None] = np.sort(snap.published_at(np.arange(snap.model.window_start, snap.n_total)))
+        later = int(np.searchsorted(times, now + FUTURE_GRACE, side="right"))
+        due = min(float(times[later]) - FUTURE_GRACE if later < times.size else float("inf"),
                   build.rules.next_change(now) if build.rules is not None else float("inf"))
         cache[key] = (version, time.monotonic() + self.config.feed_cache_seconds, now, due, ranked)
 
