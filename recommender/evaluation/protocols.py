@@ -564,8 +564,9 @@ class NewsrecRunner:
         if models_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="newsrec-eval-models-")
             models_dir = self._tmp.name
-        self.engine = Engine(store, models_dir, EngineConfig(log_impressions=False, poll_interval=3600.0),
-                             clock=lambda: self.now)
+        # no feed cache: a replay's popularity at each moment counts, not up to 30 s before
+        self.engine = Engine(store, models_dir, EngineConfig(log_impressions=False, poll_interval=3600.0,
+                                                             feed_cache_seconds=0.0), clock=lambda: self.now)
         weights = {part: getattr(model.ranking, attr) for part, attr in FEED_WEIGHTS.items()}
         self.ablations = {f"{name}-{abl}": parts for abl, parts in ABLATIONS.items()
                           if ablations and any(weights[p] != 0 for p in parts)}

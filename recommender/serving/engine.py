@@ -62,7 +62,30 @@ PROFILE_EVENTS = ("click", "read", "share")
 SERVED_LIST_CHUNK = 500  # served lists (one row each) per transaction
 RELATED_TOP_UP = 10  # a reader's related list reaches further down in multiples of this many
 READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
+ARTICLE_KEYS_KEPT = 200_000  # article id -> store key entries an engine keeps for cursors
 RETRY_FAILED_SECONDS = 60.0  # a live version that failed is tried again this often even if its folder is unchanged
+
+
+@dataclass(frozen=True)
+class ReaderVersion:
+    """What :meth:`Store.reader_version` says about a reader (without the takedown position)."""
+
+    reads_first: int | None  # click/read/share: smallest and largest sequence number
+    reads_last: int | None
+    other_events: object  # hides and client-posted impressions (bounds, None when there are none)
+    preferences_at: float | None
+
+    @property
+    def has_reads(self) -> bool:
+        return self.reads_first is not None
+
+    @property
+    def has_other_events(self) -> bool:
+        return self.other_events is not None
+
+    @property
+    def has_preferences(self) -> bool:
+        return self.preferences_at is not None
 
 
 @dataclass(frozen=True)
@@ -100,6 +123,13 @@ class EngineConfig:
     # themselves only for the ``feature_log_rate`` sample.
     explore_epsilon: float = 0.0
     explore_pool: int = 40
+    # a reader's first feed page is kept this long per worker (0: never) and served again while
+    # nothing it was built from changed: the reader's own events (any type) and preferences
+    # (Store.reader_version, asked on every request), takedowns, article changes, rules and the
+    # model take effect at once; popularity and the fatigue of lists served to the reader (the
+    # served_lists the engine logs itself) within this many seconds
+    feed_cache_seconds: float = 30.0
+    feed_cache_size: int = 20_000
 
 
 CURSOR_VERSION = 1
@@ -217,6 +247,7 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
+        self._article_keys: dict[str, int] = {}  # article id -> store key, for cursors
         self._state: LiveState | None = None
         self._rules = RuleSet()  # editors' rules, read whole on each ``rules`` change and swapped
         if not 0.0 <= self.config.feature_log_rate <= 1.0 or not 0.0 <= self.config.explore_epsilon <= 1.0:
@@ -516,10 +547,13 @@ class Engine:
         if arrivals:
             state.add_fresh_many(arrivals, self.config.fresh_neighbours)
 
-    def _apply_visibility(self, state: LiveState) -> None:
+    def _apply_visibility(self, state: LiveState, newest: int | None = None) -> None:
         """Takedowns and restores committed by any worker, applied before a list is built: a
-        legal takedown must not be served by the other worker until its next poll."""
+        legal takedown must not be served by the other worker until its next poll. ``newest``:
+        the position of the newest one, when the caller read it already (nothing to do if applied)."""
         if not state.caught_up:
+            return
+        if newest is not None and newest <= state.visibility_cursor:
             return
         seen = self._visibility_seen
         try:
@@ -644,6 +678,7 @@ class Engine:
         state = state or self._state
         if state is not None:
             state.related_cache = {}
+            state.feed_cache = {}
 
     @property
     def rules(self) -> RuleSet:
@@ -888,14 +923,21 @@ class Engine:
             cache[key] = (time.monotonic() + ttl, items, strategy, due, build.pin_positions, build.empty_reason)
         return items, strategy, build.pin_positions, build.empty_reason
 
-    def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float):
-        """The reader's profile from their stored events (so a click counts at once) and follows."""
+    def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float, known: ReaderVersion | None = None):
+        """The reader's profile from their stored events (so a click counts at once) and follows.
+
+        ``known``: what :meth:`Store.reader_version` said just before; reads it says would come
+        back empty (no click/read/share, no preferences) are not made."""
         try:
             # impressions say nothing about interest: the last events that do (served lists would crowd them out)
             limit = self.config.max_reader_events
-            keys, codes, ts, dwell = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
+            if known is not None and not known.has_reads:
+                keys, codes, ts, dwell = (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64),
+                                          np.zeros(0, np.float32))
+            else:
+                keys, codes, ts, dwell = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
             items_idx = state.indices_of_keys(keys, self.store)
-            prefs = self.store.get_preferences(user_id)
+            prefs = None if known is not None and not known.has_preferences else self.store.get_preferences(user_id)
         except StoreError:
             items_idx, codes, ts, dwell = (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64),
                                            np.zeros(0, np.float32))
@@ -907,17 +949,19 @@ class Engine:
                         dtype=np.int64)
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)
         profile = build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
-        return self._reader_controls(state, snap, profile, user_id, now)
+        return self._reader_controls(state, snap, profile, user_id, now, known)
 
     def _reader_controls(self, state: LiveState, snap: Snapshot, profile: ReaderProfile, user_id: str,
-                         now: float) -> ReaderProfile:
+                         now: float, known: ReaderVersion | None = None) -> ReaderProfile:
         """The profile with what the reader hid ("tidak tertarik", in the serving window) and how
         often their last ``max_reader_impressions`` impressions showed each article they did not
         click (impression fatigue). Unchanged when the store fails."""
         p = state.model.ranking
         shown = counts = np.zeros(0, dtype=np.int64)
         try:
-            hidden = self._window_reads(state, snap, user_id, now, events=("hide",), raise_errors=True)
+            hidden = np.zeros(0, dtype=np.int64)
+            if known is None or known.has_other_events:  # no hide stored: nothing to ask
+                hidden = self._window_reads(state, snap, user_id, now, events=("hide",), raise_errors=True)
             if p.fatigue_impressions > 0 and p.feed_fatigue > 0:
                 keys, _, ts, _ = self.store.user_event_keys(user_id, limit=self.config.max_reader_impressions,
                                                             events=("impression",))
@@ -1005,11 +1049,21 @@ class Engine:
         """
         served_before, served_keys = _decode_cursor(cursor, user_id)
         state = self._state
-        self._apply_visibility(state)
         now = self.clock()
+        cached = None
+        if not cursor and not explain and self.config.feed_cache_seconds > 0:
+            cached = self._cached_feed(state, user_id, limit, filters, now)
+            if isinstance(cached, RankedList):
+                if log:
+                    self._log_impressions(user_id, cached, now)
+                return cached
+        else:
+            self._apply_visibility(state)
         snap = state.snapshot()
-        profile = self._profile(state, snap, user_id, now)
-        read = self._window_reads(state, snap, user_id, now)
+        known = ReaderVersion(*cached[2]) if cached is not None else None
+        profile = self._profile(state, snap, user_id, now, known)
+        read = (self._window_reads(state, snap, user_id, now) if known is None or known.has_reads
+                else np.zeros(0, dtype=np.int64))
         read = np.union1d(read, profile.hidden)  # a hidden article never comes back to that reader
         if read.size:  # the profile scores with the last events; every read in the window is left out
             profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
@@ -1038,11 +1092,57 @@ class Engine:
         if explain:
             extra["parts"] = _score_parts(state, build, items)
         ranked = RankedList(items, strategy, state.model.version, list_id, next_cursor=next_cursor, extra=extra)
+        if cached is not None:
+            self._keep_feed(*cached, ranked, build, snap, now)
         if log:
             self._log_impressions(user_id, ranked, now)
             if items and (keep or build.propensity is not None):
                 self._log_features(user_id, state, build, ranked, now, keep)
         return ranked
+
+    def _cached_feed(self, state: LiveState, user_id: str, limit: int, filters: ListFilter | None, now: float):
+        """The reader's cached first page as a new list (its own list id), or, on a miss, what
+        :meth:`_keep_feed` needs to keep the page about to be built: ``(cache, key, version)``;
+        None when nothing can be kept (the store cannot say what the reader's version is).
+
+        One store round trip (``Store.reader_version``), which also says on PostgreSQL whether a
+        takedown is new; takedowns are applied before the cache is looked at (one replaces it).
+        """
+        try:
+            version = self.store.reader_version(user_id)
+        except StoreError:
+            version = None
+        self._apply_visibility(state, version[0] if version is not None else None)
+        if version is None:
+            return None
+        cache = state.feed_cache  # after the takedowns: one applied meanwhile replaced it
+        key = (user_id, limit, filters.key()) if filters else (user_id, limit)
+        hit = cache.get(key)
+        # (version, expires on the monotonic clock, engine clock it was built at, clock time a
+        # candidate it left out falls due or a rule starts or ends, the list)
+        if (hit is not None and hit[0] == version[1:] and hit[1] > time.monotonic()
+                and hit[2] <= now < hit[3] and now - hit[2] <= self.config.feed_cache_seconds):
+            page = hit[4]
+            return RankedList(page.items, page.strategy, page.model_version, _list_id(), next_cursor=page.next_cursor,
+                              extra=dict(page.extra))
+        return cache, key, version[1:]
+
+    def _keep_feed(self, cache: dict, key: tuple, version: tuple, ranked: RankedList, build: ListBuild,
+                   snap: Snapshot, now: float) -> None:
+        """Keep a first page built from ``version`` of the reader (read before the page was built:
+        a click that landed meanwhile makes the next request miss, never the other way round)."""
+        if len(cache) >= self.config.feed_cache_size:
+            try:
+                cache.pop(next(iter(cache)), None)  # the oldest entry
+            except (RuntimeError, StopIteration):  # another thread changed it meanwhile
+                pass
+        times = cache.get(None)  # the window's publication times, sorted: the cache is replaced when they change
+        if times is None:
+            times = cache[None] = np.sort(snap.published_at(np.arange(snap.model.window_start, snap.n_total)))
+        later = int(np.searchsorted(times, now + FUTURE_GRACE, side="right"))
+        due = min(float(times[later]) - FUTURE_GRACE if later < times.size else float("inf"),
+                  build.rules.next_change(now) if build.rules is not None else float("inf"))
+        cache[key] = (version, time.monotonic() + self.config.feed_cache_seconds, now, due, ranked)
 
     def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
         """Catalog indices of a cursor's store keys (articles this worker lacks are left out)."""
@@ -1057,8 +1157,14 @@ class Engine:
 
     def _next_cursor(self, user_id: str, served: int, keys: np.ndarray, page_ids: list[str]) -> str | None:
         """The cursor after a page: the chain's keys plus the page's; None when it would not fit."""
+        known = self._article_keys  # an article's store key never changes: asked once per article
+        missing = [a for a in page_ids if a not in known]
         try:
-            page_keys = np.fromiter(self.store.article_keys(page_ids).values(), dtype=np.int64)
+            if missing:
+                if len(known) > ARTICLE_KEYS_KEPT:
+                    known.clear()
+                known.update(self.store.article_keys(missing))
+            page_keys = np.array([known[a] for a in page_ids if a in known], dtype=np.int64)
         except StoreError:  # the store is down: the next page may repeat this one, it is not refused
             page_keys = np.zeros(0, dtype=np.int64)
         cursor = _encode_cursor(user_id, served, np.concatenate([keys, page_keys]))

@@ -55,6 +55,9 @@ class LiveState:
     # (anchor, limit) -> (expires, items, strategy, next due). A change replaces the dict rather
     # than clearing it: a list being built from the snapshot before the change goes into the old one
     related_cache: dict = field(default_factory=dict)
+    # (reader, limit, sections) -> the first page of their feed (Engine.feed), replaced the same way
+    # on every article change (arrival, edit, takedown, restore) and rules change
+    feed_cache: dict = field(default_factory=dict)
     # window article -> fresh articles that have it among their neighbours (related candidates)
     fresh_reverse: dict[int, list[int]] = field(default_factory=dict)
     # store article key -> catalog index (-1 unknown, -2 not asked yet): a reader's history as
@@ -159,6 +162,7 @@ class LiveState:
             self.fresh_index[article.article_id] = index
             self.forget_unknown_keys()
             self.related_cache = {}
+            self.feed_cache = {}
             return index
 
     def update(self, index: int, article: Article) -> None:
@@ -181,6 +185,7 @@ class LiveState:
                 self.deleted_base[index] = False
                 if self.edits is None and self.model.meta(index) == meta:
                     self.related_cache = {}
+                    self.feed_cache = {}
                     return
                 edits = self.edits or BaseEdits.of(self.model)
                 edits.metas[index] = meta
@@ -188,6 +193,7 @@ class LiveState:
                 edits.published_at[index] = meta.published_at
                 self.edits = edits
             self.related_cache = {}
+            self.feed_cache = {}
 
     def mark_deleted(self, article_id: str) -> None:
         i = self.index_of(article_id)
@@ -198,6 +204,7 @@ class LiveState:
         else:
             self.fresh.deleted[i - self.model.n_items] = True
         self.related_cache = {}
+        self.feed_cache = {}
 
     def add_fresh_many(self, articles: list[Article], n_neighbours: int, block: int = 64) -> None:
         """:meth:`add_fresh` for many articles, in order, comparing blocks of them with the bundle's

@@ -636,6 +636,19 @@ class Store(ABC):
         """Delete every row (``migrate-store --force`` onto a store that holds data)."""
         raise NotImplementedError
 
+    # -- a reader's cached feed (``Engine.feed``) -----------------------------------------------
+    def reader_version(self, user_id: str) -> tuple | None:
+        """What a feed reads about the reader, as one comparable value, in one round trip:
+        ``(visibility, smallest and largest sequence number of their click/read/share events, the
+        same of their other events (hides, impressions a client posted), preferences updated_at)``.
+        Any event posted by any worker of any host raises a largest number (served lists, a
+        separate table, do not); a forget deletes them (afterwards a smallest number is
+        above any seen before, or there is none); a preference change moves ``updated_at``.
+        ``visibility`` is the newest takedown/restore position where that costs nothing more
+        (else None: the engine checks visibility its own way). None altogether: this backend
+        cannot say, and feeds are not cached."""
+        return None
+
     # -- a reader's read set, incrementally (``serving.readsets``) ------------------------------
     def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
         """``(smallest, largest)`` sequence number of the reader's click, read and share events

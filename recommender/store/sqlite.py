@@ -317,6 +317,14 @@ def _read_errors(method):
 
 
 
+_READER_VERSION_SQL = (
+    "WITH u AS (SELECT key FROM users WHERE user_id = :user) SELECT "
+    "(SELECT MIN(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
+    "(SELECT MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
+    "(SELECT MIN(seq) || ',' || MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (0, 4)), "
+    "(SELECT updated_at FROM preferences WHERE user_key = (SELECT key FROM u))")
+
+
 def _distinct_keys(keys: np.ndarray) -> np.ndarray:
     """Sorted distinct non-negative store keys (a count per key: faster than sorting 10M of them)."""
     if keys.size == 0:
@@ -1521,6 +1529,12 @@ class SQLiteStore(Store):
                 conn.execute(f"DELETE FROM {table}")
 
     # -- a reader's read set, incrementally ----------------------------------------------------
+
+    @_read_errors
+    def reader_version(self, user_id: str) -> tuple | None:
+        # index probes only: the reads index (click, read, share) and the covering index (hides)
+        row = self._conn().execute(_READER_VERSION_SQL, {"user": user_id}).fetchone()
+        return (None, *row)  # takedowns: Engine._apply_visibility asks PRAGMA data_version first
 
     @_read_errors
     def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:

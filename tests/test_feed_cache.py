@@ -1,0 +1,157 @@
+"""The per-reader feed cache (``EngineConfig.feed_cache_seconds``) never serves a page that a
+change must alter: two engines on one store are two workers (SQLite) or two replicas
+(PostgreSQL); what one accepts, the other's next feed shows, cached or not."""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender.domain import Interaction, Preferences
+from recommender.models.fitting import train
+from recommender.serving.engine import Engine, EngineConfig
+from recommender.store import SQLiteStore
+
+
+def ids(ranked):
+    return [item.article_id for item in ranked.items]
+
+
+class Reads:
+    """Counts the store reads a feed makes to build a reader's profile (none on a cache hit)."""
+
+    def __init__(self, store, monkeypatch):
+        self.calls = 0
+        original = store.user_event_keys
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(store, "user_event_keys", counted)
+
+
+def active_reader(sample):
+    """A reader with clicks, whose feed is personal."""
+    counts = {}
+    for e in sample.data.events:
+        if e["event"] == "click":
+            counts[e["user_id"]] = counts.get(e["user_id"], 0) + 1
+    return max(counts, key=counts.get)
+
+
+@pytest.fixture
+def workers(trained, tmp_path, monkeypatch):
+    """(sample, worker A, worker B, B's profile-read counter): two engines, two connections."""
+    sample = trained.clone(tmp_path)
+    a = sample.engine()
+    b_store = SQLiteStore(sample.store.path)
+    b = Engine(b_store, sample.models_dir, EngineConfig(), clock=lambda: sample.now)
+    yield sample, a, b, Reads(b_store, monkeypatch)
+    b_store.close()
+
+
+def test_an_unchanged_reader_is_served_from_the_cache_with_a_new_list_id(workers):
+    sample, _, b, reads = workers
+    reader = active_reader(sample)
+    first = b.feed(reader, limit=10)
+    built = reads.calls
+    again = b.feed(reader, limit=10)
+    assert reads.calls == built  # nothing read to build a profile: the cached page
+    assert ids(again) == ids(first) and again.next_cursor == first.next_cursor
+    assert again.list_id != first.list_id  # each serving is its own list for click attribution
+    other_size = b.feed(reader, limit=5)
+    assert reads.calls > built and ids(other_size) == ids(first)[:5]  # another page size is built
+    uncached = Engine(b.store, sample.models_dir, EngineConfig(feed_cache_seconds=0), clock=lambda: sample.now)
+    assert ids(uncached.feed(reader, limit=10)) == ids(first)
+
+
+def test_a_click_on_worker_a_leaves_the_cached_feed_of_worker_b(workers):
+    sample, a, b, reads = workers
+    reader = active_reader(sample)
+    before = ids(b.feed(reader, limit=10))
+    clicked = before[0]
+    a.record_events([Interaction(reader, clicked, "click", sample.now - 5)])
+    built = reads.calls
+    after = ids(b.feed(reader, limit=10))  # no poll of B in between
+    assert reads.calls > built and clicked not in after
+
+
+def test_a_hide_and_a_posted_impression_burst_reach_the_cached_feed(workers):
+    sample, a, b, _ = workers
+    reader = active_reader(sample)
+    before = ids(b.feed(reader, limit=10))
+    a.record_events([Interaction(reader, before[1], "hide", sample.now - 5)])
+    assert before[1] not in ids(b.feed(reader, limit=10))
+    top = ids(b.feed(reader, limit=10))[0]
+    n = b._state.model.ranking.fatigue_impressions
+    a.record_events([Interaction(reader, top, "impression", sample.now - 100 + k) for k in range(2 * n)])
+    assert ids(b.feed(reader, limit=10))[:1] != [top]
+
+
+def test_a_takedown_on_worker_a_leaves_the_cached_feed_of_worker_b(workers):
+    sample, a, b, _ = workers
+    reader = active_reader(sample)
+    victim = ids(b.feed(reader, limit=10))[2]
+    assert a.takedown(victim)
+    assert victim not in ids(b.feed(reader, limit=10))
+
+
+def test_a_preference_change_and_a_forget_rebuild_the_cached_feed(workers):
+    sample, a, b, reads = workers
+    reader = active_reader(sample)
+    b.feed(reader, limit=10)
+    built = reads.calls
+    a.set_preferences(Preferences(reader, categories=(sample.data.articles[0]["category"],), regions=()))
+    b.feed(reader, limit=10)
+    assert reads.calls > built
+    cold = ids(b.feed("nobody-yet", limit=10))
+    a.forget_user(reader)
+    built = reads.calls
+    assert ids(b.feed(reader, limit=10)) == cold  # no history, no preferences: the cold page
+    assert reads.calls > built
+
+
+def test_a_promoted_model_replaces_the_cached_feed(workers):
+    sample, _, b, _ = workers
+    reader = active_reader(sample)
+    old = b.feed(reader, limit=10)
+    new, _ = train(sample.store, sample.models_dir, as_of=sample.now, seed=1, promote=True)
+    b.follow()  # B's poll sees the model change in the log and loads it
+    assert b.model_version == new != old.model_version
+    assert b.feed(reader, limit=10).model_version == new
+
+
+def test_the_cache_forgets_a_page_once_the_engine_clock_moves_on(workers):
+    sample, _, b, reads = workers
+    reader = active_reader(sample)
+    b.feed(reader, limit=10)
+    built = reads.calls
+    sample.now += b.config.feed_cache_seconds + 1
+    b.feed(reader, limit=10)
+    assert reads.calls > built
+
+
+def test_a_click_on_replica_a_leaves_the_cached_feed_of_replica_b_on_postgresql(trained, tmp_path, postgres_db,
+                                                                                 monkeypatch):
+    from recommender.store.postgres import PostgresStore
+    from training.migrate import migrate_store
+
+    sample = trained.clone(tmp_path)
+    target = PostgresStore(postgres_db)
+    migrate_store(sample.store, target)
+    second = PostgresStore(postgres_db)
+    try:
+        a = Engine(target, sample.models_dir, EngineConfig(), clock=lambda: sample.now)
+        b = Engine(second, sample.models_dir, EngineConfig(), clock=lambda: sample.now)
+        reads = Reads(second, monkeypatch)
+        reader = active_reader(sample)
+        before = ids(b.feed(reader, limit=10))
+        built = reads.calls
+        assert ids(b.feed(reader, limit=10)) == before and reads.calls == built  # cached
+        a.record_events([Interaction(reader, before[0], "click", sample.now - 5)])
+        assert before[0] not in ids(b.feed(reader, limit=10))
+        assert a.takedown(before[1])
+        assert before[1] not in ids(b.feed(reader, limit=10))  # B applies it before looking at its cache
+    finally:
+        target.close()
+        second.close()
