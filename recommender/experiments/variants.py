@@ -55,12 +55,12 @@ class PinnedEngine(Engine):
         model.ranking = self.variant.ranking(model.ranking)
         return super()._new_state(model)
 
-    def _apply_visibility(self, state) -> None:
+    def _apply_visibility(self, state, newest: int | None = None) -> None:
         # The main engine writes takedowns on the same store connections (one per thread), and a
         # connection's ``data_version`` does not change for its own commits: the shortcut that
         # skips the read when nothing changed would miss them. One indexed read per list instead.
         self._visibility_seen.state = None
-        super()._apply_visibility(state)
+        super()._apply_visibility(state, newest)
 
     def cursor_after(self, user_id: str, cursor: str | None, page_ids: list[str]) -> str | None:
         """The feed cursor after a page built from several engines' lists (an interleaved page)."""
