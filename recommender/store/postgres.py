@@ -783,8 +783,13 @@ class PostgresStore(Store):
         eids = np.fromiter((e.key64() for e in batch), dtype=np.int64, count=n)
         keep = np.zeros(n, dtype=bool)
         keep[np.unique(eids, return_index=True)[1]] = True
+        conn.execute("CREATE TEMPORARY TABLE IF NOT EXISTS events_eids (eid int8) ON COMMIT DELETE ROWS")
+        conn.execute("TRUNCATE events_eids")
+        with conn.cursor().copy("COPY events_eids (eid) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(_binary_copy([_fixed(eids[keep], ">i8")]))
         self._lock_commit_order(conn)
-        stored = conn.execute("SELECT eid FROM events WHERE eid = ANY(%s::int8[])", (eids[keep].tolist(),)).fetchall()
+        # ARRAY(...): the batch's keys as one array, so the plan is index probes whatever the sizes
+        stored = conn.execute("SELECT eid FROM events WHERE eid = ANY(ARRAY(SELECT eid FROM events_eids))").fetchall()
         if stored:
             keep &= ~np.isin(eids, np.fromiter((r[0] for r in stored), dtype=np.int64, count=len(stored)))
         m = int(keep.sum())
