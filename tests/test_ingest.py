@@ -179,6 +179,8 @@ def test_batch_parser_gives_the_events_and_errors_of_from_dict_row_by_row():
         {**base, "ts": 1793502000, "position": 3, "history": True},               # numbers, flags: from_dict
         {**base, "user_id": 17, "dwell_seconds": "40"},                          # coerced by from_dict
         {**base, "user_id": "bad id"},                                           # rejected with its message
+        {**base, "user_id": "u1\nu2"},                                            # two ids' worth of a column
+        {**base, "article_id": "a1\n"},
         {**base, "article_id": None},
         {**base, "event": "vote"},
         {**base, "event": ["click"]},
@@ -196,7 +198,7 @@ def test_batch_parser_gives_the_events_and_errors_of_from_dict_row_by_row():
     got = _events(list(enumerate(records, start=1)), report)
     assert got == want and [type(e) for e in got] == [type(e) for e in want]
     assert [e.key64() for e in got] == [e.key64() for e in want]
-    assert report.errors == want_errors and len(want_errors) == 12
+    assert report.errors == want_errors and len(want_errors) == 14
     assert got[1].dwell_seconds == 12.0 and type(got[1].dwell_seconds) is float and got[2].event_id is None
 
 
@@ -277,3 +279,14 @@ def test_a_read_error_reaches_the_caller_after_the_batches_before_it(store, tmp_
     with pytest.raises(OSError, match="input/output"):
         import_events(store, path)
     assert store.stats()["events"] == 3  # the first batch, committed before the error
+
+
+def test_an_id_with_a_newline_is_rejected_when_the_rest_of_its_column_is_valid():
+    from recommender.datasets.ingest import ImportReport, _events
+
+    ok = {"user_id": "u1", "article_id": "a1", "event": "click", "ts": "2026-11-01T10:00:00+07:00"}
+    records = [ok, {**ok, "user_id": "u1\nu2"}, {**ok, "article_id": "a2\n"}, {**ok, "event_id": "e\n1"}, ok]
+    report = ImportReport("x", "events")
+    got = _events(list(enumerate(records, start=1)), report)
+    assert len(got) == 2 and [line for line, _ in report.errors] == [2, 3, 4]
+    assert "user_id" in report.errors[0][1] and "article_id" in report.errors[1][1]

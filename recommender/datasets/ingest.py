@@ -224,8 +224,10 @@ _new = object.__new__
 def _ids_ok(values: list[Any], optional: bool) -> list[bool]:
     """Which values are valid ids (``optional``: or None/"") by the rule of ``check_id``; one regex
     over the joined column when every value is a string, as almost always."""
-    if all(type(v) is str for v in values) and _ID_LINES.fullmatch("\n".join(values) + "\n"):
-        return [True] * len(values)
+    if all(type(v) is str for v in values):
+        joined = "\n".join(values) + "\n"
+        if joined.count("\n") == len(values) and _ID_LINES.fullmatch(joined):  # (no id holds a newline)
+            return [True] * len(values)
     return [(optional and (v is None or v == "")) or (type(v) is str and ID_PATTERN.fullmatch(v) is not None)
             for v in values]
 
