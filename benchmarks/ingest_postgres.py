@@ -1,12 +1,17 @@
 """Bulk import into PostgreSQL: events per second through ``newsrec ingest events`` and the store alone.
 
 * ``import``: ``recommender.datasets.ingest.import_events`` on a JSON Lines file of new events
-  (what ``NEWSREC_DB=postgresql://... newsrec ingest events FILE`` runs: parse, validate, then
-  ``add_events`` in batches of 50,000 inside ``store.bulk_load()``, i.e. binary COPY into a staging
-  table and ``INSERT ... ON CONFLICT DO NOTHING``).
+  (what ``NEWSREC_DB=postgresql://... newsrec ingest events FILE`` runs: parse and validate a batch
+  of 50,000 in a reader thread while the previous one is written by ``add_events(source="import")``
+  inside ``store.bulk_load()``: reader and article keys set-wise, the batch's event keys already
+  stored looked up, the new events by one binary COPY straight into ``events``).
 * ``store``: ``PostgresStore.add_events`` on ready-made batches of the importer's size (the database
-  part alone: keys, COPY, insert, commit).
+  part alone: keys, COPY, commit).
 * ``reimport``: the same file imported again (every event a duplicate).
+
+Besides events per second (wall clock, which a loaded machine drags down), the CPU seconds per
+event of this process and of the server's backends for the database (from ``/proc``, so only when
+the server runs on this machine) are reported: those hardly move with the load.
 
 Each into a database of its own on the server (created, then dropped unless ``--keep``), with the
 server's default durability (``synchronous_commit=on``: a committed batch is on disk).
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -51,6 +57,45 @@ def rows(n: int, n_articles: int, n_users: int, seed: int, prefix: str) -> list[
              "dwell_seconds": 35.0 if kinds[i] == 2 else None} for i in range(n)]
 
 
+def server_cpu_seconds(server: str, dbname: str) -> float | None:
+    """CPU seconds used so far by the server's backends connected to ``dbname`` (None when they are
+    not processes of this machine)."""
+    import os
+
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as admin:
+        pids = [r[0] for r in admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                                            (dbname,)).fetchall()]
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def timed(run, server: str, dbname: str) -> dict:
+    """Wall seconds, this process's CPU seconds and the server backends' CPU seconds of ``run()``
+    (the store's pool connections stay open between calls, so their counters cover it)."""
+    server_before = server_cpu_seconds(server, dbname)
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    server_after = server_cpu_seconds(server, dbname)
+    spent = None if server_before is None or server_after is None else server_after - server_before
+    return {"wall": wall, "client_cpu": cpu, "server_cpu": spent}
+
+
+def per_event(results: dict, what: str, n: int, t: dict) -> None:
+    results[f"{what}_events_per_second"] = round(n / t["wall"])
+    results[f"{what}_client_cpu_us_per_event"] = round(t["client_cpu"] / n * 1e6, 2)
+    results[f"{what}_server_cpu_us_per_event"] = (None if t["server_cpu"] is None
+                                                  else round(t["server_cpu"] / n * 1e6, 2))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -75,34 +120,32 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(args.server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         server_version = admin.info.server_version
-    results: dict = {"events": args.events, "batch": EVENT_BATCH_SIZE, "server_version": server_version}
+    results: dict = {"events": args.events, "batch": EVENT_BATCH_SIZE, "server_version": server_version,
+                     "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "events.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in rows(args.events, args.articles, args.users,
                                                                            args.seed, "imp-")))
             store = PostgresStore(url)
-            start = time.perf_counter()
-            report = import_events(store, path, show_progress=False)
-            seconds = time.perf_counter() - start
-            assert report.accepted == args.events, report.to_dict()
-            results["import_events_per_second"] = round(args.events / seconds)
-            results["import_seconds"] = round(seconds, 1)
+            n = args.events
+            reports = []
+            t = timed(lambda: reports.append(import_events(store, path, show_progress=False)), args.server, name)
+            assert reports[-1].accepted == n, reports[-1].to_dict()
+            per_event(results, "import", n, t)
 
-            start = time.perf_counter()
-            report = import_events(store, path, show_progress=False)
-            seconds = time.perf_counter() - start
-            assert report.duplicates == args.events, report.to_dict()
-            results["reimport_events_per_second"] = round(args.events / seconds)
+            t = timed(lambda: reports.append(import_events(store, path, show_progress=False)), args.server, name)
+            assert reports[-1].duplicates == n, reports[-1].to_dict()
+            per_event(results, "reimport", n, t)
 
-            events = [Interaction.from_dict(r) for r in rows(args.events, args.articles, args.users,
-                                                             args.seed + 1, "store-")]
-            start = time.perf_counter()
-            with store.bulk_load():
-                for lo in range(0, len(events), EVENT_BATCH_SIZE):
-                    store.add_events(events[lo:lo + EVENT_BATCH_SIZE])
-            seconds = time.perf_counter() - start
-            results["store_events_per_second"] = round(len(events) / seconds)
+            events = [Interaction.from_dict(r) for r in rows(n, args.articles, args.users, args.seed + 1, "store-")]
+
+            def store_part() -> None:
+                with store.bulk_load():
+                    for lo in range(0, len(events), EVENT_BATCH_SIZE):
+                        store.add_events(events[lo:lo + EVENT_BATCH_SIZE], source="import")
+
+            per_event(results, "store", n, timed(store_part, args.server, name))
             results["stored_events"] = store.stats()["events"]
             store.close()
     finally:
@@ -111,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with psycopg.connect(args.server, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     for key, value in results.items():
-        print(f"{key:28s} {value}")
+        print(f"{key:34s} {value}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

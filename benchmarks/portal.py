@@ -1,11 +1,11 @@
 """Portal scale on SQLite AND PostgreSQL in one invocation: ingest, copy, in-process and HTTP serving,
 two replicas, each figure next to its target (issue 13).
 
-1. **Bulk import** (``newsrec ingest events``: parse, validate, ``add_events`` in batches of
-   50,000 inside ``bulk_load()``) of a JSON Lines file of ``--events`` new events into an empty
-   SQLite store and an empty PostgreSQL database; and the store part alone (``add_events`` on
-   ready-made batches: keys, binary COPY into a staging table, insert, commit) to show where the
-   time goes.
+1. **Bulk import** (``newsrec ingest events``: parse and validate in a reader thread, ``add_events``
+   in batches of 50,000 inside ``bulk_load()``) of a JSON Lines file of ``--events`` new events into
+   an empty SQLite store and an empty PostgreSQL database; and the store part alone (``add_events``
+   on ready-made batches: keys, on PostgreSQL one binary COPY straight into ``events``, commit) to
+   show where the time goes.
 2. **Copy** of the scale store (``synthetic_scale.py``, trained once; both cached in
    ``benchmarks/cache``) from SQLite to PostgreSQL with ``newsrec migrate-store``: rows per second.
 3. **In-process** (one ``Engine`` per backend, same bundle, same clock): p50/p99 of feeds, related

@@ -151,3 +151,142 @@ def test_bulk_settings_apply_during_an_import_and_are_restored(store, tmp_path, 
     with pytest.raises(ValueError):  # restored on an error too
         import_events(store, write(tmp_path / "events.txt", ""))
     assert [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "mmap_size")] == before
+
+
+# -- the batch parser: same events and errors as Interaction.from_dict, row by row ----------------
+def _by_from_dict(records):
+    from recommender.domain import Interaction, ValidationError
+
+    out, errors = [], []
+    for number, record in enumerate(records, start=1):
+        try:
+            out.append(Interaction.from_dict(record))
+        except ValidationError as exc:
+            errors.append((number, str(exc)))
+    return out, errors
+
+
+def test_batch_parser_gives_the_events_and_errors_of_from_dict_row_by_row():
+    from recommender.datasets.ingest import ImportReport, _events
+
+    ts = "2026-11-01T10:00:00+07:00"
+    base = {"user_id": "u1", "article_id": "a1", "event": "click", "ts": ts}
+    records = [
+        base,
+        {**base, "event_id": "e-1", "list_id": "L:1", "dwell_seconds": 12},      # int dwell -> float
+        {**base, "event": "read", "dwell_seconds": 35.5, "event_id": ""},        # "" is no event id
+        {**base, "ts": "2026-11-01T03:00:00Z"},                                  # other forms: parse_time
+        {**base, "ts": 1793502000, "position": 3, "history": True},               # numbers, flags: from_dict
+        {**base, "user_id": 17, "dwell_seconds": "40"},                          # coerced by from_dict
+        {**base, "user_id": "bad id"},                                           # rejected with its message
+        {**base, "user_id": "u1\nu2"},                                            # two ids' worth of a column
+        {**base, "article_id": "a1\n"},
+        {**base, "article_id": None},
+        {**base, "event": "vote"},
+        {**base, "event": ["click"]},
+        {**base, "event_id": "x" * 129},
+        {**base, "dwell_seconds": -1.0},
+        {**base, "dwell_seconds": float("nan")},
+        {**base, "dwell_seconds": True},
+        {**base, "ts": "2026-02-30T10:00:00+07:00"},                              # no such day
+        {**base, "ts": "2999-01-01T00:00:00+07:00"},                              # far future
+        {**base, "ts": "kemarin"},
+        {**base, "ts": None},
+    ]
+    want, want_errors = _by_from_dict(records)
+    report = ImportReport("x", "events")
+    got = _events(list(enumerate(records, start=1)), report)
+    assert got == want and [type(e) for e in got] == [type(e) for e in want]
+    assert [e.key64() for e in got] == [e.key64() for e in want]
+    assert report.errors == want_errors and len(want_errors) == 14
+    assert got[1].dwell_seconds == 12.0 and type(got[1].dwell_seconds) is float and got[2].event_id is None
+
+
+def test_batch_parser_keeps_errors_in_line_order_with_unreadable_lines(tmp_path):
+    from recommender.datasets.ingest import ImportReport, _events
+
+    ok = {"user_id": "u1", "article_id": "a1", "event": "click", "ts": "2026-11-01T10:00:00+07:00"}
+    report = ImportReport("x", "events")
+    got = _events([(1, ok), (2, "not valid JSON"), (3, {**ok, "event": "vote"}), (4, "each line must be a JSON object"),
+                   (5, {**ok, "user_id": "u2"})], report)
+    assert [e.user_id for e in got] == ["u1", "u2"]
+    assert [line for line, _ in report.errors] == [2, 3, 4]
+
+
+def test_iso_times_match_parse_time_where_they_answer():
+    import numpy as np
+
+    from recommender.datasets.ingest import iso_times
+    from recommender.domain import ValidationError, parse_time
+
+    rng = np.random.default_rng(7)
+    texts = [f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{sign}{oh:02d}:{om:02d}"
+             for y, mo, d, h, mi, s, sign, oh, om in zip(
+                 rng.choice([1969, 1970, 1971, 2000, 2024, 2100, 2998, 2999], 20_000), rng.integers(0, 14, 20_000),
+                 rng.integers(0, 33, 20_000), rng.integers(0, 26, 20_000), rng.integers(0, 62, 20_000),
+                 rng.integers(0, 62, 20_000), rng.choice(["+", "-"], 20_000), rng.integers(0, 26, 20_000),
+                 rng.choice([0, 30, 59, 60], 20_000))]
+    texts += ["2024-02-29T23:59:59+07:00", "2023-02-29T10:00:00+07:00", "2026-11-01 10:00:00+07:00",
+              "2026-11-01T10:00:00Z", "2026-11-01T10:00:00.5+07:0", "", "x" * 25]
+    got = iso_times(texts)
+    answered = 0
+    for text, value in zip(texts, got):
+        try:
+            want = parse_time(text, "ts")
+        except ValidationError:
+            want = None
+        if not np.isnan(value):
+            answered += 1
+            assert value == want, text
+    assert answered > 3_000  # the test covers the fast path, not only its refusals
+    assert got[-7] == parse_time("2024-02-29T23:59:59+07:00", "ts") and np.isnan(got[-6]) and np.isnan(got[-5])
+
+
+def test_a_write_error_stops_the_reader_and_nothing_more_is_written(store, tmp_path, monkeypatch):
+    import threading
+
+    import recommender.datasets.ingest as ingest
+
+    monkeypatch.setattr(ingest, "EVENT_BATCH_SIZE", 2)
+    path = _events_file(tmp_path, 40)
+    calls = []
+
+    def add_events(batch, source="client"):
+        calls.append([e.event_id for e in batch])
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "add_events", add_events)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_events(store, path)
+    assert calls == [["e0", "e1"]] and store.stats()["events"] == 0
+    assert not [t for t in threading.enumerate() if t.name == "newsrec-import-reader"]
+
+
+def test_a_read_error_reaches_the_caller_after_the_batches_before_it(store, tmp_path, monkeypatch):
+    import recommender.datasets.ingest as ingest
+
+    monkeypatch.setattr(ingest, "EVENT_BATCH_SIZE", 3)
+    path = _events_file(tmp_path, 7)
+    real = ingest.read_rows
+
+    def read_rows(path, fmt=None):
+        for number, record in real(path, fmt):
+            if number == 5:
+                raise OSError("input/output error")
+            yield number, record
+
+    monkeypatch.setattr(ingest, "read_rows", read_rows)
+    with pytest.raises(OSError, match="input/output"):
+        import_events(store, path)
+    assert store.stats()["events"] == 3  # the first batch, committed before the error
+
+
+def test_an_id_with_a_newline_is_rejected_when_the_rest_of_its_column_is_valid():
+    from recommender.datasets.ingest import ImportReport, _events
+
+    ok = {"user_id": "u1", "article_id": "a1", "event": "click", "ts": "2026-11-01T10:00:00+07:00"}
+    records = [ok, {**ok, "user_id": "u1\nu2"}, {**ok, "article_id": "a2\n"}, {**ok, "event_id": "e\n1"}, ok]
+    report = ImportReport("x", "events")
+    got = _events(list(enumerate(records, start=1)), report)
+    assert len(got) == 2 and [line for line, _ in report.errors] == [2, 3, 4]
+    assert "user_id" in report.errors[0][1] and "article_id" in report.errors[1][1]

@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -450,6 +451,80 @@ def test_promoting_a_model_is_a_change_and_a_compare_and_set(postgres_db):
         assert sorted(results) == [False] * 7 + [True]
         winner = store.changes_after(start)[-1]
         assert winner.kind == "model" and winner.ref == store.live_model() and len(store.changes_after(start)) == 3
+    finally:
+        store.close()
+
+
+# -- the bulk path: one binary COPY straight into events ------------------------------------------
+def _mixed_events(n: int, prefix: str) -> list[Interaction]:
+    """Every column filled and empty: dwell, list id, position and history on some events only."""
+    kinds = ("impression", "click", "read", "share")
+    return [Interaction(user_id=f"u{i % 37}", article_id=f"a{i % 11}", event=kinds[i % 4], ts=T0 + i * 7.5,
+                        dwell_seconds=float(i % 90) + 0.25 if i % 4 == 2 else None,
+                        event_id=f"{prefix}{i}" if i % 3 else None, list_id=f"L{i // 10}" if i % 5 == 0 else None,
+                        position=i % 10 if i % 5 == 0 else None, history=i % 13 == 0 and i % 4 == 1)
+            for i in range(n)]
+
+
+def test_a_bulk_batch_stores_what_the_row_by_row_path_stores(postgres_db, tmp_path):
+    bulk, rows = PostgresStore(postgres_db), SQLiteStore(tmp_path / "same.sqlite3")
+    try:
+        events = _mixed_events(3_000, "m")
+        events += events[:50]  # repeated in the same batch: stored once
+        with bulk.bulk_load():
+            assert bulk.add_events(events, source="import") == (3_000, 50)
+        assert rows.add_events(events, source="import") == (3_000, 50)
+        for reader in ("u0", "u5", "u36"):
+            assert bulk.user_events(reader, limit=1_000) == rows.user_events(reader, limit=1_000)
+        a, b = bulk.load_interactions(), rows.load_interactions()
+        assert len(a) == len(b) == 3_000
+        for name in ("event", "ts", "history", "position"):
+            assert np.array_equal(np.sort(getattr(a, name)), np.sort(getattr(b, name))), name
+        assert np.array_equal(np.sort(a.dwell[~np.isnan(a.dwell)]), np.sort(b.dwell[~np.isnan(b.dwell)]))
+        # one change covering contiguous sequence numbers, and a second import adds nothing
+        changes = bulk.changes_after(0, kinds=("events",))
+        assert [(c.hi - c.lo + 1) for c in changes] == [3_000]
+        with bulk.bulk_load():
+            assert bulk.add_events(events[::-1], source="import") == (0, 3_050)
+        assert bulk.changes_after(0, kinds=("events",)) == changes
+        assert bulk.stats()["events"] == 3_000
+    finally:
+        bulk.close()
+        rows.close()
+
+
+def test_a_bulk_batch_with_some_stored_events_adds_only_the_new_ones_in_order(postgres_db):
+    store = PostgresStore(postgres_db)
+    try:
+        events = _mixed_events(500, "k")
+        with store.bulk_load():
+            assert store.add_events(events[100:300], source="import") == (200, 0)
+            assert store.add_events(events, source="import") == (300, 200)
+        with psycopg.connect(postgres_db) as conn:
+            seqs = [r[0] for r in conn.execute("SELECT seq FROM events ORDER BY ts").fetchall()]
+            eids = {r[0] for r in conn.execute("SELECT eid FROM events").fetchall()}
+        assert eids == {e.key64() for e in events}
+        # the second batch's new events got one block of numbers, in the batch's order
+        assert seqs[100:300] == list(range(1, 201))
+        assert seqs[:100] + seqs[300:] == list(range(201, 501))
+        cursor, seen = 0, 0
+        while True:
+            new, keys, _, _ = store.event_keys_after(cursor, limit=128)
+            if new == cursor:
+                break
+            cursor, seen = new, seen + keys.size
+        assert seen == sum(not e.history for e in events) > 450  # history rows never count live
+    finally:
+        store.close()
+
+
+def test_a_bulk_batch_of_an_id_that_needs_escaping_still_round_trips(postgres_db):
+    store = PostgresStore(postgres_db)
+    try:
+        odd = Interaction(user_id="u\\1\tx", article_id="a\n1", event="click", ts=T0, event_id="e1")
+        with store.bulk_load():
+            assert store.add_events([odd, event("u2", "a2", "click", T0 + 1)], source="import") == (2, 0)
+        assert [e.article_id for e in store.user_events("u\\1\tx")] == ["a\n1"]
     finally:
         store.close()
 
