@@ -224,6 +224,9 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
         part in n for part in ("_1h", "_6h", "_24h")) and not n.startswith("rank_")),
     "all-time window": tuple(n for n in FEATURE_NAMES if "_all" in n and not n.startswith("rank_")),
     "first exposure, first click, age": ("since_first_impression", "since_first_click", "age"),
+    "similarity to clicked (max, mean)": ("clicked_sim_max", "clicked_sim_mean"),
+    "shown and not clicked (similarity, times)": ("skipped_sim_max", "skipped_sim_mean", "skipped_count"),
+    "reader's own click-through": ("reader_ctr", "reader_impressions"),
     "ranks inside the list": tuple(n for n in FEATURE_NAMES if n.startswith("rank_")),
     "list size, reader history": ("list_size", "history_length"),
 }
