@@ -166,10 +166,14 @@ def test_choose_ranker_judges_on_later_lists_and_reports_the_blend_beside_it(rng
     ranker, report = choose_ranker(data, validation_start=250.0, candidates=small)
     later = int((data.ts >= 250.0).sum())
     assert report["fit_lists"] == data.n_groups - later and report["validation_lists"] == later > 50
-    assert len(report["candidates"]) == 4  # 2 settings, then ipw and feature with the best
+    assert len(report["candidates"]) == 5  # 2 settings, then ipw and feature with the best, then list weighting
     assert set(report["reference"]) == {"blend", "online ctr (ctr_all_p10)"}
     best = max(report["candidates"], key=lambda c: c["objective"])
-    assert report["chosen"] == {"settings": best["settings"], "position_bias": best["position_bias"]}
+    assert report["chosen"] == {k: best[k] for k in ("settings", "position_bias", "list_weighting")}
+    last = report["candidates"][-1]  # list weighting is tried with the best of the earlier trials
+    earlier = max(report["candidates"][:-1], key=lambda c: c["objective"])
+    assert last["list_weighting"] == "list" and (last["settings"], last["position_bias"]) == (
+        earlier["settings"], earlier["position_bias"])
     assert best["validation"]["auc"] > report["reference"]["blend"]["auc"] + 0.1  # relevance is in "content"
 
 
