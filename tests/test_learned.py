@@ -158,6 +158,29 @@ def test_position_propensity_falls_with_position_and_bias_handling_is_selectable
     ipw = fit_ranker(data, {"kind": "logistic"}, "ipw")
     for ranker in (as_feature, ipw):
         assert list_metrics(data, serving_scores(ranker, data))["auc"] > 0.6
+    with pytest.raises(ValueError, match="list_weighting must be one of none, list"):
+        fit_ranker(data, {"kind": "logistic"}, list_weighting="equal")
+
+
+def test_list_weighting_gives_every_list_the_same_say(rng):
+    """Long lists carry the opposite signal to short ones: unweighted, the long lists win (they hold
+    most rows and clicks); weighted per list, the many short lists win."""
+    names = list(FEATURE_NAMES)
+    j = names.index("content")
+    rows, groups, labels = [], [], []
+    for g in range(240):
+        size = 40 if g % 6 == 0 else 4  # 40 long lists (1600 rows) and 200 short ones (800 rows)
+        x = np.zeros((size, len(names)))
+        x[:, j] = rng.normal(size=size)
+        y = np.zeros(size)  # long lists: the 10 lowest in content clicked; short lists: the highest
+        y[np.argsort(x[:, j])[:10] if size == 40 else np.argmax(x[:, j])] = 1.0
+        rows.append(x), groups.append(np.full(size, g)), labels.append(y)
+    group = np.concatenate(groups)
+    data = RankingData(np.vstack(rows), np.concatenate(labels), group,
+                       np.concatenate([np.arange(len(y)) for y in labels]), np.arange(240, dtype=float))
+    plain = fit_ranker(data, {"kind": "logistic"})
+    per_list = fit_ranker(data, {"kind": "logistic"}, list_weighting="list")
+    assert plain.coef_[j] < 0 < per_list.coef_[j]
 
 
 def test_choose_ranker_judges_on_later_lists_and_reports_the_blend_beside_it(rng):
