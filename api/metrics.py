@@ -17,7 +17,7 @@ import logging
 from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ class EngineStatusCollector:
                                 value=1.0 if status.get("last_reload_error") else 0.0)
         yield GaugeMetricFamily("newsrec_articles_in_window", "Articles the rankers can recommend",
                                 value=float(status.get("articles_in_window") or 0))
+        failures = CounterMetricFamily("newsrec_plugin_failures", "Lists a bring-your-own plugin failed on (served "
+                                       "without it), this worker, since its model loaded", labels=["plugin", "role"])
+        for name, row in (status.get("plugin_errors") or {}).items():
+            failures.add_metric([name, row["role"]], float(row["errors"]))
+        yield failures
 
 
 class Metrics:

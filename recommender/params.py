@@ -7,6 +7,8 @@ ranking part in the bundle so the service ranks exactly as evaluated.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,87 @@ class RankingParams:
     min_window_articles: int = 200
 
 
+PLUGIN_ROLES = ("scorer", "candidates", "embedder")
+PLUGIN_LISTS = ("feed", "related")
+# what each role runs on unless the config says: a scorer and a candidate source feeds, an embedder related lists
+PLUGIN_DEFAULT_LISTS = {"scorer": ("feed",), "candidates": ("feed",), "embedder": ("related",)}
+_PLUGIN_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+_PLUGIN_NAME = re.compile(r"[a-z][a-z0-9]{0,15}")
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """One bring-your-own model of the training config (see ``recommender.models.plugins``).
+
+    ``role``: "scorer" (adds ``weight`` x its score to each candidate), "candidates" (adds up to
+    ``k`` articles to a feed's candidates) or "embedder" (article vectors: ``weight`` x cosine
+    similarity to the anchor, or to the reader's history, plus neighbour lists for related
+    candidates). ``path`` is ``package.module:Class``; ``params`` its keyword arguments (JSON);
+    ``lists`` the lists it runs on; ``name`` (default ``p0``, ``p1``... by position) names its
+    arrays in the bundle and its rows in metrics.
+    """
+
+    role: str
+    path: str
+    name: str = ""
+    params: dict = field(default_factory=dict)
+    weight: float = 1.0
+    lists: tuple[str, ...] = ()
+    k: int = 50
+
+    @classmethod
+    def from_dict(cls, data: Any, position: int = 0) -> "PluginSpec":
+        """A checked spec from its JSON object; ValueError saying what to fix."""
+        where = f"plugins[{position}]"
+        if not isinstance(data, dict):
+            raise ValueError(f"{where} must be an object like {{\"role\": \"scorer\", \"path\": \"pkg.mod:Class\"}}")
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        role = data.get("role")
+        if role not in PLUGIN_ROLES:
+            raise ValueError(f"{where}: role must be one of {', '.join(PLUGIN_ROLES)}; got {role!r}")
+        path = data.get("path")
+        if not isinstance(path, str) or not _PLUGIN_PATH.fullmatch(path):
+            raise ValueError(f"{where}: path must name a class as 'package.module:Class'; got {path!r}")
+        name = data.get("name") or f"p{position}"
+        if not isinstance(name, str) or not _PLUGIN_NAME.fullmatch(name):
+            raise ValueError(f"{where}: name must be 1-16 lowercase letters and digits, starting with a letter; "
+                             f"got {name!r}")
+        params = data.get("params", {})
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise ValueError(f"{where}: params must be a JSON object of keyword arguments")
+        weight = data.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ValueError(f"{where}: weight must be a finite number; got {weight!r}")
+        lists = data.get("lists") or PLUGIN_DEFAULT_LISTS[role]
+        if isinstance(lists, str) or not all(x in PLUGIN_LISTS for x in lists):
+            raise ValueError(f"{where}: lists must be a list drawn from {', '.join(PLUGIN_LISTS)}; got {lists!r}")
+        if role == "candidates" and "related" in lists:
+            raise ValueError(f"{where}: a candidate source runs on feeds only (related candidates come from an "
+                             "embedder's neighbour lists)")
+        k = data.get("k", 50)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+            raise ValueError(f"{where}: k must be an integer from 1 to 1000; got {k!r}")
+        return cls(role=role, path=path, name=name, params=dict(params), weight=float(weight),
+                   lists=tuple(dict.fromkeys(lists)), k=k)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "path": self.path, "name": self.name, "params": self.params,
+                "weight": self.weight, "lists": list(self.lists), "k": self.k}
+
+
+def plugins_from_list(data: Any) -> tuple[PluginSpec, ...]:
+    if not isinstance(data, (list, tuple)):
+        raise ValueError("plugins must be a list of objects like {\"role\": \"scorer\", \"path\": \"pkg.mod:Class\"}")
+    specs = tuple(s if isinstance(s, PluginSpec) else PluginSpec.from_dict(s, i) for i, s in enumerate(data))
+    names = [s.name for s in specs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"plugins: name(s) {', '.join(twice)} used twice; give each plugin its own name")
+    return specs
+
+
 @dataclass(frozen=True)
 class TrainParams:
     """What ``newsrec train`` fits."""
@@ -133,9 +216,18 @@ class TrainParams:
     min_cf_interactions: int = 20
     weights: EventWeights = field(default_factory=EventWeights)
     ranking: RankingParams = field(default_factory=RankingParams)
+    # bring-your-own models, fitted after newsrec's own (recommender.models.plugins)
+    plugins: tuple[PluginSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        # the JSON shape is accepted too (``TrainParams(plugins=[{"role": ..., "path": ...}])``), checked once here
+        if not (isinstance(self.plugins, tuple) and all(isinstance(p, PluginSpec) for p in self.plugins)):
+            object.__setattr__(self, "plugins", plugins_from_list(self.plugins))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["plugins"] = [p.to_dict() for p in self.plugins]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainParams":
@@ -146,7 +238,8 @@ class TrainParams:
             raise ValueError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
         weights = EventWeights(**data.pop("weights", {}))
         ranking = ranking_from_dict(data.pop("ranking", {}))
-        return cls(weights=weights, ranking=ranking, **data)
+        plugins = plugins_from_list(data.pop("plugins", []))
+        return cls(weights=weights, ranking=ranking, plugins=plugins, **data)
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainParams":

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import Article, Interaction, Preferences
-from recommender.store import EditorialRule, ServedList, StoreError
+from recommender.store import EditorialRule, FeatureLogRow, ServedList, StoreError
 
 T0 = 1_780_000_000.0
 
@@ -35,6 +35,13 @@ def event(user: str, art: str, kind: str = "click", ts: float = T0 + 100, **over
 
 def served(list_id: str, user: str, arts: tuple[str, ...], ts: float = T0 + 100, **over) -> ServedList:
     return ServedList(list_id=list_id, user_id=user, ts=ts, article_ids=arts, **over)
+
+
+def features(list_id: str, user: str, arts: tuple[str, ...], ts: float = T0 + 100,
+             names: tuple[str, ...] = ("blend", "ctr_6h_p10", "age"), **over) -> FeatureLogRow:
+    """A feature row whose values say where they came from: item k, feature j holds k + j / 10."""
+    X = np.arange(len(arts))[:, None] + np.arange(len(names))[None, :] / 10.0
+    return FeatureLogRow(list_id=list_id, user_id=user, ts=ts, article_ids=arts, names=names, features=X, **over)
 
 
 def followed(store, after: int = 0, limit: int = 7, upto: int | None = None
@@ -527,3 +534,51 @@ class StoreContract:
             ("hybrid", None, 3, 1, 0), ("hybrid", None, 4, 1, 1)]
         store.forget_user("u2")
         assert ("hybrid", 4) not in {(r["strategy"], r["position"]) for r in store.list_click_through(since=T0)}
+
+    # -- the learned stage's feature log ---------------------------------------------------
+    def test_feature_rows_come_back_by_name_with_their_items_and_propensities(self, store):
+        store.upsert_articles([article(i) for i in range(4)])
+        old = features("L1", "u", ("a1", "a2"), ts=T0 + 1, offset=20)
+        new = features("L2", "v", ("a3", "a0", "a1"), ts=T0 + 5, names=("blend", "age", "new_feature", "x"),
+                       propensities=np.array([1.0, 0.25, 0.05]))
+        assert store.add_feature_logs([new, old]) == 2
+        assert store.add_feature_logs([old]) == 0  # a list is logged once
+        rows = store.feature_logs()
+        assert [r.list_id for r in rows] == ["L1", "L2"]  # oldest first
+        a, b = rows
+        assert (a.user_id, a.ts, a.offset, a.article_ids, a.names) == ("u", T0 + 1, 20, ("a1", "a2"),
+                                                                        ("blend", "ctr_6h_p10", "age"))
+        np.testing.assert_allclose(a.features, [[0.0, 0.1, 0.2], [1.0, 1.1, 1.2]], rtol=1e-6)
+        assert a.propensities is None
+        assert b.names == ("blend", "age", "new_feature", "x") and b.features.shape == (3, 4)
+        assert b.article_ids == ("a3", "a0", "a1")
+        np.testing.assert_allclose(b.features[2], [2.0, 2.1, 2.2, 2.3], rtol=1e-6)
+        np.testing.assert_allclose(b.propensities, [1.0, 0.25, 0.05])
+        assert [r.list_id for r in store.feature_logs(start=T0 + 2)] == ["L2"]
+        assert [r.list_id for r in store.feature_logs(end=T0 + 5)] == ["L1"]
+
+    def test_a_feature_row_of_the_wrong_shape_is_refused_before_anything_is_written(self, store):
+        bad = FeatureLogRow("L1", "u", T0, ("a1", "a2"), ("blend",), np.zeros((3, 1)))
+        with pytest.raises(ValueError, match="shape"):
+            store.add_feature_logs([features("L0", "u", ("a1",)), bad])
+        assert store.feature_logs() == []
+
+    def test_forget_deletes_a_readers_feature_rows_and_drops_late_ones(self, store):
+        store.upsert_articles([article(i) for i in range(3)])
+        store.add_feature_logs([features("L1", "r", ("a0", "a1"), ts=T0 + 1),
+                                features("K1", "keep", ("a2",), ts=T0 + 1)])
+        late = features("L2", "r", ("a1",), ts=T0 + 2)  # served before the forget, written after it
+        store.forget_user("r")
+        assert [r.list_id for r in store.feature_logs()] == ["K1"]
+        assert store.add_feature_logs([late]) == 0
+        assert store.stats()["readers"] == 1  # not recreated
+        back = store.forgotten_at("r") + 1
+        store.add_events([event("r", "a0", ts=back, event_id="back")])
+        assert store.add_feature_logs([features("L3", "r", ("a2",), ts=back + 1)]) == 1
+
+    def test_pruning_feature_rows_deletes_only_the_old_ones(self, store):
+        store.upsert_articles([article(i) for i in range(2)])
+        store.add_feature_logs([features(f"L{k}", "u", ("a0", "a1"), ts=T0 + k) for k in range(5)])
+        assert store.prune_feature_logs(older_than=T0 + 3) == 3
+        assert [r.list_id for r in store.feature_logs()] == ["L3", "L4"]
+        assert store.prune_feature_logs(older_than=T0 + 3) == 0

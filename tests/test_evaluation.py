@@ -306,14 +306,16 @@ def test_cli_tune_writes_a_config_that_train_and_evaluate_use(home, capsys):
     from training.cli import main
 
     # a 4-day sample: the test day, then 30% of the training events as the validation period
-    assert main(["tune", "--trials", "2", "--blend-samples", "20", "--validation-days", "0.3"]) == 0
+    out = home / "tuned"
+    assert main(["tune", "--trials", "2", "--blend-samples", "20", "--validation-days", "0.3", "--out", str(out),
+                 "--apply"]) == 0
     config = home / "config" / "train.json"
     params = TrainParams.load(config)
-    assert (home / "config" / "tune-report.json").exists()
+    assert (out / "report.json").exists()
     capsys.readouterr()
     assert main(["train", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["parameters_from"] == str(config)
-    tuning = json.loads((home / "config" / "tune-report.json").read_text())
+    tuning = json.loads((out / "report.json").read_text())
     assert len(tuning["trials"]) == 2 and tuning["validation_start"] < tuning["cut"]
     assert params == TrainParams.from_dict(tuning["trials"][tuning["best_trial"]]["params"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from recommender.domain import Interaction, Preferences
@@ -32,7 +33,7 @@ def busy(trained, tmp_path):
     own = trained.clone(tmp_path)
     store = own.store
     readers = sorted(own.readers)[:12]
-    engine = own.engine()
+    engine = own.engine(feature_log_rate=1.0)  # every list's feature vectors logged too
     for reader in readers[:6]:  # served lists, as the service logs them
         engine.feed(reader, limit=10)
     engine.flush_impressions()
@@ -65,6 +66,12 @@ def test_a_store_copied_to_postgresql_gives_the_same_lists_and_counts(busy, post
     target = PostgresStore(postgres_db)
     report = migrate_store(source, target, batch=700)  # small batches: several per table
     assert report["rows"]["events"] > 700 and report["rows"]["served_lists"] == 5  # 6 served, 1 reader forgotten
+    assert report["rows"]["feature_log"] == 5
+    copied, original = target.feature_logs(), source.feature_logs()
+    assert [(r.list_id, r.user_id, r.ts, r.offset, r.article_ids, r.names) for r in copied] == [
+        (r.list_id, r.user_id, r.ts, r.offset, r.article_ids, r.names) for r in original]
+    for a, b in zip(copied, original):
+        np.testing.assert_array_equal(a.features, b.features)
     assert comparable_stats(target) == comparable_stats(source)
     assert target.log_position() == source.log_position()
     assert target.live_model() == source.live_model() == own.version

@@ -452,3 +452,27 @@ def test_promoting_a_model_is_a_change_and_a_compare_and_set(postgres_db):
         assert winner.kind == "model" and winner.ref == store.live_model() and len(store.changes_after(start)) == 3
     finally:
         store.close()
+
+
+def test_a_schema_6_database_gets_the_feature_log(postgres_db):
+    """Schema 7 adds the feature log (SQLite's 11): a new table, the served lists untouched."""
+    import numpy as np
+
+    from recommender.store import FeatureLogRow
+
+    store = PostgresStore(postgres_db)
+    store.upsert_articles([article(i) for i in range(3)])
+    store.add_served_lists([ServedList("L1", "u1", T0 + 30, ("a2", "a0"))])
+    store.close()
+    with psycopg.connect(postgres_db) as conn:
+        conn.execute("DROP TABLE feature_log")
+        conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    migrated = PostgresStore(postgres_db)
+    try:
+        assert migrated.schema_version() == 7 and migrated.stats()["served_lists"] == 1
+        row = FeatureLogRow("L1", "u1", T0 + 30, ("a2", "a0"), ("blend",), np.array([[0.5], [0.25]]))
+        assert migrated.add_feature_logs([row]) == 1
+        (back,) = migrated.feature_logs()
+        assert back.article_ids == ("a2", "a0") and back.features.tolist() == [[0.5], [0.25]]
+    finally:
+        migrated.close()

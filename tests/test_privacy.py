@@ -255,13 +255,18 @@ def test_forgotten_reader_leaves_no_trace_in_store_model_or_later_logs(served, c
     s = served
     me = s.me
     engine_a = s.engine  # the app's worker
-    engine_a.config = EngineConfig(poll_interval=0.05)  # (read by its background thread, started below)
+    # (read by its background thread, started below); every feed's feature vectors are logged too
+    engine_a.config = EngineConfig(poll_interval=0.05, feature_log_rate=1.0)
     store_b = SQLiteStore(s.sample.store.path)
-    engine_b = Engine(store_b, s.sample.models_dir, EngineConfig(poll_interval=0.05), clock=lambda: s.sample.now)
+    engine_b = Engine(store_b, s.sample.models_dir, EngineConfig(poll_interval=0.05, feature_log_rate=1.0),
+                      clock=lambda: s.sample.now)
     assert len(s.sample.store.user_events(me, limit=10_000)) > 10 and s.sample.store.get_preferences(me)
     assert me.encode() in _store_bytes(s.sample.store.path)
     try:
-        engine_b.feed(me, limit=10)  # worker B: impressions queued, not yet written
+        engine_a.feed(me, limit=10)
+        engine_a.flush_impressions()  # a feed of the reader's with its feature vectors, stored
+        assert {r.user_id for r in s.sample.store.feature_logs()} == {me}
+        engine_b.feed(me, limit=10)  # worker B: impressions and features queued, not yet written
         s.client.get(f"/v1/articles/{s.sample.built.arrays['item_ids'][-1]}/related?user_id={me}",
                      headers={"X-API-Key": s.site})  # worker A queues some too
         engine_a.start_background()
@@ -279,6 +284,7 @@ def test_forgotten_reader_leaves_no_trace_in_store_model_or_later_logs(served, c
                 engine.flush_impressions()
             assert s.sample.store.user_events(me, limit=10_000) == []
             assert s.sample.store.get_preferences(me) is None
+            assert {r.user_id for r in s.sample.store.feature_logs()} == {other}  # theirs went, B's were dropped
             conn = s.sample.store._conn()
             assert conn.execute("SELECT COUNT(*) FROM users WHERE user_id = ?", (me,)).fetchone()[0] == 0
             assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1

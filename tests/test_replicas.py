@@ -15,8 +15,10 @@ change are printed (``-s``).
 
 Measured on 2 shared cores (another test suite running beside it), seconds until the last
 worker of B: event 0.08, edit 0.49, takedown 0 (asserted with no wait), preferences 0.11,
-forget 0.06, promotion 0.41 (every worker of A and B); the whole test ~55 s, most of it the
-sample, two trainings and four workers starting.
+forget 0.06, promotion 0.41 (every worker of A and B); later (2026-12-03, six other jobs beside
+it) a pin 0.54 and its removal 1.01, a block rule 1.02 and its removal 0.99 (the followers poll the
+log once a second), an experiment 0.48 and its stop 0.12; the whole test ~2 min under that load,
+most of it the sample, two trainings and four workers starting.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from recommender.experiments.assignment import assign
+from recommender.experiments.definition import Experiment
 from recommender.security import KEYS_FILE, SECRET_FILE, ReaderTokens, load_token_secret
 from tests.serve_fixtures import LiveServer, Pinned, Reply, cli, eventually, server_env
 
@@ -86,7 +90,7 @@ def on_every_worker(pins: dict[int, Pinned], check: Callable[[Pinned], None], st
 @pytest.fixture
 def replicas(tmp_path, postgres_db):
     """Replicas A and B serving one PostgreSQL database and one models folder; yields
-    ``(a, b, keys, tokens, sample articles, staged version)``."""
+    ``(a, b, keys, tokens, sample articles, staged version, live version)``."""
     models = tmp_path / "models"
     homes = {name: tmp_path / name for name in ("a", "b")}
     envs = {}
@@ -113,7 +117,7 @@ def replicas(tmp_path, postgres_db):
             server.wait_ready()
         for server in servers:
             assert server.get("/readyz").json()["model_version"] == live
-        yield servers[0], servers[1], keys, tokens, articles, staged
+        yield servers[0], servers[1], keys, tokens, articles, staged, live
     finally:
         codes = [server.stop() for server in servers]
     for server, code in zip(servers, codes):
@@ -122,7 +126,7 @@ def replicas(tmp_path, postgres_db):
 
 
 def test_every_write_to_one_replica_reaches_every_worker_of_the_other(replicas):
-    a, b, keys, tokens, articles, staged = replicas
+    a, b, keys, tokens, articles, staged, first = replicas
     site, admin = keys["site"], keys["admin"]
     times: dict[str, float] = {}
 
@@ -255,5 +259,81 @@ def test_every_write_to_one_replica_reaches_every_worker_of_the_other(replicas):
 
         times["key_revoked"] = on_every_worker(pins, key_refused, started,
                                                "a key revoked on A refused by every worker of B")
+
+    # 8. the newsroom: a pin, a block rule and an experiment made on A steer every worker of B, and
+    # leave it when removed on A
+    editor = keys["editor"]
+    cold_feed = item_ids(feed(uid("cold"), b, limit=60))
+    pinned = cold_feed[-1]
+    assert pinned not in cold_feed[:10]
+    created = a.post("/v1/admin/pins", {"article_id": pinned, "position": 2, "scope": {"list": "feed"},
+                                        "expires_at": time.time() + 600}, key=editor)
+    assert created.status == 201, created.response.text
+    pin_id = created.json()["pin_id"]
+    started = time.monotonic()
+    with b.pinned() as pins:
+        def pin_shown(pin: Pinned) -> None:
+            items = feed(uid("cold"), pin, limit=10).json()["items"]
+            assert [i["article_id"] for i in items][1] == pinned, f"{pinned} not at position 2"
+            assert items[1]["reason"] == "Pilihan redaksi"
+
+        times["pin"] = on_every_worker(pins, pin_shown, started, "a pin made on A at position 2 on every worker of B")
+        assert a.delete(f"/v1/admin/pins/{pin_id}", key=editor).status == 200
+        started = time.monotonic()
+
+        def pin_gone(pin: Pinned) -> None:
+            ids = item_ids(feed(uid("cold"), pin, limit=10))
+            assert pinned not in ids, f"removed pin {pinned} still in {ids}"
+
+        times["pin_removed"] = on_every_worker(pins, pin_gone, started, "a pin removed on A gone from every worker of B")
+
+        anchor = newest[-2]
+        shown = item_ids(related(anchor, b, limit=6))
+        blocked = articles[shown[0]]["category"]
+        rule = a.post("/v1/admin/rules", {"kind": "block", "target": {"category": blocked.lower()},
+                                          "scope": {"list": "related", "article_id": anchor}}, key=editor)
+        assert rule.status == 201, rule.response.text
+        started = time.monotonic()
+
+        def block_applied(pin: Pinned) -> None:
+            categories = [i["category"] for i in related(anchor, pin, limit=6).json()["items"]]
+            assert blocked not in categories, f"blocked {blocked} still in {categories}"
+
+        times["rule"] = on_every_worker(pins, block_applied, started, "a block rule made on A on every worker of B")
+        assert a.delete(f"/v1/admin/rules/{rule.json()['rule_id']}", key=editor).status == 200
+        started = time.monotonic()
+
+        def block_lifted(pin: Pinned) -> None:
+            assert item_ids(related(anchor, pin, limit=6)) == shown
+
+        times["rule_removed"] = on_every_worker(pins, block_lifted, started, "a rule removed on A lifted on B")
+
+        body = {"name": "replicas-ab", "variants": [{"label": "A", "model_version": staged},
+                                                    {"label": "B", "model_version": first}], "lists": ["feed"]}
+        created = a.post("/v1/admin/experiments", body, key=admin)
+        assert created.status == 201, created.response.text
+        experiment = Experiment.from_json(json.dumps({k: v for k, v in created.json().items()
+                                                      if k not in ("status", "stopped_at")}))
+        readers = [uid("exp") for _ in range(8)]
+        expected = {u: experiment.variants[assign(experiment, u)] for u in readers}
+        assert {v.label for v in expected.values()} == {"A", "B"}, "precondition: both variants among the readers"
+        started = time.monotonic()
+
+        def assigned(pin: Pinned) -> None:
+            for user in readers:
+                page = feed(user, pin, limit=10).json()
+                got = (page.get("experiment"), page.get("variant"), page.get("model_version"))
+                want = ("replicas-ab", expected[user].label, expected[user].model_version)
+                assert got == want, f"{user}: {got} != {want}"
+
+        times["experiment"] = on_every_worker(pins, assigned, started, "an experiment made on A routing on B")
+        assert a.post("/v1/admin/experiments/replicas-ab/stop", {}, key=admin).status == 200
+        started = time.monotonic()
+
+        def stopped(pin: Pinned) -> None:
+            page = feed(readers[0], pin, limit=10).json()
+            assert "experiment" not in page and page["model_version"] == staged, page.get("experiment")
+
+        times["experiment_stopped"] = on_every_worker(pins, stopped, started, "an experiment stopped on A, off on B")
 
     print("propagation A -> every worker of B (s):", {k: round(v, 3) for k, v in times.items()})

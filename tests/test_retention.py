@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
+
 from recommender.domain import Article
+from recommender.store import FeatureLogRow
 from training.cli import main as cli_main
 from training.retention import DAY, bundle_positions, prune
 
@@ -59,3 +62,28 @@ def test_pruning_keeps_what_the_bundles_catch_up_needs(trained, tmp_path, monkey
     assert titles == edited and titles and all(t.endswith("(Diperbarui)") for t in titles.values())
     assert newest[-2] not in {a for listed in before for a in listed}
     engine.close()
+
+
+def test_pruning_drops_feature_rows_older_than_the_feature_log_limit(trained, tmp_path, monkeypatch, capsys):
+    own = trained.clone(tmp_path)
+    store = own.store
+    arts = tuple(sorted(own.articles)[:3])
+    now = time.time()
+
+    def row(list_id: str, days_ago: float) -> FeatureLogRow:
+        return FeatureLogRow(list_id, "u1", now - days_ago * DAY, arts, ("blend", "age"), np.ones((3, 2)))
+
+    assert store.add_feature_logs([row("L40", 40), row("L20", 20), row("L1", 1)]) == 3
+    monkeypatch.setenv("NEWSREC_HOME", str(own.root))
+    monkeypatch.setenv("NEWSREC_DB", str(own.root / "newsrec.sqlite3"))
+    monkeypatch.setenv("NEWSREC_MODELS", str(own.models_dir))
+    assert cli_main(["store", "prune", "--keep-days", "7", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["feature_log_older_than"] < now - 29 * DAY
+    assert len(store.feature_logs()) == 3  # a dry run deletes nothing
+    assert cli_main(["store", "prune", "--keep-days", "7"]) == 0  # default: 30 days of feature rows
+    assert json.loads(capsys.readouterr().out)["feature_log_deleted"] == 1
+    assert [r.list_id for r in store.feature_logs()] == ["L20", "L1"]
+    assert cli_main(["store", "prune", "--keep-days", "7", "--feature-log-days", "10"]) == 0
+    assert [r.list_id for r in store.feature_logs()] == ["L1"]
+    assert cli_main(["store", "prune", "--keep-days", "7", "--feature-log-days", "0.5"]) == 2
+    assert [r.list_id for r in store.feature_logs()] == ["L1"]

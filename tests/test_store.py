@@ -150,10 +150,11 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
         conn.execute("DROP TABLE served_lists")
         conn.execute("DROP TABLE editorial_rules")
         conn.execute("DROP TABLE editorial_audit")
+        conn.execute("DROP TABLE feature_log")
         conn.execute("DELETE FROM meta WHERE key IN ('event_seq', 'forget_salt')")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     migrated = SQLiteStore(path)
-    assert migrated.schema_version() == SCHEMA_VERSION == 10
+    assert migrated.schema_version() == SCHEMA_VERSION == 11
     assert migrated.live_model() is None  # no version live yet: the engine adopts CURRENT
     assert migrated.log_position() == (0, 3)  # the sequence counter starts after the stored events
     ids, codes, ts, dwell = migrated.user_event_arrays("u1", events=("click", "read", "share"))
@@ -277,3 +278,26 @@ def test_model_changes_are_found_through_their_own_index(store):
     store.add_events([event("u1", "a1")])
     assert [(c.kind, c.ref) for c in store.changes_after(0, kinds=("model",))] == [
         ("model", "20261127T151300Z-1a2b3c")]
+
+
+def test_a_schema_10_database_gets_the_feature_log_and_keeps_its_rows(tmp_path):
+    """Schema 11 adds the feature log (a new table and its two indexes; nothing else changes)."""
+    from recommender.store import FeatureLogRow
+
+    path = tmp_path / "v10.sqlite3"
+    store = SQLiteStore(path)
+    store.upsert_articles([article(i) for i in range(3)])
+    store.add_served_lists([ServedList("L1", "u1", T0 + 30, ("a2", "a0"))])
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE feature_log")
+        conn.execute("UPDATE meta SET value='10' WHERE key='schema_version'")
+    migrated = SQLiteStore(path)
+    assert migrated.schema_version() == 11 and migrated.stats()["served_lists"] == 1
+    row = FeatureLogRow("L1", "u1", T0 + 30, ("a2", "a0"), ("blend",), np.array([[0.5], [0.25]]))
+    assert migrated.add_feature_logs([row]) == 1
+    conn = migrated._conn()
+    plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN DELETE FROM feature_log WHERE user_key = 1"))
+    assert "feature_log_user" in plan
+    plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN DELETE FROM feature_log WHERE ts < 5"))
+    assert "feature_log_ts" in plan

@@ -172,7 +172,7 @@ def _load_plugins() -> None:
     commands (``serve``, ``keys``, ``token`` live with the service in ``api.commands``)."""
     import importlib
 
-    for module in ("training.demo", "training.train", "training.models_cli", "training.evaluate",
+    for module in ("training.demo", "training.train", "training.models_cli", "training.evaluate", "training.tune",
                    "training.migrate", "training.retention", "training.editorial_cli",
                    "training.experiments_cli"):
         importlib.import_module(module)

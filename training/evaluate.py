@@ -1,16 +1,13 @@
-"""``newsrec evaluate`` and ``newsrec tune``: offline figures on a time split of the store.
+"""``newsrec evaluate``: offline figures on a time split of the store.
 
 ``evaluate`` trains newsrec on the events before the cut (with the parameters ``newsrec
 train`` would use), runs the baselines beside it and writes ``report.json``, ``report.md``
-and plots. ``tune`` searches training and blending parameters on a validation period carved
-from the training period (never the test period) and writes ``NEWSREC_HOME/config/train.json``,
-which ``newsrec train`` (and ``newsrec evaluate``) then use.
+and plots. ``newsrec tune`` (``training/tune.py``) shares its split arguments.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,6 +98,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"training newsrec on events before {format_time(cut)} (parameters: {source}) ...",
                       file=sys.stderr)
             ev.prepare()
+            report["data_fingerprint"] = evaluation_fingerprint(store, ev, cut)
             protocols = args.protocol or (["impressions", "replay"] if ev.queries("impressions") else ["topk"])
             for protocol in protocols:
                 name = args.name if len(protocols) == 1 else f"{args.name}-{protocol}"
@@ -121,6 +119,15 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def evaluation_fingerprint(store, ev, cut: float) -> str:
+    """The data an evaluation saw: what each configuration trained on before the cut (their bundle
+    fingerprints) and the store's newest event, which bounds the test period."""
+    from recommender.models.provenance import fingerprint
+
+    trained = {name: model.manifest.get("data_fingerprint") for name, model in ev.models_.items()}
+    return fingerprint({"trained": trained, "cut": cut, "event_seq": store.log_position()[1]})
+
+
 def _print_summary(report: dict) -> None:
     for name, entry in report["datasets"].items():
         print(f"{name}: protocol {entry['protocol']}, {entry['n_test']} test queries")
@@ -129,59 +136,3 @@ def _print_summary(report: dict) -> None:
         for model, values in entry["models"].items():
             cells = "  ".join(f"{m} {values[m]:.4f}" if values.get(m) is not None else f"{m} –" for m in headline)
             print(f"  {model:24s} {cells}")
-
-
-def _tune_args(p: argparse.ArgumentParser) -> None:
-    _split_args(p)
-    p.add_argument("--trials", type=int, default=4,
-                   help="training configurations to try (trial 0 is the current config; default 4)")
-    p.add_argument("--validation-days", type=float, default=1.0,
-                   help="validation period: the last N days before the test period (default 1); "
-                        "a value below 1 holds out that share of the training events instead")
-    p.add_argument("--blend-samples", type=int, default=300,
-                   help="blend-weight settings tried per trial on the recorded features (default 300)")
-    p.add_argument("--dry-run", action="store_true", help="print the choice, do not write the config")
-    p.add_argument("--json", action="store_true", help="print the tuning report as JSON")
-
-
-@command("tune", "search training and blending parameters on a validation period; writes config/train.json")(
-    _tune_args)
-def run_tune(args: argparse.Namespace, settings: Settings) -> int:
-    from recommender.evaluation.tuning import tune
-    from recommender.store import open_store
-
-    from .train import TUNED_CONFIG, load_params
-
-    if _no_store(settings):
-        return 2
-    if args.trials < 1:
-        print("error: --trials must be at least 1", file=sys.stderr)
-        return 2
-    store = open_store(settings.db)
-    show = sys.stderr.isatty() and not args.json
-    try:
-        base, source = load_params(settings, args.config)
-        cut = _cut(args, store)
-        params, report = tune(store, cut, base, trials=args.trials, validation_days=args.validation_days,
-                              blend_samples=args.blend_samples, seed=args.seed, max_queries=args.max_queries,
-                              show_progress=show)
-    except (ValueError, OSError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    report["base_parameters_from"] = source
-    target = settings.home / TUNED_CONFIG
-    if not args.dry_run:
-        params.save(target)
-        report["written"] = str(target)
-        (target.parent / "tune-report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"validation {report['validation_start']} .. {report['cut']} (test period untouched)")
-    for trial in report["trials"]:
-        v = trial["validation"]
-        mark = "*" if trial["trial"] == report["best_trial"] else " "
-        print(f" {mark} trial {trial['trial']}: objective {trial['objective']:.4f}  auc {v['auc']:.4f}  "
-              f"mrr {v['mrr']:.4f}  ndcg@10 {v['ndcg@10']:.4f}  ({trial['seconds']:.0f}s)")
-    print(f"wrote {target}" if not args.dry_run else "dry run: nothing written")
-    return 0

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 
 from recommender.config import Settings
 from recommender.models.bundle import BundleError, verify_bundle
-from recommender.models.versions import UNSET, PromotionConflict, describe, live_version, promote, rollback
+from recommender.models.versions import (UNSET, PromotionConflict, describe, live_version, plugin_problems, promote,
+                                         rollback)
 from recommender.store import open_store
 
 from .cli import command
@@ -70,6 +71,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"error: no model version is live (models in {models})", file=sys.stderr)
                 return 1
             problems = verify_bundle(models, version)
+            problems = problems or plugin_problems(models, version)  # its plugins import and restore here
             print(json.dumps({"version": version, "ok": not problems, "problems": problems}, indent=2))
             return 1 if problems else 0
         step = promote if args.action == "promote" else rollback

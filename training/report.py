@@ -46,9 +46,12 @@ def environment() -> dict[str, str]:
 
 
 def new_report(command: str, **meta: Any) -> dict[str, Any]:
-    """An empty report with run metadata; fill ``report["datasets"][name]``."""
+    """An empty report with run metadata (the code version among it, see
+    :mod:`recommender.models.provenance`); fill ``report["datasets"][name]``."""
+    from recommender.models.provenance import code_version
+
     return {"datasets": {}, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": command, "environment": environment(), **meta}
+            "command": command, "environment": environment(), "code_version": code_version(), **meta}
 
 
 def write_report(report: dict[str, Any], out: str | Path, plots: bool = True) -> list[Path]:
@@ -131,6 +134,11 @@ def markdown(report: dict[str, Any], images: dict[str, list[str]] | None = None)
     env = report.get("environment")
     if env:
         lines.append("Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".")
+    if report.get("code_version"):
+        from recommender.models.provenance import describe
+
+        lines.append(f"Code: {describe(report['code_version'])}."
+                     + (f" Data fingerprint: `{report['data_fingerprint']}`." if report.get("data_fingerprint") else ""))
     for note in report.get("notes", []):
         lines += ["", f"> {note}"]
     lines.append("")

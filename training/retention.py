@@ -11,6 +11,10 @@ kinds of reader need old rows:
   nothing after the *oldest* bundle's ``change_pos`` is pruned.
 
 The store itself always keeps the newest change of each kind (see ``Store.prune_changes``).
+
+The same command bounds the learned stage's feature log (``Store.prune_feature_logs``): rows of
+lists served more than ``--feature-log-days`` ago (default 30) are deleted. Training from the log
+(``newsrec train --learned-days N``) reads the last N days, so keep N or more.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .cli import _print_json, command
 log = logging.getLogger(__name__)
 
 DAY = 86_400.0
+FEATURE_LOG_DAYS = 30.0  # default retention of the feature log
 
 
 def bundle_positions(models_dir: str | Path) -> dict[str, int]:
@@ -47,24 +52,31 @@ def bundle_positions(models_dir: str | Path) -> dict[str, int]:
     return positions
 
 
-def prune_plan(store: Store, models_dir: str | Path, keep_days: float, now: float | None = None) -> dict:
+def prune_plan(store: Store, models_dir: str | Path, keep_days: float, now: float | None = None,
+               feature_log_days: float = FEATURE_LOG_DAYS) -> dict:
     """What :func:`prune` deletes: changes before ``before_pos`` (the oldest bundle's position + 1,
-    or past the newest change when there is no bundle) and older than ``older_than``."""
+    or past the newest change when there is no bundle) and older than ``older_than``, and feature
+    rows served before ``feature_log_older_than``."""
     now = time.time() if now is None else now
     positions = bundle_positions(models_dir)
     newest = store.log_position()[0]
     before = min(positions.values()) + 1 if positions else newest + 1
     return {"before_pos": int(min(before, newest + 1)), "older_than": now - keep_days * DAY,
-            "log_position": newest, "bundles": positions}
+            "log_position": newest, "bundles": positions,
+            "feature_log_older_than": now - feature_log_days * DAY}
 
 
-def prune(store: Store, models_dir: str | Path, keep_days: float, now: float | None = None) -> dict:
-    """Delete the changes no follower and no bundle's catch-up can need; returns the plan and how
-    many rows went."""
+def prune(store: Store, models_dir: str | Path, keep_days: float, now: float | None = None,
+          feature_log_days: float = FEATURE_LOG_DAYS) -> dict:
+    """Delete the changes no follower and no bundle's catch-up can need, and feature rows older
+    than ``feature_log_days``; returns the plan and how many rows went of each."""
     if not keep_days > 0:
         raise ValueError(f"keep_days must be positive, got {keep_days!r}")
-    plan = prune_plan(store, models_dir, keep_days, now)
+    if not feature_log_days > 0:
+        raise ValueError(f"feature_log_days must be positive, got {feature_log_days!r}")
+    plan = prune_plan(store, models_dir, keep_days, now, feature_log_days)
     plan["deleted"] = store.prune_changes(plan["before_pos"], plan["older_than"])
+    plan["feature_log_deleted"] = store.prune_feature_logs(plan["feature_log_older_than"])
     return plan
 
 
@@ -73,17 +85,23 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     pr = sub.add_parser("prune", help="delete change-log rows older than --keep-days that no bundle's catch-up needs")
     pr.add_argument("--keep-days", type=float, default=7.0,
                     help="keep every change written in the last N days (default 7; at least 0.01)")
+    pr.add_argument("--feature-log-days", type=float, default=FEATURE_LOG_DAYS,
+                    help=f"keep the learned stage's feature log of the last N days (default {FEATURE_LOG_DAYS:g}; "
+                         "at least 1; 'newsrec train --learned-days' reads that many)")
     pr.add_argument("--dry-run", action="store_true", help="print what would be pruned, delete nothing")
 
 
-@command("store", "store maintenance: prune --keep-days N (change-log retention)")(_store_args)
+@command("store", "store maintenance: prune --keep-days N [--feature-log-days M] (change-log and feature-log retention)")(_store_args)
 def run_store(args: argparse.Namespace, settings: Settings) -> int:
     if not args.keep_days >= 0.01:
         print("error: --keep-days must be at least 0.01 (workers follow the log from where they are)", file=sys.stderr)
         return 2
+    if not args.feature_log_days >= 1:
+        print("error: --feature-log-days must be at least 1", file=sys.stderr)
+        return 2
     store = open_store(settings.ensure_dirs().db)
     if args.dry_run:
-        _print_json(prune_plan(store, settings.models_dir, args.keep_days))
+        _print_json(prune_plan(store, settings.models_dir, args.keep_days, feature_log_days=args.feature_log_days))
         return 0
-    _print_json(prune(store, settings.models_dir, args.keep_days))
+    _print_json(prune(store, settings.models_dir, args.keep_days, feature_log_days=args.feature_log_days))
     return 0

@@ -44,9 +44,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, default=None, help="override CF iterations")
     p.add_argument("--method", choices=["als", "bpr"], default=None, help="override the CF method")
     p.add_argument("--learned-days", type=float, default=None,
-                   help="also fit the learned ranking stage: replay the impressions of this many days before the "
-                        "training time through the engine, choose the ranker on the last day, and put it in the "
-                        "bundle only if it beats the hand-set blend there")
+                   help="also fit the learned ranking stage on the lists of this many days before the training "
+                        "time (their logged feature vectors where serving logged them, else replayed through the "
+                        "engine), choose the ranker on the last day, and put it in the bundle only if it beats the "
+                        "hand-set blend there")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -55,13 +56,13 @@ def fit_learned_stage(store, params: TrainParams, as_of: float | None, days: flo
     None (blend kept) unless it beats the blend on the last day."""
     import time
 
-    from recommender.evaluation.learning import choose_ranker, replay_rows
+    from recommender.evaluation.learning import choose_ranker, learning_rows
     from recommender.evaluation.splitting import validation_cut
 
     as_of = time.time() if as_of is None else as_of
     if days < 2:
         raise ValueError("--learned-days must be at least 2 (one day to fit, the last one to choose on)")
-    data, info = replay_rows(store, as_of, params, days, seed=seed, show_progress=show)
+    data, info = learning_rows(store, as_of, params, days, seed=seed, show_progress=show)
     lg = store.load_interactions(end=as_of)
     ranker, report = choose_ranker(data, validation_cut(lg.ts[~lg.history], 1.0), seed=seed)
     best = max(report["candidates"], key=lambda c: c["objective"])
@@ -114,7 +115,9 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         return 3
     live = store.live_model()
     if learned_report is not None:
-        built.report["learned_stage"] = {k: learned_report[k] for k in ("used", "chosen", "reference", "chosen_validation")}
+        built.report["learned_stage"] = {k: learned_report[k] for k in (
+            "used", "chosen", "reference", "chosen_validation", "lists", "rows", "logged_lists", "logged_rows",
+            "replayed_lists", "replayed_rows")}
     summary = {"version": version, "status": "live" if version == live else "staged", "live_version": live,
                "models_dir": str(settings.models_dir), "parameters_from": source, **built.report}
     if args.json or not show:

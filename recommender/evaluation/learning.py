@@ -1,10 +1,12 @@
 """Training the learned ranking stage: feature rows of served lists and their clicks, the
 ranker chosen on the last day before the cut, corrected for position bias.
 
-The rows come from the replay protocol run over the period before the cut: every logged
-impression is scored by the engine with the state just before it, and the engine records the
-features it computed (:func:`recommender.serving.features.learned_stage` with
-``keep_features``), so training uses exactly what serving computes.
+Where serving logged a list's feature vectors (the feature log, ``Store.feature_logs``), those
+rows are used as they were served (:func:`log_rows`): nothing is recomputed, so a ranker trains
+on exactly what serving saw. The other lists come from the replay protocol run over the period
+before the cut: every logged impression is scored by the engine with the state just before it,
+and the engine records the features it computed (:func:`recommender.serving.features.learned_stage`
+with ``keep_features``). :func:`learning_rows` joins the two and says how many came from each.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.domain import format_time
+from recommender.domain import EVENT_CODES, format_time
 from recommender.models.learned import LearnedRanker
 from recommender.params import TrainParams
 from recommender.serving.features import FEATURE_NAMES, PREFIX
@@ -80,12 +82,32 @@ class RankingData:
         return RankingData(self.X[rows], self.y[rows], new_id[self.group[rows]], self.position[rows], self.ts[lists])
 
 
-def from_columns(columns: list[tuple[Query, dict[str, np.ndarray]]]) -> RankingData:
+def _empty() -> RankingData:
+    return RankingData(np.zeros((0, len(FEATURE_NAMES))), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                       np.zeros(0))
+
+
+def concat(parts: list[RankingData]) -> RankingData:
+    """The lists of every part, renumbered one after another."""
+    parts = [p for p in parts if p.n_groups]
+    if not parts:
+        return _empty()
+    offsets = np.cumsum([0] + [p.n_groups for p in parts[:-1]])
+    return RankingData(np.vstack([p.X for p in parts]), np.concatenate([p.y for p in parts]),
+                       np.concatenate([p.group + o for p, o in zip(parts, offsets)]),
+                       np.concatenate([p.position for p in parts]), np.concatenate([p.ts for p in parts]))
+
+
+def from_columns(columns: list[tuple[Query, dict[str, np.ndarray]]],
+                 skip: set[tuple[str, float]] | None = None, users: list[str] | None = None) -> RankingData:
     """Rows from the replay's recorded columns (``Evaluation.run(..., keep_columns=True)``);
-    articles the engine did not know (no features) are left out."""
+    articles the engine did not know (no features) are left out, and so are the lists named in
+    ``skip`` as ``(reader id, time)`` (``users`` maps a query's reader index to its id)."""
     Xs, ys, groups, positions, ts = [], [], [], [], []
     for query, cols in columns:
         if PREFIX + FEATURE_NAMES[0] not in cols:
+            continue
+        if skip and users is not None and (users[query.user], round(float(query.ts), 3)) in skip:
             continue
         X = np.column_stack([cols[PREFIX + name] for name in FEATURE_NAMES])
         known = ~np.isnan(X).any(axis=1)
@@ -98,16 +120,97 @@ def from_columns(columns: list[tuple[Query, dict[str, np.ndarray]]]) -> RankingD
         positions.append(np.flatnonzero(known))
         ts.append(query.ts)
     if not ts:
-        return RankingData(np.zeros((0, len(FEATURE_NAMES))), np.zeros(0), np.zeros(0, np.int64),
-                           np.zeros(0, np.int64), np.zeros(0))
+        return _empty()
     return RankingData(np.concatenate(Xs), np.concatenate(ys), np.concatenate(groups), np.concatenate(positions),
                        np.asarray(ts, dtype=np.float64))
 
 
+POSITIVE_CODES = (EVENT_CODES["click"], EVENT_CODES["read"], EVENT_CODES["share"])
+
+
+def reader_clicks(store: Store, start: float, end: float) -> dict[tuple[str, str], list[float]]:
+    """Times of every click, read or share in ``[start, end)`` by ``(reader id, article id)``."""
+    lg = store.load_interactions(start=start, end=end)
+    pos = np.isin(lg.event, POSITIVE_CODES) & ~lg.history
+    clicks: dict[tuple[str, str], list[float]] = {}
+    for u, a, t in zip(lg.user_key[pos].tolist(), lg.article_key[pos].tolist(), lg.ts[pos].tolist()):
+        clicks.setdefault((lg.user_ids[u], lg.article_ids[a]), []).append(t)
+    return clicks
+
+
+def clicked(clicks: dict[tuple[str, str], list[float]], row, label_window: float) -> np.ndarray:
+    """1.0 for each item of a logged list its reader clicked within ``label_window`` s after it was shown."""
+    return np.array([any(row.ts <= t < row.ts + label_window for t in clicks.get((row.user_id, a), ()))
+                     for a in row.article_ids], dtype=np.float64)
+
+
+def log_rows(store: Store, start: float, end: float, label_window: float = 1800.0
+             ) -> tuple[RankingData, set[tuple[str, float]]]:
+    """Rows of the lists served in ``[start, end)`` whose feature vectors were logged, as served.
+
+    An item is clicked when its reader clicked, read or shared it within ``label_window``
+    seconds after the list was shown (article + reader + time, as the replay labels impressions;
+    nothing at or after ``end`` is read). Columns are matched to
+    :data:`~recommender.serving.features.FEATURE_NAMES` by name: a row logged by a feature set
+    that lacks one of today's columns is not used (the replay covers its list). Items the
+    learned stage did not score (NaN rows: a pin) are left out, and lists with no click or only
+    clicks, as in the replay.
+
+    Returns the rows and the ``(reader id, time rounded to ms)`` of every list they cover.
+    """
+    logged = store.feature_logs(start, end)
+    covered: set[tuple[str, float]] = set()
+    if not logged:
+        return _empty(), covered
+    clicks = reader_clicks(store, start, end)
+    Xs, ys, groups, positions, ts = [], [], [], [], []
+    for row in logged:
+        where = {name: j for j, name in enumerate(row.names)}
+        if any(name not in where for name in FEATURE_NAMES):
+            continue
+        covered.add((row.user_id, round(float(row.ts), 3)))
+        X = row.features[:, [where[name] for name in FEATURE_NAMES]]
+        labels = clicked(clicks, row, label_window)
+        known = ~np.isnan(X).any(axis=1)
+        if not 0 < labels[known].sum() < known.sum():
+            continue
+        Xs.append(X[known])
+        ys.append(labels[known])
+        groups.append(np.full(int(known.sum()), len(ts), dtype=np.int64))
+        positions.append(row.offset + np.flatnonzero(known))
+        ts.append(row.ts)
+    if not ts:
+        return _empty(), covered
+    return RankingData(np.concatenate(Xs), np.concatenate(ys), np.concatenate(groups), np.concatenate(positions),
+                       np.asarray(ts, dtype=np.float64)), covered
+
+
+def learning_rows(store: Store, cut: float, params: TrainParams, days: float, seed: int = 0,
+                  max_queries: int | None = None, show_progress: bool = False) -> tuple[RankingData, dict]:
+    """Rows of the lists in the ``days`` before ``cut``: as logged where serving logged their
+    feature vectors (:func:`log_rows`), replayed through the engine for the rest
+    (:func:`replay_rows`). The info says how many lists and rows came from each."""
+    lg = store.load_interactions(end=cut)
+    ts = lg.ts[~lg.history]
+    if ts.size == 0:
+        raise ValueError("no events before the cut: the learned stage needs impressions and clicks")
+    start = validation_cut(ts, days)
+    logged, covered = log_rows(store, start, cut)
+    replayed, info = replay_rows(store, cut, params, days, seed=seed, max_queries=max_queries,
+                                 show_progress=show_progress, skip=covered)
+    data = concat([logged, replayed])
+    info.update(lists=data.n_groups, rows=int(data.y.size), clicks=int(data.y.sum()),
+                logged_lists=logged.n_groups, logged_rows=int(logged.y.size),
+                replayed_lists=replayed.n_groups, replayed_rows=int(replayed.y.size))
+    return data, info
+
+
 def replay_rows(store: Store, cut: float, params: TrainParams, days: float, seed: int = 0,
-                max_queries: int | None = None, show_progress: bool = False) -> tuple[RankingData, dict]:
+                max_queries: int | None = None, show_progress: bool = False,
+                skip: set[tuple[str, float]] | None = None) -> tuple[RankingData, dict]:
     """Feature rows of the impressions in the ``days`` before ``cut``, replayed through the engine
-    with a model trained on what precedes them; nothing at or after ``cut`` is loaded."""
+    with a model trained on what precedes them; nothing at or after ``cut`` is loaded. Lists named
+    in ``skip`` (``(reader id, time)``, see :func:`log_rows`) are left out of the rows."""
     lg = store.load_interactions(end=cut)
     ts = lg.ts[~lg.history]
     if ts.size == 0:
@@ -118,7 +221,7 @@ def replay_rows(store: Store, cut: float, params: TrainParams, days: float, seed
                     show_progress=show_progress, ablations=False) as ev:
         ev.prepare()
         ev.run("replay", max_queries=max_queries, keep_columns=True)
-        data = from_columns(ev.columns_)
+        data = from_columns(ev.columns_, skip=skip, users=ev.split_.users)
     info = {"start": format_time(start), "end": format_time(cut), "lists": data.n_groups, "rows": int(data.y.size),
             "clicks": int(data.y.sum()), "seconds": round(time.perf_counter() - t0, 1)}
     return data, info

@@ -569,6 +569,10 @@ class NewsrecRunner:
         weights = {part: getattr(model.ranking, attr) for part, attr in FEED_WEIGHTS.items()}
         self.ablations = {f"{name}-{abl}": parts for abl, parts in ABLATIONS.items()
                           if ablations and any(weights[p] != 0 for p in parts)}
+        # each bring-your-own scorer or embedder of feeds: the same scores without it (what it adds, same run)
+        self.ablations.update({f"{name}-no-plugin_{p.name}": (f"plugin_{p.name}",)
+                               for p in getattr(model, "plugins", ())
+                               if ablations and p.spec.role != "candidates" and "feed" in p.spec.lists})
 
     @property
     def names(self) -> list[str]:

@@ -20,12 +20,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from recommender.domain import ANONYMOUS, EVENT_CODES, format_time
-from recommender.models import versions
+from recommender.models import plugins, provenance, versions
 from recommender.models.bridge import TextToFactorBridge
 from recommender.models.bundle import write_bundle
-from recommender.models.cf import CollaborativeFilter
+from recommender.models.cf import METHODS as CF_METHODS
+from recommender.models.cf import CollaborativeFilter, FoldIn
 from recommender.models.coread import CoReading
-from recommender.models.interactions import bm25_weight, confidence_matrix
+from recommender.models.interactions import BM25Weighting, confidence_matrix
 from recommender.models.neighbours import clustered_neighbours, cosine_neighbours, story_labels
 from recommender.models.exposure import ExposureStats
 from recommender.models.popularity import CURVE_POSITIONS, DecayedCounters, position_curve
@@ -54,6 +55,9 @@ class BuiltModel:
     documents: dict[str, Any]
     manifest: dict[str, Any]
     report: dict[str, Any] = field(default_factory=dict)
+    # in memory only, never written to the bundle: "cf" (the fitted CollaborativeFilter, its trained
+    # reader vectors) and "cf_reader_keys" (the store key of each of its rows), for checks and evaluation
+    fitted: dict[str, Any] = field(default_factory=dict)
 
     def serving_model(self, version: str | None = None) -> ServingModel:
         return ServingModel(version, self.arrays, self.documents, self.manifest)
@@ -93,6 +97,7 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
     now = time.time()
     as_of = now if as_of is None else float(as_of)
     report: dict[str, Any] = {}
+    in_memory: dict[str, Any] = {}  # BuiltModel.fitted
 
     with stages.stage("load articles"):
         # the change log position before the articles are read: the service replays every article
@@ -116,6 +121,8 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         reg_code = {r: i for i, r in enumerate(regions)}
         report["articles"] = n_items
         report["articles_empty_body"] = sum(1 for a in articles if not a.body.strip())
+        articles_read = provenance.article_digest(np.array([s.key for s in stored], dtype=np.int64),
+                                                  np.array([s.updated_at for s in stored], dtype=np.float64))
 
     with stages.stage("load events"):
         start = as_of - params.history_days * DAY if params.history_days else None
@@ -130,6 +137,13 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
             keep &= ~np.isin(log_.user_key, anonymous)
         first = ~repeated_events(log_.user_key, log_.article_key, log_.event, log_.ts)
         report["events_loaded"] = len(log_)
+        # what was read, by position and count (see recommender.models.provenance); not the change-log
+        # position: a promotion or an API key written between two trainings is not data
+        data_parts = {"event_seq": int(log_.event_seq), "events": len(log_), "articles": n_items,
+                      "articles_digest": articles_read,
+                      "events_ts": [float(log_.ts.min()), float(log_.ts.max())] if len(log_) else None}
+        report["data_fingerprint"] = provenance.fingerprint({**data_parts, "params": params.to_dict()})
+        report["code_version"] = provenance.code_version()
         report["events_skipped_unknown_article"] = int((item < 0).sum())
         report["events_skipped_duplicate"] = int((~first & (item >= 0)).sum())
         keep &= first
@@ -160,27 +174,34 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         matrix = confidence_matrix(user_index, item, event, ts, dwell, (int(user_keys.size), n_items),
                                    params.weights, now=as_of)
         evidence = np.bincount(item[positive], minlength=n_items).astype(np.int32)
-        if params.cf_weighting == "bm25":
-            matrix = bm25_weight(matrix)
+        weighting = None
+        if params.cf_weighting == "bm25":  # fitted once and kept: the service weighs a reader's row the same way
+            weighting = BM25Weighting().fit(matrix)
+            matrix = weighting.transform(matrix)
         elif params.cf_weighting != "none":
             raise TrainingError(f"cf_weighting must be 'none' or 'bm25'; got {params.cf_weighting!r}")
+        if params.cf_method not in CF_METHODS:
+            raise TrainingError(f"cf_method must be one of {', '.join(CF_METHODS)}; got {params.cf_method!r}")
         has_cf = matrix.nnz >= params.min_cf_interactions and user_keys.size >= 2 and n_items >= 2
         if has_cf:
             cf = CollaborativeFilter(method=params.cf_method, factors=params.factors,
                                      regularization=params.regularization, alpha=params.alpha,
                                      iterations=params.iterations, random_state=seed).fit(matrix)
-            learned, gram = cf.item_factors_, cf.gram_
+            learned = cf.item_factors_
+            in_memory["cf"], in_memory["cf_reader_keys"] = cf, user_keys
         else:
             report["cf_skipped"] = f"only {matrix.nnz} positive reader-article pairs (< {params.min_cf_interactions})"
-            k = params.factors
-            learned, gram = np.zeros((n_items, k), dtype=np.float32), np.eye(k)
-        factor_dims = learned.shape[1]
+            learned = np.zeros((n_items, params.factors), dtype=np.float32)
 
     with stages.stage("bridge"):
         bridge = TextToFactorBridge(alpha=params.bridge_alpha, min_interactions=params.bridge_min_interactions,
                                     blend_k=params.bridge_blend_k).fit(text_vectors, learned, evidence)
         item_factors = bridge.blend(learned, bridge.predict(text_vectors), evidence) if has_cf else learned
         report["bridge_fitted_on"] = bridge.n_fitted_
+        # a reader is folded in against the factors training solved the trained readers against (the
+        # learned ones, and their Gram matrix), not the bridged blend that scores articles
+        cf_fold_in = FoldIn.fit(params.cf_method, learned, params.alpha, params.regularization, weighting,
+                                random_state=seed)
 
     with stages.stage("co-reading"):
         coread = CoReading(session_gap_minutes=params.coread_session_gap_minutes,
@@ -222,6 +243,14 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         report["window_articles"] = int(window.size)
         report["stories_in_window"] = int(np.unique(local).size)
 
+    plugin_arrays: dict[str, np.ndarray] = {}
+    plugin_document: list = []
+    if params.plugins:  # bring-your-own models (recommender.models.plugins), on the same data as ours
+        with stages.stage("plugins"):
+            plugin_arrays, plugin_document, report["plugins"] = _fit_plugins(
+                params, articles, text_vectors, log_.user_ids, user_keys, user_index, item, event, ts, dwell, as_of,
+                window_start, seed)
+
     arrays: dict[str, np.ndarray] = {
         "item_ids": np.array([a.article_id for a in articles], dtype=np.str_),
         "published_at": published,
@@ -229,7 +258,6 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "region_code": np.array([reg_code[a.region] if a.region else -1 for a in articles], dtype=np.int16),
         "text_vectors": text_vectors,
         "item_factors": np.ascontiguousarray(item_factors, dtype=np.float32),
-        "cf_gram": np.asarray(gram, dtype=np.float64),
         "evidence": evidence,
         "story": story,
         "bridge_coef": bridge.coef_,
@@ -241,8 +269,11 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "pop_engagement": counters.engagement,
         "pop_expected": counters.expected, "position_curve": curve,
     }
+    fold_arrays, fold_document = cf_fold_in.to_bundle()
+    arrays.update(fold_arrays)
     arrays.update({f"text_{k}": v for k, v in embedder.to_arrays().items()})
     arrays.update(exposure.to_arrays())
+    arrays.update(plugin_arrays)
     for name, clusters in (("text", t_clusters), ("cf", c_clusters)):
         if clusters is not None:  # window clusters of a large window (see recommender.ranking.WindowSummary)
             arrays[f"cluster_{name}_centroids"] = np.ascontiguousarray(clusters[0], dtype=np.float32)
@@ -253,9 +284,12 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "embedder_params": _jsonable(embedder.get_params()),
         "params": {"window_start": window_start, "as_of": as_of, "has_cf": bool(has_cf),
                    "alpha": params.alpha, "weights": params.weights.to_dict(),
-                   "ranking": params.to_dict()["ranking"], "story_similarity": params.story_similarity},
+                   "ranking": params.to_dict()["ranking"], "story_similarity": params.story_similarity,
+                   "cf_fold_in": fold_document},
         "report": report,
     }
+    if plugin_document:
+        documents[plugins.DOCUMENT] = _jsonable(plugin_document)
     report["timings_seconds"] = stages.timings
     report["peak_memory_mb"] = round(peak_memory_mb(), 1)
     manifest = {
@@ -266,10 +300,41 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         "change_pos": int(change_pos),
         "event_seq": int(log_.event_seq),
         "parameters": params.to_dict(),
+        "data_fingerprint": report["data_fingerprint"],
+        "data_read": data_parts,
+        # "code_version" (the package version) is the bundle format's own key: this says which commit
+        "code": report["code_version"],
         "counts": {k: report[k] for k in ("articles", "readers", "events_used", "window_articles")},
         "seed": seed,
     }
-    return BuiltModel(arrays, documents, manifest, report)
+    return BuiltModel(arrays, documents, manifest, report, in_memory)
+
+
+def _fit_plugins(params: TrainParams, articles: list, text_vectors: np.ndarray, user_ids: dict, user_keys: np.ndarray,
+                 user_index: np.ndarray, item: np.ndarray, event: np.ndarray, ts: np.ndarray, dwell: np.ndarray,
+                 as_of: float, window_start: int, seed: int | None):
+    """The configured plugins fitted on the training events and catalog (what :func:`build_model`
+    saw); their window neighbour lists by the same search as the text ones."""
+    interactions = plugins.Interactions(
+        reader=user_index.astype(np.int64), article=item.astype(np.int64), event=event.astype(np.int8), ts=ts,
+        weight=params.weights.event_weight(event, dwell) * params.weights.decay(ts, as_of),
+        reader_ids=np.array([user_ids.get(int(k), "") for k in user_keys], dtype=np.str_))
+    items = plugins.Items(len(articles), {
+        "article_id": lambda: np.array([a.article_id for a in articles], dtype=np.str_),
+        "category": lambda: np.array([a.category for a in articles], dtype=np.str_),
+        "region": lambda: np.array([a.region or "" for a in articles], dtype=np.str_),
+        "title": lambda: np.array([a.title for a in articles], dtype=np.str_),
+        "published_at": lambda: np.array([a.published_at for a in articles], dtype=np.float64),
+        "text": text_vectors})
+
+    def neighbours(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx, sim, _ = _neighbours(unit[window_start:], params.neighbours, seed)
+        return np.where(idx >= 0, idx + window_start, -1).astype(np.int32), sim.astype(np.float32)
+
+    try:
+        return plugins.fit_plugins(params.plugins, interactions, items, neighbours)
+    except plugins.PluginError as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def fit_position_curve(event: np.ndarray, position: np.ndarray) -> np.ndarray:

@@ -20,8 +20,11 @@ from recommender.text.embedding import ArticleEmbedder
 from recommender.vocab import Vocabulary
 
 from .bundle import Bundle
+from .cf import FoldIn
 from .interactions import EventWeights
 from .learned import LearnedRanker
+from .plugins import DOCUMENT as PLUGINS_DOCUMENT
+from .plugins import PluginError, load_plugins
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,8 @@ class ServingModel:
             self.as_of = float(params["as_of"])
             self.has_cf = bool(params["has_cf"])
             self.alpha = float(params["alpha"])
+            # how a reader's CF vector is solved at request time: as training solved it (see FoldIn)
+            self.fold_in = FoldIn.from_bundle(arrays, params.get("cf_fold_in"), self.alpha)
             self.weights = EventWeights(**params["weights"])
             self.ranking: RankingParams = ranking_from_dict(params["ranking"])
             self.story_similarity = float(params["story_similarity"])
@@ -134,6 +139,10 @@ class ServingModel:
             self.learned = LearnedRanker.from_bundle(arrays, documents.get("learned"))
         except KeyError as exc:
             raise ModelError(f"bundle {version} lacks {exc}; retrain with this version of newsrec") from None
+        try:  # bring-your-own models: imported and restored now, so a missing package refuses the bundle
+            self.plugins = load_plugins(documents.get(PLUGINS_DOCUMENT), arrays)
+        except PluginError as exc:
+            raise ModelError(f"bundle {version}: {exc}") from None
         n = len(self.item_ids)
         for name in ("published_at", "category_code", "region_code", "story", "evidence"):
             if getattr(self, name).shape[0] != n:
@@ -203,6 +212,7 @@ def empty_model(params: RankingParams | None = None, text_dims: int = 8, factor_
     model.as_of = 0.0
     model.has_cf = False
     model.alpha = 1.0
+    model.fold_in = FoldIn("als", model.alpha, 0.0, model.gram)
     model.weights = EventWeights()
     model.ranking = params or RankingParams()
     model.story_similarity = 0.5
@@ -216,4 +226,5 @@ def empty_model(params: RankingParams | None = None, text_dims: int = 8, factor_
     model.bridge_intercept = np.zeros(factor_dims, dtype=np.float32)
     model.exposure_arrays = {}
     model.learned = None
+    model.plugins = ()
     return model

@@ -21,7 +21,9 @@ from typing import Any
 
 from recommender.store import Store, StoreError
 
-from .bundle import BundleError, list_versions, read_current, set_current, verify_bundle
+from .bundle import BundleError, list_versions, load_bundle, read_current, set_current, verify_bundle
+from .plugins import DOCUMENT as PLUGINS_DOCUMENT
+from .plugins import PluginError, load_plugins
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,17 @@ def live_version(store: Store, models_dir: str | Path) -> str | None:
     return store.live_model()
 
 
+def plugin_problems(models_dir: str | Path, version: str) -> list[str]:
+    """Why the bundle's bring-your-own plugins would not load here (their package is not installed,
+    their state does not restore), as problem lines; empty when it has none or they load."""
+    try:
+        bundle = load_bundle(models_dir, version, verify=False)
+        load_plugins(bundle.documents.get(PLUGINS_DOCUMENT), bundle.arrays)
+    except (BundleError, PluginError) as exc:
+        return [str(exc)]
+    return []
+
+
 def promote(store: Store, models_dir: str | Path, version: str, expected: str | None = UNSET,
             verify: bool = True) -> str | None:
     """Make ``version`` the live model of every replica; returns the version it replaced.
@@ -102,6 +115,8 @@ def promote(store: Store, models_dir: str | Path, version: str, expected: str | 
         The live version is not ``expected`` (nothing changes).
     """
     problems = verify_bundle(models_dir, version) if verify else []  # also refuses a malformed version
+    if verify and not problems:
+        problems = plugin_problems(models_dir, version)
     if problems:
         raise PromotionError(f"refusing to make {version} live:\n  " + "\n  ".join(problems))
     if expected is UNSET:

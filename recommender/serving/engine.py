@@ -31,7 +31,7 @@ from recommender.models.exposure import ExposureStats, with_exposure
 from recommender.models.popularity import DecayedCounters, default_curve
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.models.versions import MODEL_CHANGES, live_version
-from recommender.store import EditorialRule, ServedList, Store, StoredArticle, StoreError
+from recommender.store import EditorialRule, FeatureLogRow, ServedList, Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
 from .features import learned_stage
@@ -48,6 +48,8 @@ from .ranking import (
 from .readsets import ReadSets
 from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList
 from .rules import RuleSet
+from .exploration import list_seed
+from .plugins import apply_plugin_scores, reader_of
 from .stages import ListBuild, ListFilter, feed_pipeline, related_pipeline
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,15 @@ class EngineConfig:
     # long (0: never). A new or taken-down article empties the cache at once.
     related_cache_seconds: float = 30.0
     related_cache_size: int = 20_000
+    # the feature log (Store.add_feature_logs): the share of logged feeds whose learned-stage
+    # feature vectors are stored with the list (0: none), drawn per list from its id
+    feature_log_rate: float = 0.05
+    # exploration (serving.exploration): the share of feeds drawn at random from the
+    # ``explore_pool`` best candidates (0: off). Every feed then gets a feature-log row with its
+    # items' selection probabilities (off-policy evaluation needs them); the feature vectors
+    # themselves only for the ``feature_log_rate`` sample.
+    explore_epsilon: float = 0.0
+    explore_pool: int = 40
 
 
 CURSOR_VERSION = 1
@@ -203,13 +214,18 @@ class Engine:
         self._impressions: queue.Queue = queue.Queue(maxsize=self.config.impression_queue)
         self._visibility_seen = threading.local()  # per request thread: the store's data version it saw
         self.impressions_dropped = 0
+        self.features_dropped = 0  # feature rows lost to a full queue (their lists may be logged)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
         self._state: LiveState | None = None
         self._rules = RuleSet()  # editors' rules, read whole on each ``rules`` change and swapped
+        if not 0.0 <= self.config.feature_log_rate <= 1.0 or not 0.0 <= self.config.explore_epsilon <= 1.0:
+            raise ValueError("feature_log_rate and explore_epsilon must be between 0 and 1; got "
+                             f"{self.config.feature_log_rate!r} and {self.config.explore_epsilon!r}")
         self._feed_pipeline = feed_pipeline(self.config.feed_seeds, self.config.feed_clusters,
-                                            self.config.feed_neighbours_per_seed)
+                                            self.config.feed_neighbours_per_seed, self.config.explore_epsilon,
+                                            self.config.explore_pool)
         self._related_pipeline = related_pipeline(self.config.fresh_neighbours)
         self._read_live()
         self._rules_loaded = False
@@ -440,6 +456,9 @@ class Engine:
             "articles_in_window": int(state.model.n_items - state.model.window_start + state.fresh.count),
             "fresh_articles": int(state.fresh.count),
             "impressions_dropped": self.impressions_dropped,
+            # bring-your-own plugins: failures while building lists in this worker (each list served without)
+            "plugin_errors": {p.name: {"role": p.spec.role, "errors": p.errors, "last_error": p.last_error}
+                              for p in getattr(state.model, "plugins", ())},
         }
 
     # -- following the store ----------------------------------------------------------------
@@ -710,6 +729,35 @@ class Engine:
         except queue.Full:
             self.impressions_dropped += len(ranked.items)
 
+    def _log_features(self, user_id: str, state: LiveState, build, ranked: RankedList, now: float,
+                      with_features: bool) -> None:
+        """Queue the learned stage's feature vectors of the items shown (NaN rows for items it did
+        not score, a pin) if ``with_features``, else none (a row with no names: an explored list
+        outside the sample carries only its probabilities), and, with exploration on, each item's
+        selection probability."""
+        from .features import FEATURE_NAMES, PREFIX
+
+        index = state.indices([item.article_id for item in ranked.items])
+        names = FEATURE_NAMES if with_features else ()
+        X = np.full((index.size, len(names)), np.nan)
+        cand = build.cand
+        if with_features and cand is not None and (PREFIX + FEATURE_NAMES[0]) in cand.features and cand.index.size:
+            where = {int(k): r for r, k in enumerate(cand.index.tolist())}
+            rows = np.array([where.get(int(k), -1) for k in index.tolist()], dtype=np.int64)
+            found = rows >= 0
+            X[found] = np.column_stack([cand.features[PREFIX + name][rows[found]] for name in FEATURE_NAMES])
+        propensity = None
+        if build.propensity is not None:  # pins were placed with probability 1
+            chosen = dict(zip(cand.index[build.chosen].tolist(), build.propensity.tolist()))
+            propensity = np.array([chosen.get(int(k), 1.0) for k in index.tolist()])
+        row = FeatureLogRow(list_id=ranked.list_id, user_id=user_id or ANONYMOUS, ts=now,
+                            article_ids=tuple(i.article_id for i in ranked.items), names=names,
+                            features=X, offset=ranked.extra.get("offset", 0), propensities=propensity)
+        try:
+            self._impressions.put_nowait(row)
+        except queue.Full:
+            self.features_dropped += 1
+
     def log_served(self, served: ServedList) -> None:
         """Queue a served list built outside this engine (an experiment's, which records its
         variant), written off the request path with this engine's own lists."""
@@ -738,17 +786,25 @@ class Engine:
                     break
             if not batch:
                 break
+            lists = [item for item in batch if isinstance(item, ServedList)]
+            rows = [item for item in batch if not isinstance(item, ServedList)]  # feature rows (FeatureLogRow)
             try:
-                self.store.add_served_lists(batch)
+                self.store.add_served_lists(lists)
+                lists = []  # written: a failure below re-queues only the feature rows
+                if rows:
+                    self.store.add_feature_logs(rows)
             except StoreError as exc:
-                for item in batch:
+                for item in lists + rows:
                     try:
                         self._impressions.put_nowait(item)
                     except queue.Full:
-                        self.impressions_dropped += len(item.article_ids)
+                        if isinstance(item, ServedList):
+                            self.impressions_dropped += len(item.article_ids)
+                        else:
+                            self.features_dropped += 1
                 log.warning("impressions kept in memory, the store refused them: %s", exc)
                 return written
-            written += sum(len(item.article_ids) for item in batch)
+            written += sum(len(item.article_ids) for item in batch if isinstance(item, ServedList))
         return written
 
     # -- reading lists ---------------------------------------------------------------------
@@ -937,6 +993,9 @@ class Engine:
         if known.any():
             cand = score_feed(snap, profile, state.counters, now, index=index[known])
             cand = learned_stage(snap, profile, state.counters, now, cand, pool=cand.index.size, keep_features=features)
+            if state.model.plugins:  # bring-your-own scorers, as the feed pipeline's PluginScoring stage
+                cand = apply_plugin_scores(state, snap, cand, "feed", reader_of(state, snap, profile, user_id, now),
+                                           profile)
             out[known] = cand.score
             for name, values in cand.features.items():
                 columns[name] = np.full(len(article_ids), np.nan)
@@ -965,10 +1024,13 @@ class Engine:
         if read.size:  # the profile scores with the last events; every read in the window is left out
             profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
         size = max(0, min(limit, self.config.max_feed_depth - served_before))
+        list_id = _list_id()
+        seed = list_seed(list_id)
+        keep = log and self.config.log_impressions and (seed >> 40) / float(1 << 24) < self.config.feature_log_rate
         build = self._feed_pipeline.run(ListBuild(
             "feed", state, snap, now, size, lambda: self._window_summary(state, snap, now), profile=profile,
             offset=served_before, served=self._served_indices(state, served_keys), filters=filters or ListFilter(),
-            rules=self._rules))
+            rules=self._rules, seed=seed, keep_features=keep, user_id=user_id))
         items = build.items
         if state.model.embedder is None:
             strategy = "fallback-popular"
@@ -985,9 +1047,11 @@ class Engine:
             extra["empty_reason"] = build.empty_reason or _empty_reason(filters)
         if explain:
             extra["parts"] = _score_parts(state, build, items)
-        ranked = RankedList(items, strategy, state.model.version, _list_id(), next_cursor=next_cursor, extra=extra)
+        ranked = RankedList(items, strategy, state.model.version, list_id, next_cursor=next_cursor, extra=extra)
         if log:
             self._log_impressions(user_id, ranked, now)
+            if items and (keep or build.propensity is not None):
+                self._log_features(user_id, state, build, ranked, now, keep)
         return ranked
 
     def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:

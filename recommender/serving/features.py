@@ -170,13 +170,14 @@ def learned_stage(snap: Snapshot, profile: ReaderProfile, counters: DecayedCount
 
     Without a ranker in the model the candidates come back as they are (the blend decides),
     unless ``keep_features``: then the feature columns are added as ``lf_<name>`` (the offline
-    replay records them to train a ranker). Candidates beyond the pool keep their blend order
+    replay records them to train a ranker; the feature log stores a served feed's), for the same
+    ``pool`` best by the blend that a ranker would score (NaN beyond it). Candidates beyond the pool keep their blend order
     below the re-scored ones.
     """
     ranker = getattr(snap.model, "learned", None)
     if (ranker is None and not keep_features) or cand.index.size == 0:
         return cand
-    if ranker is not None and cand.index.size > pool:
+    if cand.index.size > pool:  # (the offline replay passes its whole list as the pool)
         head = np.zeros(cand.index.size, dtype=bool)
         head[top_k(cand.score, pool)] = True
     else:

@@ -174,11 +174,8 @@ def build_profile(snap: Snapshot, items: np.ndarray, events: np.ndarray, ts: np.
     read = uniq
     agg = np.bincount(inverse, weights=w).astype(np.float64)
     cf_vector = None
-    if model.has_cf:
-        from recommender.models.cf import fold_in
-
-        Y = snap.factors(uniq)
-        cf_vector = fold_in(Y, model.gram, np.arange(uniq.size), 1.0 + model.alpha * agg)
+    if model.has_cf:  # weighted and solved as training did (BM25 row weights, ALS or BPR: FoldIn)
+        cf_vector = model.fold_in.vector(snap.factors(uniq), uniq, agg)
     text = snap.text(uniq)
     content = _unit((text * agg[:, None]).sum(axis=0))
     last = float(pos_ts.max())

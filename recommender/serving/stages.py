@@ -19,8 +19,10 @@ import numpy as np
 
 from .catalog import Snapshot
 from .explain import feed_items, related_items
+from .exploration import explore
 from .features import learned_stage
 from .live import LiveState, scan_window
+from .plugins import PluginCandidates, PluginScoring
 from .ranking import (
     FUTURE_GRACE,
     Candidates,
@@ -78,6 +80,10 @@ class ListBuild:
     served: np.ndarray = field(default_factory=lambda: _NONE)
     filters: ListFilter = field(default_factory=ListFilter)
     rules: RuleSet = field(default_factory=RuleSet)
+    # the list's seed (exploration draws) and whether its learned-stage features are kept (the
+    # feature log): the engine decides both per list
+    seed: int = 0
+    keep_features: bool = False
     # section: filter codes (None: that dimension is not filtered)
     category_codes: np.ndarray | None = None
     region_codes: np.ndarray | None = None
@@ -91,9 +97,13 @@ class ListBuild:
     # diversity: positions into ``cand``, in list order (pins not included)
     chosen: np.ndarray = field(default_factory=lambda: _NONE)
     # explanations: the list, pins placed; the pinned ones' article id -> position
+    # exploration: P(each chosen item at its slot), shape (len(chosen),); None when it did not run
+    propensity: np.ndarray | None = None
+    explored: bool = False
     items: tuple[RankedItem, ...] = ()
     pin_positions: dict[str, int] = field(default_factory=dict)
     empty_reason: str | None = None
+    user_id: str | None = None  # whom a feed is for (what bring-your-own plugins see)
     _summary: tuple = ()
 
     def window(self) -> WindowSummary | None:
@@ -251,7 +261,7 @@ class LearnedRanking:
 
     def __call__(self, b: ListBuild) -> ListBuild:
         if b.cand is not None and b.profile is not None:
-            b.cand = learned_stage(b.snap, b.profile, b.state.counters, b.now, b.cand)
+            b.cand = learned_stage(b.snap, b.profile, b.state.counters, b.now, b.cand, keep_features=b.keep_features)
         return b
 
 
@@ -413,6 +423,25 @@ class Diversify:
         return b
 
 
+# -- exploration ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Explore:
+    """With probability ``epsilon`` (seeded by the list) the list is a random ordered draw from
+    the ``pool`` best candidates instead of the greedy one (:func:`exploration.explore`); each
+    chosen item's selection probability goes to ``propensity``. Pins keep their places (shown
+    with probability 1). Off (no stage) when epsilon is 0."""
+
+    epsilon: float
+    pool: int = 40
+    name: str = "exploration"
+
+    def __call__(self, b: ListBuild) -> ListBuild:
+        if b.cand is None or b.chosen.size == 0:
+            return b
+        b.chosen, b.propensity, b.explored = explore(b.chosen, b.cand.score, self.epsilon, self.pool, b.seed)
+        return b
+
+
 # -- explanations -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Explain:
@@ -439,14 +468,17 @@ class Explain:
         return b
 
 
-def feed_pipeline(recent: int, clusters: int, per_seed: int) -> Pipeline:
+def feed_pipeline(recent: int, clusters: int, per_seed: int, explore_epsilon: float = 0.0,
+                  explore_pool: int = 40) -> Pipeline:
     scoring = FeedScoring()
-    return Pipeline("feed", (Section(), FeedCandidates(recent, clusters, per_seed), scoring, LearnedRanking(),
-                             ExcludeServed(),
-                             EditorialRules(scoring), Diversify("feed"), Explain("feed")))
+    exploring = (Explore(explore_epsilon, explore_pool),) if explore_epsilon > 0 else ()
+    return Pipeline("feed", (Section(), FeedCandidates(recent, clusters, per_seed), PluginCandidates(),
+                             scoring, LearnedRanking(), PluginScoring(), ExcludeServed(),
+                             EditorialRules(scoring), Diversify("feed"), *exploring, Explain("feed")))
 
 
 def related_pipeline(fresh_neighbours: int) -> Pipeline:
     scoring = RelatedScoring()
-    return Pipeline("related", (Section(), RelatedCandidates(fresh_neighbours), scoring, EditorialRules(scoring),
+    return Pipeline("related", (Section(), RelatedCandidates(fresh_neighbours), PluginCandidates(), scoring,
+                                PluginScoring(), EditorialRules(scoring),
                                 Diversify("related"), Explain("related")))

@@ -175,6 +175,57 @@ class ServedList:
 
 
 @dataclass(frozen=True)
+class FeatureLogRow:
+    """The learned stage's feature vectors of one served list's items, as serving computed them.
+
+    Stored beside the served list (same ``list_id``) for a sample of lists, so a ranker trains on
+    exactly what serving saw. ``names`` travel with every row: a later feature set still reads
+    old rows by name. With the exploration stage on, ``propensities`` holds each item's
+    probability of being drawn at its slot (1.0 where the greedy list decided alone).
+
+    Attributes
+    ----------
+    features : ndarray of float32, shape (len(article_ids), len(names))
+        NaN rows for items the learned stage did not score (a pinned article).
+    propensities : ndarray of float64, shape (len(article_ids),), or None
+    """
+
+    list_id: str
+    user_id: str
+    ts: float
+    article_ids: tuple[str, ...]
+    names: tuple[str, ...]
+    features: np.ndarray
+    offset: int = 0
+    propensities: np.ndarray | None = None
+
+
+def pack_features(row: FeatureLogRow) -> tuple[str, bytes, bytes | None]:
+    """``(names JSON, features float32 LE, propensities float64 LE or None)``: a row's portable
+    columns, the same bytes on every backend."""
+    X = np.asarray(row.features, dtype="<f4")
+    if X.shape != (len(row.article_ids), len(row.names)):
+        raise ValueError(f"features must have shape ({len(row.article_ids)}, {len(row.names)}) "
+                         f"(items x names); got {X.shape}")
+    p = None
+    if row.propensities is not None:
+        p = np.asarray(row.propensities, dtype="<f8")
+        if p.shape != (len(row.article_ids),):
+            raise ValueError(f"propensities must have one value per item ({len(row.article_ids)}); got {p.shape}")
+        p = p.tobytes()
+    return json.dumps(list(row.names)), X.tobytes(), p
+
+
+def unpack_features(list_id: str, user_id: str, ts: float, offset: int, article_ids: Sequence[str], names: str,
+                    features: bytes, propensities: bytes | None) -> FeatureLogRow:
+    """The inverse of :func:`pack_features` (``article_ids`` already mapped from keys)."""
+    cols = tuple(json.loads(names))
+    X = np.frombuffer(bytes(features), dtype="<f4").reshape(len(article_ids), len(cols)).astype(np.float64)
+    p = None if propensities is None else np.frombuffer(bytes(propensities), dtype="<f8").copy()
+    return FeatureLogRow(list_id, user_id, float(ts), tuple(article_ids), cols, X, int(offset), p)
+
+
+@dataclass(frozen=True)
 class ExperimentList:
     """A served list of an experiment as its report reads it (``size`` items from ``offset``)."""
 
@@ -388,6 +439,21 @@ class Store(ABC):
         workers look for ``model`` changes once a second with ``changes_after(pos,
         kinds=("model",))``: a backend indexes them so that this is not a scan of the log
         since the last promotion (SQLite: a partial index)."""
+        raise NotImplementedError
+
+    # -- the learned stage's feature log (a sample of served lists) ---------------------------
+    def add_feature_logs(self, rows: Iterable[FeatureLogRow]) -> int:
+        """Store feature rows (one per served list; a ``list_id`` stored already is skipped). As
+        with :meth:`add_served_lists`, a row of a reader forgotten after ``ts`` (or forgotten and
+        not back since) is dropped. Returns how many were stored."""
+        raise NotImplementedError
+
+    def feature_logs(self, start: float | None = None, end: float | None = None) -> list[FeatureLogRow]:
+        """Feature rows with ``start <= ts < end``, oldest first."""
+        raise NotImplementedError
+
+    def prune_feature_logs(self, older_than: float) -> int:
+        """Delete feature rows served before ``older_than`` (epoch seconds); returns how many."""
         raise NotImplementedError
 
     # -- following the change log ------------------------------------------------------------
@@ -606,6 +672,9 @@ PORTABLE_TABLES: dict[str, tuple[str, ...]] = {
                         "removed_at", "removed_by"),
     "editorial_audit": ("seq", "at", "who", "action", "rule_id", "detail"),
     "experiments": ("name", "definition", "created_at", "stopped_at"),
+    # names JSON text; article_keys int64, features float32 and propensities float64 (or None) as
+    # little-endian bytes (see pack_features)
+    "feature_log": ("list_id", "user_key", "ts", "position", "article_keys", "names", "features", "propensities"),
 }
 
 

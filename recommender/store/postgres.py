@@ -56,6 +56,7 @@ from .base import (
     EVENT_SOURCES,
     Change,
     ExperimentList,
+    FeatureLogRow,
     InteractionLog,
     ServedList,
     Store,
@@ -69,6 +70,8 @@ from .base import (
     _salted_hashes,
     _types,
     export_queries,
+    pack_features,
+    unpack_features,
 )
 
 log = logging.getLogger(__name__)
@@ -79,7 +82,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -229,6 +232,23 @@ MIGRATIONS: dict[int, str] = {
     6: """
     CREATE INDEX IF NOT EXISTS events_user_reads ON events (user_key, seq) INCLUDE (ts, article_key)
         WHERE event IN (1, 2, 3);
+    """,
+    # the learned stage's feature vectors of a sample of served lists (SQLite's schema 11): item
+    # keys int64, vectors float32 (items x names) and selection probabilities float64 as
+    # little-endian bytes, the names as JSON; a reader's rows (forget) and their times (retention)
+    7: """
+    CREATE TABLE IF NOT EXISTS feature_log (
+        list_id TEXT PRIMARY KEY,
+        user_key BIGINT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0,
+        article_keys BYTEA NOT NULL,
+        names TEXT NOT NULL,
+        features BYTEA NOT NULL,
+        propensities BYTEA
+    );
+    CREATE INDEX IF NOT EXISTS feature_log_user ON feature_log (user_key);
+    CREATE INDEX IF NOT EXISTS feature_log_ts ON feature_log (ts);
     """,
 }
 
@@ -717,6 +737,58 @@ class PostgresStore(Store):
 
         return self._write(body)
 
+    def add_feature_logs(self, rows: Iterable[FeatureLogRow]) -> int:
+        given = [r for r in rows if r.article_ids]
+        if not given:
+            return 0
+        packed = {r.list_id: pack_features(r) for r in given}  # a malformed row fails here, before the write
+
+        def body(conn: psycopg.Connection) -> int:
+            batch = self._drop_forgotten(conn, given, created=set())
+            if not batch:
+                return 0
+            users, created = self._reader_keys(conn, [r.user_id for r in batch])
+            if len(self._drop_forgotten(conn, batch, created)) != len(batch):  # a forget committed meanwhile
+                raise _Again()
+            articles = self._article_keys(conn, [a for r in batch for a in r.article_ids])
+            n = 0
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO feature_log(list_id, user_key, ts, position, article_keys, names, features, "
+                    "propensities) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (list_id) DO NOTHING",
+                    [(r.list_id, users[r.user_id], float(r.ts), int(r.offset),
+                      np.asarray([articles[a] for a in r.article_ids], dtype="<i8").tobytes(), *packed[r.list_id])
+                     for r in batch], returning=False)
+                n = cur.rowcount
+            return int(n)
+
+        return self._write(body)
+
+    def feature_logs(self, start: float | None = None, end: float | None = None) -> list[FeatureLogRow]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT f.list_id, u.user_id, f.ts, f.position, f.article_keys, f.names, f.features, f.propensities "
+                "FROM feature_log f JOIN users u ON u.key = f.user_key WHERE f.ts >= %s AND f.ts < %s "
+                "ORDER BY f.ts, f.list_id",
+                (-1e308 if start is None else float(start), 1e308 if end is None else float(end))).fetchall()
+            keys = [np.frombuffer(bytes(r[4]), dtype="<i8") for r in rows]
+            ids = self._id_map(conn, "article_keys", "article_id",
+                               np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64))
+        return [unpack_features(r[0], r[1], r[2], r[3], [ids[int(k)] for k in k_], r[5], r[6], r[7])
+                for r, k_ in zip(rows, keys)]
+
+    def prune_feature_logs(self, older_than: float) -> int:
+        def body(conn: psycopg.Connection) -> int:
+            return conn.execute("DELETE FROM feature_log WHERE ctid = ANY(ARRAY(SELECT ctid FROM feature_log "
+                                "WHERE ts < %s LIMIT 10000))", (float(older_than),)).rowcount
+
+        removed = 0
+        while True:
+            n = self._write(body)
+            removed += n
+            if n < 10_000:
+                return removed
+
     def _stage(self, conn: psycopg.Connection, batch: list[Interaction], users: dict[str, int],
                articles: dict[str, int], copy: bool, once_per_hour: bool) -> tuple[str, tuple]:
         """The batch as a relation ``s`` with :data:`_EVENT_COLUMNS`: parameter arrays for a small
@@ -990,6 +1062,7 @@ class PostgresStore(Store):
             events += int(conn.execute("WITH gone AS (DELETE FROM served_lists WHERE user_key = %s "
                                        "RETURNING cardinality(article_keys) AS n) SELECT COALESCE(SUM(n), 0) FROM gone",
                                        (key,)).fetchone()[0])
+            conn.execute("DELETE FROM feature_log WHERE user_key = %s", (key,))
             prefs = conn.execute("DELETE FROM preferences WHERE user_key = %s", (key,)).rowcount
             conn.execute("DELETE FROM users WHERE key = %s", (key,))
             # the tombstone: tokens issued before it are refused, served lists logged after it are
@@ -1217,6 +1290,7 @@ class PostgresStore(Store):
         "editorial_rules": ("text", "text", "text", "float8", "float8", "float8", "text", "float8", "text"),
         "editorial_audit": ("int8", "float8", "text", "text", "text", "text"),
         "experiments": ("text", "text", "float8", "float8"),
+        "feature_log": ("text", "int8", "float8", "int4", "bytea", "text", "bytea", "bytea"),
     }
 
     def export_rows(self, table: str, batch: int = 50_000) -> Iterator[list[tuple]]:

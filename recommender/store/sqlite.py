@@ -35,6 +35,7 @@ from .base import (
     EVENT_SOURCES,
     Change,
     ExperimentList,
+    FeatureLogRow,
     InteractionLog,
     ServedList,
     Store,
@@ -48,6 +49,8 @@ from .base import (
     _salted_hashes,
     _types,
     export_queries,
+    pack_features,
+    unpack_features,
 )
 
 try:
@@ -57,7 +60,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 10  # 4 was left for the served lists while staged models took 5; they are 6: a
+SCHEMA_VERSION = 11  # 4 was left for the served lists while staged models took 5; they are 6: a
 # database at 5 (from before served lists) has run no 4 and would never run it
 
 MIGRATIONS: dict[int, str] = {
@@ -220,6 +223,24 @@ MIGRATIONS: dict[int, str] = {
     # (serving.readsets) asks for the newest and the ones after what it holds, not for all 30k again
     10: """
     CREATE INDEX IF NOT EXISTS events_user_reads ON events(user_key, seq, ts, article_key) WHERE event IN (1, 2, 3);
+    """,
+    # the learned stage's feature vectors of a sample of served lists (Store.add_feature_logs):
+    # the items' keys (int64), the feature names (JSON) and the vectors (float32, items x names)
+    # packed, and each item's selection probability when the exploration stage ran. Indexes: a
+    # reader's rows (forget) and their times (training loads, retention).
+    11: """
+    CREATE TABLE IF NOT EXISTS feature_log (
+        list_id TEXT PRIMARY KEY,
+        user_key INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0,
+        article_keys BLOB NOT NULL,
+        names TEXT NOT NULL,
+        features BLOB NOT NULL,
+        propensities BLOB
+    );
+    CREATE INDEX IF NOT EXISTS feature_log_user ON feature_log(user_key);
+    CREATE INDEX IF NOT EXISTS feature_log_ts ON feature_log(ts);
     """,
 }
 
@@ -796,6 +817,54 @@ class SQLiteStore(Store):
             self._log(conn, "events", lo=lo, hi=hi, at=now)
         return len(batch)
 
+    def add_feature_logs(self, rows: Iterable[FeatureLogRow]) -> int:
+        given = [r for r in rows if r.article_ids]
+        if not given:
+            return 0
+        packed = [pack_features(r) for r in given]  # a malformed row fails here, before the write
+        by_list = {r.list_id: p for r, p in zip(given, packed)}
+        conn = self._conn()
+        with self._write(conn):
+            batch = self._drop_forgotten(conn, given)
+            if not batch:
+                return 0
+            users = self._keys(conn, "users", "user_id", [r.user_id for r in batch])
+            ids = list(dict.fromkeys(a for r in batch for a in r.article_ids))
+            articles = self._lookup(conn, "article_keys", "article_id", ids)
+            if len(articles) < len(ids):
+                articles.update(self._keys(conn, "article_keys", "article_id", [a for a in ids if a not in articles]))
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO feature_log(list_id, user_key, ts, position, article_keys, names, features, "
+                "propensities) VALUES (?,?,?,?,?,?,?,?)",
+                [(r.list_id, users[r.user_id], float(r.ts), int(r.offset),
+                  _pack_keys([articles[a] for a in r.article_ids]), *by_list[r.list_id]) for r in batch])
+            return conn.total_changes - before
+
+    @_read_errors
+    def feature_logs(self, start: float | None = None, end: float | None = None) -> list[FeatureLogRow]:
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT f.list_id, u.user_id, f.ts, f.position, f.article_keys, f.names, f.features, f.propensities "
+            "FROM feature_log f JOIN users u ON u.key = f.user_key WHERE f.ts >= ? AND f.ts < ? ORDER BY f.ts, f.list_id",
+            (-math.inf if start is None else float(start), math.inf if end is None else float(end))).fetchall()
+        keys = [np.frombuffer(r[4], dtype="<i8") for r in rows]
+        ids = self._id_map(conn, "article_keys", "article_id",
+                           np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64))
+        return [unpack_features(r[0], r[1], r[2], r[3], [ids[int(k)] for k in k_], r[5], r[6], r[7])
+                for r, k_ in zip(rows, keys)]
+
+    def prune_feature_logs(self, older_than: float) -> int:
+        conn = self._conn()
+        removed = 0
+        while True:
+            with self._write(conn):
+                n = conn.execute("DELETE FROM feature_log WHERE rowid IN (SELECT rowid FROM feature_log WHERE ts < ? "
+                                 "LIMIT 10000)", (float(older_than),)).rowcount
+            removed += n
+            if n < 10_000:
+                return removed
+
     HOUR = 3600.0
 
     def _counted(self, conn: sqlite3.Connection, batch: list[Interaction], users: dict[str, int],
@@ -1154,6 +1223,7 @@ class SQLiteStore(Store):
                 events += conn.execute("SELECT COALESCE(SUM(length(article_keys)), 0) / 8 FROM served_lists "
                                        "WHERE user_key = ?", (key,)).fetchone()[0]
                 conn.execute("DELETE FROM served_lists WHERE user_key = ?", (key,))
+                conn.execute("DELETE FROM feature_log WHERE user_key = ?", (key,))
                 prefs = conn.execute("DELETE FROM preferences WHERE user_key = ?", (key,)).rowcount
                 conn.execute("DELETE FROM users WHERE key = ?", (key,))
                 removed = {"events": events, "preferences": prefs, "user": 1}
