@@ -127,6 +127,18 @@ def fit_learned(store, cut: float, params: TrainParams, days: float, max_queries
     return ranker, report
 
 
+def print_learned(report: dict) -> None:
+    """The learned stage's validation-day tables: every setting tried, and the feature-group ablation."""
+    print("| learned stage on the validation day | AUC | MRR | nDCG@10 |\n|---|---|---|---|")
+    rows = [(name, m) for name, m in report["reference"].items()]
+    rows += [(f"{c['settings']} / position {c['position_bias']} / weighting {c.get('list_weighting', 'none')}",
+              c["validation"]) for c in report["candidates"]]
+    rows += list(report.get("ablation_on_validation_day", {}).items())
+    for name, m in rows:
+        print(f"| {name} | {m['auc']:.4f} | {m['mrr']:.4f} | {m['ndcg@10']:.4f} |")
+    print(f"chosen: {report['chosen']}", flush=True)
+
+
 def run_mind(folder: Path, quick: bool, trials: int, tune_enabled: bool, progress: bool,
              learned_days: float = 4.0) -> dict[str, dict]:
     with tempfile.TemporaryDirectory(prefix="newsrec-quality-mind-") as tmp:
@@ -154,6 +166,7 @@ def run_mind(folder: Path, quick: bool, trials: int, tune_enabled: bool, progres
             learned = fit_learned(store, cut, variants["newsrec"], learned_days, max_queries, progress)
             print(f"mind-sample: learned stage from {learned[1]['rows']} in {time.perf_counter() - t0:.0f}s; chosen "
                   f"{learned[1]['chosen']}", flush=True)
+            print_learned(learned[1])
         out = {}
         with Evaluation(store, cut, variants=variants, seed=SEED, show_progress=progress) as ev:
             ev.prepare()

@@ -158,6 +158,29 @@ def test_position_propensity_falls_with_position_and_bias_handling_is_selectable
     ipw = fit_ranker(data, {"kind": "logistic"}, "ipw")
     for ranker in (as_feature, ipw):
         assert list_metrics(data, serving_scores(ranker, data))["auc"] > 0.6
+    with pytest.raises(ValueError, match="list_weighting must be one of none, list"):
+        fit_ranker(data, {"kind": "logistic"}, list_weighting="equal")
+
+
+def test_list_weighting_gives_every_list_the_same_say(rng):
+    """Long lists carry the opposite signal to short ones: unweighted, the long lists win (they hold
+    most rows and clicks); weighted per list, the many short lists win."""
+    names = list(FEATURE_NAMES)
+    j = names.index("content")
+    rows, groups, labels = [], [], []
+    for g in range(240):
+        size = 40 if g % 6 == 0 else 4  # 40 long lists (1600 rows) and 200 short ones (800 rows)
+        x = np.zeros((size, len(names)))
+        x[:, j] = rng.normal(size=size)
+        y = np.zeros(size)  # long lists: the 10 lowest in content clicked; short lists: the highest
+        y[np.argsort(x[:, j])[:10] if size == 40 else np.argmax(x[:, j])] = 1.0
+        rows.append(x), groups.append(np.full(size, g)), labels.append(y)
+    group = np.concatenate(groups)
+    data = RankingData(np.vstack(rows), np.concatenate(labels), group,
+                       np.concatenate([np.arange(len(y)) for y in labels]), np.arange(240, dtype=float))
+    plain = fit_ranker(data, {"kind": "logistic"})
+    per_list = fit_ranker(data, {"kind": "logistic"}, list_weighting="list")
+    assert plain.coef_[j] < 0 < per_list.coef_[j]
 
 
 def test_choose_ranker_judges_on_later_lists_and_reports_the_blend_beside_it(rng):
@@ -166,10 +189,14 @@ def test_choose_ranker_judges_on_later_lists_and_reports_the_blend_beside_it(rng
     ranker, report = choose_ranker(data, validation_start=250.0, candidates=small)
     later = int((data.ts >= 250.0).sum())
     assert report["fit_lists"] == data.n_groups - later and report["validation_lists"] == later > 50
-    assert len(report["candidates"]) == 4  # 2 settings, then ipw and feature with the best
+    assert len(report["candidates"]) == 5  # 2 settings, then ipw and feature with the best, then list weighting
     assert set(report["reference"]) == {"blend", "online ctr (ctr_all_p10)"}
     best = max(report["candidates"], key=lambda c: c["objective"])
-    assert report["chosen"] == {"settings": best["settings"], "position_bias": best["position_bias"]}
+    assert report["chosen"] == {k: best[k] for k in ("settings", "position_bias", "list_weighting")}
+    last = report["candidates"][-1]  # list weighting is tried with the best of the earlier trials
+    earlier = max(report["candidates"][:-1], key=lambda c: c["objective"])
+    assert last["list_weighting"] == "list" and (last["settings"], last["position_bias"]) == (
+        earlier["settings"], earlier["position_bias"])
     assert best["validation"]["auc"] > report["reference"]["blend"]["auc"] + 0.1  # relevance is in "content"
 
 
@@ -191,6 +218,9 @@ def test_replayed_feature_columns_equal_an_engine_that_saw_only_earlier_events(t
         kept = ev.columns_
         data = from_columns(kept)
         assert data.n_groups > 10 and data.X.shape[1] == len(FEATURE_NAMES)
+        names = list(FEATURE_NAMES)
+        for name in ("clicked_sim_max", "skipped_sim_max", "skipped_count", "reader_ctr"):  # compared below, and live
+            assert np.ptp(data.X[:, names.index(name)]) > 0, name
         test = ev.split_.test
         for n, (query, columns) in enumerate((kept[len(kept) // 2], kept[-1])):
             copy = copy_store(ev.replay_base_, tmp_path / f"q{n}.sqlite3")
@@ -214,6 +244,94 @@ def test_replayed_feature_columns_equal_an_engine_that_saw_only_earlier_events(t
     assert 0.0 <= learned["auc"] <= 1.0
     assert learned["rbo_vs_newsrec"] < 0.999  # the learned stage re-ranked the blend's lists
     assert set(entry["significance"]["newsrec-learned vs online_ctr"]) == {"auc", "mrr", "ndcg@5", "ndcg@10"}
+
+
+class _Snap:
+    """The two catalog reads :func:`feed_features` makes, over fixed arrays."""
+
+    def __init__(self, text, published_at):
+        self._text, self._published = text, published_at
+
+    def text(self, idx):
+        return self._text[np.asarray(idx, dtype=np.int64)]
+
+    def published_at(self, idx):
+        return self._published[np.asarray(idx, dtype=np.int64)]
+
+
+def test_reader_and_exposure_features_match_their_definitions_by_hand():
+    """Clicks against what the exposure predicts, similarity to clicked and skipped, the reader's own
+    click-through: each column checked against the arithmetic it claims, on a 5-article catalog."""
+    from types import SimpleNamespace
+
+    from recommender.serving.ranking import Candidates, ReaderProfile
+
+    now = 1_000_000.0
+    text = np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0], [0, 0, 0], [0, 0, 1]], dtype=np.float32)
+    snap = _Snap(text, np.full(5, now - 3 * HOUR))
+    # article 0: 100 shown, 12 clicks; 1: 100 shown, 0 clicks; 2: never shown; 4: 10 shown 1 click (3: no text)
+    item = np.array([0] * 100 + [0] * 12 + [1] * 100 + [4] * 10 + [4])
+    event = np.array([SHOWN] * 100 + [CLICK] * 12 + [SHOWN] * 100 + [SHOWN] * 10 + [CLICK], dtype=np.int8)
+    exposure = ExposureStats.from_events(item, event, np.full(item.size, now), 5, now)
+    counters = SimpleNamespace(exposure=exposure)
+    none = np.zeros(0, dtype=np.int64)
+    profile = ReaderProfile(read=np.array([0, 3]), positives=np.array([3, 0]), weights=np.ones(2), session=none,
+                            cf_vector=None, content=None, session_vector=None, followed_categories=none,
+                            followed_regions=none, shown=np.array([1, 4]), shown_counts=np.array([3, 1]),
+                            skipped=np.array([4, 1]), impressions_seen=20, impressions_clicked=4)
+    index = np.array([0, 1, 2, 4])
+    X = feed_features(snap, profile, counters, now, Candidates(index, {}, np.arange(4.0)))
+    col = {name: X[:, j] for j, name in enumerate(FEATURE_NAMES)}
+    site = 13 / 210
+    for w in ("1h", "6h", "24h", "all"):  # every event at `now`: no decay yet
+        expected = np.array([100, 100, 0, 10]) * site
+        np.testing.assert_allclose(col[f"excess_{w}"], (np.array([12, 0, 0, 1]) - expected) / np.sqrt(expected + 1))
+    assert col["excess_all"][0] > 0 > col["excess_all"][1] and col["excess_all"][2] == 0
+    # clicked: articles 0 and 3; 3 has no text, so only 0 counts
+    np.testing.assert_allclose(col["clicked_sim_max"], [1.0, 0.0, 0.6, 0.0], atol=1e-6)
+    np.testing.assert_allclose(col["clicked_sim_mean"], col["clicked_sim_max"], atol=1e-6)
+    # skipped: articles 4 and 1
+    np.testing.assert_allclose(col["skipped_sim_max"], [0.0, 1.0, 0.8, 1.0], atol=1e-6)
+    np.testing.assert_allclose(col["skipped_sim_mean"], [0.0, 0.5, 0.4, 0.5], atol=1e-6)
+    np.testing.assert_allclose(col["skipped_count"], np.log1p([0, 3, 0, 1]))
+    np.testing.assert_allclose(col["reader_ctr"], (4 + 10 * site) / (20 + 10) / site)
+    np.testing.assert_allclose(col["reader_impressions"], np.log1p(20))
+    assert col["rank_skipped_sim_max"][0] == 0.0 and col["rank_clicked_sim_max"][0] == 1.0
+    assert col["since_first_click"][2] == -1.0 and col["since_first_click"][0] == 0.0
+
+
+def test_not_clicked_similarity_follows_what_the_reader_skips(trained, tmp_path):
+    """An impression the reader does not click makes that article (and its story mates) skipped;
+    clicking it afterwards takes it out again. Read from the store for every list, as serving does."""
+    from recommender.domain import Interaction
+
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    user = next(iter(sample.readers))
+    touched = {e.article_id for e in sample.store.user_events(user, limit=10_000)}
+    by_story: dict[str, list[str]] = {}
+    for aid, story in sample.story.items():
+        if aid not in touched and aid in engine._state.model.item_ids:
+            by_story.setdefault(story, []).append(aid)
+    a, mate = next(ids[:2] for ids in by_story.values() if len(ids) >= 2)
+
+    def columns():
+        _, cols = engine.score(user, [a, mate], features=True)
+        return {n: cols[PREFIX + n] for n in ("skipped_sim_max", "skipped_count", "reader_impressions")}
+
+    before = columns()
+    sample.store.add_events([Interaction(user, a, "impression", sample.now - 30.0, event_id="skip-1")])
+    after = columns()
+    assert after["skipped_count"][0] == pytest.approx(np.log1p(1)) and after["skipped_count"][1] == 0.0
+    assert after["skipped_sim_max"][0] == pytest.approx(1.0, abs=1e-5)
+    assert before["skipped_sim_max"][0] < 0.999
+    assert after["skipped_sim_max"][1] >= before["skipped_sim_max"][1]
+    assert after["reader_impressions"][0] > before["reader_impressions"][0]
+    sample.store.add_events([Interaction(user, a, "click", sample.now - 20.0, event_id="click-1")])
+    clicked = columns()
+    assert clicked["skipped_count"][0] == 0.0 and clicked["skipped_sim_max"][0] < 1.0 - 1e-6
+    engine.close()
+    sample.store.close()
 
 
 def test_feed_is_ranked_by_the_learned_stage_when_the_model_has_one(trained, tmp_path):

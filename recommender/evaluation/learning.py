@@ -32,11 +32,17 @@ log = logging.getLogger(__name__)
 
 POSITION = "position"  # training-only column (position bias as a feature), scored as 0 at serving
 POSITION_BIAS = ("none", "ipw", "feature")
+# "list": every list weighs the same in training (a long list does not outvote a short one), as the
+# per-list metrics judge it
+LIST_WEIGHTING = ("none", "list")
 # the ranker settings tried on the validation day (trees, then the simple fallback)
 CANDIDATES: tuple[dict[str, Any], ...] = (
     {"kind": "hgb", "max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 100},
     {"kind": "hgb", "max_iter": 200, "learning_rate": 0.03, "max_leaf_nodes": 7, "min_samples_leaf": 200},
+    {"kind": "hgb", "max_iter": 300, "learning_rate": 0.03, "max_leaf_nodes": 7, "min_samples_leaf": 500,
+     "l2_regularization": 10.0},
     {"kind": "logistic", "C": 1.0},
+    {"kind": "logistic", "C": 0.2},
     {"kind": "logistic", "C": 0.05},
 )
 
@@ -237,18 +243,25 @@ def position_propensity(data: RankingData, smoothing: float = 50.0) -> np.ndarra
 
 
 def fit_ranker(data: RankingData, settings: dict[str, Any], position_bias: str = "none",
-               seed: int = 0) -> LearnedRanker:
+               seed: int = 0, list_weighting: str = "none") -> LearnedRanker:
     """A :class:`LearnedRanker` on ``data`` with one way of handling position bias:
     ``none``, ``ipw`` (clicks weighted by 1 / propensity of their position) or ``feature``
-    (the position is a column in training, scored as position 0 at serving)."""
+    (the position is a column in training, scored as position 0 at serving); with
+    ``list_weighting="list"`` every list's rows weigh 1 / its size in all."""
     if position_bias not in POSITION_BIAS:
         raise ValueError(f"position_bias must be one of {', '.join(POSITION_BIAS)}; got {position_bias!r}")
+    if list_weighting not in LIST_WEIGHTING:
+        raise ValueError(f"list_weighting must be one of {', '.join(LIST_WEIGHTING)}; got {list_weighting!r}")
     names, X, weight, serving = list(FEATURE_NAMES), data.X, None, None
     if position_bias == "ipw":
         propensity = position_propensity(data)
         weight = np.where(data.y > 0, 1.0 / propensity[data.position], 1.0)
+    if list_weighting == "list":
+        size = np.bincount(data.group, minlength=data.n_groups).astype(np.float64)
+        weight = (1.0 if weight is None else weight) / size[data.group]
+    if weight is not None:
         weight = weight / weight.mean()
-    elif position_bias == "feature":
+    if position_bias == "feature":
         names.append(POSITION)
         X = np.column_stack([data.X, data.position.astype(np.float64)])
         serving = {POSITION: 0.0}
@@ -290,24 +303,29 @@ def choose_ranker(data: RankingData, validation_start: float, seed: int = 0,
                                                                seed)},
         "candidates": [],
     }
-    best: tuple[float, dict, str] | None = None
-    # every setting without a position correction, then each correction with the best setting
-    trials = [(settings, "none") for settings in candidates] + [(None, bias) for bias in POSITION_BIAS[1:]]
-    for settings, bias in trials:
-        if settings is None:  # the best setting without a correction
+    best: tuple[float, dict, str, str] | None = None
+    # every setting as it is, then each position correction with the best setting, then list weighting
+    # with the best of those
+    trials = ([(settings, "none", "none") for settings in candidates] + [(None, bias, "none") for bias in
+                                                                         POSITION_BIAS[1:]]
+              + [(None, None, weighting) for weighting in LIST_WEIGHTING[1:]])
+    for settings, bias, weighting in trials:
+        if settings is None:  # the best setting so far
             settings = best[1]
+        if bias is None:  # the best position-bias handling so far
+            bias = best[2]
         t0 = time.perf_counter()
-        ranker = fit_ranker(fit_part, settings, bias, seed)
+        ranker = fit_ranker(fit_part, settings, bias, seed, weighting)
         metrics = list_metrics(val_part, serving_scores(ranker, val_part), seed)
-        record = {"settings": settings, "position_bias": bias, "validation": metrics,
+        record = {"settings": settings, "position_bias": bias, "list_weighting": weighting, "validation": metrics,
                   "objective": _objective(metrics), "seconds": round(time.perf_counter() - t0, 2)}
         report["candidates"].append(record)
-        log.info("learned ranker %s / %s: %s", settings, bias, metrics)
+        log.info("learned ranker %s / %s / %s: %s", settings, bias, weighting, metrics)
         if best is None or record["objective"] > best[0]:
-            best = (record["objective"], settings, bias)
+            best = (record["objective"], settings, bias, weighting)
     assert best is not None
-    report["chosen"] = {"settings": best[1], "position_bias": best[2]}
-    return fit_ranker(data, best[1], best[2], seed), report
+    report["chosen"] = {"settings": best[1], "position_bias": best[2], "list_weighting": best[3]}
+    return fit_ranker(data, best[1], best[2], seed, best[3]), report
 
 
 def with_learned(model, ranker: LearnedRanker | None):
@@ -327,6 +345,9 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
         part in n for part in ("_1h", "_6h", "_24h")) and not n.startswith("rank_")),
     "all-time window": tuple(n for n in FEATURE_NAMES if "_all" in n and not n.startswith("rank_")),
     "first exposure, first click, age": ("since_first_impression", "since_first_click", "age"),
+    "similarity to clicked (max, mean)": ("clicked_sim_max", "clicked_sim_mean"),
+    "shown and not clicked (similarity, times)": ("skipped_sim_max", "skipped_sim_mean", "skipped_count"),
+    "reader's own click-through": ("reader_ctr", "reader_impressions"),
     "ranks inside the list": tuple(n for n in FEATURE_NAMES if n.startswith("rank_")),
     "list size, reader history": ("list_size", "history_length"),
 }

@@ -61,6 +61,7 @@ FOLLOW_BATCH = 5000  # changes read per query while following the log
 PROFILE_EVENTS = ("click", "read", "share")
 SERVED_LIST_CHUNK = 500  # served lists (one row each) per transaction
 RELATED_TOP_UP = 10  # a reader's related list reaches further down in multiples of this many
+MAX_SKIPPED = 50  # a reader's newest shown-not-clicked articles the learned stage compares candidates with
 READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
 ARTICLE_KEYS_KEPT = 200_000  # article id -> store key entries an engine keeps for cursors
 RETRY_FAILED_SECONDS = 60.0  # a live version that failed is tried again this often even if its folder is unchanged
@@ -957,28 +958,38 @@ class Engine:
         often their last ``max_reader_impressions`` impressions showed each article they did not
         click (impression fatigue). Unchanged when the store fails."""
         p = state.model.ranking
-        shown = counts = np.zeros(0, dtype=np.int64)
+        shown = counts = skipped = np.zeros(0, dtype=np.int64)
+        seen = clicked_seen = 0
         try:
             hidden = np.zeros(0, dtype=np.int64)
-            if known is None or known.has_other_events:  # no hide stored: nothing to ask
+            stored = known is None or known.has_other_events  # no hide or impression stored: nothing to ask
+            if stored:
                 hidden = self._window_reads(state, snap, user_id, now, events=("hide",), raise_errors=True)
-            if p.fatigue_impressions > 0 and p.feed_fatigue > 0:
+            # always read (not only for fatigue): the learned stage's features use the skipped articles and
+            # the reader's own click-through, and must not depend on the blend's settings (training = serving)
+            if stored and self.config.max_reader_impressions > 0:
                 keys, _, ts, _ = self.store.user_event_keys(user_id, limit=self.config.max_reader_impressions,
                                                             events=("impression",))
                 index = state.indices_of_keys(keys[ts <= now], self.store)
-                shown, counts = np.unique(index[index >= 0], return_counts=True)
-                clicked = ~np.isin(shown, profile.positives)
-                shown, counts = shown[clicked], counts[clicked].astype(np.int64)
+                index = index[index >= 0]
+                was_clicked = np.isin(index, profile.positives)
+                seen, clicked_seen = int(index.size), int(was_clicked.sum())
+                shown, counts = np.unique(index, return_counts=True)
+                not_clicked = ~np.isin(shown, profile.positives)
+                shown, counts = shown[not_clicked], counts[not_clicked].astype(np.int64)
+                newest = index[~was_clicked][::-1]  # newest first; keep each article's newest showing
+                _, first = np.unique(newest, return_index=True)
+                skipped = newest[np.sort(first)][:MAX_SKIPPED]
         except StoreError:
             return profile
-        if hidden.size == 0 and shown.size == 0:
+        if hidden.size == 0 and seen == 0:
             return profile
         cats = snap.category(hidden).astype(np.int64)
         cats = cats[cats >= 0]
         return dataclasses.replace(
             profile, hidden=hidden, hidden_stories=np.unique(snap.story(hidden)),
             hidden_categories=np.bincount(cats, minlength=len(state.categories.names)) if cats.size else None,
-            shown=shown, shown_counts=counts)
+            shown=shown, shown_counts=counts, skipped=skipped, impressions_seen=seen, impressions_clicked=clicked_seen)
 
     def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
                       events: tuple[str, ...] = PROFILE_EVENTS, raise_errors: bool = False) -> np.ndarray:

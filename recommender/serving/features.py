@@ -3,8 +3,12 @@
 One function, :func:`feed_features`, turns the scored candidates of a feed (or of a logged
 impression, offline) into a feature matrix: the blend's own parts, online clicks and exposures
 in several decayed windows, click-through with several priors, clicks against what the
-exposure predicts, time since first exposure and first click, the ranks of these inside the
-candidate list, the list's size and the reader's history length. The engine calls it for
+exposure predicts, time since first exposure and first click, the reader's side (text
+similarity to their newest clicked articles and to what they were shown and did not click,
+max and mean; how often they skipped the candidate itself; their own click-through), the
+ranks of these inside the candidate list, the list's size and the reader's history length.
+Everything is as of the list: the reader's skipped articles come from their last impressions
+(the newest 50 distinct), read by the engine for every list. The engine calls it for
 feeds and for :meth:`~recommender.serving.engine.Engine.score`, which the offline replay
 uses, so training sees exactly the features serving computes. :func:`learned_stage` re-scores
 the best candidates with the bundle's :class:`~recommender.models.learned.LearnedRanker`.
@@ -27,8 +31,12 @@ BLEND_PARTS = ("fresh", "trending", "ctr", "follow_category", "follow_region", "
 WINDOW_NAMES = ("1h", "6h", "24h", "all")  # ExposureStats.half_lives_hours (1, 6, 24, 10,000)
 CTR_PRIORS = (1.0, 10.0, 100.0)  # pseudo-impressions at the site's click-through
 MAX_HOURS = 1000.0
-RANKED = ("blend", "ctr_6h_p10", "ctr_all_p10", "clicks_6h", "impressions_6h", "excess_6h", "excess_all",
-          "since_first_impression", "content")
+READER_SIMILARITY = ("clicked_sim_max", "clicked_sim_mean", "skipped_sim_max", "skipped_sim_mean")
+MAX_CLICKED = 50  # the reader's newest clicked articles compared with each candidate (bounded: a feed does it)
+READER_CTR_PRIOR = 10.0  # pseudo-impressions at the site's click-through for the reader's own click-through
+RANKED = ("blend", "ctr_6h_p10", "ctr_all_p10", "clicks_6h", "impressions_6h", "excess_1h", "excess_6h",
+          "excess_24h", "excess_all", "since_first_impression", "since_first_click", "content", "affinity",
+          "clicked_sim_max", "skipped_sim_max")
 PREFIX = "lf_"  # feature columns in Candidates.features
 LEARNED_POOL = 100  # feed candidates the learned stage re-scores (best by the blend; a page is 20)
 
@@ -40,6 +48,7 @@ def feature_names() -> list[str]:
         names += [f"clicks_{w}", f"impressions_{w}", f"excess_{w}"]
     names += [f"ctr_{w}_p{int(a)}" for w in ("6h", "all") for a in CTR_PRIORS] + ["ctr_1h_p10", "ctr_24h_p10"]
     names += ["since_first_impression", "since_first_click", "age"]
+    names += [*READER_SIMILARITY, "skipped_count", "reader_ctr", "reader_impressions"]
     names += [f"rank_{name}" for name in RANKED]
     names += ["list_size", "history_length"]
     return names
@@ -59,6 +68,36 @@ def _percentile(x: np.ndarray) -> np.ndarray:
     if x.size < 2:
         return np.ones_like(x, dtype=np.float64)
     return (rankdata(x, method="average") - 1.0) / (x.size - 1.0)
+
+
+def _similarity(text: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Max and mean cosine of each row of ``text`` (n, d) with the rows of ``others`` (k, d) that
+    have a text vector; zeros when none has (articles without text say nothing)."""
+    n = text.shape[0]
+    norms = np.linalg.norm(others, axis=1) if others.size else np.zeros(0)
+    others = others[norms > 1e-9] / norms[norms > 1e-9, None] if others.size else others
+    if others.shape[0] == 0 or n == 0:
+        return np.zeros(n), np.zeros(n)
+    t_norm = np.linalg.norm(text, axis=1)
+    sims = (text @ others.T) / np.where(t_norm > 1e-9, t_norm, 1.0)[:, None]
+    return sims.max(axis=1).astype(np.float64), sims.mean(axis=1).astype(np.float64)
+
+
+def _recent_unique(items: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` newest distinct entries of ``items`` (oldest first in, newest first out)."""
+    newest = np.asarray(items, dtype=np.int64)[::-1]
+    _, first = np.unique(newest, return_index=True)
+    return newest[np.sort(first)][:k]
+
+
+def _times_shown(profile: ReaderProfile, index: np.ndarray) -> np.ndarray:
+    """How often the reader was shown each candidate without clicking it (their last impressions)."""
+    if profile.shown.size == 0:
+        return np.zeros(index.size)
+    order = np.argsort(profile.shown)
+    shown, counts = profile.shown[order], profile.shown_counts[order]
+    at = np.clip(np.searchsorted(shown, index), 0, shown.size - 1)
+    return np.where(shown[at] == index, counts[at], 0).astype(np.float64)
 
 
 def feed_features(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters, now: float,
@@ -104,6 +143,17 @@ def feed_features(snap: Snapshot, profile: ReaderProfile, counters: DecayedCount
     cols["since_first_impression"] = _hours_since(first_impression, now)
     cols["since_first_click"] = _hours_since(first_click, now)
     cols["age"] = _hours_since(snap.published_at(index), now)
+    # the reader: what they clicked and what they were shown and skipped, as of this list
+    text = snap.text(index)
+    cols["clicked_sim_max"], cols["clicked_sim_mean"] = _similarity(
+        text, snap.text(_recent_unique(profile.positives, MAX_CLICKED)))
+    cols["skipped_sim_max"], cols["skipped_sim_mean"] = _similarity(text, snap.text(profile.skipped))
+    cols["skipped_count"] = np.log1p(_times_shown(profile, index))
+    site_all = max(site[-1], 1e-6)
+    reader = (profile.impressions_clicked + READER_CTR_PRIOR * site_all) / (
+        profile.impressions_seen + READER_CTR_PRIOR) / site_all
+    cols["reader_ctr"] = np.full(n, reader)
+    cols["reader_impressions"] = np.full(n, np.log1p(profile.impressions_seen))
     for name in RANKED:
         values = cols[name]
         if name == "since_first_impression":  # newest exposure ranks highest; never shown counts as newest

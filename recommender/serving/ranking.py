@@ -57,6 +57,9 @@ class ReaderProfile:
     hidden_categories: np.ndarray | None = None  # hides per category code
     shown: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # articles shown, not clicked
     shown_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # times each was shown
+    skipped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # newest shown-not-clicked first
+    impressions_seen: int = 0  # the reader's last impressions counted (their own click-through)
+    impressions_clicked: int = 0  # of those, how many they clicked
 
     @property
     def is_cold(self) -> bool:
