@@ -30,14 +30,10 @@ sys.path.insert(0, str(_HERE.parent / "docs" / "examples"))  # the documented ex
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import percentiles_ms, print_table, write_json  # noqa: E402
-from recommender.datasets.ingest import import_articles, import_events, import_preferences  # noqa: E402
-from recommender.datasets.synthetic import generate  # noqa: E402
-from recommender.domain import parse_time  # noqa: E402
+from benchmarks.common import percentiles_ms, print_table, sample_store, write_json  # noqa: E402
 from recommender.models.fitting import build_model  # noqa: E402
 from recommender.params import TrainParams  # noqa: E402
 from recommender.serving.engine import Engine, EngineConfig  # noqa: E402
-from recommender.store import SQLiteStore  # noqa: E402
 
 PLUGINS = [
     {"role": "scorer", "path": "regional:RegionScorer", "params": {"favour": "Jabar"}, "weight": 5.0,
@@ -87,13 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                     "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="newsrec-byo-bench-") as tmp:
         root = Path(tmp)
-        data = generate(n_articles=args.articles, n_users=args.users, days=args.days, seed=0)
-        paths = data.write_jsonl(root / "sample")
-        store = SQLiteStore(root / "s.sqlite3", synchronous="OFF")
-        import_articles(store, paths["articles"], show_progress=False)
-        import_events(store, paths["events"], show_progress=False)
-        import_preferences(store, paths["preferences"], show_progress=False)
-        now = max(parse_time(e["ts"], "ts") for e in data.events) + 60.0
+        data, store, now = sample_store(root, args.articles, args.users, args.days)
         t0 = time.perf_counter()
         build_model(store, TrainParams(), as_of=now, seed=0)
         t1 = time.perf_counter()
@@ -104,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         model = built.serving_model("bench")
         result["window_articles"] = model.n_items - model.window_start
         engine = Engine(store, root / "models", EngineConfig(log_impressions=False, related_cache_seconds=0.0,
-                                                            full_scan_max=args.full_scan_max),
+                                                            feed_cache_seconds=0.0, full_scan_max=args.full_scan_max),
                         clock=lambda: now)
         users = [str(u) for u in np.random.default_rng(0).permutation(sorted({e["user_id"] for e in data.events}))]
         anchors = [str(a) for a in model.item_ids.ids[model.window_start:][::7]]

@@ -214,3 +214,23 @@ def verdict(value: float, target: float, higher_is_better: bool = False) -> str:
         return "n/a"
     ok = value >= target if higher_is_better else value <= target
     return "ok" if ok else "MISSED"
+
+
+def sample_store(root: Path, n_articles: int, n_users: int, days: float, seed: int = 0,
+                 synchronous: str = "OFF", end=None):
+    """``(data, store, now)``: the generated Indonesian sample written under ``root`` and imported
+    into a SQLite store there (articles, events, preferences); ``now`` is a minute after its
+    newest event. ``synchronous="OFF"`` where the benchmark does not measure the store's writes."""
+    from recommender.datasets.ingest import import_articles, import_events, import_preferences
+    from recommender.datasets.synthetic import generate
+    from recommender.domain import parse_time
+    from recommender.store import SQLiteStore
+
+    extra = {} if end is None else {"end": end}
+    data = generate(n_articles=n_articles, n_users=n_users, days=days, seed=seed, **extra)
+    paths = data.write_jsonl(root / "sample")
+    store = SQLiteStore(root / "s.sqlite3", synchronous=synchronous)
+    import_articles(store, paths["articles"], show_progress=False)
+    import_events(store, paths["events"], show_progress=False)
+    import_preferences(store, paths["preferences"], show_progress=False)
+    return data, store, max(parse_time(e["ts"], "ts") for e in data.events) + 60.0

@@ -30,12 +30,9 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from recommender.datasets.ingest import import_articles, import_events, import_preferences  # noqa: E402
-from recommender.datasets.synthetic import generate  # noqa: E402
-from recommender.domain import parse_time  # noqa: E402
+from benchmarks.common import sample_store  # noqa: E402
 from recommender.models.fitting import build_model  # noqa: E402
 from recommender.serving.engine import Engine, EngineConfig  # noqa: E402
-from recommender.store import SQLiteStore  # noqa: E402
 
 SETTINGS = {
     "off": {"feature_log_rate": 0.0},
@@ -55,17 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="newsrec-featlog-bench-") as tmp:
         root = Path(tmp)
-        data = generate(n_articles=args.articles, n_users=args.users, days=args.days, seed=0)
-        paths = data.write_jsonl(root / "sample")
-        store = SQLiteStore(root / "s.sqlite3")
-        import_articles(store, paths["articles"], show_progress=False)
-        import_events(store, paths["events"], show_progress=False)
-        import_preferences(store, paths["preferences"], show_progress=False)
-        now = max(parse_time(e["ts"], "ts") for e in data.events) + 60.0
+        data, store, now = sample_store(root, args.articles, args.users, args.days, synchronous="FULL")
         model = build_model(store, as_of=now, seed=0).serving_model("bench")
         engines = {}
         for name, config in SETTINGS.items():
-            engines[name] = Engine(store, root / "models", EngineConfig(**config), clock=lambda: now)
+            engines[name] = Engine(store, root / "models", EngineConfig(feed_cache_seconds=0.0, **config),
+                                   clock=lambda: now)  # every feed built, none a cached page
             engines[name].use_model(model)
             engines[name].refresh()
         users = sorted({e["user_id"] for e in data.events})

@@ -27,9 +27,8 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from recommender.datasets.ingest import import_articles, import_events, import_preferences  # noqa: E402
-from recommender.datasets.synthetic import generate  # noqa: E402
-from recommender.domain import parse_time  # noqa: E402
+from benchmarks.common import sample_store  # noqa: E402
+
 from recommender.evaluation.learning import with_learned  # noqa: E402
 from recommender.models.fitting import build_model  # noqa: E402
 from recommender.models.learned import LearnedRanker  # noqa: E402
@@ -86,15 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="newsrec-learned-bench-") as tmp:
         root = Path(tmp)
-        data = generate(n_articles=args.articles, n_users=args.users, days=args.days, seed=0)
-        paths = data.write_jsonl(root / "sample")
-        store = SQLiteStore(root / "s.sqlite3", synchronous="OFF")
-        import_articles(store, paths["articles"], show_progress=False)
-        import_events(store, paths["events"], show_progress=False)
-        import_preferences(store, paths["preferences"], show_progress=False)
-        now = max(parse_time(e["ts"], "ts") for e in data.events) + 60.0
+        data, store, now = sample_store(root, args.articles, args.users, args.days)
         model = build_model(store, as_of=now, seed=0).serving_model("bench")
-        engine = Engine(store, root / "models", EngineConfig(log_impressions=False), clock=lambda: now)
+        engine = Engine(store, root / "models", EngineConfig(log_impressions=False, feed_cache_seconds=0.0),
+                        clock=lambda: now)  # every feed built, none a cached page
         engine.use_model(model)
         engine.refresh()
         users = sorted({e["user_id"] for e in data.events})
