@@ -57,7 +57,7 @@ MIND = "mind-small-sample"
 ID_NEWS = "id-news-kompas-tribun-2023"
 ID_FILE = "tribunnews.csv"  # a superset of kompas.csv (see its PROVENANCE.md)
 SEED = 0
-MMR_LAMBDAS = (0.9, 0.7, 0.5)  # MMR diversity beside the caps on the editors' links
+MMR_LAMBDAS = (0.95, 0.9, 0.7, 0.5)  # MMR diversity beside the caps on the editors' links
 
 
 # --- MIND ------------------------------------------------------------------------------------

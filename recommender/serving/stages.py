@@ -414,7 +414,7 @@ class Diversify:
     def __call__(self, b: ListBuild) -> ListBuild:
         p = b.snap.model.ranking
         n = max(0, b.size - len(b.pins))
-        if p.diversity == "mmr":  # penalties instead of caps; related lists, like their caps, judge stories pair by pair
+        if p.diversity == "mmr":  # penalties, not caps; related lists (like their caps) judge stories pair by pair
             text = b.cand.features.get("text") if self.kind != "feed" else None
             b.chosen = mmr(b.snap, b.cand, n, p.mmr_lambda, p.duplicate_similarity,
                            uncapped=None if text is None else text >= p.related_follow_up_similarity,
