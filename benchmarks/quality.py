@@ -16,6 +16,8 @@ Each data set is ingested into a fresh temporary store and evaluated with
   Indonesian articles): protocol ``related``; ground truth are the editor's in-body
   "Baca juga: <title>" links matched to corpus titles. The links are stripped from every body
   before it is stored, so no model can read the target's title in the anchor.
+  ``newsrec-mmr-<lambda>`` rows are the same model with MMR re-ranking instead of the diversity
+  caps (``RankingParams.diversity = "mmr"``), beside the caps' ``newsrec``.
 
 A data set whose folder is absent is skipped with a message. Writes ``DIR/report.json``
 (``{"datasets": {NAME: {"protocol", "n_test", "models": {MODEL: {METRIC: value}}}}}``),
