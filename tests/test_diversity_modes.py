@@ -54,3 +54,21 @@ def test_the_mode_round_trips_through_a_trained_bundle(trained, tmp_path):
     finally:
         engine.close()
         clone.store.close()
+
+
+def test_the_inspector_says_mmr_held_an_article_back_not_a_story_cap(trained):
+    engine = trained.engine(related_cache_seconds=0)
+    try:
+        engine.use_model(_with(engine._state.model, diversity="mmr", mmr_lambda=0.3))
+        anchor = sorted(trained.articles)[0]
+        seen = engine.inspect_related(anchor, limit=LIMIT, others=tuple(sorted(trained.articles)))
+        listed = [item.article_id for item in seen["list"].items]
+        assert listed == [item.article_id for item in engine.related(anchor, limit=LIMIT).items]
+        last = min(item.score for item in seen["list"].items)
+        verdicts = list(seen["verdicts"])
+        assert not any(v.code == "story_capped" for v in verdicts)
+        held = [v for v in verdicts if v.code == "mmr_redundant"]
+        assert held and all(v.score > last and v.article_id not in listed for v in held)
+        assert all(v.score <= last + 1e-9 for v in verdicts if v.code == "scored_lower")
+    finally:
+        engine.close()
