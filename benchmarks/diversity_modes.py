@@ -6,9 +6,10 @@ feed of 10 from the engine as of the cut, once per mode, in the same run. Report
 hit@10 (share of the reader's clicked/read/shared articles of the last day that the feed
 holds), rank-biased category entropy (``evaluation.metrics.rank_biased_entropy``), and the
 rank-biased overlap with the pure score order (MMR at lambda 1, i.e. how far each mode moves
-the list). Generated readers follow their generated interests, so hit@10 judges only whether a
-mode pushes away what they read, not real editors' or readers' taste: the real-data comparison
-is the ``id-news-editor-links`` part of ``benchmarks/quality.py``.
+the list), and the CPU time per feed (median of alternating rounds, ratio to the caps).
+Generated readers follow their generated interests, so hit@10 judges only whether a mode pushes
+away what they read, not real editors' or readers' taste: the real-data comparison is the
+``id-news-editor-links`` part of ``benchmarks/quality.py``.
 
 Usage::
 
@@ -20,8 +21,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import statistics
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=600)
     ap.add_argument("--days", type=float, default=8.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for the CPU time (median)")
     ap.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     args = ap.parse_args(argv)
     data = generate(n_articles=args.articles, n_users=args.users, days=args.days, seed=args.seed)
@@ -84,10 +89,17 @@ def main(argv: list[str] | None = None) -> int:
                 engine.use_model(model)
                 return [engine.feed(u, limit=LIMIT).items for u in readers]
 
-            reference = feeds(SCORE_ORDER)
+            modes = {**MODES, "score order (mmr 1.0, no diversity)": SCORE_ORDER}
+            cpu: dict[str, list[float]] = {name: [] for name in modes}
+            lists: dict[str, list[list]] = {}
+            for _ in range(args.rounds):  # alternating rounds: the machine's load hits every mode alike
+                for name, changes in modes.items():
+                    t0 = time.process_time()
+                    lists[name] = feeds(changes)
+                    cpu[name].append((time.process_time() - t0) / len(readers) * 1000.0)
+            reference = lists["score order (mmr 1.0, no diversity)"]
             rows = {}
-            for name, changes in {**MODES, "score order (mmr 1.0, no diversity)": SCORE_ORDER}.items():
-                got = reference if changes is SCORE_ORDER else feeds(changes)
+            for name, got in lists.items():
                 rows[name] = {
                     "hit@10": float(np.mean([len(truth[u] & {i.article_id for i in items}) / len(truth[u])
                                              for u, items in zip(readers, got)])),
@@ -96,17 +108,24 @@ def main(argv: list[str] | None = None) -> int:
                     "rbo_vs_score_order": float(np.mean([rank_biased_overlap([i.article_id for i in a],
                                                                              [i.article_id for i in b])
                                                          for a, b in zip(got, reference)])),
+                    "cpu_ms_per_feed": statistics.median(cpu[name]),
                 }
         finally:
             engine.close()
             store.close()
-    print(f"{len(readers)} readers with last-day reads, cut {cut:.0f}, feeds of {LIMIT}\n")
-    print("| mode | hit@10 | rank-biased category entropy | RBO vs score order |\n|---|---|---|---|")
+    caps = rows["caps (default)"]["cpu_ms_per_feed"]
+    for r in rows.values():
+        r["cpu_vs_caps"] = r["cpu_ms_per_feed"] / caps
+    load = os.getloadavg()[0]
+    print(f"{len(readers)} readers with last-day reads, cut {cut:.0f}, feeds of {LIMIT}, load {load:.1f}\n")
+    print("| mode | hit@10 | rank-biased category entropy | RBO vs score order | CPU ms/feed (median) | vs caps |")
+    print("|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['hit@10']:.3f} | {r['rank_biased_entropy']:.3f} | {r['rbo_vs_score_order']:.3f} |")
+        print(f"| {name} | {r['hit@10']:.3f} | {r['rank_biased_entropy']:.3f} | {r['rbo_vs_score_order']:.3f} "
+              f"| {r['cpu_ms_per_feed']:.2f} | {r['cpu_vs_caps']:.2f} |")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "json"},
-                                         "readers": len(readers), "modes": rows}, indent=2))
+                                         "readers": len(readers), "load": load, "modes": rows}, indent=2))
     return 0
 
 
