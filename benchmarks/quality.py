@@ -16,6 +16,8 @@ Each data set is ingested into a fresh temporary store and evaluated with
   Indonesian articles): protocol ``related``; ground truth are the editor's in-body
   "Baca juga: <title>" links matched to corpus titles. The links are stripped from every body
   before it is stored, so no model can read the target's title in the anchor.
+  ``newsrec-mmr-<lambda>`` rows are the same model with MMR re-ranking instead of the diversity
+  caps (``RankingParams.diversity = "mmr"``), beside the caps' ``newsrec``.
 
 A data set whose folder is absent is skipped with a message. Writes ``DIR/report.json``
 (``{"datasets": {NAME: {"protocol", "n_test", "models": {MODEL: {METRIC: value}}}}}``),
@@ -46,7 +48,7 @@ from recommender.evaluation.learning import choose_ranker, feature_ablation, rep
 from recommender.evaluation.splitting import validation_cut  # noqa: E402
 from recommender.evaluation.tuning import tune  # noqa: E402
 from recommender.datasets.ingest import import_mind  # noqa: E402
-from recommender.params import TrainParams  # noqa: E402
+from recommender.params import RankingParams, TrainParams  # noqa: E402
 from recommender.store import SQLiteStore  # noqa: E402
 from recommender.text.cleaning import strip_furniture, unescape_html  # noqa: E402
 from training.report import model_table, new_report, write_report  # noqa: E402
@@ -57,6 +59,7 @@ MIND = "mind-small-sample"
 ID_NEWS = "id-news-kompas-tribun-2023"
 ID_FILE = "tribunnews.csv"  # a superset of kompas.csv (see its PROVENANCE.md)
 SEED = 0
+MMR_LAMBDAS = (0.95, 0.9, 0.7, 0.5)  # MMR diversity beside the caps on the editors' links
 
 
 # --- MIND ------------------------------------------------------------------------------------
@@ -253,7 +256,11 @@ def run_id_news(path: Path, progress: bool) -> dict[str, dict]:
         store = SQLiteStore(Path(tmp) / "id.sqlite3", synchronous="OFF")
         store.upsert_articles(articles)
         cut = max(a.published_at for a in articles) + 60.0
-        with Evaluation(store, cut, variants={"newsrec": TrainParams()}, editor_links=links, seed=SEED,
+        # the caps (newsrec, the default) beside MMR re-ranking at a few lambdas, same models and anchors
+        variants = {"newsrec": TrainParams(), **{
+            f"newsrec-mmr-{lam}": TrainParams(ranking=RankingParams(diversity="mmr", mmr_lambda=lam))
+            for lam in MMR_LAMBDAS}}
+        with Evaluation(store, cut, variants=variants, editor_links=links, seed=SEED,
                         show_progress=progress) as ev:
             ev.prepare()
             entry = ev.run("related")

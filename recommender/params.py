@@ -59,6 +59,9 @@ class EventWeights:
         return np.exp2(-age_days / self.half_life_days).astype(np.float32)
 
 
+DIVERSITY_MODES = ("caps", "mmr")
+
+
 @dataclass(frozen=True)
 class RankingParams:
     """Blend weights and shapes used at serving time (and by the offline replay)."""
@@ -99,6 +102,11 @@ class RankingParams:
     feed_fatigue: float = 0.5
     session_minutes: float = 30.0
     # both
+    # "caps": the story cap and category share above; "mmr": maximal marginal relevance trading score
+    # (weight mmr_lambda) against story and category redundancy (serving.ranking.mmr). Measured in
+    # benchmarks/quality.py: caps stays the default (README, "MMR against the caps")
+    diversity: str = "caps"
+    mmr_lambda: float = 0.7
     duplicate_similarity: float = 0.92
     ctr_prior_strength: float = 20.0
     # live click-through over the clicks expected at the positions shown (a position curve fitted at
@@ -108,6 +116,13 @@ class RankingParams:
     window_days: float = 7.0
     # an archive (or a sample) whose last window_days hold fewer articles: the newest this many instead
     min_window_articles: int = 200
+
+    def __post_init__(self) -> None:
+        if self.diversity not in DIVERSITY_MODES:
+            raise ValueError(f"diversity must be one of {', '.join(DIVERSITY_MODES)}, got {self.diversity!r}")
+        if isinstance(self.mmr_lambda, bool) or not isinstance(self.mmr_lambda, (int, float)) \
+                or not 0.0 <= self.mmr_lambda <= 1.0:
+            raise ValueError(f"mmr_lambda must be a number between 0 and 1, got {self.mmr_lambda!r}")
 
 
 PLUGIN_ROLES = ("scorer", "candidates", "embedder")

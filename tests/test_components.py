@@ -146,3 +146,61 @@ def test_diversify_caps_a_story_pair_by_pair_not_by_chained_labels():
     assert (text[:5] @ text[:5].T)[np.triu_indices(5, 1)].min() > 0.7  # the first five are one story
     assert list(pairwise[:2]) == [0, 1] and set(pairwise[2:5]) == {5, 6, 7}  # then the other stories
     assert list(by_label[:2]) == [0, 1] and len(by_label) == 6  # labels cap everything, then fill
+
+
+def _mmr_case(story=None, text=None):
+    """Six articles of category 0 (scores 1.0 .. 0.75) above three of category 1 (0.5 .. 0.4)."""
+    from recommender.serving.ranking import Candidates
+
+    score = np.array([1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.5, 0.45, 0.4])
+    category = np.array([0] * 6 + [1] * 3)
+    text = np.eye(9, dtype=np.float32) if text is None else text  # unrelated texts unless told
+    story = np.arange(9) if story is None else story
+    cand = Candidates(np.arange(9), {"story": story, "category": category}, score=score)
+    return _Snap(text, [f"judul {i}" for i in range(9)]), cand
+
+
+def test_mmr_with_lambda_one_is_the_score_order_and_lower_lambda_spreads_categories():
+    from recommender.serving.ranking import mmr
+
+    snap, cand = _mmr_case()
+    assert list(mmr(snap, cand, 6, 1.0, 0.99)) == [0, 1, 2, 3, 4, 5]
+    # lambda 0.5: the list is all category 0 after five picks (penalty 0.5 x 0.5), enough to lift
+    # the best of category 1 (relevance 1/6) over the sixth of category 0 (relevance 7/12)
+    assert list(mmr(snap, cand, 6, 0.5, 0.99)) == [0, 1, 2, 3, 4, 6]
+    # lambda 0.3: category 1's best comes second, and two of its three articles are in the list
+    low = mmr(snap, cand, 6, 0.3, 0.99)
+    assert list(low[:2]) == [0, 6] and set(low) == {0, 1, 2, 3, 6, 7}
+    # pages are stable: the first k are the same whatever n >= k
+    assert list(mmr(snap, cand, 3, 0.3, 0.99)) == list(low[:3])
+
+
+def test_mmr_penalises_story_mates_by_label_and_by_text_but_not_follow_ups():
+    from recommender.serving.ranking import mmr
+
+    story = np.arange(9)
+    story[1] = 0  # 1 is another article of 0's story
+    snap, cand = _mmr_case(story=story)
+    # 1's story term costs it 0.3 x 0.5 = 0.15 against the others, 2.6 ranks' worth of relevance (0.7 x 1/12 each)
+    assert list(mmr(snap, cand, 4, 0.7, 0.99)) == [0, 2, 3, 1]
+    assert list(mmr(snap, cand, 3, 0.7, 0.99, story_labels=False, categories=False)) == [0, 1, 2]
+    text = np.eye(9, dtype=np.float32)
+    text[1] = (text[0] + text[1]) / np.sqrt(2)  # 1 is close to 0 in text (cosine 0.71), not a duplicate
+    snap, cand = _mmr_case(text=text)
+    assert list(mmr(snap, cand, 3, 0.7, 0.99, story_labels=False, categories=False)) == [0, 2, 3]
+    follow_up = np.zeros(9, dtype=bool)
+    follow_up[1] = True  # a follow-up of the anchor's story carries no story term
+    assert list(mmr(snap, cand, 3, 0.7, 0.99, uncapped=follow_up, story_labels=False, categories=False)) == [0, 1, 2]
+
+
+def test_mmr_rejects_a_lambda_outside_zero_to_one():
+    from recommender.params import RankingParams
+    from recommender.serving.ranking import mmr
+
+    snap, cand = _mmr_case()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        mmr(snap, cand, 3, 1.5, 0.99)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        RankingParams(diversity="mmr", mmr_lambda=-0.1)
+    with pytest.raises(ValueError, match="caps, mmr"):
+        RankingParams(diversity="MMR")

@@ -168,7 +168,14 @@ def _params(value: Any, label: str) -> dict[str, float]:
                                   f"(e.g. feed_trending, feed_cf, related_fresh)")
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
             raise ValidationError(f"params of variant {label}: {key} must be a finite number")
+        if "str" in str(_RANKING_FIELDS[key]):  # e.g. diversity: numbers only here (the API schema says so)
+            raise ValidationError(f"params of variant {label}: {key} is not a number; set it in the training "
+                                  f"config instead")
         out[key] = int(v) if "int" in str(_RANKING_FIELDS[key]) else float(v)
+    try:  # ranges the parameters check themselves (e.g. mmr_lambda in [0, 1])
+        RankingParams(**out)
+    except ValueError as e:
+        raise ValidationError(f"params of variant {label}: {e}") from None
     return out
 
 

@@ -2,7 +2,7 @@
 
 For the newsroom console (``api.console``): read-only, off the serving path, built from the same
 ranking functions as :meth:`Engine.related` (candidates, ``score_related``, the story cap of
-``diversify``), so what it says matches what readers get.
+``diversify`` or, with ``diversity = "mmr"``, MMR's penalty), so what it says matches what readers get.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ VERDICTS = {
     "not_candidate": "not a candidate: not among the article's text, co-reading or CF neighbours",
     "duplicate_of_anchor": "a near-duplicate of the article itself",
     "story_capped": "same story capped: enough articles of its story are already listed",
+    "mmr_redundant": "held back by MMR diversity: too like the articles already listed for its score",
     "duplicate_of_listed": "a near-duplicate of an article already listed",
     "scored_lower": "scored below the last listed article",
 }
@@ -91,6 +92,14 @@ def verdict(snap: Snapshot, anchor: int, index: int, article_id: str, listed: np
     last = min((scored[i]["score"] for i in listed.tolist() if i in scored), default=-np.inf)
     if score is not None and score > last and listed.size:
         others = snap.text(listed) @ text[1]
+        if p.diversity == "mmr":  # no cap: a penalty for resembling what is listed (ranking.mmr)
+            for k in np.flatnonzero(others >= p.duplicate_similarity).tolist():
+                if near_duplicate(snap, int(listed[k]), index, float(others[k]), p.duplicate_similarity):
+                    return Verdict(article_id, "duplicate_of_listed", snap.meta(int(listed[k])).article_id, score,
+                                   parts)
+            closest = float(others.max()) if np.any(text[1]) else 0.0
+            return Verdict(article_id, "mmr_redundant", f"text similarity up to {closest:.2f} to listed articles, "
+                                                       f"mmr_lambda {p.mmr_lambda}", score, parts)
         if p.related_story_similarity is not None and np.any(text[1]):
             same_story = int((others >= p.related_story_similarity).sum())
         else:

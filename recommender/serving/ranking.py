@@ -591,3 +591,61 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
             copies += (text @ text[rank]) >= story_similarity
             copies_list = copies.tolist()
     return np.asarray(chosen, dtype=np.int64)
+
+
+def mmr(snap: Snapshot, cand: Candidates, n: int, lam: float, duplicate_similarity: float,
+        pool: int | None = None, uncapped: np.ndarray | None = None, story_labels: bool = True,
+        categories: bool = True) -> np.ndarray:
+    """Maximal marginal relevance (Carbonell & Goldstein 1998), an alternative to :func:`diversify`'s caps.
+
+    Each step takes the candidate with the best ``lam * relevance - (1 - lam) * redundancy``.
+    Relevance is the score min-max scaled over the pool, so ``lam`` means the same whatever the
+    blend's scale. Redundancy is a penalty, not a cap: the story term (highest text cosine to an
+    article already chosen, or 1 for a chosen article with the same story label when
+    ``story_labels``) averaged with the share of the list so far in the candidate's category
+    (when ``categories``). ``lam=1`` is the score order. Near-duplicates are skipped as in
+    :func:`diversify`; ``uncapped`` candidates (the anchor's follow-ups) carry no story term.
+    Like :func:`diversify`, each step looks only at what was already chosen, so pages are stable.
+    Returns positions into ``cand`` (at most ``n``).
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"mmr_lambda must be between 0 and 1, got {lam}")
+    if cand.index.size == 0 or n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    order = top_k(cand.score, pool or max(300, 3 * n))
+    score = np.asarray(cand.score, dtype=np.float64)[order]
+    span = float(score.max() - score.min())
+    relevance = (score - score.min()) / span if span > 0 else np.ones(order.size)
+    text = snap.text(cand.index[order])
+    has_text = np.any(text, axis=1)
+    story = cand.features["story"][order]
+    free = np.zeros(order.size, dtype=bool) if uncapped is None else np.asarray(uncapped, dtype=bool)[order]
+    category = np.unique(cand.features["category"][order], return_inverse=True)[1].ravel()
+    in_category = np.zeros(int(category.max()) + 1)
+    closest = np.zeros(order.size)  # highest text similarity to a chosen article
+    open_ = np.ones(order.size, dtype=bool)
+    chosen: list[int] = []
+    chosen_rows: list[int] = []
+    while len(chosen) < n and open_.any():
+        value = lam * relevance
+        if chosen and lam < 1.0:
+            story_term = np.where(free, 0.0, closest)
+            redundancy = (story_term + in_category[category] / len(chosen)) / 2 if categories else story_term
+            value = value - (1.0 - lam) * redundancy
+        value = np.where(open_, value, -np.inf)
+        rank = int(np.argmax(value))  # ties go to the better score (lower rank)
+        open_[rank] = False
+        if chosen_rows and has_text[rank]:
+            sims = text[chosen_rows] @ text[rank]
+            if any(near_duplicate(snap, int(cand.index[order[chosen_rows[c]]]), int(cand.index[order[rank]]),
+                                  float(sims[c]), duplicate_similarity)
+                   for c in np.flatnonzero(sims >= duplicate_similarity)):
+                continue
+        chosen.append(int(order[rank]))
+        chosen_rows.append(rank)
+        if has_text[rank]:
+            closest = np.maximum(closest, text @ text[rank])
+        if story_labels:
+            closest[story == story[rank]] = 1.0
+        in_category[category[rank]] += 1
+    return np.asarray(chosen, dtype=np.int64)

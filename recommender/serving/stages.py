@@ -30,6 +30,7 @@ from .ranking import (
     WindowSummary,
     diversify,
     feed_candidates,
+    mmr,
     related_candidates,
     score_feed,
     score_related,
@@ -404,7 +405,8 @@ def _concat(a: Candidates, b: Candidates) -> Candidates:
 # -- diversity --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Diversify:
-    """Greedy diversity (:func:`ranking.diversify`) over the rest of the list: pins keep their places."""
+    """Greedy diversity over the rest of the list: pins keep their places. ``RankingParams.diversity``
+    picks the caps (:func:`ranking.diversify`, the default) or MMR penalties (:func:`ranking.mmr`)."""
 
     kind: str
     name: str = "diversity"
@@ -412,7 +414,12 @@ class Diversify:
     def __call__(self, b: ListBuild) -> ListBuild:
         p = b.snap.model.ranking
         n = max(0, b.size - len(b.pins))
-        if self.kind == "feed":
+        if p.diversity == "mmr":  # penalties, not caps; related lists (like their caps) judge stories pair by pair
+            text = b.cand.features.get("text") if self.kind != "feed" else None
+            b.chosen = mmr(b.snap, b.cand, n, p.mmr_lambda, p.duplicate_similarity,
+                           uncapped=None if text is None else text >= p.related_follow_up_similarity,
+                           story_labels=self.kind == "feed", categories=self.kind == "feed")
+        elif self.kind == "feed":
             b.chosen = diversify(b.snap, b.cand, n, p.feed_max_per_story, p.feed_max_category_share,
                                  p.duplicate_similarity)
         else:
