@@ -30,7 +30,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import sample_store  # noqa: E402
+from benchmarks.common import sample_store, write_json  # noqa: E402
 from recommender.models.fitting import build_model  # noqa: E402
 from recommender.serving.engine import Engine, EngineConfig  # noqa: E402
 
@@ -113,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"feature rows stored: {len(rows)}; median bytes of a row with vectors "
           f"{result['row_bytes_with_vectors']}, of an explored list's row without them "
           f"{result['row_bytes_probabilities_only']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return 0
 
 

@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -27,7 +26,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import sample_store  # noqa: E402
+from benchmarks.common import sample_store, write_json  # noqa: E402
 
 from recommender.evaluation.learning import with_learned  # noqa: E402
 from recommender.models.fitting import build_model  # noqa: E402
@@ -113,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:12s} p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
               f"CPU p50 {r['cpu_p50_ms']:7.2f} ms   CPU p99 {r['cpu_p99_ms']:7.2f} ms   ({r['n']} calls)")
     print(f"  load average {os.getloadavg()[0]:.1f} at the end")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return 0
 
 

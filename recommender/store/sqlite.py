@@ -794,6 +794,17 @@ class SQLiteStore(Store):
                 self._log(conn, "events", lo=lo, hi=hi, at=now)
         return inserted, len(given) - inserted
 
+    def _list_keys(self, conn: sqlite3.Connection, batch) -> tuple[dict[str, int], dict[str, int]]:
+        """(reader keys, article keys) of served lists or feature-log rows (``user_id``,
+        ``article_ids``). Served articles are nearly always known: looked up, only the missing ones
+        created (INSERT OR IGNORE first costs one more index probe per id: 30 % of a list's write)."""
+        users = self._keys(conn, "users", "user_id", [s.user_id for s in batch])
+        ids = list(dict.fromkeys(a for s in batch for a in s.article_ids))
+        articles = self._lookup(conn, "article_keys", "article_id", ids)
+        if len(articles) < len(ids):
+            articles.update(self._keys(conn, "article_keys", "article_id", [a for a in ids if a not in articles]))
+        return users, articles
+
     def add_served_lists(self, lists: Iterable[ServedList]) -> int:
         given = [s for s in lists if s.article_ids]  # an empty list showed nothing
         if not given:
@@ -804,13 +815,7 @@ class SQLiteStore(Store):
             batch = self._drop_forgotten(conn, given)
             if not batch:
                 return 0
-            users = self._keys(conn, "users", "user_id", [s.user_id for s in batch])
-            # served articles are nearly always known: look them up, create only the missing ones
-            # (INSERT OR IGNORE first costs one more index probe per id: 30 % of a list's write)
-            ids = list(dict.fromkeys(a for s in batch for a in s.article_ids))
-            articles = self._lookup(conn, "article_keys", "article_id", ids)
-            if len(articles) < len(ids):
-                articles.update(self._keys(conn, "article_keys", "article_id", [a for a in ids if a not in articles]))
+            users, articles = self._list_keys(conn, batch)
             # the events' counter, drawn under the write lock: a follower's cursor covers both tables
             lo = int(conn.execute("SELECT value FROM meta WHERE key = 'event_seq'").fetchone()[0]) + 1
             conn.executemany(
@@ -836,11 +841,7 @@ class SQLiteStore(Store):
             batch = self._drop_forgotten(conn, given)
             if not batch:
                 return 0
-            users = self._keys(conn, "users", "user_id", [r.user_id for r in batch])
-            ids = list(dict.fromkeys(a for r in batch for a in r.article_ids))
-            articles = self._lookup(conn, "article_keys", "article_id", ids)
-            if len(articles) < len(ids):
-                articles.update(self._keys(conn, "article_keys", "article_id", [a for a in ids if a not in articles]))
+            users, articles = self._list_keys(conn, batch)
             before = conn.total_changes
             conn.executemany(
                 "INSERT OR IGNORE INTO feature_log(list_id, user_key, ts, position, article_keys, names, features, "
