@@ -190,14 +190,10 @@ def learning_rows(store: Store, cut: float, params: TrainParams, days: float, se
     """Rows of the lists in the ``days`` before ``cut``: as logged where serving logged their
     feature vectors (:func:`log_rows`), replayed through the engine for the rest
     (:func:`replay_rows`). The info says how many lists and rows came from each."""
-    lg = store.load_interactions(end=cut)
-    ts = lg.ts[~lg.history]
-    if ts.size == 0:
-        raise ValueError("no events before the cut: the learned stage needs impressions and clicks")
-    start = validation_cut(ts, days)
+    start = replay_start(store, cut, days)
     logged, covered = log_rows(store, start, cut)
     replayed, info = replay_rows(store, cut, params, days, seed=seed, max_queries=max_queries,
-                                 show_progress=show_progress, skip=covered)
+                                 show_progress=show_progress, skip=covered, start=start)
     data = concat([logged, replayed])
     info.update(lists=data.n_groups, rows=int(data.y.size), clicks=int(data.y.sum()),
                 logged_lists=logged.n_groups, logged_rows=int(logged.y.size),
@@ -205,17 +201,23 @@ def learning_rows(store: Store, cut: float, params: TrainParams, days: float, se
     return data, info
 
 
-def replay_rows(store: Store, cut: float, params: TrainParams, days: float, seed: int = 0,
-                max_queries: int | None = None, show_progress: bool = False,
-                skip: set[tuple[str, float]] | None = None) -> tuple[RankingData, dict]:
-    """Feature rows of the impressions in the ``days`` before ``cut``, replayed through the engine
-    with a model trained on what precedes them; nothing at or after ``cut`` is loaded. Lists named
-    in ``skip`` (``(reader id, time)``, see :func:`log_rows`) are left out of the rows."""
+def replay_start(store: Store, cut: float, days: float) -> float:
+    """Where the ``days`` before ``cut`` start (:func:`validation_cut` of the events before it)."""
     lg = store.load_interactions(end=cut)
     ts = lg.ts[~lg.history]
     if ts.size == 0:
         raise ValueError("no events before the cut: the learned stage needs impressions and clicks")
-    start = validation_cut(ts, days)
+    return validation_cut(ts, days)
+
+
+def replay_rows(store: Store, cut: float, params: TrainParams, days: float, seed: int = 0,
+                max_queries: int | None = None, show_progress: bool = False,
+                skip: set[tuple[str, float]] | None = None, start: float | None = None) -> tuple[RankingData, dict]:
+    """Feature rows of the impressions in the ``days`` before ``cut``, replayed through the engine
+    with a model trained on what precedes them; nothing at or after ``cut`` is loaded. Lists named
+    in ``skip`` (``(reader id, time)``, see :func:`log_rows`) are left out of the rows. ``start``:
+    :func:`replay_start` when the caller has it already (the events before the cut are read once)."""
+    start = replay_start(store, cut, days) if start is None else start
     t0 = time.perf_counter()
     with Evaluation(store, start, end=cut, variants={"newsrec": params}, baselines=[], seed=seed,
                     show_progress=show_progress, ablations=False) as ev:
