@@ -34,7 +34,7 @@ from recommender.models.versions import MODEL_CHANGES, live_version
 from recommender.store import EditorialRule, FeatureLogRow, ServedList, Store, StoredArticle, StoreError
 
 from .catalog import FreshArticles, Snapshot
-from .features import learned_stage
+from .features import FEATURE_NAMES, PREFIX, learned_stage, recent_unique
 from .live import ENGAGEMENT, LiveState, bundle_clusters, window_clusters
 from .ranking import (
     FUTURE_GRACE,
@@ -770,8 +770,6 @@ class Engine:
         not score, a pin) if ``with_features``, else none (a row with no names: an explored list
         outside the sample carries only its probabilities), and, with exploration on, each item's
         selection probability."""
-        from .features import FEATURE_NAMES, PREFIX
-
         index = state.indices([item.article_id for item in ranked.items])
         names = FEATURE_NAMES if with_features else ()
         X = np.full((index.size, len(names)), np.nan)
@@ -933,15 +931,13 @@ class Engine:
             # impressions say nothing about interest: the last events that do (served lists would crowd them out)
             limit = self.config.max_reader_events
             if known is not None and not known.has_reads:
-                keys, codes, ts, dwell = (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64),
-                                          np.zeros(0, np.float32))
+                keys, codes, ts, dwell = _no_events()
             else:
                 keys, codes, ts, dwell = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
             items_idx = state.indices_of_keys(keys, self.store)
             prefs = None if known is not None and not known.has_preferences else self.store.get_preferences(user_id)
         except StoreError:
-            items_idx, codes, ts, dwell = (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64),
-                                           np.zeros(0, np.float32))
+            items_idx, codes, ts, dwell = _no_events()
             prefs = None
         past = ts <= now
         if not past.all():
@@ -957,7 +953,6 @@ class Engine:
         """The profile with what the reader hid ("tidak tertarik", in the serving window) and how
         often their last ``max_reader_impressions`` impressions showed each article they did not
         click (impression fatigue). Unchanged when the store fails."""
-        p = state.model.ranking
         shown = counts = skipped = np.zeros(0, dtype=np.int64)
         seen = clicked_seen = 0
         try:
@@ -977,9 +972,7 @@ class Engine:
                 shown, counts = np.unique(index, return_counts=True)
                 not_clicked = ~np.isin(shown, profile.positives)
                 shown, counts = shown[not_clicked], counts[not_clicked].astype(np.int64)
-                newest = index[~was_clicked][::-1]  # newest first; keep each article's newest showing
-                _, first = np.unique(newest, return_index=True)
-                skipped = newest[np.sort(first)][:MAX_SKIPPED]
+                skipped = recent_unique(index[~was_clicked], MAX_SKIPPED)  # each article's newest showing first
         except StoreError:
             return profile
         if hidden.size == 0 and seen == 0:
@@ -1298,6 +1291,11 @@ def _score_parts(state: LiveState, build, items: tuple[RankedItem, ...]) -> list
                 break
         parts.append(row)
     return parts
+
+
+def _no_events() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A reader's (keys, codes, times, dwell) when there are none to read (or the store failed)."""
+    return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
 
 
 def _list_id() -> str:

@@ -83,7 +83,7 @@ def _similarity(text: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.nd
     return sims.max(axis=1).astype(np.float64), sims.mean(axis=1).astype(np.float64)
 
 
-def _recent_unique(items: np.ndarray, k: int) -> np.ndarray:
+def recent_unique(items: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` newest distinct entries of ``items`` (oldest first in, newest first out)."""
     newest = np.asarray(items, dtype=np.int64)[::-1]
     _, first = np.unique(newest, return_index=True)
@@ -146,7 +146,7 @@ def feed_features(snap: Snapshot, profile: ReaderProfile, counters: DecayedCount
     # the reader: what they clicked and what they were shown and skipped, as of this list
     text = snap.text(index)
     cols["clicked_sim_max"], cols["clicked_sim_mean"] = _similarity(
-        text, snap.text(_recent_unique(profile.positives, MAX_CLICKED)))
+        text, snap.text(recent_unique(profile.positives, MAX_CLICKED)))
     cols["skipped_sim_max"], cols["skipped_sim_mean"] = _similarity(text, snap.text(profile.skipped))
     cols["skipped_count"] = np.log1p(_times_shown(profile, index))
     site_all = max(site[-1], 1e-6)
