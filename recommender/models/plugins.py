@@ -214,6 +214,11 @@ def split_state(spec: PluginSpec, state: Any) -> tuple[dict[str, np.ndarray], di
     return arrays, document
 
 
+def state_key(spec: PluginSpec, array_name: str) -> str:
+    """The ``get_state()`` key of a bundle array named ``plugin_<name>_<key>`` (see :func:`split_state`)."""
+    return array_name[len(ARRAY_PREFIX) + len(spec.name) + 1:]
+
+
 @dataclass
 class LoadedPlugin:
     """A fitted plugin as the service runs it, with its spec and the failures it had in this process."""
@@ -245,7 +250,7 @@ class LoadedPlugin:
 def restore(spec: PluginSpec, arrays: dict[str, np.ndarray], document: dict[str, Any]) -> Any:
     """``Class(**params).set_state(state)``: what the service runs."""
     obj = build(spec)
-    state = {**document, **{k[len(ARRAY_PREFIX) + len(spec.name) + 1:]: v for k, v in arrays.items()}}
+    state = {**document, **{state_key(spec, k): v for k, v in arrays.items()}}
     try:
         obj.set_state(state)
     except Exception as exc:
@@ -316,7 +321,7 @@ def fit_plugins(specs: Sequence[PluginSpec], interactions: Interactions, article
         state_arrays, state_json = split_state(spec, state)
         arrays.update(state_arrays)
         entry = {"spec": spec.to_dict(), "state": state_json,
-                 "arrays": sorted(k[len(ARRAY_PREFIX) + len(spec.name) + 1:] for k in state_arrays)}
+                 "arrays": sorted(state_key(spec, k) for k in state_arrays)}
         if spec.role == "embedder":
             try:
                 vectors = unit_rows(obj.embed(articles), len(articles), what)

@@ -67,11 +67,9 @@ def reader_of(state: LiveState, snap: Snapshot, profile: ReaderProfile | None, u
 
 def _reader(b) -> Reader:
     """The build's reader view, made once per list."""
-    reader = b.__dict__.get("_plugin_reader")
-    if reader is None:
-        reader = reader_of(b.state, b.snap, b.profile, getattr(b, "user_id", None), b.now, b.anchor)
-        b.__dict__["_plugin_reader"] = reader
-    return reader
+    if b.plugin_reader is None:
+        b.plugin_reader = reader_of(b.state, b.snap, b.profile, b.user_id, b.now, b.anchor)
+    return b.plugin_reader
 
 
 def embeddings(plugin: LoadedPlugin, state: LiveState, snap: Snapshot, index: np.ndarray) -> np.ndarray:

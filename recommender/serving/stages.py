@@ -105,6 +105,7 @@ class ListBuild:
     pin_positions: dict[str, int] = field(default_factory=dict)
     empty_reason: str | None = None
     user_id: str | None = None  # whom a feed is for (what bring-your-own plugins see)
+    plugin_reader: object = None  # that reader as plugins see it (serving.plugins.Reader), made once per list
     _summary: tuple = ()
 
     def window(self) -> WindowSummary | None:

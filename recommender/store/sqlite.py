@@ -834,8 +834,7 @@ class SQLiteStore(Store):
         given = [r for r in rows if r.article_ids]
         if not given:
             return 0
-        packed = [pack_features(r) for r in given]  # a malformed row fails here, before the write
-        by_list = {r.list_id: p for r, p in zip(given, packed)}
+        packed = {r.list_id: pack_features(r) for r in given}  # a malformed row fails here, before the write
         conn = self._conn()
         with self._write(conn):
             batch = self._drop_forgotten(conn, given)
@@ -847,7 +846,7 @@ class SQLiteStore(Store):
                 "INSERT OR IGNORE INTO feature_log(list_id, user_key, ts, position, article_keys, names, features, "
                 "propensities) VALUES (?,?,?,?,?,?,?,?)",
                 [(r.list_id, users[r.user_id], float(r.ts), int(r.offset),
-                  _pack_keys([articles[a] for a in r.article_ids]), *by_list[r.list_id]) for r in batch])
+                  _pack_keys([articles[a] for a in r.article_ids]), *packed[r.list_id]) for r in batch])
             return conn.total_changes - before
 
     @_read_errors
