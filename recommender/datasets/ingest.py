@@ -217,7 +217,7 @@ def _event_batches(rows: Iterable[tuple[int, dict[str, Any] | str]], report: Imp
         yield _events(pending, report)
 
 
-_ID_LINES = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}\n)*")
+_ID_LINES = re.compile(f"(?:{ID_PATTERN.pattern}\n)*")  # check_id's rule, one id per line
 _new = object.__new__
 
 
