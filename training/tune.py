@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from recommender.config import Settings
 from recommender.params import TrainParams
+from recommender.security import atomic_write_private
 
 from .cli import command
 
@@ -60,8 +60,9 @@ def production_config(settings: Settings) -> Path:
 def apply_candidate(settings: Settings, params: TrainParams, now: datetime | None = None) -> dict[str, Any]:
     """Make ``params`` the production config; the one it replaces is kept under ``config/history/``.
 
-    The new file is written beside the old and renamed over it (a reader sees one or the
-    other, never half of one). Returns ``{"config", "backup"}`` (backup None when there was none).
+    The new file is written beside the old and renamed over it (a reader sees one or the other,
+    never half of one), owner-only like the home's other files. Returns ``{"config", "backup"}``
+    (backup None when there was none).
     """
     target = production_config(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -75,11 +76,7 @@ def apply_candidate(settings: Settings, params: TrainParams, now: datetime | Non
         while backup.exists():
             backup, n = history / f"train-{stamp}-{n}.json", n + 1
         backup.write_bytes(target.read_bytes())
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(params.to_dict(), indent=2), encoding="utf-8")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    atomic_write_private(target, json.dumps(params.to_dict(), indent=2).encode("utf-8"))
     return {"config": str(target), "backup": None if backup is None else str(backup)}
 
 
