@@ -45,7 +45,27 @@ def wait_for(condition, what: str, deadline: float = 20.0, pause: float = 0.005)
 
 
 # -- commit order ----------------------------------------------------------------------------
-class SlowCommits(PostgresStore):
+class AfterDrawing(PostgresStore):
+    """Calls :meth:`drawn_values` inside each write transaction that draws ``seq``/``pos`` values,
+    after it drew them and before it commits (in a pipelined write, after the queued statements)."""
+
+    def drawn_values(self, conn, pipelined: bool) -> None:
+        raise NotImplementedError
+
+    def _log(self, conn, *args, **kwargs):
+        super()._log(conn, *args, **kwargs)
+        self.drawn_values(conn, pipelined=False)
+
+    def _write_pipelined(self, body):
+        def then_drawn(conn):
+            read = body(conn)
+            self.drawn_values(conn, pipelined=True)
+            return read
+
+        return super()._write_pipelined(then_drawn)
+
+
+class SlowCommits(AfterDrawing):
     """Each write sleeps a random 0-20 ms (``pg_sleep``) inside its transaction after drawing its
     ``seq``/``pos`` values, before it commits; ``ordered = False`` drops the commit-order lock."""
 
@@ -60,8 +80,7 @@ class SlowCommits(PostgresStore):
         if self.ordered:
             super()._lock_commit_order(conn)
 
-    def _log(self, conn, *args, **kwargs):
-        super()._log(conn, *args, **kwargs)
+    def drawn_values(self, conn, pipelined: bool) -> None:
         with self._rng_lock:
             delay = self._rng.uniform(0.0, 0.02)
         conn.execute("SELECT pg_sleep(%s)", (delay,))
@@ -129,7 +148,7 @@ def test_followers_see_every_change_and_event_of_concurrent_writers_exactly_once
         store.close()
 
 
-class Paused(PostgresStore):
+class Paused(AfterDrawing):
     """Stops the write of the thread named ``paused`` after it has drawn its values, until
     ``release`` is set."""
 
@@ -143,9 +162,10 @@ class Paused(PostgresStore):
         if self.ordered:
             super()._lock_commit_order(conn)
 
-    def _log(self, conn, *args, **kwargs):
-        super()._log(conn, *args, **kwargs)
+    def drawn_values(self, conn, pipelined: bool) -> None:
         if threading.current_thread().name == "paused":
+            if pipelined:  # reading a result sends what is queued: the values are drawn, nothing committed
+                conn.execute("SELECT 1").fetchone()
             self.drawn.set()
             assert self.release.wait(30)
 
@@ -194,6 +214,57 @@ def test_a_later_writer_waits_for_an_open_one_or_a_follower_skips_it(postgres_db
             assert everything[0].pos < cursor
     finally:
         store.release.set()
+        store.close()
+
+
+class CountedAttempts(PostgresStore):
+    """Counts the transactions pipelined writes start (a retry is one more)."""
+
+    def __init__(self, *args, **kwargs):
+        self.attempts = 0
+        super().__init__(*args, **kwargs)
+
+    def _write_pipelined(self, body):
+        def counted(conn):
+            self.attempts += 1
+            return body(conn)
+
+        return super()._write_pipelined(counted)
+
+
+def _lock_waiters(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                            "WHERE NOT l.granted AND a.datname = current_database()").fetchone()[0]
+
+
+def test_a_post_whose_reader_a_forget_deletes_while_it_waits_stores_nothing_then_writes_once(postgres_db):
+    """A forget holds the reader's row (``FOR UPDATE``) when a single-event post arrives: the post,
+    sent in one pipelined transaction, waits for the row, finds it deleted, stores nothing (no
+    event, no change row) and commits; its second transaction creates the reader again and stores
+    the event once, with one change row."""
+    store = CountedAttempts(postgres_db, pool_size=4)
+    try:
+        store.add_events([event("r1", "a1", ts=T0 + 1)])
+        last = store.changes_after(0, kinds=("events",))[-1].pos
+        store.attempts = 0
+        result = {}
+        with psycopg.connect(postgres_db) as forget:  # one transaction, as forget_user's
+            key = forget.execute("SELECT key FROM users WHERE user_id = 'r1' FOR UPDATE").fetchone()[0]
+            post = threading.Thread(target=lambda: result.update(got=store.add_events([event("r1", "a2", ts=T0 + 2)])))
+            post.start()
+            wait_for(lambda: _lock_waiters(postgres_db) == 1, "the post to wait for the reader's row")
+            forget.execute("DELETE FROM events WHERE user_key = %s", (key,))
+            forget.execute("DELETE FROM users WHERE key = %s", (key,))
+            forget.commit()
+        post.join(timeout=30)
+        assert not post.is_alive()
+        assert result["got"] == (1, 0)
+        assert store.attempts == 2
+        assert [(e.article_id, e.ts) for e in store.user_events("r1")] == [("a2", T0 + 2)]
+        changes = store.changes_after(last, kinds=("events",))
+        assert len(changes) == 1 and changes[0].hi == changes[0].lo
+    finally:
         store.close()
 
 
