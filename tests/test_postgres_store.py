@@ -25,7 +25,7 @@ import pytest
 from recommender.config import Settings, split_db_location
 from recommender.domain import Interaction
 from recommender.store import ServedList, SQLiteStore, StoreDiskError, StoreError, StoreUnavailable, open_store
-from recommender.store.postgres import PostgresStore
+from recommender.store.postgres import COMMIT_ORDER_LOCK, PostgresStore
 
 from .store_contract import T0, article, event, followed
 
@@ -368,6 +368,26 @@ def test_a_dropped_connection_is_store_unavailable_then_the_pool_reconnects(post
         with pytest.raises(StoreUnavailable):
             store.get_articles(["a1"])
         assert "a1" in wait_for(lambda: store.get_articles(["a1"]), "the pool to reconnect")
+    finally:
+        store.close()
+
+
+def test_a_post_whose_lock_wait_times_out_stores_nothing_and_the_next_post_on_its_connection_is_stored(postgres_db):
+    """A single-event post (one pipelined transaction) that waits past ``lock_timeout`` for the
+    commit-order lock is StoreUnavailable as a whole: no reader row, event or change is left; the
+    pool's only connection comes back usable and the next post is stored."""
+    store = PostgresStore(postgres_db, timeout=0.3, pool_size=1)
+    try:
+        with psycopg.connect(postgres_db) as holder:  # another writer, in its transaction, holding the lock
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
+            with pytest.raises(StoreUnavailable):
+                store.add_events([event("u1", "a1", ts=T0 + 1)])
+            assert store.stats()["events"] == 0 and store.changes_after(0, kinds=("events",)) == []
+            holder.rollback()
+            assert holder.execute("SELECT count(*) FROM users WHERE user_id = 'u1'").fetchone()[0] == 0
+        assert store.add_events([event("u1", "a2", ts=T0 + 2)]) == (1, 0)
+        assert [e.article_id for e in store.user_events("u1")] == ["a2"]
+        assert len(store.changes_after(0, kinds=("events",))) == 1
     finally:
         store.close()
 

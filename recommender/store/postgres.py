@@ -274,6 +274,9 @@ _ARTICLE_SELECT = (
 )
 
 
+_OPEN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
+
+
 class _Again(Exception):
     """Roll the transaction back and run it again (what it read before locking has changed)."""
 
@@ -509,7 +512,7 @@ class PostgresStore(Store):
                         read = body(conn)
                         conn.execute("COMMIT")
                 except BaseException:
-                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    if conn.info.transaction_status in _OPEN_TRANSACTION:
                         conn.rollback()  # a statement failed: the rest was skipped, the transaction is aborted
                     raise
             return read()
