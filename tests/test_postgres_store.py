@@ -268,6 +268,22 @@ def test_a_post_whose_reader_a_forget_deletes_while_it_waits_stores_nothing_then
         store.close()
 
 
+def test_single_event_posts_reuse_one_plan_of_their_insert(postgres_db):
+    """Once psycopg has prepared the few-events insert (after 5 runs on a connection), PostgreSQL
+    runs its generic plan: no post after that plans the statement again."""
+    store = PostgresStore(postgres_db, pool_size=1)
+    try:
+        store.upsert_articles([article(1)])
+        for i in range(12):
+            assert store.add_events([event(f"u{i}", "a1", ts=T0 + i)]) == (1, 0)
+        with store._pool.connection() as conn:
+            plans = conn.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                                 "WHERE statement LIKE 'WITH s AS (SELECT b.ord, b.eid,%'").fetchall()
+        assert len(plans) == 1 and plans[0][0] >= 6 and plans[0][1] == 0, plans
+    finally:
+        store.close()
+
+
 # -- a bulk import killed with SIGKILL -------------------------------------------------------
 DRIVER = r"""
 import sys
