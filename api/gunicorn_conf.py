@@ -12,6 +12,11 @@
   ``newsrec.access`` writes one JSON line per request to stdout, without headers (no keys or
   tokens in logs). gunicorn's error log quotes malformed request lines and headers, which may
   hold a key: every handler masks key- and token-like text.
+* The workers' heartbeat file is in ``/dev/shm`` (memory) where there is one: each worker's main
+  thread touches it (``utime``) between every two events it dispatches, and on a disk-backed
+  ``/tmp`` that call waits for the file system's journal, behind the fsyncs of durable commits
+  (gunicorn's ``worker_tmp_dir`` note; measured with ``strace -T`` under event posts to a SQLite
+  server, load ~6: 11 of 2,111 calls over 1 ms, up to 5.1 ms, each delaying the next request).
 * ``PROMETHEUS_MULTIPROC_DIR`` (optional): the folder is emptied at start and dead workers are
   marked, so ``/metrics`` sums every worker.
 * Errors gunicorn answers itself, before the app sees the request (414 request line too long,
@@ -95,6 +100,11 @@ def logging_config(level: str = "INFO") -> dict:
     }
 
 
+def heartbeat_dir() -> str | None:
+    """``/dev/shm`` if it is a writable folder (Linux), else None: gunicorn's default, the temp dir."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK) else None
+
+
 bind = os.environ.get("NEWSREC_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("NEWSREC_WORKERS", "2"))
 threads = int(os.environ.get("NEWSREC_THREADS", "4"))
@@ -104,6 +114,7 @@ timeout = 30
 graceful_timeout = 30
 keepalive = 5
 max_requests = 0
+worker_tmp_dir = heartbeat_dir()
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("NEWSREC_LOG_LEVEL", "info")

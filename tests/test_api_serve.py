@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -138,6 +139,11 @@ def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_pat
                                  "--threads", "2"], env=env, stdout=fout, stderr=ferr, cwd=tmp_path)
     try:
         _wait_healthy(base, proc)
+        if os.path.isdir("/dev/shm"):  # the heartbeat file (unlinked, still open) is in memory, not on disk
+            heartbeats = {w: [os.readlink(f) for f in Path(f"/proc/{w}/fd").iterdir()
+                              if os.path.basename(os.readlink(f)).startswith("wgunicorn-")] for w in _children(proc.pid)}
+            assert len(heartbeats) == 2 and all(h and all(p.startswith("/dev/shm/") for p in h)
+                                                for h in heartbeats.values()), heartbeats
         event = json.dumps({"user_id": "u1", "article_id": "a1", "event": "click", "ts": 1_793_466_000}).encode()
         status, body = _get(base + "/v1/events", {"X-API-Key": key, "Content-Type": "application/json"}, event)
         assert (status, json.loads(body)) == (200, {"accepted": 1, "duplicates": 0})

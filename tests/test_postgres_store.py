@@ -25,7 +25,7 @@ import pytest
 from recommender.config import Settings, split_db_location
 from recommender.domain import Interaction
 from recommender.store import ServedList, SQLiteStore, StoreDiskError, StoreError, StoreUnavailable, open_store
-from recommender.store.postgres import PostgresStore
+from recommender.store.postgres import COMMIT_ORDER_LOCK, PostgresStore
 
 from .store_contract import T0, article, event, followed
 
@@ -45,7 +45,27 @@ def wait_for(condition, what: str, deadline: float = 20.0, pause: float = 0.005)
 
 
 # -- commit order ----------------------------------------------------------------------------
-class SlowCommits(PostgresStore):
+class AfterDrawing(PostgresStore):
+    """Calls :meth:`drawn_values` inside each write transaction that draws ``seq``/``pos`` values,
+    after it drew them and before it commits (in a pipelined write, after the queued statements)."""
+
+    def drawn_values(self, conn, pipelined: bool) -> None:
+        raise NotImplementedError
+
+    def _log(self, conn, *args, **kwargs):
+        super()._log(conn, *args, **kwargs)
+        self.drawn_values(conn, pipelined=False)
+
+    def _write_pipelined(self, body):
+        def then_drawn(conn):
+            read = body(conn)
+            self.drawn_values(conn, pipelined=True)
+            return read
+
+        return super()._write_pipelined(then_drawn)
+
+
+class SlowCommits(AfterDrawing):
     """Each write sleeps a random 0-20 ms (``pg_sleep``) inside its transaction after drawing its
     ``seq``/``pos`` values, before it commits; ``ordered = False`` drops the commit-order lock."""
 
@@ -60,8 +80,7 @@ class SlowCommits(PostgresStore):
         if self.ordered:
             super()._lock_commit_order(conn)
 
-    def _log(self, conn, *args, **kwargs):
-        super()._log(conn, *args, **kwargs)
+    def drawn_values(self, conn, pipelined: bool) -> None:
         with self._rng_lock:
             delay = self._rng.uniform(0.0, 0.02)
         conn.execute("SELECT pg_sleep(%s)", (delay,))
@@ -129,7 +148,7 @@ def test_followers_see_every_change_and_event_of_concurrent_writers_exactly_once
         store.close()
 
 
-class Paused(PostgresStore):
+class Paused(AfterDrawing):
     """Stops the write of the thread named ``paused`` after it has drawn its values, until
     ``release`` is set."""
 
@@ -143,9 +162,10 @@ class Paused(PostgresStore):
         if self.ordered:
             super()._lock_commit_order(conn)
 
-    def _log(self, conn, *args, **kwargs):
-        super()._log(conn, *args, **kwargs)
+    def drawn_values(self, conn, pipelined: bool) -> None:
         if threading.current_thread().name == "paused":
+            if pipelined:  # reading a result sends what is queued: the values are drawn, nothing committed
+                conn.execute("SELECT 1").fetchone()
             self.drawn.set()
             assert self.release.wait(30)
 
@@ -194,6 +214,73 @@ def test_a_later_writer_waits_for_an_open_one_or_a_follower_skips_it(postgres_db
             assert everything[0].pos < cursor
     finally:
         store.release.set()
+        store.close()
+
+
+class CountedAttempts(PostgresStore):
+    """Counts the transactions pipelined writes start (a retry is one more)."""
+
+    def __init__(self, *args, **kwargs):
+        self.attempts = 0
+        super().__init__(*args, **kwargs)
+
+    def _write_pipelined(self, body):
+        def counted(conn):
+            self.attempts += 1
+            return body(conn)
+
+        return super()._write_pipelined(counted)
+
+
+def _lock_waiters(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                            "WHERE NOT l.granted AND a.datname = current_database()").fetchone()[0]
+
+
+def test_a_post_whose_reader_a_forget_deletes_while_it_waits_stores_nothing_then_writes_once(postgres_db):
+    """A forget holds the reader's row (``FOR UPDATE``) when a single-event post arrives: the post,
+    sent in one pipelined transaction, waits for the row, finds it deleted, stores nothing (no
+    event, no change row) and commits; its second transaction creates the reader again and stores
+    the event once, with one change row."""
+    store = CountedAttempts(postgres_db, pool_size=4)
+    try:
+        store.add_events([event("r1", "a1", ts=T0 + 1)])
+        last = store.changes_after(0, kinds=("events",))[-1].pos
+        store.attempts = 0
+        result = {}
+        with psycopg.connect(postgres_db) as forget:  # one transaction, as forget_user's
+            key = forget.execute("SELECT key FROM users WHERE user_id = 'r1' FOR UPDATE").fetchone()[0]
+            post = threading.Thread(target=lambda: result.update(got=store.add_events([event("r1", "a2", ts=T0 + 2)])))
+            post.start()
+            wait_for(lambda: _lock_waiters(postgres_db) == 1, "the post to wait for the reader's row")
+            forget.execute("DELETE FROM events WHERE user_key = %s", (key,))
+            forget.execute("DELETE FROM users WHERE key = %s", (key,))
+            forget.commit()
+        post.join(timeout=30)
+        assert not post.is_alive()
+        assert result["got"] == (1, 0)
+        assert store.attempts == 2
+        assert [(e.article_id, e.ts) for e in store.user_events("r1")] == [("a2", T0 + 2)]
+        changes = store.changes_after(last, kinds=("events",))
+        assert len(changes) == 1 and changes[0].hi == changes[0].lo
+    finally:
+        store.close()
+
+
+def test_single_event_posts_reuse_one_plan_of_their_insert(postgres_db):
+    """Once psycopg has prepared the few-events insert (after 5 runs on a connection), PostgreSQL
+    runs its generic plan: no post after that plans the statement again."""
+    store = PostgresStore(postgres_db, pool_size=1)
+    try:
+        store.upsert_articles([article(1)])
+        for i in range(12):
+            assert store.add_events([event(f"u{i}", "a1", ts=T0 + i)]) == (1, 0)
+        with store._pool.connection() as conn:
+            plans = conn.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                                 "WHERE statement LIKE 'WITH s AS (SELECT b.ord, b.eid,%'").fetchall()
+        assert len(plans) == 1 and plans[0][0] >= 6 and plans[0][1] == 0, plans
+    finally:
         store.close()
 
 
@@ -297,6 +384,26 @@ def test_a_dropped_connection_is_store_unavailable_then_the_pool_reconnects(post
         with pytest.raises(StoreUnavailable):
             store.get_articles(["a1"])
         assert "a1" in wait_for(lambda: store.get_articles(["a1"]), "the pool to reconnect")
+    finally:
+        store.close()
+
+
+def test_a_post_whose_lock_wait_times_out_stores_nothing_and_the_next_post_on_its_connection_is_stored(postgres_db):
+    """A single-event post (one pipelined transaction) that waits past ``lock_timeout`` for the
+    commit-order lock is StoreUnavailable as a whole: no reader row, event or change is left; the
+    pool's only connection comes back usable and the next post is stored."""
+    store = PostgresStore(postgres_db, timeout=0.3, pool_size=1)
+    try:
+        with psycopg.connect(postgres_db) as holder:  # another writer, in its transaction, holding the lock
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
+            with pytest.raises(StoreUnavailable):
+                store.add_events([event("u1", "a1", ts=T0 + 1)])
+            assert store.stats()["events"] == 0 and store.changes_after(0, kinds=("events",)) == []
+            holder.rollback()
+            assert holder.execute("SELECT count(*) FROM users WHERE user_id = 'u1'").fetchone()[0] == 0
+        assert store.add_events([event("u1", "a2", ts=T0 + 2)]) == (1, 0)
+        assert [e.article_id for e in store.user_events("u1")] == ["a2"]
+        assert len(store.changes_after(0, kinds=("events",))) == 1
     finally:
         store.close()
 
