@@ -922,11 +922,20 @@ class Engine:
             cache[key] = (time.monotonic() + ttl, items, strategy, due, build.pin_positions, build.empty_reason)
         return items, strategy, build.pin_positions, build.empty_reason
 
-    def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float, known: ReaderVersion | None = None):
-        """The reader's profile from their stored events (so a click counts at once) and follows.
+    def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
+                 known: ReaderVersion | None = None) -> ReaderProfile:
+        """The reader's profile from their stored events (so a click counts at once) and follows."""
+        return self._profile_and_history(state, snap, user_id, now, known)[0]
+
+    def _profile_and_history(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
+                             known: ReaderVersion | None = None
+                             ) -> tuple[ReaderProfile, tuple[np.ndarray, np.ndarray] | None]:
+        """:meth:`_profile` and ``(article keys, ts)`` of every click/read/share of theirs when the profile read them
+        all (fewer than ``max_reader_events``: most readers), else None.
 
         ``known``: what :meth:`Store.reader_version` said just before; reads it says would come
         back empty (no click/read/share, no preferences) are not made."""
+        history = None
         try:
             # impressions say nothing about interest: the last events that do (served lists would crowd them out)
             limit = self.config.max_reader_events
@@ -934,11 +943,14 @@ class Engine:
                 keys, codes, ts, dwell = _no_events()
             else:
                 keys, codes, ts, dwell = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
+            if keys.size < limit:
+                history = keys, ts
             items_idx = state.indices_of_keys(keys, self.store)
             prefs = None if known is not None and not known.has_preferences else self.store.get_preferences(user_id)
         except StoreError:
             items_idx, codes, ts, dwell = _no_events()
             prefs = None
+            history = None
         past = ts <= now
         if not past.all():
             items_idx, codes, ts, dwell = items_idx[past], codes[past], ts[past], dwell[past]
@@ -946,7 +958,7 @@ class Engine:
                         dtype=np.int64)
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)
         profile = build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
-        return self._reader_controls(state, snap, profile, user_id, now, known)
+        return self._reader_controls(state, snap, profile, user_id, now, known), history
 
     def _reader_controls(self, state: LiveState, snap: Snapshot, profile: ReaderProfile, user_id: str,
                          now: float, known: ReaderVersion | None = None) -> ReaderProfile:
@@ -985,20 +997,29 @@ class Engine:
             shown=shown, shown_counts=counts, skipped=skipped, impressions_seen=seen, impressions_clicked=clicked_seen)
 
     def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
-                      events: tuple[str, ...] = PROFILE_EVENTS, raise_errors: bool = False) -> np.ndarray:
+                      events: tuple[str, ...] = PROFILE_EVENTS, raise_errors: bool = False,
+                      history: tuple[np.ndarray, np.ndarray] | None = None,
+                      known: ReaderVersion | None = None) -> np.ndarray:
         """Catalog indices of every article the reader clicked, read or shared in the serving window
         (sorted int64): a list leaves them all out, not just those of the profile's last events.
 
         Nobody reads an article before it is published, so events since the window's oldest
         article (less a day for skewed clocks) hold them all. Empty when the store fails.
+        ``history``: ``(keys, ts)`` of all the reader's click/read/share events, read just before
+        (no query then); ``known``: the probe's sequence bounds of those (for the read-set cache).
         """
         since = _window_published_since(snap, now) - READ_CLOCK_SKEW
         read_sets = self.__dict__.get("_read_sets")
         if read_sets is None:  # a heavy reader's read set, kept up to date by sequence number (serving.readsets)
             read_sets = self.__dict__.setdefault("_read_sets", ReadSets(self.store))
         try:
-            if set(events) == set(PROFILE_EVENTS):  # what ReadSets keeps
-                keys = read_sets.keys(user_id, since, until=now)
+            if history is not None and set(events) == set(PROFILE_EVENTS):
+                keys, ts = history
+                keys = np.unique(keys[(ts >= since) & (ts <= now)])
+            elif set(events) == set(PROFILE_EVENTS):  # what ReadSets keeps
+                bounds = ((known.reads_first, known.reads_last) if known is not None and known.has_reads
+                          else None)
+                keys = read_sets.keys(user_id, since, until=now, bounds=bounds)
             else:
                 keys = self.store.user_read_keys(user_id, since, until=now, events=events)
             index = state.indices_of_keys(keys, self.store)
@@ -1065,9 +1086,9 @@ class Engine:
             self._apply_visibility(state)
         snap = state.snapshot()
         known = ReaderVersion(*cached[2]) if cached is not None else None
-        profile = self._profile(state, snap, user_id, now, known)
-        read = (self._window_reads(state, snap, user_id, now) if known is None or known.has_reads
-                else np.zeros(0, dtype=np.int64))
+        profile, history = self._profile_and_history(state, snap, user_id, now, known)
+        read = (self._window_reads(state, snap, user_id, now, history=history, known=known)
+                if known is None or known.has_reads else np.zeros(0, dtype=np.int64))
         read = np.union1d(read, profile.hidden)  # a hidden article never comes back to that reader
         if read.size:  # the profile scores with the last events; every read in the window is left out
             profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
