@@ -775,8 +775,9 @@ class Engine:
         X = np.full((index.size, len(names)), np.nan)
         cand = build.cand
         if with_features and cand is not None and (PREFIX + FEATURE_NAMES[0]) in cand.features and cand.index.size:
-            where = {int(k): r for r, k in enumerate(cand.index.tolist())}
-            rows = np.array([where.get(int(k), -1) for k in index.tolist()], dtype=np.int64)
+            order = np.argsort(cand.index, kind="stable")  # the items' rows in cand (-1: not scored)
+            at = np.minimum(np.searchsorted(cand.index[order], index), order.size - 1)
+            rows = np.where(cand.index[order[at]] == index, order[at], -1)
             found = rows >= 0
             X[found] = np.column_stack([cand.features[PREFIX + name][rows[found]] for name in FEATURE_NAMES])
         propensity = None

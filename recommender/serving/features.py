@@ -196,11 +196,11 @@ def learned_stage(snap: Snapshot, profile: ReaderProfile, counters: DecayedCount
     part = cand.take(head)
     X = feed_features(snap, profile, counters, now, part)
     features = dict(cand.features)
-    if keep_features:
+    if keep_features:  # columns of one matrix: one allocation, not one per feature
+        kept = np.full((cand.index.size, len(FEATURE_NAMES)), np.nan)
+        kept[head] = X
         for j, name in enumerate(FEATURE_NAMES):
-            column = np.full(cand.index.size, np.nan)
-            column[head] = X[:, j]
-            features[PREFIX + name] = column
+            features[PREFIX + name] = kept[:, j]
     if ranker is None:
         return Candidates(cand.index, features, cand.score)
     learned = ranker.decision_function(align(X, ranker))
