@@ -301,6 +301,36 @@ def test_a_reader_with_a_short_history_has_their_reads_left_out_from_the_one_his
     assert shown[0] not in again and not set(read) & set(again)
 
 
+def test_a_feed_reads_the_reader_in_one_go_and_builds_the_profile_single_reads_build(trained, tmp_path, monkeypatch):
+    """After the probe, a feed asks the store once (``Store.reader_reads``: one pipeline on PostgreSQL)
+    for the history, preferences, hides and impressions, and builds the same profile as reading each."""
+    from recommender.domain import Preferences
+
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    user = favourite_readers(sample, "Ekonomi", 1)[0]
+    first = [i.article_id for i in engine.feed(user, limit=10).items]
+    engine.record_events([Interaction(user, first[0], "hide", sample.now - 5),
+                          Interaction(user, first[1], "impression", sample.now - 4),
+                          Interaction(user, first[1], "impression", sample.now - 3)])
+    sample.store.set_preferences(Preferences(user, categories=("Olahraga",), regions=()))
+    calls = counted_calls(sample.store, monkeypatch, ("reader_reads",))
+    built = []
+    original = engine._profile_and_history
+    monkeypatch.setattr(engine, "_profile_and_history", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
+    after = [i.article_id for i in engine.feed(user, limit=10).items]
+    assert calls == {"reader_reads": 1} and first[0] not in after
+    state = engine._state
+    alone = engine._profile(state, state.snapshot(), user, sample.now)  # each read by itself
+    together = built[0][0]
+    assert together.hidden.size == 1 and together.impressions_seen >= 2 and together.followed_categories.size == 1
+    for name in ("read", "positives", "hidden", "hidden_stories", "shown", "shown_counts", "skipped",
+                 "followed_categories", "followed_regions", "cf_vector", "content"):
+        np.testing.assert_array_equal(getattr(together, name), getattr(alone, name), err_msg=name)
+    assert (together.impressions_seen, together.impressions_clicked) == (alone.impressions_seen,
+                                                                         alone.impressions_clicked)
+
+
 def test_a_heavy_readers_cached_read_set_takes_its_bounds_from_the_probe(trained, tmp_path, monkeypatch):
     """A reader beyond ``max_reader_events`` reads: the read-set cache asks no bounds of its own (the
     feed cache's probe holds them), and a read posted on another worker is still left out at once."""
