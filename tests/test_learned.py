@@ -316,7 +316,8 @@ def test_rank_columns_are_scipy_average_ranks_scaled_to_0_1(rng):
             np.testing.assert_array_equal(_percentiles(x), want)
             assert np.isnan(_percentiles(x)[:, 4]).all() and (_percentiles(x)[:, 5] == 0.5).all()
     np.testing.assert_array_equal(_percentiles(np.array([[3.0, np.nan]])), [[1.0, 1.0]])
-    np.testing.assert_array_equal(_percentiles(np.array([[2.0], [1.0], [2.0], [0.0]])), [[5 / 6], [1 / 3], [5 / 6], [0.0]])
+    np.testing.assert_array_equal(_percentiles(np.array([[2.0], [1.0], [2.0], [0.0]])),
+                                  [[5 / 6], [1 / 3], [5 / 6], [0.0]])
 
 
 def test_not_clicked_similarity_follows_what_the_reader_skips(trained, tmp_path):
