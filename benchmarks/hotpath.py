@@ -9,7 +9,11 @@ alternating the backends. For each kind of call it reports
   psycopg connection), the round trips the request waits for;
 * the same feeds once more right away ("feed again": what a cached first page costs);
 * CPU time per call of this process (``time.process_time``: steadier than wall time on a shared
-  machine; the PostgreSQL server's own CPU is not in it) and wall p50 / p99.
+  machine; the PostgreSQL server's own CPU is not in it) and wall p50 / p99;
+* the p99 of the request thread's own CPU per call (``time.thread_time``: the slow 1 % without the
+  waits for a core) and what the slowest 1 % of feeds by that CPU did: the share of them whose
+  features went to the feature log, whose reader has ``max_reader_events`` or more
+  clicks/reads/shares, during which a garbage collection ran, and their statements per call.
 
 The background thread runs as in a server (polling the change log, writing served lists), so the
 feed figures include what a worker pays for it. Medians of the runs.
@@ -81,6 +85,50 @@ def counting(store, counter: StatementCounter):
         psycopg.Connection.execute = original
 
 
+class CallNotes:
+    """What each feed did, noted by wrapping the engine's steps on the instance (benchmark only)."""
+
+    def __init__(self, engine):
+        import gc
+
+        self.logged = self.heavy = self.collected = False
+        limit = engine.config.max_reader_events
+        log_features, profile = engine._log_features, engine._profile_and_history
+
+        def noted_log(*args, **kwargs):
+            self.logged = True
+            return log_features(*args, **kwargs)
+
+        def noted_profile(*args, **kwargs):
+            out = profile(*args, **kwargs)
+            self.heavy = out[0].positives.size >= limit
+            return out
+
+        engine._log_features, engine._profile_and_history = noted_log, noted_profile
+        gc.callbacks.append(self._collected)
+
+    def _collected(self, phase: str, _info: dict) -> None:
+        if phase == "start":
+            self.collected = True
+
+    def reset(self) -> None:
+        self.logged = self.heavy = self.collected = False
+
+    def close(self) -> None:
+        import gc
+
+        gc.callbacks.remove(self._collected)
+
+
+def slowest(rows: list[tuple[float, int, bool, bool, bool]]) -> dict:
+    """The slowest 1 % of feeds by request-thread CPU: ``(cpu s, statements, logged, heavy, collected)`` rows."""
+    top = sorted(rows, reverse=True)[:max(1, len(rows) // 100)]
+    return {"slowest_cpu_ms": round(1e3 * top[-1][0], 3), "slowest_statements": statistics.mean(r[1] for r in top),
+            "slowest_feature_logged": statistics.mean(r[2] for r in top),
+            "slowest_heavy_reader": statistics.mean(r[3] for r in top),
+            "slowest_gc": statistics.mean(r[4] for r in top)}
+
+
 def measure(store_factory, models: Path, users: list[str], articles: list[str], now: float, calls: int,
             warmup: int) -> dict:
     """Statements, CPU ms and wall p50/p99 per feed and per event post of one fresh engine."""
@@ -93,6 +141,7 @@ def measure(store_factory, models: Path, users: list[str], articles: list[str], 
     store = store_factory()
     engine = Engine(store, models, EngineConfig(), clock=lambda: now)
     engine.start_background()
+    notes = CallNotes(engine)
     tag = uuid.uuid4().hex[:6]
 
     def feed(i: int) -> None:
@@ -109,18 +158,26 @@ def measure(store_factory, models: Path, users: list[str], articles: list[str], 
             for i in range(warmup if kind != "feed again" else 0):
                 fn(i)
             counter = StatementCounter()
-            wall = []
+            wall, rows = [], []
             with counting(store, counter):
                 cpu0 = time.process_time()
                 for i in range(warmup, warmup + calls):
+                    notes.reset()
+                    sent, own = counter.count, time.thread_time()
                     start = time.perf_counter()
                     fn(i)
                     wall.append(time.perf_counter() - start)
+                    rows.append((time.thread_time() - own, counter.count - sent, notes.logged, notes.heavy,
+                                 notes.collected))
                 cpu = time.process_time() - cpu0
             p = percentiles_ms(wall)
             out[kind] = {"statements": counter.count / calls, "cpu_ms": 1e3 * cpu / calls,
-                         "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"]}
+                         "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"],
+                         "thread_cpu_p99_ms": percentiles_ms([r[0] for r in rows])["p99_ms"]}
+            if kind == "feed":
+                out[kind].update(slowest(rows))
     finally:
+        notes.close()
         engine.close()
         store.close()
     return out
@@ -172,12 +229,18 @@ def main(argv: list[str] | None = None) -> int:
     for backend in backends:
         for kind in ("feed", "feed again", "event"):
             med = {k: round(statistics.median(run[kind][k] for run in runs[backend]), 3)
-                   for k in ("statements", "cpu_ms", "p50_ms", "p99_ms")}
+                   for k in runs[backend][0][kind]}
             results[f"{backend}_{kind.replace(' ', '_')}"] = med
-            rows.append([backend, kind, med["statements"], med["cpu_ms"], med["p50_ms"], med["p99_ms"]])
+            rows.append([backend, kind, med["statements"], med["cpu_ms"], med["thread_cpu_p99_ms"], med["p50_ms"],
+                         med["p99_ms"]])
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print_table("feed and single-event post, per call (medians of runs)", rows,
-                ["backend", "call", "statements/call", "CPU ms/call", "p50 ms", "p99 ms"])
+                ["backend", "call", "statements/call", "CPU ms/call", "thread CPU p99 ms", "p50 ms", "p99 ms"])
+    for backend in backends:
+        feed = results[f"{backend}_feed"]
+        print(f"{backend}: slowest 1 % of feeds (request-thread CPU >= {feed['slowest_cpu_ms']} ms): "
+              f"{feed['slowest_feature_logged']:.0%} feature-logged, {feed['slowest_heavy_reader']:.0%} heavy readers, "
+              f"{feed['slowest_gc']:.0%} with a GC collection, {feed['slowest_statements']:.1f} statements")
     print(f"load average before {results['load_average_before']}, after {results['load_average_after']}")
     write_json(args.json, results)
     return 0

@@ -205,6 +205,30 @@ class StoreContract:
         assert [ids[k] for k in keys.tolist()] == ["a1", "a2"] and codes.tolist() == [1, 2]
         assert np.isnan(dwell[0]) and dwell[1] == pytest.approx(30.0)
 
+    def test_a_readers_reads_together_answer_as_each_read_alone(self, store):
+        """``reader_reads`` (PostgreSQL: one pipeline) gives what each read it stands for gives:
+        clicks/reads/shares, preferences, hides in a time range, impressions with served lists' items."""
+        store.upsert_articles([article(i) for i in range(8)])
+        store.add_events([event("u", "a0", ts=T0 + 1), event("u", "a1", "read", ts=T0 + 2, dwell_seconds=9.0),
+                          event("u", "a2", "share", ts=T0 + 3), event("u", "a3", "hide", ts=T0 + 4),
+                          event("u", "a4", "hide", ts=T0 + 50), event("u", "a5", "impression", ts=T0 + 5),
+                          event("v", "a6", ts=T0 + 6)])
+        store.add_served_lists([served("L1", "u", ("a6", "a7"), ts=T0 + 7)])
+        store.set_preferences(Preferences("u", categories=("Olahraga",), regions=("Jawa Barat",)))
+        got = store.reader_reads("u", history=2, preferences=True, hides=(T0, T0 + 10), impressions=10)
+        want = store.user_event_keys("u", limit=2, events=("click", "read", "share"))
+        assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got.history, want))
+        assert got.history[1].tolist() == [2, 3]  # the newest two: the read and the share
+        assert got.preferences == store.get_preferences("u") and got.preferences.categories == ("Olahraga",)
+        keys = store.article_keys(["a3", "a4", "a5", "a6", "a7"])
+        assert got.hides.tolist() == [keys["a3"]]  # a4's hide is after the range
+        assert got.impressions[0].tolist() == [keys["a5"], keys["a6"], keys["a7"]]
+        assert got.impressions[1].tolist() == [0, 0, 0]
+        assert store.reader_reads("u", preferences=True) == (None, got.preferences, None, None)
+        nobody = store.reader_reads("nobody", history=5, preferences=True, hides=(T0, T0 + 10), impressions=5)
+        assert nobody.history[0].size == 0 and nobody.preferences is None and nobody.hides.size == 0
+        assert nobody.impressions[0].size == 0
+
     # -- the live model ---------------------------------------------------------------------------
     def test_the_live_model_is_a_compare_and_set_with_a_change(self, store):
         v1, v2, v3 = (f"20261127T15130{i}Z-00000{i}" for i in (1, 2, 3))

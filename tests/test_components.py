@@ -127,6 +127,9 @@ class _Snap:
 
         return SimpleNamespace(title=self._titles[i])
 
+    def title(self, i):
+        return self._titles[i]
+
 
 def test_diversify_caps_a_story_pair_by_pair_not_by_chained_labels():
     from recommender.serving.ranking import Candidates, diversify
@@ -146,6 +149,64 @@ def test_diversify_caps_a_story_pair_by_pair_not_by_chained_labels():
     assert (text[:5] @ text[:5].T)[np.triu_indices(5, 1)].min() > 0.7  # the first five are one story
     assert list(pairwise[:2]) == [0, 1] and set(pairwise[2:5]) == {5, 6, 7}  # then the other stories
     assert list(by_label[:2]) == [0, 1] and len(by_label) == 6  # labels cap everything, then fill
+
+
+def _greedy_by_definition(snap, cand, n, max_per_story, share, duplicate, story_similarity=None, uncapped=None):
+    """diversify's rules, one pass over every rank per pick: the best rank in play whose category
+    has room and whose story is not full (or is uncapped); none: the best in play; a near-duplicate
+    of a chosen article is dropped."""
+    import math
+
+    from recommender.serving.ranking import near_duplicate, top_k
+
+    order = top_k(cand.score, max(300, 3 * n))
+    text = snap.text(cand.index[order])
+    story, category = cand.features["story"][order], cand.features["category"][order]
+    free = np.zeros(order.size, bool) if uncapped is None else uncapped[order]
+    pairwise = story_similarity is not None and bool(np.any(text, axis=1).all())
+    open_, chosen = np.ones(order.size, bool), []
+
+    def copies(r):
+        if pairwise:
+            return sum(float(text[c] @ text[r]) >= story_similarity for c in chosen)
+        return sum(story[c] == story[r] for c in chosen)
+
+    while len(chosen) < n and open_.any():
+        allowed = math.ceil(share * (len(chosen) + 1))
+        fits = [r for r in np.flatnonzero(open_) if sum(category[c] == category[r] for c in chosen) < allowed
+                and (free[r] or copies(r) < max_per_story)]
+        rank = fits[0] if fits else int(np.flatnonzero(open_)[0])
+        open_[rank] = False
+        if any(text[rank].any() and near_duplicate(snap, int(cand.index[order[c]]), int(cand.index[order[rank]]),
+                                                   float(text[c] @ text[rank]), duplicate) for c in chosen):
+            continue
+        chosen.append(rank)
+    return [int(order[c]) for c in chosen]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_diversify_picks_what_its_rules_pick_one_rank_at_a_time(seed):
+    """The greedy loop's shortcuts (per-category queues, the best rank with room) change nothing:
+    random candidates with few stories and categories, by labels and pair by pair, with uncapped ones."""
+    from recommender.serving.ranking import Candidates, diversify
+
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(5, 60))
+    centres = rng.normal(size=(4, 6))
+    labels = rng.integers(0, 4, m)
+    text = centres[labels] + rng.normal(scale=0.6, size=(m, 6))
+    text = (text / np.linalg.norm(text, axis=1, keepdims=True)).astype(np.float32)
+    titles = [f"judul {'sama' if rng.random() < 0.3 else i} berita" for i in range(m)]
+    cand = Candidates(np.arange(m), {"story": labels.astype(np.int64), "category": rng.integers(0, 3, m)},
+                      score=rng.random(m))
+    snap = _Snap(text, titles)
+    uncapped = rng.random(m) < 0.2
+    for n in (1, 5, 12):
+        for pair in (None, 0.5):
+            for free in (None, uncapped):
+                args = (snap, cand, n, int(rng.integers(1, 3)), float(rng.choice([0.3, 0.5, 1.0])), 0.9)
+                got = diversify(*args, story_similarity=pair, uncapped=free).tolist()
+                assert got == _greedy_by_definition(*args, story_similarity=pair, uncapped=free), (n, pair)
 
 
 def _mmr_case(story=None, text=None):

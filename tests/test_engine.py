@@ -268,6 +268,88 @@ def test_a_heavy_reader_never_sees_what_they_read_earlier_in_the_window(trained,
     assert not set(read) & set(shown)
 
 
+def counted_calls(store, monkeypatch, names):
+    """{store method name: calls so far}, counting each call of those methods from now on."""
+    calls = dict.fromkeys(names, 0)
+    for name in names:
+        def counted(*args, _name=name, _original=getattr(store, name), **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, counted)
+    return calls
+
+
+def test_a_reader_with_a_short_history_has_their_reads_left_out_from_the_one_history_read(trained, tmp_path,
+                                                                                          monkeypatch):
+    """Fewer reads than ``max_reader_events``: the profile's read holds them all, so the feed leaves
+    them out without asking the store for the read set; a read posted on another worker counts at once."""
+    sample = trained.clone(tmp_path)
+    engine, other = sample.engine(), sample.engine()
+    model = engine._state.model
+    window = model.item_ids.ids[model.window_start:].tolist()
+    read = window[:30]
+    engine.record_events([Interaction("short-reader", a, ("click", "read", "share")[i % 3], sample.now - 3600 + i,
+                                      dwell_seconds=40) for i, a in enumerate(read)])
+    calls = counted_calls(sample.store, monkeypatch, ("user_event_keys", "user_read_keys", "user_read_rows",
+                                                      "user_read_bounds"))
+    shown = [i.article_id for i in engine.feed("short-reader", limit=200).items]
+    assert len(shown) == 200 and not set(read) & set(shown)
+    assert calls == {"user_event_keys": 1, "user_read_keys": 0, "user_read_rows": 0, "user_read_bounds": 0}
+    other.record_events([Interaction("short-reader", shown[0], "read", sample.now - 10, dwell_seconds=40)])
+    again = [i.article_id for i in engine.feed("short-reader", limit=200).items]
+    assert shown[0] not in again and not set(read) & set(again)
+
+
+def test_a_feed_reads_the_reader_in_one_go_and_builds_the_profile_single_reads_build(trained, tmp_path, monkeypatch):
+    """After the probe, a feed asks the store once (``Store.reader_reads``: one pipeline on PostgreSQL)
+    for the history, preferences, hides and impressions, and builds the same profile as reading each."""
+    from recommender.domain import Preferences
+
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    user = favourite_readers(sample, "Ekonomi", 1)[0]
+    first = [i.article_id for i in engine.feed(user, limit=10).items]
+    engine.record_events([Interaction(user, first[0], "hide", sample.now - 5),
+                          Interaction(user, first[1], "impression", sample.now - 4),
+                          Interaction(user, first[1], "impression", sample.now - 3)])
+    sample.store.set_preferences(Preferences(user, categories=("Olahraga",), regions=()))
+    calls = counted_calls(sample.store, monkeypatch, ("reader_reads",))
+    built = []
+    original = engine._profile_and_history
+    monkeypatch.setattr(engine, "_profile_and_history", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
+    after = [i.article_id for i in engine.feed(user, limit=10).items]
+    assert calls == {"reader_reads": 1} and first[0] not in after
+    state = engine._state
+    alone = engine._profile(state, state.snapshot(), user, sample.now)  # each read by itself
+    together = built[0][0]
+    assert together.hidden.size == 1 and together.impressions_seen >= 2 and together.followed_categories.size == 1
+    for name in ("read", "positives", "hidden", "hidden_stories", "shown", "shown_counts", "skipped",
+                 "followed_categories", "followed_regions", "cf_vector", "content"):
+        np.testing.assert_array_equal(getattr(together, name), getattr(alone, name), err_msg=name)
+    assert (together.impressions_seen, together.impressions_clicked) == (alone.impressions_seen,
+                                                                         alone.impressions_clicked)
+
+
+def test_a_heavy_readers_cached_read_set_takes_its_bounds_from_the_probe(trained, tmp_path, monkeypatch):
+    """A reader beyond ``max_reader_events`` reads: the read-set cache asks no bounds of its own (the
+    feed cache's probe holds them), and a read posted on another worker is still left out at once."""
+    sample = trained.clone(tmp_path)
+    engine, other = sample.engine(), sample.engine()
+    model = engine._state.model
+    window = model.item_ids.ids[model.window_start:].tolist()
+    read = window[:400]
+    engine.record_events([Interaction("heavy-reader", a, "read", sample.now - 3600 + i, dwell_seconds=40)
+                          for i, a in enumerate(read)])
+    first = [i.article_id for i in engine.feed("heavy-reader", limit=50).items]
+    assert first and not set(read) & set(first)
+    calls = counted_calls(sample.store, monkeypatch, ("user_read_bounds", "user_read_rows", "user_read_keys"))
+    other.record_events([Interaction("heavy-reader", first[0], "read", sample.now - 10, dwell_seconds=40)])
+    shown = [i.article_id for i in engine.feed("heavy-reader", limit=50).items]
+    assert first[0] not in shown and not set(read) & set(shown)
+    assert calls == {"user_read_bounds": 0, "user_read_rows": 1, "user_read_keys": 0}  # the one new read, by seq
+
+
 @pytest.mark.parametrize("clicked", [4, 9])
 def test_the_next_page_never_repeats_earlier_pages_even_after_a_click_and_on_another_worker(trained, tmp_path,
                                                                                             clicked):

@@ -300,6 +300,26 @@ def test_reader_and_exposure_features_match_their_definitions_by_hand():
     assert col["since_first_click"][2] == -1.0 and col["since_first_click"][0] == 0.0
 
 
+def test_rank_columns_are_scipy_average_ranks_scaled_to_0_1(rng):
+    """The rank features (one sort of all columns) equal scipy's ``rankdata(method="average")``
+    per column, scaled to [0, 1]: ties share their rank, a column with NaN is all NaN."""
+    from scipy.stats import rankdata
+
+    from recommender.serving.features import _percentiles
+
+    for n in (2, 3, 17, 100):
+        for ties in (False, True):
+            x = rng.integers(0, 4, size=(n, 6)).astype(np.float64) if ties else rng.random((n, 6))
+            x[:, 5] = 7.0  # one value throughout: every rank is the middle
+            x[n // 2, 4] = np.nan
+            want = np.column_stack([(rankdata(x[:, j], method="average") - 1.0) / (n - 1.0) for j in range(6)])
+            np.testing.assert_array_equal(_percentiles(x), want)
+            assert np.isnan(_percentiles(x)[:, 4]).all() and (_percentiles(x)[:, 5] == 0.5).all()
+    np.testing.assert_array_equal(_percentiles(np.array([[3.0, np.nan]])), [[1.0, 1.0]])
+    np.testing.assert_array_equal(_percentiles(np.array([[2.0], [1.0], [2.0], [0.0]])),
+                                  [[5 / 6], [1 / 3], [5 / 6], [0.0]])
+
+
 def test_not_clicked_similarity_follows_what_the_reader_skips(trained, tmp_path):
     """An impression the reader does not click makes that article (and its story mates) skipped;
     clicking it afterwards takes it out again. Read from the store for every list, as serving does."""

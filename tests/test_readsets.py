@@ -83,3 +83,25 @@ def test_random_writes_never_make_the_cache_differ_from_the_store(store):
         now += float(rng.integers(0, 30))
         for u in ("u0", "u1", "u2"):
             assert reads.keys(u, T0, now).tolist() == truth(store, u, T0, now), (step, u)
+
+
+def test_bounds_handed_in_from_the_probe_answer_as_the_store_without_asking_it(store, monkeypatch):
+    """The feed passes the bounds ``Store.reader_version`` read a moment before: the same answers
+    through new reads and forgets, and no bounds query of the cache's own."""
+    rng = np.random.default_rng(5)
+    store.upsert_articles([article(i) for i in range(30)])
+    reads = ReadSets(store, min_events=5)
+    asked = []
+    original = store.user_read_bounds
+    monkeypatch.setattr(store, "user_read_bounds", lambda user: asked.append(user) or original(user))
+    now = T0 + 500
+    for step in range(25):
+        if step % 9 == 8:
+            store.forget_user("u")
+        store.add_events([event("u", f"a{rng.integers(30)}", kind=("click", "read", "share")[rng.integers(3)],
+                                ts=float(T0 + rng.integers(0, 400)), event_id=f"{step}-{k}") for k in range(3)])
+        version = store.reader_version("u")
+        bounds = (version[1], version[2]) if version[1] is not None else None
+        assert bounds == original("u")
+        assert reads.keys("u", T0, now, bounds=bounds).tolist() == truth(store, "u", T0, now), step
+    assert asked == []  # every bound came from the probe

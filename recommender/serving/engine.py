@@ -31,7 +31,8 @@ from recommender.models.exposure import ExposureStats, with_exposure
 from recommender.models.popularity import DecayedCounters, default_curve
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.models.versions import MODEL_CHANGES, live_version
-from recommender.store import EditorialRule, FeatureLogRow, ServedList, Store, StoredArticle, StoreError
+from recommender.store import (PROFILE_EVENTS, EditorialRule, FeatureLogRow, ReaderReads, ServedList, Store,
+                               StoredArticle, StoreError)
 
 from .catalog import FreshArticles, Snapshot
 from .features import FEATURE_NAMES, PREFIX, learned_stage, recent_unique
@@ -58,7 +59,6 @@ DAY = 86_400.0
 ARTICLE_CHANGES = ("article", "takedown", "restore")
 VISIBILITY_CHANGES = ("takedown", "restore")
 FOLLOW_BATCH = 5000  # changes read per query while following the log
-PROFILE_EVENTS = ("click", "read", "share")
 SERVED_LIST_CHUNK = 500  # served lists (one row each) per transaction
 RELATED_TOP_UP = 10  # a reader's related list reaches further down in multiples of this many
 MAX_SKIPPED = 50  # a reader's newest shown-not-clicked articles the learned stage compares candidates with
@@ -775,8 +775,9 @@ class Engine:
         X = np.full((index.size, len(names)), np.nan)
         cand = build.cand
         if with_features and cand is not None and (PREFIX + FEATURE_NAMES[0]) in cand.features and cand.index.size:
-            where = {int(k): r for r, k in enumerate(cand.index.tolist())}
-            rows = np.array([where.get(int(k), -1) for k in index.tolist()], dtype=np.int64)
+            order = np.argsort(cand.index, kind="stable")  # the items' rows in cand (-1: not scored)
+            at = np.minimum(np.searchsorted(cand.index[order], index), order.size - 1)
+            rows = np.where(cand.index[order[at]] == index, order[at], -1)
             found = rows >= 0
             X[found] = np.column_stack([cand.features[PREFIX + name][rows[found]] for name in FEATURE_NAMES])
         propensity = None
@@ -922,23 +923,42 @@ class Engine:
             cache[key] = (time.monotonic() + ttl, items, strategy, due, build.pin_positions, build.empty_reason)
         return items, strategy, build.pin_positions, build.empty_reason
 
-    def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float, known: ReaderVersion | None = None):
-        """The reader's profile from their stored events (so a click counts at once) and follows.
+    def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
+                 known: ReaderVersion | None = None) -> ReaderProfile:
+        """The reader's profile from their stored events (so a click counts at once) and follows."""
+        return self._profile_and_history(state, snap, user_id, now, known)[0]
+
+    def _profile_and_history(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
+                             known: ReaderVersion | None = None, reads: ReaderReads | None = None
+                             ) -> tuple[ReaderProfile, tuple[np.ndarray, np.ndarray] | None]:
+        """:meth:`_profile` and ``(article keys, ts)`` of every click/read/share of theirs when the
+        profile read them all (fewer than ``max_reader_events``: most readers), else None.
 
         ``known``: what :meth:`Store.reader_version` said just before; reads it says would come
-        back empty (no click/read/share, no preferences) are not made."""
+        back empty (no click/read/share, no preferences) are not made. ``reads``: those reads,
+        made already (:meth:`_reader_reads`)."""
+        history = None
         try:
             # impressions say nothing about interest: the last events that do (served lists would crowd them out)
             limit = self.config.max_reader_events
-            if known is not None and not known.has_reads:
+            if reads is not None:
+                keys, codes, ts, dwell = reads.history if reads.history is not None else _no_events()
+            elif known is not None and not known.has_reads:
                 keys, codes, ts, dwell = _no_events()
             else:
                 keys, codes, ts, dwell = self.store.user_event_keys(user_id, limit=limit, events=PROFILE_EVENTS)
+            if keys.size < limit:
+                history = keys, ts
             items_idx = state.indices_of_keys(keys, self.store)
-            prefs = None if known is not None and not known.has_preferences else self.store.get_preferences(user_id)
+            if reads is not None:
+                prefs = reads.preferences
+            else:
+                prefs = (None if known is not None and not known.has_preferences
+                         else self.store.get_preferences(user_id))
         except StoreError:
             items_idx, codes, ts, dwell = _no_events()
             prefs = None
+            history = None
         past = ts <= now
         if not past.all():
             items_idx, codes, ts, dwell = items_idx[past], codes[past], ts[past], dwell[past]
@@ -946,10 +966,24 @@ class Engine:
                         dtype=np.int64)
         regs = np.array([state.regions.code(r, add=False) for r in (prefs.regions if prefs else ())], dtype=np.int64)
         profile = build_profile(snap, items_idx, codes, ts, dwell, cats, regs, now)
-        return self._reader_controls(state, snap, profile, user_id, now, known)
+        return self._reader_controls(state, snap, profile, user_id, now, known, reads), history
+
+    def _reader_reads(self, snap: Snapshot, user_id: str, now: float, known: ReaderVersion) -> ReaderReads:
+        """Every read of the reader's profile the probe says is not empty, sent together
+        (:meth:`Store.reader_reads`: one round trip on PostgreSQL); nothing when the store fails
+        (the profile is then built without them, as when each read failed)."""
+        try:
+            return self.store.reader_reads(
+                user_id, history=self.config.max_reader_events if known.has_reads else 0,
+                preferences=known.has_preferences,
+                hides=(self._reads_since(snap, now), now) if known.has_other_events else None,
+                impressions=self.config.max_reader_impressions if known.has_other_events else 0)
+        except StoreError:
+            return ReaderReads(None, None, None, None)
 
     def _reader_controls(self, state: LiveState, snap: Snapshot, profile: ReaderProfile, user_id: str,
-                         now: float, known: ReaderVersion | None = None) -> ReaderProfile:
+                         now: float, known: ReaderVersion | None = None,
+                         reads: ReaderReads | None = None) -> ReaderProfile:
         """The profile with what the reader hid ("tidak tertarik", in the serving window) and how
         often their last ``max_reader_impressions`` impressions showed each article they did not
         click (impression fatigue). Unchanged when the store fails."""
@@ -958,13 +992,18 @@ class Engine:
         try:
             hidden = np.zeros(0, dtype=np.int64)
             stored = known is None or known.has_other_events  # no hide or impression stored: nothing to ask
-            if stored:
+            if stored and reads is not None:  # read already (with nothing when that failed)
+                hidden = self._catalog_indices(state, reads.hides if reads.hides is not None else hidden)
+            elif stored:
                 hidden = self._window_reads(state, snap, user_id, now, events=("hide",), raise_errors=True)
             # always read (not only for fatigue): the learned stage's features use the skipped articles and
             # the reader's own click-through, and must not depend on the blend's settings (training = serving)
             if stored and self.config.max_reader_impressions > 0:
-                keys, _, ts, _ = self.store.user_event_keys(user_id, limit=self.config.max_reader_impressions,
-                                                            events=("impression",))
+                if reads is not None:
+                    keys, _, ts, _ = reads.impressions if reads.impressions is not None else _no_events()
+                else:
+                    keys, _, ts, _ = self.store.user_event_keys(user_id, limit=self.config.max_reader_impressions,
+                                                                events=("impression",))
                 index = state.indices_of_keys(keys[ts <= now], self.store)
                 index = index[index >= 0]
                 was_clicked = np.isin(index, profile.positives)
@@ -985,27 +1024,46 @@ class Engine:
             shown=shown, shown_counts=counts, skipped=skipped, impressions_seen=seen, impressions_clicked=clicked_seen)
 
     def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
-                      events: tuple[str, ...] = PROFILE_EVENTS, raise_errors: bool = False) -> np.ndarray:
+                      events: tuple[str, ...] = PROFILE_EVENTS, raise_errors: bool = False,
+                      history: tuple[np.ndarray, np.ndarray] | None = None,
+                      known: ReaderVersion | None = None) -> np.ndarray:
         """Catalog indices of every article the reader clicked, read or shared in the serving window
         (sorted int64): a list leaves them all out, not just those of the profile's last events.
 
         Nobody reads an article before it is published, so events since the window's oldest
         article (less a day for skewed clocks) hold them all. Empty when the store fails.
+        ``history``: ``(keys, ts)`` of all the reader's click/read/share events, read just before
+        (no query then); ``known``: the probe's sequence bounds of those (for the read-set cache).
         """
-        since = _window_published_since(snap, now) - READ_CLOCK_SKEW
+        since = self._reads_since(snap, now)
         read_sets = self.__dict__.get("_read_sets")
         if read_sets is None:  # a heavy reader's read set, kept up to date by sequence number (serving.readsets)
             read_sets = self.__dict__.setdefault("_read_sets", ReadSets(self.store))
         try:
-            if set(events) == set(PROFILE_EVENTS):  # what ReadSets keeps
-                keys = read_sets.keys(user_id, since, until=now)
+            if history is not None and set(events) == set(PROFILE_EVENTS):
+                keys, ts = history
+                keys = np.unique(keys[(ts >= since) & (ts <= now)])
+            elif set(events) == set(PROFILE_EVENTS):  # what ReadSets keeps
+                bounds = ((known.reads_first, known.reads_last) if known is not None and known.has_reads
+                          else None)
+                keys = read_sets.keys(user_id, since, until=now, bounds=bounds)
             else:
                 keys = self.store.user_read_keys(user_id, since, until=now, events=events)
-            index = state.indices_of_keys(keys, self.store)
+            return self._catalog_indices(state, keys)
         except StoreError:
             if raise_errors:
                 raise
             return np.zeros(0, dtype=np.int64)
+
+    @staticmethod
+    def _reads_since(snap: Snapshot, now: float) -> float:
+        """Nobody reads an article before it is published: a reader's events since the window's
+        oldest article (less a day for skewed clocks) hold every read of a window article."""
+        return _window_published_since(snap, now) - READ_CLOCK_SKEW
+
+    def _catalog_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
+        """Sorted distinct catalog indices of store article keys (unknown ones left out); raises StoreError."""
+        index = state.indices_of_keys(keys, self.store)
         return np.unique(index[index >= 0])
 
     def score(self, user_id: str, article_ids: list[str], features: bool = False):
@@ -1065,9 +1123,10 @@ class Engine:
             self._apply_visibility(state)
         snap = state.snapshot()
         known = ReaderVersion(*cached[2]) if cached is not None else None
-        profile = self._profile(state, snap, user_id, now, known)
-        read = (self._window_reads(state, snap, user_id, now) if known is None or known.has_reads
-                else np.zeros(0, dtype=np.int64))
+        reads = self._reader_reads(snap, user_id, now, known) if known is not None else None
+        profile, history = self._profile_and_history(state, snap, user_id, now, known, reads)
+        read = (self._window_reads(state, snap, user_id, now, history=history, known=known)
+                if known is None or known.has_reads else np.zeros(0, dtype=np.int64))
         read = np.union1d(read, profile.hidden)  # a hidden article never comes back to that reader
         if read.size:  # the profile scores with the last events; every read in the window is left out
             profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))

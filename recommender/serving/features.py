@@ -17,8 +17,6 @@ the best candidates with the bundle's :class:`~recommender.models.learned.Learne
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
-
 from recommender.models.exposure import NEVER, ExposureStats
 from recommender.models.neighbours import top_k
 from recommender.models.popularity import DecayedCounters
@@ -63,11 +61,24 @@ def _hours_since(t: np.ndarray, now: float) -> np.ndarray:
     return np.where(t >= NEVER, -1.0, np.log1p(hours))
 
 
-def _percentile(x: np.ndarray) -> np.ndarray:
-    """Rank of each value in [0, 1] (1 = largest); ties share their average rank."""
-    if x.size < 2:
+def _percentiles(x: np.ndarray) -> np.ndarray:
+    """Rank of each value in its column in [0, 1] (1 = largest), x shape (n, k); ties share their
+    average rank, a column holding NaN is all NaN (as scipy's ``rankdata``, which costs ~0.12 ms a
+    call: one sort of all columns here instead of a call per column)."""
+    n = x.shape[0]
+    if n < 2:
         return np.ones_like(x, dtype=np.float64)
-    return (rankdata(x, method="average") - 1.0) / (x.size - 1.0)
+    order = np.argsort(x, axis=0, kind="stable")
+    ordered = np.take_along_axis(x, order, axis=0)
+    rows = np.broadcast_to(np.arange(n)[:, None], x.shape)
+    differs = ordered[1:] != ordered[:-1]  # a tie group ends here and the next one starts
+    first = np.maximum.accumulate(np.where(np.vstack([np.ones((1, x.shape[1]), bool), differs]), rows, 0), axis=0)
+    last = np.minimum.accumulate(np.where(np.vstack([differs, np.ones((1, x.shape[1]), bool)]), rows, n - 1)[::-1],
+                                 axis=0)[::-1]
+    out = np.empty(x.shape, dtype=np.float64)
+    np.put_along_axis(out, order, (first + last) / 2.0 / (n - 1.0), axis=0)
+    out[:, np.isnan(x).any(axis=0)] = np.nan
+    return out
 
 
 def _similarity(text: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,11 +165,11 @@ def feed_features(snap: Snapshot, profile: ReaderProfile, counters: DecayedCount
         profile.impressions_seen + READER_CTR_PRIOR) / site_all
     cols["reader_ctr"] = np.full(n, reader)
     cols["reader_impressions"] = np.full(n, np.log1p(profile.impressions_seen))
-    for name in RANKED:
-        values = cols[name]
-        if name == "since_first_impression":  # newest exposure ranks highest; never shown counts as newest
-            values = -np.where(values < 0, 0.0, values)
-        cols[f"rank_{name}"] = _percentile(values)
+    ranked = [cols[name] for name in RANKED]
+    since = RANKED.index("since_first_impression")  # newest exposure ranks highest; never shown counts as newest
+    ranked[since] = -np.where(ranked[since] < 0, 0.0, ranked[since])
+    for name, column in zip(RANKED, _percentiles(np.column_stack(ranked)).T):
+        cols[f"rank_{name}"] = column
     cols["list_size"] = np.full(n, np.log1p(n))
     cols["history_length"] = np.full(n, np.log1p(profile.positives.size))
     return np.column_stack([cols[name] for name in FEATURE_NAMES]) if n else np.zeros((0, len(FEATURE_NAMES)))
@@ -185,11 +196,11 @@ def learned_stage(snap: Snapshot, profile: ReaderProfile, counters: DecayedCount
     part = cand.take(head)
     X = feed_features(snap, profile, counters, now, part)
     features = dict(cand.features)
-    if keep_features:
+    if keep_features:  # columns of one matrix: one allocation, not one per feature
+        kept = np.full((cand.index.size, len(FEATURE_NAMES)), np.nan)
+        kept[head] = X
         for j, name in enumerate(FEATURE_NAMES):
-            column = np.full(cand.index.size, np.nan)
-            column[head] = X[:, j]
-            features[PREFIX + name] = column
+            features[PREFIX + name] = kept[:, j]
     if ranker is None:
         return Candidates(cand.index, features, cand.score)
     learned = ranker.decision_function(align(X, ranker))

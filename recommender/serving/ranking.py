@@ -551,7 +551,9 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
     queues = [by_category[bounds[c]:bounds[c + 1]] for c in range(n_categories)]
     heads = [0] * n_categories
     in_play = [True] * order.size
+    category = category_np.tolist()
     first = 0  # the best rank still in play
+    best = 0  # the best rank in play whose story has room (a story once full stays full)
     chosen: list[int] = []
     chosen_rows: list[int] = []
     chosen_text = np.empty((min(n, order.size), text.shape[1]), dtype=text.dtype)
@@ -562,7 +564,12 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
             break
         allowed = math.ceil(max_category_share * (len(chosen) + 1))
         rank = -1
-        for c in range(n_categories):
+        while best < order.size and (not in_play[best] or (not free[best] and (
+                copies_list[best] if pairwise else stories.get(story[best], 0)) >= max_per_story)):
+            best += 1
+        if best < order.size and categories[category[best]] < allowed:
+            rank = best  # it heads its category's queue and no other head is better: no scan
+        for c in range(n_categories if rank < 0 else 0):
             if categories[c] >= allowed:
                 continue
             queue, h = queues[c], heads[c]
@@ -576,17 +583,16 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
             rank = first
         in_play[rank] = False
         if chosen_rows and has_text[rank]:
-            sims = chosen_text[: len(chosen_rows)] @ text[rank]
-            close = np.flatnonzero(sims >= duplicate_similarity)
-            if close.size and any(near_duplicate(snap, int(cand.index[order[chosen_rows[c]]]),
-                                                 int(cand.index[order[rank]]), float(sims[c]), duplicate_similarity)
-                                  for c in close):
+            sims = (chosen_text[: len(chosen_rows)] @ text[rank]).tolist()
+            if any(near_duplicate(snap, int(cand.index[order[chosen_rows[c]]]), int(cand.index[order[rank]]), sim,
+                                  duplicate_similarity)
+                   for c, sim in enumerate(sims) if sim >= duplicate_similarity):
                 continue
         chosen_text[len(chosen)] = text[rank]
         chosen.append(int(order[rank]))
         chosen_rows.append(rank)
         stories[story[rank]] = stories.get(story[rank], 0) + 1
-        categories[category_np[rank]] += 1
+        categories[category[rank]] += 1
         if pairwise:
             copies += (text @ text[rank]) >= story_similarity
             copies_list = copies.tolist()

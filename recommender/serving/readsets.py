@@ -56,15 +56,18 @@ class ReadSets:
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
-    def keys(self, user_id: str, since: float, until: float) -> np.ndarray:
+    def keys(self, user_id: str, since: float, until: float, bounds: tuple[int, int] | None = None) -> np.ndarray:
         """Sorted distinct article keys of the reader's click/read/share events with
         ``since <= ts <= until``, as ``Store.user_read_keys`` (a cached heavy reader's may also hold
-        keys read before ``since``). Raises what the store raises."""
+        keys read before ``since``). ``bounds``: what ``Store.user_read_bounds`` answered for the
+        reader just before (``Store.reader_version`` holds it), else it is asked. Raises what the
+        store raises."""
         entry = self._entries.get(user_id)
         if entry is not None and (since < entry.since or until < entry.until):
             return self.store.user_read_keys(user_id, since, until=until)
         if entry is not None:
-            bounds = self.store.user_read_bounds(user_id)
+            if bounds is None:
+                bounds = self.store.user_read_bounds(user_id)
             if bounds is None:  # forgotten, nothing since
                 self._drop(user_id)
                 return np.zeros(0, dtype=np.int64)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from recommender.config import split_db_location
 
-from .base import (AuditEntry, Change, EditorialRule, ExperimentList, FeatureLogRow, InteractionLog, ServedList, Store, StoredArticle, StoreDiskError,
+from .base import (PROFILE_EVENTS, AuditEntry, Change, EditorialRule, ExperimentList, FeatureLogRow, InteractionLog,
+                   ReaderReads, ServedList, Store, StoredArticle, StoreDiskError,
                    StoredExperiment, StoreError, StoreUnavailable)
 from .sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
-__all__ = ["AuditEntry", "Change", "EditorialRule", "ExperimentList", "FeatureLogRow", "StoredExperiment", "InteractionLog", "ServedList", "StoreDiskError", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "Store", "StoreError",
+__all__ = ["PROFILE_EVENTS", "ReaderReads", "AuditEntry", "Change", "EditorialRule", "ExperimentList", "FeatureLogRow", "StoredExperiment", "InteractionLog", "ServedList", "StoreDiskError", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "Store", "StoreError",
            "StoreUnavailable", "StoredArticle", "open_store"]
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -313,6 +313,18 @@ class AuditEntry:
     action: str
     rule_id: str
     detail: dict
+
+
+PROFILE_EVENTS = ("click", "read", "share")  # the events that say what a reader is interested in
+
+
+class ReaderReads(NamedTuple):
+    """:meth:`Store.reader_reads`: each None when not asked for."""
+
+    history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None  # as user_event_keys
+    preferences: Preferences | None
+    hides: np.ndarray | None  # sorted distinct article keys
+    impressions: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
 
 
 class Store(ABC):
@@ -648,6 +660,20 @@ class Store(ABC):
         (else None: the engine checks visibility its own way). None altogether: this backend
         cannot say, and feeds are not cached."""
         return None
+
+    def reader_reads(self, user_id: str, history: int = 0, preferences: bool = False,
+                     hides: tuple[float, float] | None = None, impressions: int = 0) -> ReaderReads:
+        """What a feed reads about a reader once :meth:`reader_version` said what there is, together:
+        ``history``: their newest that many click/read/share events (:meth:`user_event_keys`);
+        ``preferences`` (:meth:`get_preferences`); ``hides``: ``(since, until)`` of the keys of their
+        hides (:meth:`user_read_keys`); ``impressions``: their newest that many impressions
+        (:meth:`user_event_keys`). What is not asked for is None. A backend with round trips sends
+        them at once (PostgreSQL: one pipeline)."""
+        return ReaderReads(
+            self.user_event_keys(user_id, limit=history, events=PROFILE_EVENTS) if history > 0 else None,
+            self.get_preferences(user_id) if preferences else None,
+            self.user_read_keys(user_id, hides[0], until=hides[1], events=("hide",)) if hides is not None else None,
+            self.user_event_keys(user_id, limit=impressions, events=("impression",)) if impressions > 0 else None)
 
     # -- a reader's read set, incrementally (``serving.readsets``) ------------------------------
     def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:

@@ -58,7 +58,9 @@ from .base import (
     Change,
     ExperimentList,
     FeatureLogRow,
+    PROFILE_EVENTS,
     InteractionLog,
+    ReaderReads,
     ServedList,
     Store,
     StoredArticle,
@@ -293,6 +295,45 @@ def describe(url: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
+def _read_keys_sql(events: Sequence[str]) -> str:
+    """Article keys of the reader's ``events`` with ``since <= ts <= until`` (parameters ``user``,
+    ``since``, ``until``), one index range per type; with impressions, their served lists' items too."""
+    codes = sorted({EVENT_CODES[e] for e in events})
+    sql = " UNION ALL ".join(
+        "SELECT article_key FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = %(user)s) "
+        f"AND event = {int(code)} AND ts >= %(since)s AND ts <= %(until)s" for code in codes)
+    if EVENT_CODES["impression"] in codes:  # and what their served lists showed
+        sql += (" UNION ALL SELECT unnest(article_keys) FROM served_lists WHERE user_key = "
+                "(SELECT key FROM users WHERE user_id = %(user)s) AND ts >= %(since)s AND ts <= %(until)s")
+    return sql
+
+
+def _key_rows(rows: list[tuple]) -> np.ndarray:
+    """Sorted distinct keys of one-column rows."""
+    if not rows:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.array(rows, dtype=np.int64).ravel())
+
+
+def _event_key_arrays(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of :func:`_history_sql` (ids=False, newest first) as ``Store.user_event_keys`` arrays, oldest first."""
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
+    table = np.array([r[:4] for r in reversed(rows)], dtype=np.float64)  # keys < 2^53: exact; None -> NaN
+    return (table[:, 0].astype(np.int64), table[:, 1].astype(np.int8), table[:, 2],
+            table[:, 3].astype(np.float32))
+
+
+_PREFERENCES_SQL = ("SELECT p.categories, p.regions FROM preferences p JOIN users u ON u.key = p.user_key "
+                    "WHERE u.user_id = %(user)s")
+
+
+def _preferences(user_id: str, row: tuple | None) -> Preferences | None:
+    if row is None:
+        return None
+    return Preferences(user_id=user_id, categories=tuple(json.loads(row[0])), regions=tuple(json.loads(row[1])))
+
+
 def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
     """A reader's newest ``limit`` events of the given types at or after ``since``, newest first:
     ``(article_id or article_key, event, ts, dwell, list_id, position)``; named parameters ``user``,
@@ -1101,29 +1142,40 @@ class PostgresStore(Store):
         with self._reading() as conn:
             rows = conn.execute(_history_sql(_types(events), ids=False),
                                 {"user": user_id, "since": -1.0, "limit": int(limit)}).fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
-        table = np.array([r[:4] for r in reversed(rows)], dtype=np.float64)  # keys < 2^53: exact; None -> NaN
-        return (table[:, 0].astype(np.int64), table[:, 1].astype(np.int8), table[:, 2],
-                table[:, 3].astype(np.float32))
+        return _event_key_arrays(rows)
+
+    def reader_reads(self, user_id: str, history: int = 0, preferences: bool = False,
+                     hides: tuple[float, float] | None = None, impressions: int = 0) -> ReaderReads:
+        # one pipeline: the statements go out together and the feed waits for the server once
+        asked = {}
+        if history > 0:
+            asked["history"] = (_history_sql(_types(PROFILE_EVENTS), ids=False),
+                                {"user": user_id, "since": -1.0, "limit": int(history)}, _event_key_arrays)
+        if preferences:
+            asked["preferences"] = (_PREFERENCES_SQL, {"user": user_id},
+                                    lambda rows: _preferences(user_id, rows[0] if rows else None))
+        if hides is not None:
+            asked["hides"] = (_read_keys_sql(("hide",)), {"user": user_id, "since": float(hides[0]),
+                                                          "until": float(hides[1])}, _key_rows)
+        if impressions > 0:
+            asked["impressions"] = (_history_sql(_types(("impression",)), ids=False),
+                                    {"user": user_id, "since": -1.0, "limit": int(impressions)}, _event_key_arrays)
+        got = {}
+        if asked:
+            with self._reading() as conn, conn.pipeline():
+                cursors = {name: conn.execute(sql, params) for name, (sql, params, _) in asked.items()}
+                got = {name: asked[name][2](cursor.fetchall()) for name, cursor in cursors.items()}
+        return ReaderReads(**{name: got.get(name) for name in ReaderReads._fields})
 
     def user_read_keys(self, user_id: str, since: float, until: float | None = None,
                        events: Sequence[str] = ("click", "read", "share")) -> np.ndarray:
-        codes = sorted({EVENT_CODES[e] for e in events})
-        if not codes:
+        if not events:
             return np.zeros(0, dtype=np.int64)
-        sql = " UNION ALL ".join(
-            "SELECT article_key FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = %(user)s) "
-            f"AND event = {int(code)} AND ts >= %(since)s AND ts <= %(until)s" for code in codes)
-        if EVENT_CODES["impression"] in codes:  # and what their served lists showed
-            sql += (" UNION ALL SELECT unnest(article_keys) FROM served_lists WHERE user_key = "
-                    "(SELECT key FROM users WHERE user_id = %(user)s) AND ts >= %(since)s AND ts <= %(until)s")
         with self._reading() as conn:
-            rows = conn.execute(sql, {"user": user_id, "since": float(since),
-                                      "until": float(until) if until is not None else 1e18}).fetchall()
-        if not rows:
-            return np.zeros(0, dtype=np.int64)
-        return np.unique(np.array(rows, dtype=np.int64).ravel())
+            rows = conn.execute(_read_keys_sql(events), {"user": user_id, "since": float(since),
+                                                         "until": float(until) if until is not None else 1e18}
+                                ).fetchall()
+        return _key_rows(rows)
 
     # -- following the change log ------------------------------------------------------------
     _POSITION_SQL = ("SELECT (SELECT COALESCE(MAX(pos), 0) FROM changes), "
@@ -1276,11 +1328,8 @@ class PostgresStore(Store):
 
     def get_preferences(self, user_id: str) -> Preferences | None:
         with self._reading() as conn:
-            row = conn.execute("SELECT p.categories, p.regions FROM preferences p JOIN users u ON u.key = p.user_key "
-                               "WHERE u.user_id = %s", (user_id,)).fetchone()
-        if row is None:
-            return None
-        return Preferences(user_id=user_id, categories=tuple(json.loads(row[0])), regions=tuple(json.loads(row[1])))
+            row = conn.execute(_PREFERENCES_SQL, {"user": user_id}).fetchone()
+        return _preferences(user_id, row)
 
     def forget_user(self, user_id: str) -> dict[str, int]:
         now = time.time()
