@@ -332,6 +332,17 @@ def test_a_bulk_load_that_fails_still_builds_the_indexes(postgres_db, fresh_inde
         store.close()
 
 
+def test_a_bulk_load_that_cannot_reach_the_server_is_store_unavailable(postgres_db):
+    store = PostgresStore(postgres_db, timeout=2)
+    try:
+        store.url = "postgresql://postgres@127.0.0.1:1/nothing"  # the server went away since the store opened
+        with pytest.raises(StoreUnavailable, match="cannot start a bulk load"):
+            with store.bulk_load():
+                pass
+    finally:
+        store.close()
+
+
 def test_indexes_a_dead_load_left_missing_are_built_by_the_next_open_unless_a_load_still_runs(
         postgres_db, fresh_indexes):
     from recommender.store.postgres import BULK_LOAD_LOCK

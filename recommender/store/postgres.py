@@ -747,7 +747,10 @@ class PostgresStore(Store):
         A load that dies leaves the indexes missing: the lock dies with its connection, and the
         next store that opens, or the next bulk load, builds them.
         """
-        conn = psycopg.connect(self.url, **self._connect)
+        try:
+            conn = psycopg.connect(self.url, **self._connect)
+        except psycopg.Error as exc:
+            raise self._refused("cannot start a bulk load", exc, writing=False) from exc
         try:
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (BULK_LOAD_LOCK,)).fetchone()[0]:
                 conn.close()
@@ -759,16 +762,22 @@ class PostgresStore(Store):
                     conn.execute("DROP INDEX IF EXISTS " + ", ".join(_DEFERRED_EVENT_INDEXES))
         except psycopg.errors.LockNotAvailable:
             log.info("bulk load keeps the events indexes: a reader held the table for %.1f s", self.timeout)
-        except BaseException:
+        except BaseException as exc:
             conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise self._refused("cannot start a bulk load", exc, writing=True) from exc
             raise
         return conn
+
+    @staticmethod
+    def _missing_event_indexes(conn: psycopg.Connection) -> list[str]:
+        return [r[0] for r in conn.execute("SELECT n FROM unnest(%s::text[]) AS t(n) WHERE to_regclass(n) IS NULL",
+                                           (list(_DEFERRED_EVENT_INDEXES),)).fetchall()]
 
     def _build_event_indexes(self, conn: psycopg.Connection) -> None:
         """Create the missing deferred events indexes, each committed on its own (one sort each),
         then analyze ``events`` (the planner's figures were those of an empty table)."""
-        missing = [name for name in _DEFERRED_EVENT_INDEXES if not conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]]
+        missing = self._missing_event_indexes(conn)
         if not missing:
             return
         log.info("building the events indexes %s", ", ".join(missing))
@@ -780,9 +789,7 @@ class PostgresStore(Store):
     def _repair_event_indexes(self, conn: psycopg.Connection) -> None:
         """On open: build the deferred events indexes a bulk load that died left missing (none
         when a load that is still running holds :data:`BULK_LOAD_LOCK`: it builds them itself)."""
-        if conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND "
-                        "indexname = ANY(%s)", (list(_DEFERRED_EVENT_INDEXES),)).fetchone()[0] \
-                == len(_DEFERRED_EVENT_INDEXES):
+        if not self._missing_event_indexes(conn):
             return
         if conn.execute("SELECT pg_try_advisory_lock(%s)", (BULK_LOAD_LOCK,)).fetchone()[0]:
             try:
