@@ -31,6 +31,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 _HERE = Path(__file__).resolve().parent
@@ -43,8 +44,9 @@ EVENT_TYPES = ("impression", "click", "read", "share")
 T0 = 1_793_466_000.0  # 2026-11-01 00:00 WIB
 
 
-def rows(n: int, n_articles: int, n_users: int, seed: int, prefix: str) -> list[dict]:
-    """``n`` events spread over readers, articles and 30 days, as an export would hold them."""
+def rows(n: int, n_articles: int, n_users: int, seed: int, prefix: str) -> Iterator[dict]:
+    """``n`` events spread over readers, articles and 30 days, as an export would hold them (one
+    at a time: 10M of them as dicts would take ~5 GB)."""
     from recommender.domain import format_time
 
     rng = np.random.default_rng(seed)
@@ -52,9 +54,9 @@ def rows(n: int, n_articles: int, n_users: int, seed: int, prefix: str) -> list[
     arts = rng.integers(0, n_articles, n)
     kinds = rng.choice(4, size=n, p=[0.55, 0.25, 0.17, 0.03])
     ts = np.sort(rng.uniform(T0, T0 + 30 * 86400, n))
-    return [{"event_id": f"{prefix}{i}", "user_id": f"u{int(users[i]):07d}", "article_id": f"a{int(arts[i]):06d}",
+    return ({"event_id": f"{prefix}{i}", "user_id": f"u{int(users[i]):07d}", "article_id": f"a{int(arts[i]):06d}",
              "event": EVENT_TYPES[int(kinds[i])], "ts": format_time(float(ts[i])),
-             "dwell_seconds": 35.0 if kinds[i] == 2 else None} for i in range(n)]
+             "dwell_seconds": 35.0 if kinds[i] == 2 else None} for i in range(n))
 
 
 def server_cpu_seconds(server: str, dbname: str) -> float | None:

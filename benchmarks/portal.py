@@ -24,6 +24,10 @@ bare-Flask ceiling.
 Usage::
 
     python benchmarks/portal.py [--events 100000 | 1000000 | 10000000] [--repeat 3] [--json OUT]
+        [--parts ingest,copy,inprocess,http]
+
+``--parts ingest`` runs the bulk import alone (it writes new events into empty stores, so neither
+the scale store nor a trained bundle is made): what to run at 10M events.
 
 Sizes follow ``--events``: articles = events / 100 (at least 2,000), readers = events / 10 (the
 issue's 100k articles / 1M readers / 10M events at ``--events 10000000``). PostgreSQL databases are
@@ -61,6 +65,7 @@ TARGETS = {  # name -> (target, higher is better)
     "http_feed_share": (0.25, True),
 }
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+PARTS = ("ingest", "copy", "inprocess", "http")
 
 
 # -- databases -------------------------------------------------------------------------------------
@@ -124,8 +129,8 @@ def ingest(args, dbs: Databases, folder: Path) -> dict:
 
     n = args.events
     path = folder / "events.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows(n, args.articles, args.users, args.seed, "imp-")))
-    batches = [Interaction.from_dict(r) for r in rows(n, args.articles, args.users, args.seed + 1, "st-")]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows(n, args.articles, args.users, args.seed, "imp-"))
     out: dict = {}
     for backend in ("sqlite", "postgresql"):
         runs = []
@@ -138,11 +143,17 @@ def ingest(args, dbs: Databases, folder: Path) -> dict:
             report = import_events(store, path, show_progress=False)
             file_seconds = time.perf_counter() - start
             assert report.accepted == n, report.to_dict()
-            start = time.perf_counter()
+            # each ready-made batch built just before it is written, outside the clock (10M events
+            # as Interaction objects at once would take ~6 GB)
+            made = iter(rows(n, args.articles, args.users, args.seed + 1, "st-"))
+            start, building = time.perf_counter(), 0.0
             with store.bulk_load():
                 for lo in range(0, n, EVENT_BATCH_SIZE):
-                    store.add_events(batches[lo:lo + EVENT_BATCH_SIZE], source="import")
-            store_seconds = time.perf_counter() - start
+                    built = time.perf_counter()
+                    batch = [Interaction.from_dict(next(made)) for _ in range(min(EVENT_BATCH_SIZE, n - lo))]
+                    building += time.perf_counter() - built
+                    store.add_events(batch, source="import")
+            store_seconds = time.perf_counter() - start - building
             assert store.stats()["events"] == 2 * n
             store.close()
             runs.append({"import_events_per_second": n / file_seconds, "store_events_per_second": n / store_seconds})
@@ -364,10 +375,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=500, help="HTTP event posts per run")
     ap.add_argument("--propagation", type=int, default=50, help="clicks timed from replica A to replica B per run")
     ap.add_argument("--http-seconds", type=float, default=8.0)
-    ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help=f"which measurements to run, comma-separated (default all: {','.join(PARTS)}); "
+                         "ingest alone needs no scale store")
+    ap.add_argument("--skip-http", action="store_true", help="the same as leaving http out of --parts")
     ap.add_argument("--server", default=DEFAULT_SERVER, help="admin URL of the PostgreSQL server")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        ap.error(f"unknown --parts {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    if args.skip_http and "http" in parts:
+        parts.remove("http")
     args.articles = args.articles or max(2000, args.events // 100)
     args.users = args.users or max(1000, args.events // 10)
 
@@ -377,38 +397,54 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     dbs = Databases(args.server)
     results: dict = {"events": args.events, "articles": args.articles, "readers": args.users, "repeat": args.repeat,
-                     "load_average_before": [round(x, 2) for x in load_before]}
+                     "parts": parts, "load_average_before": [round(x, 2) for x in load_before]}
     try:
         with tempfile.TemporaryDirectory(prefix="newsrec-portal-") as tmp:
             folder = Path(tmp)
+            if "ingest" in parts:  # new events into empty stores: the scale store is not needed
+                print(f"1. bulk import of {args.events} events ...", flush=True)
+                results["ingest"] = ingest(args, dbs, folder)
+                print(f"   {results['ingest']}", flush=True)
+            if not {"copy", "inprocess", "http"} & set(parts):
+                return finish(args, results, started)
             print(f"scale store: {args.articles} articles, {args.users} readers, {args.events} events", flush=True)
             cached, models = scale_store(args)
             db = working_copy(cached, folder)
-            print("1. bulk import ...", flush=True)
-            results["ingest"] = ingest(args, dbs, folder)
-            print(f"   {results['ingest']}", flush=True)
-            print("2. copy SQLite -> PostgreSQL (migrate-store) ...", flush=True)
             url = dbs.create()
-            results["copy"] = copy_to_postgres(db, url)
-            print(f"   {results['copy']}", flush=True)
+            if "copy" in parts:
+                print("2. copy SQLite -> PostgreSQL (migrate-store) ...", flush=True)
+                results["copy"] = copy_to_postgres(db, url)
+                print(f"   {results['copy']}", flush=True)
+            else:  # serving reads the scale store from PostgreSQL too
+                copy_to_postgres(db, url)
+            if not {"inprocess", "http"} & set(parts):
+                return finish(args, results, started)
             print("3. in-process ...", flush=True)
             from recommender.store import SQLiteStore
             from recommender.store.postgres import PostgresStore
 
             users, articles = sample_ids(db, args.calls + 200, np.random.default_rng(args.seed))
             now = END + 3600.0
-            results["inprocess"] = {}
-            for backend, factory in (("sqlite", lambda: SQLiteStore(db)), ("postgresql", lambda: PostgresStore(url))):
-                runs = [inprocess(factory, models, users, articles, now, args.calls, 200) for _ in range(args.repeat)]
-                results["inprocess"][backend] = {
-                    f"{kind}_{p}": round(statistics.median(r[kind][p] for r in runs), 3)
-                    for kind in ("feed", "related", "event") for p in ("p50_ms", "p99_ms")}
-                print(f"   {backend}: {results['inprocess'][backend]}", flush=True)
-            if not args.skip_http:
+            if "inprocess" in parts:
+                results["inprocess"] = {}
+                for backend, factory in (("sqlite", lambda: SQLiteStore(db)),
+                                         ("postgresql", lambda: PostgresStore(url))):
+                    runs = [inprocess(factory, models, users, articles, now, args.calls, 200)
+                            for _ in range(args.repeat)]
+                    results["inprocess"][backend] = {
+                        f"{kind}_{p}": round(statistics.median(r[kind][p] for r in runs), 3)
+                        for kind in ("feed", "related", "event") for p in ("p50_ms", "p99_ms")}
+                    print(f"   {backend}: {results['inprocess'][backend]}", flush=True)
+            if "http" in parts:
                 print("4. HTTP: bare Flask, SQLite server, PostgreSQL replicas A and B ...", flush=True)
                 results["http"] = over_http(args, db, url, models, folder, users, articles)
     finally:
         dbs.drop_all()
+    return finish(args, results, started)
+
+
+def finish(args, results: dict, started: float) -> int:
+    """Time and load average of the run, the table, and the JSON file."""
     results["seconds"] = round(time.time() - started)
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report(results)

@@ -153,6 +153,36 @@ def test_bulk_settings_apply_during_an_import_and_are_restored(store, tmp_path, 
     assert [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "mmap_size")] == before
 
 
+def test_the_garbage_collector_pauses_during_an_events_import_and_comes_back_as_it_was(store, tmp_path, monkeypatch):
+    import gc
+
+    seen = []
+    real = store.add_events
+
+    def add_events(batch, source="client"):
+        seen.append(gc.isenabled())
+        return real(batch, source=source)
+
+    monkeypatch.setattr(store, "add_events", add_events)
+    assert gc.isenabled()
+    assert import_events(store, _events_file(tmp_path, 3)).accepted == 3
+    assert seen == [False] and gc.isenabled()
+    def failing(batch, source="client"):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "add_events", failing)
+    with pytest.raises(RuntimeError, match="disk full"):  # back on an error too
+        import_events(store, _events_file(tmp_path, 3))
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        monkeypatch.setattr(store, "add_events", real)
+        import_events(store, _events_file(tmp_path, 3))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 # -- the batch parser: same events and errors as Interaction.from_dict, row by row ----------------
 def _by_from_dict(records):
     from recommender.domain import Interaction, ValidationError

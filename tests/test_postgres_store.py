@@ -313,7 +313,8 @@ def _import(url: str, path: Path, batch: int) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
 
-def test_a_bulk_import_killed_mid_way_keeps_what_it_acknowledged_and_resumes_without_duplicates(postgres_db, tmp_path):
+def test_a_bulk_import_killed_mid_way_keeps_what_it_acknowledged_and_resumes_without_duplicates(postgres_db, tmp_path,
+                                                                                                fresh_indexes):
     n, batch = 120_000, 10_000
     rows = [Interaction(user_id=f"u{i % 5000}", article_id=f"a{i % 300}", event=("click", "read")[i % 2],
                         ts=T0 + i, event_id=f"e{i}") for i in range(n)]
@@ -362,8 +363,92 @@ def test_a_bulk_import_killed_mid_way_keeps_what_it_acknowledged_and_resumes_wit
                 break
             cursor, total = new, total + keys.size
         assert total == n
+        assert _event_indexes(postgres_db) == fresh_indexes  # the dead first load's are built again
     finally:
         store.close()
+
+
+# -- a first bulk load builds the events indexes after its rows ----------------------------------
+def _event_indexes(url: str) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'events'").fetchall())
+
+
+@pytest.fixture
+def fresh_indexes(postgres_db) -> dict[str, str]:
+    """The events indexes of a database just made by the migrations (what a load must leave)."""
+    PostgresStore(postgres_db).close()
+    fresh = _event_indexes(postgres_db)
+    assert {"events_pkey", "events_eid_key", "events_user_cover", "events_ts", "events_user_reads"} <= set(fresh)
+    return fresh
+
+
+def test_a_bulk_load_into_empty_events_builds_their_secondary_indexes_at_the_end(postgres_db, fresh_indexes):
+    store = PostgresStore(postgres_db)
+    try:
+        events = _mixed_events(2_000, "d")
+        with store.bulk_load():
+            assert store.add_events(events[:1_000], source="import") == (1_000, 0)
+            during = _event_indexes(postgres_db)
+            assert set(during) == {"events_pkey", "events_eid_key"}  # the eid lookup keeps its index
+            assert store.add_events(events[500:], source="import") == (1_000, 500)
+            assert len(store.user_events("u3", limit=1_000)) == sum(e.user_id == "u3" for e in events)
+        assert _event_indexes(postgres_db) == fresh_indexes
+        with psycopg.connect(postgres_db) as conn:
+            plan = "\n".join(r[0] for r in conn.execute(
+                "EXPLAIN SELECT seq FROM events WHERE user_key = 1 AND event IN (1, 2, 3) ORDER BY seq DESC LIMIT 5"))
+        assert "events_user_reads" in plan  # analyzed: the planner knows the table is no longer empty
+        with store.bulk_load():  # a second load into a table with events keeps the indexes
+            assert store.add_events(_mixed_events(300, "e"), source="import")[0] == 200
+            assert _event_indexes(postgres_db) == fresh_indexes
+    finally:
+        store.close()
+
+
+def test_a_bulk_load_that_fails_still_builds_the_indexes(postgres_db, fresh_indexes):
+    store = PostgresStore(postgres_db)
+    try:
+        with pytest.raises(RuntimeError, match="parser gave up"):
+            with store.bulk_load():
+                store.add_events(_mixed_events(100, "f"), source="import")
+                assert "events_ts" not in _event_indexes(postgres_db)
+                raise RuntimeError("parser gave up")
+        assert _event_indexes(postgres_db) == fresh_indexes
+        assert store.stats()["events"] == 100
+    finally:
+        store.close()
+
+
+def test_a_bulk_load_that_cannot_reach_the_server_is_store_unavailable(postgres_db):
+    store = PostgresStore(postgres_db, timeout=2)
+    try:
+        store.url = "postgresql://postgres@127.0.0.1:1/nothing"  # the server went away since the store opened
+        with pytest.raises(StoreUnavailable, match="cannot start a bulk load"):
+            with store.bulk_load():
+                pass
+    finally:
+        store.close()
+
+
+def test_indexes_a_dead_load_left_missing_are_built_by_the_next_open_unless_a_load_still_runs(
+        postgres_db, fresh_indexes):
+    from recommender.store.postgres import BULK_LOAD_LOCK
+
+    store = PostgresStore(postgres_db)
+    store.add_events(_mixed_events(50, "g"), source="import")
+    store.close()
+    with psycopg.connect(postgres_db, autocommit=True) as running:  # a load that is still running
+        running.execute("SELECT pg_advisory_lock(%s)", (BULK_LOAD_LOCK,))
+        running.execute("DROP INDEX events_user_cover, events_ts")
+        PostgresStore(postgres_db).close()
+        assert set(fresh_indexes) - set(_event_indexes(postgres_db)) == {"events_user_cover", "events_ts"}
+        other = PostgresStore(postgres_db)
+        with other.bulk_load():  # another load leaves them to the one that holds the lock
+            other.add_events(_mixed_events(60, "g"), source="import")
+        other.close()
+        assert "events_ts" not in _event_indexes(postgres_db)
+    PostgresStore(postgres_db).close()  # that load died (its connection closed): built on open
+    assert _event_indexes(postgres_db) == fresh_indexes
 
 
 # -- errors ----------------------------------------------------------------------------------

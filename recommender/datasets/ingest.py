@@ -7,8 +7,10 @@ upserted; events carry or derive an idempotency key).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
+import gc
 import json
 import json.scanner
 import logging
@@ -193,7 +195,7 @@ def import_events(store: Store, path: str | Path, fmt: str | None = None, show_p
     path = Path(path)
     report = ImportReport(str(path), "events")
     rows = read_rows(path, fmt)
-    with store.bulk_load():
+    with _collector_paused(), store.bulk_load():
         for batch in _read_ahead(_event_batches(rows, report, show_progress)):
             _flush(batch, functools.partial(_trusted, store), report)
     log.info("%s import of %s: %d accepted, %d duplicates, %d rejected", report.kind, report.source,
@@ -331,6 +333,23 @@ def iso_times(texts: list[str]) -> np.ndarray:
     seconds = days * 86400 + hour * 3600 + minute * 60 + second - off * 60
     out[good] = seconds[good]
     return out
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration (back as it was afterwards).
+
+    Why: an import allocates millions of dicts, strings and events, none in a cycle, and every
+    700 allocations the collector walks the young ones, every so often all of them: ~3 us of the
+    parser's ~10 us per event. Memory is still freed by reference counting as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 _DONE = object()

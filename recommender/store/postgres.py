@@ -259,6 +259,23 @@ MIGRATIONS: dict[int, str] = {
 # plus a tag. COMMIT_ORDER_LOCK serializes drawing seq/pos values with committing them.
 COMMIT_ORDER_LOCK = 0x6E_65_77_73_72_65_63_01
 MIGRATION_LOCK = 0x6E_65_77_73_72_65_63_02
+# held (session-level) by the bulk load that answers for the deferred events indexes below
+BULK_LOAD_LOCK = 0x6E_65_77_73_72_65_63_03
+
+# The events indexes (as the migrations create them) that a load into an empty ``events`` table
+# builds after its rows instead of maintaining row by row: one sort per index costs the server
+# ~1 us of CPU per event, maintaining them ~7 (and at 10M events their pages no longer fit in
+# memory). The primary key and the unique ``eid`` stay: the load looks stored event ids up, and
+# other writers' ``ON CONFLICT (eid)`` needs that index.
+_DEFERRED_EVENT_INDEXES = {
+    "events_user_cover": "CREATE INDEX IF NOT EXISTS events_user_cover ON events (user_key, event, ts, seq) "
+                         "INCLUDE (article_key, dwell)",
+    "events_ts": "CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",
+    "events_user_reads": "CREATE INDEX IF NOT EXISTS events_user_reads ON events (user_key, seq) "
+                         "INCLUDE (ts, article_key) WHERE event IN (1, 2, 3)",
+}
+# memory for each deferred index's sort (the server's default, 64MB, spills 10M events to disk)
+_INDEX_BUILD_MEMORY = "256MB"
 
 # SQLSTATEs of a write that failed at the server's disk (or a server that refuses writes):
 # disk full, I/O error, missing file, read-only (a standby), corrupt data or index
@@ -481,8 +498,10 @@ class PostgresStore(Store):
         try:
             with psycopg.connect(url, **connect) as conn:
                 self._migrate(conn)
+                self._repair_event_indexes(conn)
         except psycopg.Error as exc:
             raise self._refused(f"cannot open PostgreSQL database {self.location}", exc, writing=False) from exc
+        self._connect = connect
         self._pool = ConnectionPool(url, kwargs=connect, min_size=1, max_size=max(1, int(pool_size)),
                                     timeout=self.timeout, configure=self._configure, open=True,
                                     name=f"newsrec {self.location}")
@@ -771,13 +790,81 @@ class PostgresStore(Store):
     # -- events ------------------------------------------------------------------------------
     @contextlib.contextmanager
     def bulk_load(self) -> Iterator[None]:
-        """Event batches written in this thread travel by COPY, whatever their size."""
+        """Event batches written in this thread travel by COPY, whatever their size; into an empty
+        ``events`` table, its secondary indexes are built at the end (:meth:`_defer_event_indexes`)."""
         before = getattr(self._local, "bulk", False)
         self._local.bulk = True
+        owner = None
         try:
+            if not before:
+                owner = self._defer_event_indexes()
             yield
         finally:
             self._local.bulk = before
+            if owner is not None:
+                with owner:
+                    self._build_event_indexes(owner)
+
+    def _defer_event_indexes(self) -> psycopg.Connection | None:
+        """When ``events`` is empty, drop the indexes of :data:`_DEFERRED_EVENT_INDEXES` (what
+        pg_restore does); returns the connection that holds :data:`BULK_LOAD_LOCK` and builds
+        whatever of them is missing when the load ends (None: another load holds it).
+
+        Lock policy: the drop takes an ACCESS EXCLUSIVE lock on ``events`` for an instant, waiting
+        at most ``timeout`` for running readers (then the load keeps its indexes); during the load,
+        readers of ``events`` scan it, and the index builds at the end block writers (not readers).
+        A load that dies leaves the indexes missing: the lock dies with its connection, and the
+        next store that opens, or the next bulk load, builds them.
+        """
+        try:
+            conn = psycopg.connect(self.url, **self._connect)
+        except psycopg.Error as exc:
+            raise self._refused("cannot start a bulk load", exc, writing=False) from exc
+        try:
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (BULK_LOAD_LOCK,)).fetchone()[0]:
+                conn.close()
+                return None
+            with conn.transaction():
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.timeout * 1000)}ms",))
+                conn.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+                if not conn.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]:
+                    conn.execute("DROP INDEX IF EXISTS " + ", ".join(_DEFERRED_EVENT_INDEXES))
+        except psycopg.errors.LockNotAvailable:
+            log.info("bulk load keeps the events indexes: a reader held the table for %.1f s", self.timeout)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise self._refused("cannot start a bulk load", exc, writing=True) from exc
+            raise
+        return conn
+
+    @staticmethod
+    def _missing_event_indexes(conn: psycopg.Connection) -> list[str]:
+        return [r[0] for r in conn.execute("SELECT n FROM unnest(%s::text[]) AS t(n) WHERE to_regclass(n) IS NULL",
+                                           (list(_DEFERRED_EVENT_INDEXES),)).fetchall()]
+
+    def _build_event_indexes(self, conn: psycopg.Connection) -> None:
+        """Create the missing deferred events indexes, each committed on its own (one sort each),
+        then analyze ``events`` (the planner's figures were those of an empty table)."""
+        missing = self._missing_event_indexes(conn)
+        if not missing:
+            return
+        log.info("building the events indexes %s", ", ".join(missing))
+        conn.execute("SELECT set_config('maintenance_work_mem', %s, false)", (_INDEX_BUILD_MEMORY,))
+        for name in missing:
+            conn.execute(_DEFERRED_EVENT_INDEXES[name])
+        conn.execute("ANALYZE events")
+
+    def _repair_event_indexes(self, conn: psycopg.Connection) -> None:
+        """On open: build the deferred events indexes a bulk load that died left missing (none
+        when a load that is still running holds :data:`BULK_LOAD_LOCK`: it builds them itself)."""
+        if not self._missing_event_indexes(conn):
+            return
+        if conn.execute("SELECT pg_try_advisory_lock(%s)", (BULK_LOAD_LOCK,)).fetchone()[0]:
+            try:
+                self._build_event_indexes(conn)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (BULK_LOAD_LOCK,))
 
     def add_events(self, events: Iterable[Interaction], source: str = "client") -> tuple[int, int]:
         if source not in EVENT_SOURCES:
