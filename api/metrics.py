@@ -80,6 +80,9 @@ class Metrics:
                              ["endpoint", "strategy"], registry=target)
         self.fallbacks = Counter("newsrec_fallback_lists", "Lists served without a model or by a fallback strategy",
                                  ["strategy"], registry=target)
+        self.feed_cache = Counter("newsrec_feed_cache_lookups", "First feed pages by whether the per-reader cache "
+                                  "served them (hit) or they were built (miss)", ["result"], registry=target)
+        self._feed_cache_children = {result: self.feed_cache.labels(result) for result in ("hit", "miss")}
         self.reload_failures = Counter("newsrec_model_reload_failures", "Failed POST /v1/admin/reload calls",
                                        registry=target)
         self._status_collector = EngineStatusCollector(status)
@@ -108,6 +111,12 @@ class Metrics:
         children[0].inc()
         if children[1] is not None:
             children[1].inc()
+
+    def observe_feed_cache(self, result: str | None) -> None:
+        """Count a first page by ``RankedList.cache`` ("hit" or "miss"; None is not counted)."""
+        child = self._feed_cache_children.get(result)
+        if child is not None:
+            child.inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

@@ -150,6 +150,33 @@ def test_app_builds_its_own_engine_and_shares_the_token_secret_with_the_cli(tmp_
         engine.close()
 
 
+def test_the_feed_cache_metric_counts_what_the_reader_got(trained, served):
+    """A repeated first page is a hit; a click makes the next one a miss; later pages are neither."""
+    import re
+
+    client, site, _ = served
+    user = next(iter(trained.readers))
+
+    def counts():
+        text = client.get("/metrics").get_data(as_text=True)
+        return {r: float(m.group(1)) if (m := re.search(rf'newsrec_feed_cache_lookups_total{{result="{r}"}} (\S+)', text))
+                else 0.0 for r in ("hit", "miss")}
+
+    before = counts()
+    first = client.get(f"/v1/users/{user}/feed?limit=10", headers=site).get_json()
+    again = client.get(f"/v1/users/{user}/feed?limit=10", headers=site).get_json()
+    assert [i["article_id"] for i in again["items"]] == [i["article_id"] for i in first["items"]]
+    client.get(f"/v1/users/{user}/feed?limit=10&cursor={first['next_cursor']}", headers=site)
+    clicked = first["items"][0]["article_id"]
+    event = {"user_id": user, "article_id": clicked, "event": "click", "list_id": first["list_id"],
+             "ts": trained.now - 5}
+    assert client.post("/v1/events", json=event, headers=site).get_json() == {"accepted": 1, "duplicates": 0}
+    after = client.get(f"/v1/users/{user}/feed?limit=10", headers=site).get_json()
+    assert clicked not in [i["article_id"] for i in after["items"]]
+    got = counts()
+    assert (got["hit"] - before["hit"], got["miss"] - before["miss"]) == (1, 2)
+
+
 def test_reload_with_a_version_makes_it_live_for_every_worker(trained, served):
     from recommender.models.bundle import read_current
     from recommender.models.fitting import train

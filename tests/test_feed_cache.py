@@ -59,10 +59,13 @@ def test_an_unchanged_reader_is_served_from_the_cache_with_a_new_list_id(workers
     assert reads.calls == built  # nothing read to build a profile: the cached page
     assert ids(again) == ids(first) and again.next_cursor == first.next_cursor
     assert again.list_id != first.list_id  # each serving is its own list for click attribution
+    assert (first.cache, again.cache) == ("miss", "hit")  # what newsrec_feed_cache_lookups counts
+    assert b.feed(reader, limit=10, cursor=first.next_cursor).cache is None  # later pages are not cached
     other_size = b.feed(reader, limit=5)
     assert reads.calls > built and ids(other_size) == ids(first)[:5]  # another page size is built
     uncached = Engine(b.store, sample.models_dir, EngineConfig(feed_cache_seconds=0), clock=lambda: sample.now)
-    assert ids(uncached.feed(reader, limit=10)) == ids(first)
+    off = uncached.feed(reader, limit=10)
+    assert ids(off) == ids(first) and off.cache is None
 
 
 def test_a_click_on_worker_a_leaves_the_cached_feed_of_worker_b(workers):
@@ -72,8 +75,8 @@ def test_a_click_on_worker_a_leaves_the_cached_feed_of_worker_b(workers):
     clicked = before[0]
     a.record_events([Interaction(reader, clicked, "click", sample.now - 5)])
     built = reads.calls
-    after = ids(b.feed(reader, limit=10))  # no poll of B in between
-    assert reads.calls > built and clicked not in after
+    after = b.feed(reader, limit=10)  # no poll of B in between
+    assert reads.calls > built and clicked not in ids(after) and after.cache == "miss"
 
 
 def test_a_hide_and_a_posted_impression_burst_reach_the_cached_feed(workers):

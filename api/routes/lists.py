@@ -91,4 +91,5 @@ def feed(user_id: str):
         raise ApiError(400, "invalid_cursor",
                        f"cursor refused ({exc}); pass back next_cursor unchanged or drop it to start over") from None
     metrics().observe_list("feed", ranked.strategy, ranked.model_version)
+    metrics().observe_feed_cache(ranked.cache)
     return {"user_id": user_id, **list_json(ranked), **experiment_json(routed), "next_cursor": ranked.next_cursor}

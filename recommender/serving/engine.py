@@ -1154,7 +1154,8 @@ class Engine:
             extra["empty_reason"] = build.empty_reason or _empty_reason(filters)
         if explain:
             extra["parts"] = _score_parts(state, build, items)
-        ranked = RankedList(items, strategy, state.model.version, list_id, next_cursor=next_cursor, extra=extra)
+        ranked = RankedList(items, strategy, state.model.version, list_id, next_cursor=next_cursor, extra=extra,
+                            cache="miss" if cached is not None else None)
         if cached is not None:
             self._keep_feed(*cached, ranked, build, snap, now)
         if log:
@@ -1187,7 +1188,7 @@ class Engine:
                 and hit[2] <= now < hit[3] and now - hit[2] <= self.config.feed_cache_seconds):
             page = hit[4]
             return RankedList(page.items, page.strategy, page.model_version, _list_id(), next_cursor=page.next_cursor,
-                              extra=dict(page.extra))
+                              extra=dict(page.extra), cache="hit")
         return cache, key, version[1:]
 
     def _keep_feed(self, cache: dict, key: tuple, version: tuple, ranked: RankedList, build: ListBuild,

@@ -40,3 +40,6 @@ class RankedList:
     list_id: str
     next_cursor: str | None = None
     extra: dict = field(default_factory=dict)
+    #: a feed's first page: "hit" (served again from the per-reader cache) or "miss" (built and
+    #: kept); None where the cache was not asked (later pages, explain, cache off, store down)
+    cache: str | None = field(default=None, compare=False)
