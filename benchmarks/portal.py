@@ -10,9 +10,13 @@ two replicas, each figure next to its target (issue 13).
    ``benchmarks/cache``) from SQLite to PostgreSQL with ``newsrec migrate-store``: rows per second.
 3. **In-process** (one ``Engine`` per backend, same bundle, same clock): p50/p99 of feeds, related
    lists and posting one event over ``--calls`` calls each.
-4. **HTTP** (``newsrec serve --workers 2``, loopback): feed requests per second with ``wrk`` (16
-   connections) on the SQLite server and on PostgreSQL replica A, next to a bare Flask JSON endpoint
-   served the same way in the same run (the ceiling); event POST p99 (one event, keep-alive, one
+4. **HTTP** (``newsrec serve --workers 2``, loopback; every worker loaded and 3 s of warm-up before
+   anything is timed): feed requests per second with ``wrk`` (16 connections) on the SQLite server
+   and on PostgreSQL replica A, next to a bare Flask JSON endpoint served the same way in the same
+   run (the ceiling), in two workloads, the two ends of a portal's mix: *misses* (readers no request
+   of the run asked for before: every page is built) and *hits* (200 warmed-up readers in turn: the
+   per-reader cache serves nearly every page), each with the share of cache hits the server counted
+   (``newsrec_feed_cache_lookups_total``); event POST p99 (one event, keep-alive, one
    client); **propagation**: a click posted to replica A until replica B's feed for that reader no
    longer lists the clicked article (B polled every 2 ms), ``--propagation`` times.
 
@@ -40,11 +44,13 @@ import argparse
 import http.client
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -314,38 +320,98 @@ def propagation(a_port: int, b_port: int, key: str, users: list[str], n: int, ti
     return out
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far (0.0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def feed_cache_counts(port: int) -> dict:
+    """``newsrec_feed_cache_lookups_total`` by result, summed over the server's workers."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return {result: sum(float(m) for m in re.findall(
+        rf'^newsrec_feed_cache_lookups_total{{result="{result}"}} (\S+)$', text, re.M)) for result in ("hit", "miss")}
+
+
+def miss_readers(db: Path, taken: set[str], n: int, seed: int) -> list[str]:
+    """``n`` readers no feed of the run asked for before (activity-weighted, 10 % unknown): every
+    first request of each is a cache miss (fewer if the store has fewer readers)."""
+    drawn, _ = sample_ids(db, max(4 * n, 1000), np.random.default_rng(seed + 1))
+    known = [u for u in dict.fromkeys(drawn) if u not in taken and not u.startswith("new-reader-")]
+    out = known[:int(n * 0.9)]
+    out += [f"miss-reader-{seed}-{i}" for i in range(n - len(out))]
+    np.random.default_rng(seed + 2).shuffle(out)
+    return out
+
+
 def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[str], articles: list[str]) -> dict:
-    from benchmarks.serving import free_port, serve, serve_hello, stop, wait_ready, wrk
+    """Each server is warmed up (every worker loaded, 3 s of feeds) before anything is timed.
+
+    Two feed workloads per server and run, the two ends of what a portal's traffic mixes: *misses*
+    (readers no request asked for before: every page is built) and *hits* (200 readers asked for
+    in turn, warmed up, so the per-reader cache serves nearly every page). Each is reported with
+    the share of cache hits the server counted (``newsrec_feed_cache_lookups_total``); a portal
+    where a share h of first pages are served again gets about 1 / (h / hits + (1 - h) / misses)."""
+    from benchmarks.serving import free_port, gunicorn_pids, serve, serve_hello, stop, wait_ready, wait_workers, wrk
 
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed (Debian: apt-get install wrk)"}
-    feed_paths = [f"/v1/users/{u}/feed?limit=20" for u in users[:2000]]
-    out: dict = {"runs": []}
+    revisit = list(dict.fromkeys(users))[:200]
+    feed_paths = [f"/v1/users/{u}/feed?limit=20" for u in revisit]
+    per_run = int(args.http_seconds * 1000)  # a run at more than 1,000 misses/s comes round again (hits)
+    misses = miss_readers(db, set(revisit), per_run * args.repeat * 2, args.seed)
+    out: dict = {"runs": [], "hit_readers": len(revisit), "miss_readers": len(misses)}
     procs = []
     try:
         hello_port = free_port()
         procs.append(serve_hello(hello_port, log=folder / "hello.log"))
         wait_ready(f"http://127.0.0.1:{hello_port}/hello", procs[-1])
+        wait_workers(procs[-1], 2)
         servers = {}
         sqlite_key = add_key(str(db))
         pg_key = add_key(url)
         for name, location in (("sqlite", str(db)), ("postgresql_a", url), ("postgresql_b", url)):
             home = folder / f"home-{name}"
             home.mkdir(exist_ok=True)
+            prom = folder / f"prometheus-{name}"
+            prom.mkdir(exist_ok=True)
             port = free_port()
-            procs.append(serve(home, location, models, port, log=folder / f"{name}.log"))
+            procs.append(serve(home, location, models, port, log=folder / f"{name}.log",
+                               env={"PROMETHEUS_MULTIPROC_DIR": str(prom)}))
             servers[name] = port
+        keys = {"sqlite": sqlite_key, "postgresql_a": pg_key, "postgresql_b": pg_key}
         for proc, port in zip(procs[1:], servers.values()):
             wait_ready(f"http://127.0.0.1:{port}/healthz", proc, timeout=300)
-        keys = {"sqlite": sqlite_key, "postgresql_a": pg_key, "postgresql_b": pg_key}
+            wait_workers(proc, 2, mapped=models)
+        wrk(f"http://127.0.0.1:{hello_port}", ["/hello"], "", 3, args.connections, folder)  # warm-up
+        for name in ("sqlite", "postgresql_a"):
+            wrk(f"http://127.0.0.1:{servers[name]}", feed_paths, keys[name], 3, args.connections, folder)
+        used = 0
         for _ in range(args.repeat):
             run = {"hello_rps": wrk(f"http://127.0.0.1:{hello_port}/hello", ["/hello"], "", args.http_seconds,
-                                    16, folder)["rps"]}
+                                    args.connections, folder)["rps"]}
             for name in ("sqlite", "postgresql_a"):
                 port = servers[name]
-                got = wrk(f"http://127.0.0.1:{port}", feed_paths, keys[name], args.http_seconds, 16, folder)
-                run[f"{name}_feed_rps"] = got["rps"]
-                run[f"{name}_feed_non_2xx"] = got["non_2xx"]
+                fresh = [f"/v1/users/{u}/feed?limit=20" for u in misses[used:used + per_run]]
+                used += per_run
+                for workload, paths in (("miss", fresh), ("hit", feed_paths)):
+                    before = feed_cache_counts(port)
+                    pids = gunicorn_pids(procs[1 + list(servers).index(name)].pid)
+                    cpu_before = [process_cpu(pid) for pid in pids]
+                    got = wrk(f"http://127.0.0.1:{port}", paths, keys[name], args.http_seconds, args.connections,
+                              folder)
+                    after = feed_cache_counts(port)
+                    run[f"{name}_feed_{workload}_worker_cpu_s"] = [
+                        round(process_cpu(pid) - was, 2) for pid, was in zip(pids, cpu_before)]
+                    lookups = sum(after.values()) - sum(before.values())
+                    prefix = f"{name}_feed_{workload}"
+                    run[f"{prefix}_rps"] = got["rps"]
+                    run[f"{prefix}_non_2xx"] = got["non_2xx"]
+                    run[f"{prefix}_hit_share"] = round((after["hit"] - before["hit"]) / lookups, 3) if lookups else 0.0
                 run[f"{name}_event_post_p99_ms"] = event_posts(port, keys[name], users, articles, args.posts)["p99_ms"]
             got = propagation(servers["postgresql_a"], servers["postgresql_b"], pg_key, users[:500], args.propagation)
             run["propagation_p99_ms"] = got["p99_ms"]
@@ -356,7 +422,8 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
     finally:
         for proc in procs:
             stop(proc)
-    med = {k: round(statistics.median(r[k] for r in out["runs"]), 3) for k in out["runs"][0]}
+    med = {k: round(statistics.median(r[k] for r in out["runs"]), 3) for k in out["runs"][0]
+           if not isinstance(out["runs"][0][k], list)}
     out["median"] = med
     return out
 
@@ -375,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=500, help="HTTP event posts per run")
     ap.add_argument("--propagation", type=int, default=50, help="clicks timed from replica A to replica B per run")
     ap.add_argument("--http-seconds", type=float, default=8.0)
+    ap.add_argument("--connections", type=int, default=64,
+                    help="wrk's keep-alive connections (each stays with the worker that accepted it: with 16, "
+                         "a 13/3 split between two workers happens, and the run measures one core)")
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"which measurements to run, comma-separated (default all: {','.join(PARTS)}); "
                          "ingest alone needs no scale store")
@@ -475,9 +545,14 @@ def report(results: dict) -> None:
     if med:
         rows.append(("bare Flask ceiling (requests/s)", med["hello_rps"], float("nan"), ""))
         for name in ("sqlite", "postgresql_a"):
-            share = med[f"{name}_feed_rps"] / med["hello_rps"] if med["hello_rps"] else float("nan")
-            rows.append((f"HTTP feed, {name} (requests/s)", med[f"{name}_feed_rps"], float("nan"), ""))
-            rows.append((f"HTTP feed / ceiling, {name}", round(share, 3), 0.25, verdict(share, 0.25, True)))
+            for prefix, what in ((f"{name}_feed_miss", "readers new to the run"), (f"{name}_feed_hit", "200 readers again")):
+                if f"{prefix}_rps" not in med:  # a JSON file from before the two workloads
+                    continue
+                share = med[f"{prefix}_rps"] / med["hello_rps"] if med["hello_rps"] else float("nan")
+                hits = med.get(f"{prefix}_hit_share", float("nan"))
+                rows.append((f"HTTP feed, {name}, {what}, {hits:.0%} cache hits (requests/s)", med[f"{prefix}_rps"],
+                             float("nan"), ""))
+                rows.append((f"  HTTP feed / ceiling", round(share, 3), 0.25, verdict(share, 0.25, True)))
             rows.append((f"event POST p99, {name} (ms)", med[f"{name}_event_post_p99_ms"], 5.0,
                          verdict(med[f"{name}_event_post_p99_ms"], 5.0)))
         rows.append(("propagation A -> B p99 (ms)", med["propagation_p99_ms"], 1000.0,

@@ -309,6 +309,36 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> floa
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
+def wait_workers(proc: subprocess.Popen, workers: int, mapped: Path | None = None, timeout: float = 300.0) -> None:
+    """Wait until the gunicorn master ``proc`` has ``workers`` workers and each has ``mapped`` (a
+    folder, e.g. the models folder whose bundle every worker memory-maps once its app is built)
+    in its memory map: the state in which a load generator's connections can reach every worker.
+
+    ``wait_ready`` alone returns as soon as one worker answers; a load generator that opens its
+    keep-alive connections then gives them all to that worker while the other is still loading
+    its bundle (at 10M events that took seconds), and measures one core instead of two.
+    """
+    start = time.perf_counter()
+    needle = str(mapped.resolve()) if mapped is not None else None
+    while time.perf_counter() - start < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        pids = gunicorn_pids(proc.pid)
+        if len(pids) >= workers:
+            if needle is None:
+                return
+            ready = 0
+            for pid in pids:
+                try:
+                    ready += needle in Path(f"/proc/{pid}/maps").read_text()
+                except OSError:
+                    pass
+            if ready >= workers:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{workers} workers not ready after {timeout}s")
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -323,8 +353,12 @@ WRK_LUA = """
 local paths = {}
 for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
 local key = os.getenv("WRK_KEY") or ""
+local threads = 0
+-- each thread starts at its own share of the list (thread k of n at k/n of it), so two threads
+-- do not ask for the same paths one after the other
+setup = function(thread) thread:set("id", threads); threads = threads + 1 end
 local i = 0
-init = function(args) i = math.random(#paths) end
+init = function(args) i = math.floor((id or 0) * #paths / 2) end
 request = function()
   i = i + 1
   return wrk.format("GET", paths[(i % #paths) + 1], {["X-API-Key"] = key})
@@ -365,10 +399,10 @@ def gunicorn_pids(master: int) -> list[int]:
 
 
 def serve(home: Path, db: Path, models: Path, port: int, blas_threads: int = 1, workers: int = 2,
-          log: Path | None = None) -> subprocess.Popen:
+          log: Path | None = None, env: dict | None = None) -> subprocess.Popen:
     # NEWSREC_RATELIMIT=off: wrk sends thousands of requests a second with one key, past the per-key limit
     env = dict(os.environ, NEWSREC_HOME=str(home), NEWSREC_DB=str(db), NEWSREC_MODELS=str(models),
-               NEWSREC_LOG_LEVEL="warning", NEWSREC_RATELIMIT="off")
+               NEWSREC_LOG_LEVEL="warning", NEWSREC_RATELIMIT="off", **(env or {}))
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.pop(name, None)
     cmd = [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port),

@@ -402,6 +402,21 @@ _LOAD_ROW = np.dtype([("n", ">i2"), ("l0", ">i4"), ("seq", ">i8"), ("l1", ">i4")
                       ("l2", ">i4"), ("article", ">i8"), ("l3", ">i4"), ("code", ">i4"), ("l4", ">i4"),
                       ("ts", ">f8"), ("l5", ">i4"), ("dwell", ">f8"), ("l6", ">i4"), ("ord", ">i8"),
                       ("l7", ">i4"), ("position", ">i8")])
+# The follower's read (:meth:`PostgresStore.event_keys_after`): events and served lists' items
+# after a seq, each column aggregated into one bytea of big-endian values (int8send and friends),
+# so the client parses one row with numpy. Every aggregate sees the same input rows in one pass.
+_FOLLOW_SQL = (
+    "SELECT string_agg(int8send(seq), ''::bytea), string_agg(int8send(key), ''::bytea), "
+    "string_agg(int2send(event), ''::bytea), string_agg(float8send(ts), ''::bytea), "
+    "string_agg(int2send(counted), ''::bytea), string_agg(int8send(ord), ''::bytea), "
+    "string_agg(int8send(pos), ''::bytea) FROM ("
+    "SELECT seq, article_key AS key, event, ts, (NOT history AND counted)::int::int2 AS counted, 0::int8 AS ord, "
+    "COALESCE(position, -1)::int8 AS pos FROM "
+    "(SELECT * FROM events WHERE seq > %(seq)s AND seq <= %(upto)s AND ts >= %(since)s "
+    "ORDER BY seq LIMIT %(limit)s) e "
+    "UNION ALL SELECT l.seq, i.key, 0::int2, l.ts, 1::int2, i.ord, (l.position + i.ord - 1)::int8 FROM "
+    "(SELECT seq, ts, position, article_keys FROM served_lists WHERE seq > %(seq)s AND seq <= %(upto)s "
+    "AND ts >= %(since)s ORDER BY seq LIMIT %(limit)s) l, unnest(l.article_keys) WITH ORDINALITY AS i(key, ord)) u")
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
@@ -1288,29 +1303,27 @@ class PostgresStore(Store):
         # One statement, so one snapshot of both tables: both draw their seq from event_seq under
         # the commit-order lock, so what a snapshot holds is every seq up to its newest, gaps aside.
         # ``limit`` applies to each table; a served list comes back as its items (ord 1, 2, ...).
+        # Each column comes back as one bytea of big-endian values (one row, parsed by numpy):
+        # every worker reads every served list of every replica here, and as Python tuples the
+        # rows cost ~15 us each (a 20-item list: 0.3 ms of CPU per worker that follows it).
         with self._reading() as conn:
-            rows = conn.execute(
-                "SELECT seq, article_key, event, ts, (NOT history AND counted)::int, 0::int8, "
-                "COALESCE(position, -1)::int8 FROM "
-                "(SELECT * FROM events WHERE seq > %(seq)s AND seq <= %(upto)s AND ts >= %(since)s "
-                "ORDER BY seq LIMIT %(limit)s) e "
-                "UNION ALL SELECT l.seq, i.key, 0, l.ts, 1, i.ord, (l.position + i.ord - 1)::int8 FROM "
-                "(SELECT seq, ts, position, article_keys FROM served_lists WHERE seq > %(seq)s AND seq <= %(upto)s "
-                "AND ts >= %(since)s ORDER BY seq LIMIT %(limit)s) l, unnest(l.article_keys) WITH ORDINALITY AS i(key, ord) "
-                "ORDER BY 1, 6",
-                {"seq": int(seq), "upto": int(upto) if upto is not None else 1 << 62,
-                 "since": since_ts if since_ts is not None else -1.0, "limit": int(limit)}).fetchall()
-        if not rows:
+            row = conn.execute(_FOLLOW_SQL, {"seq": int(seq), "upto": int(upto) if upto is not None else 1 << 62,
+                                             "since": since_ts if since_ts is not None else -1.0,
+                                             "limit": int(limit)}, binary=True).fetchone()
+        if row is None or row[0] is None:
             empty = (int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64))
             return (*empty, np.zeros(0, np.int64)) if positions else empty
-        table = np.array(rows, dtype=np.float64)  # seq and keys < 2^53: exact
-        events, firsts = table[:, 5] == 0, table[:, 5] == 1
+        seqs, keys, codes, ts, counted, ords, position = (
+            np.frombuffer(value, dtype=kind) for value, kind in zip(row, (">i8", ">i8", ">i2", ">f8", ">i2", ">i8", ">i8")))
+        order = np.lexsort((ords, seqs))  # the aggregates' common input order is not a guarantee: sorted here
+        seqs, keys, codes, ts, counted, ords, position = (
+            a[order] for a in (seqs, keys, codes, ts, counted, ords, position))
         # a table that stopped at ``limit`` may hold more after its last row: both only up to the lower end
-        full = [side[-1] for side in (table[events, 0], table[firsts, 0]) if side.size >= limit]
-        cursor = int(min(full)) if full else int(table[-1, 0])
-        table = table[(table[:, 0] <= cursor) & (table[:, 4] > 0)]  # not counted: filtered, the cursor passes them
-        out = (cursor, table[:, 1].astype(np.int64), table[:, 2].astype(np.int8), table[:, 3])
-        return (*out, table[:, 6].astype(np.int64)) if positions else out
+        full = [int(side[-1]) for side in (seqs[ords == 0], seqs[ords == 1]) if side.size >= limit]
+        cursor = min(full) if full else int(seqs[-1])
+        keep = (seqs <= cursor) & (counted > 0)  # not counted: filtered, the cursor passes them
+        out = (cursor, keys[keep].astype(np.int64), codes[keep].astype(np.int8), ts[keep].astype(np.float64))
+        return (*out, position[keep].astype(np.int64)) if positions else out
 
     def first_seq_since(self, ts: float) -> int:
         with self._reading() as conn:
