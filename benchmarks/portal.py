@@ -443,8 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--propagation", type=int, default=50, help="clicks timed from replica A to replica B per run")
     ap.add_argument("--http-seconds", type=float, default=8.0)
     ap.add_argument("--connections", type=int, default=64,
-                    help="wrk's keep-alive connections (each stays with the worker that accepted it: with 16, "
-                         "a 13/3 split between two workers happens, and the run measures one core)")
+                    help="wrk's keep-alive connections (each stays with the worker that accepted it: 16 split "
+                         "15/1 and 14/2 between two workers in 2 of 6 trials, one core measured; 64 split "
+                         "41/23 to 50/14, enough to keep both workers' threads busy)")
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"which measurements to run, comma-separated (default all: {','.join(PARTS)}); "
                          "ingest alone needs no scale store")
