@@ -34,7 +34,7 @@ from .logging import init_request_logging
 from .metrics import Metrics
 from .ratelimit import init_rate_limits
 from .routes import register_blueprints
-from .routes.common import FORMAT_TIME_EXTENSION, memo_format_time
+from .routes.common import FORMAT_TIME_EXTENSION, ITEMS_JSON_EXTENSION, memo_format_time
 from .web import init_web
 
 # ``api.logging`` (the access log) shadows the stdlib name inside this package namespace.
@@ -150,6 +150,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions[SECURITY_EXTENSION] = security
     app.extensions["newsrec.metrics"] = metrics
     app.extensions[FORMAT_TIME_EXTENSION] = memo_format_time()
+    app.extensions[ITEMS_JSON_EXTENSION] = {}  # id(items) -> (items, RawJSON): see routes.common.items_json
 
     init_request_logging(app, metrics)
     register_error_handlers(app)

@@ -399,6 +399,8 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
                 fresh = [f"/v1/users/{u}/feed?limit=20" for u in misses[used:used + per_run]]
                 used += per_run
                 for workload, paths in (("miss", fresh), ("hit", feed_paths)):
+                    if workload == "hit":  # cached pages live 30 s: the warm-up must be this close
+                        wrk(f"http://127.0.0.1:{port}", paths, keys[name], 2, args.connections, folder)
                     before = feed_cache_counts(port)
                     pids = gunicorn_pids(procs[1 + list(servers).index(name)].pid)
                     cpu_before = [process_cpu(pid) for pid in pids]

@@ -465,3 +465,19 @@ def test_metric_children_are_reused_and_still_count(app):
     assert 'newsrec_lists_served_total{endpoint="related",strategy="als"} 4.0' in text
     assert 'newsrec_fallback_lists_total{strategy="fallback_recent"} 3.0' in text
     assert 'newsrec_fallback_lists_total{strategy="als"} 1.0' in text
+
+
+def test_raw_json_is_written_as_is_and_cannot_be_forged(app):
+    from api.jsonio import RawJSON
+
+    provider = app.json
+    with app.app_context():
+        forged = provider._mark + "0\x00"  # even the placeholder's own text stays a string
+        body = provider.encode({"a": forged, "items": RawJSON('[{"x":1}]'), "b": "\x00", "c": [RawJSON("2")]})
+        assert json.loads(body) == {"a": forged, "items": [{"x": 1}], "b": "\x00", "c": [2]}
+        provider.compact = False  # the indented (debug) output parses the text and writes it again
+        try:
+            indented = provider.response({"items": RawJSON('[{"x":1}]')}).get_data(as_text=True)
+        finally:
+            provider.compact = None
+        assert json.loads(indented) == {"items": [{"x": 1}]} and "\n  " in indented

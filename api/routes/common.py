@@ -15,11 +15,14 @@ from recommender.domain import ValidationError, check_id, format_time
 from recommender.serving.results import RankedItem, RankedList
 
 from ..errors import ApiError
+from ..jsonio import RawJSON
 
 _DIGITS = re.compile(r"[0-9]{1,9}")  # fullmatch: "5\n" is not a number
 MAX_DETAILS = 100
 FORMAT_TIME_EXTENSION = "newsrec.format_time"
 FORMAT_TIME_CACHE = 1 << 16  # publication times remembered per app (~10 MB at most)
+ITEMS_JSON_EXTENSION = "newsrec.items_json"
+ITEMS_JSON_CACHE = 4096  # cached feed pages whose items are kept encoded, per app
 
 
 def engine():
@@ -147,10 +150,30 @@ def item_json(item: RankedItem, fmt_time: Callable[[float], str] = format_time) 
     }
 
 
-def list_json(ranked: RankedList) -> dict:
+def items_json(ranked: RankedList) -> list[dict] | RawJSON:
+    """The list's items for the response; a cached feed page's items are encoded once and reused
+    (``RankedList.cache``: a page served again holds the very same items tuple). Encoding 20
+    items was ~15 % of a worker's time serving cached pages."""
     fmt_time = current_app.extensions.get(FORMAT_TIME_EXTENSION, format_time)
+    memo = current_app.extensions.get(ITEMS_JSON_EXTENSION) if ranked.cache is not None else None
+    if memo is None:
+        return [item_json(item, fmt_time) for item in ranked.items]
+    kept = memo.get(id(ranked.items))
+    if kept is not None and kept[0] is ranked.items:  # the tuple itself is kept: its id is not reused
+        return kept[1]
+    raw = RawJSON(current_app.json.encode([item_json(item, fmt_time) for item in ranked.items]))
+    if len(memo) >= ITEMS_JSON_CACHE:
+        try:
+            memo.pop(next(iter(memo)), None)  # the oldest entry
+        except (RuntimeError, StopIteration):  # another thread changed it meanwhile
+            pass
+    memo[id(ranked.items)] = (ranked.items, raw)
+    return raw
+
+
+def list_json(ranked: RankedList) -> dict:
     out = {
-        "items": [item_json(item, fmt_time) for item in ranked.items],
+        "items": items_json(ranked),
         "strategy": ranked.strategy,
         "model_version": ranked.model_version,
         "list_id": ranked.list_id,
