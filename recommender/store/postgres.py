@@ -1750,7 +1750,11 @@ class PostgresStore(Store):
         self._write(body)
         self._salt = None
         with self._reading() as conn:
-            conn.execute("ANALYZE")
+            # VACUUM too, not only ANALYZE: it sets the visibility map, without which a reader's
+            # history (the events_user_cover index) is read from the table as well as the index,
+            # and every row's hint bits, which the first feeds would otherwise write (autovacuum
+            # gets there too, minutes later)
+            conn.execute("VACUUM (ANALYZE)")
 
     def is_empty(self) -> bool:
         with self._reading() as conn:
