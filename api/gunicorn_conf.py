@@ -12,6 +12,13 @@
   ``newsrec.access`` writes one JSON line per request to stdout, without headers (no keys or
   tokens in logs). gunicorn's error log quotes malformed request lines and headers, which may
   hold a key: every handler masks key- and token-like text.
+* ``reuse_port``: each worker listens on its own socket with ``SO_REUSEPORT`` and the kernel
+  spreads new connections over the workers. With one shared socket, keep-alive connections opened
+  together (a load balancer's pool, wrk) stay with whichever worker accepted them first: all 64 of
+  them on one worker in one of four trials at 10M events, the other worker idle and the busy one
+  spending ~30 % of its CPU in the kernel (futex) on GIL hand-offs. ``newsrec serve`` refuses a
+  port another server already listens on (SO_REUSEPORT would share it). ``NEWSREC_REUSE_PORT=0``:
+  one shared socket (e.g. for a bind gunicorn cannot open per worker, or systemd sockets).
 * The workers' heartbeat file is in ``/dev/shm`` (memory) where there is one: each worker's main
   thread touches it (``utime``) between every two events it dispatches, and on a disk-backed
   ``/tmp`` that call waits for the file system's journal, behind the fsyncs of durable commits
@@ -109,6 +116,7 @@ bind = os.environ.get("NEWSREC_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("NEWSREC_WORKERS", "2"))
 threads = int(os.environ.get("NEWSREC_THREADS", "4"))
 worker_class = "gthread"
+reuse_port = os.environ.get("NEWSREC_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
 preload_app = False
 timeout = 30
 graceful_timeout = 30

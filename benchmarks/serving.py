@@ -413,8 +413,9 @@ def serve(home: Path, db: Path, models: Path, port: int, blas_threads: int = 1, 
 
 def serve_hello(port: int, log: Path | None = None) -> subprocess.Popen:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    # as newsrec serve (api/gunicorn_conf.py): two gthread workers, each with its own SO_REUSEPORT socket
     cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-           "--worker-class", "gthread", "--chdir", str(ROOT), "--log-level", "warning", "benchmarks.serving:hello_app()"]
+           "--reuse-port", "--worker-class", "gthread", "--chdir", str(ROOT), "--log-level", "warning", "benchmarks.serving:hello_app()"]
     out = open(log, "ab") if log else subprocess.DEVNULL
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out)
 

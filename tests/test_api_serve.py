@@ -53,7 +53,9 @@ def test_gunicorn_conf_settings(monkeypatch):
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(name, "1")  # the conf only setdefaults these; monkeypatch restores them
     conf = runpy.run_path(str(GUNICORN_CONF))
-    assert conf["worker_class"] == "gthread" and conf["preload_app"] is False
+    assert conf["worker_class"] == "gthread" and conf["preload_app"] is False and conf["reuse_port"] is True
+    monkeypatch.setenv("NEWSREC_REUSE_PORT", "0")
+    assert runpy.run_path(str(GUNICORN_CONF))["reuse_port"] is False
     assert conf["accesslog"] is None  # gunicorn's access log would be a second, non-JSON log
     assert conf["ACCESS_LOGGER"] == ACCESS_LOGGER
     logging_config = conf["logconfig_dict"]
@@ -124,6 +126,38 @@ def _wait_healthy(base: str, proc: subprocess.Popen, deadline_s: float = 40.0) -
 
 
 @pytest.mark.slow
+def _listeners(port: int) -> set[int]:
+    """Pids holding a listening TCP socket on ``port`` (from /proc/net/tcp and each process's fds)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                    pids.add(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_serve_refuses_a_port_another_server_listens_on(tmp_path, monkeypatch, capsys):
+    from api.commands.serve import port_in_use
+
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert "in use" in port_in_use("127.0.0.1", port)
+        with pytest.raises(SystemExit, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            cli_main(["serve", "--port", str(port)])
+    assert port_in_use("127.0.0.1", port) is None  # closed: free again
+
+
 @needs_engine
 def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_path):
     home = tmp_path / "home"
@@ -144,6 +178,9 @@ def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_pat
                               if os.path.basename(os.readlink(f)).startswith("wgunicorn-")] for w in _children(proc.pid)}
             assert len(heartbeats) == 2 and all(h and all(p.startswith("/dev/shm/") for p in h)
                                                 for h in heartbeats.values()), heartbeats
+        # each worker listens on its own SO_REUSEPORT socket: the kernel spreads connections over them
+        _wait_for(lambda: _listeners(port) == set(_children(proc.pid)) and len(_children(proc.pid)) == 2, 30,
+                  "each of the two workers to listen on its own socket")
         event = json.dumps({"user_id": "u1", "article_id": "a1", "event": "click", "ts": 1_793_466_000}).encode()
         status, body = _get(base + "/v1/events", {"X-API-Key": key, "Content-Type": "application/json"}, event)
         assert (status, json.loads(body)) == (200, {"accepted": 1, "duplicates": 0})

@@ -52,6 +52,25 @@ def server_command(args: argparse.Namespace, settings: Settings) -> tuple[list[s
     return argv, env
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (another server holds it, or the address is not
+    this host's), or None when it is free."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return str(exc)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what gunicorn sets: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def check(settings: Settings) -> dict:
     """Build the app without starting anything; raises on a configuration that cannot serve."""
     from api import create_app
@@ -90,6 +109,11 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary, indent=2, default=str))
         return 0 if summary["ok"] else 1
     argv, env = server_command(args, settings)
+    # each worker binds its own socket with SO_REUSEPORT (api/gunicorn_conf.py), which would also
+    # share a port some other server of this user listens on: refuse that here, as a plain bind does
+    taken = port_in_use(args.host, args.port)
+    if taken:
+        raise SystemExit(f"cannot listen on {args.host}:{args.port}: {taken}")
     settings.ensure_dirs()
     # schema migrations run here, once, before the workers start: building an index on millions of
     # events takes longer than a worker waits for the write lock
