@@ -1304,8 +1304,8 @@ class PostgresStore(Store):
         # the commit-order lock, so what a snapshot holds is every seq up to its newest, gaps aside.
         # ``limit`` applies to each table; a served list comes back as its items (ord 1, 2, ...).
         # Each column comes back as one bytea of big-endian values (one row, parsed by numpy):
-        # every worker reads every served list of every replica here, and as Python tuples the
-        # rows cost ~15 us each (a 20-item list: 0.3 ms of CPU per worker that follows it).
+        # every worker reads every served list of every replica here; as Python tuples a row cost
+        # ~2.3 us of client CPU, this way ~0.4 us (100 lists of 20 items: 4.6 -> 0.8 ms).
         with self._reading() as conn:
             row = conn.execute(_FOLLOW_SQL, {"seq": int(seq), "upto": int(upto) if upto is not None else 1 << 62,
                                              "since": since_ts if since_ts is not None else -1.0,
