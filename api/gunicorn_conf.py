@@ -144,6 +144,11 @@ def on_starting(server):
         server.log.info("prometheus multiprocess mode in %s", path)
 
 
+def when_ready(server):
+    if server.cfg.reuse_port:  # gunicorn's "Listening at:" line is empty then: the workers open the sockets
+        server.log.info("each worker listens on %s (SO_REUSEPORT)", ", ".join(server.cfg.bind))
+
+
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """``gunicorn.util.write_error`` with the API's body: ``{"error": code, "message": text}``.
 

@@ -210,6 +210,7 @@ def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_pat
     logs = out.read_text() + err.read_text()
     assert key not in logs and "Z" * 43 not in logs
     assert "Booting worker" in err.read_text() and "hup" in err.read_text().lower()
+    assert f"each worker listens on 127.0.0.1:{port} (SO_REUSEPORT)" in err.read_text()
 
 
 
