@@ -11,7 +11,7 @@ two replicas, each figure next to its target (issue 13).
 3. **In-process** (one ``Engine`` per backend, same bundle, same clock): p50/p99 of feeds, related
    lists and posting one event over ``--calls`` calls each.
 4. **HTTP** (``newsrec serve --workers 2``, loopback; every worker loaded and 3 s of warm-up before
-   anything is timed): feed requests per second with ``wrk`` (16 connections) on the SQLite server
+   anything is timed): feed requests per second with ``wrk`` (``--connections``, 64) on the SQLite server
    and on PostgreSQL replica A, next to a bare Flask JSON endpoint served the same way in the same
    run (the ceiling), in two workloads, the two ends of a portal's mix: *misses* (readers no request
    of the run asked for before: every page is built) and *hits* (200 warmed-up readers in turn: the
@@ -320,15 +320,6 @@ def propagation(a_port: int, b_port: int, key: str, users: list[str], n: int, ti
     return out
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process so far (0.0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def feed_cache_counts(port: int) -> dict:
     """``newsrec_feed_cache_lookups_total`` by result, summed over the server's workers."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
@@ -356,6 +347,7 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
     in turn, warmed up, so the per-reader cache serves nearly every page). Each is reported with
     the share of cache hits the server counted (``newsrec_feed_cache_lookups_total``); a portal
     where a share h of first pages are served again gets about 1 / (h / hits + (1 - h) / misses)."""
+    from benchmarks.http_overhead import cpu_seconds
     from benchmarks.serving import free_port, gunicorn_pids, serve, serve_hello, stop, wait_ready, wait_workers, wrk
 
     if shutil.which("wrk") is None:
@@ -371,7 +363,7 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
         procs.append(serve_hello(hello_port, log=folder / "hello.log"))
         wait_ready(f"http://127.0.0.1:{hello_port}/hello", procs[-1])
         wait_workers(procs[-1], 2)
-        servers = {}
+        servers, workers = {}, {}
         sqlite_key = add_key(str(db))
         pg_key = add_key(url)
         for name, location in (("sqlite", str(db)), ("postgresql_a", url), ("postgresql_b", url)):
@@ -387,6 +379,8 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
         for proc, port in zip(procs[1:], servers.values()):
             wait_ready(f"http://127.0.0.1:{port}/healthz", proc, timeout=300)
             wait_workers(proc, 2, mapped=models)
+        for name, proc in zip(servers, procs[1:]):
+            workers[name] = gunicorn_pids(proc.pid)
         wrk(f"http://127.0.0.1:{hello_port}", ["/hello"], "", 3, args.connections, folder)  # warm-up
         for name in ("sqlite", "postgresql_a"):
             wrk(f"http://127.0.0.1:{servers[name]}", feed_paths, keys[name], 3, args.connections, folder)
@@ -402,13 +396,12 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
                     if workload == "hit":  # cached pages live 30 s: the warm-up must be this close
                         wrk(f"http://127.0.0.1:{port}", paths, keys[name], 2, args.connections, folder)
                     before = feed_cache_counts(port)
-                    pids = gunicorn_pids(procs[1 + list(servers).index(name)].pid)
-                    cpu_before = [process_cpu(pid) for pid in pids]
+                    cpu_before = [cpu_seconds([pid]) for pid in workers[name]]
                     got = wrk(f"http://127.0.0.1:{port}", paths, keys[name], args.http_seconds, args.connections,
                               folder)
                     after = feed_cache_counts(port)
                     run[f"{name}_feed_{workload}_worker_cpu_s"] = [
-                        round(process_cpu(pid) - was, 2) for pid, was in zip(pids, cpu_before)]
+                        round(cpu_seconds([pid]) - was, 2) for pid, was in zip(workers[name], cpu_before)]
                     lookups = sum(after.values()) - sum(before.values())
                     prefix = f"{name}_feed_{workload}"
                     run[f"{prefix}_rps"] = got["rps"]
@@ -445,9 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--propagation", type=int, default=50, help="clicks timed from replica A to replica B per run")
     ap.add_argument("--http-seconds", type=float, default=8.0)
     ap.add_argument("--connections", type=int, default=64,
-                    help="wrk's keep-alive connections (each stays with the worker that accepted it: 16 split "
-                         "15/1 and 14/2 between two workers in 2 of 6 trials, one core measured; 64 split "
-                         "41/23 to 50/14, enough to keep both workers' threads busy)")
+                    help="wrk's keep-alive connections (each stays with the worker whose SO_REUSEPORT socket "
+                         "the kernel gave it: 64 split 33/31 to 37/27 between two workers, 16 as unevenly as 11/5)")
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"which measurements to run, comma-separated (default all: {','.join(PARTS)}); "
                          "ingest alone needs no scale store")

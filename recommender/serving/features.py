@@ -17,6 +17,7 @@ the best candidates with the bundle's :class:`~recommender.models.learned.Learne
 from __future__ import annotations
 
 import numpy as np
+
 from recommender.models.exposure import NEVER, ExposureStats
 from recommender.models.neighbours import top_k
 from recommender.models.popularity import DecayedCounters
