@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from recommender.domain import key64_bytes
 from recommender.datasets.ingest import import_articles, import_events, import_mind, import_preferences
 
 ARTICLES_CSV = """article_id,title,body,category,region,tags,url,published_at,language
@@ -228,6 +230,9 @@ def test_batch_parser_gives_the_events_and_errors_of_from_dict_row_by_row():
     got = _events(list(enumerate(records, start=1)), report)
     assert got == want and [type(e) for e in got] == [type(e) for e in want]
     assert [e.key64() for e in got] == [e.key64() for e in want]
+    # the bulk writers' batch form of the key: same numbers (event ids given and derived alike)
+    assert any(e.event_id for e in got) and any(not e.event_id for e in got)
+    assert np.frombuffer(key64_bytes(got), dtype=">i8").tolist() == [e.key64() for e in want]
     assert report.errors == want_errors and len(want_errors) == 14
     assert got[1].dwell_seconds == 12.0 and type(got[1].dwell_seconds) is float and got[2].event_id is None
 

@@ -190,13 +190,14 @@ def import_events(store: Store, path: str | Path, fmt: str | None = None, show_p
     """Events in batches of :data:`EVENT_BATCH_SIZE`, each committed before it counts as accepted.
 
     The file is read and validated in a second thread while the previous batch is written (the
-    database's work, and psycopg's and sqlite3's waits, release the GIL), one batch ahead at most.
+    database's work, and psycopg's and sqlite3's waits, release the GIL), one batch ahead at most;
+    that thread also does the store's own work that needs no database (``Store.prepare_import``).
     """
     path = Path(path)
     report = ImportReport(str(path), "events")
     rows = read_rows(path, fmt)
     with _collector_paused(), store.bulk_load():
-        for batch in _read_ahead(_event_batches(rows, report, show_progress)):
+        for batch in _read_ahead(map(store.prepare_import, _event_batches(rows, report, show_progress))):
             _flush(batch, functools.partial(_trusted, store), report)
     log.info("%s import of %s: %d accepted, %d duplicates, %d rejected", report.kind, report.source,
              report.accepted, report.duplicates, report.rejected)

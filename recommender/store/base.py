@@ -550,6 +550,12 @@ class Store(ABC):
         """Settings for a bulk importer's writes in this thread (none by default)."""
         yield
 
+    def prepare_import(self, events: list[Interaction]) -> list[Interaction]:
+        """The same events, with whatever work on them needs no database done ahead (none by
+        default); what ``add_events(..., source="import")`` is then given. The importer calls it
+        in its reader thread, while the previous batch is being written."""
+        return events
+
     # -- experiments (recommender.experiments) -----------------------------------------------
     def create_experiment(self, name: str, definition: str, at: float) -> bool:
         """Store a new experiment (``definition`` is its JSON) and append an ``experiment`` change

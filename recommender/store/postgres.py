@@ -47,7 +47,7 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, Preferences
+from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, Preferences, key64_bytes
 
 from .base import (
     CHANGE_CODES,
@@ -480,6 +480,53 @@ def _binary_copy(fields: Sequence[tuple[np.ndarray, np.ndarray]]) -> bytes:
     return _COPY_HEADER + body + _COPY_TRAILER
 
 
+# The temporary tables of a bulk import's batch, empty at the start of each transaction
+_IMPORT_STAGES = ("CREATE TEMPORARY TABLE IF NOT EXISTS users_stage (id text) ON COMMIT DELETE ROWS; "
+                  "CREATE TEMPORARY TABLE IF NOT EXISTS article_keys_stage (id text) ON COMMIT DELETE ROWS; "
+                  "CREATE TEMPORARY TABLE IF NOT EXISTS events_eids (eid int8) ON COMMIT DELETE ROWS")
+
+
+def _rows(field: tuple[np.ndarray, np.ndarray], keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``keep`` rows of a :func:`_fixed` or :func:`_text` column (all of them for None)."""
+    return field if keep is None else (field[0][keep], field[1][keep])
+
+
+def _distinct(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct values in order of first appearance, and each value's index among them."""
+    seen: dict[str, int] = {}
+    index = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.int64, count=len(values))
+    return list(seen), index
+
+
+class _ImportBatch(list):
+    """An import batch and what its binary COPY needs that no database lookup decides
+    (:meth:`PostgresStore.prepare_import`): event keys, which rows are an event id's first in the
+    batch, the distinct readers and articles with each row's index among them, and the columns
+    that go in as they are."""
+
+    def __init__(self, events: list[Interaction]) -> None:
+        super().__init__(events)
+        n = len(self)
+        self.eids = np.frombuffer(key64_bytes(self), dtype=">i8").astype(np.int64)
+        first = np.zeros(n, dtype=bool)
+        first[np.unique(self.eids, return_index=True)[1]] = True
+        self.first = None if first.all() else first  # an event id the batch repeats keeps its first row
+        self.users, self.user_index = _distinct([e.user_id for e in self])
+        self.articles, self.article_index = _distinct([e.article_id for e in self])
+        dwell = np.fromiter((np.nan if e.dwell_seconds is None else e.dwell_seconds for e in self),
+                            dtype=np.float64, count=n)
+        position = np.fromiter((-1 if e.position is None else e.position for e in self), dtype=np.int64, count=n)
+        # event, ts, dwell, list_id, position, history, in the COPY's order
+        self.fields = [
+            _fixed(np.fromiter((EVENT_CODES[e.event] for e in self), dtype=np.int16, count=n), ">i2"),
+            _fixed(np.fromiter((e.ts for e in self), dtype=np.float64, count=n), ">f8"),
+            _fixed(dwell, ">f8", null=np.isnan(dwell)),
+            _text([e.list_id for e in self]),
+            _fixed(position, ">i4", null=position < 0),
+            _fixed(np.fromiter((e.history for e in self), dtype=bool, count=n), "u1"),
+        ]
+
+
 class PostgresStore(Store):
     """PostgreSQL through a pool of connections; safe to share between threads.
 
@@ -813,10 +860,16 @@ class PostgresStore(Store):
         owner = None
         try:
             if not before:
+                # article keys are never deleted: each is looked up once per load (after the batch
+                # that created it committed), not once per batch
+                self._local.article_keys = {}
                 owner = self._defer_event_indexes()
             yield
         finally:
             self._local.bulk = before
+            if not before:
+                self._local.__dict__.pop("article_keys", None)
+                self._local.__dict__.pop("article_keys_new", None)
             if owner is not None:
                 with owner:
                     self._build_event_indexes(owner)
@@ -882,10 +935,13 @@ class PostgresStore(Store):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (BULK_LOAD_LOCK,))
 
+    def prepare_import(self, events: list[Interaction]) -> list[Interaction]:
+        return _ImportBatch(events)
+
     def add_events(self, events: Iterable[Interaction], source: str = "client") -> tuple[int, int]:
         if source not in EVENT_SOURCES:
             raise ValueError(f"source must be one of {EVENT_SOURCES}, got {source!r}")
-        given = list(events)
+        given = events if type(events) is _ImportBatch else list(events)
         if not given:
             return 0, 0
         copy = getattr(self._local, "bulk", False) or len(given) >= self.COPY_ROWS
@@ -893,7 +949,12 @@ class PostgresStore(Store):
         if source == "client" and len(given) <= self.FEW_EVENTS and not copy:
             return self._add_few_events(given, now)
         if copy and source == "import":
-            return self._write(lambda conn: self._import_events(conn, given, now))
+            batch = given if type(given) is _ImportBatch else _ImportBatch(given)
+            result = self._write(lambda conn: self._import_events(conn, batch, now))
+            known = getattr(self._local, "article_keys", None)
+            if known is not None:
+                known.update(self._local.__dict__.pop("article_keys_new", {}))
+            return result
 
         def body(conn: psycopg.Connection) -> tuple[int, int]:
             batch = given
@@ -964,7 +1025,7 @@ class PostgresStore(Store):
 
         return self._write(body)
 
-    def _import_events(self, conn: psycopg.Connection, batch: list[Interaction], now: float) -> tuple[int, int]:
+    def _import_events(self, conn: psycopg.Connection, batch: _ImportBatch, now: float) -> tuple[int, int]:
         """A bulk import's batch (trusted: every event counted, no forget filter, as ``add_events``
         with ``source="import"``), written by binary COPY straight into ``events``.
 
@@ -976,40 +1037,41 @@ class PostgresStore(Store):
         violation (a writer that does not take the lock) rolls the batch back and runs it again.
         """
         n = len(batch)
-        users = self._bulk_keys(conn, "users", "user_id", [e.user_id for e in batch], hold=True)
-        articles = self._bulk_keys(conn, "article_keys", "article_id", [e.article_id for e in batch], hold=False)
-        eids = np.fromiter((e.key64() for e in batch), dtype=np.int64, count=n)
-        keep = np.zeros(n, dtype=bool)
-        keep[np.unique(eids, return_index=True)[1]] = True
-        conn.execute("CREATE TEMPORARY TABLE IF NOT EXISTS events_eids (eid int8) ON COMMIT DELETE ROWS")
-        conn.execute("TRUNCATE events_eids")
+        conn.execute(_IMPORT_STAGES)  # (one round trip: every statement of it is a plain one)
+        users = self._bulk_keys(conn, "users", "user_id", batch.users, hold=True)
+        known = getattr(self._local, "article_keys", None)  # this load's committed article keys
+        if known is None:
+            articles = self._bulk_keys(conn, "article_keys", "article_id", batch.articles, hold=False)
+        else:
+            new = [a for a in batch.articles if a not in known]
+            articles = self._bulk_keys(conn, "article_keys", "article_id", new, hold=False) if new else {}
+            self._local.article_keys_new = articles  # remembered once the batch has committed
+            articles = {**known, **articles} if articles else known
+        eids = batch.eids
+        first = batch.eids if batch.first is None else eids[batch.first]
         with conn.cursor().copy("COPY events_eids (eid) FROM STDIN (FORMAT BINARY)") as cp:
-            cp.write(_binary_copy([_fixed(eids[keep], ">i8")]))
+            cp.write(_binary_copy([_fixed(first, ">i8")]))
         self._lock_commit_order(conn)
         # ARRAY(...): the batch's keys as one array, so the plan is index probes whatever the sizes
         stored = conn.execute("SELECT eid FROM events WHERE eid = ANY(ARRAY(SELECT eid FROM events_eids))").fetchall()
+        keep = batch.first
         if stored:
-            keep &= ~np.isin(eids, np.fromiter((r[0] for r in stored), dtype=np.int64, count=len(stored)))
-        m = int(keep.sum())
+            keep = (np.ones(n, dtype=bool) if keep is None else keep) & \
+                ~np.isin(eids, np.fromiter((r[0] for r in stored), dtype=np.int64, count=len(stored)))
+        m = n if keep is None else int(keep.sum())
         if not m:
             return 0, n
         hi = int(conn.execute("SELECT setval('event_seq', nextval('event_seq') + %s - 1)", (m,)).fetchone()[0])
         lo = hi - m + 1
-        rows = [e for e, k in zip(batch, keep) if k]
-        dwell = np.fromiter((np.nan if e.dwell_seconds is None else e.dwell_seconds for e in rows), dtype=np.float64,
-                            count=m)
-        position = np.fromiter((-1 if e.position is None else e.position for e in rows), dtype=np.int64, count=m)
+        user_keys = np.fromiter(map(users.__getitem__, batch.users), dtype=np.int64, count=len(batch.users))
+        article_keys = np.fromiter(map(articles.__getitem__, batch.articles), dtype=np.int64,
+                                   count=len(batch.articles))
         fields = [
             _fixed(np.arange(lo, hi + 1, dtype=np.int64), ">i8"),
-            _fixed(eids[keep], ">i8"),
-            _fixed(np.fromiter((users[e.user_id] for e in rows), dtype=np.int64, count=m), ">i8"),
-            _fixed(np.fromiter((articles[e.article_id] for e in rows), dtype=np.int64, count=m), ">i8"),
-            _fixed(np.fromiter((EVENT_CODES[e.event] for e in rows), dtype=np.int16, count=m), ">i2"),
-            _fixed(np.fromiter((e.ts for e in rows), dtype=np.float64, count=m), ">f8"),
-            _fixed(dwell, ">f8", null=np.isnan(dwell)),
-            _text([e.list_id for e in rows]),
-            _fixed(position, ">i4", null=position < 0),
-            _fixed(np.fromiter((e.history for e in rows), dtype=bool, count=m), "u1"),
+            _rows(_fixed(eids, ">i8"), keep),
+            _rows(_fixed(user_keys[batch.user_index], ">i8"), keep),
+            _rows(_fixed(article_keys[batch.article_index], ">i8"), keep),
+            *(_rows(field, keep) for field in batch.fields),
             _fixed(np.ones(m, dtype=bool), "u1"),
             _fixed(np.full(m, now), ">f8"),
         ]
@@ -1023,33 +1085,46 @@ class PostgresStore(Store):
         return m, n - m
 
     @staticmethod
-    def _bulk_keys(conn: psycopg.Connection, table: str, column: str, ids: list[str], hold: bool) -> dict[str, int]:
-        """Key for every id of a bulk batch, creating missing ones set-wise: the distinct ids by
-        COPY into a temporary table, one ``INSERT ... SELECT ... ON CONFLICT`` and one join (with
-        ``hold``, the rows are held ``FOR KEY SHARE`` as in :meth:`_reader_keys`)."""
-        wanted = list(dict.fromkeys(ids))
-        stage = f"{table}_stage"
-        conn.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (id text) ON COMMIT DELETE ROWS")
-        conn.execute(f"TRUNCATE {stage}")
-        text = "\n".join(wanted) + "\n"
+    def _stage_ids(conn: psycopg.Connection, stage: str, ids: list[str], empty: bool = True) -> None:
+        """``ids`` by COPY into the temporary table ``stage`` (one of :data:`_IMPORT_STAGES`;
+        emptied first unless ``empty``: it is, the first time in a transaction)."""
+        if not empty:
+            conn.execute(f"TRUNCATE {stage}")
+        text = "\n".join(ids) + "\n"
         with conn.cursor().copy(f"COPY {stage} (id) FROM STDIN") as cp:
-            if _SAFE_TEXT.fullmatch(text.replace("\n", "")) and text.count("\n") == len(wanted):
+            if _SAFE_TEXT.fullmatch(text.replace("\n", "")) and text.count("\n") == len(ids):
                 cp.write(text)  # ids are 1-128 URL-safe characters: nothing to escape
             else:
-                for i in wanted:
+                for i in ids:
                     cp.write_row((i,))
-        lock = " FOR KEY SHARE OF t" if hold else ""
-        keys: dict[str, int] = {}
+
+    @staticmethod
+    def _bulk_keys(conn: psycopg.Connection, table: str, column: str, ids: list[str], hold: bool) -> dict[str, int]:
+        """Key for every id of a bulk batch, creating missing ones set-wise (with ``hold``, the rows
+        are held ``FOR KEY SHARE`` as in :meth:`_reader_keys`).
+
+        The distinct ids go by COPY into a temporary table and the stored ones are found by index
+        probes (``= ANY(ARRAY(...))``); only the rest are inserted. Why: an ``INSERT ... ON
+        CONFLICT`` of every id and a join cost the server ~12 us per event at 1M readers (the join
+        hashed the whole table for each batch); most ids of a large import are already stored.
+        """
+        wanted = list(dict.fromkeys(ids))
+        stage = f"{table}_stage"
+        PostgresStore._stage_ids(conn, stage, wanted, empty=True)
+        lock = " FOR KEY SHARE" if hold else ""
+        keys = dict(conn.execute(f"SELECT {column}, key FROM {table} WHERE {column} = ANY(ARRAY(SELECT id FROM {stage}))"
+                                 f"{lock}").fetchall())
         for _ in range(10):
-            # one order for every writer: two batches never wait on each other in a cycle
-            conn.execute(f"INSERT INTO {table}({column}) SELECT s.id FROM {stage} s ORDER BY s.id "
-                         f"ON CONFLICT ({column}) DO NOTHING")
-            keys.update(conn.execute(f"SELECT t.{column}, t.key FROM {table} t JOIN {stage} s ON s.id = t.{column}"
-                                     f"{lock}").fetchall())
-            if len(keys) == len(wanted):
+            missing = [i for i in wanted if i not in keys]
+            if not missing:
                 return keys
-            # a row deleted by a forget that committed meanwhile is skipped by the join: create it again
-            conn.execute(f"DELETE FROM {stage} WHERE id = ANY(%s)", (list(keys),))
+            # rows this transaction inserts need no lock: nobody else sees them before it commits
+            PostgresStore._stage_ids(conn, stage, missing, empty=False)
+            keys.update(conn.execute(f"INSERT INTO {table}({column}) SELECT id FROM {stage} ORDER BY id "
+                                     f"ON CONFLICT ({column}) DO NOTHING RETURNING {column}, key").fetchall())
+            if len(keys) < len(wanted):  # inserted meanwhile by another writer (or deleted by a forget)
+                keys.update(conn.execute(f"SELECT {column}, key FROM {table} WHERE {column} = ANY(ARRAY(SELECT id "
+                                         f"FROM {stage})){lock}").fetchall())
         raise _Again()
 
     def add_feature_logs(self, rows: Iterable[FeatureLogRow]) -> int:
