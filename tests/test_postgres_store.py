@@ -736,6 +736,69 @@ def test_a_bulk_load_remembers_only_the_article_keys_of_batches_that_committed(p
         store.close()
 
 
+def _orphan_events(url: str) -> int:
+    """Events whose reader row is gone (what a forget must never leave)."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM events e LEFT JOIN users u ON u.key = e.user_key "
+                            "WHERE u.key IS NULL").fetchone()[0]
+
+
+def _advisory_waiters(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]
+
+
+@pytest.mark.parametrize("when", ["between batches", "after the batch looked its keys up",
+                                  "while the batch holds the commit-order lock"])
+def test_a_reader_forgotten_during_a_bulk_load_leaves_no_rows_under_the_old_key(postgres_db, monkeypatch, when):
+    """A load remembers reader keys between batches without holding the rows. A forget that
+    commits before a batch takes the commit-order lock must make it read them again (the trusted
+    import then creates the reader anew); one that comes while the batch holds the lock waits for
+    it and deletes its rows too. Never rows under the deleted key."""
+    store = PostgresStore(postgres_db)
+    forgets: list[dict] = []
+    other = threading.Thread(target=lambda: forgets.append(store.forget_user("u1")))
+    try:
+        with store.bulk_load():
+            assert store.add_events([event("u1", "a1", "click", T0), event("u2", "a1", "click", T0 + 1)],
+                                    source="import") == (2, 0)
+            if when == "between batches":
+                other.start()
+                other.join(timeout=30)
+            else:
+                lock = PostgresStore._lock_commit_order
+                pending = {"forget": True}
+
+                def with_a_forget(self, conn):
+                    if not pending.pop("forget", False):
+                        return lock(self, conn)
+                    if when == "after the batch looked its keys up":  # it commits before the lock
+                        other.start()
+                        other.join(timeout=30)
+                        return lock(self, conn)
+                    lock(self, conn)
+                    other.start()  # it waits for this batch's commit
+                    deadline = time.monotonic() + 30
+                    while not _advisory_waiters(postgres_db) and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    assert _advisory_waiters(postgres_db) == 1
+
+                monkeypatch.setattr(PostgresStore, "_lock_commit_order", with_a_forget)
+            assert store.add_events([event("u1", "a2", "read", T0 + 60), event("u2", "a2", "read", T0 + 61)],
+                                    source="import") == (2, 0)
+        other.join(timeout=30)
+        assert not other.is_alive()
+        if when == "while the batch holds the commit-order lock":
+            assert forgets[0]["events"] == 2 and store.user_events("u1") == []
+        else:
+            assert forgets[0]["events"] == 1
+            assert [(e.article_id, e.event) for e in store.user_events("u1")] == [("a2", "read")]
+        assert [(e.article_id, e.event) for e in store.user_events("u2")] == [("a1", "click"), ("a2", "read")]
+        assert _orphan_events(postgres_db) == 0
+    finally:
+        store.close()
+
+
 def test_a_bulk_batch_of_an_id_that_needs_escaping_still_round_trips(postgres_db):
     store = PostgresStore(postgres_db)
     try:

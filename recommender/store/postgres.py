@@ -527,6 +527,32 @@ class _ImportBatch(list):
         ]
 
 
+class _LoadMemo:
+    """What one bulk load remembers between its batches: the reader and article keys of the
+    batches that committed (article keys are never deleted; a reader's row is deleted by a forget,
+    so every batch checks, under the commit-order lock, whether a forget committed since
+    ``forget_mark`` and then reads them all again), and the keys of the batch being written."""
+
+    #: remembered keys at most (then forgotten and read again): ~100 bytes each
+    MOST = 2_000_000
+
+    def __init__(self) -> None:
+        self.users: dict[str, int] = {}
+        self.articles: dict[str, int] = {}
+        self.forget_mark: int | None = None
+        #: the last batch found none of its events stored: the next one skips the lookup
+        self.optimistic = True
+        self.pending: tuple[dict[str, int], dict[str, int]] = ({}, {})
+
+    def committed(self) -> None:
+        """The batch of :attr:`pending` committed: remember its keys."""
+        for known, new in zip((self.users, self.articles), self.pending):
+            if len(known) + len(new) > self.MOST:
+                known.clear()
+            known.update(new)
+        self.pending = ({}, {})
+
+
 class PostgresStore(Store):
     """PostgreSQL through a pool of connections; safe to share between threads.
 
@@ -860,16 +886,13 @@ class PostgresStore(Store):
         owner = None
         try:
             if not before:
-                # article keys are never deleted: each is looked up once per load (after the batch
-                # that created it committed), not once per batch
-                self._local.article_keys = {}
+                self._local.memo = _LoadMemo()  # keys looked up once per load, not once per batch
                 owner = self._defer_event_indexes()
             yield
         finally:
             self._local.bulk = before
             if not before:
-                self._local.__dict__.pop("article_keys", None)
-                self._local.__dict__.pop("article_keys_new", None)
+                self._local.__dict__.pop("memo", None)
             if owner is not None:
                 with owner:
                     self._build_event_indexes(owner)
@@ -950,10 +973,9 @@ class PostgresStore(Store):
             return self._add_few_events(given, now)
         if copy and source == "import":
             batch = given if type(given) is _ImportBatch else _ImportBatch(given)
-            result = self._write(lambda conn: self._import_events(conn, batch, now))
-            known = getattr(self._local, "article_keys", None)
-            if known is not None:
-                known.update(self._local.__dict__.pop("article_keys_new", {}))
+            memo = getattr(self._local, "memo", None) or _LoadMemo()
+            result = self._write(lambda conn: self._import_events(conn, batch, now, memo))
+            memo.committed()
             return result
 
         def body(conn: psycopg.Connection) -> tuple[int, int]:
@@ -1025,7 +1047,8 @@ class PostgresStore(Store):
 
         return self._write(body)
 
-    def _import_events(self, conn: psycopg.Connection, batch: _ImportBatch, now: float) -> tuple[int, int]:
+    def _import_events(self, conn: psycopg.Connection, batch: _ImportBatch, now: float,
+                       memo: _LoadMemo) -> tuple[int, int]:
         """A bulk import's batch (trusted: every event counted, no forget filter, as ``add_events``
         with ``source="import"``), written by binary COPY straight into ``events``.
 
@@ -1035,54 +1058,98 @@ class PostgresStore(Store):
         batch's keys already stored are looked up, the rest get one block of ``seq`` values and go
         in by COPY; an event id the batch repeats keeps its first row, as the insert did. A unique
         violation (a writer that does not take the lock) rolls the batch back and runs it again.
+        While the load's batches find nothing stored (a first load), the lookup is skipped: the
+        COPY runs in a savepoint and a stored event id rolls it back to the lookup (at 10M events
+        the lookup cost ~2.5 us per event: a probe of a random key in an index bigger than memory).
         """
         n = len(batch)
         conn.execute(_IMPORT_STAGES)  # (one round trip: every statement of it is a plain one)
-        users = self._bulk_keys(conn, "users", "user_id", batch.users, hold=True)
-        known = getattr(self._local, "article_keys", None)  # this load's committed article keys
-        if known is None:
-            articles = self._bulk_keys(conn, "article_keys", "article_id", batch.articles, hold=False)
-        else:
-            new = [a for a in batch.articles if a not in known]
-            articles = self._bulk_keys(conn, "article_keys", "article_id", new, hold=False) if new else {}
-            self._local.article_keys_new = articles  # remembered once the batch has committed
-            articles = {**known, **articles} if articles else known
+        if memo.forget_mark is None:  # forgets committed up to here are seen by the lookups below
+            memo.forget_mark = conn.execute("SELECT COALESCE(max(pos), 0) FROM changes").fetchone()[0]
+        # the keys earlier batches did not look up (held FOR KEY SHARE, as in _reader_keys)
+        new_users = [u for u in batch.users if u not in memo.users]
+        new_articles = [a for a in batch.articles if a not in memo.articles]
+        users = self._bulk_keys(conn, "users", "user_id", new_users, hold=True) if new_users else {}
+        articles = self._bulk_keys(conn, "article_keys", "article_id", new_articles, hold=False) if new_articles else {}
+        memo.pending = (users, articles)
+        user_keys = np.fromiter((memo.users[u] if u in memo.users else users[u] for u in batch.users),
+                                dtype=np.int64, count=len(batch.users))
+        article_keys = np.fromiter((memo.articles[a] if a in memo.articles else articles[a] for a in batch.articles),
+                                   dtype=np.int64, count=len(batch.articles))
         eids = batch.eids
-        first = batch.eids if batch.first is None else eids[batch.first]
-        with conn.cursor().copy("COPY events_eids (eid) FROM STDIN (FORMAT BINARY)") as cp:
-            cp.write(_binary_copy([_fixed(first, ">i8")]))
+        if not memo.optimistic:
+            self._stage_eids(conn, batch)
         self._lock_commit_order(conn)
+        # a reader forgotten since the remembered keys were read (forget_user deletes under this
+        # lock, so one that has not committed yet deletes this batch's rows too): read them again
+        mark, forgot = conn.execute("SELECT max(pos), bool_or(kind = %s) FROM changes WHERE pos > %s",
+                                    (CHANGE_CODES["forget"], memo.forget_mark)).fetchone()
+        memo.forget_mark = memo.forget_mark if mark is None else mark
+        if forgot:
+            memo.users.clear()
+            if len(new_users) < len(batch.users):
+                raise _Again()
+        columns = (user_keys[batch.user_index], article_keys[batch.article_index])
+        if memo.optimistic:
+            # the load's last batch had no event stored already (a first load): no lookup, the
+            # unique index finds one; then back to the savepoint and the lookup
+            drawn: list[int] = []
+            try:
+                with conn.transaction():
+                    m = self._copy_events(conn, batch, batch.first, columns, now, drawn)
+                return m, n - m
+            except psycopg.errors.UniqueViolation:
+                memo.optimistic = False
+                # the numbers drawn go back (every writer draws them under the lock held here)
+                conn.execute("SELECT setval('event_seq', %s, false)", (drawn[0],))
+                self._stage_eids(conn, batch)
         # ARRAY(...): the batch's keys as one array, so the plan is index probes whatever the sizes
         stored = conn.execute("SELECT eid FROM events WHERE eid = ANY(ARRAY(SELECT eid FROM events_eids))").fetchall()
+        memo.optimistic = not stored
         keep = batch.first
         if stored:
             keep = (np.ones(n, dtype=bool) if keep is None else keep) & \
                 ~np.isin(eids, np.fromiter((r[0] for r in stored), dtype=np.int64, count=len(stored)))
-        m = n if keep is None else int(keep.sum())
+        try:
+            m = self._copy_events(conn, batch, keep, columns, now)
+        except psycopg.errors.UniqueViolation:
+            raise _Again() from None
+        return m, n - m
+
+    @staticmethod
+    def _stage_eids(conn: psycopg.Connection, batch: _ImportBatch) -> None:
+        """The batch's distinct event keys into the temporary table ``events_eids``."""
+        first = batch.eids if batch.first is None else batch.eids[batch.first]
+        with conn.cursor().copy("COPY events_eids (eid) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(_binary_copy([_fixed(first, ">i8")]))
+
+    def _copy_events(self, conn: psycopg.Connection, batch: _ImportBatch, keep: np.ndarray | None,
+                     keys: tuple[np.ndarray, np.ndarray], now: float, drawn: list[int] | None = None) -> int:
+        """The ``keep`` rows of ``batch`` (all for None) by one binary COPY into ``events``, with
+        one block of sequence numbers (the caller holds the commit-order lock; its first number is
+        appended to ``drawn``), and their change; returns how many. ``keys``: each row's reader
+        and article key."""
+        m = len(batch) if keep is None else int(keep.sum())
         if not m:
-            return 0, n
+            return 0
         hi = int(conn.execute("SELECT setval('event_seq', nextval('event_seq') + %s - 1)", (m,)).fetchone()[0])
         lo = hi - m + 1
-        user_keys = np.fromiter(map(users.__getitem__, batch.users), dtype=np.int64, count=len(batch.users))
-        article_keys = np.fromiter(map(articles.__getitem__, batch.articles), dtype=np.int64,
-                                   count=len(batch.articles))
+        if drawn is not None:
+            drawn.append(lo)
         fields = [
             _fixed(np.arange(lo, hi + 1, dtype=np.int64), ">i8"),
-            _rows(_fixed(eids, ">i8"), keep),
-            _rows(_fixed(user_keys[batch.user_index], ">i8"), keep),
-            _rows(_fixed(article_keys[batch.article_index], ">i8"), keep),
+            _rows(_fixed(batch.eids, ">i8"), keep),
+            _rows(_fixed(keys[0], ">i8"), keep),
+            _rows(_fixed(keys[1], ">i8"), keep),
             *(_rows(field, keep) for field in batch.fields),
             _fixed(np.ones(m, dtype=bool), "u1"),
             _fixed(np.full(m, now), ">f8"),
         ]
-        try:
-            with conn.cursor().copy("COPY events (seq, eid, user_key, article_key, event, ts, dwell, list_id, "
-                                    "position, history, counted, received_at) FROM STDIN (FORMAT BINARY)") as cp:
-                cp.write(_binary_copy(fields))
-        except psycopg.errors.UniqueViolation:
-            raise _Again() from None
+        with conn.cursor().copy("COPY events (seq, eid, user_key, article_key, event, ts, dwell, list_id, "
+                                "position, history, counted, received_at) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(_binary_copy(fields))
         self._log(conn, "events", lo=lo, hi=hi, at=now)
-        return m, n - m
+        return m
 
     @staticmethod
     def _stage_ids(conn: psycopg.Connection, stage: str, ids: list[str], empty: bool = True) -> None:
@@ -1520,6 +1587,10 @@ class PostgresStore(Store):
             if row is None:  # another forget deleted it meanwhile
                 raise _Again()
             key = row[0]
+            # before the deletes, not only before the log: a bulk load writes rows of readers it
+            # looked up in an earlier batch without holding them; this lock orders the two (the
+            # load checks for a committed forget under it, and a later forget deletes its rows)
+            self._lock_commit_order(conn)
             events = conn.execute("DELETE FROM events WHERE user_key = %s", (key,)).rowcount
             # the items of their served lists count as the impressions they are
             events += int(conn.execute("WITH gone AS (DELETE FROM served_lists WHERE user_key = %s "
@@ -1532,7 +1603,6 @@ class PostgresStore(Store):
             # dropped (add_served_lists, add_events), events the reader posts afterwards are kept
             conn.execute("INSERT INTO forgotten(user_hash, at) VALUES (%s, %s) ON CONFLICT (user_hash) DO UPDATE "
                          "SET at = excluded.at", (hashed, now))
-            self._lock_commit_order(conn)
             self._log(conn, "forget", [hashed], at=now)
             return {"events": events, "preferences": prefs, "user": 0 if created else 1}
 
