@@ -2,9 +2,10 @@
 
 * ``import``: ``recommender.datasets.ingest.import_events`` on a JSON Lines file of new events
   (what ``NEWSREC_DB=postgresql://... newsrec ingest events FILE`` runs: parse and validate a batch
-  of 50,000 in a reader thread while the previous one is written by ``add_events(source="import")``
-  inside ``store.bulk_load()``: reader and article keys set-wise, the batch's event keys already
-  stored looked up, the new events by one binary COPY straight into ``events``).
+  of 50,000 and build its columns in a reader thread while the previous one is written by
+  ``add_events(source="import")`` inside ``store.bulk_load()``: the reader and article keys the
+  load has not seen yet looked up set-wise, the new events by one binary COPY straight into
+  ``events``, the event keys already stored looked up once a batch has found one).
 * ``store``: ``PostgresStore.add_events`` on ready-made batches of the importer's size (the database
   part alone: keys, COPY, commit).
 * ``reimport``: the same file imported again (every event a duplicate).
@@ -19,6 +20,7 @@ server's default durability (``synchronous_commit=on``: a committed batch is on 
 Usage::
 
     python benchmarks/ingest_postgres.py --events 1000000 [--server postgresql://postgres@127.0.0.1:5432/postgres]
+    python benchmarks/ingest_postgres.py --events 10000000 --articles 100000 --users 1000000 --parts import,reimport
 """
 
 from __future__ import annotations
@@ -108,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="admin URL of the server (a database is created there for the run)")
     ap.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--parts", default="import,reimport,store",
+                    help="which of import, reimport, store to run (reimport needs import; the store part "
+                         "holds all its events in memory: ~0.6 KB each)")
     args = ap.parse_args(argv)
+    steps = set(args.parts.split(","))
+    if not steps <= {"import", "reimport", "store"} or ("reimport" in steps and "import" not in steps):
+        ap.error("--parts: some of import, reimport, store (reimport only with import)")
 
     import psycopg
 
@@ -127,27 +135,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "events.jsonl"
-            path.write_text("".join(json.dumps(r) + "\n" for r in rows(args.events, args.articles, args.users,
-                                                                           args.seed, "imp-")))
+            with open(path, "w", encoding="utf-8") as fh:  # (10M lines as one string would take ~3 GB)
+                fh.writelines(json.dumps(r) + "\n" for r in rows(args.events, args.articles, args.users,
+                                                                 args.seed, "imp-"))
             store = PostgresStore(url)
             n = args.events
             reports = []
-            t = timed(lambda: reports.append(import_events(store, path, show_progress=False)), args.server, name)
-            assert reports[-1].accepted == n, reports[-1].to_dict()
-            per_event(results, "import", n, t)
+            if "import" in steps:
+                t = timed(lambda: reports.append(import_events(store, path, show_progress=False)), args.server, name)
+                assert reports[-1].accepted == n, reports[-1].to_dict()
+                per_event(results, "import", n, t)
+            if "reimport" in steps:
+                t = timed(lambda: reports.append(import_events(store, path, show_progress=False)), args.server, name)
+                assert reports[-1].duplicates == n, reports[-1].to_dict()
+                per_event(results, "reimport", n, t)
+            if "store" in steps:
+                events = [Interaction.from_dict(r) for r in rows(n, args.articles, args.users, args.seed + 1, "store-")]
 
-            t = timed(lambda: reports.append(import_events(store, path, show_progress=False)), args.server, name)
-            assert reports[-1].duplicates == n, reports[-1].to_dict()
-            per_event(results, "reimport", n, t)
+                def store_part() -> None:
+                    with store.bulk_load():
+                        for lo in range(0, len(events), EVENT_BATCH_SIZE):
+                            store.add_events(events[lo:lo + EVENT_BATCH_SIZE], source="import")
 
-            events = [Interaction.from_dict(r) for r in rows(n, args.articles, args.users, args.seed + 1, "store-")]
-
-            def store_part() -> None:
-                with store.bulk_load():
-                    for lo in range(0, len(events), EVENT_BATCH_SIZE):
-                        store.add_events(events[lo:lo + EVENT_BATCH_SIZE], source="import")
-
-            per_event(results, "store", n, timed(store_part, args.server, name))
+                per_event(results, "store", n, timed(store_part, args.server, name))
             results["stored_events"] = store.stats()["events"]
             store.close()
     finally:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import math
@@ -1067,15 +1068,10 @@ class PostgresStore(Store):
         if memo.forget_mark is None:  # forgets committed up to here are seen by the lookups below
             memo.forget_mark = conn.execute("SELECT COALESCE(max(pos), 0) FROM changes").fetchone()[0]
         # the keys earlier batches did not look up (held FOR KEY SHARE, as in _reader_keys)
-        new_users = [u for u in batch.users if u not in memo.users]
-        new_articles = [a for a in batch.articles if a not in memo.articles]
-        users = self._bulk_keys(conn, "users", "user_id", new_users, hold=True) if new_users else {}
-        articles = self._bulk_keys(conn, "article_keys", "article_id", new_articles, hold=False) if new_articles else {}
+        user_keys, new_users, users = self._load_keys(conn, "users", "user_id", batch.users, memo.users, hold=True)
+        article_keys, _, articles = self._load_keys(conn, "article_keys", "article_id", batch.articles,
+                                                    memo.articles, hold=False)
         memo.pending = (users, articles)
-        user_keys = np.fromiter((memo.users[u] if u in memo.users else users[u] for u in batch.users),
-                                dtype=np.int64, count=len(batch.users))
-        article_keys = np.fromiter((memo.articles[a] if a in memo.articles else articles[a] for a in batch.articles),
-                                   dtype=np.int64, count=len(batch.articles))
         eids = batch.eids
         if not memo.optimistic:
             self._stage_eids(conn, batch)
@@ -1115,6 +1111,21 @@ class PostgresStore(Store):
         except psycopg.errors.UniqueViolation:
             raise _Again() from None
         return m, n - m
+
+    def _load_keys(self, conn: psycopg.Connection, table: str, column: str, ids: list[str], known: dict[str, int],
+                   hold: bool) -> tuple[np.ndarray, list[str], dict[str, int]]:
+        """The key of each of the distinct ``ids``, from ``known`` or else :meth:`_bulk_keys`;
+        also the ids looked up and what was found for them. (``map`` over the dicts: the loops
+        here run while the reader thread holds the GIL half the time.)"""
+        none = np.iinfo(np.int64).min  # (keys are identities, 1 and up)
+        keys = np.fromiter(map(known.get, ids, itertools.repeat(none)), dtype=np.int64, count=len(ids))
+        unknown = np.flatnonzero(keys == none)
+        if not len(unknown):
+            return keys, [], {}
+        new = [ids[i] for i in unknown]
+        found = self._bulk_keys(conn, table, column, new, hold=hold)
+        keys[unknown] = np.fromiter(map(found.__getitem__, new), dtype=np.int64, count=len(new))
+        return keys, new, found
 
     @staticmethod
     def _stage_eids(conn: psycopg.Connection, batch: _ImportBatch) -> None:
