@@ -155,6 +155,30 @@ def test_bulk_settings_apply_during_an_import_and_are_restored(store, tmp_path, 
     assert [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "mmap_size")] == before
 
 
+def test_threads_hand_over_sooner_during_an_events_import_and_the_interval_comes_back(store, tmp_path, monkeypatch):
+    import sys
+
+    from recommender.datasets.ingest import IMPORT_SWITCH_INTERVAL
+
+    seen = []
+    real = store.add_events
+
+    def add_events(batch, source="client"):
+        seen.append(sys.getswitchinterval())
+        if len(seen) == 2:
+            raise RuntimeError("disk full")
+        return real(batch, source=source)
+
+    monkeypatch.setattr(store, "add_events", add_events)
+    before = sys.getswitchinterval()
+    assert before > IMPORT_SWITCH_INTERVAL  # (Python's default, 5 ms)
+    assert import_events(store, _events_file(tmp_path, 3)).accepted == 3
+    assert seen == [IMPORT_SWITCH_INTERVAL] and sys.getswitchinterval() == before
+    with pytest.raises(RuntimeError, match="disk full"):  # back on an error too
+        import_events(store, _events_file(tmp_path, 3))
+    assert seen[1] == IMPORT_SWITCH_INTERVAL and sys.getswitchinterval() == before
+
+
 def test_the_garbage_collector_pauses_during_an_events_import_and_comes_back_as_it_was(store, tmp_path, monkeypatch):
     import gc
 

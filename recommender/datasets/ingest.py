@@ -196,7 +196,7 @@ def import_events(store: Store, path: str | Path, fmt: str | None = None, show_p
     path = Path(path)
     report = ImportReport(str(path), "events")
     rows = read_rows(path, fmt)
-    with _collector_paused(), store.bulk_load():
+    with _collector_paused(), _quick_handoffs(), store.bulk_load():
         for batch in _read_ahead(map(store.prepare_import, _event_batches(rows, report, show_progress))):
             _flush(batch, functools.partial(_trusted, store), report)
     log.info("%s import of %s: %d accepted, %d duplicates, %d rejected", report.kind, report.source,
@@ -351,6 +351,28 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+# GIL hand-off interval during an import (Python's default is 5 ms)
+IMPORT_SWITCH_INTERVAL = 0.001
+
+
+@contextlib.contextmanager
+def _quick_handoffs() -> Iterator[None]:
+    """The interpreter's thread switch interval at :data:`IMPORT_SWITCH_INTERVAL` for the
+    duration (back as it was afterwards).
+
+    Why: the writer thread waits for the database ~15 times per batch while the reader thread
+    parses; each time the answer comes, it waits for the reader to give up the GIL, up to the
+    interval. 2M events into PostgreSQL, 4 alternating pairs: 44.5k -> 46.7k events/s (median),
+    ahead in every pair, for ~8 % more CPU.
+    """
+    was = sys.getswitchinterval()
+    sys.setswitchinterval(min(was, IMPORT_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(was)
 
 
 _DONE = object()
