@@ -743,11 +743,6 @@ def _orphan_events(url: str) -> int:
                             "WHERE u.key IS NULL").fetchone()[0]
 
 
-def _advisory_waiters(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]
-
-
 @pytest.mark.parametrize("when", ["between batches", "after the batch looked its keys up",
                                   "while the batch holds the commit-order lock"])
 def test_a_reader_forgotten_during_a_bulk_load_leaves_no_rows_under_the_old_key(postgres_db, monkeypatch, when):
@@ -778,10 +773,7 @@ def test_a_reader_forgotten_during_a_bulk_load_leaves_no_rows_under_the_old_key(
                         return lock(self, conn)
                     lock(self, conn)
                     other.start()  # it waits for this batch's commit
-                    deadline = time.monotonic() + 30
-                    while not _advisory_waiters(postgres_db) and time.monotonic() < deadline:
-                        time.sleep(0.01)
-                    assert _advisory_waiters(postgres_db) == 1
+                    wait_for(lambda: _advisory_waiters(postgres_db) == 1, "the forget to wait for the lock")
 
                 monkeypatch.setattr(PostgresStore, "_lock_commit_order", with_a_forget)
             assert store.add_events([event("u1", "a2", "read", T0 + 60), event("u2", "a2", "read", T0 + 61)],
