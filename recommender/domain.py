@@ -369,10 +369,9 @@ class Interaction:
 
 def key64_bytes(events: Iterable[Interaction]) -> bytes:
     """Each event's :meth:`Interaction.key64` as 8 big-endian bytes, one after the other (what a
-    bulk writer reads as one array; ~2x cheaper per event than ``key64`` one at a time)."""
+    bulk writer reads as one array; ~1.3x cheaper per event than ``key64`` one at a time)."""
     blake = hashlib.blake2b
-    return b"".join([blake((f"{e.user_id}|#{e.event_id}" if e.event_id else e.identity()).encode("utf-8"),
-                           digest_size=8).digest() for e in events])
+    return b"".join([blake(e.identity().encode("utf-8"), digest_size=8).digest() for e in events])
 
 
 @dataclass(frozen=True)

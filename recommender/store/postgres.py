@@ -1178,29 +1178,28 @@ class PostgresStore(Store):
 
     @staticmethod
     def _bulk_keys(conn: psycopg.Connection, table: str, column: str, ids: list[str], hold: bool) -> dict[str, int]:
-        """Key for every id of a bulk batch, creating missing ones set-wise (with ``hold``, the rows
-        are held ``FOR KEY SHARE`` as in :meth:`_reader_keys`).
+        """Key for every one of the distinct ``ids`` of a bulk batch, creating missing ones
+        set-wise (with ``hold``, the rows are held ``FOR KEY SHARE`` as in :meth:`_reader_keys`).
 
         The distinct ids go by COPY into a temporary table and the stored ones are found by index
         probes (``= ANY(ARRAY(...))``); only the rest are inserted. Why: an ``INSERT ... ON
         CONFLICT`` of every id and a join cost the server ~12 us per event at 1M readers (the join
         hashed the whole table for each batch); most ids of a large import are already stored.
         """
-        wanted = list(dict.fromkeys(ids))
         stage = f"{table}_stage"
-        PostgresStore._stage_ids(conn, stage, wanted, empty=True)
+        PostgresStore._stage_ids(conn, stage, ids)
         lock = " FOR KEY SHARE" if hold else ""
         keys = dict(conn.execute(f"SELECT {column}, key FROM {table} WHERE {column} = ANY(ARRAY(SELECT id FROM {stage}))"
                                  f"{lock}").fetchall())
         for _ in range(10):
-            missing = [i for i in wanted if i not in keys]
+            missing = [i for i in ids if i not in keys]
             if not missing:
                 return keys
             # rows this transaction inserts need no lock: nobody else sees them before it commits
             PostgresStore._stage_ids(conn, stage, missing, empty=False)
             keys.update(conn.execute(f"INSERT INTO {table}({column}) SELECT id FROM {stage} ORDER BY id "
                                      f"ON CONFLICT ({column}) DO NOTHING RETURNING {column}, key").fetchall())
-            if len(keys) < len(wanted):  # inserted meanwhile by another writer (or deleted by a forget)
+            if len(keys) < len(ids):  # inserted meanwhile by another writer (or deleted by a forget)
                 keys.update(conn.execute(f"SELECT {column}, key FROM {table} WHERE {column} = ANY(ARRAY(SELECT id "
                                          f"FROM {stage})){lock}").fetchall())
         raise _Again()
