@@ -1597,10 +1597,6 @@ class PostgresStore(Store):
             if row is None:  # another forget deleted it meanwhile
                 raise _Again()
             key = row[0]
-            # before the deletes, not only before the log: a bulk load writes rows of readers it
-            # looked up in an earlier batch without holding them; this lock orders the two (the
-            # load checks for a committed forget under it, and a later forget deletes its rows)
-            self._lock_commit_order(conn)
             events = conn.execute("DELETE FROM events WHERE user_key = %s", (key,)).rowcount
             # the items of their served lists count as the impressions they are
             events += int(conn.execute("WITH gone AS (DELETE FROM served_lists WHERE user_key = %s "
@@ -1609,6 +1605,12 @@ class PostgresStore(Store):
             conn.execute("DELETE FROM feature_log WHERE user_key = %s", (key,))
             prefs = conn.execute("DELETE FROM preferences WHERE user_key = %s", (key,)).rowcount
             conn.execute("DELETE FROM users WHERE key = %s", (key,))
+            # a bulk load writes events of readers it looked up in an earlier batch without holding
+            # their rows: under this lock it checks for a committed forget, and once this forget
+            # holds it, what a batch wrote meanwhile is committed and deleted here too (the deletes
+            # above run before it: every writer of every replica waits while the lock is held)
+            self._lock_commit_order(conn)
+            events += conn.execute("DELETE FROM events WHERE user_key = %s", (key,)).rowcount
             # the tombstone: tokens issued before it are refused, served lists logged after it are
             # dropped (add_served_lists, add_events), events the reader posts afterwards are kept
             conn.execute("INSERT INTO forgotten(user_hash, at) VALUES (%s, %s) ON CONFLICT (user_hash) DO UPDATE "
