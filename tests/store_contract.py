@@ -205,6 +205,27 @@ class StoreContract:
         assert [ids[k] for k in keys.tolist()] == ["a1", "a2"] and codes.tolist() == [1, 2]
         assert np.isnan(dwell[0]) and dwell[1] == pytest.approx(30.0)
 
+    def test_a_read_set_starts_from_the_reads_split_at_until(self, store):
+        """``user_read_set`` (SQLite: keys as text, the split in SQL) answers as ``user_read_rows``
+        split at ``until``: keys up to it, keys and times after it, the largest seq of them all."""
+        store.upsert_articles([article(i) for i in range(6)])
+        store.add_events([event("u", "a0", ts=T0 - 100), event("u", "a1", "read", ts=T0 + 1.25, dwell_seconds=3.0),
+                          event("u", "a1", "share", ts=T0 + 2), event("u", "a2", "hide", ts=T0 + 3),
+                          event("u", "a3", "impression", ts=T0 + 4), event("u", "a4", ts=T0 + 5.000001),
+                          event("u", "a5", "read", ts=T0 + 99.5), event("v", "a5", ts=T0 + 6)])
+        keys = store.article_keys([f"a{i}" for i in range(6)])
+        due, later, later_ts, hi = store.user_read_set("u", T0, T0 + 5.000001)
+        assert sorted(due.tolist()) == sorted([keys["a1"], keys["a1"], keys["a4"]])
+        assert later.tolist() == [keys["a5"]] and later_ts.tolist() == [T0 + 99.5]
+        rows_keys, rows_ts, rows_seq = store.user_read_rows("u", T0)
+        assert hi == int(rows_seq.max()) and sorted(rows_keys[rows_ts <= T0 + 5.000001].tolist()) == sorted(due.tolist())
+        due, later, _, _ = store.user_read_set("u", T0, T0 + 5.0)  # a4 is a microsecond after
+        assert sorted(due.tolist()) == [keys["a1"], keys["a1"]] and sorted(later.tolist()) == sorted([keys["a4"],
+                                                                                                       keys["a5"]])
+        nobody = store.user_read_set("nobody", T0, T0 + 10)
+        assert nobody[0].size == 0 and nobody[1].size == 0 and nobody[2].size == 0 and nobody[3] == 0
+        assert nobody[0].dtype == np.int64 and nobody[2].dtype == np.float64
+
     def test_a_readers_reads_together_answer_as_each_read_alone(self, store):
         """``reader_reads`` (PostgreSQL: one pipeline) gives what each read it stands for gives:
         clicks/reads/shares, preferences, hides in a time range, impressions with served lists' items."""

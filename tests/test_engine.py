@@ -292,10 +292,11 @@ def test_a_reader_with_a_short_history_has_their_reads_left_out_from_the_one_his
     engine.record_events([Interaction("short-reader", a, ("click", "read", "share")[i % 3], sample.now - 3600 + i,
                                       dwell_seconds=40) for i, a in enumerate(read)])
     calls = counted_calls(sample.store, monkeypatch, ("user_event_keys", "user_read_keys", "user_read_rows",
-                                                      "user_read_bounds"))
+                                                      "user_read_set", "user_read_bounds"))
     shown = [i.article_id for i in engine.feed("short-reader", limit=200).items]
     assert len(shown) == 200 and not set(read) & set(shown)
-    assert calls == {"user_event_keys": 1, "user_read_keys": 0, "user_read_rows": 0, "user_read_bounds": 0}
+    assert calls == {"user_event_keys": 1, "user_read_keys": 0, "user_read_rows": 0, "user_read_set": 0,
+                     "user_read_bounds": 0}
     other.record_events([Interaction("short-reader", shown[0], "read", sample.now - 10, dwell_seconds=40)])
     again = [i.article_id for i in engine.feed("short-reader", limit=200).items]
     assert shown[0] not in again and not set(read) & set(again)

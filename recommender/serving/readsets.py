@@ -81,11 +81,11 @@ class ReadSets:
                     return entry.keys
                 self._put(user_id, entry)
                 return entry.keys
-        keys, ts, seq = self.store.user_read_rows(user_id, since)
-        if keys.size < self.min_events:
-            return np.unique(keys[ts <= until])
-        empty = _Entry(since, until, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-        entry = self._merge(empty, keys, ts, int(seq.max()), until)
+        due, later, later_ts, hi = self.store.user_read_set(user_id, since, until)
+        keys = np.unique(due)
+        if due.size + later.size < self.min_events:
+            return keys
+        entry = _Entry(since, until, hi, keys, later.astype(np.int64), later_ts.astype(np.float64))
         self._put(user_id, entry)
         return entry.keys
 

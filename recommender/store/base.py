@@ -695,6 +695,17 @@ class Store(ABC):
         With ``after_seq`` > 0 an index on (reader, seq) reads only the new ones."""
         raise NotImplementedError
 
+    def user_read_set(self, user_id: str, since: float, until: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """What a reader's read set starts from (all of :meth:`user_read_rows` with ``ts >= since``,
+        split at ``until``): ``(keys with ts <= until, keys after until, their ts, largest seq)``,
+        keys int64 in no order and not distinct, largest seq 0 when there is none. Every event with
+        a sequence number up to the largest one is in it (a backend reading in two statements
+        leaves out what committed in between, so a delta read after that number gets it)."""
+        keys, ts, seq = self.user_read_rows(user_id, since)
+        due = ts <= until
+        return keys[due], keys[~due], ts[~due], int(seq.max(initial=0))
+
 
 #: The tables a store copy moves, in copy order, and their portable columns. Booleans are bool,
 #: ``tags``/``categories``/``regions`` JSON text, ``kind``/``event`` codes, a served list's

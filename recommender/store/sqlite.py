@@ -1557,3 +1557,28 @@ class SQLiteStore(Store):
         rows = self._conn().execute(sql, params).fetchall()
         table = np.array(rows, dtype=np.float64).reshape(-1, 3)  # keys and seq < 2^53: exact
         return table[:, 0].astype(np.int64), table[:, 1], table[:, 2].astype(np.int64)
+
+    # A heavy reader's first read set: tens of thousands of rows, which as Python tuples cost ~1.3 us
+    # each (user_read_rows); their keys as one comma-separated text per event type, parsed by numpy,
+    # cost ~0.3 us (a reader of 6,000 events: 5.5 -> 1.3 ms). Times cannot travel that way (SQLite
+    # writes a REAL with 15 digits), so the split at ``until`` is made in SQL.
+    _READ_SET_SQL = " UNION ALL ".join(
+        "SELECT group_concat(article_key) FILTER (WHERE ts <= :until), MAX(seq) FROM events WHERE user_key = "
+        f"(SELECT key FROM users WHERE user_id = :user) AND event = {code} AND ts >= :since" for code in (1, 2, 3))
+    _READ_SET_FUTURE_SQL = " UNION ALL ".join(
+        "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = :user) "
+        f"AND event = {code} AND ts > :until AND ts >= :since" for code in (1, 2, 3))
+
+    @_read_errors
+    def user_read_set(self, user_id: str, since: float, until: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        params = {"user": user_id, "since": float(since), "until": float(until)}
+        conn = self._conn()
+        parts = conn.execute(self._READ_SET_SQL, params).fetchall()
+        hi = max((int(top) for _, top in parts if top is not None), default=0)
+        texts = [text for text, _ in parts if text]
+        keys = np.fromstring(",".join(texts), dtype=np.int64, sep=",") if texts else np.zeros(0, np.int64)
+        # a second statement, a second snapshot: only what the first one's largest seq covers
+        later = [row for row in conn.execute(self._READ_SET_FUTURE_SQL, params).fetchall() if row[2] <= hi]
+        table = np.array(later, dtype=np.float64).reshape(-1, 3)
+        return keys, table[:, 0].astype(np.int64), table[:, 1], hi
