@@ -91,6 +91,29 @@ def test_a_hide_and_a_posted_impression_burst_reach_the_cached_feed(workers):
     assert ids(b.feed(reader, limit=10))[:1] != [top]
 
 
+def test_lists_served_to_a_reader_count_as_their_impressions_with_the_cache_on_as_off(workers, monkeypatch):
+    """A reader who never posted an impression or a hide: the pages served to them are their
+    impressions (fatigue, the learned stage's skipped articles and own click-through) whether the
+    page is built behind the cache's probe (serving) or without the cache (offline replays)."""
+    sample, a, b, _ = workers
+    model = b._state.model
+    reader = "served-only"
+    a.record_events([Interaction(reader, model.item_ids.ids[model.window_start], "click", sample.now - 50)])
+    for _ in range(3):  # a cached page is logged as a new list too
+        a.feed(reader, limit=10)
+    a.flush_impressions()
+    built = []
+    original = b._profile_and_history
+    monkeypatch.setattr(b, "_profile_and_history", lambda *args, **kw: built.append(original(*args, **kw)) or built[-1])
+    assert b.feed(reader, limit=10).cache == "miss"  # built behind the probe
+    behind_probe = built[0][0]
+    uncached = Engine(sample.store, sample.models_dir, EngineConfig(feed_cache_seconds=0.0), clock=lambda: sample.now)
+    alone = uncached._profile(uncached._state, uncached._state.snapshot(), reader, sample.now)
+    assert behind_probe.impressions_seen == alone.impressions_seen == 30
+    assert behind_probe.skipped.tolist() == alone.skipped.tolist() and behind_probe.skipped.size == 10
+    assert behind_probe.shown.tolist() == alone.shown.tolist()
+
+
 def test_a_takedown_on_worker_a_leaves_the_cached_feed_of_worker_b(workers):
     sample, a, b, _ = workers
     reader = active_reader(sample)

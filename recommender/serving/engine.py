@@ -75,6 +75,7 @@ class ReaderVersion:
     reads_last: int | None
     other_events: object  # hides and client-posted impressions (bounds, None when there are none)
     preferences_at: float | None
+    served: bool = False  # lists the engine served them are stored (impressions too, not in the bounds)
 
     @property
     def has_reads(self) -> bool:
@@ -87,6 +88,10 @@ class ReaderVersion:
     @property
     def has_preferences(self) -> bool:
         return self.preferences_at is not None
+
+    @property
+    def has_impressions(self) -> bool:
+        return self.other_events is not None or bool(self.served)
 
 
 @dataclass(frozen=True)
@@ -977,7 +982,7 @@ class Engine:
                 user_id, history=self.config.max_reader_events if known.has_reads else 0,
                 preferences=known.has_preferences,
                 hides=(self._reads_since(snap, now), now) if known.has_other_events else None,
-                impressions=self.config.max_reader_impressions if known.has_other_events else 0)
+                impressions=self.config.max_reader_impressions if known.has_impressions else 0)
         except StoreError:
             return ReaderReads(None, None, None, None)
 
@@ -991,14 +996,16 @@ class Engine:
         seen = clicked_seen = 0
         try:
             hidden = np.zeros(0, dtype=np.int64)
-            stored = known is None or known.has_other_events  # no hide or impression stored: nothing to ask
+            stored = known is None or known.has_other_events  # no hide or impression event stored: no hides
             if stored and reads is not None:  # read already (with nothing when that failed)
                 hidden = self._catalog_indices(state, reads.hides if reads.hides is not None else hidden)
             elif stored:
                 hidden = self._window_reads(state, snap, user_id, now, events=("hide",), raise_errors=True)
             # always read (not only for fatigue): the learned stage's features use the skipped articles and
             # the reader's own click-through, and must not depend on the blend's settings (training = serving)
-            if stored and self.config.max_reader_impressions > 0:
+            # nor on the feed cache: a reader's impressions are mostly the lists served to them
+            shown_any = known is None or known.has_impressions
+            if shown_any and self.config.max_reader_impressions > 0:
                 if reads is not None:
                     keys, _, ts, _ = reads.impressions if reads.impressions is not None else _no_events()
                 else:

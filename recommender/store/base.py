@@ -658,10 +658,12 @@ class Store(ABC):
     def reader_version(self, user_id: str) -> tuple | None:
         """What a feed reads about the reader, as one comparable value, in one round trip:
         ``(visibility, smallest and largest sequence number of their click/read/share events, the
-        same of their other events (hides, impressions a client posted), preferences updated_at)``.
+        same of their other events (hides, impressions a client posted), preferences updated_at,
+        whether any list served to them is stored)``.
         Any event posted by any worker of any host raises a largest number (served lists, a
-        separate table, do not); a forget deletes them (afterwards a smallest number is
-        above any seen before, or there is none); a preference change moves ``updated_at``.
+        separate table, do not: only whether there are any, so that a feed reads their impressions);
+        a forget deletes them (afterwards a smallest number is above any seen before, or there is
+        none); a preference change moves ``updated_at``.
         ``visibility`` is the newest takedown/restore position where that costs nothing more
         (else None: the engine checks visibility its own way). None altogether: this backend
         cannot say, and feeds are not cached."""

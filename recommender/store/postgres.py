@@ -343,6 +343,7 @@ def _unpacked(row: tuple | None, dtypes: Sequence[str]) -> list[np.ndarray]:
     return [np.frombuffer(value, dtype=d).astype(np.dtype(d).newbyteorder("=")) for value, d in zip(row, dtypes)]
 
 
+@functools.lru_cache(maxsize=16)
 def _packed_keys_sql(events: Sequence[str]) -> str:
     """:func:`_read_keys_sql` as one packed column."""
     return _packed_sql(_read_keys_sql(events), (("r.article_key", "int8send"),))
@@ -1960,7 +1961,8 @@ class PostgresStore(Store):
         "(SELECT MIN(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
         "(SELECT MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
         "(SELECT MIN(seq) || ',' || MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (0, 4)), "
-        "(SELECT updated_at FROM preferences WHERE user_key = (SELECT key FROM u))")
+        "(SELECT updated_at FROM preferences WHERE user_key = (SELECT key FROM u)), "
+        "EXISTS (SELECT 1 FROM served_lists WHERE user_key = (SELECT key FROM u))")
 
     def reader_version(self, user_id: str) -> tuple | None:
         with self._reading() as conn:

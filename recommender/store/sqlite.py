@@ -322,7 +322,8 @@ _READER_VERSION_SQL = (
     "(SELECT MIN(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
     "(SELECT MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
     "(SELECT MIN(seq) || ',' || MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (0, 4)), "
-    "(SELECT updated_at FROM preferences WHERE user_key = (SELECT key FROM u))")
+    "(SELECT updated_at FROM preferences WHERE user_key = (SELECT key FROM u)), "
+    "EXISTS (SELECT 1 FROM served_lists WHERE user_key = (SELECT key FROM u))")
 
 
 def _distinct_keys(keys: np.ndarray) -> np.ndarray:
@@ -1534,7 +1535,7 @@ class SQLiteStore(Store):
     def reader_version(self, user_id: str) -> tuple | None:
         # index probes only: the reads index (click, read, share) and the covering index (hides)
         row = self._conn().execute(_READER_VERSION_SQL, {"user": user_id}).fetchone()
-        return (None, *row)  # takedowns: Engine._apply_visibility asks PRAGMA data_version first
+        return (None, *row[:-1], bool(row[-1]))  # takedowns: Engine._apply_visibility asks PRAGMA data_version
 
     @_read_errors
     def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
