@@ -379,7 +379,8 @@ def fresh_indexes(postgres_db) -> dict[str, str]:
     """The events indexes of a database just made by the migrations (what a load must leave)."""
     PostgresStore(postgres_db).close()
     fresh = _event_indexes(postgres_db)
-    assert {"events_pkey", "events_eid_key", "events_user_cover", "events_ts", "events_user_reads"} <= set(fresh)
+    assert {"events_pkey", "events_eid_key", "events_user_cover", "events_ts", "events_user_reads",
+            "events_user_other"} <= set(fresh)
     return fresh
 
 
@@ -802,6 +803,33 @@ def test_a_bulk_batch_of_an_id_that_needs_escaping_still_round_trips(postgres_db
         store.close()
 
 
+def test_a_schema_7_database_gets_the_probe_index_and_the_probe_uses_it(postgres_db):
+    """Schema 8: a reader's hides and posted impressions by seq, so the feed's probe takes their
+    smallest and largest in two index probes instead of scanning them all."""
+    store = PostgresStore(postgres_db)
+    store.upsert_articles([article(i) for i in range(3)])
+    store.add_events([event("u", "a0", "impression", ts=T0 + k, event_id=f"i{k}") for k in range(50)]
+                     + [event("u", "a1", "hide", ts=T0 + 60)])
+    first = store.reader_version("u")
+    store.close()
+    with psycopg.connect(postgres_db) as conn:
+        conn.execute("DROP INDEX events_user_other")
+        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    migrated = PostgresStore(postgres_db)
+    try:
+        assert migrated.schema_version() == 8 and "events_user_other" in _event_indexes(postgres_db)
+        assert migrated.reader_version("u") == first
+        with psycopg.connect(postgres_db) as conn:
+            conn.execute("SET enable_seqscan = off")  # a table this small would be scanned anyway
+            plan = "\n".join(r[0] for r in conn.execute(
+                "EXPLAIN " + PostgresStore._READER_VERSION_SQL.replace("%(user)s", "'u'")))
+        assert "events_user_other" in plan
+        migrated.add_events([event("u", "a2", "impression", ts=T0 + 5, event_id="late")])  # backdated
+        assert migrated.reader_version("u")[3] != first[3]  # still a new largest seq
+    finally:
+        migrated.close()
+
+
 def test_a_schema_6_database_gets_the_feature_log(postgres_db):
     """Schema 7 adds the feature log (SQLite's 11): a new table, the served lists untouched."""
     import numpy as np
@@ -817,7 +845,7 @@ def test_a_schema_6_database_gets_the_feature_log(postgres_db):
         conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
     migrated = PostgresStore(postgres_db)
     try:
-        assert migrated.schema_version() == 7 and migrated.stats()["served_lists"] == 1
+        assert migrated.schema_version() >= 7 and migrated.stats()["served_lists"] == 1
         row = FeatureLogRow("L1", "u1", T0 + 30, ("a2", "a0"), ("blend",), np.array([[0.5], [0.25]]))
         assert migrated.add_feature_logs([row]) == 1
         (back,) = migrated.feature_logs()

@@ -86,7 +86,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -254,6 +254,13 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS feature_log_user ON feature_log (user_key);
     CREATE INDEX IF NOT EXISTS feature_log_ts ON feature_log (ts);
     """,
+    # a reader's hides and client-posted impressions by sequence number: the probe a feed makes
+    # on every request (reader_version) takes their smallest and largest from it with two index
+    # probes, instead of scanning all of them in the covering index (a reader with 7,000
+    # impressions: 0.8 ms of the server's CPU per request; probe p99 at 10M events 2.4 -> 0.3 ms)
+    8: """
+    CREATE INDEX IF NOT EXISTS events_user_other ON events (user_key, seq) WHERE event IN (0, 4);
+    """,
 }
 
 # Advisory lock keys (any 64-bit constants no other code uses on this database): ASCII "newsrec"
@@ -274,6 +281,7 @@ _DEFERRED_EVENT_INDEXES = {
     "events_ts": "CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",
     "events_user_reads": "CREATE INDEX IF NOT EXISTS events_user_reads ON events (user_key, seq) "
                          "INCLUDE (ts, article_key) WHERE event IN (1, 2, 3)",
+    "events_user_other": "CREATE INDEX IF NOT EXISTS events_user_other ON events (user_key, seq) WHERE event IN (0, 4)",
 }
 # memory for each deferred index's sort (the server's default, 64MB, spills 10M events to disk)
 _INDEX_BUILD_MEMORY = "256MB"
