@@ -803,6 +803,16 @@ def test_a_bulk_batch_of_an_id_that_needs_escaping_still_round_trips(postgres_db
         store.close()
 
 
+def _reopened_at(url: str, version: int, *undo: str) -> PostgresStore:
+    """The database set back to schema ``version`` (``undo``: what the later migrations made, as
+    SQL), then opened again, which migrates it."""
+    with psycopg.connect(url) as conn:
+        for statement in undo:
+            conn.execute(statement)
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(version),))
+    return PostgresStore(url)
+
+
 def test_a_schema_7_database_gets_the_probe_index_and_the_probe_uses_it(postgres_db):
     """Schema 8: a reader's hides and posted impressions by seq, so the feed's probe takes their
     smallest and largest in two index probes instead of scanning them all."""
@@ -812,10 +822,7 @@ def test_a_schema_7_database_gets_the_probe_index_and_the_probe_uses_it(postgres
                      + [event("u", "a1", "hide", ts=T0 + 60)])
     first = store.reader_version("u")
     store.close()
-    with psycopg.connect(postgres_db) as conn:
-        conn.execute("DROP INDEX events_user_other")
-        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
-    migrated = PostgresStore(postgres_db)
+    migrated = _reopened_at(postgres_db, 7, "DROP INDEX events_user_other")
     try:
         assert migrated.schema_version() == 8 and "events_user_other" in _event_indexes(postgres_db)
         assert migrated.reader_version("u") == first
@@ -840,10 +847,7 @@ def test_a_schema_6_database_gets_the_feature_log(postgres_db):
     store.upsert_articles([article(i) for i in range(3)])
     store.add_served_lists([ServedList("L1", "u1", T0 + 30, ("a2", "a0"))])
     store.close()
-    with psycopg.connect(postgres_db) as conn:
-        conn.execute("DROP TABLE feature_log")
-        conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
-    migrated = PostgresStore(postgres_db)
+    migrated = _reopened_at(postgres_db, 6, "DROP TABLE feature_log")
     try:
         assert migrated.schema_version() >= 7 and migrated.stats()["served_lists"] == 1
         row = FeatureLogRow("L1", "u1", T0 + 30, ("a2", "a0"), ("blend",), np.array([[0.5], [0.25]]))
