@@ -1438,8 +1438,7 @@ class PostgresStore(Store):
             asked["history"] = (_history_sql(_types(PROFILE_EVENTS), ids=False),
                                 {"user": user_id, "since": -1.0, "limit": int(history)}, _event_key_arrays)
         if preferences:
-            asked["preferences"] = (_PREFERENCES_SQL, {"user": user_id},
-                                    lambda rows: _preferences(user_id, rows[0] if rows else None))
+            asked["preferences"] = (_PREFERENCES_SQL, {"user": user_id}, lambda row: _preferences(user_id, row))
         if hides is not None:
             asked["hides"] = (_packed_keys_sql(_types(("hide",))), {"user": user_id, "since": float(hides[0]),
                                                           "until": float(hides[1])}, _key_rows)
@@ -1449,10 +1448,9 @@ class PostgresStore(Store):
         got = {}
         if asked:
             with self._reading() as conn, conn.pipeline():
-                cursors = {name: conn.execute(sql, params, binary=name != "preferences")
-                           for name, (sql, params, _) in asked.items()}
-                got = {name: asked[name][2](cursor.fetchone() if name != "preferences" else cursor.fetchall())
-                       for name, cursor in cursors.items()}
+                # each answers one row (binary: the packed columns come as bytes, text as text)
+                cursors = {name: conn.execute(sql, params, binary=True) for name, (sql, params, _) in asked.items()}
+                got = {name: asked[name][2](cursor.fetchone()) for name, cursor in cursors.items()}
         return ReaderReads(**{name: got.get(name) for name in ReaderReads._fields})
 
     def user_read_keys(self, user_id: str, since: float, until: float | None = None,
@@ -1498,8 +1496,7 @@ class PostgresStore(Store):
         if row is None or row[0] is None:
             empty = (int(seq), np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64))
             return (*empty, np.zeros(0, np.int64)) if positions else empty
-        seqs, keys, codes, ts, counted, ords, position = (
-            np.frombuffer(value, dtype=kind) for value, kind in zip(row, (">i8", ">i8", ">i2", ">f8", ">i2", ">i8", ">i8")))
+        seqs, keys, codes, ts, counted, ords, position = _unpacked(row, (">i8", ">i8", ">i2", ">f8", ">i2", ">i8", ">i8"))
         order = np.lexsort((ords, seqs))  # the aggregates' common input order is not a guarantee: sorted here
         seqs, keys, codes, ts, counted, ords, position = (
             a[order] for a in (seqs, keys, codes, ts, counted, ords, position))

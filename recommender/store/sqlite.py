@@ -1568,7 +1568,7 @@ class SQLiteStore(Store):
         f"(SELECT key FROM users WHERE user_id = :user) AND event = {code} AND ts >= :since" for code in (1, 2, 3))
     _READ_SET_FUTURE_SQL = " UNION ALL ".join(
         "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = :user) "
-        f"AND event = {code} AND ts > :until AND ts >= :since" for code in (1, 2, 3))
+        f"AND event = {code} AND ts > :until AND ts >= :since AND seq <= :hi" for code in (1, 2, 3))
 
     @_read_errors
     def user_read_set(self, user_id: str, since: float, until: float
@@ -1580,6 +1580,6 @@ class SQLiteStore(Store):
         texts = [text for text, _ in parts if text]
         keys = np.fromstring(",".join(texts), dtype=np.int64, sep=",") if texts else np.zeros(0, np.int64)
         # a second statement, a second snapshot: only what the first one's largest seq covers
-        later = [row for row in conn.execute(self._READ_SET_FUTURE_SQL, params).fetchall() if row[2] <= hi]
+        later = conn.execute(self._READ_SET_FUTURE_SQL, {**params, "hi": hi}).fetchall()
         table = np.array(later, dtype=np.float64).reshape(-1, 3)
         return keys, table[:, 0].astype(np.int64), table[:, 1], hi
