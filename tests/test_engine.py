@@ -388,6 +388,34 @@ def test_a_tampered_or_borrowed_cursor_is_refused(trained):
         engine.feed("pager-b", limit=5, cursor=cursor)  # another reader's chain
 
 
+def test_a_cursor_names_the_pages_store_keys_without_asking_the_store_once_the_keys_are_mapped(trained, tmp_path,
+                                                                                                 monkeypatch):
+    """After the poll that maps every article key (each serving worker's background thread makes
+    it), a page's cursor takes its articles' keys from that map; a fresh arrival's key is asked."""
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    engine.refresh()
+    calls = counted_calls(sample.store, monkeypatch, ("article_keys",))
+    page = engine.feed("pager-keys", limit=10)
+    ids = [i.article_id for i in page.items]
+    stored = sample.store.article_keys(ids)
+    assert calls == {"article_keys": 1}  # (the line above)
+    assert _decode_cursor(page.next_cursor, "pager-keys")[1].tolist() == sorted(stored[a] for a in ids)
+    second = engine.feed("pager-keys", limit=10, cursor=page.next_cursor)
+    assert not set(ids) & {i.article_id for i in second.items} and calls == {"article_keys": 1}
+    # an article published after the poll: the map does not hold it yet, the store is asked
+    model = engine._state.model
+    fresh = Article("fresh-for-cursor", "Banjir rob di pesisir utara", "Air laut naik merendam rumah warga.",
+                    model.categories[0], published_at=sample.now - 60)
+    engine.publish_articles([fresh])
+    state = engine._state
+    assert state.keys_of_indices(state.indices(["fresh-for-cursor"])).tolist() == [-1]
+    cursor = engine._next_cursor(state, "pager-keys", 1, np.zeros(0, dtype=np.int64), ["fresh-for-cursor"])
+    assert _decode_cursor(cursor, "pager-keys")[1].tolist() == [sample.store.article_keys(["fresh-for-cursor"])[
+        "fresh-for-cursor"]]
+    assert calls == {"article_keys": 3}  # one for the cursor, one for the check
+
+
 @given(st.text(min_size=1, max_size=40), st.lists(st.integers(0, (1 << 48) - 1), max_size=60, unique=True),
        st.integers(0, 200))
 def test_a_cursor_gives_back_what_it_was_made_of(user, keys, extra):

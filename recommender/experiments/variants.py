@@ -65,4 +65,4 @@ class PinnedEngine(Engine):
     def cursor_after(self, user_id: str, cursor: str | None, page_ids: list[str]) -> str | None:
         """The feed cursor after a page built from several engines' lists (an interleaved page)."""
         served_before, keys = _decode_cursor(cursor, user_id)
-        return self._next_cursor(user_id, served_before + len(page_ids), keys, page_ids)
+        return self._next_cursor(self._state, user_id, served_before + len(page_ids), keys, page_ids)

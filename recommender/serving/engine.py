@@ -1155,7 +1155,7 @@ class Engine:
         next_cursor = None
         depth = served_before + len(items)
         if len(items) == limit and build.cand.index.size > build.chosen.size and depth < self.config.max_feed_depth:
-            next_cursor = self._next_cursor(user_id, depth, served_keys, [item.article_id for item in items])
+            next_cursor = self._next_cursor(state, user_id, depth, served_keys, [item.article_id for item in items])
         extra = {"offset": served_before}
         if not items:
             extra["empty_reason"] = build.empty_reason or _empty_reason(filters)
@@ -1226,18 +1226,23 @@ class Engine:
             index = table[keys[keys < table.size]] if table.size else np.zeros(0, dtype=np.int64)
         return index[index >= 0]
 
-    def _next_cursor(self, user_id: str, served: int, keys: np.ndarray, page_ids: list[str]) -> str | None:
+    def _next_cursor(self, state: LiveState, user_id: str, served: int, keys: np.ndarray,
+                     page_ids: list[str]) -> str | None:
         """The cursor after a page: the chain's keys plus the page's; None when it would not fit."""
-        known = self._article_keys  # an article's store key never changes: asked once per article
-        missing = [a for a in page_ids if a not in known]
+        # an article's store key never changes: the state met most of them mapping readers' histories
+        # (every one, once the background thread has polled); the rest are asked once per article
+        page_keys = state.keys_of_indices(state.indices(page_ids))
+        known = self._article_keys
+        missing = [a for a, k in zip(page_ids, page_keys.tolist()) if k < 0 and a not in known]
         try:
             if missing:
                 if len(known) > ARTICLE_KEYS_KEPT:
                     known.clear()
                 known.update(self.store.article_keys(missing))
-            page_keys = np.array([known[a] for a in page_ids if a in known], dtype=np.int64)
+            page_keys = np.array([k if k >= 0 else known[a] for a, k in zip(page_ids, page_keys.tolist())
+                                  if k >= 0 or a in known], dtype=np.int64)
         except StoreError:  # the store is down: the next page may repeat this one, it is not refused
-            page_keys = np.zeros(0, dtype=np.int64)
+            page_keys = page_keys[page_keys >= 0]
         cursor = _encode_cursor(user_id, served, np.concatenate([keys, page_keys]))
         if len(cursor) > CURSOR_MAX_CHARS:
             log.info("feed chain of %d articles ends: its cursor would exceed %d characters", served,

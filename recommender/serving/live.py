@@ -63,6 +63,8 @@ class LiveState:
     # store article key -> catalog index (-1 unknown, -2 not asked yet): a reader's history as
     # integer keys maps to indices in one gather instead of a dict lookup per event
     key_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # the other way round: catalog index -> store key (-1 not known yet), for a feed's cursor
+    index_key: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     key_lock: threading.Lock = field(default_factory=threading.Lock)
     keys_learned: bool = False
 
@@ -88,9 +90,17 @@ class LiveState:
                 missing = np.unique(keys[index == -2])
                 ids = store.article_ids_for_keys(missing.tolist())
                 table = self.key_index
-                table[missing] = self.indices([ids.get(k, "") for k in missing.tolist()])
+                table[missing] = found = self.indices([ids.get(k, "") for k in missing.tolist()])
+                self._note_keys(missing, found)
                 index = table[keys]
         return index
+
+    def keys_of_indices(self, index: np.ndarray) -> np.ndarray:
+        """Store key of each catalog index (-1 where this state has not met it: ask the store)."""
+        table = self.index_key
+        index = np.asarray(index, dtype=np.int64)
+        known = (index >= 0) & (index < table.size)
+        return np.where(known, table[np.where(known, index, 0)] if table.size else -1, -1)
 
     def learn_all_keys(self, store: Store) -> None:
         """Map every article key at once (the background thread does this after a model loads, so
@@ -101,7 +111,22 @@ class LiveState:
             return
         keys = np.fromiter(ids.keys(), dtype=np.int64, count=len(ids))
         with self.key_lock:  # under the lock: an article arriving meanwhile is either seen or forgotten after
-            self._grow_key_table(int(keys.max()) + 1)[keys] = self.indices(list(ids.values()))
+            self._grow_key_table(int(keys.max()) + 1)[keys] = index = self.indices(list(ids.values()))
+            self._note_keys(keys, index)
+
+    def _note_keys(self, keys: np.ndarray, index: np.ndarray) -> None:
+        """Remember the store key of each catalog index found; call under ``key_lock``."""
+        found = index >= 0
+        if not found.any():
+            return
+        keys, index = keys[found], index[found]
+        table = self.index_key
+        if int(index.max()) >= table.size:
+            grown = np.full(max(int(index.max()) + 1, 2 * table.size, 1024), -1, dtype=np.int64)
+            grown[: table.size] = table
+            table = grown
+        table[index] = keys
+        self.index_key = table
 
     def _grow_key_table(self, size: int) -> np.ndarray:
         """The key table, at least ``size`` long (new keys not asked yet); call under ``key_lock``."""
