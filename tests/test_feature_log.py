@@ -70,6 +70,37 @@ def test_without_a_ranker_the_logged_vectors_are_the_ones_a_ranker_would_score(o
     engine.close()
 
 
+def test_without_a_ranker_the_vectors_are_computed_at_the_write_yet_as_of_the_list(own):
+    """Without a ranker the logged vectors are computed off the request path, when the list is
+    written: the same as computed at once, even after the live counters moved in between."""
+    from recommender.domain import Interaction
+
+    at_once, later = own.engine(feature_log_rate=1.0), own.engine(feature_log_rate=1.0)
+    readers = sorted(own.readers)[6:9]
+    first = [at_once.feed(r, limit=10) for r in readers]
+    second = [later.feed(r, limit=10) for r in readers]
+    assert [ids(s) for s in first] == [ids(s) for s in second]
+    at_once.flush_impressions()
+    # a crowd clicks every shown article, and the second engine counts it before its write
+    own.store.add_events([Interaction(user_id=f"crowd{j}", article_id=a, event="click", ts=own.now - 5)
+                          for j in range(30) for a in {a for s in first for a in ids(s)}])
+    later.refresh()
+    later.flush_impressions()
+    rows = {r.list_id: r for r in own.store.feature_logs()}
+    names = list(FEATURE_NAMES)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(rows[b.list_id].features, rows[a.list_id].features)
+        assert np.isfinite(rows[a.list_id].features).all()
+    # and the counters did move: a feed built now sees the crowd's clicks
+    again = later.feed(readers[0], limit=10, log=True)
+    later.flush_impressions()
+    now_row = own.store.feature_logs()
+    moved = {r.list_id: r for r in now_row}[again.list_id].features[:, names.index("clicks_all")]
+    assert moved.max() > rows[first[0].list_id].features[:, names.index("clicks_all")].max()
+    for e in (at_once, later):
+        e.close()
+
+
 def test_feature_logging_is_off_at_rate_0_and_for_lists_not_logged(own):
     engine = own.engine(feature_log_rate=0.0)
     reader = sorted(own.readers)[0]

@@ -35,7 +35,7 @@ from recommender.store import (PROFILE_EVENTS, EditorialRule, FeatureLogRow, Rea
                                StoredArticle, StoreError)
 
 from .catalog import FreshArticles, Snapshot
-from .features import FEATURE_NAMES, PREFIX, learned_stage, recent_unique
+from .features import FEATURE_NAMES, PREFIX, FeatureJob, learned_stage, recent_unique
 from .live import ENGAGEMENT, LiveState, bundle_clusters, window_clusters
 from .ranking import (
     FUTURE_GRACE,
@@ -779,7 +779,9 @@ class Engine:
         names = FEATURE_NAMES if with_features else ()
         X = np.full((index.size, len(names)), np.nan)
         cand = build.cand
-        if with_features and cand is not None and (PREFIX + FEATURE_NAMES[0]) in cand.features and cand.index.size:
+        job = build.feature_job if with_features else None
+        if job is None and with_features and cand is not None and (PREFIX + FEATURE_NAMES[0]) in cand.features \
+                and cand.index.size:
             order = np.argsort(cand.index, kind="stable")  # the items' rows in cand (-1: not scored)
             at = np.minimum(np.searchsorted(cand.index[order], index), order.size - 1)
             rows = np.where(cand.index[order[at]] == index, order[at], -1)
@@ -793,7 +795,7 @@ class Engine:
                             article_ids=tuple(i.article_id for i in ranked.items), names=names,
                             features=X, offset=ranked.extra.get("offset", 0), propensities=propensity)
         try:
-            self._impressions.put_nowait(row)
+            self._impressions.put_nowait(row if job is None else _PendingFeatures(row, job, index))
         except queue.Full:
             self.features_dropped += 1
 
@@ -826,7 +828,13 @@ class Engine:
             if not batch:
                 break
             lists = [item for item in batch if isinstance(item, ServedList)]
-            rows = [item for item in batch if not isinstance(item, ServedList)]  # feature rows (FeatureLogRow)
+            rows = []  # feature rows (FeatureLogRow), their vectors computed now where they were put off
+            for item in batch:
+                row = item.resolve() if isinstance(item, _PendingFeatures) else item
+                if row is None:
+                    self.features_dropped += 1
+                elif not isinstance(row, ServedList):
+                    rows.append(row)
             try:
                 self.store.add_served_lists(lists)
                 lists = []  # written: a failure below re-queues only the feature rows
@@ -1368,6 +1376,26 @@ def _score_parts(state: LiveState, build, items: tuple[RankedItem, ...]) -> list
 def _no_events() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A reader's (keys, codes, times, dwell) when there are none to read (or the store failed)."""
     return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.float64), np.zeros(0, np.float32)
+
+
+@dataclass(frozen=True)
+class _PendingFeatures:
+    """A feature-log row whose vectors are computed when it is written (:class:`FeatureJob`)."""
+
+    row: FeatureLogRow
+    job: FeatureJob
+    index: np.ndarray  # the shown items' catalog indices
+
+    @property
+    def user_id(self) -> str:  # (a forget drops the reader's queued rows by it)
+        return self.row.user_id
+
+    def resolve(self) -> FeatureLogRow | None:
+        try:
+            return dataclasses.replace(self.row, features=self.job.rows(self.index))
+        except Exception:  # a row lost is better than the writer thread stopping
+            log.exception("feature log row of list %s dropped: its features failed", self.row.list_id)
+            return None
 
 
 def _list_id() -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from .catalog import Snapshot
 from .explain import feed_items, related_items
 from .exploration import explore
-from .features import learned_stage
+from .features import FeatureJob, learned_stage
 from .live import LiveState, scan_window
 from .plugins import PluginCandidates, PluginScoring
 from .ranking import (
@@ -85,6 +85,8 @@ class ListBuild:
     # feature log): the engine decides both per list
     seed: int = 0
     keep_features: bool = False
+    # ranker: with no ranker in the bundle, the features to log, computed off the request path
+    feature_job: FeatureJob | None = None
     # section: filter codes (None: that dimension is not filtered)
     category_codes: np.ndarray | None = None
     region_codes: np.ndarray | None = None
@@ -257,12 +259,18 @@ class FeedScoring:
 
 class LearnedRanking:
     """The bundle's learned ranker re-scores the best candidates (:func:`features.learned_stage`);
-    without one in the bundle the blend's scores stay."""
+    without one in the bundle the blend's scores stay, and a list whose features are logged gets
+    a :class:`features.FeatureJob` (computed when the list is written, not while its reader waits)."""
 
     name = "ranker"
 
     def __call__(self, b: ListBuild) -> ListBuild:
-        if b.cand is not None and b.profile is not None:
+        if b.cand is None or b.profile is None:
+            return b
+        if b.keep_features and getattr(b.snap.model, "learned", None) is None:
+            if b.cand.index.size:
+                b.feature_job = FeatureJob.of(b.snap, b.profile, b.state.counters, b.now, b.cand)
+        else:
             b.cand = learned_stage(b.snap, b.profile, b.state.counters, b.now, b.cand, keep_features=b.keep_features)
         return b
 
