@@ -399,6 +399,33 @@ class StoreContract:
         assert stats["events_by_type"]["impression"] == 4 and stats["events"] == 6
         assert stats["newest_event_ts"] == T0 + 4
 
+    @pytest.mark.parametrize("per_list", [1, 3, 20])
+    def test_a_readers_newest_impressions_come_from_as_many_of_their_lists_as_needed(self, store, per_list):
+        """A reader with more lists than a history read takes at first (a feed refreshed all day):
+        the newest ``limit`` impressions are those of their newest lists and impression events,
+        whether the lists are small (the older ones are needed) or large (they are not)."""
+        rng = np.random.default_rng(per_list)
+        store.upsert_articles([article(i) for i in range(30)])
+        key = {a: k.key for a, k in store.get_stored_articles([f"a{i}" for i in range(30)]).items()}
+        items = []  # (ts, article): a list's items share its time and keep their order
+        lists = []
+        for n in range(90):
+            arts = tuple(f"a{j}" for j in rng.choice(30, size=per_list, replace=False))
+            lists.append(served(f"R{n}", "refresher", arts, ts=T0 + 10 * n))
+            items += [(T0 + 10 * n, a) for a in arts]
+        store.add_served_lists(lists[:45])
+        posted = [event("refresher", f"a{j}", "impression", ts=T0 + 10 * int(n) + 5)
+                  for n, j in zip(rng.choice(90, size=40, replace=False), rng.integers(0, 30, size=40))]
+        store.add_events(posted)
+        store.add_served_lists(lists[45:])
+        items += [(e.ts, e.article_id) for e in posted]
+        items.sort(key=lambda t: t[0])  # stable: a list's items stay in order (posted ones never tie with lists)
+        for limit in (1, per_list * 40, len(items) - 7, len(items) + 10):
+            keys, codes, ts, _ = store.user_event_keys("refresher", limit=limit, events=("impression",))
+            want = items[max(len(items) - limit, 0):]
+            assert keys.tolist() == [key[a] for _, a in want] and ts.tolist() == [t for t, _ in want]
+            assert (codes == 0).all()
+
     def test_forget_deletes_a_readers_lists_and_drops_late_ones(self, store):
         store.upsert_articles([article(i) for i in range(4)])
         store.add_served_lists([served("L1", "r", ("a0", "a1"), ts=T0 + 1), served("K1", "keep", ("a2",), ts=T0 + 1)])

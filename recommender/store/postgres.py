@@ -379,6 +379,9 @@ def _preferences(user_id: str, row: tuple | None) -> Preferences | None:
     return Preferences(user_id=user_id, categories=tuple(json.loads(row[0])), regions=tuple(json.loads(row[1])))
 
 
+NEWEST_LISTS = 32  # a reader's served lists a history read takes before it counts their items
+
+
 @functools.lru_cache(maxsize=64)
 def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
     """A reader's newest ``limit`` events of the given types at or after ``since``, newest first:
@@ -397,11 +400,17 @@ def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
         f"FROM events WHERE user_key = {reader} AND event = {int(code)} AND ts >= %(since)s "
         f"ORDER BY ts DESC, seq DESC LIMIT %(limit)s)" for code in codes]
     if EVENT_CODES["impression"] in codes:
+        # the newest lists until their items reach the limit (an older list's items come after all
+        # of those): the newest NEWEST_LISTS, and the next ones only when those hold too few (a
+        # one-time filter: a reader refreshing their feed has thousands of lists, each a heap fetch)
+        newest = ("SELECT seq, ts, list_id, position, article_keys FROM served_lists WHERE user_key = "
+                  f"{reader} AND ts >= %(since)s ORDER BY ts DESC, seq DESC")
+        lists = (f"(SELECT * FROM ({newest} LIMIT {NEWEST_LISTS}) a UNION ALL SELECT * FROM ({newest} OFFSET "
+                 f"{NEWEST_LISTS} LIMIT %(limit)s) b WHERE (SELECT COALESCE(sum(cardinality(c.article_keys)), 0) "
+                 f"FROM ({newest} LIMIT {NEWEST_LISTS}) c) < %(limit)s)")
         parts.append(
             "(SELECT i.key, 0::int2, l.ts, l.seq, NULL::float8, l.list_id, (l.position + i.ord - 1)::int4, i.ord "
-            "FROM (SELECT seq, ts, list_id, position, article_keys FROM served_lists WHERE user_key = "
-            f"{reader} AND ts >= %(since)s ORDER BY ts DESC, seq DESC LIMIT %(limit)s) l, "
-            "unnest(l.article_keys) WITH ORDINALITY AS i(key, ord))")
+            f"FROM {lists} l, unnest(l.article_keys) WITH ORDINALITY AS i(key, ord))")
     per_type = " UNION ALL ".join(parts)
     order = "ORDER BY h.ts DESC, h.seq DESC, h.ord DESC LIMIT %(limit)s"
     if ids:

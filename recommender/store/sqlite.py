@@ -284,6 +284,25 @@ _SERVED_HISTORY = ("SELECT seq, ts, position, list_id, article_keys FROM served_
                    "LIMIT :limit")
 
 
+def _newest_lists(cursor: sqlite3.Cursor, limit: int, chunk: int = 32) -> list[tuple]:
+    """Rows of :data:`_SERVED_HISTORY` (newest first) until their items reach ``limit``: an older
+    list's items come after all of those (a reader refreshing their feed has thousands of lists,
+    and each row costs more than the index step that finds it)."""
+    lists: list[tuple] = []
+    items = 0
+    while items < limit:
+        rows = cursor.fetchmany(chunk)
+        for row in rows:
+            lists.append(row)
+            items += len(row[4]) >> 3
+            if items >= limit:
+                break
+        if len(rows) < chunk:
+            break
+    cursor.close()
+    return lists
+
+
 def _read_errors(method):
     """Turn a read that SQLite refuses into :class:`StoreUnavailable`.
 
@@ -976,7 +995,7 @@ class SQLiteStore(Store):
         conn = self._conn()
         params = {"user": user_id, "since": since, "limit": int(limit)}
         rows = conn.execute(_history_sql(types, ids=False, seq=True), params).fetchall()
-        lists = conn.execute(_SERVED_HISTORY, params).fetchall()
+        lists = _newest_lists(conn.execute(_SERVED_HISTORY, params), int(limit))
         table = np.array(rows, dtype=np.float64).reshape(-1, 5)  # key, event, ts, dwell, seq
         list_seq, list_ts, first, list_ids, blobs = zip(*lists) if lists else ((), (), (), (), ())
         keys, counts = _unpack_keys(blobs)
