@@ -63,6 +63,29 @@ def test_gunicorn_conf_settings(monkeypatch):
     assert logging_config["formatters"]["json_line"]["format"] == "%(message)s"
 
 
+def test_a_worker_freezes_what_it_loaded_out_of_the_cycle_collectors_sight(monkeypatch):
+    import gc
+
+    from gunicorn import util
+
+    monkeypatch.setattr(util, "write_error", util.write_error)  # the hook replaces it: put back afterwards
+    conf = runpy.run_path(str(GUNICORN_CONF))
+    loaded = [{"model": object()} for _ in range(100)]  # what a worker holds once its app is loaded
+    try:
+        conf["post_worker_init"](None)
+        assert gc.get_freeze_count() >= len(loaded) and all(not_walked(o) for o in loaded)
+        assert util.write_error is conf["write_json_error"]
+    finally:
+        gc.unfreeze()
+
+
+def not_walked(obj) -> bool:
+    """True when a full collection does not visit ``obj`` (frozen, or not tracked at all)."""
+    import gc
+
+    return not any(o is obj for o in gc.get_objects())
+
+
 @needs_engine
 def test_check_reports_missing_keys_then_passes(tmp_path, monkeypatch, capsys):
     for name in ("NEWSREC_DB", "NEWSREC_MODELS", "NEWSREC_TOKEN_SECRET"):

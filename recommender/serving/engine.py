@@ -47,7 +47,7 @@ from .ranking import (
     summarize_window,
 )
 from .readsets import ReadSets
-from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList
+from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList, pack_items, unpack_items
 from .rules import RuleSet
 from .exploration import list_seed
 from .plugins import apply_plugin_scores, reader_of
@@ -916,7 +916,7 @@ class Engine:
         # (expires on the monotonic clock, items, strategy, engine clock time a candidate it left out
         # falls due or a rule starts or ends, pins, empty reason)
         if cached is not None and cached[0] > time.monotonic() and now < cached[3]:
-            return cached[1], cached[2], cached[4], cached[5]
+            return unpack_items(cached[1]), cached[2], cached[4], cached[5]
         snap = state.snapshot()
         rules = self._rules
         build = self._related_pipeline.run(ListBuild(
@@ -933,7 +933,8 @@ class Engine:
                     pass
             due = min(_next_due(snap, build.index if build.index is not None else np.zeros(0, np.int64), now),
                       rules.next_change(now))
-            cache[key] = (time.monotonic() + ttl, items, strategy, due, build.pin_positions, build.empty_reason)
+            cache[key] = (time.monotonic() + ttl, pack_items(items), strategy, due, build.pin_positions,
+                          build.empty_reason)
         return items, strategy, build.pin_positions, build.empty_reason
 
     def _profile(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
@@ -1201,9 +1202,9 @@ class Engine:
         # candidate it left out falls due or a rule starts or ends, the list)
         if (hit is not None and hit[0] == version[1:] and hit[1] > time.monotonic()
                 and hit[2] <= now < hit[3] and now - hit[2] <= self.config.feed_cache_seconds):
-            page = hit[4]
-            return RankedList(page.items, page.strategy, page.model_version, _list_id(), next_cursor=page.next_cursor,
-                              extra=dict(page.extra), cache="hit")
+            items, strategy, model_version, next_cursor, extra = hit[4]
+            return RankedList(unpack_items(items), strategy, model_version, _list_id(), next_cursor=next_cursor,
+                              extra=dict(extra), cache="hit")
         return cache, key, version[1:]
 
     def _keep_feed(self, cache: dict, key: tuple, version: tuple, ranked: RankedList, build: ListBuild,
@@ -1221,7 +1222,10 @@ class Engine:
         later = int(np.searchsorted(times, now + FUTURE_GRACE, side="right"))
         due = min(float(times[later]) - FUTURE_GRACE if later < times.size else float("inf"),
                   build.rules.next_change(now) if build.rules is not None else float("inf"))
-        cache[key] = (version, time.monotonic() + self.config.feed_cache_seconds, now, due, ranked)
+        # the page as tuples of plain values, which the cycle collector stops walking (pack_items)
+        page = (pack_items(ranked.items), ranked.strategy, ranked.model_version, ranked.next_cursor,
+                tuple(ranked.extra.items()))
+        cache[key] = (version, time.monotonic() + self.config.feed_cache_seconds, now, due, page)
 
     def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
         """Catalog indices of a cursor's store keys (articles this worker lacks are left out)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import itertools
+import operator
+from dataclasses import dataclass, field, fields
 
 # a feed cursor names every article its chain served (~2-3 bytes each): ~500 fit, and a chain
 # that would not fit ends there. Still well inside a request line (gunicorn: 4094 bytes).
@@ -28,6 +30,25 @@ class RankedItem:
     published_at: float
     score: float
     reason: str
+
+
+_ITEM_FIELDS = operator.attrgetter(*(f.name for f in fields(RankedItem)))
+
+
+def pack_items(items: tuple[RankedItem, ...]) -> tuple[tuple, ...]:
+    """Items as plain tuples of their fields, for a cache to keep (:func:`unpack_items`).
+
+    Python's cycle collector stops tracking a tuple of strings and numbers (and then the tuples
+    holding only such tuples) in its first passes; a dataclass instance it tracks for good. 20,000 cached feed pages of items made each full
+    collection walk ~460,000 objects (~200 ms, every thread of the worker waiting); it runs each
+    time the objects that survived grew by a quarter, i.e. every few thousand pages built.
+    """
+    return tuple(map(_ITEM_FIELDS, items))
+
+
+def unpack_items(packed: tuple[tuple, ...]) -> tuple[RankedItem, ...]:
+    """:func:`pack_items` undone (~0.6 us an item)."""
+    return tuple(itertools.starmap(RankedItem, packed))
 
 
 @dataclass(frozen=True)
