@@ -524,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
                     results["inprocess"][backend] = {
                         f"{kind}_{p}": round(statistics.median(r[kind][p] for r in runs), 3)
                         for kind in ("feed", "related", "event") for p in ("p50_ms", "p99_ms")}
+                    results["inprocess"][backend]["feed_p99_ms_runs"] = [round(r["feed"]["p99_ms"], 3) for r in runs]
                     print(f"   {backend}: {results['inprocess'][backend]}", flush=True)
             if "http" in parts:
                 print("4. HTTP: bare Flask, SQLite server, PostgreSQL replicas A and B ...", flush=True)
