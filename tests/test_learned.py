@@ -35,10 +35,15 @@ def test_exposure_counted_at_once_equals_counted_as_events_arrive(rng):
     end = float(ts[-1]) + 10.0
     batch = ExposureStats.from_events(item, event, ts, 30, end)
     live = ExposureStats.from_events(item[:half], event[:half], ts[:half], 20, float(ts[half - 1]))
+    def site_ctr(stats, j):  # what global_ctr keeps between changes, summed afresh
+        return float(stats.clicks[j].sum()) / float(stats.impressions[j].sum())
+
     for k in range(half, ts.size, 37):  # the service: advance to each poll, count what arrived, grow for new articles
-        live.advance(float(ts[k]))
-        live.grow(30)
-        live.add(item[k:k + 37], event[k:k + 37], ts[k:k + 37])
+        for change in (lambda: live.advance(float(ts[k])), lambda: live.grow(30),
+                       lambda: live.add(item[k:k + 37], event[k:k + 37], ts[k:k + 37])):
+            live.global_ctr(1)  # kept ...
+            change()
+            assert [live.global_ctr(j) for j in range(4)] == [site_ctr(live, j) for j in range(4)]  # ... not stale
     live.advance(end)
     np.testing.assert_allclose(live.clicks, batch.clicks, rtol=1e-9)
     np.testing.assert_allclose(live.impressions, batch.impressions, rtol=1e-9)

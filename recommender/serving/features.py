@@ -287,7 +287,9 @@ class FeatureJob:
     @classmethod
     def of(cls, snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters, now: float, cand: Candidates,
            pool: int = LEARNED_POOL) -> "FeatureJob":
-        part = cand.take(_pool(cand, pool))
+        head = _pool(cand, pool)  # of the candidates' columns, only those the features read
+        part = Candidates(cand.index[head], {name: cand.features[name][head] for name in BLEND_PARTS
+                                             if name in cand.features}, cand.score[head])
         return cls(snap, profile, now, part, exposure_rows(counters, part.index))
 
     def rows(self, index: np.ndarray) -> np.ndarray:
