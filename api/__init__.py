@@ -150,7 +150,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions[SECURITY_EXTENSION] = security
     app.extensions["newsrec.metrics"] = metrics
     app.extensions[FORMAT_TIME_EXTENSION] = memo_format_time()
-    app.extensions[ITEMS_JSON_EXTENSION] = {}  # id(items) -> (items, RawJSON): see routes.common.items_json
+    app.extensions[ITEMS_JSON_EXTENSION] = {}  # id(packed items) -> (them, RawJSON): see routes.common.items_json
 
     init_request_logging(app, metrics)
     register_error_handlers(app)

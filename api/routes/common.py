@@ -152,14 +152,15 @@ def item_json(item: RankedItem, fmt_time: Callable[[float], str] = format_time) 
 
 def items_json(ranked: RankedList) -> list[dict] | RawJSON:
     """The list's items for the response; a cached feed page's items are encoded once and reused
-    (``RankedList.cache``: a page served again holds the very same items tuple). Encoding 20
-    items was ~15 % of a worker's time serving cached pages."""
+    (``RankedList.packed``: a page served again holds the very same tuple of them, as the cache
+    keeps them). Encoding 20 items was ~15 % of a worker's time serving cached pages."""
     fmt_time = current_app.extensions.get(FORMAT_TIME_EXTENSION, format_time)
-    memo = current_app.extensions.get(ITEMS_JSON_EXTENSION) if ranked.cache is not None else None
+    key = ranked.packed
+    memo = current_app.extensions.get(ITEMS_JSON_EXTENSION) if key is not None else None
     if memo is None:
         return [item_json(item, fmt_time) for item in ranked.items]
-    kept = memo.get(id(ranked.items))
-    if kept is not None and kept[0] is ranked.items:  # the tuple itself is kept: its id is not reused
+    kept = memo.get(id(key))
+    if kept is not None and kept[0] is key:  # the tuple itself is kept: its id is not reused
         return kept[1]
     raw = RawJSON(current_app.json.encode([item_json(item, fmt_time) for item in ranked.items]))
     if len(memo) >= ITEMS_JSON_CACHE:
@@ -167,7 +168,7 @@ def items_json(ranked: RankedList) -> list[dict] | RawJSON:
             memo.pop(next(iter(memo)), None)  # the oldest entry
         except (RuntimeError, StopIteration):  # another thread changed it meanwhile
             pass
-    memo[id(ranked.items)] = (ranked.items, raw)
+    memo[id(key)] = (key, raw)  # (plain tuples: nothing the cycle collector walks, results.pack_items)
     return raw
 
 

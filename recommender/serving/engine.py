@@ -1171,7 +1171,8 @@ class Engine:
         if explain:
             extra["parts"] = _score_parts(state, build, items)
         ranked = RankedList(items, strategy, state.model.version, list_id, next_cursor=next_cursor, extra=extra,
-                            cache="miss" if cached is not None else None)
+                            cache="miss" if cached is not None else None,
+                            packed=pack_items(items) if cached is not None else None)
         if cached is not None:
             self._keep_feed(*cached, ranked, build, snap, now)
         if log:
@@ -1204,7 +1205,7 @@ class Engine:
                 and hit[2] <= now < hit[3] and now - hit[2] <= self.config.feed_cache_seconds):
             items, strategy, model_version, next_cursor, extra = hit[4]
             return RankedList(unpack_items(items), strategy, model_version, _list_id(), next_cursor=next_cursor,
-                              extra=dict(extra), cache="hit")
+                              extra=dict(extra), cache="hit", packed=items)
         return cache, key, version[1:]
 
     def _keep_feed(self, cache: dict, key: tuple, version: tuple, ranked: RankedList, build: ListBuild,
@@ -1223,8 +1224,7 @@ class Engine:
         due = min(float(times[later]) - FUTURE_GRACE if later < times.size else float("inf"),
                   build.rules.next_change(now) if build.rules is not None else float("inf"))
         # the page as tuples of plain values, which the cycle collector stops walking (pack_items)
-        page = (pack_items(ranked.items), ranked.strategy, ranked.model_version, ranked.next_cursor,
-                tuple(ranked.extra.items()))
+        page = (ranked.packed, ranked.strategy, ranked.model_version, ranked.next_cursor, tuple(ranked.extra.items()))
         cache[key] = (version, time.monotonic() + self.config.feed_cache_seconds, now, due, page)
 
     def _served_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:

@@ -64,3 +64,6 @@ class RankedList:
     #: a feed's first page: "hit" (served again from the per-reader cache) or "miss" (built and
     #: kept); None where the cache was not asked (later pages, explain, cache off, store down)
     cache: str | None = field(default=None, compare=False)
+    #: the items as the cache keeps them (:func:`pack_items`): the very same tuple each time the
+    #: page is served from the cache (the API keeps the items' JSON by it); None when not kept
+    packed: tuple | None = field(default=None, compare=False, repr=False)
