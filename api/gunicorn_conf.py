@@ -28,7 +28,7 @@
   ``post_worker_init``), and the engine's caches keep their lists as plain tuples
   (``results.pack_items``), which the collector stops walking. Measured in-process at 10M events
   with the feed cache filling to its 20,000 pages: full collections, which stop every thread of
-  the worker, took 40 ms growing to 193 ms, and now 5-7 ms.
+  the worker, took 40 ms growing to 193 ms, and now 5-8 ms (``benchmarks/gc_pauses.py``).
 * ``PROMETHEUS_MULTIPROC_DIR`` (optional): the folder is emptied at start and dead workers are
   marked, so ``/metrics`` sums every worker.
 * Errors gunicorn answers itself, before the app sees the request (414 request line too long,
