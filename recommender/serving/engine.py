@@ -35,7 +35,7 @@ from recommender.store import (PROFILE_EVENTS, EditorialRule, FeatureLogRow, Rea
                                StoredArticle, StoreError)
 
 from .catalog import FreshArticles, Snapshot
-from .features import FEATURE_NAMES, PREFIX, FeatureJob, learned_stage, recent_unique
+from .features import FEATURE_NAMES, PREFIX, FeatureJob, learned_stage, recent_unique, rows_of
 from .live import ENGAGEMENT, LiveState, bundle_clusters, window_clusters
 from .ranking import (
     FUTURE_GRACE,
@@ -782,9 +782,7 @@ class Engine:
         job = build.feature_job if with_features else None
         if job is None and with_features and cand is not None and (PREFIX + FEATURE_NAMES[0]) in cand.features \
                 and cand.index.size:
-            order = np.argsort(cand.index, kind="stable")  # the items' rows in cand (-1: not scored)
-            at = np.minimum(np.searchsorted(cand.index[order], index), order.size - 1)
-            rows = np.where(cand.index[order[at]] == index, order[at], -1)
+            rows = rows_of(cand.index, index)  # the items' rows in cand (-1: not scored)
             found = rows >= 0
             X[found] = np.column_stack([cand.features[PREFIX + name][rows[found]] for name in FEATURE_NAMES])
         propensity = None

@@ -297,10 +297,16 @@ class FeatureJob:
         NaN for one outside the pool (a pin)."""
         X = feed_features(self.snap, self.profile, None, self.now, self.pool, exposure=self.exposure)
         out = np.full((index.size, len(FEATURE_NAMES)), np.nan)
-        order = np.argsort(self.pool.index, kind="stable")
-        if order.size:
-            at = np.minimum(np.searchsorted(self.pool.index[order], index), order.size - 1)
-            row = order[at]
-            found = self.pool.index[row] == index
-            out[found] = X[row[found]]
+        row = rows_of(self.pool.index, index)
+        out[row >= 0] = X[row[row >= 0]]
         return out
+
+
+def rows_of(candidates: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Where each catalog index of ``index`` is in ``candidates`` (distinct indices, any order):
+    its row, or -1 when it is not there (a pinned article the learned stage did not score)."""
+    if candidates.size == 0:
+        return np.full(index.size, -1, dtype=np.int64)
+    order = np.argsort(candidates, kind="stable")
+    at = order[np.minimum(np.searchsorted(candidates[order], index), order.size - 1)]
+    return np.where(candidates[at] == index, at, -1)

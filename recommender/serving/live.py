@@ -25,6 +25,15 @@ from .ranking import WindowSummary
 ENGAGEMENT = np.array([0.0, 1.0, 1.0, 2.0, 0.0])
 
 
+def _at_least(table: np.ndarray, size: int, fill: int) -> np.ndarray:
+    """``table`` if it holds ``size`` entries, else a copy grown (at least doubled) with ``fill``."""
+    if size <= table.size:
+        return table
+    grown = np.full(max(size, 2 * table.size, 1024), fill, dtype=table.dtype)
+    grown[: table.size] = table
+    return grown
+
+
 @dataclass
 class LiveState:
     """Everything one model version needs at serving time; replaced whole on reload."""
@@ -120,21 +129,13 @@ class LiveState:
         if not found.any():
             return
         keys, index = keys[found], index[found]
-        table = self.index_key
-        if int(index.max()) >= table.size:
-            grown = np.full(max(int(index.max()) + 1, 2 * table.size, 1024), -1, dtype=np.int64)
-            grown[: table.size] = table
-            table = grown
+        table = _at_least(self.index_key, int(index.max()) + 1, -1)
         table[index] = keys
         self.index_key = table
 
     def _grow_key_table(self, size: int) -> np.ndarray:
         """The key table, at least ``size`` long (new keys not asked yet); call under ``key_lock``."""
-        table = self.key_index
-        if size > table.size:
-            grown = np.full(max(size, 2 * table.size, 1024), -2, dtype=np.int64)
-            grown[: table.size] = table
-            self.key_index = table = grown
+        self.key_index = table = _at_least(self.key_index, size, -2)
         return table
 
     def forget_unknown_keys(self) -> None:
