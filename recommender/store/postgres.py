@@ -320,6 +320,13 @@ def describe(url: str) -> str:
     return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
 
 
+# a reader's click, read and share events with ts >= since, (article key, ts, seq): one range of the
+# covering index per type, as _read_keys_sql (user_read_rows, user_read_set)
+_READ_ROWS_SQL = " UNION ALL ".join(
+    "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE "
+    f"user_id = %(user)s) AND event = {code} AND ts >= %(since)s" for code in (1, 2, 3))
+
+
 @functools.lru_cache(maxsize=64)
 def _read_keys_sql(events: Sequence[str]) -> str:
     """Article keys of the reader's ``events`` with ``since <= ts <= until`` (parameters ``user``,
@@ -1996,10 +2003,8 @@ class PostgresStore(Store):
         if after_seq > 0:
             sql = ("SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE "
                    "user_id = %(user)s) AND event IN (1, 2, 3) AND seq > %(after)s AND ts >= %(since)s")
-        else:  # one range of the covering index per type, as user_read_keys
-            sql = " UNION ALL ".join(
-                "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE "
-                f"user_id = %(user)s) AND event = {code} AND ts >= %(since)s" for code in (1, 2, 3))
+        else:
+            sql = _READ_ROWS_SQL
         sql = _packed_sql(sql, (("r.article_key", "int8send"), ("r.ts", "float8send"), ("r.seq", "int8send")))
         with self._reading() as conn:
             row = conn.execute(sql, params, binary=True).fetchone()
@@ -2012,13 +2017,12 @@ class PostgresStore(Store):
         # not with a time and a sequence number each (a heavy reader has tens of thousands)
         sql = ("SELECT string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts <= %(until)s), "
                "string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts > %(until)s), "
-               "string_agg(float8send(r.ts), ''::bytea) FILTER (WHERE r.ts > %(until)s), max(r.seq) FROM ("
-               + " UNION ALL ".join("SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM "
-                                    f"users WHERE user_id = %(user)s) AND event = {code} AND ts >= %(since)s"
-                                    for code in (1, 2, 3)) + ") r")
+               f"string_agg(float8send(r.ts), ''::bytea) FILTER (WHERE r.ts > %(until)s), max(r.seq) FROM "
+               f"({_READ_ROWS_SQL}) r")
         with self._reading() as conn:
             row = conn.execute(sql, {"user": user_id, "since": float(since), "until": float(until)},
                                binary=True).fetchone()
+        # each column on its own: the keys due may be none while later ones are there (native order)
         due, later, later_ts = (_unpacked((value,), (dtype,))[0]
                                 for value, dtype in zip(row[:3], (">i8", ">i8", ">f8")))
-        return due.astype(np.int64), later.astype(np.int64), later_ts.astype(np.float64), int(row[3] or 0)
+        return due, later, later_ts, int(row[3] or 0)
