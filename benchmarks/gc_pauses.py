@@ -95,18 +95,14 @@ def one_process(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.portal import add_size_args, fill_sizes
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--articles", type=int, default=None, help="default events / 100, at least 2000")
-    ap.add_argument("--users", type=int, default=None, help="default events / 10, at least 1000")
-    ap.add_argument("--days", type=float, default=28.0)
-    ap.add_argument("--seed", type=int, default=0)
+    add_size_args(ap, 1_000_000)
     ap.add_argument("--feeds", type=int, default=20_000, help="first pages for distinct readers")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", choices=("plain", "freeze"), default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    args.articles = args.articles or max(2000, args.events // 100)
-    args.users = args.users or max(1000, args.events // 10)
+    args = fill_sizes(ap.parse_args(argv))
     if args.child:
         print(json.dumps(one_process(args)))
         return 0

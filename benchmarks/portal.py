@@ -449,14 +449,25 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
 
 
 # -- main ------------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=100_000, help="events in the store and in the import (100k; "
-                                                                 "1M and 10M possible)")
+def add_size_args(ap: argparse.ArgumentParser, events: int, what: str = "events in the store") -> None:
+    """``--events`` and the sizes of :func:`scale_store` that follow from it (:func:`fill_sizes`)."""
+    ap.add_argument("--events", type=int, default=events, help=what)
     ap.add_argument("--articles", type=int, default=None, help="default events / 100, at least 2000")
     ap.add_argument("--users", type=int, default=None, help="default events / 10, at least 1000")
     ap.add_argument("--days", type=float, default=28.0)
     ap.add_argument("--seed", type=int, default=0)
+
+
+def fill_sizes(args: argparse.Namespace) -> argparse.Namespace:
+    """The sizes :func:`add_size_args` left to ``--events``."""
+    args.articles = args.articles or max(2000, args.events // 100)
+    args.users = args.users or max(1000, args.events // 10)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_size_args(ap, 100_000, "events in the store and in the import (100k; 1M and 10M possible)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement (medians are reported)")
     ap.add_argument("--calls", type=int, default=2000, help="in-process calls of each kind per run")
     ap.add_argument("--posts", type=int, default=500, help="HTTP event posts per run")
@@ -478,8 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown --parts {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     if args.skip_http and "http" in parts:
         parts.remove("http")
-    args.articles = args.articles or max(2000, args.events // 100)
-    args.users = args.users or max(1000, args.events // 10)
+    fill_sizes(args)
 
     from benchmarks.synthetic_scale import END
 
