@@ -245,10 +245,29 @@ class StoreContract:
         assert got.hides.tolist() == [keys["a3"]]  # a4's hide is after the range
         assert got.impressions[0].tolist() == [keys["a5"], keys["a6"], keys["a7"]]
         assert got.impressions[1].tolist() == [0, 0, 0]
-        assert store.reader_reads("u", preferences=True) == (None, got.preferences, None, None)
+        assert store.reader_reads("u", preferences=True) == (None, got.preferences, None, None, None)
         nobody = store.reader_reads("nobody", history=5, preferences=True, hides=(T0, T0 + 10), impressions=5)
         assert nobody.history[0].size == 0 and nobody.preferences is None and nobody.hides.size == 0
         assert nobody.impressions[0].size == 0
+
+    def test_a_readers_reads_together_hold_the_read_set_of_a_heavy_reader_only(self, store):
+        """``reader_reads(read_set=...)`` answers ``user_read_set`` for a reader with at least
+        ``history`` clicks/reads/shares (the history does not hold them all), None for one with fewer."""
+        store.upsert_articles([article(i) for i in range(8)])
+        store.add_events([event("u", "a0", ts=T0 + 1), event("u", "a1", "read", ts=T0 + 2, dwell_seconds=9.0),
+                          event("u", "a2", "share", ts=T0 + 3), event("u", "a3", "hide", ts=T0 + 4),
+                          event("u", "a4", ts=T0 + 20), event("v", "a5", ts=T0 + 5)])
+        heavy = store.reader_reads("u", history=4, read_set=(T0 + 2, T0 + 10))
+        alone = store.user_read_set("u", T0 + 2, T0 + 10)
+        assert heavy.history[0].size == 4 and heavy.read_set[3] == alone[3] > 0
+        for got, want in zip(heavy.read_set[:3], alone[:3]):
+            assert np.array_equal(np.sort(got), np.sort(want)) and got.dtype == want.dtype
+        keys = store.article_keys(["a1", "a2", "a4"])
+        assert sorted(heavy.read_set[0].tolist()) == sorted([keys["a1"], keys["a2"]])  # a0 is before since
+        assert heavy.read_set[1].tolist() == [keys["a4"]] and heavy.read_set[2].tolist() == [T0 + 20]
+        assert store.reader_reads("u", history=5, read_set=(T0 + 2, T0 + 10)).read_set is None  # 4 reads: light
+        assert store.reader_reads("u", history=4).read_set is None  # not asked
+        assert store.reader_reads("nobody", history=1, read_set=(T0, T0 + 10)).read_set is None
 
     # -- the live model ---------------------------------------------------------------------------
     def test_the_live_model_is_a_compare_and_set_with_a_change(self, store):

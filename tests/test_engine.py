@@ -302,6 +302,32 @@ def test_a_reader_with_a_short_history_has_their_reads_left_out_from_the_one_his
     assert shown[0] not in again and not set(read) & set(again)
 
 
+def test_a_heavy_readers_read_set_comes_with_their_other_reads_and_leaves_every_read_out(trained, tmp_path,
+                                                                                        monkeypatch):
+    """More reads than ``max_reader_events``: the history does not hold them all, and the read set
+    the feed leaves out comes in the same ``Store.reader_reads`` as the history (one wait on
+    PostgreSQL), not from a read of its own; a read posted on another worker counts at once."""
+    sample = trained.clone(tmp_path)
+    engine, other = sample.engine(max_reader_events=20), sample.engine()
+    model = engine._state.model
+    window = model.item_ids.ids[model.window_start:].tolist()
+    read = window[:45]
+    engine.record_events([Interaction("heavy-reader", a, ("click", "read", "share")[i % 3], sample.now - 3600 + i,
+                                      dwell_seconds=40) for i, a in enumerate(read)])
+    calls = counted_calls(sample.store, monkeypatch, ("reader_reads", "user_read_keys", "user_read_rows"))
+    handed = []  # what the read-set cache got from reader_reads (SQLite's reader_reads asks user_read_set itself)
+    original = engine._read_sets.keys
+    monkeypatch.setattr(engine._read_sets, "keys", lambda *a, first=None, **k: handed.append(first) or original(
+        *a, first=first, **k))
+    shown = [i.article_id for i in engine.feed("heavy-reader", limit=200).items]
+    assert len(shown) == 200 and not set(read) & set(shown)  # the 25 reads the history lacks are left out too
+    assert calls == {"reader_reads": 1, "user_read_keys": 0, "user_read_rows": 0}
+    assert len(handed) == 1 and handed[0][0].size == 45  # every read of the window, due, in that one read
+    other.record_events([Interaction("heavy-reader", shown[0], "read", sample.now - 10, dwell_seconds=40)])
+    again = [i.article_id for i in engine.feed("heavy-reader", limit=200).items]
+    assert shown[0] not in again and not set(read) & set(again)
+
+
 def test_a_feed_reads_the_reader_in_one_go_and_builds_the_profile_single_reads_build(trained, tmp_path, monkeypatch):
     """After the probe, a feed asks the store once (``Store.reader_reads``: one pipeline on PostgreSQL)
     for the history, preferences, hides and impressions, and builds the same profile as reading each."""

@@ -254,6 +254,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
         self._article_keys: dict[str, int] = {}  # article id -> store key, for cursors
+        self._read_sets = ReadSets(store)  # heavy readers' read sets, kept up to date by sequence number
         self._state: LiveState | None = None
         self._rules = RuleSet()  # editors' rules, read whole on each ``rules`` change and swapped
         if not 0.0 <= self.config.feature_log_rate <= 1.0 or not 0.0 <= self.config.explore_epsilon <= 1.0:
@@ -984,12 +985,15 @@ class Engine:
         """Every read of the reader's profile the probe says is not empty, sent together
         (:meth:`Store.reader_reads`: one round trip on PostgreSQL); nothing when the store fails
         (the profile is then built without them, as when each read failed)."""
+        since = self._reads_since(snap, now)
         try:
             return self.store.reader_reads(
                 user_id, history=self.config.max_reader_events if known.has_reads else 0,
                 preferences=known.has_preferences,
-                hides=(self._reads_since(snap, now), now) if known.has_other_events else None,
-                impressions=self.config.max_reader_impressions if known.has_impressions else 0)
+                hides=(since, now) if known.has_other_events else None,
+                impressions=self.config.max_reader_impressions if known.has_impressions else 0,
+                # a heavy reader's read set (the store answers it only for one): what _window_reads needs next
+                read_set=(since, now) if known.has_reads and not self._read_sets.holds(user_id) else None)
         except StoreError:
             return ReaderReads(None, None, None, None)
 
@@ -1040,19 +1044,18 @@ class Engine:
     def _window_reads(self, state: LiveState, snap: Snapshot, user_id: str, now: float,
                       events: tuple[str, ...] = PROFILE_EVENTS, raise_errors: bool = False,
                       history: tuple[np.ndarray, np.ndarray] | None = None,
-                      known: ReaderVersion | None = None) -> np.ndarray:
+                      known: ReaderVersion | None = None, first: tuple | None = None) -> np.ndarray:
         """Catalog indices of every article the reader clicked, read or shared in the serving window
         (sorted int64): a list leaves them all out, not just those of the profile's last events.
 
         Nobody reads an article before it is published, so events since the window's oldest
         article (less a day for skewed clocks) hold them all. Empty when the store fails.
         ``history``: ``(keys, ts)`` of all the reader's click/read/share events, read just before
-        (no query then); ``known``: the probe's sequence bounds of those (for the read-set cache).
+        (no query then); ``known``: the probe's sequence bounds of those (for the read-set cache);
+        ``first``: ``Store.user_read_set`` of the reader from ``since`` to ``now``, read just before.
         """
         since = self._reads_since(snap, now)
-        read_sets = self.__dict__.get("_read_sets")
-        if read_sets is None:  # a heavy reader's read set, kept up to date by sequence number (serving.readsets)
-            read_sets = self.__dict__.setdefault("_read_sets", ReadSets(self.store))
+        read_sets = self._read_sets
         try:
             if history is not None and set(events) == set(PROFILE_EVENTS):
                 keys, ts = history
@@ -1060,7 +1063,7 @@ class Engine:
             elif set(events) == set(PROFILE_EVENTS):  # what ReadSets keeps
                 bounds = ((known.reads_first, known.reads_last) if known is not None and known.has_reads
                           else None)
-                keys = read_sets.keys(user_id, since, until=now, bounds=bounds)
+                keys = read_sets.keys(user_id, since, until=now, bounds=bounds, first=first)
             else:
                 keys = self.store.user_read_keys(user_id, since, until=now, events=events)
             return self._catalog_indices(state, keys)
@@ -1139,7 +1142,8 @@ class Engine:
         known = ReaderVersion(*cached[2]) if cached is not None else None
         reads = self._reader_reads(snap, user_id, now, known) if known is not None else None
         profile, history = self._profile_and_history(state, snap, user_id, now, known, reads)
-        read = (self._window_reads(state, snap, user_id, now, history=history, known=known)
+        read = (self._window_reads(state, snap, user_id, now, history=history, known=known,
+                                   first=reads.read_set if reads is not None else None)
                 if known is None or known.has_reads else np.zeros(0, dtype=np.int64))
         read = np.union1d(read, profile.hidden)  # a hidden article never comes back to that reader
         if read.size:  # the profile scores with the last events; every read in the window is left out

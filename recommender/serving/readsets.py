@@ -56,12 +56,19 @@ class ReadSets:
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
-    def keys(self, user_id: str, since: float, until: float, bounds: tuple[int, int] | None = None) -> np.ndarray:
+    def holds(self, user_id: str) -> bool:
+        """Whether the reader's read set is kept (its next :meth:`keys` reads at most a delta)."""
+        return user_id in self._entries
+
+    def keys(self, user_id: str, since: float, until: float, bounds: tuple[int, int] | None = None,
+             first: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None) -> np.ndarray:
         """Sorted distinct article keys of the reader's click/read/share events with
         ``since <= ts <= until``, as ``Store.user_read_keys`` (a cached heavy reader's may also hold
         keys read before ``since``). ``bounds``: what ``Store.user_read_bounds`` answered for the
-        reader just before (``Store.reader_version`` holds it), else it is asked. Raises what the
-        store raises."""
+        reader just before (``Store.reader_version`` holds it), else it is asked. ``first``: what
+        ``Store.user_read_set(user_id, since, until)`` answered just before (``Store.reader_reads``
+        asks it with the reader's other reads), used when nothing is kept. Raises what the store
+        raises."""
         entry = self._entries.get(user_id)
         if entry is not None and (since < entry.since or until < entry.until):
             return self.store.user_read_keys(user_id, since, until=until)
@@ -81,7 +88,7 @@ class ReadSets:
                     return entry.keys
                 self._put(user_id, entry)
                 return entry.keys
-        due, later, later_ts, hi = self.store.user_read_set(user_id, since, until)
+        due, later, later_ts, hi = first if first is not None else self.store.user_read_set(user_id, since, until)
         keys = np.unique(due)
         if due.size + later.size < self.min_events:
             return keys

@@ -325,6 +325,8 @@ class ReaderReads(NamedTuple):
     preferences: Preferences | None
     hides: np.ndarray | None  # sorted distinct article keys
     impressions: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
+    # as user_read_set; None too when the history held every click/read/share of the reader
+    read_set: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None
 
 
 class Store(ABC):
@@ -670,18 +672,25 @@ class Store(ABC):
         return None
 
     def reader_reads(self, user_id: str, history: int = 0, preferences: bool = False,
-                     hides: tuple[float, float] | None = None, impressions: int = 0) -> ReaderReads:
+                     hides: tuple[float, float] | None = None, impressions: int = 0,
+                     read_set: tuple[float, float] | None = None) -> ReaderReads:
         """What a feed reads about a reader once :meth:`reader_version` said what there is, together:
         ``history``: their newest that many click/read/share events (:meth:`user_event_keys`);
         ``preferences`` (:meth:`get_preferences`); ``hides``: ``(since, until)`` of the keys of their
         hides (:meth:`user_read_keys`); ``impressions``: their newest that many impressions
-        (:meth:`user_event_keys`). What is not asked for is None. A backend with round trips sends
-        them at once (PostgreSQL: one pipeline)."""
+        (:meth:`user_event_keys`); ``read_set``: ``(since, until)`` of :meth:`user_read_set`, answered
+        only for a reader with at least ``history`` click/read/share events (a heavy reader: the
+        history does not hold them all; else None). What is not asked for is None. A backend with
+        round trips sends them at once (PostgreSQL: one pipeline, the read set's condition checked
+        by the server)."""
+        recent = self.user_event_keys(user_id, limit=history, events=PROFILE_EVENTS) if history > 0 else None
+        heavy = read_set is not None and recent is not None and recent[0].size >= history
         return ReaderReads(
-            self.user_event_keys(user_id, limit=history, events=PROFILE_EVENTS) if history > 0 else None,
+            recent,
             self.get_preferences(user_id) if preferences else None,
             self.user_read_keys(user_id, hides[0], until=hides[1], events=("hide",)) if hides is not None else None,
-            self.user_event_keys(user_id, limit=impressions, events=("impression",)) if impressions > 0 else None)
+            self.user_event_keys(user_id, limit=impressions, events=("impression",)) if impressions > 0 else None,
+            self.user_read_set(user_id, read_set[0], read_set[1]) if heavy else None)
 
     # -- a reader's read set, incrementally (``serving.readsets``) ------------------------------
     def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:

@@ -326,6 +326,27 @@ _READ_ROWS_SQL = " UNION ALL ".join(
     "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE "
     f"user_id = %(user)s) AND event = {code} AND ts >= %(since)s" for code in (1, 2, 3))
 
+# A reader's read set split at ``until`` by the server (one statement, one snapshot): the keys due
+# travel alone, not with a time and a sequence number each (a heavy reader has tens of thousands).
+_READ_SET_SQL = (
+    "SELECT string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts <= %(until)s), "
+    "string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts > %(until)s), "
+    f"string_agg(float8send(r.ts), ''::bytea) FILTER (WHERE r.ts > %(until)s), max(r.seq) FROM ({_READ_ROWS_SQL}) r")
+# The same behind the server's check that the reader has at least ``history`` reads (the partial
+# index on reads by seq, at most that many entries): first column whether they have. A light
+# reader's feed takes its reads from the history; the scan is then a one-time filter that is false.
+_HEAVY_READ_SET_SQL = (
+    "WITH g AS (SELECT count(*) >= %(history)s AS heavy FROM (SELECT 1 FROM events WHERE user_key = "
+    "(SELECT key FROM users WHERE user_id = %(user)s) AND event IN (1, 2, 3) LIMIT %(history)s) x) "
+    "SELECT (SELECT heavy FROM g), " + _READ_SET_SQL.removeprefix("SELECT ") + " WHERE (SELECT heavy FROM g)")
+
+
+def _read_set(row: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """:meth:`PostgresStore.user_read_set` from a row of :data:`_READ_SET_SQL`'s columns."""
+    # each column on its own: the keys due may be none while later ones are there (native order)
+    due, later, later_ts = (_unpacked((value,), (dtype,))[0] for value, dtype in zip(row[:3], (">i8", ">i8", ">f8")))
+    return due, later, later_ts, int(row[3] or 0)
+
 
 @functools.lru_cache(maxsize=64)
 def _read_keys_sql(events: Sequence[str]) -> str:
@@ -1447,7 +1468,8 @@ class PostgresStore(Store):
         return _event_key_arrays(row)
 
     def reader_reads(self, user_id: str, history: int = 0, preferences: bool = False,
-                     hides: tuple[float, float] | None = None, impressions: int = 0) -> ReaderReads:
+                     hides: tuple[float, float] | None = None, impressions: int = 0,
+                     read_set: tuple[float, float] | None = None) -> ReaderReads:
         # one pipeline: the statements go out together and the feed waits for the server once
         asked = {}
         if history > 0:
@@ -1461,6 +1483,10 @@ class PostgresStore(Store):
         if impressions > 0:
             asked["impressions"] = (_history_sql(_types(("impression",)), ids=False),
                                     {"user": user_id, "since": -1.0, "limit": int(impressions)}, _event_key_arrays)
+        if read_set is not None and history > 0:  # in the same wait: a heavy reader's feed needs it next
+            asked["read_set"] = (_HEAVY_READ_SET_SQL, {"user": user_id, "since": float(read_set[0]),
+                                                       "until": float(read_set[1]), "history": int(history)},
+                                 lambda row: _read_set(row[1:]) if row[0] else None)
         got = {}
         if asked:
             with self._reading() as conn, conn.pipeline():
@@ -2013,16 +2039,7 @@ class PostgresStore(Store):
 
     def user_read_set(self, user_id: str, since: float, until: float
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        # split at ``until`` by the server (one statement, one snapshot): the keys due travel alone,
-        # not with a time and a sequence number each (a heavy reader has tens of thousands)
-        sql = ("SELECT string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts <= %(until)s), "
-               "string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts > %(until)s), "
-               f"string_agg(float8send(r.ts), ''::bytea) FILTER (WHERE r.ts > %(until)s), max(r.seq) FROM "
-               f"({_READ_ROWS_SQL}) r")
         with self._reading() as conn:
-            row = conn.execute(sql, {"user": user_id, "since": float(since), "until": float(until)},
+            row = conn.execute(_READ_SET_SQL, {"user": user_id, "since": float(since), "until": float(until)},
                                binary=True).fetchone()
-        # each column on its own: the keys due may be none while later ones are there (native order)
-        due, later, later_ts = (_unpacked((value,), (dtype,))[0]
-                                for value, dtype in zip(row[:3], (">i8", ">i8", ">f8")))
-        return due, later, later_ts, int(row[3] or 0)
+        return _read_set(row)
