@@ -9,7 +9,8 @@ two replicas, each figure next to its target (issue 13).
 2. **Copy** of the scale store (``synthetic_scale.py``, trained once; both cached in
    ``benchmarks/cache``) from SQLite to PostgreSQL with ``newsrec migrate-store``: rows per second.
 3. **In-process** (one ``Engine`` per backend, same bundle, same clock, one poll made as a serving
-   worker's background thread makes it): p50/p99 of feeds, related lists and posting one event over
+   worker's background thread makes it, then what it loaded frozen out of the cycle collector's
+   sight as each serving worker freezes it): p50/p99 of feeds, related lists and posting one event over
    ``--calls`` calls each.
 4. **HTTP** (``newsrec serve --workers 2``, loopback; every worker loaded and 3 s of warm-up before
    anything is timed): feed requests per second with ``wrk`` (``--connections``, 64) on the SQLite server
@@ -44,6 +45,7 @@ created on ``--server`` for the run and dropped afterwards.
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import json
 import os
@@ -228,6 +230,12 @@ def inprocess(store_factory, models: Path, users: list[str], articles: list[str]
     # every store article key to the catalog (without it, each feed asks the store about the keys
     # of its reader's history it has not met yet, which no worker of `newsrec serve` does)
     engine.refresh()
+    # and then, as each `newsrec serve` worker does once loaded (post_worker_init in
+    # api/gunicorn_conf.py), what it loaded goes out of the cycle collector's sight: without it
+    # the young collections right after loading walk the catalog (up to ~4.5 ms each, several in a
+    # run) and a full one takes ~50 ms, pauses no serving worker has
+    gc.collect()
+    gc.freeze()
     tag = uuid.uuid4().hex[:6]
 
     def post(i: int) -> None:
@@ -243,6 +251,7 @@ def inprocess(store_factory, models: Path, users: list[str], articles: list[str]
     finally:
         engine.close()
         store.close()
+        gc.unfreeze()  # the next run's engine replaces this one: let it go
     return res
 
 
