@@ -43,7 +43,7 @@ from recommender.security import (
     looks_like_key,
     mint_key,
 )
-from recommender.store import Store, StoreError
+from recommender.store import Store, StoreError, StoreUnavailable
 
 from .errors import ApiError
 
@@ -102,6 +102,7 @@ class SharedKeys:
         self._stored: tuple[ApiKey, ...] = ()
         self._pos: int | None = None  # log position the stored keys are as of (None: never read)
         self._checked = float("-inf")  # monotonic time of the last look at the log
+        self._failed: StoreError | None = None  # why the last look at the store failed (None: it answered)
 
     # -- reading -----------------------------------------------------------------------------
     def _refresh(self, every: float) -> None:
@@ -119,8 +120,10 @@ class SharedKeys:
                 if pos is not None:  # read the keys after the position: nothing older is missed
                     self._stored = tuple(ApiKey(*row) for row in self.store.api_keys())
                     self._pos = pos
+                self._failed = None
             except StoreError as exc:
                 log.error("API keys not refreshed from the store (the last ones read stay valid): %s", exc)
+                self._failed = exc
             self._checked = time.monotonic()
 
     def keys(self) -> tuple[ApiKey, ...]:
@@ -133,12 +136,19 @@ class SharedKeys:
         return self._stored
 
     def authenticate(self, raw: str) -> ApiKey | None:
-        """The key matching ``raw``, or None. Compares every hash in constant time."""
+        """The key matching ``raw``, or None. Compares every hash in constant time.
+
+        Raises :class:`StoreUnavailable` (the API answers 503, not 401) for a key not among those
+        read when the store did not answer the last look: it may well be valid (a worker that
+        started during an outage has read none), and a client must retry, not drop its key."""
         digest = hash_key(raw)
         found = _match(digest, self.keys())
         if found is None:  # perhaps made on another host a moment ago
             self._refresh(self.RETRY_UNKNOWN)
             found = _match(digest, self.keys())
+        failed = self._failed
+        if found is None and failed is not None:
+            raise StoreUnavailable(f"API keys cannot be read from the database: {failed}") from failed
         return found
 
     # -- writing (CLI) -----------------------------------------------------------------------

@@ -114,7 +114,7 @@ def handle_store_unavailable(exc: StoreUnavailable):
         cause = exc.__cause__ if exc.__cause__ is not None else exc
         return error_response(503, "store_unavailable", f"the database cannot write to its disk ({cause}); nothing "
                               "was stored, retry later", headers={"Retry-After": DISK_RETRY_AFTER})
-    return error_response(503, "store_unavailable", "the database is busy; retry in a second",
+    return error_response(503, "store_unavailable", "the database is busy or does not answer; retry in a second",
                           headers={"Retry-After": "1"})
 
 

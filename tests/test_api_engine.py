@@ -228,3 +228,45 @@ def test_reload_with_a_version_makes_it_live_for_every_worker(trained, served):
         other_worker.close()
     finally:
         promote(trained.store, trained.models_dir, trained.version)
+
+
+def test_a_valid_key_is_never_refused_as_unknown_while_the_database_does_not_answer(trained, tmp_path, monkeypatch):
+    """A worker that has read no keys yet (started during an outage) answers 503, retry, not 401
+    for a key it cannot check; once the database answers the key works, and keeps working through
+    the next outage (the keys last read stay valid). An unknown key is 401 whenever it can be told."""
+    import time
+
+    from api.auth import SharedKeys
+    from recommender.store import StoreUnavailable
+
+    sample = trained.clone(tmp_path)  # it writes a key
+    engine = sample.engine()
+    home = tmp_path / "home"
+    app = create_app({"TESTING": True, "NEWSREC_HOME": str(home), "NEWSREC_MODELS": str(sample.models_dir),
+                      "ENGINE": engine, "STORE": sample.store, "NEWSREC_TOKEN_SECRET": SECRET})
+    client = app.test_client()
+    raw, _ = SharedKeys(sample.store).add("site", "portal")  # in the database, as `newsrec keys add` does
+    wrong = {"X-API-Key": "nr_site_" + "A" * 43}
+    user = next(iter(sample.readers))
+    originals = {name: getattr(sample.store, name) for name in ("log_position", "changes_after", "api_keys")}
+
+    def down(*args, **kwargs):
+        raise StoreUnavailable("connection refused")
+
+    for name in originals:
+        monkeypatch.setattr(sample.store, name, down)
+    for headers in ({"X-API-Key": raw}, wrong):
+        refused = client.get(f"/v1/users/{user}/feed", headers=headers)
+        assert refused.status_code == 503 and refused.get_json()["error"] == "store_unavailable"
+        assert refused.headers["Retry-After"] == "1" and "API keys" not in refused.get_json()["message"]
+    for name, method in originals.items():
+        monkeypatch.setattr(sample.store, name, method)
+    deadline = time.monotonic() + 10
+    while (answer := client.get(f"/v1/users/{user}/feed", headers={"X-API-Key": raw})).status_code != 200:
+        assert answer.status_code == 503 and time.monotonic() < deadline  # until the next look at the store
+    assert answer.get_json()["items"]
+    assert client.get(f"/v1/users/{user}/feed", headers=wrong).status_code == 401
+    for name in originals:
+        monkeypatch.setattr(sample.store, name, down)
+    assert client.get(f"/v1/users/{user}/feed", headers={"X-API-Key": raw}).status_code == 200
+    engine.close()
