@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from recommender.config import Settings, split_db_location
-from recommender.domain import Interaction
+from recommender.domain import Article, Interaction
 from recommender.store import ServedList, SQLiteStore, StoreDiskError, StoreError, StoreUnavailable, open_store
 from recommender.store.postgres import COMMIT_ORDER_LOCK, PostgresStore
 
@@ -856,3 +856,112 @@ def test_a_schema_6_database_gets_the_feature_log(postgres_db):
         assert back.article_ids == ("a2", "a0") and back.features.tolist() == [[0.5], [0.25]]
     finally:
         migrated.close()
+
+
+class _Proxy:
+    """A TCP forwarder to the PostgreSQL server that can go away and come back on the same port
+    (the database becoming unreachable, as when a host loses its network)."""
+
+    def __init__(self, target: tuple[str, int]):
+        import socket
+
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list = []
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while self.open:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        import socket
+
+        self.open = False
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread: close alone may not
+        except OSError:
+            pass
+        self.listener.close()
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+    def restart(self) -> None:
+        import socket
+
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+
+def test_while_the_server_does_not_answer_calls_fail_at_once_then_recover(postgres_db, monkeypatch):
+    """A server that went away costs one call its ``timeout`` (after the one that found its
+    connection dead); the next ones within
+    ``UNREACHABLE_PAUSE`` fail at once (StoreUnavailable, the pool not even asked) instead of each
+    waiting the timeout again (a feed asks several times: 30 s per request were seen); once the
+    server is back, calls succeed again by themselves."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(postgres_db)
+    proxy = _Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    netloc = parts.netloc.rsplit("@", 1)
+    url = urlunsplit(parts._replace(netloc=(netloc[0] + "@" if len(netloc) == 2 else "") + f"127.0.0.1:{proxy.port}"))
+    store = PostgresStore(url, timeout=2.0, pool_size=1)
+    try:
+        store.upsert_articles([Article("a1", "Banjir di Jakarta", "", "Nasional", 1_780_000_000.0)])
+        assert store.reader_version("u1") is not None
+        proxy.stop()
+        with pytest.raises(StoreUnavailable):
+            store.reader_version("u1")  # finds its connection gone: the pool replaces it, nothing more
+        with pytest.raises(StoreUnavailable, match="couldn't get a connection"):
+            store.reader_version("u1")  # waits ``timeout`` for a new one: the server does not answer
+        asked = []
+        original = store._pool.connection
+        monkeypatch.setattr(store._pool, "connection", lambda *a, **k: asked.append(1) or original(*a, **k))
+        for call in (lambda: store.reader_version("u1"), lambda: store.user_read_keys("u1", 0.0),
+                     lambda: store.add_events([Interaction("u1", "a1", "click", 1_780_000_100.0)])):
+            with pytest.raises(StoreUnavailable, match="did not answer a moment ago"):
+                call()
+        assert asked == []  # failed without waiting for a connection
+        proxy.restart()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                store.add_events([Interaction("u1", "a1", "click", 1_780_000_100.0, event_id="back")])
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline, "the store did not recover after the server came back"
+                time.sleep(0.05)  # a back-off between attempts, not a wait for the pause to pass
+        assert store.user_read_keys("u1", 0.0).size == 1
+    finally:
+        store.close()
+        proxy.stop()

@@ -46,7 +46,7 @@ import numpy as np
 import psycopg
 from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, Preferences, key64_bytes
 
@@ -640,6 +640,9 @@ class PostgresStore(Store):
     COPY_ROWS = 2_000
     #: runs of one write transaction after a deadlock, a serialization failure or a changed read
     WRITE_ATTEMPTS = 5
+    # after no connection could be had within ``timeout``, requests fail at once for this long
+    # instead of each waiting ``timeout`` again (see _connection)
+    UNREACHABLE_PAUSE = 1.0
     HOUR = 3600.0
 
     def __init__(self, url: str, timeout: float = 5.0, pool_size: int = 8):
@@ -647,6 +650,7 @@ class PostgresStore(Store):
         self.location = describe(url)
         self.timeout = float(timeout)
         self._write_state: dict = {"error": None}
+        self._unreachable: tuple[float, str] = (float("-inf"), "")  # (monotonic time until, why)
         self._local = threading.local()
         self._salt: str | None = None
         connect = {"autocommit": True, "connect_timeout": max(2, int(math.ceil(self.timeout))),
@@ -701,10 +705,34 @@ class PostgresStore(Store):
         return exc
 
     @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection, or at once the error of the last attempt while no connection could
+        be had within the last :attr:`UNREACHABLE_PAUSE` seconds (a circuit breaker: during an
+        outage a request fails in milliseconds, not after a ``timeout`` per store call; a feed asks
+        several times). After the pause one call tries again while the others still fail at once.
+        A connection found dead alone trips nothing: the pool replaces it (a server restart, an
+        idle connection cut by a firewall)."""
+        until, why = self._unreachable
+        now = time.monotonic()
+        if now < until:
+            raise psycopg.OperationalError(f"the database did not answer a moment ago ({why}); asked again shortly")
+        trying = until != float("-inf")
+        if trying:  # this call finds out whether it is back; the others keep failing at once meanwhile
+            self._unreachable = (now + self.timeout + self.UNREACHABLE_PAUSE, why)
+        try:
+            with self._pool.connection() as conn:
+                if trying:
+                    self._unreachable = (float("-inf"), "")
+                yield conn
+        except PoolTimeout as exc:  # no connection within ``timeout``: the server does not answer
+            self._unreachable = (time.monotonic() + self.UNREACHABLE_PAUSE, str(exc).strip().splitlines()[0][:200])
+            raise
+
+    @contextlib.contextmanager
     def _reading(self) -> Iterator[psycopg.Connection]:
         """A pooled connection for reads; failures the caller can wait out are StoreUnavailable."""
         try:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 yield conn
         except psycopg.Error as exc:
             raise self._refused("database read failed", exc, writing=False) from exc
@@ -723,7 +751,7 @@ class PostgresStore(Store):
         ``conn.transaction()`` in pipeline mode nests pipelines, and each nested exit is a sync,
         another wait for the server (counted: 4 syncs per single-event post instead of 1)."""
         def attempt() -> T:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 try:
                     with conn.pipeline():
                         conn.execute("BEGIN")
@@ -738,7 +766,7 @@ class PostgresStore(Store):
         return self._retrying(attempt)
 
     def _in_transaction(self, body: Callable[[psycopg.Connection], T]) -> T:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             return body(conn)
 
     def _retrying(self, run: Callable[[], T]) -> T:
@@ -910,7 +938,7 @@ class PostgresStore(Store):
             sql += " AND NOT a.deleted"
         sql += " ORDER BY a.published_at, a.key"
         try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor(name="iter_articles") as cur:
+            with self._connection() as conn, conn.transaction(), conn.cursor(name="iter_articles") as cur:
                 cur.itersize = 2000
                 cur.execute(sql, (published_since if published_since is not None else -1.0,))
                 while True:
