@@ -10,7 +10,7 @@ import pytest
 from recommender.evaluation.baselines import BASELINES, Scorer
 from recommender.domain import Article, Interaction, parse_time
 from recommender.evaluation.protocols import (
-    PROTOCOLS, SCORE_COLUMN, Evaluation, NewsrecRunner, _ndcg_curve, copy_store,
+    LIST_LENGTH, PROTOCOLS, SCORE_COLUMN, Evaluation, NewsrecRunner, _ndcg_curve, copy_store,
     editor_link_pairs, impression_queries, load_split, record_events, related_queries, topk_queries,
 )
 from recommender.evaluation.metrics import impression_metrics, ndcg_at_k
@@ -152,6 +152,23 @@ def test_replay_feeds_only_events_strictly_before_each_impression(hand):
         assert all(seen < now for now, seen, _ in spy.seen_)
         ev.run("impressions")  # batch: frozen at the cut
         assert spy.seen_[-1][1] == -np.inf
+
+
+def test_articles_whose_text_has_no_indexable_word_count_as_without_text(hand):
+    # stopwords only or one letter: tokenize() finds nothing, the text vector is all zeros
+    blank = [Article(f"B{i}", title, "", "Nasional", CUT - DAY)
+             for i, title in enumerate(["Apa Kata Mereka?", "Ini Dia", "x"])]
+    hand.upsert_articles(blank)
+    with Evaluation(hand, CUT, baselines=["random"], ablations=False) as ev:
+        ev.prepare()
+        # 8 candidates, fewer than a list's 10: every top-k and related list holds the blank ones
+        for protocol in ("topk", "related"):
+            entry = ev.run(protocol)  # raised "list_vectors has all-zero rows" before
+            assert entry["data_window"]["candidates"] <= LIST_LENGTH
+            assert 0.0 < entry["models"]["newsrec"]["diversity"] <= 2.0
+        cat = ev.split_.catalog
+        assert not cat.has_text[[cat.index[a.article_id] for a in blank]].any()
+        assert cat.has_text[cat.index["A0"]]
 
 
 @pytest.fixture(scope="module")

@@ -139,7 +139,8 @@ class Catalog:
     category : ndarray of int64, shape (n,)
         Codes into ``category_names``.
     has_text : ndarray of bool, shape (n,)
-        False for placeholders (an id without a title or body, as MIND's missing news).
+        False for placeholders (an id without a title or body, as MIND's missing news) and,
+        once :meth:`Evaluation.prepare` embedded the text, for text without an indexable word.
     pairs : list of (title, body)
         Text for the embedder; ``("", "")`` for placeholders.
     """
@@ -758,6 +759,8 @@ class Evaluation:
         if embedder is not None:
             self.text_sparse_ = embedder.transform_tfidf(cat.pairs)
             self.text_dense_ = np.asarray(embedder.transform(cat.pairs), dtype=np.float32)
+            # a title of stopwords only ("Ini Dia") or one letter embeds to zeros: no text either
+            cat.has_text = cat.has_text & self.text_dense_.any(axis=1)
             empty = ~cat.has_text
             self.text_dense_[empty] = 0.0
             self.text_sparse_ = sp.diags((~empty).astype(np.float32)) @ self.text_sparse_
