@@ -111,6 +111,7 @@ def test_failed_reload_keeps_the_model_and_models_lists_it(trained, served):
     bad = client.post("/v1/admin/reload", json={"version": "20000101T000000Z-000000"}, headers=admin)
     assert bad.status_code == 409 and bad.get_json()["error"] == "reload_failed"
     assert f"model {trained.version} keeps serving" in bad.get_json()["message"]
+    assert "GET /v1/admin/models" in bad.get_json()["message"]  # where to find a version that exists
     ready = client.get("/readyz").get_json()
     assert ready["model_version"] == trained.version and ready["last_reload_error"]
     again = client.post("/v1/admin/reload", headers=admin).get_json()

@@ -138,6 +138,7 @@ def test_train_stages_and_models_promote_rollback_verify(home, capsys):
     assert code == 1 and "item_factors.npy" in err and store.live_model() == first  # refused, nothing changed
     code, _, err = run(capsys, "models", "promote", "20200101T000000Z-abcdef")
     assert code == 1 and "does not exist" in err and store.live_model() == first
+    assert "pick a version from 'newsrec models list'" in err  # a command, not a Python function
     store.close()
 
 
@@ -154,15 +155,19 @@ def test_train_promote_does_not_override_a_rollback_made_while_it_trained(home, 
 
     def rollback_meanwhile(*args, **kwargs):
         assert main(["models", "rollback", old]) == 0  # the operator, while the nightly job trains
+        capsys.readouterr()  # the operator's output is not the job's
         return real(*args, **kwargs)
 
     monkeypatch.setattr(fitting, "build_model", rollback_meanwhile)
     code, out, err = run(capsys, "train", "--json", "--promote", "--seed", "2")
     assert code == 3 and "not promoted" in err and f"the live version is {old}, not {live}" in err
+    staged = json.loads(out)  # --json: a script still learns what was staged and why it is not live
+    assert staged["status"] == "staged" and staged["promoted"] is False and staged["live_version"] == old
+    assert f"the live version is {old}, not {live}" in staged["not_promoted_reason"]
     store = SQLiteStore(home / "newsrec.sqlite3")
     listed = statuses(capsys)
     assert store.live_model() == old and listed.pop(old) == "live" and listed.pop(live) == "retired"
-    assert list(listed.values()) == ["staged"]  # the new version, kept for a promotion by hand
+    assert listed == {staged["version"]: "staged"}  # the new version, kept for a promotion by hand
     store.close()
 
 

@@ -56,7 +56,8 @@ def test_readiness_follows_what_is_live_and_what_serves(fresh, monkeypatch):
     client, engine, sample, models = fresh
     body = readiness(client)
     assert body["status"] == "degraded" and body["model_version"] is None and body["live_version"] == sample.version
-    assert any(sample.version in r and "does not exist" in r for r in body["reasons"]), body
+    assert any(sample.version in r and "does not exist" in r and "newsrec models list" in r
+               for r in body["reasons"]), body
 
     shutil.copytree(sample.models_dir / sample.version, models / sample.version)  # the bundle reaches this host
     assert engine.maybe_reload()  # its folder changed: tried again

@@ -216,3 +216,35 @@ def test_a_promotion_switches_both_workers_within_two_seconds(tmp_path):
         assert "Traceback" not in server.log_tail(100_000)
     finally:
         assert server.stop() == 0, server.log_tail()
+
+
+def test_training_never_prunes_a_version_a_running_experiment_serves(trained, tmp_path, monkeypatch, capsys):
+    """``newsrec train --keep 1`` spares the variants of an experiment still running (a worker
+    starting later must load them, or it serves their lists outside the experiment); once the
+    experiment stops they go like any other old version."""
+    from recommender.models.bundle import list_versions
+    from training.cli import main
+
+    sample = trained.clone(tmp_path)
+    for name in ("NEWSREC_DB", "NEWSREC_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path))
+
+    def newsrec(*args) -> dict:
+        capsys.readouterr()
+        assert main(list(args)) == 0
+        out = capsys.readouterr().out
+        return json.loads(out) if "--json" in args else {}
+
+    def kept() -> set[str]:
+        return {v["version"] for v in list_versions(sample.models_dir)}
+
+    live = sample.version
+    staged = newsrec("train", "--json", "--as-of", str(sample.now))["version"]
+    newsrec("experiments", "create", "ab", "--variant", f"control={live}", "--variant", f"new={staged}",
+            "--lists", "feed")
+    third = newsrec("train", "--json", "--keep", "1", "--as-of", str(sample.now))["version"]
+    assert kept() == {live, staged, third}  # live, in the experiment, newest
+    newsrec("experiments", "stop", "ab")
+    fourth = newsrec("train", "--json", "--keep", "1", "--as-of", str(sample.now))["version"]
+    assert kept() == {live, fourth}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from recommender.config import Settings
 from recommender.domain import ValidationError, parse_time
+from recommender.experiments.registry import versions_in_use
 from recommender.models.fitting import TrainingError, train
 from recommender.models.versions import PromotionConflict
 from recommender.params import TrainParams
@@ -106,12 +107,16 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     try:
         version, built = train(store, settings.models_dir, params, as_of=as_of, seed=args.seed, keep=args.keep,
                                show_progress=show, promote=args.promote, learned=learned,
-                               learned_report=learned_report)
+                               learned_report=learned_report, protect=versions_in_use(store))
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except PromotionConflict as exc:
         print(f"error: staged {exc.version}, not promoted: {exc}", file=sys.stderr)
+        if args.json or not show:  # a script reading stdout still learns what was staged and why it is not live
+            print(json.dumps({"version": exc.version, "status": "staged", "live_version": exc.live,
+                              "promoted": False, "not_promoted_reason": str(exc),
+                              "models_dir": str(settings.models_dir), "parameters_from": source}, indent=2))
         return 3
     live = store.live_model()
     if learned_report is not None:
@@ -119,6 +124,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             "used", "chosen", "reference", "chosen_validation", "lists", "rows", "logged_lists", "logged_rows",
             "replayed_lists", "replayed_rows")}
     summary = {"version": version, "status": "live" if version == live else "staged", "live_version": live,
+               "promoted": args.promote,
                "models_dir": str(settings.models_dir), "parameters_from": source, **built.report}
     if args.json or not show:
         print(json.dumps(summary, indent=2))

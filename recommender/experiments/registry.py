@@ -34,6 +34,16 @@ def load_all(store: Store) -> list[Experiment]:
     return [Experiment.from_json(row.definition, row.stopped_at) for row in store.experiments()]
 
 
+def versions_in_use(store: Store, now: float | None = None) -> set[str]:
+    """Model versions of the variants of every experiment not over (not stopped, not past its
+    end): what pruning the models folder must spare, or a worker starting (or reloading) could not
+    load a variant and would serve its lists outside the experiment."""
+    now = time.time() if now is None else now
+    return {variant.model_version for experiment in load_all(store)
+            if experiment.stopped_at is None and (experiment.ends_at is None or experiment.ends_at > now)
+            for variant in experiment.variants}
+
+
 def get(store: Store, name: str) -> Experiment:
     for experiment in load_all(store):
         if experiment.name == name:

@@ -74,6 +74,8 @@ _TMP_PREFIX = ".tmp-"
 _DEL_PREFIX = ".del-"
 _CHUNK = 1 << 20  # 1 MiB reads when hashing
 _STALE_TMP_SECONDS = 24 * 3600  # leftovers of crashed writes older than this are pruned
+# where operators find the versions: these messages reach the CLI and the HTTP API
+_VERSIONS_HINT = "'newsrec models list' (HTTP: GET /v1/admin/models)"
 
 # fullmatch: unlike ``$``, it does not accept a trailing newline.
 _VERSION_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
@@ -143,7 +145,7 @@ def _check_version(version):
     if not isinstance(version, str) or _VERSION_RE.fullmatch(version) is None:
         raise BundleError(
             f"invalid bundle version {version!r}: expected UTC time plus 6 hex digits, "
-            "e.g. '20261127T151300Z-1a2b3c'; pick one from list_versions()"
+            f"e.g. '20261127T151300Z-1a2b3c'; pick one from {_VERSIONS_HINT}"
         )
     return version
 
@@ -441,7 +443,7 @@ def verify_bundle(models_dir, version):
     _check_version(version)
     folder = Path(models_dir) / version
     if not folder.is_dir():
-        return [f"{folder}: bundle folder does not exist; pick a version from list_versions()"]
+        return [f"{folder}: bundle folder does not exist; pick a version from {_VERSIONS_HINT}"]
     try:
         manifest = _read_manifest(folder, version)
     except BundleError as exc:
@@ -565,7 +567,7 @@ def load_bundle(models_dir, version=None, mmap=True, verify=True):
     _check_version(version)
     folder = models_dir / version
     if not folder.is_dir():
-        raise BundleError(f"{folder}: bundle folder does not exist; pick a version from list_versions()")
+        raise BundleError(f"{folder}: bundle folder does not exist; pick a version from {_VERSIONS_HINT}")
     manifest = _read_manifest(folder, version)
     problems = _problems(folder, manifest, check_hashes=verify)
     if problems:
