@@ -21,7 +21,7 @@ from recommender.models.popularity import DecayedCounters
 from .catalog import Snapshot
 
 HOUR = 3600.0
-FUTURE_GRACE = 60.0
+FUTURE_GRACE = 60.0  # seconds an article stamped ahead of the server's clock counts as due (CMS clock skew)
 POSITIVE_CODES = (EVENT_CODES["click"], EVENT_CODES["read"], EVENT_CODES["share"])
 
 
