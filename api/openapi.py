@@ -192,9 +192,8 @@ SCHEMAS: dict[str, Any] = {
                                    "description": "Optional; must equal the path"}},
     },
     "Labels": {
-        "oneOf": [{"type": "array", "items": {"type": "string", "nullable": True}},
-                  {"type": "string", "description": "Separated by , | or ;"}],
-        "nullable": True, "description": "A list (blank and null entries are ignored), a separated string, or null",
+        "type": "array", "items": {"type": "string", "nullable": True},
+        "nullable": True, "description": "A list (blank and null entries are ignored) or null; a string is 400",
     },
     "Preferences": {
         "type": "object", "required": ["user_id", "categories", "regions"],

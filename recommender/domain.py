@@ -57,8 +57,14 @@ class ValidationError(ValueError):
     """A record that cannot be accepted; the message says which field and why."""
 
 
-def check_id(value: Any, name: str) -> str:
-    """Return ``value`` as an id or raise: ids are 1-128 URL-safe characters."""
+def check_id(value: Any, name: str, strict: bool = False) -> str:
+    """Return ``value`` as an id or raise: ids are 1-128 URL-safe characters.
+
+    ``strict`` (the API's JSON bodies): a JSON string only; otherwise a whole number is read as its
+    digits too (exports often write numeric ids).
+    """
+    if strict and not isinstance(value, str) and value is not None:
+        raise ValidationError(f"{name} must be a string (ids are JSON strings); got {_preview(value)}")
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
@@ -132,13 +138,16 @@ def _label(value: Any, name: str, required: bool) -> str | None:
     return text
 
 
-def _labels(value: Any, name: str) -> tuple[str, ...]:
-    if value is None or value == "":
+def _labels(value: Any, name: str, strict: bool = False) -> tuple[str, ...]:
+    """A list of labels; null (and blank or null entries) count as none. ``strict`` (the API's JSON
+    bodies): a JSON array only; otherwise (CSV has no lists) a string separated by , | or ; too."""
+    if value is None or (not strict and value == ""):
         return ()
-    if isinstance(value, str):
+    if isinstance(value, str) and not strict:
         value = [part for part in re.split(r"[,|;]", value)]
     if not isinstance(value, (list, tuple)):
-        raise ValidationError(f"{name} must be a list of strings")
+        raise ValidationError(f'{name} must be a list of strings (a JSON array, e.g. ["Olahraga"]); '
+                              f"got {_preview(value)}")
     if len(value) > MAX_TAGS:
         raise ValidationError(f"{name} holds at most {MAX_TAGS} entries")
     out = []
@@ -228,6 +237,17 @@ def _preview(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _optional_id(value: Any, name: str, strict: bool) -> str | None:
+    """An optional id: null (or, in CSV, an empty cell) is none; in the API's JSON bodies "" is
+    refused, not read as none (leave the field out or send null)."""
+    if value is None or (not strict and value == ""):
+        return None
+    if value == "":
+        raise ValidationError(f"{name} is empty: an id is 1-128 characters; to send none, leave {name} out "
+                              "or send null")
+    return check_id(value, name, strict)
+
+
 def _reject_unknown(record: Mapping[str, Any], allowed: frozenset[str], kind: str) -> None:
     unknown = sorted(set(record) - allowed)
     if unknown:
@@ -276,13 +296,13 @@ class Article:
             raise _control_error("body", found.group(), " (line breaks and tabs allowed)")
         url = _web_url(record.get("url"))
         return cls(
-            article_id=check_id(record.get("article_id"), "article_id"),
+            article_id=check_id(record.get("article_id"), "article_id", strict),
             title=title.strip(),
             body=body,
             category=_label(record.get("category"), "category", required=True),
             published_at=parse_time(record.get("published_at"), "published_at"),
             region=_label(record.get("region"), "region", required=False),
-            tags=_labels(record.get("tags"), "tags"),
+            tags=_labels(record.get("tags"), "tags", strict),
             url=url,
             language=_label(record.get("language"), "language", required=False) or "id",
         )
@@ -330,16 +350,14 @@ class Interaction:
         position = _whole(record.get("position"), "position", strict)
         if position is not None and not 0 <= position <= 10_000:
             raise ValidationError("position must be between 0 and 10000")
-        event_id = record.get("event_id")
-        list_id = record.get("list_id")
         return cls(
-            user_id=check_id(record.get("user_id"), "user_id"),
-            article_id=check_id(record.get("article_id"), "article_id"),
+            user_id=check_id(record.get("user_id"), "user_id", strict),
+            article_id=check_id(record.get("article_id"), "article_id", strict),
             event=event,
             ts=_not_future(parse_time(record.get("ts"), "ts")),
             dwell_seconds=dwell,
-            event_id=None if event_id in (None, "") else check_id(event_id, "event_id"),
-            list_id=None if list_id in (None, "") else check_id(list_id, "list_id"),
+            event_id=_optional_id(record.get("event_id"), "event_id", strict),
+            list_id=_optional_id(record.get("list_id"), "list_id", strict),
             position=position,
             history=_flag(record.get("history"), "history", strict),
         )
@@ -393,9 +411,9 @@ class Preferences:
         if user_id is not None and record.get("user_id") not in (None, user_id):
             raise ValidationError("user_id in the body does not match the URL")
         return cls(
-            user_id=check_id(uid, "user_id"),
-            categories=_labels(record.get("categories"), "categories"),
-            regions=_labels(record.get("regions"), "regions"),
+            user_id=check_id(uid, "user_id", strict),
+            categories=_labels(record.get("categories"), "categories", strict),
+            regions=_labels(record.get("regions"), "regions", strict),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -289,7 +289,7 @@ def test_preferences_round_trip(client, creds):
     ({"categories": ["Olahraga"], "colour": "red"}, "unknown field"),
     ({"user_id": "u2", "categories": []}, "does not match"),
     (["Olahraga"], "send {"),
-    ({"categories": "x" * 100}, "at most 64"),
+    ({"categories": ["x" * 100]}, "at most 64"),
 ])
 def test_bad_preferences_are_400(client, creds, payload, fragment):
     resp = call(client, "PUT", "/v1/users/u1/preferences", creds.site, payload)

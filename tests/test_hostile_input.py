@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from recommender.domain import Article, Interaction, ValidationError, check_id
-from recommender.datasets.ingest import import_articles, import_events
+from recommender.domain import Article, Interaction, Preferences, ValidationError, check_id
+from recommender.datasets.ingest import import_articles, import_events, import_preferences
 from recommender.security import KEYS_FILE, KeyStore, SecurityError, looks_like_key
 from tests.api_fixtures import ARTICLES, app, client, creds, engine, event, home  # noqa: F401
 
@@ -91,6 +91,116 @@ def test_text_formats_refuse_unknown_booleans_and_fractional_positions():
         Interaction.from_dict(dict(event(), history="maybe"))
     with pytest.raises(ValidationError, match="position"):
         Interaction.from_dict(dict(event(), position="2.5"))
+
+
+# -- ids are JSON strings of 1-128 characters; labels are JSON arrays -----------------------------
+@pytest.mark.parametrize("field,value,fragment", [
+    ("list_id", 5, "must be a string"), ("list_id", "", "is empty"), ("list_id", True, "must be a string"),
+    ("event_id", "", "is empty"), ("event_id", 7, "must be a string"), ("event_id", ["e1"], "must be a string"),
+    ("user_id", 5, "must be a string"), ("article_id", 5, "must be a string"), ("article_id", 5.0, "must be a string"),
+    ("user_id", "", "1-128 characters"), ("article_id", {"id": "a1"}, "must be a string"),
+])
+def test_api_refuses_ids_that_are_not_strings_or_are_empty(client, creds, engine, field, value, fragment):
+    resp = client.post("/v1/events", json=event(**{field: value}), headers={"X-API-Key": creds.site})
+    body = assert_json_error(resp, 400, "validation_error")
+    assert body["message"].startswith("1 of 1 events are invalid") and "nothing was stored" in body["message"]
+    [detail] = body["details"]
+    assert detail["index"] == 0 and detail["message"].startswith(field) and fragment in detail["message"], detail
+    assert engine.events == {}
+
+
+def test_a_batch_lists_each_event_with_a_bad_id_by_index_and_stores_none(client, creds, engine):
+    batch = {"events": [event(event_id="e1"), event(list_id=5), event(event_id=""), event(event_id="e4")]}
+    body = assert_json_error(client.post("/v1/events", json=batch, headers={"X-API-Key": creds.site}),
+                             400, "validation_error")
+    assert body["message"].startswith("2 of 4 events are invalid")
+    assert [(d["index"], d["message"].split()[0]) for d in body["details"]] == [(1, "list_id"), (2, "event_id")]
+    assert engine.events == {}
+
+
+def test_api_accepts_string_ids_and_null_or_left_out_optional_ids(client, creds, engine):
+    batch = {"events": [event(list_id="5", position=0, event_id="7"), event("u2", event_id=None, list_id=None),
+                        event("u3")]}
+    resp = client.post("/v1/events", json=batch, headers={"X-API-Key": creds.site})
+    assert resp.get_json() == {"accepted": 3, "duplicates": 0}
+    stored = {e.user_id: e for e in engine.events.values()}
+    assert (stored["u1"].list_id, stored["u1"].event_id, stored["u1"].position) == ("5", "7", 0)
+    assert stored["u2"].list_id is stored["u2"].event_id is stored["u3"].event_id is None
+
+
+@pytest.mark.parametrize("payload,field", [
+    ({"categories": "Olahraga"}, "categories"), ({"regions": "Jabar"}, "regions"),
+    ({"categories": "Olahraga,Ekonomi"}, "categories"), ({"categories": ""}, "categories"),
+    ({"regions": ""}, "regions"), ({"categories": 5}, "categories"), ({"regions": {"Jabar": True}}, "regions"),
+    ({"categories": ["Olahraga", 5]}, "categories"), ({"regions": [["Jabar"]]}, "regions"),
+    ({"categories": ["Olahraga"], "regions": "Jabar"}, "regions"), ({"user_id": 5}, "user_id"),
+])
+def test_api_refuses_preferences_that_are_not_lists_of_strings(client, creds, engine, payload, field):
+    resp = client.put("/v1/users/u1/preferences", json=payload, headers={"X-API-Key": creds.site})
+    body = assert_json_error(resp, 400, "validation_error")
+    assert body["message"].startswith(field), body
+    assert engine.prefs == {}
+
+
+def test_preference_strings_name_the_fix(client, creds):
+    resp = client.put("/v1/users/u1/preferences", json={"categories": "Olahraga"}, headers={"X-API-Key": creds.site})
+    assert assert_json_error(resp, 400, "validation_error")["message"] == (
+        "categories must be a list of strings (a JSON array, e.g. [\"Olahraga\"]); got 'Olahraga'")
+
+
+@pytest.mark.parametrize("payload,categories,regions", [
+    ({"categories": ["Olahraga"], "regions": ["Jabar"]}, ["Olahraga"], ["Jabar"]),
+    ({"categories": ["Olahraga", None, " ", "Olahraga"], "regions": []}, ["Olahraga"], []),  # blanks, nulls, repeats
+    ({"categories": None, "regions": None}, [], []),
+    ({"categories": ["Ekonomi"]}, ["Ekonomi"], []),
+    ({"user_id": "u1", "regions": ["Jabar"]}, [], ["Jabar"]),
+    ({}, [], []),
+])
+def test_api_accepts_preferences_as_lists_or_null(client, creds, engine, payload, categories, regions):
+    resp = client.put("/v1/users/u1/preferences", json=payload, headers={"X-API-Key": creds.site})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json() == {"user_id": "u1", "categories": categories, "regions": regions}
+    assert engine.prefs["u1"].categories == tuple(categories)
+
+
+@pytest.mark.parametrize("field,value", [("tags", "persib"), ("tags", ""), ("tags", 3), ("article_id", 17)])
+def test_api_refuses_article_tags_and_ids_of_the_wrong_type(client, creds, engine, field, value):
+    resp = client.post("/v1/articles", json=dict(ARTICLE, **{field: value}), headers={"X-API-Key": creds.admin})
+    body = assert_json_error(resp, 400, "validation_error")
+    assert body["details"][0]["index"] == 0 and body["details"][0]["message"].startswith(field), body
+    assert not engine.articles.get("n1") and "17" not in engine.articles
+
+
+def test_api_accepts_article_tags_as_a_list(client, creds, engine):
+    resp = client.post("/v1/articles", json=dict(ARTICLE, tags=["persib", None, "liga"]),
+                       headers={"X-API-Key": creds.admin})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert engine.articles["n1"].tags == ("persib", "liga")
+
+
+def test_importers_keep_reading_untyped_ids_and_separated_labels(store, tmp_path):
+    """Files are not the API: a CSV cell is text and an empty cell is no value, and JSON Lines
+    exports may write numeric ids; the importers keep accepting those, bad rows by line number."""
+    record = event(list_id=5, event_id="", position=2)
+    parsed = Interaction.from_dict(record)
+    assert (parsed.list_id, parsed.event_id, parsed.position) == ("5", None, 2)
+    with pytest.raises(ValidationError, match="list_id"):
+        Interaction.from_dict(dict(record, event_id=None), strict=True)
+    with pytest.raises(ValidationError, match="event_id"):
+        Interaction.from_dict(dict(record, list_id="5"), strict=True)
+    assert Preferences.from_dict({"user_id": 9, "categories": "Olahraga|Ekonomi", "regions": ""}).to_dict() == {
+        "user_id": "9", "categories": ["Olahraga", "Ekonomi"], "regions": []}
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(r) + "\n" for r in [
+        event(list_id=5, event_id=""), event("u2", event_id=7), event("u3", list_id=["x"])]), encoding="utf-8")
+    report = import_events(store, events)
+    assert (report.accepted, report.rejected) == (2, 1) and report.errors[0][0] == 3
+    assert "list_id" in report.errors[0][1]
+    prefs = tmp_path / "prefs.csv"
+    prefs.write_text("user_id,categories,regions\nu1,Olahraga|Ekonomi,\nu2,Olahraga,Jabar;Jateng\n", encoding="utf-8")
+    assert import_preferences(store, prefs).accepted == 2
+    assert store.get_preferences("u1").categories == ("Olahraga", "Ekonomi")
+    assert store.get_preferences("u2").regions == ("Jabar", "Jateng")
 
 
 # -- text: no control characters, only http(s) links ---------------------------------------------
