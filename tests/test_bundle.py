@@ -113,7 +113,7 @@ def test_corrupt_current_pointer_is_refused(tmp_path, arrays):
     (models / "CURRENT").write_text("../../etc")
     with pytest.raises(BundleError, match="CURRENT is corrupted"):
         read_current(models)
-    with pytest.raises(BundleError, match="set_current"):
+    with pytest.raises(BundleError, match="newsrec models promote"):
         load_bundle(models)
 
 

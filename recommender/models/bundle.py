@@ -349,11 +349,11 @@ def read_current(models_dir):
     except FileNotFoundError:
         return None
     except (UnicodeDecodeError, OSError) as exc:
-        raise BundleError(f"{path} is unreadable ({exc}); repair it with set_current()") from exc
+        raise BundleError(f"{path} is unreadable ({exc}); repair it with 'newsrec models promote VERSION'") from exc
     try:
         return _check_version(text)
     except BundleError as exc:
-        raise BundleError(f"{path} is corrupted: {exc}; repair it with set_current()") from exc
+        raise BundleError(f"{path} is corrupted: {exc}; repair it with 'newsrec models promote VERSION'") from exc
 
 
 def _read_manifest(folder, version):
@@ -409,7 +409,7 @@ def _entry_problem(folder, root, name, entry):
     if st.st_size != entry["bytes"]:
         return (
             f"{path}: size is {st.st_size} bytes, manifest says {entry['bytes']} "
-            "(truncated or modified); rewrite the bundle or roll back with set_current()"
+            "(truncated or modified); retrain, or roll back with 'newsrec models rollback VERSION'"
         )
     return None
 
@@ -422,7 +422,7 @@ def _problems(folder, manifest, check_hashes):
         if problem is None and check_hashes and _sha256_file(folder / name) != entry["sha256"]:
             problem = (
                 f"{folder / name}: sha256 does not match the manifest (corrupted or modified); "
-                "rewrite the bundle or roll back with set_current()"
+                "retrain, or roll back with 'newsrec models rollback VERSION'"
             )
         if problem is not None:
             problems.append(problem)
@@ -562,7 +562,7 @@ def load_bundle(models_dir, version=None, mmap=True, verify=True):
         if version is None:
             raise BundleError(
                 f"no current bundle in {models_dir}: run training to write one, "
-                "or choose one with set_current()"
+                "or choose one of " + _VERSIONS_HINT
             )
     _check_version(version)
     folder = models_dir / version
