@@ -129,7 +129,10 @@ def test_boosts_buries_and_section_blocks_change_scores_only_where_scoped(traine
     engine.add_rule(parse_rule({"kind": "block", "target": {"category": category},
                                 "scope": {"list": "feed"}}, "k2", clock.t, "k"), who="k")
     assert not any(sample.articles[a]["category"] == category for a in ids(engine.feed(user, limit=30)))
+    section = engine.feed(user, limit=10, filters=ListFilter(categories=(category,)))  # a section all blocked
+    assert section.items == () and "blocked by an editorial rule" in section.extra["empty_reason"]
     assert engine.remove_rule("k2", who="k") and not engine.remove_rule("k2", who="k")
+    assert ids(engine.feed(user, limit=10, filters=ListFilter(categories=(category,))))
     clock.t += HOUR + 1  # the boost expired, the bury (no expiry) stays
     later = ids(engine.feed(user, limit=100))
     assert low not in later[:10] and top not in later[:20]

@@ -385,6 +385,9 @@ class EditorialRules:
             b.pinned = pinned
             b.pins = {pos: row[i] for pos, i in sorted(page.items()) if i in row}  # (a near-copy of the anchor is not)
         b.cand = cand
+        if blocked.any() and not cand.index.size and b.pinned is None:  # say so: not "none published"
+            b.empty_reason = ("every article this list could show now is blocked by an editorial rule "
+                              "(see 'newsrec rules list')")
         return b
 
     @staticmethod
