@@ -123,7 +123,10 @@ def promote(store: Store, models_dir: str | Path, version: str, expected: str | 
         expected = live_version(store, models_dir)
     if not store.promote_model(version, expected=expected):
         raise PromotionConflict(version, expected, store.live_model())
-    log.info("model %s is live (was %s)", version, expected)
+    if expected == version:  # nothing changed: no replica reloads
+        log.info("model %s was live already", version)
+    else:
+        log.info("model %s is live (was %s)", version, expected)
     _copy_to_current(store, Path(models_dir))
     return expected
 
