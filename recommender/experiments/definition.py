@@ -112,6 +112,10 @@ class Experiment:
             return False
         return list_type is None or list_type in self.lists
 
+    def over(self, now: float) -> bool:
+        """Stopped, or past its end: no list of it will be served again (one not started yet is not)."""
+        return self.stopped_at is not None or (self.ends_at is not None and self.ends_at <= now)
+
     def variant(self, label: str) -> Variant:
         for v in self.variants:
             if v.label == label:

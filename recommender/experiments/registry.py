@@ -39,8 +39,7 @@ def versions_in_use(store: Store, now: float | None = None) -> set[str]:
     end): what pruning the models folder must spare, or a worker starting (or reloading) could not
     load a variant and would serve its lists outside the experiment."""
     now = time.time() if now is None else now
-    return {variant.model_version for experiment in load_all(store)
-            if experiment.stopped_at is None and (experiment.ends_at is None or experiment.ends_at > now)
+    return {variant.model_version for experiment in load_all(store) if not experiment.over(now)
             for variant in experiment.variants}
 
 

@@ -96,7 +96,7 @@ class ExperimentRouter:
                 log.warning("experiments not refreshed (retried on the next poll): %s", exc)
                 return False
             now = self.clock()
-            live = tuple(e for e in experiments if e.stopped_at is None and (e.ends_at is None or e.ends_at > now))
+            live = tuple(e for e in experiments if not e.over(now))
             wanted = {v.config: v for e in live for v in e.variants}
             engines = dict(self._engines)
             for config, variant in wanted.items():
