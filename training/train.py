@@ -107,7 +107,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     try:
         version, built = train(store, settings.models_dir, params, as_of=as_of, seed=args.seed, keep=args.keep,
                                show_progress=show, promote=args.promote, learned=learned,
-                               learned_report=learned_report, protect=versions_in_use(store))
+                               learned_report=learned_report, protect=lambda: versions_in_use(store))
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -452,14 +452,16 @@ def attach_learned(built: BuiltModel, ranker, report: dict | None = None) -> Bui
 
 def train(store: Store, models_dir: str | Path, params: TrainParams | None = None, as_of: float | None = None,
           seed: int | None = 0, keep: int = 5, show_progress: bool = False, promote: bool = False,
-          learned=None, learned_report: dict | None = None, protect: Iterable[str] = ()) -> tuple[str, BuiltModel]:
+          learned=None, learned_report: dict | None = None,
+          protect: Callable[[], Iterable[str]] = tuple) -> tuple[str, BuiltModel]:
     """Build the model, check it loads, then write it atomically as a staged version; returns
     (version, model).
 
     With ``promote``, the version is then made live, if the live version is still the one at the
     start of training (a rollback meanwhile wins: :class:`~recommender.models.versions.PromotionConflict`
     is raised and the version stays staged). Pruning keeps ``keep`` versions and never removes
-    the live one nor those in ``protect`` (e.g. the variants of running experiments).
+    the live one nor those ``protect()`` names (e.g. the variants of running experiments), asked
+    right before the write, as the live version is: what changed during training counts.
     """
     live_before = versions.live_version(store, models_dir)
     built = build_model(store, params, as_of=as_of, seed=seed, show_progress=show_progress)
@@ -471,9 +473,9 @@ def train(store: Store, models_dir: str | Path, params: TrainParams | None = Non
                             "check the events (times, dwell) and the training parameters")
     built.serving_model()  # refuse to publish what the service could not load
     start = time.perf_counter()
-    protect = {*protect, *(v for v in (live_before, store.live_model()) if v is not None)}  # a rollback during training too
+    kept = {*protect(), *(v for v in (live_before, store.live_model()) if v is not None)}  # a rollback during training too
     version = write_bundle(models_dir, built.arrays, built.documents, manifest_extra=built.manifest, keep=keep,
-                           publish=False, protect=protect)
+                           publish=False, protect=kept)
     built.report["timings_seconds"]["bundle write"] = round(time.perf_counter() - start, 3)
     if promote:
         versions.promote(store, models_dir, version, expected=live_before, verify=False)
