@@ -1585,7 +1585,7 @@ class PostgresStore(Store):
 
     def load_interactions(self, start: float | None = None, end: float | None = None) -> InteractionLog:
         try:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 try:
                     # one snapshot: the log position is exactly what the arrays hold
@@ -1941,7 +1941,7 @@ class PostgresStore(Store):
     def export_rows(self, table: str, batch: int = 50_000) -> Iterator[list[tuple]]:
         sql = self._EXPORT_SQL[table]
         try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor(name=f"export_{table}") as cur:
+            with self._connection() as conn, conn.transaction(), conn.cursor(name=f"export_{table}") as cur:
                 cur.itersize = batch
                 cur.execute(sql)
                 while True:
