@@ -10,7 +10,7 @@ import pytest
 
 from recommender.domain import Article, Interaction, Preferences, ValidationError
 from recommender.store import SCHEMA_VERSION, ServedList, SQLiteStore, StoreError
-from recommender.store.sqlite import _history_sql
+from recommender.store.sqlite import _READER_VERSION_SQL, _history_sql
 
 T0 = 1_793_466_000.0  # 2026-11-01 00:00 WIB
 
@@ -154,7 +154,7 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
         conn.execute("DELETE FROM meta WHERE key IN ('event_seq', 'forget_salt')")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     migrated = SQLiteStore(path)
-    assert migrated.schema_version() == SCHEMA_VERSION == 11
+    assert migrated.schema_version() == SCHEMA_VERSION == 12
     assert migrated.live_model() is None  # no version live yet: the engine adopts CURRENT
     assert migrated.log_position() == (0, 3)  # the sequence counter starts after the stored events
     ids, codes, ts, dwell = migrated.user_event_arrays("u1", events=("click", "read", "share"))
@@ -166,6 +166,30 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
                                         {"user": "u1", "since": -1.0, "limit": 300})]
     seeks = [p for p in plan if "COVERING INDEX events_user_cover (user_key=? AND event=? AND ts>?)" in p]
     assert len(seeks) == 3 and not any(p.startswith("SCAN e") or p.startswith("SCAN events") for p in plan)
+
+
+def test_a_schema_11_database_gets_the_probe_index_and_the_probe_uses_it(tmp_path):
+    """Schema 12: a reader's hides and posted impressions by seq, so the probe every feed makes
+    takes their smallest and largest with index probes instead of scanning them all (SQLite
+    answers MIN and MAX from an index only one per subquery)."""
+    path = tmp_path / "v11.sqlite3"
+    store = SQLiteStore(path)
+    store.upsert_articles([article(i) for i in range(3)])
+    store.add_events([event("u", "a0", "impression", ts=T0 + k, event_id=f"i{k}") for k in range(50)]
+                     + [event("u", "a1", "hide", ts=T0 + 60)])
+    first = store.reader_version("u")
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX events_user_other")
+        conn.execute("UPDATE meta SET value='11' WHERE key='schema_version'")
+    migrated = SQLiteStore(path)
+    assert migrated.schema_version() == SCHEMA_VERSION
+    assert migrated.reader_version("u") == first
+    plan = [r[-1] for r in migrated._conn().execute("EXPLAIN QUERY PLAN " + _READER_VERSION_SQL, {"user": "u"})]
+    assert sum("INDEX events_user_other (user_key=?)" in p for p in plan) == 2, plan
+    assert not any("events_user_cover" in p for p in plan), plan
+    migrated.add_events([event("u", "a2", "impression", ts=T0 + 5, event_id="late")])  # backdated
+    assert migrated.reader_version("u")[3] != first[3]  # still a new largest seq
 
 
 @pytest.mark.parametrize("older", [3, 5])
@@ -293,7 +317,7 @@ def test_a_schema_10_database_gets_the_feature_log_and_keeps_its_rows(tmp_path):
         conn.execute("DROP TABLE feature_log")
         conn.execute("UPDATE meta SET value='10' WHERE key='schema_version'")
     migrated = SQLiteStore(path)
-    assert migrated.schema_version() == 11 and migrated.stats()["served_lists"] == 1
+    assert migrated.schema_version() == SCHEMA_VERSION and migrated.stats()["served_lists"] == 1
     row = FeatureLogRow("L1", "u1", T0 + 30, ("a2", "a0"), ("blend",), np.array([[0.5], [0.25]]))
     assert migrated.add_feature_logs([row]) == 1
     conn = migrated._conn()

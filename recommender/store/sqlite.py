@@ -60,7 +60,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 11  # 4 was left for the served lists while staged models took 5; they are 6: a
+SCHEMA_VERSION = 12  # 4 was left for the served lists while staged models took 5; they are 6: a
 # database at 5 (from before served lists) has run no 4 and would never run it
 
 MIGRATIONS: dict[int, str] = {
@@ -242,6 +242,12 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS feature_log_user ON feature_log(user_key);
     CREATE INDEX IF NOT EXISTS feature_log_ts ON feature_log(ts);
     """,
+    # a reader's hides and client-posted impressions by sequence number (PostgreSQL's schema 8): the
+    # probe every feed makes (reader_version) takes their smallest and largest in two index probes
+    # instead of scanning them all in the covering index (a reader with 29,000 impressions: 3.1 ms)
+    12: """
+    CREATE INDEX IF NOT EXISTS events_user_other ON events(user_key, seq) WHERE event IN (0, 4);
+    """,
 }
 
 
@@ -340,7 +346,9 @@ _READER_VERSION_SQL = (
     "WITH u AS (SELECT key FROM users WHERE user_id = :user) SELECT "
     "(SELECT MIN(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
     "(SELECT MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (1, 2, 3)), "
-    "(SELECT MIN(seq) || ',' || MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (0, 4)), "
+    # one aggregate a subquery: SQLite answers a lone MIN or MAX from an index, both together by a scan
+    "(SELECT MIN(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (0, 4)) || ',' || "
+    "(SELECT MAX(seq) FROM events WHERE user_key = (SELECT key FROM u) AND event IN (0, 4)), "
     "(SELECT updated_at FROM preferences WHERE user_key = (SELECT key FROM u)), "
     "EXISTS (SELECT 1 FROM served_lists WHERE user_key = (SELECT key FROM u))")
 
