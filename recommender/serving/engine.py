@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from recommender import arrays
 from recommender.domain import ANONYMOUS, Article, Interaction, Preferences
 from recommender.models.bundle import BundleError, bundle_signature, load_bundle, read_current
 from recommender.models.exposure import ExposureStats, with_exposure
@@ -169,7 +170,7 @@ def _encode_cursor(user_id: str, served: int, keys: np.ndarray) -> str:
     and the reader. Store keys are the same in every worker, host and model version; recent
     articles have close keys, so a key takes ~2 bytes.
     """
-    keys = np.unique(np.asarray(keys, dtype=np.int64))
+    keys = arrays.unique(np.asarray(keys, dtype=np.int64))
     gaps = np.diff(keys, prepend=0)
     if keys.size:
         gaps[1:] -= 1  # strictly increasing: a gap of 1 is stored as 0
@@ -884,8 +885,8 @@ class Engine:
         if user_id:  # what the reader read or hid comes out; the stories they hid go last
             snap = state.snapshot()
             hidden = self._window_reads(state, snap, user_id, now, events=("hide",))
-            drop = np.union1d(self._window_reads(state, snap, user_id, now), hidden)
-            sink = np.unique(snap.story(hidden))
+            drop = arrays.union1d(self._window_reads(state, snap, user_id, now), hidden)
+            sink = arrays.unique(snap.story(hidden))
         depth = limit
         while drop.size:
             # the shared list is the same for every reader (and cached): the reader's reads come out after
@@ -1024,10 +1025,10 @@ class Engine:
                                                                 events=("impression",))
                 index = state.indices_of_keys(keys[ts <= now], self.store)
                 index = index[index >= 0]
-                was_clicked = np.isin(index, profile.positives)
+                was_clicked = arrays.isin(index, profile.positives)
                 seen, clicked_seen = int(index.size), int(was_clicked.sum())
                 shown, counts = np.unique(index, return_counts=True)
-                not_clicked = ~np.isin(shown, profile.positives)
+                not_clicked = ~arrays.isin(shown, profile.positives)
                 shown, counts = shown[not_clicked], counts[not_clicked].astype(np.int64)
                 skipped = recent_unique(index[~was_clicked], MAX_SKIPPED)  # each article's newest showing first
         except StoreError:
@@ -1037,7 +1038,7 @@ class Engine:
         cats = snap.category(hidden).astype(np.int64)
         cats = cats[cats >= 0]
         return dataclasses.replace(
-            profile, hidden=hidden, hidden_stories=np.unique(snap.story(hidden)),
+            profile, hidden=hidden, hidden_stories=arrays.unique(snap.story(hidden)),
             hidden_categories=np.bincount(cats, minlength=len(state.categories.names)) if cats.size else None,
             shown=shown, shown_counts=counts, skipped=skipped, impressions_seen=seen, impressions_clicked=clicked_seen)
 
@@ -1059,7 +1060,7 @@ class Engine:
         try:
             if history is not None and set(events) == set(PROFILE_EVENTS):
                 keys, ts = history
-                keys = np.unique(keys[(ts >= since) & (ts <= now)])
+                keys = arrays.unique(keys[(ts >= since) & (ts <= now)])
             elif set(events) == set(PROFILE_EVENTS):  # what ReadSets keeps
                 bounds = ((known.reads_first, known.reads_last) if known is not None and known.has_reads
                           else None)
@@ -1081,7 +1082,7 @@ class Engine:
     def _catalog_indices(self, state: LiveState, keys: np.ndarray) -> np.ndarray:
         """Sorted distinct catalog indices of store article keys (unknown ones left out); raises StoreError."""
         index = state.indices_of_keys(keys, self.store)
-        return np.unique(index[index >= 0])
+        return arrays.unique(index[index >= 0])
 
     def score(self, user_id: str, article_ids: list[str], features: bool = False):
         """Feed scores of given candidates (an impression's list), shape (n,); unknown articles get -inf.
@@ -1145,9 +1146,9 @@ class Engine:
         read = (self._window_reads(state, snap, user_id, now, history=history, known=known,
                                    first=reads.read_set if reads is not None else None)
                 if known is None or known.has_reads else np.zeros(0, dtype=np.int64))
-        read = np.union1d(read, profile.hidden)  # a hidden article never comes back to that reader
+        read = arrays.union1d(read, profile.hidden)  # a hidden article never comes back to that reader
         if read.size:  # the profile scores with the last events; every read in the window is left out
-            profile = dataclasses.replace(profile, read=np.union1d(profile.read, read))
+            profile = dataclasses.replace(profile, read=arrays.union1d(profile.read, read))
         size = max(0, min(limit, self.config.max_feed_depth - served_before))
         list_id = _list_id()
         seed = list_seed(list_id)
@@ -1282,7 +1283,7 @@ class Engine:
         index = state.indices([item.article_id for item in ranked.items])
         listed = index[index >= 0]
         candidates = candidates_of(state, state.snapshot(), anchor, self.config.fresh_neighbours)
-        parts = score_parts(state.snapshot(), anchor, np.union1d(candidates, listed), state.counters, now)
+        parts = score_parts(state.snapshot(), anchor, arrays.union1d(candidates, listed), state.counters, now)
         stored = self.store.get_stored_articles(list(others)) if others else {}
         verdicts = []
         for other in others:
@@ -1340,12 +1341,12 @@ def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray,
     stories moved last; pinned items that stay go back to their positions (``pins``: article id
     -> position)."""
     index = state.indices([item.article_id for item in items])
-    keep = ~np.isin(index, read)
+    keep = ~arrays.isin(index, read)
     if sink is not None and sink.size:
         snap = state.snapshot()
         known = index >= 0
         sunk = np.zeros(index.size, dtype=bool)
-        sunk[known] = np.isin(snap.story(index[known]), sink)
+        sunk[known] = arrays.isin(snap.story(index[known]), sink)
         order = np.argsort(sunk, kind="stable")
         items, keep = tuple(items[k] for k in order.tolist()), keep[order]
     if not pins:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recommender import arrays
 from recommender.models.served import ArticleMeta
 
 from .catalog import Snapshot
@@ -49,7 +50,7 @@ def feed_items(snap: Snapshot, cand: Candidates, page: np.ndarray,
     tops = top_reasons(cand, page, FEED_REASONS)
     because = None  # per item, the read article its text is closest to (one product for the page)
     if profile.positives.size and any(t in ("content", "session") for t in tops):
-        read = np.unique(profile.positives)
+        read = arrays.unique(profile.positives)
         because = read[np.argmax(snap.text(read) @ snap.text(index).T, axis=0)].tolist()
     reasons = []
     for k, (top, meta) in enumerate(zip(tops, metas)):

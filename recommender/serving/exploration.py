@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recommender import arrays
 from recommender.models.neighbours import top_k
 
 
@@ -70,4 +71,4 @@ def explore(greedy: np.ndarray, scores: np.ndarray, epsilon: float, pool: int, s
 def pool_of(greedy: np.ndarray, scores: np.ndarray, pool: int) -> np.ndarray:
     """The rows an explored list draws from: the ``pool`` best by score and the greedy list, sorted."""
     best = top_k(np.asarray(scores, dtype=np.float64), min(max(pool, 0), len(scores))) if len(scores) else greedy
-    return np.union1d(np.asarray(best, dtype=np.int64), np.asarray(greedy, dtype=np.int64))
+    return arrays.union1d(np.asarray(best, dtype=np.int64), np.asarray(greedy, dtype=np.int64))

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recommender import arrays
+
 from .catalog import Snapshot
 from .explain import RELATED_REASONS
 from .ranking import FUTURE_GRACE, near_duplicate, related_candidates, score_related
@@ -49,7 +51,7 @@ def score_parts(snap: Snapshot, anchor: int, index: np.ndarray, counters, now: f
     """Per catalog index, ``{"score": s, "parts": {name: weighted part}}`` as ``score_related`` scores
     ``index`` together (popularity is relative to the most engaging of them: score the whole candidate
     set, not one article alone); indices it refuses (taken down, not yet published) are absent."""
-    cand = score_related(snap, anchor, np.unique(np.asarray(index, dtype=np.int64)), counters, now)
+    cand = score_related(snap, anchor, arrays.unique(np.asarray(index, dtype=np.int64)), counters, now)
     out = {}
     for k, i in enumerate(cand.index.tolist()):
         parts = {name: float(cand.features[f"w_{name}"][k]) for name in RELATED_REASONS if f"w_{name}" in cand.features}
@@ -75,7 +77,7 @@ def verdict(snap: Snapshot, anchor: int, index: int, article_id: str, listed: np
         return Verdict(article_id, "taken_down", "")
     found = scored.get(index)
     if found is None:  # not a candidate: scored as if it were one more
-        found = score_parts(snap, anchor, np.union1d(candidates, [index]), counters, now).get(index)
+        found = score_parts(snap, anchor, arrays.union1d(candidates, [index]), counters, now).get(index)
     score, parts = (found["score"], found["parts"]) if found else (None, None)
     if index in set(listed.tolist()):
         return Verdict(article_id, "listed", "", score, parts)

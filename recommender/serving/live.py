@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recommender import arrays
 from recommender.domain import Article
 from recommender.models.neighbours import spherical_kmeans, top_k
 from recommender.models.popularity import DecayedCounters
@@ -96,7 +97,7 @@ class LiveState:
         index = table[keys]
         if (index == -2).any():
             with self.key_lock:
-                missing = np.unique(keys[index == -2])
+                missing = arrays.unique(keys[index == -2])
                 ids = store.article_ids_for_keys(missing.tolist())
                 table = self.key_index
                 table[missing] = found = self.indices([ids.get(k, "") for k in missing.tolist()])

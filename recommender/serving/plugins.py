@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recommender import arrays
 from recommender.models.plugins import Items, LoadedPlugin, Reader, unit_rows
 
 from .catalog import Snapshot
@@ -175,7 +176,7 @@ class PluginCandidates:
             extra += _feed_extra(b, sources)
         extra = [e for e in extra if e.size]
         if extra:
-            index = np.union1d(b.index, np.concatenate(extra))
+            index = arrays.union1d(b.index, np.concatenate(extra))
             b.index = index[b.in_section(index)] if b.filters else index
         return b
 

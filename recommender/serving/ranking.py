@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recommender import arrays
 from recommender.domain import EVENT_CODES
 from recommender.models.neighbours import top_k
 from recommender.models.popularity import DecayedCounters
@@ -163,7 +164,7 @@ def build_profile(snap: Snapshot, items: np.ndarray, events: np.ndarray, ts: np.
     model = snap.model
     params = model.ranking
     known = items >= 0
-    positive = known & np.isin(events, POSITIVE_CODES)
+    positive = known & arrays.isin(events, POSITIVE_CODES)
     pos_items, pos_ts = items[positive], ts[positive]
     if pos_items.size == 0:
         return ReaderProfile(pos_items, pos_items, np.zeros(0), pos_items, None, None, None, followed_categories,
@@ -207,7 +208,7 @@ def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters
         W = snap.window_arrays()
         valid = ~W["deleted"] & (W["published_at"] <= now + FUTURE_GRACE)
         if profile.read.size:
-            valid &= ~np.isin(W["index"], profile.read)
+            valid &= ~arrays.isin(W["index"], profile.read)
         index = W["index"][valid]
         cols = {name: W[name][valid] for name in ("published_at", "category", "region", "text", "factors", "story")}
     else:
@@ -261,7 +262,7 @@ def reader_controls(profile: ReaderProfile, index: np.ndarray, story: np.ndarray
     n = index.size
     hide_story = np.zeros(n)
     if profile.hidden_stories.size:
-        hide_story = np.isin(story, profile.hidden_stories).astype(np.float64)
+        hide_story = arrays.isin(story, profile.hidden_stories).astype(np.float64)
     hide_category = np.zeros(n)
     counts = profile.hidden_categories
     if counts is not None and counts.size:
@@ -371,7 +372,7 @@ def summarize_window(snap: Snapshot, counters: DecayedCounters, now: float,
 
     def per_code(codes: np.ndarray) -> dict[int, np.ndarray]:
         codes = codes[order]
-        return {int(c): ranked[codes == c][:per_label] for c in np.unique(codes)}
+        return {int(c): ranked[codes == c][:per_label] for c in arrays.unique(codes)}
 
     centroids, by_cluster = {}, {}
     fresh_vectors = {"text": snap.fresh.text[: snap.n_fresh], "cf": snap.fresh.factors[: snap.n_fresh]}
@@ -455,7 +456,7 @@ def related_candidates(snap: Snapshot, anchor: int, extra: tuple[np.ndarray, np.
             parts.append(idx[row][idx[row] >= 0].astype(np.int64))
     if extra is not None:
         parts.append(extra[0][extra[0] >= 0].astype(np.int64))
-    cand = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    cand = arrays.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
     return cand[cand != anchor]
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recommender import arrays
 from recommender.store import Store
 
 
@@ -89,7 +90,7 @@ class ReadSets:
                 self._put(user_id, entry)
                 return entry.keys
         due, later, later_ts, hi = first if first is not None else self.store.user_read_set(user_id, since, until)
-        keys = np.unique(due)
+        keys = arrays.unique(due)
         if due.size + later.size < self.min_events:
             return keys
         entry = _Entry(since, until, hi, keys, later.astype(np.int64), later_ts.astype(np.float64))
@@ -101,7 +102,7 @@ class ReadSets:
         all_keys = np.concatenate([entry.future_keys, keys])
         all_ts = np.concatenate([entry.future_ts, ts])
         due = all_ts <= until
-        merged = np.union1d(entry.keys, all_keys[due]) if due.any() else entry.keys
+        merged = arrays.union1d(entry.keys, all_keys[due]) if due.any() else entry.keys
         return _Entry(entry.since, until, hi, merged.astype(np.int64), all_keys[~due], all_ts[~due])
 
     def _put(self, user_id: str, entry: _Entry) -> None:

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from recommender import arrays
 from recommender.domain import ValidationError, check_id, parse_time
 from recommender.store import EditorialRule
 from recommender.store.base import RULE_KINDS, RULE_LISTS
@@ -95,9 +96,9 @@ def target_mask(rule: EditorialRule, snap: Snapshot, index: np.ndarray, article_
     if target.get("article_id") is not None:
         return index == article_index.get(target["article_id"], -1)
     if target.get("category") is not None:
-        return np.isin(snap.category(index), category_codes.get(fold(target["category"]), []))
+        return arrays.isin(snap.category(index), category_codes.get(fold(target["category"]), []))
     if target.get("region") is not None:
-        return np.isin(snap.region(index), region_codes.get(fold(target["region"]), []))
+        return arrays.isin(snap.region(index), region_codes.get(fold(target["region"]), []))
     return np.zeros(index.size, dtype=bool)
 
 

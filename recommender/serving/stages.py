@@ -17,6 +17,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from recommender import arrays
+
 from .catalog import Snapshot
 from .explain import feed_items, related_items
 from .exploration import explore
@@ -120,9 +122,9 @@ class ListBuild:
         """Which of ``index`` the section filter lets through, shape (n,) bool."""
         keep = np.ones(index.size, dtype=bool)
         if self.category_codes is not None:
-            keep &= np.isin(self.snap.category(index), self.category_codes)
+            keep &= arrays.isin(self.snap.category(index), self.category_codes)
         if self.region_codes is not None:
-            keep &= np.isin(self.snap.region(index), self.region_codes)
+            keep &= arrays.isin(self.snap.region(index), self.region_codes)
         return keep
 
     def scope(self) -> ListScope:
@@ -202,11 +204,11 @@ class FeedCandidates:
                                                                        else ())]
             pools += [summary.by_region.get(int(r), _NONE) for r in (b.region_codes if b.region_codes is not None
                                                                       else ())]
-            extra = np.unique(np.concatenate([_NONE, *[np.asarray(p, dtype=np.int64) for p in pools]]))
+            extra = arrays.unique(np.concatenate([_NONE, *[np.asarray(p, dtype=np.int64) for p in pools]]))
             extra = extra[extra < b.snap.n_total]
             extra = extra[~b.snap.deleted(extra) & (b.snap.published_at(extra) <= b.now + FUTURE_GRACE)
-                          & ~np.isin(extra, b.profile.read)]
-            index = np.union1d(index, extra)
+                          & ~arrays.isin(extra, b.profile.read)]
+            index = arrays.union1d(index, extra)
             index = index[b.in_section(index)]
         b.index = index
         return b
@@ -304,7 +306,7 @@ class RelatedScoring:
             else:
                 pool = np.concatenate([summary.popular, summary.by_category.get(
                     int(snap.category(np.array([anchor]))[0]), summary.popular)])
-            index = np.union1d(b.index, pool)
+            index = arrays.union1d(b.index, pool)
             index = index[index != anchor]
             if b.filters:
                 index = index[b.in_section(index)]
@@ -322,7 +324,7 @@ class ExcludeServed:
 
     def __call__(self, b: ListBuild) -> ListBuild:
         if b.served.size:
-            b.cand = b.cand.take(~np.isin(b.cand.index, b.served))
+            b.cand = b.cand.take(~arrays.isin(b.cand.index, b.served))
         return b
 
 
@@ -377,8 +379,8 @@ class EditorialRules:
             page[pos] = i
         if page:
             wanted = np.array(list(page.values()), dtype=np.int64)
-            in_cand = np.isin(cand.index, wanted)
-            missing = wanted[~np.isin(wanted, cand.index)]
+            in_cand = arrays.isin(cand.index, wanted)
+            missing = wanted[~arrays.isin(wanted, cand.index)]
             pinned = _concat(cand.take(in_cand), self.scoring.score(b, missing)) if missing.size else cand.take(in_cand)
             cand = cand.take(~in_cand)
             row = {int(i): k for k, i in enumerate(pinned.index.tolist())}
@@ -400,9 +402,9 @@ class EditorialRules:
             return False
         if b.filters and not b.in_section(one)[0]:
             return False
-        if np.isin(one, b.served)[0]:
+        if arrays.isin(one, b.served)[0]:
             return False
-        if b.profile is not None and (np.isin(one, b.profile.read)[0] or np.isin(one, b.profile.hidden)[0]):
+        if b.profile is not None and (arrays.isin(one, b.profile.read)[0] or arrays.isin(one, b.profile.hidden)[0]):
             return False
         cats, regs = folded_codes(list(b.state.categories.names)), folded_codes(list(b.state.regions.names))
         return not any(target_mask(r, snap, one, article_index, cats, regs)[0] for r in blocks)

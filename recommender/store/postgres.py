@@ -48,6 +48,7 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from recommender import arrays
 from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, Preferences, key64_bytes
 
 from .base import (
@@ -387,7 +388,7 @@ def _packed_keys_sql(events: Sequence[str]) -> str:
 
 def _key_rows(row: tuple | None) -> np.ndarray:
     """Sorted distinct keys of a :func:`_packed_keys_sql` row."""
-    return np.unique(_unpacked(row, (">i8",))[0]).astype(np.int64)
+    return arrays.unique(_unpacked(row, (">i8",))[0]).astype(np.int64)
 
 
 def _event_key_arrays(row: tuple | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -454,7 +455,7 @@ def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
 def _distinct_keys(keys: np.ndarray) -> np.ndarray:
     if keys.size == 0:
         return np.zeros(0, dtype=np.int64)
-    return np.unique(keys)
+    return arrays.unique(keys)
 
 
 def _article_from_row(row: tuple) -> StoredArticle:
@@ -1201,7 +1202,7 @@ class PostgresStore(Store):
         keep = batch.first
         if stored:
             keep = (np.ones(n, dtype=bool) if keep is None else keep) & \
-                ~np.isin(eids, np.fromiter((r[0] for r in stored), dtype=np.int64, count=len(stored)))
+                ~arrays.isin(eids, np.fromiter((r[0] for r in stored), dtype=np.int64, count=len(stored)))
         try:
             m = self._copy_events(conn, batch, keep, columns, now)
         except psycopg.errors.UniqueViolation:
@@ -1336,7 +1337,7 @@ class PostgresStore(Store):
                 (-1e308 if start is None else float(start), 1e308 if end is None else float(end))).fetchall()
             keys = [np.frombuffer(bytes(r[4]), dtype="<i8") for r in rows]
             ids = self._id_map(conn, "article_keys", "article_id",
-                               np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64))
+                               arrays.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64))
         return [unpack_features(r[0], r[1], r[2], r[3], [ids[int(k)] for k in k_], r[5], r[6], r[7])
                 for r, k_ in zip(rows, keys)]
 

@@ -25,6 +25,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from recommender import arrays
 from recommender.domain import EVENT_CODES, EVENT_TYPES, Article, Interaction, Preferences
 
 from .base import (
@@ -414,7 +415,7 @@ def _merge_by_time(a_ts: np.ndarray, a_seq: np.ndarray, b_ts: np.ndarray, b_seq:
     order = np.empty(n + m, dtype=np.int64)
     order[pos_a] = np.arange(n)
     order[pos_b] = np.arange(n, n + m)
-    shared = np.unique(b_ts[np.searchsorted(a_ts, b_ts, side="left") < pos_b - np.arange(m)])
+    shared = arrays.unique(b_ts[np.searchsorted(a_ts, b_ts, side="left") < pos_b - np.arange(m)])
     if shared.size:
         starts = np.searchsorted(a_ts, shared, side="left") + np.searchsorted(b_ts, shared, side="left")
         lengths = np.searchsorted(a_ts, shared, side="right") + np.searchsorted(b_ts, shared, side="right") - starts
@@ -891,7 +892,7 @@ class SQLiteStore(Store):
             (-math.inf if start is None else float(start), math.inf if end is None else float(end))).fetchall()
         keys = [np.frombuffer(r[4], dtype="<i8") for r in rows]
         ids = self._id_map(conn, "article_keys", "article_id",
-                           np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64))
+                           arrays.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64))
         return [unpack_features(r[0], r[1], r[2], r[3], [ids[int(k)] for k in k_], r[5], r[6], r[7])
                 for r, k_ in zip(rows, keys)]
 
@@ -950,7 +951,7 @@ class SQLiteStore(Store):
         since = since if since is not None else -1.0
         if _served(types):  # items of served lists carry their list id and position
             keys, codes, ts, dwell, lists, positions = self._history_with_lists(user_id, since, limit, types)
-            ids = self.article_ids_for_keys(np.unique(keys).tolist())
+            ids = self.article_ids_for_keys(arrays.unique(keys).tolist())
             return [
                 Interaction(user_id=user_id, article_id=ids[k], event=EVENT_TYPES[ev], ts=t,
                             dwell_seconds=None if math.isnan(dw) else dw, list_id=lists[i] if i >= 0 else None,
@@ -971,7 +972,7 @@ class SQLiteStore(Store):
         types = _types(events)
         if _served(types):
             keys, codes, ts, dwell, _, _ = self._history_with_lists(user_id, -1.0, limit, types)
-            ids = self.article_ids_for_keys(np.unique(keys).tolist())
+            ids = self.article_ids_for_keys(arrays.unique(keys).tolist())
             return [ids[k] for k in keys.tolist()], codes, ts, dwell.astype(np.float32)
         rows = self._conn().execute(
             _history_sql(types, ids=True), {"user": user_id, "since": -1.0, "limit": int(limit)}).fetchall()
@@ -1345,7 +1346,7 @@ class SQLiteStore(Store):
                 "SELECT article_keys FROM served_lists WHERE user_key = (SELECT key FROM users WHERE user_id = :user) "
                 "AND ts >= :since AND ts <= :until", params)]
             keys = np.concatenate([keys, _unpack_keys(blobs)[0]])
-        return np.unique(keys)
+        return arrays.unique(keys)
 
     @_read_errors
     def article_keys(self, article_ids: Sequence[str]) -> dict[str, int]:

@@ -1,0 +1,52 @@
+"""Set operations on the integer arrays a list is built from (catalog indices, store keys, codes).
+
+numpy 2.3 and later answer ``np.unique`` of integers (without ``return_*``) with a hash table
+followed by a sort, and ``np.isin`` through ``np.unique``: at the tens to thousands of values of
+one feed, that is 3-4x the time of one sort (300 values: 18 us instead of 4; numpy PR 30496),
+~0.3 ms of every feed. These give numpy's answers, by sorting, for integer arrays, and hand
+anything else to numpy itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["isin", "union1d", "unique"]
+
+
+def _ints(*arrays: np.ndarray) -> bool:
+    return all(a.dtype.kind in "iu" for a in arrays) and np.result_type(*arrays).kind in "iu"
+
+
+def unique(values) -> np.ndarray:
+    """Sorted distinct values, as ``np.unique(values)`` (flattened)."""
+    a = np.asarray(values)
+    if not _ints(a):
+        return np.unique(a)
+    s = np.sort(a, axis=None)
+    if s.size < 2:
+        return s
+    first = np.empty(s.size, dtype=bool)
+    first[0] = True
+    np.not_equal(s[1:], s[:-1], out=first[1:])
+    return s[first]
+
+
+def union1d(a, b) -> np.ndarray:
+    """Sorted distinct values of both, as ``np.union1d(a, b)``."""
+    a, b = np.asarray(a), np.asarray(b)
+    if not _ints(a, b):
+        return np.union1d(a, b)
+    return unique(np.concatenate((a.ravel(), b.ravel())))
+
+
+def isin(element, test) -> np.ndarray:
+    """Whether each of ``element`` is in ``test`` (bool, shape of ``element``), as ``np.isin``."""
+    a, b = np.asarray(element), np.asarray(test)
+    if not _ints(a, b):
+        return np.isin(a, b)
+    if a.size == 0 or b.size == 0:
+        return np.zeros(a.shape, dtype=bool)
+    s = np.sort(b, axis=None)
+    at = np.minimum(np.searchsorted(s, a), s.size - 1)
+    return s[at] == a
