@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from recommender.domain import ID_PATTERN
+
 JSON = "application/json"
 
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+# an id in a JSON body (recommender.domain.check_id): inline, as OpenAPI 3.0 ignores what sits beside a $ref
+ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": f"^{ID_PATTERN.pattern}$",
+      "description": "1-128 letters, digits and . _ : @ -, starting with a letter or digit"}
 
 
 def _error(description: str) -> dict:
@@ -154,13 +161,13 @@ SCHEMAS: dict[str, Any] = {
     "Event": {
         "type": "object", "required": ["user_id", "article_id", "event", "ts"], "additionalProperties": False,
         "properties": {
-            "user_id": {"type": "string"}, "article_id": {"type": "string"},
+            "user_id": ID, "article_id": ID,
             "event": {"type": "string", "enum": ["impression", "click", "read", "share", "hide"]},
             "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
                    "description": "ISO-8601 (no offset = WIB) or epoch seconds"},
             "dwell_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
-            "event_id": {"type": "string", "description": "Idempotency key; a resent event counts once"},
-            "list_id": {"type": "string"}, "position": {"type": "integer", "minimum": 0, "maximum": 10000},
+            "event_id": {**ID, "nullable": True, "description": "Idempotency key; a resent event counts once"},
+            "list_id": {**ID, "nullable": True}, "position": {"type": "integer", "minimum": 0, "maximum": 10000},
             "history": {"type": "boolean"},
         },
     },
@@ -173,7 +180,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["article_id", "title", "category", "published_at"],
         "additionalProperties": False,
         "properties": {
-            "article_id": {"type": "string"}, "title": {"type": "string", "maxLength": 1000},
+            "article_id": ID, "title": {"type": "string", "maxLength": 1000},
             "body": {"type": "string", "maxLength": 200000}, "category": {"type": "string"},
             "region": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
             "url": {"type": "string"}, "language": {"type": "string", "default": "id"},

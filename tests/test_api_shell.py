@@ -59,6 +59,22 @@ def test_openapi_documents_every_route_and_nothing_else(app, client):
     assert served == documented
 
 
+@pytest.mark.parametrize("field", ["user_id", "article_id", "event_id", "list_id"])
+def test_the_documented_id_schema_refuses_and_admits_what_the_api_does(client, creds, field):
+    """A client validating its events against /openapi.json sends no id the API refuses, and is
+    not told an id the API takes is wrong: the schema's pattern and lengths are check_id's."""
+    schema = client.get("/openapi.json").get_json()["components"]["schemas"]["Event"]["properties"][field]
+
+    def documented(value) -> bool:
+        return (isinstance(value, str) and schema["minLength"] <= len(value) <= schema["maxLength"]
+                and re.search(schema["pattern"], value) is not None)
+
+    for value in ["a", "A9", "9", "x" * 128, "x" * 129, "", "-a", ".a", "a b", "a/b", "ü", "user@site:1_2-3.x",
+                  "ab#", 7]:
+        resp = call(client, "POST", "/v1/events", creds.site, {"events": [event(**{field: value})]})
+        assert resp.status_code == (200 if documented(value) else 400), (field, value, resp.get_data(as_text=True))
+
+
 def test_openapi_roles_and_query_parameters_match_the_guards(app, client):
     doc = client.get("/openapi.json").get_json()
     for rule in app.url_map.iter_rules():
