@@ -150,7 +150,8 @@ def test_train_promote_does_not_override_a_rollback_made_while_it_trained(home, 
 
     run(capsys, "sample", "--articles", "120", "--users", "60", "--days", "3", "--seed", "2", "--ingest")
     old = json.loads(run(capsys, "train", "--json", "--promote")[1])["version"]
-    live = json.loads(run(capsys, "train", "--json", "--promote", "--seed", "1")[1])["version"]
+    trained = json.loads(run(capsys, "train", "--json", "--promote", "--seed", "1")[1])
+    live = trained["version"]
     real = fitting.build_model
 
     def rollback_meanwhile(*args, **kwargs):
@@ -164,6 +165,8 @@ def test_train_promote_does_not_override_a_rollback_made_while_it_trained(home, 
     staged = json.loads(out)  # --json: a script still learns what was staged and why it is not live
     assert staged["status"] == "staged" and staged["promoted"] is False and staged["live_version"] == old
     assert f"the live version is {old}, not {live}" in staged["not_promoted_reason"]
+    assert set(staged) == {*trained, "not_promoted_reason"}  # and the training's report, as after any training
+    assert staged["articles"] == trained["articles"] and staged["timings_seconds"]["bundle write"] > 0
     store = SQLiteStore(home / "newsrec.sqlite3")
     listed = statuses(capsys)
     assert store.live_model() == old and listed.pop(old) == "live" and listed.pop(live) == "retired"

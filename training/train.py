@@ -113,19 +113,15 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     except PromotionConflict as exc:
         print(f"error: staged {exc.version}, not promoted: {exc}", file=sys.stderr)
-        if args.json or not show:  # a script reading stdout still learns what was staged and why it is not live
+        if args.json or not show:  # a script reading stdout still learns what was staged, why it is not live
+            # and the training's report, as after any training
             print(json.dumps({"version": exc.version, "status": "staged", "live_version": exc.live,
                               "promoted": False, "not_promoted_reason": str(exc),
-                              "models_dir": str(settings.models_dir), "parameters_from": source}, indent=2))
+                              **_report(getattr(exc, "built", None), learned_report, settings, source)}, indent=2))
         return 3
     live = store.live_model()
-    if learned_report is not None:
-        built.report["learned_stage"] = {k: learned_report[k] for k in (
-            "used", "chosen", "reference", "chosen_validation", "lists", "rows", "logged_lists", "logged_rows",
-            "replayed_lists", "replayed_rows")}
     summary = {"version": version, "status": "live" if version == live else "staged", "live_version": live,
-               "promoted": args.promote,
-               "models_dir": str(settings.models_dir), "parameters_from": source, **built.report}
+               "promoted": args.promote, **_report(built, learned_report, settings, source)}
     if args.json or not show:
         print(json.dumps(summary, indent=2))
     else:
@@ -136,3 +132,13 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {key:32s} {value}")
         print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in built.report["timings_seconds"].items()))
     return 0
+
+
+def _report(built, learned_report: dict | None, settings, source: str) -> dict:
+    """What ``train --json`` prints of a training besides the version and its status."""
+    report = dict(built.report) if built is not None else {}
+    if learned_report is not None:
+        report["learned_stage"] = {k: learned_report[k] for k in (
+            "used", "chosen", "reference", "chosen_validation", "lists", "rows", "logged_lists", "logged_rows",
+            "replayed_lists", "replayed_rows")}
+    return {"models_dir": str(settings.models_dir), "parameters_from": source, **report}

@@ -478,5 +478,9 @@ def train(store: Store, models_dir: str | Path, params: TrainParams | None = Non
                            publish=False, protect=kept)
     built.report["timings_seconds"]["bundle write"] = round(time.perf_counter() - start, 3)
     if promote:
-        versions.promote(store, models_dir, version, expected=live_before, verify=False)
+        try:
+            versions.promote(store, models_dir, version, expected=live_before, verify=False)
+        except versions.PromotionConflict as exc:
+            exc.built = built  # staged all the same: the caller reports it as it would a promoted one
+            raise
     return version, built
