@@ -18,7 +18,8 @@ worker of B: event 0.08, edit 0.49, takedown 0 (asserted with no wait), preferen
 forget 0.06, promotion 0.41 (every worker of A and B); later (2026-12-03, six other jobs beside
 it) a pin 0.54 and its removal 1.01, a block rule 1.02 and its removal 0.99 (the followers poll the
 log once a second), an experiment 0.48 and its stop 0.12; the whole test ~2 min under that load,
-most of it the sample, two trainings and four workers starting.
+most of it the sample, two trainings and four workers starting. A heavy reader (2026-12-05, alone
+on the machine): 310 reads left out by every worker of B 0.05, a new read 0.03 (the test ~30 s).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ WORKERS = 2
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
 def uid(prefix: str) -> str:
@@ -159,6 +164,46 @@ def test_every_write_to_one_replica_reaches_every_worker_of_the_other(replicas):
             assert clicked not in item_ids(feed(reader, pin)), f"clicked {clicked} still in {reader}'s feed"
 
         times["event"] = on_every_worker(pins, click_shows, started, "a click on A shown by every worker of B")
+
+        # 1b. a heavy reader (more reads than the 300 a profile reads): their older reads, which only
+        # the read set a worker keeps holds, stay out of B's feeds, and a new read posted to A leaves
+        # them too (the read set's delta)
+        heavy = uid("heavy")
+        old_reads = item_ids(feed(uid("cold"), b, limit=10))
+        filler = next(x for x in newest if x not in old_reads)
+        when = time.time()
+        reads = ([{"user_id": heavy, "article_id": x, "event": "read", "dwell_seconds": 60,
+                   "ts": iso(when - 7200 + k)} for k, x in enumerate(old_reads)]
+                 + [{"user_id": heavy, "article_id": filler, "event": "read", "dwell_seconds": 30,
+                     "ts": iso(when - 3600 + k)} for k in range(300)])
+        control = uid("control")  # the same 300 newest reads, none of the older ones
+        reply = a.post("/v1/events", {"events": [dict(r, user_id=control) for r in reads[len(old_reads):]]}, key=site)
+        assert reply.status == 200, reply.response.text
+        reply = a.post("/v1/events", {"events": reads}, key=site)
+        assert (reply.status, reply.json()) == (200, {"accepted": 310, "duplicates": 0})
+        started = time.monotonic()
+        would_show = set(old_reads) & set(item_ids(feed(control, a, limit=100)))
+        assert len(would_show) >= 3, "precondition: the older reads are articles such a feed shows"
+        pages: dict[int, list[str]] = {}
+
+        def reads_left_out(pin: Pinned) -> None:
+            shown = item_ids(feed(heavy, pin, limit=100))
+            assert len(shown) >= 50 and not {filler, *old_reads} & set(shown), f"read articles in {shown}"
+            pages[pin.worker] = shown
+
+        times["heavy_reads"] = on_every_worker(pins, reads_left_out, started, "a heavy reader's reads on every worker")
+        later = sorted(set.intersection(*(set(p) for p in pages.values())))[0]
+        reply = a.post("/v1/events", {"events": [{"user_id": heavy, "article_id": later, "event": "read",
+                                                  "dwell_seconds": 45, "ts": now_iso()}]}, key=site)
+        assert reply.status == 200, reply.response.text
+        started = time.monotonic()
+
+        def new_read_left_out(pin: Pinned) -> None:
+            shown = item_ids(feed(heavy, pin, limit=100))
+            assert later not in shown and not set(old_reads) & set(shown), f"{later} read on A still in {shown}"
+
+        times["heavy_new_read"] = on_every_worker(pins, new_read_left_out, started,
+                                                  "a heavy reader's new read on A left out by every worker of B")
 
         # 2. an article edit: its new title in B's related lists
         anchors = listed_by[edit_x]
