@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -133,3 +134,65 @@ def postgres_db(postgres_server):
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class PgProxy:
+    """A TCP forwarder to the PostgreSQL server of ``database`` (a URL) that can go away and come
+    back on the same port (the database becoming unreachable, as when a host loses its network);
+    :attr:`url` reaches the same database through it."""
+
+    def __init__(self, database: str):
+        parts = urlsplit(database)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        user = parts.netloc.rsplit("@", 1)
+        netloc = (user[0] + "@" if len(user) == 2 else "") + f"127.0.0.1:{self.port}"
+        self.url = urlunsplit(parts._replace(netloc=netloc))
+        self.sockets: list = []
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while self.open:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.open = False
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread: close alone may not
+        except OSError:
+            pass
+        self.listener.close()
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+    def restart(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()

@@ -27,6 +27,7 @@ from recommender.domain import Article, Interaction
 from recommender.store import ServedList, SQLiteStore, StoreDiskError, StoreError, StoreUnavailable, open_store
 from recommender.store.postgres import COMMIT_ORDER_LOCK, PostgresStore
 
+from .pg_fixtures import PgProxy
 from .store_contract import T0, article, event, followed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -858,84 +859,14 @@ def test_a_schema_6_database_gets_the_feature_log(postgres_db):
         migrated.close()
 
 
-class _Proxy:
-    """A TCP forwarder to the PostgreSQL server that can go away and come back on the same port
-    (the database becoming unreachable, as when a host loses its network)."""
-
-    def __init__(self, target: tuple[str, int]):
-        import socket
-
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list = []
-        self.open = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-
-        while self.open:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            self.sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a, b) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def stop(self) -> None:
-        import socket
-
-        self.open = False
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread: close alone may not
-        except OSError:
-            pass
-        self.listener.close()
-        for s in self.sockets:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            except OSError:
-                pass
-
-    def restart(self) -> None:
-        import socket
-
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.open = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-
 def test_while_the_server_does_not_answer_calls_fail_at_once_then_recover(postgres_db, monkeypatch):
     """A server that went away costs one call its ``timeout`` (after the one that found its
     connection dead); the next ones within
     ``UNREACHABLE_PAUSE`` fail at once (StoreUnavailable, the pool not even asked) instead of each
     waiting the timeout again (a feed asks several times: 30 s per request were seen); once the
     server is back, calls succeed again by themselves."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(postgres_db)
-    proxy = _Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    netloc = parts.netloc.rsplit("@", 1)
-    url = urlunsplit(parts._replace(netloc=(netloc[0] + "@" if len(netloc) == 2 else "") + f"127.0.0.1:{proxy.port}"))
-    store = PostgresStore(url, timeout=2.0, pool_size=1)
+    proxy = PgProxy(postgres_db)
+    store = PostgresStore(proxy.url, timeout=2.0, pool_size=1)
     try:
         store.upsert_articles([Article("a1", "Banjir di Jakarta", "", "Nasional", 1_780_000_000.0)])
         assert store.reader_version("u1") is not None
