@@ -585,7 +585,7 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
         in_play[rank] = False
         if chosen_rows and has_text[rank]:
             sims = (chosen_text[: len(chosen_rows)] @ text[rank]).tolist()
-            if any(near_duplicate(snap, int(cand.index[order[chosen_rows[c]]]), int(cand.index[order[rank]]), sim,
+            if max(sims) >= duplicate_similarity and any(near_duplicate(snap, int(cand.index[order[chosen_rows[c]]]), int(cand.index[order[rank]]), sim,
                                   duplicate_similarity)
                    for c, sim in enumerate(sims) if sim >= duplicate_similarity):
                 continue
