@@ -33,6 +33,15 @@ def event(user: str, art: str, kind: str = "click", ts: float = T0 + 100, **over
     return Interaction(user_id=user, article_id=art, event=kind, ts=ts, **over)
 
 
+def probed_reader(store, user: str = "u") -> tuple | None:
+    """A reader with 50 posted impressions and a hide (the probe's other events); their probe
+    (``reader_version``), for the tests of the index it reads them from."""
+    store.upsert_articles([article(i) for i in range(3)])
+    store.add_events([event(user, "a0", "impression", ts=T0 + k, event_id=f"i{k}") for k in range(50)]
+                     + [event(user, "a1", "hide", ts=T0 + 60)])
+    return store.reader_version(user)
+
+
 def served(list_id: str, user: str, arts: tuple[str, ...], ts: float = T0 + 100, **over) -> ServedList:
     return ServedList(list_id=list_id, user_id=user, ts=ts, article_ids=arts, **over)
 

@@ -28,7 +28,7 @@ from recommender.store import ServedList, SQLiteStore, StoreDiskError, StoreErro
 from recommender.store.postgres import COMMIT_ORDER_LOCK, PostgresStore
 
 from .pg_fixtures import PgProxy
-from .store_contract import T0, article, event, followed
+from .store_contract import T0, article, event, followed, probed_reader
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -818,10 +818,7 @@ def test_a_schema_7_database_gets_the_probe_index_and_the_probe_uses_it(postgres
     """Schema 8: a reader's hides and posted impressions by seq, so the feed's probe takes their
     smallest and largest in two index probes instead of scanning them all."""
     store = PostgresStore(postgres_db)
-    store.upsert_articles([article(i) for i in range(3)])
-    store.add_events([event("u", "a0", "impression", ts=T0 + k, event_id=f"i{k}") for k in range(50)]
-                     + [event("u", "a1", "hide", ts=T0 + 60)])
-    first = store.reader_version("u")
+    first = probed_reader(store, "u")
     store.close()
     migrated = _reopened_at(postgres_db, 7, "DROP INDEX events_user_other")
     try:

@@ -11,6 +11,8 @@ import pytest
 from recommender.domain import Article, Interaction, Preferences, ValidationError
 from recommender.store import SCHEMA_VERSION, ServedList, SQLiteStore, StoreError
 from recommender.store.sqlite import _READER_VERSION_SQL, _history_sql
+from tests.store_contract import T0 as CONTRACT_T0
+from tests.store_contract import probed_reader
 
 T0 = 1_793_466_000.0  # 2026-11-01 00:00 WIB
 
@@ -179,10 +181,7 @@ def test_a_schema_11_database_gets_the_probe_index_and_the_probe_uses_it(tmp_pat
     answers MIN and MAX from an index only one per subquery)."""
     path = tmp_path / "v11.sqlite3"
     store = SQLiteStore(path)
-    store.upsert_articles([article(i) for i in range(3)])
-    store.add_events([event("u", "a0", "impression", ts=T0 + k, event_id=f"i{k}") for k in range(50)]
-                     + [event("u", "a1", "hide", ts=T0 + 60)])
-    first = store.reader_version("u")
+    first = probed_reader(store, "u")
     store.close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP INDEX events_user_other")
@@ -193,7 +192,7 @@ def test_a_schema_11_database_gets_the_probe_index_and_the_probe_uses_it(tmp_pat
     plan = [r[-1] for r in migrated._conn().execute("EXPLAIN QUERY PLAN " + _READER_VERSION_SQL, {"user": "u"})]
     assert sum("INDEX events_user_other (user_key=?)" in p for p in plan) == 2, plan
     assert not any("events_user_cover" in p for p in plan), plan
-    migrated.add_events([event("u", "a2", "impression", ts=T0 + 5, event_id="late")])  # backdated
+    migrated.add_events([event("u", "a2", "impression", ts=CONTRACT_T0 + 5, event_id="late")])  # backdated
     assert migrated.reader_version("u")[3] != first[3]  # still a new largest seq
 
 
