@@ -1124,8 +1124,15 @@ class PostgresStore(Store):
             if len(self._drop_forgotten(conn, batch, created)) != len(batch):
                 raise _Again()
             articles = self._article_keys(conn, [a for s in batch for a in s.article_ids])
-            self._lock_commit_order(conn)
+            # built before the commit-order lock, which every event post waits for: it covers drawing
+            # the seqs and the commit, not this (500 lists at 10M events: held ~11 -> ~9 ms)
             # each list's keys travel as an array literal ('{3,1,2}'): unnest cannot take ragged arrays
+            params = (list(range(len(batch))), [s.list_id for s in batch], [users[s.user_id] for s in batch],
+                      [float(s.ts) for s in batch], [int(s.offset) for s in batch], [s.model_version for s in batch],
+                      [s.variant for s in batch], [s.strategy for s in batch],
+                      ["{" + ",".join(str(articles[a]) for a in s.article_ids) + "}" for s in batch],
+                      [s.experiment for s in batch], [s.config for s in batch], [s.teams for s in batch])
+            self._lock_commit_order(conn)
             row = conn.execute(
                 "WITH ins AS (INSERT INTO served_lists(seq, list_id, user_key, ts, position, model_version, variant, "
                 "strategy, article_keys, experiment, config, teams) SELECT nextval('event_seq'), s.list_id, "
@@ -1134,12 +1141,7 @@ class PostgresStore(Store):
                 "%s::int8[], %s::float8[], %s::int4[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
                 "%s::text[], %s::text[]) "
                 "AS s(ord, list_id, user_key, ts, position, model_version, variant, strategy, keys, experiment, config, "
-                "teams) ORDER BY s.ord RETURNING seq) SELECT count(*), min(seq), max(seq) FROM ins",
-                (list(range(len(batch))), [s.list_id for s in batch], [users[s.user_id] for s in batch],
-                 [float(s.ts) for s in batch], [int(s.offset) for s in batch], [s.model_version for s in batch],
-                 [s.variant for s in batch], [s.strategy for s in batch],
-                 ["{" + ",".join(str(articles[a]) for a in s.article_ids) + "}" for s in batch],
-                 [s.experiment for s in batch], [s.config for s in batch], [s.teams for s in batch])).fetchone()
+                "teams) ORDER BY s.ord RETURNING seq) SELECT count(*), min(seq), max(seq) FROM ins", params).fetchone()
             self._log(conn, "events", lo=int(row[1]), hi=int(row[2]), at=now)
             return int(row[0])
 
