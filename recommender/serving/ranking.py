@@ -510,6 +510,18 @@ def score_related(snap: Snapshot, anchor: int, candidates: np.ndarray, counters:
     return cand
 
 
+def _copies_a_chosen(snap: Snapshot, cand: Candidates, order: np.ndarray, chosen_rows: list[int], rank: int,
+                     sims: list[float], threshold: float) -> bool:
+    """Whether the candidate at ``rank`` (of ``order``) is a near-duplicate of one already chosen;
+    ``sims``: its text similarity to each of ``chosen_rows``. Most picks are close to none, and are
+    answered by one max without a headline compared (diversify: 0.35 -> 0.32 ms a list)."""
+    if max(sims) < threshold:
+        return False
+    j = int(cand.index[order[rank]])
+    return any(near_duplicate(snap, int(cand.index[order[chosen_rows[c]]]), j, sim, threshold)
+               for c, sim in enumerate(sims) if sim >= threshold)
+
+
 def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_category_share: float,
               duplicate_similarity: float, pool: int | None = None, story_similarity: float | None = None,
               uncapped: np.ndarray | None = None) -> np.ndarray:
@@ -585,9 +597,7 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
         in_play[rank] = False
         if chosen_rows and has_text[rank]:
             sims = (chosen_text[: len(chosen_rows)] @ text[rank]).tolist()
-            if max(sims) >= duplicate_similarity and any(near_duplicate(snap, int(cand.index[order[chosen_rows[c]]]), int(cand.index[order[rank]]), sim,
-                                  duplicate_similarity)
-                   for c, sim in enumerate(sims) if sim >= duplicate_similarity):
+            if _copies_a_chosen(snap, cand, order, chosen_rows, rank, sims, duplicate_similarity):
                 continue
         chosen_text[len(chosen)] = text[rank]
         chosen.append(int(order[rank]))
@@ -643,10 +653,8 @@ def mmr(snap: Snapshot, cand: Candidates, n: int, lam: float, duplicate_similari
         rank = int(np.argmax(value))  # ties go to the better score (lower rank)
         open_[rank] = False
         if chosen_rows and has_text[rank]:
-            sims = text[chosen_rows] @ text[rank]
-            if any(near_duplicate(snap, int(cand.index[order[chosen_rows[c]]]), int(cand.index[order[rank]]),
-                                  float(sims[c]), duplicate_similarity)
-                   for c in np.flatnonzero(sims >= duplicate_similarity)):
+            sims = (text[chosen_rows] @ text[rank]).tolist()
+            if _copies_a_chosen(snap, cand, order, chosen_rows, rank, sims, duplicate_similarity):
                 continue
         chosen.append(int(order[rank]))
         chosen_rows.append(rank)
