@@ -117,7 +117,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             # and the training's report, as after any training
             print(json.dumps({"version": exc.version, "status": "staged", "live_version": exc.live,
                               "promoted": False, "not_promoted_reason": str(exc),
-                              **_report(getattr(exc, "built", None), learned_report, settings, source)}, indent=2))
+                              **_report(exc.built, learned_report, settings, source)}, indent=2))
         return 3
     live = store.live_model()
     summary = {"version": version, "status": "live" if version == live else "staged", "live_version": live,

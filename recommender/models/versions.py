@@ -49,7 +49,12 @@ class PromotionConflict(PromotionError):
         The version that was not made live.
     expected, live : str or None
         The live version the promotion expected to replace, and the one that is live.
+    built : BuiltModel or None
+        What :func:`~recommender.models.fitting.train` built and staged before the promotion failed
+        (its report is still the training's), when the conflict comes from there.
     """
+
+    built = None
 
     def __init__(self, version: str, expected: str | None, live: str | None):
         self.version, self.expected, self.live = version, expected, live
