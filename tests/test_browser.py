@@ -462,8 +462,9 @@ def test_script_in_a_title_is_text_everywhere(site, context):
     assert site.server.request("PUT", f"/v1/users/{reader}/preferences", json={"categories": [], "regions": ["Papua Selatan"]},
                                key=site.site).status == 200
     personal = reader_page(context, site, reader)
-    assert title in [personal.locator(f"a[data-article='{a}']").text_content() for a, _ in feed_of(personal)
-                     if a == "xss-1"], "the article is not in the reader's feed"
+    shown = feed_of(personal)
+    assert title in [personal.locator(f"a[data-article='{a}']").text_content() for a, _ in shown
+                     if a == "xss-1"], f"the article is not in the reader's feed: {shown}"
     no_script_ran(personal)
     del record
 
