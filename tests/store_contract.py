@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import Article, Interaction, Preferences
-from recommender.store import EditorialRule, FeatureLogRow, ServedList, StoreError
+from recommender.store import EditorialRule, FeatureLogRow, ReaderReads, ServedList, StoreError
 
 T0 = 1_780_000_000.0
 
@@ -277,6 +277,54 @@ class StoreContract:
         assert store.reader_reads("u", history=5, read_set=(T0 + 2, T0 + 10)).read_set is None  # 4 reads: light
         assert store.reader_reads("u", history=4).read_set is None  # not asked
         assert store.reader_reads("nobody", history=1, read_set=(T0, T0 + 10)).read_set is None
+
+    def test_a_readers_version_and_reads_answer_as_the_version_then_each_read(self, store):
+        """``reader_version_and_reads`` (PostgreSQL: one pipeline) gives what ``reader_version`` and
+        then ``reader_reads`` give, for a reader with every kind of event, a reader with clicks
+        only, a heavy reader (the read set comes along) and a reader the store never saw. A read
+        a backend skips because the version says it is empty (None) and one it makes (empty) are
+        the same to a feed."""
+        store.upsert_articles([article(i) for i in range(8)])
+        store.add_events([event("u", "a0", ts=T0 + 1), event("u", "a1", "read", ts=T0 + 2, dwell_seconds=9.0),
+                          event("u", "a2", "share", ts=T0 + 3), event("u", "a3", "hide", ts=T0 + 4),
+                          event("u", "a4", "hide", ts=T0 + 50), event("u", "a5", "impression", ts=T0 + 5),
+                          event("v", "a6", ts=T0 + 6), event("v", "a7", ts=T0 + 7)])
+        store.add_served_lists([served("L1", "u", ("a6", "a7"), ts=T0 + 7)])
+        store.set_preferences(Preferences("u", categories=("Olahraga",), regions=("Jawa Barat",)))
+        window = (T0, T0 + 10)
+
+        def empty(value):
+            if value is None:
+                return True
+            if isinstance(value, np.ndarray):
+                return value.size == 0
+            return isinstance(value, tuple) and all(isinstance(v, np.ndarray) and v.size == 0 for v in value)
+
+        def same(got, want):
+            if empty(got) and empty(want):
+                return True
+            if isinstance(want, tuple) and isinstance(want[0], np.ndarray):
+                return all(np.array_equal(np.asarray(g), np.asarray(w), equal_nan=True) for g, w in zip(got, want))
+            if isinstance(want, np.ndarray):
+                return np.array_equal(got, want)
+            return got == want
+
+        for user, history, read_set in (("u", 10, False), ("v", 10, False), ("v", 2, True), ("nobody", 5, True)):
+            version, reads = store.reader_version_and_reads(user, history=history, impressions=10, window=window,
+                                                            read_set=read_set)
+            assert version == store.reader_version(user), user
+            want = store.reader_reads(user, history=history, preferences=True, hides=window, impressions=10,
+                                      read_set=window if read_set else None)
+            for name in ReaderReads._fields:
+                assert same(getattr(reads, name), getattr(want, name)), (user, name)
+        version, reads = store.reader_version_and_reads("u", history=10, impressions=10, window=window, read_set=True)
+        keys = store.article_keys(["a3", "a5", "a6", "a7"])
+        assert reads.history[0].size == 3 and reads.preferences.categories == ("Olahraga",)
+        assert reads.hides.tolist() == [keys["a3"]]  # a4's hide is after the window
+        assert reads.impressions[0].tolist() == [keys["a5"], keys["a6"], keys["a7"]]
+        assert reads.read_set is None  # 3 reads, fewer than the history's 10: light
+        version, reads = store.reader_version_and_reads("v", history=2, impressions=10, window=window, read_set=True)
+        assert sorted(reads.read_set[0].tolist()) == sorted(store.article_keys(["a6", "a7"]).values())
 
     # -- the live model ---------------------------------------------------------------------------
     def test_the_live_model_is_a_compare_and_set_with_a_change(self, store):

@@ -203,3 +203,48 @@ def test_a_click_on_replica_a_leaves_the_cached_feed_of_replica_b_on_postgresql(
     finally:
         target.close()
         second.close()
+
+
+def test_a_reader_new_to_a_postgresql_worker_costs_one_wait_for_the_server(trained, tmp_path, postgres_db,
+                                                                          monkeypatch):
+    """A reader with no page kept cannot hit the cache, so the feed sends the version probe and
+    every read of the reader in one pipeline (``Store.reader_version_and_reads``): one connection
+    taken from the pool, one wait. The page is the one the probe-then-reads path builds (an
+    engine without the cache, which reads each thing by itself); a cached reader's next request
+    still probes alone."""
+    import contextlib
+
+    from recommender.store.postgres import PostgresStore
+    from training.migrate import migrate_store
+
+    sample = trained.clone(tmp_path)
+    store = PostgresStore(postgres_db)
+    migrate_store(sample.store, store)
+    try:
+        engine = Engine(store, sample.models_dir, EngineConfig(), clock=lambda: sample.now)
+        uncached = Engine(store, sample.models_dir, EngineConfig(feed_cache_seconds=0), clock=lambda: sample.now)
+        engine.refresh()  # every article key mapped, as a serving worker's first poll does
+        reader = active_reader(sample)
+        page = ids(uncached.feed(reader, limit=10, log=False))
+        store.set_preferences(Preferences(reader, categories=("Olahraga",), regions=()))
+        engine.record_events([Interaction(reader, page[0], "hide", sample.now - 5),
+                              Interaction(reader, page[1], "impression", sample.now - 4)])
+        waits = []
+        original = store._reading
+
+        @contextlib.contextmanager
+        def counted():
+            waits.append(1)
+            with original() as conn:
+                yield conn
+
+        monkeypatch.setattr(store, "_reading", counted)
+        first = ids(engine.feed(reader, limit=10, log=False))
+        assert len(waits) == 1
+        monkeypatch.setattr(store, "_reading", original)
+        assert first == ids(uncached.feed(reader, limit=10, log=False)) and page[0] not in first
+        monkeypatch.setattr(store, "_reading", counted)
+        waits.clear()
+        assert ids(engine.feed(reader, limit=10, log=False)) == first and len(waits) == 1  # the probe: a hit
+    finally:
+        store.close()

@@ -32,8 +32,8 @@ from recommender.models.exposure import ExposureStats, with_exposure
 from recommender.models.popularity import DecayedCounters, default_curve
 from recommender.models.served import Labels, ModelError, ServingModel, empty_model
 from recommender.models.versions import MODEL_CHANGES, live_version
-from recommender.store import (PROFILE_EVENTS, EditorialRule, FeatureLogRow, ReaderReads, ServedList, Store,
-                               StoredArticle, StoreError)
+from recommender.store import (PROFILE_EVENTS, EditorialRule, FeatureLogRow, ReaderReads, ReaderVersion, ServedList,
+                               Store, StoredArticle, StoreError)
 
 from .catalog import FreshArticles, Snapshot
 from .features import FEATURE_NAMES, PREFIX, FeatureJob, learned_stage, recent_unique, rows_of
@@ -66,33 +66,6 @@ MAX_SKIPPED = 50  # a reader's newest shown-not-clicked articles the learned sta
 READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
 ARTICLE_KEYS_KEPT = 200_000  # article id -> store key entries an engine keeps for cursors
 RETRY_FAILED_SECONDS = 60.0  # a live version that failed is tried again this often even if its folder is unchanged
-
-
-@dataclass(frozen=True)
-class ReaderVersion:
-    """What :meth:`Store.reader_version` says about a reader (without the takedown position)."""
-
-    reads_first: int | None  # click/read/share: smallest and largest sequence number
-    reads_last: int | None
-    other_events: object  # hides and client-posted impressions (bounds, None when there are none)
-    preferences_at: float | None
-    served: bool = False  # lists the engine served them are stored (impressions too, not in the bounds)
-
-    @property
-    def has_reads(self) -> bool:
-        return self.reads_first is not None
-
-    @property
-    def has_other_events(self) -> bool:
-        return self.other_events is not None
-
-    @property
-    def has_preferences(self) -> bool:
-        return self.preferences_at is not None
-
-    @property
-    def has_impressions(self) -> bool:
-        return self.other_events is not None or bool(self.served)
 
 
 @dataclass(frozen=True)
@@ -1141,7 +1114,10 @@ class Engine:
             self._apply_visibility(state)
         snap = state.snapshot()
         known = ReaderVersion(*cached[2]) if cached is not None else None
-        reads = self._reader_reads(snap, user_id, now, known) if known is not None else None
+        reads = None
+        if known is not None:  # the reads made with the version, unless the window moved since
+            reads = cached[3] if cached[3] is not None and cached[4] == self._reads_since(snap, now) else (
+                self._reader_reads(snap, user_id, now, known))
         profile, history = self._profile_and_history(state, snap, user_id, now, known, reads)
         read = (self._window_reads(state, snap, user_id, now, history=history, known=known,
                                    first=reads.read_set if reads is not None else None)
@@ -1177,7 +1153,7 @@ class Engine:
                             cache="miss" if cached is not None else None,
                             packed=pack_items(items) if cached is not None else None)
         if cached is not None:
-            self._keep_feed(*cached, ranked, build, snap, now)
+            self._keep_feed(*cached[:3], ranked, build, snap, now)
         if log:
             self._log_impressions(user_id, ranked, now)
             if items and (keep or build.propensity is not None):
@@ -1186,21 +1162,32 @@ class Engine:
 
     def _cached_feed(self, state: LiveState, user_id: str, limit: int, filters: ListFilter | None, now: float):
         """The reader's cached first page as a new list (its own list id), or, on a miss, what
-        :meth:`_keep_feed` needs to keep the page about to be built: ``(cache, key, version)``;
-        None when nothing can be kept (the store cannot say what the reader's version is).
+        :meth:`_keep_feed` needs to keep the page about to be built and the reads made with the
+        version: ``(cache, key, version, reads, since)`` (``reads`` None: not made; ``since``
+        their window start); None when nothing can be kept (the store cannot say what the
+        reader's version is).
 
         One store round trip (``Store.reader_version``), which also says on PostgreSQL whether a
         takedown is new; takedowns are applied before the cache is looked at (one replaces it).
+        A reader with no page kept cannot hit: the reads the page needs go with the version
+        (``Store.reader_version_and_reads``: the same one round trip on PostgreSQL).
         """
+        key = (user_id, limit, filters.key()) if filters else (user_id, limit)
+        reads = since = None
         try:
-            version = self.store.reader_version(user_id)
+            if key in state.feed_cache:
+                version = self.store.reader_version(user_id)
+            else:
+                since = self._reads_since(state.snapshot(), now)
+                version, reads = self.store.reader_version_and_reads(
+                    user_id, history=self.config.max_reader_events, impressions=self.config.max_reader_impressions,
+                    window=(since, now), read_set=not self._read_sets.holds(user_id))
         except StoreError:
             version = None
         self._apply_visibility(state, version[0] if version is not None else None)
         if version is None:
             return None
         cache = state.feed_cache  # after the takedowns: one applied meanwhile replaced it
-        key = (user_id, limit, filters.key()) if filters else (user_id, limit)
         hit = cache.get(key)
         # (version, expires on the monotonic clock, engine clock it was built at, clock time a
         # candidate it left out falls due or a rule starts or ends, the list)
@@ -1209,7 +1196,7 @@ class Engine:
             items, strategy, model_version, next_cursor, extra = hit[4]
             return RankedList(unpack_items(items), strategy, model_version, _list_id(), next_cursor=next_cursor,
                               extra=dict(extra), cache="hit", packed=items)
-        return cache, key, version[1:]
+        return cache, key, version[1:], reads, since
 
     def _keep_feed(self, cache: dict, key: tuple, version: tuple, ranked: RankedList, build: ListBuild,
                    snap: Snapshot, now: float) -> None:

@@ -318,6 +318,33 @@ class AuditEntry:
 PROFILE_EVENTS = ("click", "read", "share")  # the events that say what a reader is interested in
 
 
+@dataclass(frozen=True)
+class ReaderVersion:
+    """What :meth:`Store.reader_version` says about a reader (without the takedown position)."""
+
+    reads_first: int | None  # click/read/share: smallest and largest sequence number
+    reads_last: int | None
+    other_events: object  # hides and client-posted impressions (bounds, None when there are none)
+    preferences_at: float | None
+    served: bool = False  # lists the engine served them are stored (impressions too, not in the bounds)
+
+    @property
+    def has_reads(self) -> bool:
+        return self.reads_first is not None
+
+    @property
+    def has_other_events(self) -> bool:
+        return self.other_events is not None
+
+    @property
+    def has_preferences(self) -> bool:
+        return self.preferences_at is not None
+
+    @property
+    def has_impressions(self) -> bool:
+        return self.other_events is not None or bool(self.served)
+
+
 class ReaderReads(NamedTuple):
     """:meth:`Store.reader_reads`: each None when not asked for."""
 
@@ -691,6 +718,27 @@ class Store(ABC):
             self.user_read_keys(user_id, hides[0], until=hides[1], events=("hide",)) if hides is not None else None,
             self.user_event_keys(user_id, limit=impressions, events=("impression",)) if impressions > 0 else None,
             self.user_read_set(user_id, read_set[0], read_set[1]) if heavy else None)
+
+    def reader_version_and_reads(self, user_id: str, history: int, impressions: int, window: tuple[float, float],
+                                 read_set: bool) -> tuple[tuple | None, ReaderReads | None]:
+        """:meth:`reader_version`, then the :meth:`reader_reads` a feed makes for a reader it has
+        no cached page of: ``history`` and ``impressions`` as there, preferences, hides in
+        ``window`` and (``read_set``) a heavy reader's read set in ``window``. ``(None, None)``
+        when the version cannot be had. Every read is made after the version (a click landing in
+        between is in the reads, not the version: the page is kept as older than it is, and
+        the next request rebuilds it). Here each read the version says is empty is skipped; a
+        backend with round trips sends the version and every read at once instead (PostgreSQL:
+        one pipeline, so a reader new to the worker costs one wait for the server, not two).
+        Raises what the store raises."""
+        version = self.reader_version(user_id)
+        if version is None:
+            return None, None
+        known = ReaderVersion(*version[1:])
+        return version, self.reader_reads(
+            user_id, history=history if known.has_reads else 0, preferences=known.has_preferences,
+            hides=window if known.has_other_events else None,
+            impressions=impressions if known.has_impressions else 0,
+            read_set=window if read_set and known.has_reads else None)
 
     # -- a reader's read set, incrementally (``serving.readsets``) ------------------------------
     def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:

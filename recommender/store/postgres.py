@@ -1502,6 +1502,28 @@ class PostgresStore(Store):
                      hides: tuple[float, float] | None = None, impressions: int = 0,
                      read_set: tuple[float, float] | None = None) -> ReaderReads:
         # one pipeline: the statements go out together and the feed waits for the server once
+        asked = self._reads_asked(user_id, history, preferences, hides, impressions, read_set)
+        got = {}
+        if asked:
+            with self._reading() as conn:
+                got = self._pipelined(conn, asked)
+        return ReaderReads(**{name: got.get(name) for name in ReaderReads._fields})
+
+    def reader_version_and_reads(self, user_id: str, history: int, impressions: int, window: tuple[float, float],
+                                 read_set: bool) -> tuple[tuple | None, ReaderReads | None]:
+        # the version and every read in one pipeline (the version's statement first): a reader new
+        # to this worker costs one wait for the server; the reads the version would have skipped
+        # are index probes that find nothing
+        asked = {"version": (self._READER_VERSION_SQL, {"user": user_id}, lambda row: row),
+                 **self._reads_asked(user_id, history, True, window, impressions, window if read_set else None)}
+        with self._reading() as conn:
+            got = self._pipelined(conn, asked)
+        row = got.pop("version")
+        return (row[0] or 0, *row[1:]), ReaderReads(**{name: got.get(name) for name in ReaderReads._fields})
+
+    def _reads_asked(self, user_id: str, history: int, preferences: bool, hides: tuple[float, float] | None,
+                     impressions: int, read_set: tuple[float, float] | None) -> dict:
+        """:meth:`reader_reads`'s statements: ``{name: (sql, params, what makes the answer of its row)}``."""
         asked = {}
         if history > 0:
             asked["history"] = (_history_sql(_types(PROFILE_EVENTS), ids=False),
@@ -1518,13 +1540,15 @@ class PostgresStore(Store):
             asked["read_set"] = (_HEAVY_READ_SET_SQL, {"user": user_id, "since": float(read_set[0]),
                                                        "until": float(read_set[1]), "history": int(history)},
                                  lambda row: _read_set(row[1:]) if row[0] else None)
-        got = {}
-        if asked:
-            with self._reading() as conn, conn.pipeline():
-                # each answers one row (binary: the packed columns come as bytes, text as text)
-                cursors = {name: conn.execute(sql, params, binary=True) for name, (sql, params, _) in asked.items()}
-                got = {name: asked[name][2](cursor.fetchone()) for name, cursor in cursors.items()}
-        return ReaderReads(**{name: got.get(name) for name in ReaderReads._fields})
+        return asked
+
+    @staticmethod
+    def _pipelined(conn: psycopg.Connection, asked: dict) -> dict:
+        """Each statement of ``asked`` (one row each) in one pipeline: ``{name: its answer}``."""
+        with conn.pipeline():
+            # binary: the packed columns come as bytes, text as text
+            cursors = {name: conn.execute(sql, params, binary=True) for name, (sql, params, _) in asked.items()}
+            return {name: asked[name][2](cursor.fetchone()) for name, cursor in cursors.items()}
 
     def user_read_keys(self, user_id: str, since: float, until: float | None = None,
                        events: Sequence[str] = ("click", "read", "share")) -> np.ndarray:
