@@ -381,7 +381,7 @@ def fresh_indexes(postgres_db) -> dict[str, str]:
     PostgresStore(postgres_db).close()
     fresh = _event_indexes(postgres_db)
     assert {"events_pkey", "events_eid_key", "events_user_cover", "events_ts", "events_user_reads",
-            "events_user_other"} <= set(fresh)
+            "events_user_other", "events_user_read_ts"} <= set(fresh)
     return fresh
 
 
@@ -822,7 +822,7 @@ def test_a_schema_7_database_gets_the_probe_index_and_the_probe_uses_it(postgres
     store.close()
     migrated = _reopened_at(postgres_db, 7, "DROP INDEX events_user_other")
     try:
-        assert migrated.schema_version() == 8 and "events_user_other" in _event_indexes(postgres_db)
+        assert migrated.schema_version() >= 8 and "events_user_other" in _event_indexes(postgres_db)
         assert migrated.reader_version("u") == first
         with psycopg.connect(postgres_db) as conn:
             conn.execute("SET enable_seqscan = off")  # a table this small would be scanned anyway
@@ -831,6 +831,33 @@ def test_a_schema_7_database_gets_the_probe_index_and_the_probe_uses_it(postgres
         assert "events_user_other" in plan
         migrated.add_events([event("u", "a2", "impression", ts=T0 + 5, event_id="late")])  # backdated
         assert migrated.reader_version("u")[3] != first[3]  # still a new largest seq
+    finally:
+        migrated.close()
+
+
+def test_a_schema_8_database_gets_the_reads_by_time_and_a_profile_reads_them_in_one_range(postgres_db):
+    """Schema 9 (SQLite's 13): a reader's clicks, reads and shares by time, so a profile's newest
+    300 of them are one range of that index (not three ranges of the covering one); same rows."""
+    from recommender.store.postgres import _history_sql
+
+    store = PostgresStore(postgres_db)
+    store.upsert_articles([article(i) for i in range(6)])
+    store.add_events([event("u", f"a{i}", ("click", "read", "share")[i % 3], ts=T0 + (7 * i) % 5,
+                            dwell_seconds=float(i)) for i in range(6)] + [event("u", "a0", "hide", ts=T0 + 9)])
+    before = store.user_event_keys("u", limit=5, events=("click", "read", "share"))
+    store.close()
+    migrated = _reopened_at(postgres_db, 8, "DROP INDEX events_user_read_ts")
+    try:
+        assert migrated.schema_version() == 9 and "events_user_read_ts" in _event_indexes(postgres_db)
+        after = migrated.user_event_keys("u", limit=5, events=("click", "read", "share"))
+        assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(before, after))
+        assert after[2].tolist() == [T0, T0 + 1, T0 + 2, T0 + 3, T0 + 4]
+        with psycopg.connect(postgres_db) as conn:
+            conn.execute("SET enable_seqscan = off")  # a table this small would be scanned anyway
+            sql = _history_sql(("click", "read", "share"), ids=False)
+            plan = "\n".join(r[0] for r in conn.execute(
+                "EXPLAIN " + sql.replace("%(user)s", "'u'").replace("%(since)s", "-1").replace("%(limit)s", "300")))
+        assert plan.count("events_user_read_ts") == 1 and "events_user_cover" not in plan, plan
     finally:
         migrated.close()
 

@@ -156,7 +156,7 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
         conn.execute("DELETE FROM meta WHERE key IN ('event_seq', 'forget_salt')")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     migrated = SQLiteStore(path)
-    assert migrated.schema_version() == SCHEMA_VERSION == 12
+    assert migrated.schema_version() == SCHEMA_VERSION == 13
     assert migrated.live_model() is None  # no version live yet: the engine adopts CURRENT
     assert migrated.log_position() == (0, 3)  # the sequence counter starts after the stored events
     ids, codes, ts, dwell = migrated.user_event_arrays("u1", events=("click", "read", "share"))
@@ -164,10 +164,13 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
     conn = migrated._conn()
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "events_user_cover" in names and "events_user_ts" not in names
-    plan = [r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + _history_sql(("click", "read", "share"), False),
+    plan = [r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + _history_sql(("click", "read", "share", "hide"),
+                                                                            False),
                                         {"user": "u1", "since": -1.0, "limit": 300})]
     seeks = [p for p in plan if "COVERING INDEX events_user_cover (user_key=? AND event=? AND ts>?)" in p]
-    assert len(seeks) == 3 and not any(p.startswith("SCAN e") or p.startswith("SCAN events") for p in plan)
+    reads = [p for p in plan if "COVERING INDEX events_user_read_ts (user_key=? AND ts>?)" in p]
+    assert len(seeks) == 1 and len(reads) == 1, plan  # the hides, then clicks, reads and shares together
+    assert not any(p.startswith("SCAN e") or p.startswith("SCAN events") for p in plan)
     # one type (a feed's impressions): one seek, already in order, no sort
     plan = [r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + _history_sql(("impression",), False, seq=True),
                                         {"user": "u1", "since": -1.0, "limit": 500})]
@@ -194,6 +197,34 @@ def test_a_schema_11_database_gets_the_probe_index_and_the_probe_uses_it(tmp_pat
     assert not any("events_user_cover" in p for p in plan), plan
     migrated.add_events([event("u", "a2", "impression", ts=CONTRACT_T0 + 5, event_id="late")])  # backdated
     assert migrated.reader_version("u")[3] != first[3]  # still a new largest seq
+
+
+def test_a_schema_12_database_gets_the_reads_by_time_and_a_profile_reads_them_in_one_range(tmp_path):
+    """Schema 13: a reader's clicks, reads and shares by time, so a profile's newest 300 of them
+    are one index range already in order (no sort of three ranges); the same rows as before."""
+    path = tmp_path / "v12.sqlite3"
+    store = SQLiteStore(path)
+    store.upsert_articles([article(i) for i in range(6)])
+    store.add_events([event("u", f"a{i}", ("click", "read", "share")[i % 3], ts=T0 + (7 * i) % 5,
+                            dwell_seconds=float(i)) for i in range(6)]
+                     + [event("u", "a0", "hide", ts=T0 + 9), event("v", "a1", ts=T0 + 1)])
+    before = store.user_event_keys("u", limit=5, events=("click", "read", "share"))
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX events_user_read_ts")
+        conn.execute("UPDATE meta SET value='12' WHERE key='schema_version'")
+    migrated = SQLiteStore(path)
+    assert migrated.schema_version() == SCHEMA_VERSION
+    after = migrated.user_event_keys("u", limit=5, events=("click", "read", "share"))
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(before, after))
+    keys = migrated.article_keys(["a5", "a3", "a1", "a4", "a2"])
+    assert after[0].tolist() == [keys[a] for a in ("a5", "a3", "a1", "a4", "a2")]  # of a0 and a5 (both at T0),
+    assert after[2].tolist() == [T0, T0 + 1, T0 + 2, T0 + 3, T0 + 4]  # the later posted; oldest first
+    plan = [r[-1] for r in migrated._conn().execute(
+        "EXPLAIN QUERY PLAN " + _history_sql(("click", "read", "share"), False), {"user": "u", "since": -1.0,
+                                                                                  "limit": 300})]
+    assert sum("COVERING INDEX events_user_read_ts (user_key=? AND ts>?)" in p for p in plan) == 1, plan
+    assert not any("TEMP B-TREE" in p or "events_user_cover" in p for p in plan), plan
 
 
 @pytest.mark.parametrize("older", [3, 5])

@@ -87,7 +87,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -262,6 +262,13 @@ MIGRATIONS: dict[int, str] = {
     8: """
     CREATE INDEX IF NOT EXISTS events_user_other ON events (user_key, seq) WHERE event IN (0, 4);
     """,
+    # a reader's clicks, reads and shares by time, covering what a profile reads (SQLite's schema
+    # 13): their newest 300, which every feed that is not cached reads, are one range in order
+    # instead of three ranges of the covering index and a sort
+    9: """
+    CREATE INDEX IF NOT EXISTS events_user_read_ts ON events (user_key, ts, seq) INCLUDE (article_key, event, dwell)
+        WHERE event IN (1, 2, 3);
+    """,
 }
 
 # Advisory lock keys (any 64-bit constants no other code uses on this database): ASCII "newsrec"
@@ -283,6 +290,8 @@ _DEFERRED_EVENT_INDEXES = {
     "events_user_reads": "CREATE INDEX IF NOT EXISTS events_user_reads ON events (user_key, seq) "
                          "INCLUDE (ts, article_key) WHERE event IN (1, 2, 3)",
     "events_user_other": "CREATE INDEX IF NOT EXISTS events_user_other ON events (user_key, seq) WHERE event IN (0, 4)",
+    "events_user_read_ts": "CREATE INDEX IF NOT EXISTS events_user_read_ts ON events (user_key, ts, seq) "
+                           "INCLUDE (article_key, event, dwell) WHERE event IN (1, 2, 3)",
 }
 # memory for each deferred index's sort (the server's default, 64MB, spills 10M events to disk)
 _INDEX_BUILD_MEMORY = "256MB"
@@ -411,6 +420,10 @@ def _preferences(user_id: str, row: tuple | None) -> Preferences | None:
 NEWEST_LISTS = 32  # a reader's served lists a history read takes before it counts their items
 
 
+_READ_CODES = frozenset(EVENT_CODES[e] for e in PROFILE_EVENTS)  # clicks, reads and shares
+_READS = f"event IN ({', '.join(str(c) for c in sorted(_READ_CODES))})"  # as the partial indexes state it
+
+
 @functools.lru_cache(maxsize=64)
 def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
     """A reader's newest ``limit`` events of the given types at or after ``since``, newest first:
@@ -424,10 +437,17 @@ def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
     """
     codes = sorted({EVENT_CODES[e] for e in events}) if events is not None else sorted(EVENT_CODES.values())
     reader = "(SELECT key FROM users WHERE user_id = %(user)s)"
+    # each range: one event type (the covering index), or clicks, reads and shares together (their
+    # index by time, schema 9)
+    ranges = [f"event = {int(code)}" for code in codes if code not in _READ_CODES]
+    if _READ_CODES <= set(codes):
+        ranges.append(_READS)
+    else:
+        ranges += [f"event = {int(code)}" for code in codes if code in _READ_CODES]
     parts = [
         f"(SELECT article_key, event, ts, seq, dwell, NULL::text AS list_id, NULL::int4 AS position, 0::int8 AS ord "
-        f"FROM events WHERE user_key = {reader} AND event = {int(code)} AND ts >= %(since)s "
-        f"ORDER BY ts DESC, seq DESC LIMIT %(limit)s)" for code in codes]
+        f"FROM events WHERE user_key = {reader} AND {where} AND ts >= %(since)s "
+        f"ORDER BY ts DESC, seq DESC LIMIT %(limit)s)" for where in ranges]
     if EVENT_CODES["impression"] in codes:
         # the newest lists until their items reach the limit (an older list's items come after all
         # of those): the newest NEWEST_LISTS, and the next ones only when those hold too few (a

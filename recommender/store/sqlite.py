@@ -38,6 +38,7 @@ from .base import (
     ExperimentList,
     FeatureLogRow,
     InteractionLog,
+    PROFILE_EVENTS,
     ServedList,
     Store,
     StoredArticle,
@@ -61,7 +62,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 12  # 4 was left for the served lists while staged models took 5; they are 6: a
+SCHEMA_VERSION = 13  # 4 was left for the served lists while staged models took 5; they are 6: a
 # database at 5 (from before served lists) has run no 4 and would never run it
 
 MIGRATIONS: dict[int, str] = {
@@ -249,6 +250,13 @@ MIGRATIONS: dict[int, str] = {
     12: """
     CREATE INDEX IF NOT EXISTS events_user_other ON events(user_key, seq) WHERE event IN (0, 4);
     """,
+    # a reader's clicks, reads and shares by time, covering what a profile reads: their newest 300
+    # (every feed that is not cached) are one range read in order, not three ranges of the covering
+    # index merged by a sort (a reader with 7,000 of them: 0.72 -> 0.15 ms; 2.3 s at 10M events)
+    13: """
+    CREATE INDEX IF NOT EXISTS events_user_read_ts ON events(user_key, ts, seq, article_key, event, dwell)
+        WHERE event IN (1, 2, 3);
+    """,
 }
 
 
@@ -262,6 +270,12 @@ def _unavailable(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
+# clicks, reads and shares: the partial indexes' condition, written as they are (SQLite uses a
+# partial index only for a query that states its WHERE term)
+_READ_CODES = frozenset(EVENT_CODES[e] for e in PROFILE_EVENTS)
+_READS = f"event IN ({', '.join(str(c) for c in sorted(_READ_CODES))})"
+
+
 @functools.lru_cache(maxsize=64)
 def _history_sql(events: Sequence[str] | None, ids: bool, seq: bool = False) -> str:
     """A reader's newest ``:limit`` events of the given types at or after ``:since``, newest first:
@@ -273,15 +287,22 @@ def _history_sql(events: Sequence[str] | None, ids: bool, seq: bool = False) -> 
     has 20,000 newer impressions, which a single newest-first scan would step over.
     """
     codes = sorted({EVENT_CODES[e] for e in events}) if events is not None else sorted(EVENT_CODES.values())
-    if len(codes) == 1 and not ids:  # one seek already in order: no subquery, no sort (a feed's 500
-        # impressions: 0.37 -> 0.27 ms)
+    # each range: one event type (the covering index), or clicks, reads and shares together (their
+    # index by time, schema 13)
+    ranges = [f"event = {int(code)}" for code in codes if code not in _READ_CODES]
+    if _READ_CODES <= set(codes):
+        ranges.append(_READS)
+    else:
+        ranges += [f"event = {int(code)}" for code in codes if code in _READ_CODES]
+    if len(ranges) == 1 and not ids:  # one seek already in order: no subquery, no sort (a feed's 500
+        # impressions: 0.37 -> 0.27 ms; its 300 clicks, reads and shares: see schema 13)
         return (f"SELECT article_key, event, ts, dwell{', seq' if seq else ''} FROM events "
-                f"WHERE user_key = (SELECT key FROM users WHERE user_id = :user) AND event = {int(codes[0])} "
+                f"WHERE user_key = (SELECT key FROM users WHERE user_id = :user) AND {ranges[0]} "
                 f"AND ts >= :since ORDER BY ts DESC, seq DESC LIMIT :limit")
     per_type = " UNION ALL ".join(
         f"SELECT * FROM (SELECT article_key, event, ts, seq, dwell FROM events WHERE user_key = "
-        f"(SELECT key FROM users WHERE user_id = :user) AND event = {int(code)} AND ts >= :since "
-        f"ORDER BY ts DESC, seq DESC LIMIT :limit)" for code in codes)
+        f"(SELECT key FROM users WHERE user_id = :user) AND {where} AND ts >= :since "
+        f"ORDER BY ts DESC, seq DESC LIMIT :limit)" for where in ranges)
     if ids:
         return (f"SELECT k.article_id, h.event, h.ts, h.dwell{', h.seq' if seq else ''} FROM ({per_type}) h "
                 f"JOIN article_keys k ON k.key = h.article_key ORDER BY h.ts DESC, h.seq DESC LIMIT :limit")
