@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["isin", "union1d", "unique"]
+__all__ = ["isin", "union1d", "unique", "unique_inverse"]
 
 
 def _ints(*arrays: np.ndarray) -> bool:
@@ -30,6 +30,22 @@ def unique(values) -> np.ndarray:
     first[0] = True
     np.not_equal(s[1:], s[:-1], out=first[1:])
     return s[first]
+
+
+def unique_inverse(values) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and each value's position among them, as ``np.unique(values,
+    return_inverse=True)`` of a 1-d array. Small non-negative-range codes (categories, regions)
+    go through a table instead of a sort."""
+    a = np.asarray(values)
+    if not _ints(a) or a.ndim != 1 or a.size == 0:
+        return np.unique(a, return_inverse=True)
+    lo, hi = int(a.min()), int(a.max())
+    if hi - lo > 4 * a.size + 64:
+        return np.unique(a, return_inverse=True)
+    shifted = a.astype(np.intp, copy=False) - lo if lo else a
+    present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+    rank = np.cumsum(present) - 1
+    return (np.flatnonzero(present) + lo).astype(a.dtype), rank[shifted].astype(np.intp)
 
 
 def union1d(a, b) -> np.ndarray:

@@ -23,6 +23,14 @@ def test_unique_union_and_isin_equal_numpys_on_random_integer_arrays(seed):
                              (arrays.isin(a, b), np.isin(a, b))):
             assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
             assert np.array_equal(ours, theirs)
+        # codes (small, maybe from -1), or values far apart; in the dtype of a where they fit
+        spread = a.ravel().astype(np.int64) * int(rng.choice([1, 1, 1000])) - int(rng.integers(0, 3))
+        if a.dtype.kind == "i" and np.can_cast(np.min_scalar_type(spread.min(initial=0)), a.dtype) and np.can_cast(
+                np.min_scalar_type(spread.max(initial=0)), a.dtype):
+            spread = spread.astype(a.dtype)
+        for got, want in zip(arrays.unique_inverse(spread), np.unique(spread, return_inverse=True)):
+            assert got.shape == want.shape and got.dtype == want.dtype, (got, want)
+            assert np.array_equal(got, want)
 
 
 def test_edges_and_other_types_are_numpys():
@@ -34,3 +42,6 @@ def test_edges_and_other_types_are_numpys():
     both = np.array([np.iinfo(np.int64).max, -1]), np.array([2**63], dtype=np.uint64)  # no common integer type
     assert arrays.isin(*both).tolist() == np.isin(*both).tolist()
     assert arrays.unique(np.array([np.nan, 1.0, np.nan])).size == np.unique(np.array([np.nan, 1.0, np.nan])).size
+    codes = np.array([127, -1, 5, 127], dtype=np.int8)  # the table spans the whole int8 range
+    for got, want in zip(arrays.unique_inverse(codes), np.unique(codes, return_inverse=True)):
+        assert np.array_equal(got, want) and got.dtype == want.dtype

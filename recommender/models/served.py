@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -35,9 +34,9 @@ class ModelError(ValueError):
     """A bundle whose content does not make a usable model."""
 
 
-@dataclass(frozen=True)
-class ArticleMeta:
-    """What a list item shows about an article."""
+class ArticleMeta(NamedTuple):
+    """What a list item shows about an article (a named tuple: a list page makes twenty of them,
+    at a third of a frozen dataclass's cost, and the cycle collector stops tracking them)."""
 
     article_id: str
     title: str

@@ -548,7 +548,7 @@ def diversify(snap: Snapshot, cand: Candidates, n: int, max_per_story: int, max_
     has_text = np.any(text, axis=1).tolist()
     story = cand.features["story"][order].tolist()
     free = (np.zeros(order.size, dtype=bool) if uncapped is None else np.asarray(uncapped, dtype=bool)[order]).tolist()
-    category_np = np.unique(cand.features["category"][order], return_inverse=True)[1].ravel()
+    category_np = arrays.unique_inverse(cand.features["category"][order])[1].ravel()
     stories: dict[int, int] = {}  # chosen so far per story (by label)
     n_categories = int(category_np.max()) + 1
     categories = [0] * n_categories
@@ -637,7 +637,7 @@ def mmr(snap: Snapshot, cand: Candidates, n: int, lam: float, duplicate_similari
     has_text = np.any(text, axis=1)
     story = cand.features["story"][order]
     free = np.zeros(order.size, dtype=bool) if uncapped is None else np.asarray(uncapped, dtype=bool)[order]
-    category = np.unique(cand.features["category"][order], return_inverse=True)[1].ravel()
+    category = arrays.unique_inverse(cand.features["category"][order])[1].ravel()
     in_category = np.zeros(int(category.max()) + 1)
     closest = np.zeros(order.size)  # highest text similarity to a chosen article
     open_ = np.ones(order.size, dtype=bool)
