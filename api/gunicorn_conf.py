@@ -119,7 +119,9 @@ def heartbeat_dir() -> str | None:
 
 bind = os.environ.get("NEWSREC_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("NEWSREC_WORKERS", "2"))
-threads = int(os.environ.get("NEWSREC_THREADS", "4"))
+# as `newsrec serve` (api.commands.serve.THREADS): more on PostgreSQL, where requests wait for the server
+threads = int(os.environ.get("NEWSREC_THREADS", "8" if os.environ.get("NEWSREC_DB", "").startswith(
+    ("postgresql://", "postgres://")) else "4"))
 worker_class = "gthread"
 reuse_port = os.environ.get("NEWSREC_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
 preload_app = False

@@ -49,6 +49,26 @@ def test_server_command_pins_blas_threads_and_uses_gthread(tmp_path):
     assert str(ROOT) in env["PYTHONPATH"].split(os.pathsep)
 
 
+def test_threads_default_by_backend_and_an_explicit_number_wins(tmp_path, monkeypatch):
+    """4 threads a worker on SQLite (its reads run in the worker), 8 on PostgreSQL (a request
+    waiting for the server holds a thread, not the CPU); ``--threads`` and NEWSREC_THREADS win."""
+    def threads(env, **over):
+        argv, _ = server_command(serve_args(**{"threads": None, **over}), Settings.from_env(env))
+        return dict(zip(argv[3:-1:2], argv[4:-1:2]))["--threads"]
+
+    home = {"NEWSREC_HOME": str(tmp_path / "h")}
+    assert threads(home) == "4"
+    assert threads({**home, "NEWSREC_DB": "postgresql://newsrec@db:5432/newsrec"}) == "8"
+    assert threads({**home, "NEWSREC_DB": "postgresql://newsrec@db:5432/newsrec"}, threads=3) == "3"
+    monkeypatch.delenv("NEWSREC_THREADS", raising=False)
+    monkeypatch.setenv("NEWSREC_DB", "postgres://newsrec@db/newsrec")
+    assert runpy.run_path(str(GUNICORN_CONF))["threads"] == 8
+    monkeypatch.setenv("NEWSREC_DB", str(tmp_path / "x.sqlite3"))
+    assert runpy.run_path(str(GUNICORN_CONF))["threads"] == 4
+    monkeypatch.setenv("NEWSREC_THREADS", "6")
+    assert runpy.run_path(str(GUNICORN_CONF))["threads"] == 6
+
+
 def test_gunicorn_conf_settings(monkeypatch):
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(name, "1")  # the conf only setdefaults these; monkeypatch restores them

@@ -666,7 +666,7 @@ class PostgresStore(Store):
     UNREACHABLE_PAUSE = 1.0
     HOUR = 3600.0
 
-    def __init__(self, url: str, timeout: float = 5.0, pool_size: int = 8):
+    def __init__(self, url: str, timeout: float = 5.0, pool_size: int = 12):
         self.url = url
         self.location = describe(url)
         self.timeout = float(timeout)
