@@ -178,6 +178,16 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
     assert not any("TEMP B-TREE" in p or p.startswith("SCAN") for p in plan), plan
 
 
+def _reopened_at(path, version: int, *undo: str) -> SQLiteStore:
+    """The store's file set back to schema ``version`` (``undo``: what the later migrations made,
+    as SQL), then opened again, which migrates it."""
+    with sqlite3.connect(path) as conn:
+        for statement in undo:
+            conn.execute(statement)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    return SQLiteStore(path)
+
+
 def test_a_schema_11_database_gets_the_probe_index_and_the_probe_uses_it(tmp_path):
     """Schema 12: a reader's hides and posted impressions by seq, so the probe every feed makes
     takes their smallest and largest with index probes instead of scanning them all (SQLite
@@ -186,10 +196,7 @@ def test_a_schema_11_database_gets_the_probe_index_and_the_probe_uses_it(tmp_pat
     store = SQLiteStore(path)
     first = probed_reader(store, "u")
     store.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("DROP INDEX events_user_other")
-        conn.execute("UPDATE meta SET value='11' WHERE key='schema_version'")
-    migrated = SQLiteStore(path)
+    migrated = _reopened_at(path, 11, "DROP INDEX events_user_other")
     assert migrated.schema_version() == SCHEMA_VERSION
     assert migrated.reader_version("u") == first
     plan = [r[-1] for r in migrated._conn().execute("EXPLAIN QUERY PLAN " + _READER_VERSION_SQL, {"user": "u"})]
@@ -210,10 +217,7 @@ def test_a_schema_12_database_gets_the_reads_by_time_and_a_profile_reads_them_in
                      + [event("u", "a0", "hide", ts=T0 + 9), event("v", "a1", ts=T0 + 1)])
     before = store.user_event_keys("u", limit=5, events=("click", "read", "share"))
     store.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("DROP INDEX events_user_read_ts")
-        conn.execute("UPDATE meta SET value='12' WHERE key='schema_version'")
-    migrated = SQLiteStore(path)
+    migrated = _reopened_at(path, 12, "DROP INDEX events_user_read_ts")
     assert migrated.schema_version() == SCHEMA_VERSION
     after = migrated.user_event_keys("u", limit=5, events=("click", "read", "share"))
     assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(before, after))
