@@ -57,6 +57,7 @@ def test_threads_default_by_backend_and_an_explicit_number_wins(tmp_path, monkey
         return dict(zip(argv[3:-1:2], argv[4:-1:2]))["--threads"]
 
     home = {"NEWSREC_HOME": str(tmp_path / "h")}
+    monkeypatch.delenv("NEWSREC_THREADS", raising=False)
     assert threads(home) == "4"
     assert threads({**home, "NEWSREC_DB": "postgresql://newsrec@db:5432/newsrec"}) == "8"
     assert threads({**home, "NEWSREC_DB": "postgresql://newsrec@db:5432/newsrec"}, threads=3) == "3"
@@ -67,6 +68,10 @@ def test_threads_default_by_backend_and_an_explicit_number_wins(tmp_path, monkey
     assert runpy.run_path(str(GUNICORN_CONF))["threads"] == 4
     monkeypatch.setenv("NEWSREC_THREADS", "6")
     assert runpy.run_path(str(GUNICORN_CONF))["threads"] == 6
+    assert threads(home) == "6" and threads(home, threads=2) == "2"  # gunicorn's command line wins over its
+    monkeypatch.setenv("NEWSREC_THREADS", "many")  # config file: `newsrec serve` passes the variable on
+    with pytest.raises(SystemExit, match="NEWSREC_THREADS"):
+        threads(home)
 
 
 def test_gunicorn_conf_settings(monkeypatch):

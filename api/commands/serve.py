@@ -37,9 +37,15 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 
 def threads_for(args: argparse.Namespace, settings: Settings) -> int:
-    """``--threads``, or the backend's default (:data:`THREADS`)."""
+    """``--threads``, else ``NEWSREC_THREADS``, else the backend's default (:data:`THREADS`).
+    (gunicorn takes its command line over the config file, so the variable is read here too.)"""
     if args.threads is not None:
         return args.threads
+    named = os.environ.get("NEWSREC_THREADS", "").strip()
+    if named:
+        if not named.isdigit() or int(named) < 1:
+            raise SystemExit(f"NEWSREC_THREADS must be a whole number of at least 1, got {named!r}")
+        return int(named)
     return THREADS["postgresql" if settings.db_url is not None else "sqlite"]
 
 
