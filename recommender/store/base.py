@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from recommender.domain import Article, Interaction, Preferences
+from recommender.domain import EVENT_CODES, Article, Interaction, Preferences
 
 
 class StoreError(RuntimeError):
@@ -316,6 +316,19 @@ class AuditEntry:
 
 
 PROFILE_EVENTS = ("click", "read", "share")  # the events that say what a reader is interested in
+_READ_CODES = frozenset(EVENT_CODES[e] for e in PROFILE_EVENTS)
+
+
+def _event_ranges(codes: Iterable[int]) -> list[str]:
+    """SQL conditions, one index range each, that together select events of ``codes``: one event
+    type each (the covering index by type and time), except clicks, reads and shares together
+    when all three are asked (their partial index by time: SQLite schema 13, PostgreSQL 9),
+    written as the partial indexes state it (SQLite uses one only for a query stating its term)."""
+    codes = sorted(set(codes))
+    ranges = [f"event = {int(code)}" for code in codes if code not in _READ_CODES]
+    if _READ_CODES <= set(codes):
+        return ranges + [f"event IN ({', '.join(str(c) for c in sorted(_READ_CODES))})"]
+    return ranges + [f"event = {int(code)}" for code in codes if code in _READ_CODES]
 
 
 @dataclass(frozen=True)

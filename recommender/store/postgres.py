@@ -71,6 +71,7 @@ from .base import (
     StoreError,
     StoreUnavailable,
     _click_through_rows,
+    _event_ranges,
     _json_list,
     _salted_hashes,
     _types,
@@ -420,10 +421,6 @@ def _preferences(user_id: str, row: tuple | None) -> Preferences | None:
 NEWEST_LISTS = 32  # a reader's served lists a history read takes before it counts their items
 
 
-_READ_CODES = frozenset(EVENT_CODES[e] for e in PROFILE_EVENTS)  # clicks, reads and shares
-_READS = f"event IN ({', '.join(str(c) for c in sorted(_READ_CODES))})"  # as the partial indexes state it
-
-
 @functools.lru_cache(maxsize=64)
 def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
     """A reader's newest ``limit`` events of the given types at or after ``since``, newest first:
@@ -437,13 +434,7 @@ def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
     """
     codes = sorted({EVENT_CODES[e] for e in events}) if events is not None else sorted(EVENT_CODES.values())
     reader = "(SELECT key FROM users WHERE user_id = %(user)s)"
-    # each range: one event type (the covering index), or clicks, reads and shares together (their
-    # index by time, schema 9)
-    ranges = [f"event = {int(code)}" for code in codes if code not in _READ_CODES]
-    if _READ_CODES <= set(codes):
-        ranges.append(_READS)
-    else:
-        ranges += [f"event = {int(code)}" for code in codes if code in _READ_CODES]
+    ranges = _event_ranges(codes)
     parts = [
         f"(SELECT article_key, event, ts, seq, dwell, NULL::text AS list_id, NULL::int4 AS position, 0::int8 AS ord "
         f"FROM events WHERE user_key = {reader} AND {where} AND ts >= %(since)s "
