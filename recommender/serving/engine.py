@@ -961,13 +961,10 @@ class Engine:
         (the profile is then built without them, as when each read failed)."""
         since = self._reads_since(snap, now)
         try:
-            return self.store.reader_reads(
-                user_id, history=self.config.max_reader_events if known.has_reads else 0,
-                preferences=known.has_preferences,
-                hides=(since, now) if known.has_other_events else None,
-                impressions=self.config.max_reader_impressions if known.has_impressions else 0,
-                # a heavy reader's read set (the store answers it only for one): what _window_reads needs next
-                read_set=(since, now) if known.has_reads and not self._read_sets.holds(user_id) else None)
+            # a heavy reader's read set (the store answers it only for one): what _window_reads needs next
+            return self.store.reader_reads(user_id, **known.reads_asked(
+                self.config.max_reader_events, self.config.max_reader_impressions, (since, now),
+                read_set=not self._read_sets.holds(user_id)))
         except StoreError:
             return ReaderReads(None, None, None, None)
 

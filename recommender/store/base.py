@@ -357,6 +357,14 @@ class ReaderVersion:
     def has_impressions(self) -> bool:
         return self.other_events is not None or bool(self.served)
 
+    def reads_asked(self, history: int, impressions: int, window: tuple[float, float], read_set: bool) -> dict:
+        """:meth:`Store.reader_reads` keyword arguments for what this version says is there: each read
+        it says would come back empty is not asked (``read_set``: a heavy reader's, if wanted)."""
+        return {"history": history if self.has_reads else 0, "preferences": self.has_preferences,
+                "hides": window if self.has_other_events else None,
+                "impressions": impressions if self.has_impressions else 0,
+                "read_set": window if read_set and self.has_reads else None}
+
 
 class ReaderReads(NamedTuple):
     """:meth:`Store.reader_reads`: each None when not asked for."""
@@ -746,12 +754,8 @@ class Store(ABC):
         version = self.reader_version(user_id)
         if version is None:
             return None, None
-        known = ReaderVersion(*version[1:])
         return version, self.reader_reads(
-            user_id, history=history if known.has_reads else 0, preferences=known.has_preferences,
-            hides=window if known.has_other_events else None,
-            impressions=impressions if known.has_impressions else 0,
-            read_set=window if read_set and known.has_reads else None)
+            user_id, **ReaderVersion(*version[1:]).reads_asked(history, impressions, window, read_set))
 
     # -- a reader's read set, incrementally (``serving.readsets``) ------------------------------
     def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
