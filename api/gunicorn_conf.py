@@ -49,6 +49,8 @@ from pathlib import Path
 
 from gunicorn.glogging import Logger as _GunicornLogger
 
+from recommender.config import ENV_DB, serve_threads  # standard library only
+
 # Nothing from api/ or numpy is imported here: the master must not start BLAS threads or open
 # SQLite before forking, and workers must see these variables before numpy loads.
 ACCESS_LOGGER = "newsrec.access"  # api.logging.ACCESS_LOGGER; duplicated so api/ is not imported
@@ -119,9 +121,7 @@ def heartbeat_dir() -> str | None:
 
 bind = os.environ.get("NEWSREC_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("NEWSREC_WORKERS", "2"))
-# as `newsrec serve` (api.commands.serve.THREADS): more on PostgreSQL, where requests wait for the server
-threads = int(os.environ.get("NEWSREC_THREADS", "8" if os.environ.get("NEWSREC_DB", "").startswith(
-    ("postgresql://", "postgres://")) else "4"))
+threads = int(os.environ.get("NEWSREC_THREADS", serve_threads(os.environ.get(ENV_DB, ""))))  # as `newsrec serve`
 worker_class = "gthread"
 reuse_port = os.environ.get("NEWSREC_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
 preload_app = False

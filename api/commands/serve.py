@@ -13,15 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, Settings
+from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, SERVE_THREADS, Settings, serve_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "api" / "gunicorn_conf.py"
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-# threads per worker by backend: a SQLite read runs in the worker (more threads only take turns at
-# its GIL); a PostgreSQL read waits for the server, and with 4 threads the workers of a replica sat
-# half idle under a feed load (hits ~5 s of CPU each in 10 s)
-THREADS = {"sqlite": 4, "postgresql": 8}
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -29,15 +25,16 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2: one per core)")
     p.add_argument("--threads", type=int, default=None,
-                   help=f"threads per worker (default {THREADS['sqlite']} on SQLite, {THREADS['postgresql']} on "
-                        "PostgreSQL, where a request waiting for the server holds a thread but not the CPU)")
+                   help=f"threads per worker (default {SERVE_THREADS['sqlite']} on SQLite, "
+                        f"{SERVE_THREADS['postgresql']} on PostgreSQL, where a request waiting for the server "
+                        "holds a thread but not the CPU)")
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS/OpenMP threads per worker (default 1; more loses throughput with several workers)")
     p.add_argument("--check", action="store_true", help="validate the configuration, print a summary and exit")
 
 
 def threads_for(args: argparse.Namespace, settings: Settings) -> int:
-    """``--threads``, else ``NEWSREC_THREADS``, else the backend's default (:data:`THREADS`).
+    """``--threads``, else ``NEWSREC_THREADS``, else the backend's default (``config.serve_threads``).
     (gunicorn takes its command line over the config file, so the variable is read here too.)"""
     if args.threads is not None:
         return args.threads
@@ -46,7 +43,7 @@ def threads_for(args: argparse.Namespace, settings: Settings) -> int:
         if not named.isdigit() or int(named) < 1:
             raise SystemExit(f"NEWSREC_THREADS must be a whole number of at least 1, got {named!r}")
         return int(named)
-    return THREADS["postgresql" if settings.db_url is not None else "sqlite"]
+    return serve_threads(settings.db)
 
 
 def server_command(args: argparse.Namespace, settings: Settings) -> tuple[list[str], dict[str, str]]:
