@@ -738,6 +738,51 @@ def test_a_bulk_load_remembers_only_the_article_keys_of_batches_that_committed(p
         store.close()
 
 
+def test_served_lists_remember_the_article_keys_that_committed_and_ask_the_server_for_no_others(postgres_db,
+                                                                                                monkeypatch):
+    """A chunk of served lists names thousands of articles: their keys come from memory once any
+    write committed them, and a key a failed transaction created is not remembered (its rollback
+    took it away: remembered, the next list would point at no article)."""
+    store = PostgresStore(postgres_db)
+    try:
+        store.add_events([event("u1", "a1", "click", T0)])
+        lock = PostgresStore._lock_commit_order
+        fail = {"left": 1}
+
+        def failing(self, conn):  # after the chunk's keys are looked up (a2's created), before its rows go in
+            if fail["left"]:
+                fail["left"] -= 1
+                raise RuntimeError("the disk went away")
+            return lock(self, conn)
+
+        monkeypatch.setattr(PostgresStore, "_lock_commit_order", failing)
+        with pytest.raises(RuntimeError):
+            store.add_served_lists([ServedList("L1", "u1", T0 + 10, ("a2", "a1"))])
+        assert set(store._article_key_memo) == {"a1"}  # committed by the click; a2's key was rolled back
+        assert store.add_served_lists([ServedList("L2", "u1", T0 + 20, ("a2", "a1"))]) == 1
+        assert set(store._article_key_memo) == {"a1"}  # a2's key was created by L2's own transaction
+        assert store.add_served_lists([ServedList("L3", "u1", T0 + 25, ("a2",))]) == 1
+        assert set(store._article_key_memo) == {"a1", "a2"}
+        asked = []
+        execute = psycopg.Connection.execute
+
+        def spy(self, query, *args, **kwargs):
+            asked.append(str(query))
+            return execute(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Connection, "execute", spy)
+        assert store.add_served_lists([ServedList("L4", "u1", T0 + 30, ("a1", "a2"))]) == 1
+        assert asked and not [q for q in asked if "article_keys" in q and "served_lists" not in q]
+        monkeypatch.setattr(psycopg.Connection, "execute", execute)
+        shown = [(e.article_id, e.list_id, e.position) for e in store.user_events("u1", events=("impression",))]
+        assert shown == [("a2", "L2", 0), ("a1", "L2", 1), ("a2", "L3", 0), ("a1", "L4", 0), ("a2", "L4", 1)]
+        with psycopg.connect(postgres_db) as conn:
+            assert conn.execute("SELECT count(*) FROM served_lists l, unnest(l.article_keys) AS i(key) "
+                                "WHERE NOT EXISTS (SELECT 1 FROM article_keys k WHERE k.key = i.key)").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
 def _orphan_events(url: str) -> int:
     """Events whose reader row is gone (what a forget must never leave)."""
     with psycopg.connect(url) as conn:

@@ -691,6 +691,7 @@ class PostgresStore(Store):
         self._unreachable: tuple[float, str] = (float("-inf"), "")  # (monotonic time until, why)
         self._local = threading.local()
         self._salt: str | None = None
+        self._article_key_memo: dict[str, int] = {}  # article id -> key, committed (_article_keys)
         connect = {"autocommit": True, "connect_timeout": max(2, int(math.ceil(self.timeout))),
                    "application_name": "newsrec"}
         # one connection first, outside the pool: a server that is down or a wrong URL is an error
@@ -857,14 +858,31 @@ class PostgresStore(Store):
             return int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
 
     # -- keys --------------------------------------------------------------------------------
-    @staticmethod
-    def _article_keys(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, int]:
-        """Key for every article id, creating missing ones (keys are never deleted)."""
+    ARTICLE_KEYS_KEPT = 250_000  # article ids whose committed keys a store keeps in memory
+
+    def _article_keys(self, conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, int]:
+        """Key for every article id, creating missing ones (keys are never deleted).
+
+        Keys committed by anyone are kept in memory (:attr:`ARTICLE_KEYS_KEPT`; a key never
+        changes once committed): a chunk of 500 served lists names ~10,000 articles, and asking
+        the server for their keys cost more than writing the lists (~35 of ~50 ms). A key this
+        transaction creates is not kept: its rollback would take it away."""
+        kept = self._article_key_memo
         unique = sorted(set(ids))  # one order for every writer: two batches never wait on each other in a cycle
-        conn.execute("INSERT INTO article_keys(article_id) SELECT i FROM unnest(%s::text[]) AS t(i) ORDER BY i "
-                     "ON CONFLICT (article_id) DO NOTHING", (unique,))
-        return dict(conn.execute("SELECT article_id, key FROM article_keys WHERE article_id = ANY(%s)",
-                                 (unique,)).fetchall())
+        keys = {a: kept[a] for a in unique if a in kept}
+        missing = [a for a in unique if a not in keys]
+        if not missing:
+            return keys
+        created = {r[0] for r in conn.execute(
+            "INSERT INTO article_keys(article_id) SELECT i FROM unnest(%s::text[]) AS t(i) ORDER BY i "
+            "ON CONFLICT (article_id) DO NOTHING RETURNING article_id", (missing,)).fetchall()}
+        found = dict(conn.execute("SELECT article_id, key FROM article_keys WHERE article_id = ANY(%s)",
+                                  (missing,)).fetchall())
+        if len(kept) + len(found) > self.ARTICLE_KEYS_KEPT:
+            kept.clear()
+        kept.update((a, k) for a, k in found.items() if a not in created)
+        keys.update(found)
+        return keys
 
     @staticmethod
     def _reader_keys(conn: psycopg.Connection, ids: Iterable[str]) -> tuple[dict[str, int], set[str]]:
