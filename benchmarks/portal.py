@@ -97,6 +97,15 @@ class Databases:
         parts = urlsplit(self.server)
         return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
+    def settings(self, names: tuple[str, ...] = ("server_version", "shared_buffers", "max_wal_size",
+                                                    "synchronous_commit")) -> dict[str, str]:
+        """The server's settings the figures depend on (the PostgreSQL feed's tail on
+        ``shared_buffers`` above all: see the README's "What to size")."""
+        import psycopg
+
+        with psycopg.connect(self.server, autocommit=True) as admin:
+            return {name: admin.execute(f"SHOW {name}").fetchone()[0] for name in names}
+
     def drop_all(self) -> None:
         import psycopg
 
@@ -506,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     dbs = Databases(args.server)
     results: dict = {"events": args.events, "articles": args.articles, "readers": args.users, "repeat": args.repeat,
-                     "parts": parts, "load_average_before": [round(x, 2) for x in load_before]}
+                     "parts": parts, "load_average_before": [round(x, 2) for x in load_before],
+                     "postgresql_settings": dbs.settings()}
     try:
         with tempfile.TemporaryDirectory(prefix="newsrec-portal-") as tmp:
             folder = Path(tmp)
@@ -603,7 +613,8 @@ def report(results: dict) -> None:
                      verdict(med["propagation_p99_ms"], 1000.0)))
     print_table(f"portal scale: {results['events']:,} events, {results['articles']:,} articles, "
                 f"{results['readers']:,} readers; medians of {results['repeat']} runs; load average before "
-                f"{results['load_average_before']}, after {results['load_average_after']}",
+                f"{results['load_average_before']}, after {results['load_average_after']}; PostgreSQL "
+                + ", ".join(f"{k} {v}" for k, v in results.get("postgresql_settings", {}).items()),
                 rows, ("figure", "value", "target", "verdict"))
 
 
