@@ -729,7 +729,7 @@ class Store(ABC):
         (:meth:`user_event_keys`); ``read_set``: ``(since, until)`` of :meth:`user_read_set`, answered
         only for a reader with at least ``history`` click/read/share events (a heavy reader: the
         history does not hold them all; else None). What is not asked for is None. A backend with
-        round trips sends them at once (PostgreSQL: one pipeline, the read set's condition checked
+        round trips sends them at once (PostgreSQL: one statement, the read set's condition checked
         by the server)."""
         recent = self.user_event_keys(user_id, limit=history, events=PROFILE_EVENTS) if history > 0 else None
         heavy = read_set is not None and recent is not None and recent[0].size >= history
@@ -749,7 +749,8 @@ class Store(ABC):
         between is in the reads, not the version: the page is kept as older than it is, and
         the next request rebuilds it). Here each read the version says is empty is skipped; a
         backend with round trips sends the version and every read at once instead (PostgreSQL:
-        one pipeline, so a reader new to the worker costs one wait for the server, not two).
+        one statement, one snapshot of both, so a reader new to the worker costs one wait for the
+        server, not two).
         Raises what the store raises."""
         version = self.reader_version(user_id)
         if version is None:
