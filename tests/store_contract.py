@@ -279,7 +279,7 @@ class StoreContract:
         assert store.reader_reads("nobody", history=1, read_set=(T0, T0 + 10)).read_set is None
 
     def test_a_readers_version_and_reads_answer_as_the_version_then_each_read(self, store):
-        """``reader_version_and_reads`` (PostgreSQL: one pipeline) gives what ``reader_version`` and
+        """``reader_version_and_reads`` (PostgreSQL: one statement) gives what ``reader_version`` and
         then ``reader_reads`` give, for a reader with every kind of event, a reader with clicks
         only, a heavy reader (the read set comes along) and a reader the store never saw. A read
         a backend skips because the version says it is empty (None) and one it makes (empty) are
@@ -325,6 +325,12 @@ class StoreContract:
         assert reads.read_set is None  # 3 reads, fewer than the history's 10: light
         version, reads = store.reader_version_and_reads("v", history=2, impressions=10, window=window, read_set=True)
         assert sorted(reads.read_set[0].tolist()) == sorted(store.article_keys(["a6", "a7"]).values())
+        # each read with its own limit and window (one statement on PostgreSQL: each part its own parameters)
+        _, reads = store.reader_version_and_reads("u", history=2, impressions=1, window=(T0 + 4, T0 + 60),
+                                                  read_set=False)
+        assert reads.history[0].tolist() == list(store.article_keys(["a1", "a2"]).values())
+        assert reads.impressions[0].tolist() == [keys["a7"]]  # the newest one
+        assert sorted(reads.hides.tolist()) == sorted(store.article_keys(["a3", "a4"]).values())
 
     # -- the live model ---------------------------------------------------------------------------
     def test_the_live_model_is_a_compare_and_set_with_a_change(self, store):

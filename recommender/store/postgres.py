@@ -402,7 +402,8 @@ def _side_by_side_sql(parts: tuple[tuple[str, str], ...]) -> tuple[str, tuple[st
 
     froms = []
     for name, sql in parts:
-        sql = re.sub(r"%\((\w+)\)s", lambda m: number(name, m.group(1)), sql.replace(_READER_KEY, "(SELECT key FROM reader)"))
+        sql = sql.replace(_READER_KEY, "(SELECT key FROM reader)")
+        sql = re.sub(r"%\((\w+)\)s", lambda m: number(name, m.group(1)), sql)
         froms.append(f'({sql}) AS "{name}"')
     statement = ("WITH reader AS (SELECT key FROM users WHERE user_id = $1) SELECT * FROM " + froms[0]
                  + "".join(f" LEFT JOIN {part} ON true" for part in froms[1:]))
