@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 
 from recommender.models.bundle import BundleError
 from recommender.domain import Article, Interaction, Preferences
-from recommender.serving.engine import Engine, EngineConfig, _decode_cursor, _encode_cursor
+from recommender.serving import engine as engine_module
+from recommender.serving.engine import (SERVED_LIST_CHUNK, SERVED_LIST_PAUSE, Engine, EngineConfig, _decode_cursor,
+                                       _encode_cursor)
+from recommender.store import ServedList
 from recommender.serving.results import CURSOR_MAX_CHARS, NotFound
 
 
@@ -238,6 +241,28 @@ def test_served_lists_are_logged_as_impressions(trained, tmp_path):
     assert ranked.model_version == engine.model_version is not None
     _, keys, codes, _ = sample.store.event_keys_after(seq)
     assert keys.size == 10 and (codes == 0).all()
+
+
+def test_a_backlog_of_served_lists_goes_in_chunks_with_the_write_lock_free_between_them(trained, tmp_path,
+                                                                                      monkeypatch):
+    """An event post waits behind one chunk at most: a backlog (what a burst of feeds leaves queued)
+    is written SERVED_LIST_CHUNK lists a transaction, and between two of them the flush lets go of
+    the store for a moment (SQLite's write lock is polled: taken again at once, it was kept to the
+    end of the backlog)."""
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    shown = tuple(item.article_id for item in engine.feed("backlog-reader", limit=5, log=False).items)
+    n = 2 * SERVED_LIST_CHUNK + 7
+    for i in range(n):
+        engine.log_served(ServedList(f"L{i}", f"backlog-reader-{i % 3}", 1_700_000_000.0 + i, shown))
+    steps = []
+    add, sleep = sample.store.add_served_lists, engine_module.time.sleep
+    monkeypatch.setattr(sample.store, "add_served_lists", lambda lists: steps.append(len(lists)) or add(lists))
+    monkeypatch.setattr(engine_module.time, "sleep", lambda seconds: steps.append(seconds) or sleep(seconds))
+    assert engine.flush_impressions() == n * len(shown)
+    assert steps == [SERVED_LIST_CHUNK, SERVED_LIST_PAUSE, SERVED_LIST_CHUNK, SERVED_LIST_PAUSE, 7]
+    monkeypatch.undo()
+    assert len(sample.store.user_events("backlog-reader-0", events=("impression",), limit=1000)) == 69 * len(shown)
 
 
 def test_forgotten_reader_leaves_no_trace(trained, tmp_path):
