@@ -707,6 +707,20 @@ def test_a_bulk_batch_with_some_stored_events_adds_only_the_new_ones_in_order(po
         store.close()
 
 
+def _fail_once_at_the_commit_order_lock(monkeypatch) -> None:
+    """The next write fails where it would take the commit-order lock: after its keys, before its rows."""
+    lock = PostgresStore._lock_commit_order
+    fail = {"left": 1}
+
+    def failing(self, conn):
+        if fail["left"]:
+            fail["left"] -= 1
+            raise RuntimeError("the disk went away")
+        return lock(self, conn)
+
+    monkeypatch.setattr(PostgresStore, "_lock_commit_order", failing)
+
+
 def test_a_bulk_load_remembers_only_the_article_keys_of_batches_that_committed(postgres_db, monkeypatch):
     """Article keys are looked up once per load; a batch that created keys and then failed must
     not leave them remembered (its rows are gone with its rollback)."""
@@ -715,16 +729,7 @@ def test_a_bulk_load_remembers_only_the_article_keys_of_batches_that_committed(p
         with store.bulk_load():
             assert store.add_events([event("u1", "a1", "click", T0), event("u2", "a2", "read", T0 + 1)],
                                    source="import") == (2, 0)
-            fail = {"left": 1}
-            lock = PostgresStore._lock_commit_order
-
-            def failing(self, conn):  # after the batch's keys are created, before its rows go in
-                if fail["left"]:
-                    fail["left"] -= 1
-                    raise RuntimeError("the disk went away")
-                return lock(self, conn)
-
-            monkeypatch.setattr(PostgresStore, "_lock_commit_order", failing)
+            _fail_once_at_the_commit_order_lock(monkeypatch)  # after the batch's keys are created
             with pytest.raises(RuntimeError):
                 store.add_events([event("u3", "a3", "click", T0 + 2)], source="import")
             # a3's key was rolled back: this batch creates it again; a1 comes from the memo
@@ -746,16 +751,7 @@ def test_served_lists_remember_the_article_keys_that_committed_and_ask_the_serve
     store = PostgresStore(postgres_db)
     try:
         store.add_events([event("u1", "a1", "click", T0)])
-        lock = PostgresStore._lock_commit_order
-        fail = {"left": 1}
-
-        def failing(self, conn):  # after the chunk's keys are looked up (a2's created), before its rows go in
-            if fail["left"]:
-                fail["left"] -= 1
-                raise RuntimeError("the disk went away")
-            return lock(self, conn)
-
-        monkeypatch.setattr(PostgresStore, "_lock_commit_order", failing)
+        _fail_once_at_the_commit_order_lock(monkeypatch)  # after the chunk's keys are looked up (a2's created)
         with pytest.raises(RuntimeError):
             store.add_served_lists([ServedList("L1", "u1", T0 + 10, ("a2", "a1"))])
         assert set(store._article_key_memo) == {"a1"}  # committed by the click; a2's key was rolled back
