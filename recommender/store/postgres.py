@@ -870,7 +870,8 @@ class PostgresStore(Store):
         transaction creates is not kept: its rollback would take it away."""
         kept = self._article_key_memo
         unique = sorted(set(ids))  # one order for every writer: two batches never wait on each other in a cycle
-        keys = {a: kept[a] for a in unique if a in kept}
+        # one lookup each (get, not `in` then `[]`): another thread may clear the memo in between
+        keys = {a: k for a, k in ((a, kept.get(a)) for a in unique) if k is not None}
         missing = [a for a in unique if a not in keys]
         if not missing:
             return keys
