@@ -1238,14 +1238,18 @@ class Engine:
         # (every one, once the background thread has polled); the rest are asked once per article
         page_keys = state.keys_of_indices(state.indices(page_ids))
         known = self._article_keys
-        missing = [a for a, k in zip(page_ids, page_keys.tolist()) if k < 0 and a not in known]
+        # one get per id, and this call's answers from its own dict: another request thread may clear
+        # the shared one (past ARTICLE_KEYS_KEPT) at any moment (`in` then `[]` raised KeyError)
+        looked = [k if k >= 0 else known.get(a, -1) for a, k in zip(page_ids, page_keys.tolist())]
+        missing = [a for a, k in zip(page_ids, looked) if k < 0]
         try:
             if missing:
+                found = self.store.article_keys(missing)
                 if len(known) > ARTICLE_KEYS_KEPT:
                     known.clear()
-                known.update(self.store.article_keys(missing))
-            page_keys = np.array([k if k >= 0 else known[a] for a, k in zip(page_ids, page_keys.tolist())
-                                  if k >= 0 or a in known], dtype=np.int64)
+                known.update(found)
+                looked = [k if k >= 0 else found.get(a, -1) for a, k in zip(page_ids, looked)]
+            page_keys = np.array([k for k in looked if k >= 0], dtype=np.int64)
         except StoreError:  # the store is down: the next page may repeat this one, it is not refused
             page_keys = page_keys[page_keys >= 0]
         cursor = _encode_cursor(user_id, served, np.concatenate([keys, page_keys]))
