@@ -278,6 +278,60 @@ class StoreContract:
         assert store.reader_reads("u", history=4).read_set is None  # not asked
         assert store.reader_reads("nobody", history=1, read_set=(T0, T0 + 10)).read_set is None
 
+    def test_a_read_set_checkpoint_answers_with_the_reads_after_it_until_a_forget(self, store):
+        """``put_read_sets`` (training's heavy readers): ``user_read_set`` and ``reader_reads`` then
+        answer from the reader's row plus their reads after its ``hi`` (a key only the row holds
+        comes back: the row is read, not the events before ``hi``); reads stamped after ``until``
+        stay apart until the clock passes them; a window starting before the row's ``since`` reads
+        every event; a forget deletes the row and leaves only the reads that come after it."""
+        from recommender.store import ReadSetRow
+
+        store.upsert_articles([article(i) for i in range(10)])
+        store.add_events([event("u", f"a{i}", ("click", "read", "share")[i % 3], ts=T0 + i) for i in range(4)]
+                         + [event("u", "a4", ts=T0 + 80)])  # stamped after the checkpoint's until
+        key = store.article_keys([f"a{i}" for i in range(10)])
+        first, hi = store.user_read_bounds("u")
+        row = ReadSetRow("u", first, np.array([key["a0"], key["a1"], key["a2"], key["a3"], key["a9"]]),
+                         np.array([key["a4"]]), np.array([T0 + 80.0]))  # a9: in the row alone
+        assert store.put_read_sets([row], T0 - 10, T0 + 50, hi) == 1 and store.read_set_readers() == ["u"]
+        store.add_events([event("u", "a5", ts=T0 + 20), event("u", "a6", ts=T0 + 90), event("v", "a7", ts=T0 + 5)])
+        due, later, later_ts, top = store.user_read_set("u", T0 - 5, T0 + 60)
+        assert sorted(due.tolist()) == sorted(key[f"a{i}"] for i in (0, 1, 2, 3, 5, 9))
+        assert sorted(zip(later.tolist(), later_ts.tolist())) == sorted([(key["a4"], T0 + 80), (key["a6"], T0 + 90)])
+        assert top == store.user_read_bounds("u")[1]
+        due, later, _, _ = store.user_read_set("u", T0 - 5, T0 + 85)  # a4 is due now
+        assert key["a4"] in due.tolist() and later.tolist() == [key["a6"]]
+        together = store.reader_reads("u", history=2, read_set=(T0 - 5, T0 + 60)).read_set
+        assert sorted(together[0].tolist()) == sorted(key[f"a{i}"] for i in (0, 1, 2, 3, 5, 9))
+        assert together[3] == top
+        alone = store.user_read_set("u", T0 - 20, T0 + 60)  # before the row's since: every event, not the row
+        assert sorted(alone[0].tolist()) == sorted(key[f"a{i}"] for i in (0, 1, 2, 3, 5))
+
+        store.forget_user("u")
+        assert store.read_set_readers() == []
+        store.add_events([event("u", "a8", ts=T0 + 30)])
+        assert store.user_read_set("u", T0 - 5, T0 + 60)[0].tolist() == [key["a8"]]
+
+    def test_a_read_set_row_is_kept_only_while_the_readers_oldest_read_is_the_one_it_was_made_with(self, store):
+        """A row computed before a forget (its ``first_seq`` gone) is not stored, so the reader's
+        new reads alone answer; rows replace the previous ones."""
+        from recommender.store import ReadSetRow
+
+        store.upsert_articles([article(i) for i in range(6)])
+        store.add_events([event(u, f"a{i}", ts=T0 + i) for u in ("u", "w") for i in range(3)])
+        key = store.article_keys([f"a{i}" for i in range(6)])
+        rows = {u: ReadSetRow(u, store.user_read_bounds(u)[0], np.array([key["a0"], key["a1"], key["a2"], key["a5"]]),
+                              np.zeros(0, np.int64), np.zeros(0)) for u in ("u", "w")}
+        hi = store.log_position()[1]
+        store.forget_user("w")
+        store.add_events([event("w", "a4", ts=T0 + 4)])
+        assert store.put_read_sets(list(rows.values()), T0 - 10, T0 + 50, hi) == 1
+        assert store.read_set_readers() == ["u"]
+        assert store.user_read_set("w", T0 - 5, T0 + 60)[0].tolist() == [key["a4"]]
+        assert key["a5"] in store.user_read_set("u", T0 - 5, T0 + 60)[0].tolist()  # the row is used
+        assert store.put_read_sets([], T0 - 10, T0 + 50, hi) == 0 and store.read_set_readers() == []
+        assert key["a5"] not in store.user_read_set("u", T0 - 5, T0 + 60)[0].tolist()
+
     def test_a_readers_version_and_reads_answer_as_the_version_then_each_read(self, store):
         """``reader_version_and_reads`` (PostgreSQL: one statement) gives what ``reader_version`` and
         then ``reader_reads`` give, for a reader with every kind of event, a reader with clicks

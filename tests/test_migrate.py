@@ -17,7 +17,7 @@ import pytest
 
 from recommender.domain import Interaction, Preferences
 from recommender.serving.engine import Engine, EngineConfig
-from recommender.store import SQLiteStore
+from recommender.store import ReadSetRow, SQLiteStore
 from recommender.store.base import EditorialRule
 from training.cli import main as cli_main
 from training.migrate import TargetNotEmpty, comparable_stats, migrate_store
@@ -55,6 +55,11 @@ def busy(trained, tmp_path):
                                  created_at=own.now - 60, created_by="cli:test"), who="cli:test")
     assert store.remove_rule("r2", who="cli:test")
     assert store.create_experiment("exp1", json.dumps({"name": "exp1"}), at=own.now - 30)
+    # a heavy reader's read set as training stores it (models.readsets)
+    heavy = next(r for r in readers[3:] if store.user_read_bounds(r) is not None)
+    row = ReadSetRow(heavy, store.user_read_bounds(heavy)[0], store.user_read_keys(heavy, -1.0, own.now),
+                     np.zeros(0, np.int64), np.zeros(0))
+    assert store.put_read_sets([row], -1.0, own.now, store.log_position()[1]) == 1
     return own, readers, newest
 
 
@@ -66,7 +71,11 @@ def test_a_store_copied_to_postgresql_gives_the_same_lists_and_counts(busy, post
     target = PostgresStore(postgres_db)
     report = migrate_store(source, target, batch=700)  # small batches: several per table
     assert report["rows"]["events"] > 700 and report["rows"]["served_lists"] == 5  # 6 served, 1 reader forgotten
-    assert report["rows"]["feature_log"] == 5
+    assert report["rows"]["feature_log"] == 5 and report["rows"]["read_sets"] == 1
+    heavy = source.read_set_readers()[0]
+    assert target.read_set_readers() == source.read_set_readers() == [heavy]
+    copied_set, original_set = (s.user_read_set(heavy, own.now - 7 * 86_400, own.now) for s in (target, source))
+    assert sorted(copied_set[0].tolist()) == sorted(original_set[0].tolist()) and copied_set[0].size
     copied, original = target.feature_logs(), source.feature_logs()
     assert [(r.list_id, r.user_id, r.ts, r.offset, r.article_ids, r.names) for r in copied] == [
         (r.list_id, r.user_id, r.ts, r.offset, r.article_ids, r.names) for r in original]

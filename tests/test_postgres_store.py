@@ -890,7 +890,7 @@ def test_a_schema_8_database_gets_the_reads_by_time_and_a_profile_reads_them_in_
     store.close()
     migrated = _reopened_at(postgres_db, 8, "DROP INDEX events_user_read_ts")
     try:
-        assert migrated.schema_version() == 9 and "events_user_read_ts" in _event_indexes(postgres_db)
+        assert migrated.schema_version() >= 9 and "events_user_read_ts" in _event_indexes(postgres_db)
         after = migrated.user_event_keys("u", limit=5, events=("click", "read", "share"))
         assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(before, after))
         assert after[2].tolist() == [T0, T0 + 1, T0 + 2, T0 + 3, T0 + 4]
@@ -900,6 +900,27 @@ def test_a_schema_8_database_gets_the_reads_by_time_and_a_profile_reads_them_in_
             plan = "\n".join(r[0] for r in conn.execute(
                 "EXPLAIN " + sql.replace("%(user)s", "'u'").replace("%(since)s", "-1").replace("%(limit)s", "300")))
         assert plan.count("events_user_read_ts") == 1 and "events_user_cover" not in plan, plan
+    finally:
+        migrated.close()
+
+
+def test_a_schema_9_database_gets_the_read_set_checkpoint(postgres_db):
+    """Schema 10 (SQLite's 14): the table of heavy readers' read sets that training writes; a
+    database without it migrates, stores a row and answers the reader's read set from it."""
+    from recommender.store import ReadSetRow
+
+    store = PostgresStore(postgres_db)
+    store.upsert_articles([article(i) for i in range(4)])
+    store.add_events([event("u", f"a{i}", ts=T0 + i) for i in range(3)])
+    store.close()
+    migrated = _reopened_at(postgres_db, 9, "DROP TABLE read_sets")
+    try:
+        assert migrated.schema_version() >= 10
+        key = migrated.article_keys([f"a{i}" for i in range(4)])
+        first, hi = migrated.user_read_bounds("u")
+        row = ReadSetRow("u", first, np.array([key["a0"], key["a3"]]), np.zeros(0, np.int64), np.zeros(0))
+        assert migrated.put_read_sets([row], T0 - 10, T0 + 50, hi) == 1
+        assert sorted(migrated.user_read_set("u", T0 - 5, T0 + 60)[0].tolist()) == sorted([key["a0"], key["a3"]])
     finally:
         migrated.close()
 

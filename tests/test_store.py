@@ -153,10 +153,11 @@ def test_version_1_database_migrates_to_a_covering_history_index(tmp_path):
         conn.execute("DROP TABLE editorial_rules")
         conn.execute("DROP TABLE editorial_audit")
         conn.execute("DROP TABLE feature_log")
+        conn.execute("DROP TABLE read_sets")
         conn.execute("DELETE FROM meta WHERE key IN ('event_seq', 'forget_salt')")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     migrated = SQLiteStore(path)
-    assert migrated.schema_version() == SCHEMA_VERSION == 13
+    assert migrated.schema_version() == SCHEMA_VERSION == 14
     assert migrated.live_model() is None  # no version live yet: the engine adopts CURRENT
     assert migrated.log_position() == (0, 3)  # the sequence counter starts after the stored events
     ids, codes, ts, dwell = migrated.user_event_arrays("u1", events=("click", "read", "share"))
@@ -204,6 +205,25 @@ def test_a_schema_11_database_gets_the_probe_index_and_the_probe_uses_it(tmp_pat
     assert not any("events_user_cover" in p for p in plan), plan
     migrated.add_events([event("u", "a2", "impression", ts=CONTRACT_T0 + 5, event_id="late")])  # backdated
     assert migrated.reader_version("u")[3] != first[3]  # still a new largest seq
+
+
+def test_a_schema_13_database_gets_the_read_set_checkpoint(tmp_path):
+    """Schema 14: the table of heavy readers' read sets that training writes; a database without
+    it migrates, stores a row and answers the reader's read set from it."""
+    from recommender.store import ReadSetRow
+
+    path = tmp_path / "v13.sqlite3"
+    store = SQLiteStore(path)
+    store.upsert_articles([article(i) for i in range(4)])
+    store.add_events([event("u", f"a{i}", ts=T0 + i) for i in range(3)])
+    store.close()
+    migrated = _reopened_at(path, 13, "DROP TABLE read_sets")
+    assert migrated.schema_version() == SCHEMA_VERSION
+    key = migrated.article_keys([f"a{i}" for i in range(4)])
+    first, hi = migrated.user_read_bounds("u")
+    row = ReadSetRow("u", first, np.array([key["a0"], key["a3"]]), np.zeros(0, np.int64), np.zeros(0))
+    assert migrated.put_read_sets([row], T0 - 10, T0 + 50, hi) == 1
+    assert sorted(migrated.user_read_set("u", T0 - 5, T0 + 60)[0].tolist()) == sorted([key["a0"], key["a3"]])
 
 
 def test_a_schema_12_database_gets_the_reads_by_time_and_a_profile_reads_them_in_one_range(tmp_path):

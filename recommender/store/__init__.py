@@ -12,11 +12,11 @@ from pathlib import Path
 from recommender.config import split_db_location
 
 from .base import (PROFILE_EVENTS, AuditEntry, Change, EditorialRule, ExperimentList, FeatureLogRow, InteractionLog,
-                   ReaderReads, ReaderVersion, ServedList, Store, StoredArticle, StoreDiskError,
+                   ReaderReads, ReaderVersion, ReadSetRow, ServedList, Store, StoredArticle, StoreDiskError,
                    StoredExperiment, StoreError, StoreUnavailable)
 from .sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
-__all__ = ["PROFILE_EVENTS", "ReaderReads", "ReaderVersion", "AuditEntry", "Change", "EditorialRule", "ExperimentList", "FeatureLogRow", "StoredExperiment", "InteractionLog", "ServedList", "StoreDiskError", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "Store", "StoreError",
+__all__ = ["PROFILE_EVENTS", "ReaderReads", "ReaderVersion", "ReadSetRow", "AuditEntry", "Change", "EditorialRule", "ExperimentList", "FeatureLogRow", "StoredExperiment", "InteractionLog", "ServedList", "StoreDiskError", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "Store", "StoreError",
            "StoreUnavailable", "StoredArticle", "open_store"]
 
 

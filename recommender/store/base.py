@@ -366,6 +366,53 @@ class ReaderVersion:
                 "read_set": window if read_set and self.has_reads else None}
 
 
+class ReadSetRow(NamedTuple):
+    """One reader's row of the read-set checkpoint (:meth:`Store.put_read_sets`)."""
+
+    user_id: str
+    first_seq: int  # their smallest click/read/share sequence number when computed
+    keys: np.ndarray  # distinct article keys of their reads up to the checkpoint's ``until``, int64
+    later_keys: np.ndarray  # their reads stamped after ``until`` (sequence numbers up to ``hi``), int64
+    later_ts: np.ndarray  # and those reads' times, float64
+
+
+def read_set_chunks(rows: Iterable[ReadSetRow], rows_at_most: int = 50, bytes_at_most: int = 1 << 20
+                    ) -> Iterator[list[ReadSetRow]]:
+    """Checkpoint rows in the chunks :meth:`Store.put_read_sets` writes a transaction each: a
+    writer waiting for one (SQLite's lock) waits for at most ~1 MB of rows."""
+    chunk: list[ReadSetRow] = []
+    size = 0
+    for row in rows:
+        chunk.append(row)
+        size += 8 * (len(row.keys) + 2 * len(row.later_keys))
+        if len(chunk) >= rows_at_most or size >= bytes_at_most:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def pack_read_set(row: ReadSetRow) -> dict[str, bytes]:
+    """A checkpoint row's arrays as stored: little-endian int64 keys, float64 times."""
+    return {"keys": np.ascontiguousarray(row.keys, dtype="<i8").tobytes(),
+            "later_keys": np.ascontiguousarray(row.later_keys, dtype="<i8").tobytes(),
+            "later_ts": np.ascontiguousarray(row.later_ts, dtype="<f8").tobytes()}
+
+
+def checkpoint_read_set(keys: bytes, later_keys: bytes, later_ts: bytes, hi: int, after_keys: np.ndarray,
+                        after_ts: np.ndarray, after_seq: np.ndarray, until: float
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """:meth:`Store.user_read_set` from a checkpoint row (as stored) and the reader's reads after
+    its ``hi`` (``ts >= since``): the row's keys and every read stamped by ``until`` are due."""
+    stored_later = np.frombuffer(later_keys, dtype="<i8").astype(np.int64)
+    stored_ts = np.frombuffer(later_ts, dtype="<f8").astype(np.float64)
+    all_keys = np.concatenate([stored_later, np.asarray(after_keys, dtype=np.int64)])
+    all_ts = np.concatenate([stored_ts, np.asarray(after_ts, dtype=np.float64)])
+    due = all_ts <= until
+    return (np.concatenate([np.frombuffer(keys, dtype="<i8").astype(np.int64), all_keys[due]]),
+            all_keys[~due], all_ts[~due], max(int(hi), int(np.max(after_seq, initial=0))))
+
+
 class ReaderReads(NamedTuple):
     """:meth:`Store.reader_reads`: each None when not asked for."""
 
@@ -783,6 +830,24 @@ class Store(ABC):
         due = ts <= until
         return keys[due], keys[~due], ts[~due], int(seq.max(initial=0))
 
+    def put_read_sets(self, rows: Sequence[ReadSetRow], since: float, until: float, hi: int) -> int:
+        """Replace the read-set checkpoint (``models.readsets``, written by training): for each row's
+        reader, the distinct keys of their click/read/share events with ``since <= ts <= until`` and
+        sequence numbers up to ``hi``, and those stamped after ``until`` apart. A row is kept only
+        while the reader's smallest read sequence number is still ``first_seq`` (a forget committed
+        since the rows were computed leaves none), checked in the write; a forget deletes it.
+        Returns the rows kept.
+
+        :meth:`user_read_set` (and ``reader_reads(read_set=...)``) then answers such a reader from
+        their row and the events after ``hi`` alone, whenever the row covers the ``since`` and
+        ``until`` asked and their smallest read number is still ``first_seq``; the keys due may then
+        include reads before ``since`` (of articles published before it)."""
+        raise NotImplementedError
+
+    def read_set_readers(self) -> list[str]:
+        """The readers the read-set checkpoint holds a row for, sorted."""
+        raise NotImplementedError
+
 
 #: The tables a store copy moves, in copy order, and their portable columns. Booleans are bool,
 #: ``tags``/``categories``/``regions`` JSON text, ``kind``/``event`` codes, a served list's
@@ -797,6 +862,8 @@ PORTABLE_TABLES: dict[str, tuple[str, ...]] = {
     "served_lists": ("seq", "list_id", "user_key", "ts", "position", "model_version", "variant", "strategy",
                      "article_keys", "experiment", "config", "teams"),
     "preferences": ("user_key", "categories", "regions", "updated_at"),
+    # the read-set checkpoint (put_read_sets): keys little-endian int64, times float64, as bytes
+    "read_sets": ("user_key", "first_seq", "since_ts", "until_ts", "hi", "keys", "later_keys", "later_ts"),
     "forgotten": ("user_hash", "at"),
     "changes": ("pos", "kind", "ref", "lo", "hi", "at"),
     "live_model": ("version", "updated_at"),

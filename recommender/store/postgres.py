@@ -63,6 +63,7 @@ from .base import (
     PROFILE_EVENTS,
     InteractionLog,
     ReaderReads,
+    ReadSetRow,
     ServedList,
     Store,
     StoredArticle,
@@ -75,8 +76,11 @@ from .base import (
     _json_list,
     _salted_hashes,
     _types,
+    checkpoint_read_set,
     export_queries,
     pack_features,
+    pack_read_set,
+    read_set_chunks,
     unpack_features,
 )
 
@@ -88,7 +92,7 @@ if logging.getLogger("psycopg.pool").level == logging.NOTSET:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # Sequences keep CACHE 1 (the default): with a per-session cache, two sessions hand out values
 # from separate ranges, and no lock could make those commit-ordered.
@@ -270,6 +274,21 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS events_user_read_ts ON events (user_key, ts, seq) INCLUDE (article_key, event, dwell)
         WHERE event IN (1, 2, 3);
     """,
+    # the read-set checkpoint training writes (Store.put_read_sets, models.readsets; SQLite's 14): a
+    # heavy reader's distinct read keys up to ``hi`` (little-endian int64), those stamped after
+    # ``until_ts`` with their times (float64) apart; valid while their smallest read seq is ``first_seq``
+    10: """
+    CREATE TABLE IF NOT EXISTS read_sets (
+        user_key BIGINT PRIMARY KEY,
+        first_seq BIGINT NOT NULL,
+        since_ts DOUBLE PRECISION NOT NULL,
+        until_ts DOUBLE PRECISION NOT NULL,
+        hi BIGINT NOT NULL,
+        keys BYTEA NOT NULL,
+        later_keys BYTEA NOT NULL,
+        later_ts BYTEA NOT NULL
+    );
+    """,
 }
 
 # Advisory lock keys (any 64-bit constants no other code uses on this database): ASCII "newsrec"
@@ -339,26 +358,51 @@ _READ_ROWS_SQL = " UNION ALL ".join(
     f"SELECT article_key, ts, seq FROM events WHERE user_key = {_READER_KEY} AND event = {code} "
     "AND ts >= %(since)s" for code in (1, 2, 3))
 
+# A heavy reader's row of the read-set checkpoint (Store.put_read_sets), when it covers the window
+# asked and their oldest read is still the one it was made with: their reads then come from it and
+# from the events after its ``hi`` (one range of the reads index by seq), not from all of them.
+_CHECKPOINT_CTE = (
+    f"c AS (SELECT keys, later_keys, later_ts, hi FROM read_sets WHERE user_key = {_READER_KEY} "
+    "AND since_ts <= %(since)s AND until_ts <= %(until)s AND first_seq = (SELECT min(seq) FROM events "
+    f"WHERE user_key = {_READER_KEY} AND event IN (1, 2, 3)))")
+_CHECKPOINT_ROWS_SQL = (
+    " UNION ALL ".join(f"SELECT article_key, ts, seq FROM events WHERE user_key = {_READER_KEY} AND event = {code} "
+                       "AND ts >= %(since)s AND NOT EXISTS (SELECT 1 FROM c)" for code in (1, 2, 3))
+    # (no time here: with one, a generic plan ranges over the reads by time, all since ``since``;
+    # the aggregates below leave out those before it)
+    + f" UNION ALL SELECT article_key, ts, seq FROM events WHERE user_key = {_READER_KEY} AND event IN (1, 2, 3) "
+    "AND seq > (SELECT hi FROM c)")
 # A reader's read set split at ``until`` by the server (one statement, one snapshot): the keys due
-# travel alone, not with a time and a sequence number each (a heavy reader has tens of thousands).
-_READ_SET_SQL = (
-    "SELECT string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts <= %(until)s), "
-    "string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts > %(until)s), "
-    f"string_agg(float8send(r.ts), ''::bytea) FILTER (WHERE r.ts > %(until)s), max(r.seq) FROM ({_READ_ROWS_SQL}) r")
+# travel alone, not with a time and a sequence number each (a heavy reader has tens of thousands);
+# then the checkpoint row's columns (NULL without one), where ``when`` allows.
+_READ_SET_COLUMNS = (
+    "string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts <= %(until)s AND r.ts >= %(since)s), "
+    "string_agg(int8send(r.article_key), ''::bytea) FILTER (WHERE r.ts > %(until)s AND r.ts >= %(since)s), "
+    "string_agg(float8send(r.ts), ''::bytea) FILTER (WHERE r.ts > %(until)s AND r.ts >= %(since)s), max(r.seq), "
+    + ", ".join(f"CASE WHEN {{when}} THEN (SELECT {column} FROM c) END" for column in ("keys", "later_keys", "later_ts",
+                                                                                      "hi"))
+    + f" FROM ({_CHECKPOINT_ROWS_SQL}) r")
+_READ_SET_SQL = f"WITH {_CHECKPOINT_CTE} SELECT " + _READ_SET_COLUMNS.format(when="true")
 # The same behind the server's check that the reader has at least ``history`` reads (the partial
 # index on reads by seq, at most that many entries): first column whether they have. A light
 # reader's feed takes its reads from the history; the scan is then a one-time filter that is false.
 _HEAVY_READ_SET_SQL = (
     f"WITH g AS (SELECT count(*) >= %(history)s AS heavy FROM (SELECT 1 FROM events WHERE user_key = {_READER_KEY} "
-    "AND event IN (1, 2, 3) LIMIT %(history)s) x) "
-    "SELECT (SELECT heavy FROM g), " + _READ_SET_SQL.removeprefix("SELECT ") + " WHERE (SELECT heavy FROM g)")
+    f"AND event IN (1, 2, 3) LIMIT %(history)s) x), {_CHECKPOINT_CTE} "
+    "SELECT (SELECT heavy FROM g), " + _READ_SET_COLUMNS.format(when="(SELECT heavy FROM g)")
+    + " WHERE (SELECT heavy FROM g)")
+_READ_SET_WIDTH = 8  # columns of _READ_SET_SQL
 
 
-def _read_set(row: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _read_set(row: tuple, until: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """:meth:`PostgresStore.user_read_set` from a row of :data:`_READ_SET_SQL`'s columns."""
     # each column on its own: the keys due may be none while later ones are there (native order)
     due, later, later_ts = (_unpacked((value,), (dtype,))[0] for value, dtype in zip(row[:3], (">i8", ">i8", ">f8")))
-    return due, later, later_ts, int(row[3] or 0)
+    if row[4] is None:  # no checkpoint row: every read came
+        return due, later, later_ts, int(row[3] or 0)
+    return checkpoint_read_set(row[4], row[5], row[6], int(row[7]), np.concatenate([due, later]),
+                               np.concatenate([np.full(due.size, -np.inf), later_ts]),
+                               np.array([int(row[3] or 0)]), until)
 
 
 @functools.lru_cache(maxsize=64)
@@ -1594,9 +1638,10 @@ class PostgresStore(Store):
             asked["impressions"] = (_history_sql(_types(("impression",)), ids=False),
                                     {"user": user_id, "since": -1.0, "limit": int(impressions)}, _event_key_arrays, 6)
         if read_set is not None and history > 0:  # in the same wait: a heavy reader's feed needs it next
+            until = float(read_set[1])
             asked["read_set"] = (_HEAVY_READ_SET_SQL, {"user": user_id, "since": float(read_set[0]),
-                                                       "until": float(read_set[1]), "history": int(history)},
-                                 lambda row: _read_set(row[1:]) if row[0] else None, 5)
+                                                       "until": until, "history": int(history)},
+                                 lambda row: _read_set(row[1:], until) if row[0] else None, 1 + _READ_SET_WIDTH)
         return asked
 
     @staticmethod
@@ -1797,6 +1842,8 @@ class PostgresStore(Store):
                                        (key,)).fetchone()[0])
             conn.execute("DELETE FROM feature_log WHERE user_key = %s", (key,))
             prefs = conn.execute("DELETE FROM preferences WHERE user_key = %s", (key,)).rowcount
+            # (a checkpoint write holds the reader's row FOR KEY SHARE: committed before the lock above)
+            conn.execute("DELETE FROM read_sets WHERE user_key = %s", (key,))
             conn.execute("DELETE FROM users WHERE key = %s", (key,))
             # a bulk load writes events of readers it looked up in an earlier batch without holding
             # their rows: under this lock it checks for a committed forget, and once this forget
@@ -2022,6 +2069,7 @@ class PostgresStore(Store):
         "served_lists": ("int8", "text", "int8", "float8", "int4", "text", "text", "text", "int8[]", "text", "text",
                          "text"),
         "preferences": ("int8", "text", "text", "float8"),
+        "read_sets": ("int8", "int8", "float8", "float8", "int8", "bytea", "bytea", "bytea"),
         "forgotten": ("text", "float8"),
         "changes": ("int8", "int2", "text", "int8", "int8", "float8"),
         "api_keys": ("text", "text", "text", "text", "text"),
@@ -2158,9 +2206,41 @@ class PostgresStore(Store):
         keys, ts, seq = _unpacked(row, (">i8", ">f8", ">i8"))
         return keys, ts, seq
 
+    def put_read_sets(self, rows: Sequence[ReadSetRow], since: float, until: float, hi: int) -> int:
+        self._write(lambda conn: conn.execute("DELETE FROM read_sets"))
+        kept = 0
+        for chunk in read_set_chunks(rows):
+            def body(conn: psycopg.Connection, chunk: list[ReadSetRow] = chunk) -> int:
+                # the readers' rows held as every writer holds them: a forget waits for this commit
+                # (and then deletes the row), or this waits for the forget's and finds no reader
+                keys = dict(conn.execute("SELECT user_id, key FROM users WHERE user_id = ANY(%s) FOR KEY SHARE",
+                                         ([row.user_id for row in chunk],)).fetchall())
+                n = 0
+                for row in chunk:
+                    if row.user_id not in keys:
+                        continue
+                    n += conn.execute(
+                        "INSERT INTO read_sets (user_key, first_seq, since_ts, until_ts, hi, keys, later_keys, later_ts) "
+                        "SELECT %(key)s, %(first)s, %(since)s, %(until)s, %(hi)s, %(keys)s, %(later_keys)s, %(later_ts)s "
+                        "WHERE (SELECT min(seq) FROM events WHERE user_key = %(key)s AND event IN (1, 2, 3)) = %(first)s "
+                        "ON CONFLICT (user_key) DO UPDATE SET first_seq = excluded.first_seq, since_ts = excluded.since_ts, "
+                        "until_ts = excluded.until_ts, hi = excluded.hi, keys = excluded.keys, "
+                        "later_keys = excluded.later_keys, later_ts = excluded.later_ts",
+                        {"key": keys[row.user_id], "first": int(row.first_seq), "since": float(since),
+                         "until": float(until), "hi": int(hi), **pack_read_set(row)}).rowcount
+                return n
+
+            kept += self._write(body)
+        return kept
+
+    def read_set_readers(self) -> list[str]:
+        with self._reading() as conn:
+            return [r[0] for r in conn.execute(
+                "SELECT u.user_id FROM read_sets c JOIN users u ON u.key = c.user_key ORDER BY u.user_id")]
+
     def user_read_set(self, user_id: str, since: float, until: float
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         with self._reading() as conn:
             row = conn.execute(_READ_SET_SQL, {"user": user_id, "since": float(since), "until": float(until)},
                                binary=True).fetchone()
-        return _read_set(row)
+        return _read_set(row, float(until))

@@ -38,6 +38,7 @@ from .base import (
     ExperimentList,
     FeatureLogRow,
     InteractionLog,
+    ReadSetRow,
     ServedList,
     Store,
     StoredArticle,
@@ -50,8 +51,11 @@ from .base import (
     _json_list,
     _salted_hashes,
     _types,
+    checkpoint_read_set,
     export_queries,
     pack_features,
+    pack_read_set,
+    read_set_chunks,
     unpack_features,
 )
 
@@ -62,7 +66,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 13  # 4 was left for the served lists while staged models took 5; they are 6: a
+SCHEMA_VERSION = 14  # 4 was left for the served lists while staged models took 5; they are 6: a
 # database at 5 (from before served lists) has run no 4 and would never run it
 
 MIGRATIONS: dict[int, str] = {
@@ -256,6 +260,21 @@ MIGRATIONS: dict[int, str] = {
     13: """
     CREATE INDEX IF NOT EXISTS events_user_read_ts ON events(user_key, ts, seq, article_key, event, dwell)
         WHERE event IN (1, 2, 3);
+    """,
+    # the read-set checkpoint training writes (Store.put_read_sets, models.readsets): a heavy
+    # reader's distinct read keys up to ``hi`` (little-endian int64), those stamped after ``until``
+    # with their times (float64) apart; valid while their smallest read seq is ``first_seq``
+    14: """
+    CREATE TABLE IF NOT EXISTS read_sets (
+        user_key INTEGER PRIMARY KEY,
+        first_seq INTEGER NOT NULL,
+        since_ts REAL NOT NULL,
+        until_ts REAL NOT NULL,
+        hi INTEGER NOT NULL,
+        keys BLOB NOT NULL,
+        later_keys BLOB NOT NULL,
+        later_ts BLOB NOT NULL
+    );
     """,
 }
 
@@ -1275,6 +1294,7 @@ class SQLiteStore(Store):
                                        "WHERE user_key = ?", (key,)).fetchone()[0]
                 conn.execute("DELETE FROM served_lists WHERE user_key = ?", (key,))
                 conn.execute("DELETE FROM feature_log WHERE user_key = ?", (key,))
+                conn.execute("DELETE FROM read_sets WHERE user_key = ?", (key,))
                 prefs = conn.execute("DELETE FROM preferences WHERE user_key = ?", (key,)).rowcount
                 conn.execute("DELETE FROM users WHERE key = ?", (key,))
                 removed = {"events": events, "preferences": prefs, "user": 1}
@@ -1612,11 +1632,30 @@ class SQLiteStore(Store):
         "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = :user) "
         f"AND event = {code} AND ts > :until AND ts >= :since AND seq <= :hi" for code in (1, 2, 3))
 
+    # the reader's checkpoint row, if it covers the window asked and their oldest read is the one it was made with
+    _CHECKPOINT_SQL = (
+        "SELECT c.keys, c.later_keys, c.later_ts, c.hi FROM read_sets c JOIN users u ON u.key = c.user_key "
+        "WHERE u.user_id = :user AND c.since_ts <= :since AND c.until_ts <= :until AND c.first_seq = "
+        "(SELECT MIN(seq) FROM events WHERE user_key = u.key AND event IN (1, 2, 3))")
+    _AFTER_CHECKPOINT_SQL = (
+        "SELECT article_key, ts, seq FROM events WHERE user_key = (SELECT key FROM users WHERE user_id = :user) "
+        "AND event IN (1, 2, 3) AND seq > :hi AND ts >= :since")
+
     @_read_errors
     def user_read_set(self, user_id: str, since: float, until: float
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         params = {"user": user_id, "since": float(since), "until": float(until)}
         conn = self._conn()
+        if conn.in_transaction:  # (never in a request; a caller's own transaction is its snapshot)
+            checkpointed = self._checkpointed_read_set(conn, params)
+        else:
+            conn.execute("BEGIN")  # the row and the events after it from one snapshot (a forget between)
+            try:
+                checkpointed = self._checkpointed_read_set(conn, params)
+            finally:
+                conn.execute("COMMIT")
+        if checkpointed is not None:
+            return checkpointed
         parts = conn.execute(self._READ_SET_SQL, params).fetchall()
         hi = max((int(top) for _, top in parts if top is not None), default=0)
         texts = [text for text, _ in parts if text]
@@ -1625,3 +1664,38 @@ class SQLiteStore(Store):
         later = conn.execute(self._READ_SET_FUTURE_SQL, {**params, "hi": hi}).fetchall()
         table = np.array(later, dtype=np.float64).reshape(-1, 3)
         return keys, table[:, 0].astype(np.int64), table[:, 1], hi
+
+    def _checkpointed_read_set(self, conn: sqlite3.Connection, params: dict
+                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+        """:meth:`user_read_set` from the reader's checkpoint row and their reads after it; None
+        without a usable row."""
+        row = conn.execute(self._CHECKPOINT_SQL, params).fetchone()
+        if row is None:
+            return None
+        hi = int(row[3])
+        after = conn.execute(self._AFTER_CHECKPOINT_SQL, {**params, "hi": hi}).fetchall()
+        table = np.array(after, dtype=np.float64).reshape(-1, 3)  # keys and seq < 2^53: exact
+        return checkpoint_read_set(row[0], row[1], row[2], hi, table[:, 0].astype(np.int64), table[:, 1],
+                                   table[:, 2].astype(np.int64), params["until"])
+
+    def put_read_sets(self, rows: Sequence[ReadSetRow], since: float, until: float, hi: int) -> int:
+        conn = self._conn()
+        with self._write(conn):
+            conn.execute("DELETE FROM read_sets")
+        kept = 0
+        for chunk in read_set_chunks(rows):  # the write lock let go between chunks: posts wait for one at most
+            with self._write(conn):
+                for row in chunk:
+                    kept += conn.execute(
+                        "INSERT OR REPLACE INTO read_sets(user_key, first_seq, since_ts, until_ts, hi, keys, "
+                        "later_keys, later_ts) SELECT u.key, :first, :since, :until, :hi, :keys, :later_keys, "
+                        ":later_ts FROM users u WHERE u.user_id = :user AND (SELECT MIN(seq) FROM events "
+                        "WHERE user_key = u.key AND event IN (1, 2, 3)) = :first",
+                        {"user": row.user_id, "first": int(row.first_seq), "since": float(since),
+                         "until": float(until), "hi": int(hi), **pack_read_set(row)}).rowcount
+        return kept
+
+    @_read_errors
+    def read_set_readers(self) -> list[str]:
+        return [r[0] for r in self._conn().execute(
+            "SELECT u.user_id FROM read_sets c JOIN users u ON u.key = c.user_key ORDER BY u.user_id")]
