@@ -353,6 +353,37 @@ def test_a_heavy_readers_read_set_comes_with_their_other_reads_and_leaves_every_
     assert shown[0] not in again and not set(read) & set(again)
 
 
+def test_training_keeps_a_heavy_readers_read_set_and_their_feeds_leave_every_read_out_through_clicks_and_forgets(
+        trained, tmp_path):
+    """A reader with hundreds of reads at training: ``train`` stores their read set
+    (``models.readsets``, ``Store.put_read_sets``), their feed leaves every read out, a read
+    posted after training on another worker counts at once, and a forget removes the row and
+    leaves them a new reader."""
+    from recommender.models.fitting import train
+
+    sample = trained.clone(tmp_path)
+    model = sample.engine()._state.model
+    window = model.item_ids.ids[model.window_start:].tolist()
+    read = window[:300]
+    sample.store.add_events([Interaction("heavy-reader", a, ("click", "read", "share")[i % 3],
+                                         sample.now - 7200 + i, dwell_seconds=40, event_id=f"hr{i}")
+                             for i, a in enumerate(read + read[:20])])
+    _, built = train(sample.store, sample.models_dir, as_of=sample.now, seed=0, promote=True)
+    assert sample.store.read_set_readers() == ["heavy-reader"] and built.report["read_sets_stored"] == 1
+    engine, other = sample.engine(), sample.engine()
+    shown = [i.article_id for i in engine.feed("heavy-reader", limit=150).items]
+    assert len(shown) == 150 and not set(read) & set(shown)
+    other.record_events([Interaction("heavy-reader", shown[0], "read", sample.now - 10, dwell_seconds=40)])
+    for e in (engine, sample.engine()):
+        again = [i.article_id for i in e.feed("heavy-reader", limit=150).items]
+        assert shown[0] not in again and not set(read) & set(again)
+
+    other.forget_user("heavy-reader")
+    assert sample.store.read_set_readers() == []
+    after = sample.engine().feed("heavy-reader", limit=150)
+    assert after.strategy == "cold-start" and set(read) & {i.article_id for i in after.items}
+
+
 def test_a_feed_reads_the_reader_in_one_go_and_builds_the_profile_single_reads_build(trained, tmp_path, monkeypatch):
     """After the probe, a feed asks the store once (``Store.reader_reads``: one pipeline on PostgreSQL)
     for the history, preferences, hides and impressions, and builds the same profile as reading each."""

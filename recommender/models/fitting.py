@@ -30,9 +30,10 @@ from recommender.models.interactions import BM25Weighting, confidence_matrix
 from recommender.models.neighbours import clustered_neighbours, cosine_neighbours, story_labels
 from recommender.models.exposure import ExposureStats
 from recommender.models.popularity import CURVE_POSITIONS, DecayedCounters, position_curve
+from recommender.models.readsets import heavy_read_sets
 from recommender.models.served import ServingModel
 from recommender.params import TrainParams
-from recommender.store import Store
+from recommender.store import Store, StoreError
 from recommender.text.embedding import ArticleEmbedder
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,13 @@ def peak_memory_mb() -> float:
 
 
 def build_model(store: Store, params: TrainParams | None = None, as_of: float | None = None,
-                seed: int | None = 0, show_progress: bool = False) -> BuiltModel:
+                seed: int | None = 0, show_progress: bool = False, read_sets: bool = False) -> BuiltModel:
     """Fit every part on the data known at ``as_of`` (default: now).
 
     Events at or after ``as_of`` are ignored (a time split never leaks), and so are
-    articles published after it; they reach the service as fresh articles.
+    articles published after it; they reach the service as fresh articles. With ``read_sets``,
+    heavy readers' read sets as of the load (``models.readsets``) go to ``fitted["read_sets"]``
+    as ``(rows, since, until, hi)``, for :meth:`Store.put_read_sets`.
     """
     params = params or TrainParams()
     stages = _Stages(show_progress)
@@ -155,6 +158,15 @@ def build_model(store: Store, params: TrainParams | None = None, as_of: float | 
         report["events_used"] = int(keep.sum())
         report["readers"] = int(user_keys.size)
         report["events_max_per_reader"] = int(np.bincount(user_index).max()) if user_index.size else 0
+
+    if read_sets:
+        with stages.stage("read sets"):
+            rows = heavy_read_sets(store, log_.user_key, log_.article_key, log_.event, log_.user_ids,
+                                   int(log_.event_seq), as_of)
+            # ts in [start, as_of): the keys due by the largest time below as_of; later ones kept apart
+            in_memory["read_sets"] = (rows, -1.0 if start is None else float(start),
+                                      float(np.nextafter(as_of, -np.inf)), int(log_.event_seq))
+            report["read_sets_readers"] = len(rows)
 
     with stages.stage("text features"):
         docs = [(a.title, a.body) for a in articles]  # the embedder strips page furniture itself
@@ -450,6 +462,20 @@ def attach_learned(built: BuiltModel, ranker, report: dict | None = None) -> Bui
     return built
 
 
+def _put_read_sets(store: Store, built: BuiltModel) -> None:
+    """Store the heavy readers' read sets of this training (any version served uses them: they
+    are the store's own facts); a failure leaves the previous ones, which stay correct, and is logged."""
+    rows, since, until, hi = built.fitted["read_sets"]
+    start = time.perf_counter()
+    try:
+        kept = store.put_read_sets(rows, since, until, hi)
+    except StoreError as exc:
+        log.warning("heavy readers' read sets not stored (feeds read them in full meanwhile): %s", exc)
+        return
+    built.report["read_sets_stored"] = kept
+    built.report["timings_seconds"]["read sets write"] = round(time.perf_counter() - start, 3)
+
+
 def train(store: Store, models_dir: str | Path, params: TrainParams | None = None, as_of: float | None = None,
           seed: int | None = 0, keep: int = 5, show_progress: bool = False, promote: bool = False,
           learned=None, learned_report: dict | None = None,
@@ -464,7 +490,7 @@ def train(store: Store, models_dir: str | Path, params: TrainParams | None = Non
     right before the write, as the live version is: what changed during training counts.
     """
     live_before = versions.live_version(store, models_dir)
-    built = build_model(store, params, as_of=as_of, seed=seed, show_progress=show_progress)
+    built = build_model(store, params, as_of=as_of, seed=seed, show_progress=show_progress, read_sets=True)
     if learned is not None:  # a learned ranking stage (see recommender.evaluation.learning)
         attach_learned(built, learned, learned_report)
     broken = sorted(name for name, a in built.arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all())
@@ -477,6 +503,7 @@ def train(store: Store, models_dir: str | Path, params: TrainParams | None = Non
     version = write_bundle(models_dir, built.arrays, built.documents, manifest_extra=built.manifest, keep=keep,
                            publish=False, protect=kept)
     built.report["timings_seconds"]["bundle write"] = round(time.perf_counter() - start, 3)
+    _put_read_sets(store, built)
     if promote:
         try:
             versions.promote(store, models_dir, version, expected=live_before, verify=False)
