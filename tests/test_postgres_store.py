@@ -239,6 +239,40 @@ def _lock_waiters(url: str) -> int:
                             "WHERE NOT l.granted AND a.datname = current_database()").fetchone()[0]
 
 
+def test_a_read_set_row_written_while_a_forget_holds_the_reader_is_not_stored(postgres_db):
+    """Training stores a heavy reader's read set (``put_read_sets``) while a forget of that reader is
+    in its transaction (the reader's row held ``FOR UPDATE``, their events and row deleted, not yet
+    committed): the write waits for the forget, finds no reader and stores nothing, so no read set
+    outlives the forget; another reader's row in the same chunk is stored."""
+    import threading
+
+    from recommender.store import ReadSetRow
+
+    store = PostgresStore(postgres_db)
+    try:
+        store.upsert_articles([article(i) for i in range(4)])
+        store.add_events([event(u, f"a{i}", ts=T0 + i) for u in ("gone", "kept") for i in range(3)])
+        keys = np.array(sorted(store.article_keys([f"a{i}" for i in range(3)]).values()))
+        rows = [ReadSetRow(u, store.user_read_bounds(u)[0], keys, np.zeros(0, np.int64), np.zeros(0))
+                for u in ("gone", "kept")]
+        hi = store.log_position()[1]
+        forget = psycopg.connect(postgres_db)  # a forget midway, as forget_user runs it
+        key = forget.execute("SELECT key FROM users WHERE user_id = 'gone' FOR UPDATE").fetchone()[0]
+        for table, column in (("events", "user_key"), ("read_sets", "user_key"), ("users", "key")):
+            forget.execute(f"DELETE FROM {table} WHERE {column} = %s", (key,))
+        stored = []
+        writer = threading.Thread(target=lambda: stored.append(store.put_read_sets(rows, T0 - 10, T0 + 50, hi)))
+        writer.start()
+        wait_for(lambda: _lock_waiters(postgres_db) > 0, "the read-set write waiting for the reader's row")
+        assert stored == []
+        forget.commit()
+        forget.close()
+        writer.join(timeout=30)
+        assert stored == [1] and store.read_set_readers() == ["kept"]
+    finally:
+        store.close()
+
+
 def test_a_post_whose_reader_a_forget_deletes_while_it_waits_stores_nothing_then_writes_once(postgres_db):
     """A forget holds the reader's row (``FOR UPDATE``) when a single-event post arrives: the post,
     sent in one pipelined transaction, waits for the row, finds it deleted, stores nothing (no
