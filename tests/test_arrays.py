@@ -45,3 +45,22 @@ def test_edges_and_other_types_are_numpys():
     codes = np.array([127, -1, 5, 127], dtype=np.int8)  # the table spans the whole int8 range
     for got, want in zip(arrays.unique_inverse(codes), np.unique(codes, return_inverse=True)):
         assert np.array_equal(got, want) and got.dtype == want.dtype
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_long_sorted_array_and_a_few_values_take_the_merge_and_still_equal_numpys(seed):
+    """At ``SORTED_CHECK`` values or more, sorted distinct arrays (a heavy reader's read set) are
+    not sorted again and a few values are merged into them: the same answers as numpy, in either
+    order, with duplicates, values outside the range and mixed dtypes; unsorted long ones sort."""
+    rng = np.random.default_rng(seed)
+    for trial in range(60):
+        dtype = DTYPES[trial % 3]  # int64, int32, int8 cannot hold the long ones
+        a = np.unique(rng.integers(-5, 30_000, int(rng.integers(arrays.SORTED_CHECK, 9_000)))).astype(dtype)
+        b = rng.integers(-20, 30_020, int(rng.integers(0, 300))).astype(DTYPES[rng.integers(len(DTYPES))])
+        if a.size < arrays.SORTED_CHECK:
+            continue
+        for ours, theirs in ((arrays.union1d(a, b), np.union1d(a, b)), (arrays.union1d(b, a), np.union1d(b, a)),
+                             (arrays.unique(a), np.unique(a)), (arrays.unique(a[::-1]), np.unique(a[::-1]))):
+            assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+    long = np.arange(arrays.SORTED_CHECK * 2, dtype=np.int64)
+    assert arrays.unique(long) is not long  # a copy, as numpy's
