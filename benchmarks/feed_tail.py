@@ -41,15 +41,9 @@ STORE_READS = ("reader_version", "reader_version_and_reads", "reader_reads", "us
 
 def timed_feeds(store, models: Path, users: list[str], now: float, warmup: int) -> list[dict]:
     """Each feed after ``warmup``: wall and CPU ms and ms per store read and per stage."""
-    from threadpoolctl import threadpool_limits
+    from benchmarks.portal import serving_engine
 
-    from recommender.serving.engine import Engine, EngineConfig
-
-    threadpool_limits(1)
-    engine = Engine(store, models, EngineConfig(), clock=lambda: now)
-    engine.refresh()
-    gc.collect()
-    gc.freeze()
+    engine = serving_engine(store, models, now)
     parts: collections.Counter = collections.Counter()
 
     def timing(name, call):

@@ -225,15 +225,13 @@ def sample_ids(db: Path, n: int, rng: np.random.Generator) -> tuple[list[str], l
     return users, [articles[int(i)] for i in rng.integers(0, len(articles), size=n)]
 
 
-def inprocess(store_factory, models: Path, users: list[str], articles: list[str], now: float, calls: int,
-              warmup: int) -> dict:
+def serving_engine(store, models: Path, now: float):
+    """An engine on ``store`` as a serving worker runs it once loaded, its clock fixed at ``now``."""
     from threadpoolctl import threadpool_limits
 
-    from recommender.domain import Interaction
     from recommender.serving.engine import Engine, EngineConfig
 
     threadpool_limits(1)  # one BLAS thread, as `newsrec serve` gives each worker
-    store = store_factory()
     engine = Engine(store, models, EngineConfig(), clock=lambda: now)
     # one poll, as a serving worker's background thread makes within a second of loading: it maps
     # every store article key to the catalog (without it, each feed asks the store about the keys
@@ -242,9 +240,18 @@ def inprocess(store_factory, models: Path, users: list[str], articles: list[str]
     # and then, as each `newsrec serve` worker does once loaded (post_worker_init in
     # api/gunicorn_conf.py), what it loaded goes out of the cycle collector's sight: without it
     # the young collections right after loading walk the catalog (up to ~4.5 ms each, several in a
-    # run) and a full one takes ~50 ms, pauses no serving worker has
+    # run) and a full one takes ~50 ms, pauses no serving worker has (callers gc.unfreeze() after)
     gc.collect()
     gc.freeze()
+    return engine
+
+
+def inprocess(store_factory, models: Path, users: list[str], articles: list[str], now: float, calls: int,
+              warmup: int) -> dict:
+    from recommender.domain import Interaction
+
+    store = store_factory()
+    engine = serving_engine(store, models, now)
     tag = uuid.uuid4().hex[:6]
 
     def post(i: int) -> None:

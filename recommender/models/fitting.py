@@ -57,7 +57,8 @@ class BuiltModel:
     manifest: dict[str, Any]
     report: dict[str, Any] = field(default_factory=dict)
     # in memory only, never written to the bundle: "cf" (the fitted CollaborativeFilter, its trained
-    # reader vectors) and "cf_reader_keys" (the store key of each of its rows), for checks and evaluation
+    # reader vectors) and "cf_reader_keys" (the store key of each of its rows), for checks and evaluation;
+    # "read_sets" (with build_model(read_sets=True)) what train stores with Store.put_read_sets
     fitted: dict[str, Any] = field(default_factory=dict)
 
     def serving_model(self, version: str | None = None) -> ServingModel:

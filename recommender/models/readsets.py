@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from recommender.domain import ANONYMOUS, EVENT_CODES
-from recommender.store import ReadSetRow, Store, StoreError
+from recommender.store import PROFILE_EVENTS, ReadSetRow, Store, StoreError
 
-READS = np.array([EVENT_CODES["click"], EVENT_CODES["read"], EVENT_CODES["share"]], dtype=np.int8)
+READS = np.array([EVENT_CODES[e] for e in PROFILE_EVENTS], dtype=np.int8)  # what a feed leaves out once read
 MIN_EVENTS = 256  # as serving.readsets.ReadSets: a lighter reader's set costs little to read
 MAX_FUTURE = 10_000  # a reader with more reads stamped after the load's end is left out
 
