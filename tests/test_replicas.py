@@ -386,3 +386,68 @@ def test_every_write_to_one_replica_reaches_every_worker_of_the_other(replicas):
         times["experiment_stopped"] = on_every_worker(pins, stopped, started, "an experiment stopped on A, off on B")
 
     print("propagation A -> every worker of B (s):", {k: round(v, 3) for k, v in times.items()})
+
+
+def test_a_heavy_readers_read_set_stored_by_training_holds_through_a_read_and_a_forget_on_the_other_replica(
+        replicas):
+    """A reader with 310 reads when ``newsrec train`` runs (on A's host): training stores their read
+    set (``train --json`` reports it), and every worker of B, meeting the reader for the first time,
+    leaves all 310 out; a read posted to A afterwards (after the stored position) is left out by
+    every worker of B too; a forget on A deletes the stored set with the rest, and every worker of B
+    then serves the reader a cold-start feed in which the old reads may show again."""
+    a, b, keys, tokens, articles, staged, live = replicas
+    site = keys["site"]
+
+    def feed(user_id: str, via: Pinned | LiveServer, limit: int = 100) -> Reply:
+        return via.get(f"/v1/users/{user_id}/feed?limit={limit}", key=site)
+
+    heavy, control = uid("heavy"), uid("control")
+    old_reads = item_ids(feed(uid("cold"), b, limit=10))
+    newest = sorted(articles, key=lambda x: articles[x]["published_at"])[-40:]
+    filler = next(x for x in newest if x not in old_reads)
+    when = time.time()
+    reads = ([{"user_id": heavy, "article_id": x, "event": "read", "dwell_seconds": 60,
+               "ts": iso(when - 7200 + k)} for k, x in enumerate(old_reads)]
+             + [{"user_id": heavy, "article_id": filler, "event": "read", "dwell_seconds": 30,
+                 "ts": iso(when - 3600 + k)} for k in range(300)])
+    reply = a.post("/v1/events", {"events": reads}, key=site)
+    assert (reply.status, reply.json()) == (200, {"accepted": 310, "duplicates": 0})
+    reply = a.post("/v1/events", {"events": [dict(r, user_id=control) for r in reads[len(old_reads):]]}, key=site)
+    assert reply.status == 200, reply.response.text
+    would_show = set(old_reads) & set(item_ids(feed(control, a)))
+    assert len(would_show) >= 3, "precondition: the older reads are articles such a feed shows"
+
+    trained = json.loads(cli(a.env, "train", "--json"))  # staged: the stored read sets serve any version
+    assert trained["read_sets_stored"] >= 1 and trained["read_sets_readers"] == trained["read_sets_stored"]
+
+    with b.pinned() as pins:
+        pages: dict[int, list[str]] = {}
+
+        def reads_left_out(pin: Pinned) -> None:
+            shown = item_ids(feed(heavy, pin))
+            assert len(shown) >= 50 and not {filler, *old_reads} & set(shown), f"read articles in {shown}"
+            pages[pin.worker] = shown
+
+        on_every_worker(pins, reads_left_out, time.monotonic(), "the stored read set on every worker of B")
+        later = sorted(set.intersection(*(set(p) for p in pages.values())))[0]
+        reply = a.post("/v1/events", {"events": [{"user_id": heavy, "article_id": later, "event": "read",
+                                                  "dwell_seconds": 45, "ts": now_iso()}]}, key=site)
+        assert reply.status == 200, reply.response.text
+        started = time.monotonic()
+
+        def new_read_left_out(pin: Pinned) -> None:
+            shown = item_ids(feed(heavy, pin))
+            assert later not in shown and not set(old_reads) & set(shown), f"{later} read on A still in {shown}"
+
+        on_every_worker(pins, new_read_left_out, started, "a read after the stored set, on every worker of B")
+
+        reply = a.delete(f"/v1/users/{heavy}", key=keys["admin"])
+        assert reply.status == 200 and reply.json()["removed"]["events"] >= 311, reply.response.text
+        started = time.monotonic()
+
+        def forgotten(pin: Pinned) -> None:
+            reply = feed(heavy, pin)
+            assert reply.json()["strategy"] == "cold-start", reply.json()["strategy"]
+            assert set(old_reads) & set(item_ids(reply)), "the forgotten reads are still left out"
+
+        on_every_worker(pins, forgotten, started, "a forget on A: no stored read set on any worker of B")
