@@ -92,6 +92,51 @@ def on_every_worker(pins: dict[int, Pinned], check: Callable[[Pinned], None], st
     return max(passed.values())
 
 
+def post_heavy_reads(a: LiveServer, b: LiveServer, site: str, articles: dict, heavy: str
+                     ) -> tuple[list[str], str, float]:
+    """310 reads of ``heavy`` posted to A: 10 of articles a cold feed on B shows (``old_reads``), then
+    300 newer of one ``filler`` article, more than the 300 a profile reads; a control reader with the
+    300 newer ones alone shows that such a feed would list the older ones. Returns both and the
+    monotonic time A accepted the reads."""
+    old_reads = item_ids(b.get(f"/v1/users/{uid('cold')}/feed?limit=10", key=site))
+    newest = sorted(articles, key=lambda x: articles[x]["published_at"])[-40:]
+    filler = next(x for x in newest if x not in old_reads)
+    when = time.time()
+    reads = ([{"user_id": heavy, "article_id": x, "event": "read", "dwell_seconds": 60,
+               "ts": iso(when - 7200 + k)} for k, x in enumerate(old_reads)]
+             + [{"user_id": heavy, "article_id": filler, "event": "read", "dwell_seconds": 30,
+                 "ts": iso(when - 3600 + k)} for k in range(300)])
+    control = uid("control")  # the same 300 newest reads, none of the older ones
+    reply = a.post("/v1/events", {"events": [dict(r, user_id=control) for r in reads[len(old_reads):]]}, key=site)
+    assert reply.status == 200, reply.response.text
+    reply = a.post("/v1/events", {"events": reads}, key=site)
+    assert (reply.status, reply.json()) == (200, {"accepted": 310, "duplicates": 0})
+    accepted = time.monotonic()
+    would_show = set(old_reads) & set(item_ids(a.get(f"/v1/users/{control}/feed?limit=100", key=site)))
+    assert len(would_show) >= 3, "precondition: the older reads are articles such a feed shows"
+    return old_reads, filler, accepted
+
+
+def heavy_checks(heavy: str, site: str, old_reads: list[str], filler: str, pages: dict[int, list[str]]):
+    """Per-worker checks of a heavy reader's feed (``post_heavy_reads``): every read left out (each
+    worker's page kept in ``pages``), and, for a read of ``later`` posted afterwards, that one too."""
+    def feed(pin: Pinned) -> list[str]:
+        return item_ids(pin.get(f"/v1/users/{heavy}/feed?limit=100", key=site))
+
+    def reads_left_out(pin: Pinned) -> None:
+        shown = feed(pin)
+        assert len(shown) >= 50 and not {filler, *old_reads} & set(shown), f"read articles in {shown}"
+        pages[pin.worker] = shown
+
+    def new_read_left_out(later: str) -> Callable[[Pinned], None]:
+        def check(pin: Pinned) -> None:
+            shown = feed(pin)
+            assert later not in shown and not set(old_reads) & set(shown), f"{later} read on A still in {shown}"
+        return check
+
+    return reads_left_out, new_read_left_out
+
+
 @pytest.fixture
 def replicas(tmp_path, postgres_db):
     """Replicas A and B serving one PostgreSQL database and one models folder; yields
@@ -169,40 +214,16 @@ def test_every_write_to_one_replica_reaches_every_worker_of_the_other(replicas):
         # the read set a worker keeps holds, stay out of B's feeds, and a new read posted to A leaves
         # them too (the read set's delta)
         heavy = uid("heavy")
-        old_reads = item_ids(feed(uid("cold"), b, limit=10))
-        filler = next(x for x in newest if x not in old_reads)
-        when = time.time()
-        reads = ([{"user_id": heavy, "article_id": x, "event": "read", "dwell_seconds": 60,
-                   "ts": iso(when - 7200 + k)} for k, x in enumerate(old_reads)]
-                 + [{"user_id": heavy, "article_id": filler, "event": "read", "dwell_seconds": 30,
-                     "ts": iso(when - 3600 + k)} for k in range(300)])
-        control = uid("control")  # the same 300 newest reads, none of the older ones
-        reply = a.post("/v1/events", {"events": [dict(r, user_id=control) for r in reads[len(old_reads):]]}, key=site)
-        assert reply.status == 200, reply.response.text
-        reply = a.post("/v1/events", {"events": reads}, key=site)
-        assert (reply.status, reply.json()) == (200, {"accepted": 310, "duplicates": 0})
-        started = time.monotonic()
-        would_show = set(old_reads) & set(item_ids(feed(control, a, limit=100)))
-        assert len(would_show) >= 3, "precondition: the older reads are articles such a feed shows"
+        old_reads, filler, started = post_heavy_reads(a, b, site, articles, heavy)
         pages: dict[int, list[str]] = {}
-
-        def reads_left_out(pin: Pinned) -> None:
-            shown = item_ids(feed(heavy, pin, limit=100))
-            assert len(shown) >= 50 and not {filler, *old_reads} & set(shown), f"read articles in {shown}"
-            pages[pin.worker] = shown
-
+        reads_left_out, new_read_left_out = heavy_checks(heavy, site, old_reads, filler, pages)
         times["heavy_reads"] = on_every_worker(pins, reads_left_out, started, "a heavy reader's reads on every worker")
         later = sorted(set.intersection(*(set(p) for p in pages.values())))[0]
         reply = a.post("/v1/events", {"events": [{"user_id": heavy, "article_id": later, "event": "read",
                                                   "dwell_seconds": 45, "ts": now_iso()}]}, key=site)
         assert reply.status == 200, reply.response.text
         started = time.monotonic()
-
-        def new_read_left_out(pin: Pinned) -> None:
-            shown = item_ids(feed(heavy, pin, limit=100))
-            assert later not in shown and not set(old_reads) & set(shown), f"{later} read on A still in {shown}"
-
-        times["heavy_new_read"] = on_every_worker(pins, new_read_left_out, started,
+        times["heavy_new_read"] = on_every_worker(pins, new_read_left_out(later), started,
                                                   "a heavy reader's new read on A left out by every worker of B")
 
         # 2. an article edit: its new title in B's related lists
@@ -401,45 +422,21 @@ def test_a_heavy_readers_read_set_stored_by_training_holds_through_a_read_and_a_
     def feed(user_id: str, via: Pinned | LiveServer, limit: int = 100) -> Reply:
         return via.get(f"/v1/users/{user_id}/feed?limit={limit}", key=site)
 
-    heavy, control = uid("heavy"), uid("control")
-    old_reads = item_ids(feed(uid("cold"), b, limit=10))
-    newest = sorted(articles, key=lambda x: articles[x]["published_at"])[-40:]
-    filler = next(x for x in newest if x not in old_reads)
-    when = time.time()
-    reads = ([{"user_id": heavy, "article_id": x, "event": "read", "dwell_seconds": 60,
-               "ts": iso(when - 7200 + k)} for k, x in enumerate(old_reads)]
-             + [{"user_id": heavy, "article_id": filler, "event": "read", "dwell_seconds": 30,
-                 "ts": iso(when - 3600 + k)} for k in range(300)])
-    reply = a.post("/v1/events", {"events": reads}, key=site)
-    assert (reply.status, reply.json()) == (200, {"accepted": 310, "duplicates": 0})
-    reply = a.post("/v1/events", {"events": [dict(r, user_id=control) for r in reads[len(old_reads):]]}, key=site)
-    assert reply.status == 200, reply.response.text
-    would_show = set(old_reads) & set(item_ids(feed(control, a)))
-    assert len(would_show) >= 3, "precondition: the older reads are articles such a feed shows"
-
+    heavy = uid("heavy")
+    old_reads, filler, _ = post_heavy_reads(a, b, site, articles, heavy)
     trained = json.loads(cli(a.env, "train", "--json"))  # staged: the stored read sets serve any version
     assert trained["read_sets_stored"] >= 1 and trained["read_sets_readers"] == trained["read_sets_stored"]
 
     with b.pinned() as pins:
         pages: dict[int, list[str]] = {}
-
-        def reads_left_out(pin: Pinned) -> None:
-            shown = item_ids(feed(heavy, pin))
-            assert len(shown) >= 50 and not {filler, *old_reads} & set(shown), f"read articles in {shown}"
-            pages[pin.worker] = shown
-
+        reads_left_out, new_read_left_out = heavy_checks(heavy, site, old_reads, filler, pages)
         on_every_worker(pins, reads_left_out, time.monotonic(), "the stored read set on every worker of B")
         later = sorted(set.intersection(*(set(p) for p in pages.values())))[0]
         reply = a.post("/v1/events", {"events": [{"user_id": heavy, "article_id": later, "event": "read",
                                                   "dwell_seconds": 45, "ts": now_iso()}]}, key=site)
         assert reply.status == 200, reply.response.text
-        started = time.monotonic()
-
-        def new_read_left_out(pin: Pinned) -> None:
-            shown = item_ids(feed(heavy, pin))
-            assert later not in shown and not set(old_reads) & set(shown), f"{later} read on A still in {shown}"
-
-        on_every_worker(pins, new_read_left_out, started, "a read after the stored set, on every worker of B")
+        on_every_worker(pins, new_read_left_out(later), time.monotonic(),
+                        "a read after the stored set, on every worker of B")
 
         reply = a.delete(f"/v1/users/{heavy}", key=keys["admin"])
         assert reply.status == 200 and reply.json()["removed"]["events"] >= 311, reply.response.text
