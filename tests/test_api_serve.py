@@ -173,6 +173,18 @@ def _wait_healthy(base: str, proc: subprocess.Popen, deadline_s: float = 40.0) -
     raise AssertionError("server did not become healthy")
 
 
+def _fd_targets(pid: int) -> list[str]:
+    """What each open file descriptor of ``pid`` names; one closed between the listing and its
+    readlink (a worker's request threads open and close sockets all the time) is left out."""
+    targets = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except FileNotFoundError:
+            continue
+    return targets
+
+
 @pytest.mark.slow
 def _listeners(port: int) -> set[int]:
     """Pids holding a listening TCP socket on ``port`` (from /proc/net/tcp and each process's fds)."""
@@ -222,8 +234,8 @@ def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_pat
     try:
         _wait_healthy(base, proc)
         if os.path.isdir("/dev/shm"):  # the heartbeat file (unlinked, still open) is in memory, not on disk
-            heartbeats = {w: [os.readlink(f) for f in Path(f"/proc/{w}/fd").iterdir()
-                              if os.path.basename(os.readlink(f)).startswith("wgunicorn-")] for w in _children(proc.pid)}
+            heartbeats = {w: [t for t in _fd_targets(w) if os.path.basename(t).startswith("wgunicorn-")]
+                          for w in _children(proc.pid)}
             assert len(heartbeats) == 2 and all(h and all(p.startswith("/dev/shm/") for p in h)
                                                 for h in heartbeats.values()), heartbeats
         # each worker listens on its own SO_REUSEPORT socket: the kernel spreads connections over them
