@@ -48,40 +48,42 @@ def wait_for(condition, what: str, deadline: float = 20.0, pause: float = 0.005)
 # -- commit order ----------------------------------------------------------------------------
 class AfterDrawing(PostgresStore):
     """Calls :meth:`drawn_values` inside each write transaction that draws ``seq``/``pos`` values,
-    after it drew them and before it commits (in a pipelined write, after the queued statements)."""
+    after it drew them and before it commits (a few events' call of the server's function runs in
+    a transaction opened here, the hook after the call)."""
 
-    def drawn_values(self, conn, pipelined: bool) -> None:
+    ordered = True
+
+    def drawn_values(self, conn) -> None:
         raise NotImplementedError
 
     def _log(self, conn, *args, **kwargs):
         super()._log(conn, *args, **kwargs)
-        self.drawn_values(conn, pipelined=False)
+        self.drawn_values(conn)
 
-    def _write_pipelined(self, body):
-        def then_drawn(conn):
-            read = body(conn)
-            self.drawn_values(conn, pipelined=True)
-            return read
+    def _call_add_few_events(self, conn, params):
+        with conn.transaction():
+            row = super()._call_add_few_events(conn, params)
+            self.drawn_values(conn)
+        return row
 
-        return super()._write_pipelined(then_drawn)
+    def _lock_commit_order(self, conn):
+        if self.ordered:
+            super()._lock_commit_order(conn)
+
+    def _commit_order_key(self):
+        return super()._commit_order_key() if self.ordered else None
 
 
 class SlowCommits(AfterDrawing):
     """Each write sleeps a random 0-20 ms (``pg_sleep``) inside its transaction after drawing its
     ``seq``/``pos`` values, before it commits; ``ordered = False`` drops the commit-order lock."""
 
-    ordered = True
-
     def __init__(self, *args, seed: int = 0, **kwargs):
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
-    def _lock_commit_order(self, conn):
-        if self.ordered:
-            super()._lock_commit_order(conn)
-
-    def drawn_values(self, conn, pipelined: bool) -> None:
+    def drawn_values(self, conn) -> None:
         with self._rng_lock:
             delay = self._rng.uniform(0.0, 0.02)
         conn.execute("SELECT pg_sleep(%s)", (delay,))
@@ -153,20 +155,12 @@ class Paused(AfterDrawing):
     """Stops the write of the thread named ``paused`` after it has drawn its values, until
     ``release`` is set."""
 
-    ordered = True
-
     def __init__(self, *args, **kwargs):
         self.drawn, self.release = threading.Event(), threading.Event()
         super().__init__(*args, **kwargs)
 
-    def _lock_commit_order(self, conn):
-        if self.ordered:
-            super()._lock_commit_order(conn)
-
-    def drawn_values(self, conn, pipelined: bool) -> None:
+    def drawn_values(self, conn) -> None:
         if threading.current_thread().name == "paused":
-            if pipelined:  # reading a result sends what is queued: the values are drawn, nothing committed
-                conn.execute("SELECT 1").fetchone()
             self.drawn.set()
             assert self.release.wait(30)
 
@@ -219,18 +213,15 @@ def test_a_later_writer_waits_for_an_open_one_or_a_follower_skips_it(postgres_db
 
 
 class CountedAttempts(PostgresStore):
-    """Counts the transactions pipelined writes start (a retry is one more)."""
+    """Counts the calls a few events' writes make of the server's function (a retry is one more)."""
 
     def __init__(self, *args, **kwargs):
         self.attempts = 0
         super().__init__(*args, **kwargs)
 
-    def _write_pipelined(self, body):
-        def counted(conn):
-            self.attempts += 1
-            return body(conn)
-
-        return super()._write_pipelined(counted)
+    def _call_add_few_events(self, conn, params):
+        self.attempts += 1
+        return super()._call_add_few_events(conn, params)
 
 
 def _lock_waiters(url: str) -> int:
@@ -275,7 +266,7 @@ def test_a_read_set_row_written_while_a_forget_holds_the_reader_is_not_stored(po
 
 def test_a_post_whose_reader_a_forget_deletes_while_it_waits_stores_nothing_then_writes_once(postgres_db):
     """A forget holds the reader's row (``FOR UPDATE``) when a single-event post arrives: the post,
-    sent in one pipelined transaction, waits for the row, finds it deleted, stores nothing (no
+    one call of the server's function (its own transaction), waits for the row, finds it deleted, stores nothing (no
     event, no change row) and commits; its second transaction creates the reader again and stores
     the event once, with one change row."""
     store = CountedAttempts(postgres_db, pool_size=4)
@@ -303,18 +294,26 @@ def test_a_post_whose_reader_a_forget_deletes_while_it_waits_stores_nothing_then
         store.close()
 
 
-def test_single_event_posts_reuse_one_plan_of_their_insert(postgres_db):
-    """Once psycopg has prepared the few-events insert (after 5 runs on a connection), PostgreSQL
-    runs its generic plan: no post after that plans the statement again."""
+def test_single_event_posts_are_one_prepared_call_whose_statements_keep_one_plan(postgres_db):
+    """A post is one statement: once psycopg has prepared the call of ``newsrec_add_few_events``
+    (after 5 runs on a connection) PostgreSQL settles on its generic plan after its first custom
+    ones (5: the server's rule), and the function's own
+    statements run with ``plan_cache_mode = force_generic_plan`` (PL/pgSQL caches their plans per
+    connection; left to choose, the server kept planning the insert anew for each post)."""
     store = PostgresStore(postgres_db, pool_size=1)
     try:
         store.upsert_articles([article(1)])
-        for i in range(12):
+        for i in range(20):
             assert store.add_events([event(f"u{i}", "a1", ts=T0 + i)]) == (1, 0)
         with store._pool.connection() as conn:
             plans = conn.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                                 "WHERE statement LIKE 'WITH s AS (SELECT b.ord, b.eid,%'").fetchall()
-        assert len(plans) == 1 and plans[0][0] >= 6 and plans[0][1] == 0, plans
+                                 "WHERE statement LIKE '%newsrec_add_few_events(%'").fetchall()
+            inserts = conn.execute("SELECT count(*) FROM pg_prepared_statements "
+                                   "WHERE statement LIKE '%INSERT INTO events%'").fetchone()[0]
+            config = conn.execute("SELECT proconfig FROM pg_proc WHERE proname = 'newsrec_add_few_events'").fetchone()[0]
+        assert len(plans) == 1 and plans[0][0] >= 10 and plans[0][1] <= 5, plans
+        assert inserts == 0  # nothing else was sent: the insert runs inside the function
+        assert config == ["plan_cache_mode=force_generic_plan"]
     finally:
         store.close()
 
@@ -510,7 +509,7 @@ def test_a_dropped_connection_is_store_unavailable_then_the_pool_reconnects(post
 
 
 def test_a_post_whose_lock_wait_times_out_stores_nothing_and_the_next_post_on_its_connection_is_stored(postgres_db):
-    """A single-event post (one pipelined transaction) that waits past ``lock_timeout`` for the
+    """A single-event post (one call of the server's function) that waits past ``lock_timeout`` for the
     commit-order lock is StoreUnavailable as a whole: no reader row, event or change is left; the
     pool's only connection comes back usable and the next post is stored."""
     store = PostgresStore(postgres_db, timeout=0.3, pool_size=1)
@@ -955,6 +954,28 @@ def test_a_schema_9_database_gets_the_read_set_checkpoint(postgres_db):
         row = ReadSetRow("u", first, np.array([key["a0"], key["a3"]]), np.zeros(0, np.int64), np.zeros(0))
         assert migrated.put_read_sets([row], T0 - 10, T0 + 50, hi) == 1
         assert sorted(migrated.user_read_set("u", T0 - 5, T0 + 60)[0].tolist()) == sorted([key["a0"], key["a3"]])
+    finally:
+        migrated.close()
+
+
+def test_a_schema_10_database_gets_the_function_posts_are_written_with(postgres_db):
+    """Schema 11: ``newsrec_add_few_events``. A database without it migrates; a post is then stored
+    once with its change row, a repeat of the same reader, article, type and hour is stored but not
+    counted, and a known event id is skipped."""
+    store = PostgresStore(postgres_db)
+    store.upsert_articles([article(1)])
+    store.close()
+    migrated = _reopened_at(postgres_db, 10, "DROP FUNCTION newsrec_add_few_events")
+    try:
+        assert migrated.schema_version() >= 11
+        _, seq = migrated.log_position()
+        assert migrated.add_events([event("u", "a1", ts=T0 + 1, event_id="e1")]) == (1, 0)
+        assert migrated.add_events([event("u", "a1", ts=T0 + 2, event_id="e2"),
+                                    event("u", "a1", ts=T0 + 2, event_id="e1")]) == (1, 1)
+        keys, _, _ = followed(migrated, seq)
+        assert [e.ts for e in migrated.user_events("u")] == [T0 + 1, T0 + 2]
+        assert len(keys) == 1  # the repeat within the hour is stored, not counted live
+        assert len(migrated.changes_after(0, kinds=("events",))) == 2
     finally:
         migrated.close()
 
