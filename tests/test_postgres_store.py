@@ -66,10 +66,6 @@ class AfterDrawing(PostgresStore):
             self.drawn_values(conn)
         return row
 
-    def _lock_commit_order(self, conn):
-        if self.ordered:
-            super()._lock_commit_order(conn)
-
     def _commit_order_key(self):
         return super()._commit_order_key() if self.ordered else None
 

@@ -19,7 +19,7 @@ from recommender.domain import ANONYMOUS, EVENT_CODES
 from recommender.store import PROFILE_EVENTS, ReadSetRow, Store, StoreError
 
 READS = np.array([EVENT_CODES[e] for e in PROFILE_EVENTS], dtype=np.int8)  # what a feed leaves out once read
-MIN_EVENTS = 256  # as serving.readsets.ReadSets: a lighter reader's set costs little to read
+MIN_EVENTS = 256  # a heavy reader (serving.readsets.ReadSets keeps theirs too); a lighter one costs little
 MAX_FUTURE = 10_000  # a reader with more reads stamped after the load's end is left out
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender import arrays
+from recommender.models.readsets import MIN_EVENTS
 from recommender.store import Store
 
 
@@ -50,7 +51,7 @@ class ReadSets:
         Entries kept; the oldest goes first.
     """
 
-    def __init__(self, store: Store, min_events: int = 256, max_readers: int = 4096):
+    def __init__(self, store: Store, min_events: int = MIN_EVENTS, max_readers: int = 4096):
         self.store = store
         self.min_events = int(min_events)
         self.max_readers = int(max_readers)

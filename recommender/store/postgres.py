@@ -909,11 +909,14 @@ class PostgresStore(Store):
         A's events). With it, B cannot draw before A has committed or rolled back, so values become
         visible in the order they were drawn and a cursor never passes one still to come.
         """
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
+        key = self._commit_order_key()
+        if key is not None:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
     def _commit_order_key(self) -> int | None:
-        """The commit-order lock's key, for a write the server runs as a whole
-        (``newsrec_add_few_events`` takes the lock itself, where :meth:`_lock_commit_order` would)."""
+        """The commit-order lock's key, taken by :meth:`_lock_commit_order` and by the writes the
+        server runs as a whole (``newsrec_add_few_events``). None takes no lock: only the tests'
+        control case, which shows why it exists."""
         return COMMIT_ORDER_LOCK
 
     # -- schema ------------------------------------------------------------------------------
