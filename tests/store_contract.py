@@ -463,6 +463,38 @@ class StoreContract:
         assert followed(store, changes[1].hi)[0] == want[0][4:]
         assert store.first_seq_since(T0 + 2) == changes[1].lo and store.first_seq_since(T0 + 5) == changes[3].hi
 
+    def test_lists_of_any_size_among_events_follow_as_their_items_with_positions(self, store):
+        # a follower expands each list into its items (PostgreSQL: on the client, from one bytes
+        # value of every list's keys): sizes 1-40, any first position, events in between and
+        # chunks of any size give every item once, in list order, at its position
+        rng = np.random.default_rng(7)
+        store.upsert_articles([article(i) for i in range(60)])
+        key = {a: k.key for a, k in store.get_stored_articles([f"a{i}" for i in range(60)]).items()}
+        _, start = store.log_position()
+        want: list[tuple[int, int, int]] = []
+        for n in range(25):
+            if rng.random() < 0.4:
+                art = f"a{rng.integers(60)}"
+                store.add_events([event(f"r{n}", art, ts=T0 + n, position=3)])
+                want.append((key[art], 1, 3))
+            arts = tuple(f"a{i}" for i in rng.choice(60, size=int(rng.integers(1, 41)), replace=False))
+            offset = int(rng.integers(0, 200))
+            lists = [served(f"L{n}", f"r{n}", arts, ts=T0 + n, offset=offset)]
+            if rng.random() < 0.3:  # two lists in one write
+                lists.append(served(f"M{n}", "m", arts[:1], ts=T0 + n))
+            store.add_served_lists(lists)
+            want += [(key[a], 0, offset + k) for k, a in enumerate(arts)]
+            want += [(key[arts[0]], 0, 0)] if len(lists) == 2 else []
+        for limit in (1, 3, 20_000):
+            cursor, got = start, []
+            while True:
+                new, keys, codes, _, positions = store.event_keys_after(cursor, limit=limit, positions=True)
+                if new == cursor:
+                    break
+                cursor = new
+                got += list(zip(keys.tolist(), codes.tolist(), positions.tolist()))
+            assert got == want
+
     def test_a_training_load_expands_served_lists_in_time_order(self, store):
         store.upsert_articles([article(i) for i in range(6)])
         store.add_events([event("u", "a0", ts=T0 + 1), event("u", "a5", "read", ts=T0 + 3, dwell_seconds=9.0)])
