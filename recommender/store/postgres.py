@@ -1748,6 +1748,8 @@ class PostgresStore(Store):
         counted = np.concatenate([counted, np.ones(items.size, dtype=counted.dtype)])
         position = np.concatenate([position, np.repeat(list_positions, sizes) + ords - 1])
         ords = np.concatenate([np.zeros(event_seqs.size, dtype=np.int64), ords])
+        # the rows' order in an aggregate is not promised (the aggregates of one side see the same
+        # rows in one pass, so a list's value, size and keys line up): sorted here
         order = np.lexsort((ords, seqs))
         seqs, keys, codes, ts, counted, position = (a[order] for a in (seqs, keys, codes, ts, counted, position))
         # a table that stopped at ``limit`` may hold more after its last row: both only up to the lower end
