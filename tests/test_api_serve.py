@@ -197,9 +197,9 @@ def _listeners(port: int) -> set[int]:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                if any(target in inodes for target in _fd_targets(int(proc.name))):
                     pids.add(int(proc.name))
-            except OSError:
+            except OSError:  # the process is gone, or not ours to look into
                 continue
     return pids
 

@@ -3,9 +3,10 @@ and host shares.
 
 psycopg 3 with a :class:`psycopg_pool.ConnectionPool` (connections in autocommit mode; every write
 is one explicit transaction, or one call of a function of the schema that the server runs as its
-own: an event post's), every value a bound parameter, and bulk imports through ``COPY``
-into a staging table. The tables mirror the SQLite backend's: readers and articles get integer
-keys, so the events table stays narrow and training loads it as arrays.
+own: an event post's), every value a bound parameter, and ``COPY`` for volume (a bulk import
+straight into ``events``, a large client batch into a staging table). The tables mirror the
+SQLite backend's: readers and articles get integer keys, so the events table stays narrow and
+training loads it as arrays.
 
 **Schema versions.** Each backend has its own plain, versioned SQL (:data:`MIGRATIONS`, numbered
 from 1 here; the SQLite backend's are in ``sqlite.py``) and a ``meta`` table holding
