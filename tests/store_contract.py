@@ -594,6 +594,28 @@ class StoreContract:
             assert keys.tolist() == [key[a] for _, a in want] and ts.tolist() == [t for t, _ in want]
             assert (codes == 0).all()
 
+    def test_impressions_at_one_time_follow_write_order_and_a_limit_cuts_inside_a_list(self, store):
+        """Lists and posted impressions of one second come in the order they were written (a
+        list's items in list order), and the newest ``limit`` may begin inside a list, whichever
+        read asks (PostgreSQL merges events and lists on the client)."""
+        store.upsert_articles([article(i) for i in range(9)])
+        key = {a: k.key for a, k in store.get_stored_articles([f"a{i}" for i in range(9)]).items()}
+        store.add_events([event("t", "a0", "impression", ts=T0 + 5, dwell_seconds=3.0)])
+        store.add_served_lists([served("P", "t", ("a1", "a2", "a3"), ts=T0 + 5)])
+        store.add_events([event("t", "a4", "impression", ts=T0 + 5), event("t", "a5", "read", ts=T0 + 5)])
+        store.add_served_lists([served("Q", "t", ("a6", "a7"), ts=T0 + 5), served("R", "t", ("a8",), ts=T0 + 4)])
+        order = ["a8", "a0", "a1", "a2", "a3", "a4", "a6", "a7"]  # (time, written, place in its list)
+        for limit in (1, 2, 3, 6, 8, 50):
+            keys, codes, ts, dwell = store.user_event_keys("t", limit=limit, events=("impression",))
+            assert keys.tolist() == [key[a] for a in order[-limit:]] and (codes == 0).all()
+            assert ts.tolist() == [T0 + 4] * (limit == 50 or limit == 8) + [T0 + 5] * min(limit, 7)
+            assert [None if np.isnan(d) else float(d) for d in dwell] == [3.0 if a == "a0" else None
+                                                                           for a in order[-limit:]]
+            reads = store.reader_reads("t", history=5, impressions=limit)
+            assert reads.impressions[0].tolist() == keys.tolist() and reads.impressions[2].tolist() == ts.tolist()
+        keys, codes, _, _ = store.user_event_keys("t", limit=4, events=None)  # every type: the read among them
+        assert keys.tolist() == [key[a] for a in ("a4", "a5", "a6", "a7")] and codes.tolist() == [0, 2, 0, 0]
+
     def test_forget_deletes_a_readers_lists_and_drops_late_ones(self, store):
         store.upsert_articles([article(i) for i in range(4)])
         store.add_served_lists([served("L1", "r", ("a0", "a1"), ts=T0 + 1), served("K1", "keep", ("a2",), ts=T0 + 1)])
