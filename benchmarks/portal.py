@@ -451,6 +451,9 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
                     lookups = sum(after.values()) - sum(before.values())
                     prefix = f"{name}_feed_{workload}"
                     run[f"{prefix}_rps"] = got["rps"]
+                    # what the workers spent a request: an API host's cost, whatever the database's
+                    run[f"{prefix}_worker_cpu_ms"] = round(
+                        1000 * sum(run[f"{prefix}_worker_cpu_s"]) / max(got.get("requests", 0), 1), 3)
                     run[f"{prefix}_non_2xx"] = got["non_2xx"]
                     run[f"{prefix}_hit_share"] = round((after["hit"] - before["hit"]) / lookups, 3) if lookups else 0.0
                 run[f"{name}_event_post_p99_ms"] = event_posts(port, keys[name], users, articles, args.posts)["p99_ms"]
@@ -610,6 +613,8 @@ def report(results: dict) -> None:
                 rows.append((f"HTTP feed, {name}, {what}, {hits:.0%} cache hits (requests/s)", med[f"{prefix}_rps"],
                              float("nan"), ""))
                 rows.append((f"  HTTP feed / ceiling", round(share, 3), 0.25, verdict(share, 0.25, True)))
+                if f"{prefix}_worker_cpu_ms" in med:  # JSON files from before 2026-12-06 lack it
+                    rows.append(("  the workers' CPU a request (ms)", med[f"{prefix}_worker_cpu_ms"], float("nan"), ""))
             rows.append((f"event POST p99, {name}, right after the feed load (ms)", med[f"{name}_event_post_p99_ms"],
                          5.0, verdict(med[f"{name}_event_post_p99_ms"], 5.0)))
             if f"{name}_event_post_rest_p99_ms" in med:  # JSON files from before 2026-12-04 lack it

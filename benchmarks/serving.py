@@ -383,6 +383,9 @@ def parse_wrk(out: str) -> dict:
         return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
     res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)  # "16843 requests in 8.00s"
+    if done:
+        res["requests"] = int(done.group(1))
     for pct in ("50", "90", "99"):
         m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
         res[f"p{pct}_ms"] = ms(m.group(1)) if m else float("nan")
