@@ -185,7 +185,6 @@ def _fd_targets(pid: int) -> list[str]:
     return targets
 
 
-@pytest.mark.slow
 def _listeners(port: int) -> set[int]:
     """Pids holding a listening TCP socket on ``port`` (from /proc/net/tcp and each process's fds)."""
     inodes = set()
@@ -218,6 +217,7 @@ def test_serve_refuses_a_port_another_server_listens_on(tmp_path, monkeypatch, c
     assert port_in_use("127.0.0.1", port) is None  # closed: free again
 
 
+@pytest.mark.slow
 @needs_engine
 def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_path):
     home = tmp_path / "home"
