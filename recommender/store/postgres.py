@@ -619,16 +619,19 @@ def _history_sql(events: Sequence[str] | None, ids: bool) -> str:
     return f"SELECT * FROM ({packed}) e, ({items}) l"
 
 
+# Served lists' sizes and keys as both list reads send them (the history's below, the follower's
+# :data:`_FOLLOW_SQL`), :func:`_list_items` parses them: each list's size, then every list's keys
+# as ``array_send`` gives them minus its 20-byte header (dimensions, NULL flag, element type,
+# length, lower bound), which leaves a 4-byte length and the 8-byte key per item (:data:`_LIST_ITEM`)
+_LIST_SIZES_AND_KEYS = ("string_agg(int4send(cardinality(article_keys)), ''::bytea), "
+                        "string_agg(substring(array_send(article_keys) from 21), ''::bytea)")
 # a :func:`_history_sql` (ids=False) row: the events' columns, then four of the lists' (all NULL
-# without impressions): each list's seq, time and size, and every list's keys as ``array_send``
-# gives them minus its 20-byte header (:data:`_LIST_ITEM` each), as the follower's read sends them
+# without impressions): each list's seq and time, then :data:`_LIST_SIZES_AND_KEYS`
 _HISTORY_COLUMNS = (("r.article_key", "int8send"), ("r.event", "int2send"), ("r.ts", "float8send"),
                     ("COALESCE(r.dwell, 'NaN'::float8)", "float8send"), ("r.seq", "int8send"))
 _HISTORY_DTYPES = (">i8", ">i2", ">f8", ">f8", ">i8")
-_LIST_ITEMS_SQL = (
-    "SELECT string_agg(int8send(l.seq), ''::bytea), string_agg(float8send(l.ts), ''::bytea), "
-    "string_agg(int4send(cardinality(l.article_keys)), ''::bytea), "
-    "string_agg(substring(array_send(l.article_keys) from 21), ''::bytea) FROM {lists} l")
+_LIST_ITEMS_SQL = ("SELECT string_agg(int8send(seq), ''::bytea), string_agg(float8send(ts), ''::bytea), "
+                   f"{_LIST_SIZES_AND_KEYS} FROM {{lists}} l")
 _HISTORY_WIDTH = len(_HISTORY_COLUMNS) + 4
 
 
@@ -655,10 +658,10 @@ _LOAD_ROW = np.dtype([("n", ">i2"), ("l0", ">i4"), ("seq", ">i8"), ("l1", ">i4")
 # The follower's read (:meth:`PostgresStore.event_keys_after`), one statement (one snapshot) of two
 # aggregated rows side by side, each column one bytea of big-endian values that numpy parses: the
 # events after a seq (a value per event), and the served lists after it, a value per list plus
-# their article keys as ``array_send`` gives them minus its 20-byte header (a 4-byte length and
-# the 8-byte key per item), expanded into items by the client. Why not ``unnest`` on the server:
-# every worker of every replica reads every list, and unnesting them into rows and aggregating
-# seven columns of each item cost the server ~24 us a list of 20 against ~3 us this way.
+# their article keys (:data:`_LIST_SIZES_AND_KEYS`), expanded into items by the client. Why not
+# ``unnest`` on the server: every worker of every replica reads every list, and unnesting them
+# into rows and aggregating seven columns of each item cost the server ~24 us a list of 20
+# against ~3 us this way.
 # ``ts + 0.0``: the time filter is checked on the rows of the seq range, never through the ts
 # index. With no statistics on ``ts`` (a table analyzed while empty, as ``migrate-store`` leaves
 # one, and autovacuum off or not round yet) the server took the filter as selective and ANDed a
@@ -672,12 +675,10 @@ _FOLLOW_SQL = (
     "(SELECT seq, article_key, event, ts, history, counted, position FROM events WHERE seq > %(seq)s "
     "AND seq <= %(upto)s AND ts + 0.0 >= %(since)s ORDER BY seq LIMIT %(limit)s) e) events_part, "
     "(SELECT string_agg(int8send(seq), ''::bytea) AS list_seqs, string_agg(float8send(ts), ''::bytea) AS list_ts, "
-    "string_agg(int8send(position::int8), ''::bytea) AS list_positions, "
-    "string_agg(int4send(cardinality(article_keys)), ''::bytea) AS list_sizes, "
-    "string_agg(substring(array_send(article_keys) from 21), ''::bytea) AS list_items FROM "
+    f"string_agg(int8send(position::int8), ''::bytea) AS list_positions, {_LIST_SIZES_AND_KEYS} FROM "
     "(SELECT seq, ts, position, article_keys FROM served_lists WHERE seq > %(seq)s AND seq <= %(upto)s "
     "AND ts + 0.0 >= %(since)s ORDER BY seq LIMIT %(limit)s) l) lists_part")
-# an item of ``list_items``: array_send's element length (always 8: the keys are never NULL) and key
+# an item of the lists' keys: array_send's element length (always 8: the keys are never NULL) and key
 _LIST_ITEM = np.dtype([("length", ">i4"), ("key", ">i8")])
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
