@@ -452,8 +452,9 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
                     prefix = f"{name}_feed_{workload}"
                     run[f"{prefix}_rps"] = got["rps"]
                     # what the workers spent a request: an API host's cost, whatever the database's
+                    # (NaN, not the run's whole CPU, when wrk's request count could not be read)
                     run[f"{prefix}_worker_cpu_ms"] = round(
-                        1000 * sum(run[f"{prefix}_worker_cpu_s"]) / max(got.get("requests", 0), 1), 3)
+                        1000 * sum(run[f"{prefix}_worker_cpu_s"]) / (got.get("requests") or float("nan")), 3)
                     run[f"{prefix}_non_2xx"] = got["non_2xx"]
                     run[f"{prefix}_hit_share"] = round((after["hit"] - before["hit"]) / lookups, 3) if lookups else 0.0
                 run[f"{name}_event_post_p99_ms"] = event_posts(port, keys[name], users, articles, args.posts)["p99_ms"]
