@@ -20,12 +20,17 @@ Usage::
 
 ``--db``: a PostgreSQL database that already holds the scale store (else one is created on
 ``--server``, copied into with ``migrate-store`` and dropped afterwards: ~4 min at 10M events).
+
+``--probes real,select1,none``: PostgreSQL's servers also with the check of a cached page's reader
+replaced by ``SELECT 1`` (the floor of any round trip) or by none (``benchmarks/probe_floor``:
+measurement only), the variants taking turns round by round, each on servers of its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -45,6 +50,7 @@ from benchmarks.portal import (DEFAULT_SERVER, Databases, add_key, add_size_args
                                event_posts, feed_cache_counts, fill_sizes, sample_ids, scale_store, working_copy)
 
 AFTER_SECONDS = 3.0  # CPU still used this long after the load: what it left for later
+PROBES = ("real", "select1", "none")  # benchmarks/probe_floor/sitecustomize.py
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -66,8 +72,18 @@ def postgres_pids() -> list[int]:
     return [int(p) for p in out]
 
 
+def probe_env(probe: str) -> dict:
+    """Environment of a server whose cached feeds check their reader as ``probe`` says."""
+    if probe == "real":
+        return {}
+    path = str(_HERE / "probe_floor")
+    if os.environ.get("PYTHONPATH"):
+        path += os.pathsep + os.environ["PYTHONPATH"]
+    return {"NEWSREC_BENCH_PROBE": probe, "PYTHONPATH": path}
+
+
 def measure(backend: str, location: str, models: Path, users: list[str], articles: list[str], args,
-            folder: Path) -> list[dict]:
+            folder: Path, probe: str = "real") -> list[dict]:
     from benchmarks.serving import free_port, gunicorn_pids, serve, serve_hello, stop, wait_ready, wait_workers, wrk
 
     readers = list(dict.fromkeys(users))[:200]
@@ -81,12 +97,14 @@ def measure(backend: str, location: str, models: Path, users: list[str], article
         wait_ready(f"http://127.0.0.1:{hello}/hello", procs[-1])
         wait_workers(procs[-1], 2)
         for i in range(replicas):
-            home, prom = folder / f"{backend}-home-{i}", folder / f"{backend}-prometheus-{i}"
+            home, prom = folder / f"{backend}-{probe}-home-{i}", folder / f"{backend}-{probe}-prometheus-{i}"
+            shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(prom, ignore_errors=True)
             home.mkdir()
             prom.mkdir()
             ports.append(free_port())
             procs.append(serve(home, location, models, ports[-1], log=folder / f"{backend}-{i}.log",
-                               env={"PROMETHEUS_MULTIPROC_DIR": str(prom)}))
+                               env={"PROMETHEUS_MULTIPROC_DIR": str(prom), **probe_env(probe)}))
         for proc, port in zip(procs[1:], ports):
             wait_ready(f"http://127.0.0.1:{port}/healthz", proc, timeout=300)
             wait_workers(proc, 2, mapped=models)
@@ -116,7 +134,7 @@ def measure(backend: str, location: str, models: Path, users: list[str], article
                    "cpu_ms_per_request_after": {k: round((later[k] - after[k]) / n * 1e3, 3) for k in groups}}
             if args.posts:
                 run["event_post_p99_ms"] = round(event_posts(ports[0], key, users, articles, args.posts)["p99_ms"], 2)
-            print(f"  {backend}: {json.dumps(run)}", flush=True)
+            print(f"  {backend}{'' if probe == 'real' else f' ({probe})'}: {json.dumps(run)}", flush=True)
             rounds.append(run)
     finally:
         for proc in procs:
@@ -135,8 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=300, help="event posts timed right after each load (0: none)")
     ap.add_argument("--db", default=None, help="a PostgreSQL database holding the scale store already")
     ap.add_argument("--server", default=DEFAULT_SERVER, help="admin URL of the PostgreSQL server")
+    ap.add_argument("--probes", default="real",
+                    help="PostgreSQL's check of a cached page's reader: real (what newsrec does), select1 "
+                         "(one round trip reading nothing), none (no round trip; measurement only), comma-separated")
     ap.add_argument("--json", type=Path, default=None)
     args = fill_sizes(ap.parse_args(argv))
+    probes = [p.strip() for p in args.probes.split(",") if p.strip()]
+    if not probes or set(probes) - set(PROBES):
+        ap.error(f"--probes: one or more of {', '.join(PROBES)}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(backends) - {"sqlite", "postgresql"}:
         ap.error("--backends: sqlite and/or postgresql")
@@ -163,7 +187,15 @@ def main(argv: list[str] | None = None) -> int:
                         location = dbs.create()
                         print("copying the scale store into PostgreSQL ...", flush=True)
                         copy_to_postgres(db, location)
-                results["backends"][backend] = measure(backend, location, models, users, articles, args, folder)
+                if backend == "sqlite" or probes == ["real"]:
+                    results["backends"][backend] = measure(backend, location, models, users, articles, args, folder)
+                    continue
+                one = argparse.Namespace(**{**vars(args), "rounds": 1})
+                for _ in range(args.rounds):  # the variants take turns: the machine's speed drifts
+                    for probe in probes:
+                        name = backend if probe == "real" else f"{backend} ({probe})"
+                        results["backends"].setdefault(name, []).extend(
+                            measure(backend, location, models, users, articles, one, folder, probe))
     finally:
         dbs.drop_all()
     rows = []
