@@ -248,3 +248,42 @@ def test_training_never_prunes_a_version_a_running_experiment_serves(trained, tm
     newsrec("experiments", "stop", "ab")
     fourth = newsrec("train", "--json", "--keep", "1", "--as-of", str(sample.now))["version"]
     assert kept() == {live, fourth}
+
+
+def test_rollback_without_a_version_goes_back_to_the_older_version_live_most_recently(trained, tmp_path,
+                                                                                       monkeypatch, capsys):
+    """``newsrec models rollback`` alone: the version an operator means after a bad promotion (the
+    one live before it), never a newer one, and a clear refusal when no older version was live."""
+    from training.cli import main
+
+    sample = trained.clone(tmp_path)
+    for name in ("NEWSREC_DB", "NEWSREC_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path))
+
+    def newsrec(*args) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    first = sample.version
+    second = json.loads(newsrec("train", "--json", "--as-of", str(sample.now))[1])["version"]
+    third = json.loads(newsrec("train", "--json", "--as-of", str(sample.now))[1])["version"]
+    staged = json.loads(newsrec("train", "--json", "--as-of", str(sample.now))[1])["version"]  # never live
+    assert newsrec("models", "promote", second)[0] == 0
+    assert newsrec("models", "promote", third)[0] == 0
+
+    code, out, _ = newsrec("models", "rollback")  # third was a bad promotion: back to second
+    assert code == 0 and sample.store.live_model() == second, out
+    assert f"{second} is live (was {third})" in out
+    code, out, _ = newsrec("models", "rollback")  # third, newer and live since, is passed over
+    assert code == 0 and sample.store.live_model() == first, out
+    code, _, err = newsrec("models", "rollback")  # nothing older than the first was ever live
+    assert code == 1 and "no version older than the live one was ever live" in err
+    assert sample.store.live_model() == first
+    assert newsrec("models", "promote", staged)[0] == 0
+    code, out, _ = newsrec("models", "rollback")  # the staged one went live after the others: back to first
+    assert code == 0 and sample.store.live_model() == first, out
+    code, _, err = newsrec("models", "rollback", "--expect", second)  # chosen against a version not live
+    assert code == 3 and sample.store.live_model() == first, err

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 from recommender.config import Settings
 from recommender.models.bundle import BundleError, verify_bundle
-from recommender.models.versions import (UNSET, PromotionConflict, describe, live_version, plugin_problems, promote,
-                                         rollback)
+from recommender.models.versions import (UNSET, PromotionConflict, describe, live_version, plugin_problems,
+                                         previous_version, promote, rollback)
 from recommender.store import open_store
 
 from .cli import command
@@ -35,9 +35,13 @@ def _args(p: argparse.ArgumentParser) -> None:
     verify = sub.add_parser("verify", help="check sizes and checksums; exit 1 if damaged")
     verify.add_argument("version", nargs="?", default=None, help="default: the live version")
     for name, what in (("promote", "make VERSION live on every replica (it is verified first)"),
-                       ("rollback", "make an older VERSION live again (it is verified first)")):
+                       ("rollback", "make an older VERSION live again (it is verified first); without VERSION, "
+                                    "the older version that was live most recently")):
         action = sub.add_parser(name, help=what)
-        action.add_argument("version")
+        if name == "rollback":
+            action.add_argument("version", nargs="?", default=None)
+        else:
+            action.add_argument("version")
         action.add_argument("--expect", type=_expect, default=UNSET, metavar="VERSION",
                             help="only if VERSION (or 'none') is live now; default: the live version as read "
                                  "just before, so only a promotion at the same moment conflicts (exit 3)")
@@ -74,6 +78,14 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
             problems = problems or plugin_problems(models, version)  # its plugins import and restore here
             print(json.dumps({"version": version, "ok": not problems, "problems": problems}, indent=2))
             return 1 if problems else 0
+        if args.version is None:  # a rollback: to the older version live most recently
+            if args.expect is UNSET:  # the live version it was chosen against, or nothing changes (exit 3)
+                args.expect = live_version(store, models)
+            args.version = previous_version(store, models, args.expect)
+            if args.version is None:
+                print("error: no version older than the live one was ever live; name the VERSION to roll back to "
+                      "(newsrec models list)", file=sys.stderr)
+                return 1
         step = promote if args.action == "promote" else rollback
         previous = step(store, models, args.version, expected=args.expect)
         if previous == args.version:

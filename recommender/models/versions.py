@@ -146,6 +146,19 @@ def rollback(store: Store, models_dir: str | Path, version: str, expected: str |
     return promote(store, models_dir, version, expected=live)
 
 
+def previous_version(store: Store, models_dir: str | Path, live: str | None = UNSET) -> str | None:
+    """What a rollback without a version goes back to: of the versions written before the live
+    one (``live``, default: as the database says now), the one live most recently (None when
+    none of them ever was)."""
+    if live is UNSET:
+        live = live_version(store, models_dir)
+    order = [row["version"] for row in list_versions(models_dir)]
+    older = order[:order.index(live)] if live in order else order
+    promoted = _promotions(store)
+    was_live = [version for version in older if version in promoted]
+    return max(was_live, key=promoted.__getitem__) if was_live else None
+
+
 def describe(store: Store | None, models_dir: str | Path) -> list[dict]:
     """The versions in the models folder, oldest first, each with its part.
 
