@@ -199,3 +199,17 @@ def test_train_refuses_an_empty_store_and_bad_parameters(home, capsys, tmp_path)
     cfg.write_text(json.dumps({"factors": 8, "nonsense": 1}))
     code, _, err = run(capsys, "train", "--config", str(cfg))
     assert code == 2 and "nonsense" in err
+
+
+def test_evaluate_and_tune_refuse_a_store_without_articles_with_a_message(home, capsys, tmp_path):
+    """Events but no articles (a site that imported its logs first): an error naming the fix, no traceback."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"user_id": "u1", "article_id": "a1", "event": "click",
+                                  "ts": "2026-12-01T00:00:00Z"}) + "\n")
+    assert run(capsys, "ingest", "events", str(events))[0] == 0
+    code, _, err = run(capsys, "evaluate", "--no-plots")
+    assert code == 2 and "ingest articles first" in err and "Traceback" not in err
+    code, _, err = run(capsys, "tune")
+    assert code == 2 and err.startswith("error:") and "Traceback" not in err
+    code, _, err = run(capsys, "models", "rollback")
+    assert code == 1 and "no model version is live" in err

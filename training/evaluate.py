@@ -70,6 +70,7 @@ def _no_store(settings: Settings) -> bool:
     _evaluate_args)
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.evaluation.protocols import Evaluation
+    from recommender.models.fitting import TrainingError
     from recommender.store import open_store
 
     from .report import new_report, write_report
@@ -107,7 +108,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
                     entry["notes"] = [f"no {protocol} query in the test period: nothing to rank "
                                       "(impressions need logged impressions with clicks; related needs co-reading)"]
                 report["datasets"][name] = entry
-    except ValueError as exc:
+    except (ValueError, TrainingError) as exc:  # e.g. nothing to train on before the cut
         print(f"error: {exc}", file=sys.stderr)
         return 2
     paths = write_report(report, out, plots=not args.no_plots)

@@ -81,6 +81,10 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
         if args.version is None:  # a rollback: to the older version live most recently
             if args.expect is UNSET:  # the live version it was chosen against, or nothing changes (exit 3)
                 args.expect = live_version(store, models)
+            if args.expect is None:
+                print("error: no model version is live: nothing to roll back (newsrec models promote VERSION)",
+                      file=sys.stderr)
+                return 1
             args.version = previous_version(store, models, args.expect)
             if args.version is None:
                 print("error: no version older than the live one was ever live; name the VERSION to roll back to "
