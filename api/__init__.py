@@ -46,17 +46,22 @@ _OBJECTS = ("ENGINE", "STORE", "ENGINE_CONFIG")
 
 ENV_FEATURE_LOG_RATE = "NEWSREC_FEATURE_LOG_RATE"
 ENV_EXPLORE_EPSILON = "NEWSREC_EXPLORE_EPSILON"
+ENV_LAG_SECONDS = "NEWSREC_LAG_SECONDS"
 
 
 def engine_config_from_env(environ: dict[str, str]):
     """The engine's knobs an operator sets in the environment: ``NEWSREC_FEATURE_LOG_RATE`` (share
-    of feeds whose feature vectors are logged, default 0.05) and ``NEWSREC_EXPLORE_EPSILON``
-    (share of feeds drawn by the exploration stage, default 0: off). A bad value stops the start
-    with a message, not the first request."""
-    from recommender.serving.engine import EngineConfig
+    of feeds whose feature vectors are logged, default 0.05), ``NEWSREC_EXPLORE_EPSILON`` (share of
+    feeds drawn by the exploration stage, default 0: off) and ``NEWSREC_LAG_SECONDS`` (how far
+    behind other workers' and hosts' writes a list may be, 0-2 s, default 0: none; see
+    ``recommender.serving.freshness``). A bad value stops the start with a message, not the first
+    request."""
+    from recommender.serving.engine import MAX_LAG_SECONDS, EngineConfig
 
     values = {}
-    for env, field in ((ENV_FEATURE_LOG_RATE, "feature_log_rate"), (ENV_EXPLORE_EPSILON, "explore_epsilon")):
+    for env, field, top, what in ((ENV_FEATURE_LOG_RATE, "feature_log_rate", 1.0, "a share of feeds"),
+                                  (ENV_EXPLORE_EPSILON, "explore_epsilon", 1.0, "a share of feeds"),
+                                  (ENV_LAG_SECONDS, "lag_seconds", MAX_LAG_SECONDS, "seconds")):
         raw = environ.get(env)
         if raw is None or raw.strip() == "":
             continue
@@ -64,8 +69,8 @@ def engine_config_from_env(environ: dict[str, str]):
             value = float(raw)
         except ValueError:
             value = float("nan")
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{env} must be a number from 0 to 1 (a share of feeds); got {raw!r}")
+        if not 0.0 <= value <= top:
+            raise ValueError(f"{env} must be a number from 0 to {top:g} ({what}); got {raw!r}")
         values[field] = value
     return EngineConfig(**values)
 
@@ -83,8 +88,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ``NEWSREC_RATELIMIT_READER``, ``NEWSREC_RATELIMIT_ANONYMOUS``, ``NEWSREC_RATELIMIT_STORAGE``
         (defaults from the environment, see :mod:`api.ratelimit`). Objects, not kept in
         ``app.config``: ``ENGINE`` (an engine to use instead of building one), ``STORE``,
-        ``ENGINE_CONFIG`` (an ``EngineConfig``; without one, ``NEWSREC_FEATURE_LOG_RATE`` and
-        ``NEWSREC_EXPLORE_EPSILON`` from here or the environment set its feature log and exploration).
+        ``ENGINE_CONFIG`` (an ``EngineConfig``; without one, ``NEWSREC_FEATURE_LOG_RATE``,
+        ``NEWSREC_EXPLORE_EPSILON`` and ``NEWSREC_LAG_SECONDS`` from here or the environment set its
+        feature log, exploration and lag).
     """
     config = dict(config or {})
     objects = {name: config.pop(name, None) for name in _OBJECTS}
@@ -129,7 +135,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             models_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # serve fallback lists (the engine reports it) rather than not start at all
             log.error("model folder %s is unusable (%s); serving fallback lists until it is fixed", models_dir, exc)
-        knobs = {**environ, **{k: str(config[k]) for k in (ENV_FEATURE_LOG_RATE, ENV_EXPLORE_EPSILON) if k in config}}
+        knobs = {**environ, **{k: str(config[k]) for k in (ENV_FEATURE_LOG_RATE, ENV_EXPLORE_EPSILON, ENV_LAG_SECONDS)
+                               if k in config}}
         engine = Engine(store, models_dir, objects["ENGINE_CONFIG"] or engine_config_from_env(knobs))
     experiments = None
     if store is not None:

@@ -248,3 +248,123 @@ def test_a_reader_new_to_a_postgresql_worker_costs_one_wait_for_the_server(train
         assert ids(engine.feed(reader, limit=10, log=False)) == first and len(waits) == 1  # the probe: a hit
     finally:
         store.close()
+
+
+class Asked:
+    """Counts a store's ``reader_version`` calls: what a cached feed asks the store."""
+
+    def __init__(self, store, monkeypatch):
+        self.calls = 0
+        original = store.reader_version
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(store, "reader_version", counted)
+
+
+@pytest.fixture
+def lagging(trained, tmp_path, monkeypatch):
+    """Two workers with ``lag_seconds=1`` on one store, B's lag clock in the test's hands:
+    (sample, A, B, B's clock [seconds], B's reader_version counter)."""
+    sample = trained.clone(tmp_path)
+    a = sample.engine(lag_seconds=1.0)
+    b_store = SQLiteStore(sample.store.path)
+    b = Engine(b_store, sample.models_dir, EngineConfig(lag_seconds=1.0), clock=lambda: sample.now)
+    clock = [100.0]
+    b._recent.clock = lambda: clock[0]
+    yield sample, a, b, clock, Asked(b_store, monkeypatch)
+    b_store.close()
+
+
+def test_with_a_lag_a_cached_feed_asks_the_store_once_a_lag_and_other_workers_clicks_show_after_it(lagging):
+    sample, a, b, clock, asked = lagging
+    reader = active_reader(sample)
+    before = ids(b.feed(reader, limit=10))  # a miss: the version comes with its reads
+    asked.calls = 0
+    for _ in range(3):
+        assert b.feed(reader, limit=10).cache == "hit"
+    assert asked.calls == 0  # no round trip for the hits within the lag
+    a.record_events([Interaction(reader, before[0], "click", sample.now - 5)])
+    clock[0] += 0.9
+    stale = b.feed(reader, limit=10)
+    assert stale.cache == "hit" and ids(stale) == before and asked.calls == 0  # behind by the lag, no more
+    clock[0] += 0.1
+    fresh = b.feed(reader, limit=10)
+    assert asked.calls == 1 and fresh.cache == "miss" and before[0] not in ids(fresh)
+    assert b.feed(reader, limit=10).cache == "hit" and asked.calls == 1
+
+
+def test_with_a_lag_the_workers_own_click_preference_and_forget_show_at_once(lagging):
+    sample, _, b, _, asked = lagging
+    reader = active_reader(sample)
+    before = ids(b.feed(reader, limit=10))
+    assert b.feed(reader, limit=10).cache == "hit"
+    asked.calls = 0
+    b.record_events([Interaction(reader, before[0], "click", sample.now - 5)])  # the lag clock does not move
+    after = b.feed(reader, limit=10)
+    assert after.cache == "miss" and before[0] not in ids(after) and asked.calls == 1  # it asked again
+    assert b.feed(reader, limit=10).cache == "hit" and asked.calls == 1
+    b.set_preferences(Preferences(reader, categories=(sample.data.articles[0]["category"],), regions=()))
+    assert b.feed(reader, limit=10).cache == "miss" and asked.calls == 2
+    cold = ids(b.feed("nobody-yet", limit=10))
+    b.forget_user(reader)
+    assert ids(b.feed(reader, limit=10)) == cold
+
+
+def test_with_a_lag_another_workers_takedown_leaves_every_list_within_it(lagging):
+    sample, a, b, clock, _ = lagging
+    reader = active_reader(sample)
+    page = ids(b.feed(reader, limit=10))
+    victim = page[2]
+    anchor = next(p for p in page if p != victim and victim in ids(b.related(p, limit=10)))
+    assert a.takedown(victim)
+    clock[0] += 0.5
+    assert victim in ids(b.feed(reader, limit=10))  # within the lag: B has not looked yet
+    clock[0] += 0.5
+    assert victim not in ids(b.feed(reader, limit=10))
+    assert victim not in ids(b.related(anchor, limit=10))
+
+
+def test_lag_is_bounded_and_read_from_the_environment_and_experiments_never_lag(trained):
+    from api import engine_config_from_env
+    from recommender.experiments.variants import PinnedEngine  # noqa: F401  (the class the router builds)
+
+    assert engine_config_from_env({"NEWSREC_LAG_SECONDS": "1.5"}).lag_seconds == 1.5
+    assert engine_config_from_env({}).lag_seconds == 0.0
+    for bad in ("3", "-1", "soon", "nan"):
+        with pytest.raises(ValueError, match="NEWSREC_LAG_SECONDS must be a number from 0 to 2"):
+            engine_config_from_env({"NEWSREC_LAG_SECONDS": bad})
+    with pytest.raises(ValueError, match="lag_seconds"):
+        trained.engine(lag_seconds=5.0)
+
+
+def test_with_a_lag_a_replica_on_postgresql_catches_up_on_clicks_and_takedowns_within_it(trained, tmp_path,
+                                                                                         postgres_db, monkeypatch):
+    from recommender.store.postgres import PostgresStore
+    from training.migrate import migrate_store
+
+    sample = trained.clone(tmp_path)
+    target = PostgresStore(postgres_db)
+    migrate_store(sample.store, target)
+    second = PostgresStore(postgres_db)
+    try:
+        a = Engine(target, sample.models_dir, EngineConfig(lag_seconds=1.0), clock=lambda: sample.now)
+        b = Engine(second, sample.models_dir, EngineConfig(lag_seconds=1.0), clock=lambda: sample.now)
+        clock = [100.0]
+        b._recent.clock = lambda: clock[0]
+        asked = Asked(second, monkeypatch)
+        reader = active_reader(sample)
+        before = ids(b.feed(reader, limit=10))
+        a.record_events([Interaction(reader, before[0], "click", sample.now - 5)])
+        assert a.takedown(before[1])
+        clock[0] += 0.9
+        stale = b.feed(reader, limit=10)
+        assert stale.cache == "hit" and ids(stale) == before and asked.calls == 0  # no round trip
+        clock[0] += 0.1
+        fresh = ids(b.feed(reader, limit=10))
+        assert asked.calls == 1 and before[0] not in fresh and before[1] not in fresh
+    finally:
+        target.close()
+        second.close()

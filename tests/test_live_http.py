@@ -584,3 +584,41 @@ def test_defaults_serve_something(tmp_path):
         assert cold.json()["items"], f"empty cold-start feed: {cold.json()}"
     finally:
         assert server.stop() == 0, server.log_tail()
+
+
+def test_with_a_lag_a_click_shows_at_once_on_its_worker_and_within_the_lag_on_the_other(tmp_path):
+    """``NEWSREC_LAG_SECONDS=1``: the workers reuse their answers about a reader for up to a second
+    (no round trip for a cached feed then); the worker that took a click shows it at once, the
+    other within the lag, and never later than the 2 s every write promises."""
+    env = {**server_env(tmp_path), "NEWSREC_LAG_SECONDS": "1"}
+    cli(env, "sample", "--articles", "200", "--users", "80", "--days", "4", "--seed", "5", "--end", "now", "--ingest")
+    cli(env, "train", "--promote")
+    site = cli(env, "keys", "add", "--role", "site").strip()
+    clicks = collections.Counter(
+        e["user_id"] for e in map(json.loads, (tmp_path / "sample" / "events.jsonl").read_text().splitlines())
+        if e["event"] == "click")
+    reader = clicks.most_common(1)[0][0]
+    server = LiveServer(env, workers=N_WORKERS)
+    try:
+        server.wait_ready()
+        path = f"/v1/users/{reader}/feed?limit=10"
+        with server.pinned() as pins:
+            took, other = list(pins.values())
+            page = item_ids(other.get(path, key=site))
+            assert item_ids(other.get(path, key=site)) == page  # cached: no round trip within the lag
+            item_ids(took.get(path, key=site))
+            clicked = page[0]
+            reply = took.request("POST", "/v1/events", key=site, json={"events": [
+                {"user_id": reader, "article_id": clicked, "event": "click", "ts": now_iso()}]})
+            assert reply.status == 200, reply.response.text
+            posted = time.monotonic()
+            assert clicked not in item_ids(took.get(path, key=site))  # its own worker: at once
+
+            def gone_on_the_other():
+                return clicked not in item_ids(other.get(path, key=site))
+
+            eventually(gone_on_the_other, 5.0, interval=0.02, what="the click in the other worker's feed")
+            assert time.monotonic() - posted < 2.0
+    finally:
+        rc = server.stop()
+    assert rc == 0, server.log_tail()

@@ -33,7 +33,8 @@ class PinnedEngine(Engine):
                  clock: Callable[[], float] = time.time):
         self.variant = variant
         base = config or EngineConfig()
-        super().__init__(store, models_dir, dataclasses.replace(base, log_impressions=False), clock)
+        # no lag: the main engine takes the clicks, so this one could not forget its answers for them
+        super().__init__(store, models_dir, dataclasses.replace(base, log_impressions=False, lag_seconds=0.0), clock)
 
     @property
     def ready(self) -> bool:

@@ -37,6 +37,7 @@ from recommender.store import (PROFILE_EVENTS, EditorialRule, FeatureLogRow, Rea
 
 from .catalog import FreshArticles, Snapshot
 from .features import FEATURE_NAMES, PREFIX, FeatureJob, learned_stage, recent_unique, rows_of
+from .freshness import RecentVersions
 from .live import ENGAGEMENT, LiveState, bundle_clusters, window_clusters
 from .ranking import (
     FUTURE_GRACE,
@@ -71,6 +72,7 @@ MAX_SKIPPED = 50  # a reader's newest shown-not-clicked articles the learned sta
 READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's oldest article
 ARTICLE_KEYS_KEPT = 200_000  # article id -> store key entries an engine keeps for cursors
 RETRY_FAILED_SECONDS = 60.0  # a live version that failed is tried again this often even if its folder is unchanged
+MAX_LAG_SECONDS = 2.0  # EngineConfig.lag_seconds at most: a write shows on every host within 2 s
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,15 @@ class EngineConfig:
     explore_pool: int = 40
     # a reader's first feed page is kept this long per worker (0: never) and served again while
     # nothing it was built from changed: the reader's own events (any type) and preferences
-    # (Store.reader_version, asked on every request), takedowns, article changes, rules and the
+    # (Store.reader_version, asked on every request; see lag_seconds), takedowns, article changes, rules and the
     # model take effect at once; popularity and the fatigue of lists served to the reader (the
     # served_lists the engine logs itself) within this many seconds
     feed_cache_seconds: float = 30.0
     feed_cache_size: int = 20_000
+    # how far behind other workers' and hosts' writes a list may be (serving.freshness): 0 asks the
+    # store before every list (their clicks and takedowns show at once); > 0 reuses its answers
+    # for a reader, and for takedowns, that many seconds (this engine's own writes show at once)
+    lag_seconds: float = 0.0
 
 
 CURSOR_VERSION = 1
@@ -236,6 +242,9 @@ class Engine:
         self._read_sets = ReadSets(store)  # heavy readers' read sets, kept up to date by sequence number
         self._state: LiveState | None = None
         self._rules = RuleSet()  # editors' rules, read whole on each ``rules`` change and swapped
+        if not 0.0 <= self.config.lag_seconds <= MAX_LAG_SECONDS:
+            raise ValueError(f"lag_seconds must be between 0 and {MAX_LAG_SECONDS:g}; got {self.config.lag_seconds!r}")
+        self._recent = RecentVersions(self.config.lag_seconds, self.config.feed_cache_size)
         if not 0.0 <= self.config.feature_log_rate <= 1.0 or not 0.0 <= self.config.explore_epsilon <= 1.0:
             raise ValueError("feature_log_rate and explore_epsilon must be between 0 and 1; got "
                              f"{self.config.feature_log_rate!r} and {self.config.explore_epsilon!r}")
@@ -542,16 +551,22 @@ class Engine:
         if newest is not None and newest <= state.visibility_cursor:
             return
         seen = self._visibility_seen
+        lag = self.config.lag_seconds
+        if (newest is None and lag > 0 and getattr(seen, "state", None) is state
+                and self._recent.clock() - seen.at < lag):
+            return  # this thread looked less than the lag ago
         try:
+            asked = self._recent.clock()
             # nothing committed by another connection since this thread last looked: nothing to read
             version = self.store.data_version()
             if version is not None and getattr(seen, "state", None) is state and seen.version == version:
+                seen.at = asked
                 return
             changes = self.store.changes_after(state.visibility_cursor, limit=1000, kinds=VISIBILITY_CHANGES)
             if changes:
                 self._apply_articles(state, [c.ref for c in changes])
                 state.visibility_cursor = changes[-1].pos
-            seen.state, seen.version = state, version
+            seen.state, seen.version, seen.at = state, version, asked
         except StoreError as exc:
             self._store_error = str(exc)
 
@@ -687,6 +702,7 @@ class Engine:
         """Store durably. Feeds read the reader's events from the store, so the next feed reflects
         them at once; popularity counters pick them up on the next poll in every worker."""
         inserted, duplicates = self.store.add_events(events)
+        self._recent.drop({event.user_id for event in events})
         return inserted, duplicates
 
     def publish_articles(self, articles: list[Article]) -> int:
@@ -716,6 +732,7 @@ class Engine:
         a second pass; events the reader posts afterwards are kept.
         """
         removed = self.store.forget_user(user_id)
+        self._recent.drop((user_id,))
         kept = []
         while True:  # this worker's queued lists of the reader are dropped now rather than at the write
             try:
@@ -736,6 +753,7 @@ class Engine:
 
     def set_preferences(self, prefs: Preferences) -> None:
         self.store.set_preferences(prefs)
+        self._recent.drop((prefs.user_id,))
 
     # -- impressions -----------------------------------------------------------------------
     def _log_impressions(self, user_id: str | None, ranked: RankedList, now: float) -> None:
@@ -1179,12 +1197,18 @@ class Engine:
         reads = since = None
         try:
             if key in state.feed_cache:
-                version = self.store.reader_version(user_id)
+                version = self._recent.get(user_id)  # (None unless lag_seconds: then answered < lag ago)
+                if version is None:
+                    asked = self._recent.ask()
+                    version = self.store.reader_version(user_id)
+                    self._recent.put(user_id, version, asked)
             else:
                 since = self._reads_since(state.snapshot(), now)
+                asked = self._recent.ask()
                 version, reads = self.store.reader_version_and_reads(
                     user_id, history=self.config.max_reader_events, impressions=self.config.max_reader_impressions,
                     window=(since, now), read_set=not self._read_sets.holds(user_id))
+                self._recent.put(user_id, version, asked)
         except StoreError:
             version = None
         self._apply_visibility(state, version[0] if version is not None else None)
