@@ -21,9 +21,10 @@ Usage::
 ``--db``: a PostgreSQL database that already holds the scale store (else one is created on
 ``--server``, copied into with ``migrate-store`` and dropped afterwards: ~4 min at 10M events).
 
-``--probes real,select1,none``: PostgreSQL's servers also with the check of a cached page's reader
-replaced by ``SELECT 1`` (the floor of any round trip) or by none (``benchmarks/probe_floor``:
-measurement only), the variants taking turns round by round, each on servers of its own.
+``--probes real,select1,none,lag1``: PostgreSQL's servers also with the check of a cached page's
+reader replaced by ``SELECT 1`` (the floor of any round trip) or by none (``benchmarks/probe_floor``:
+measurement only), or run with ``NEWSREC_LAG_SECONDS=1`` (lag1: a worker reuses its answer about a
+reader for a second), the variants taking turns round by round, each on servers of its own.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from benchmarks.portal import (DEFAULT_SERVER, Databases, add_key, add_size_args
                                event_posts, feed_cache_counts, fill_sizes, sample_ids, scale_store, working_copy)
 
 AFTER_SECONDS = 3.0  # CPU still used this long after the load: what it left for later
-PROBES = ("real", "select1", "none")  # benchmarks/probe_floor/sitecustomize.py
+PROBES = ("real", "select1", "none", "lag1")  # benchmarks/probe_floor/sitecustomize.py; lag1: NEWSREC_LAG_SECONDS=1
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -76,6 +77,8 @@ def probe_env(probe: str) -> dict:
     """Environment of a server whose cached feeds check their reader as ``probe`` says."""
     if probe == "real":
         return {}
+    if probe == "lag1":  # newsrec as it is, its workers reusing their answers about a reader for 1 s
+        return {"NEWSREC_LAG_SECONDS": "1"}
     path = str(_HERE / "probe_floor")
     if os.environ.get("PYTHONPATH"):
         path += os.pathsep + os.environ["PYTHONPATH"]
@@ -155,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server", default=DEFAULT_SERVER, help="admin URL of the PostgreSQL server")
     ap.add_argument("--probes", default="real",
                     help="PostgreSQL's check of a cached page's reader: real (what newsrec does), select1 "
-                         "(one round trip reading nothing), none (no round trip; measurement only), comma-separated")
+                         "(one round trip reading nothing), none (no round trip; measurement only), lag1 "
+                         "(NEWSREC_LAG_SECONDS=1), comma-separated")
     ap.add_argument("--json", type=Path, default=None)
     args = fill_sizes(ap.parse_args(argv))
     probes = [p.strip() for p in args.probes.split(",") if p.strip()]
