@@ -419,7 +419,7 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
             prom.mkdir(exist_ok=True)
             port = free_port()
             procs.append(serve(home, location, models, port, log=folder / f"{name}.log",
-                               env={"PROMETHEUS_MULTIPROC_DIR": str(prom)}))
+                               env={"PROMETHEUS_MULTIPROC_DIR": str(prom), "NEWSREC_LAG_SECONDS": f"{args.lag:g}"}))
             servers[name] = port
         keys = {"sqlite": sqlite_key, "postgresql_a": pg_key, "postgresql_b": pg_key}
         for proc, port in zip(procs[1:], servers.values()):
@@ -508,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"which measurements to run, comma-separated (default all: {','.join(PARTS)}); "
                          "ingest alone needs no scale store")
+    ap.add_argument("--lag", type=float, default=0.0,
+                    help="NEWSREC_LAG_SECONDS of the HTTP servers (default 0: every list asks the database; "
+                         "see recommender/serving/freshness.py)")
     ap.add_argument("--skip-http", action="store_true", help="the same as leaving http out of --parts")
     ap.add_argument("--server", default=DEFAULT_SERVER, help="admin URL of the PostgreSQL server")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -516,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         ap.error(f"unknown --parts {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    if not 0.0 <= args.lag <= 2.0:
+        ap.error("--lag: seconds from 0 to 2 (NEWSREC_LAG_SECONDS)")
     if args.skip_http and "http" in parts:
         parts.remove("http")
     fill_sizes(args)
@@ -526,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     dbs = Databases(args.server)
     results: dict = {"events": args.events, "articles": args.articles, "readers": args.users, "repeat": args.repeat,
-                     "parts": parts, "load_average_before": [round(x, 2) for x in load_before],
+                     "parts": parts, "lag_seconds": args.lag, "load_average_before": [round(x, 2) for x in load_before],
                      "postgresql_settings": dbs.settings()}
     try:
         with tempfile.TemporaryDirectory(prefix="newsrec-portal-") as tmp:
@@ -625,7 +630,8 @@ def report(results: dict) -> None:
         rows.append(("propagation A -> B p99 (ms)", med["propagation_p99_ms"], 1000.0,
                      verdict(med["propagation_p99_ms"], 1000.0)))
     print_table(f"portal scale: {results['events']:,} events, {results['articles']:,} articles, "
-                f"{results['readers']:,} readers; medians of {results['repeat']} runs; load average before "
+                f"{results['readers']:,} readers; medians of {results['repeat']} runs; HTTP servers' "
+                f"NEWSREC_LAG_SECONDS {results.get('lag_seconds', 0.0):g}; load average before "
                 f"{results['load_average_before']}, after {results['load_average_after']}; PostgreSQL "
                 + ", ".join(f"{k} {v}" for k, v in results.get("postgresql_settings", {}).items()),
                 rows, ("figure", "value", "target", "verdict"))
