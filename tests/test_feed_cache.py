@@ -17,17 +17,18 @@ def ids(ranked):
 
 
 class Reads:
-    """Counts the store reads a feed makes to build a reader's profile (none on a cache hit)."""
+    """Counts a store method's calls: by default the reads a feed makes to build a reader's
+    profile (none on a cache hit); ``reader_version``: what a cached feed asks the store."""
 
-    def __init__(self, store, monkeypatch):
+    def __init__(self, store, monkeypatch, name: str = "user_event_keys"):
         self.calls = 0
-        original = store.user_event_keys
+        original = getattr(store, name)
 
         def counted(*args, **kwargs):
             self.calls += 1
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(store, "user_event_keys", counted)
+        monkeypatch.setattr(store, name, counted)
 
 
 def active_reader(sample):
@@ -250,20 +251,6 @@ def test_a_reader_new_to_a_postgresql_worker_costs_one_wait_for_the_server(train
         store.close()
 
 
-class Asked:
-    """Counts a store's ``reader_version`` calls: what a cached feed asks the store."""
-
-    def __init__(self, store, monkeypatch):
-        self.calls = 0
-        original = store.reader_version
-
-        def counted(*args, **kwargs):
-            self.calls += 1
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(store, "reader_version", counted)
-
-
 @pytest.fixture
 def lagging(trained, tmp_path, monkeypatch):
     """Two workers with ``lag_seconds=1`` on one store, B's lag clock in the test's hands:
@@ -274,7 +261,7 @@ def lagging(trained, tmp_path, monkeypatch):
     b = Engine(b_store, sample.models_dir, EngineConfig(lag_seconds=1.0), clock=lambda: sample.now)
     clock = [100.0]
     b._recent.clock = lambda: clock[0]
-    yield sample, a, b, clock, Asked(b_store, monkeypatch)
+    yield sample, a, b, clock, Reads(b_store, monkeypatch, "reader_version")
     b_store.close()
 
 
@@ -354,7 +341,7 @@ def test_with_a_lag_a_replica_on_postgresql_catches_up_on_clicks_and_takedowns_w
         b = Engine(second, sample.models_dir, EngineConfig(lag_seconds=1.0), clock=lambda: sample.now)
         clock = [100.0]
         b._recent.clock = lambda: clock[0]
-        asked = Asked(second, monkeypatch)
+        asked = Reads(second, monkeypatch, "reader_version")
         reader = active_reader(sample)
         before = ids(b.feed(reader, limit=10))
         a.record_events([Interaction(reader, before[0], "click", sample.now - 5)])
