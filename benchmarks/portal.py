@@ -519,8 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         ap.error(f"unknown --parts {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    if not 0.0 <= args.lag <= 2.0:
-        ap.error("--lag: seconds from 0 to 2 (NEWSREC_LAG_SECONDS)")
+    from recommender.serving.engine import MAX_LAG_SECONDS
+
+    if not 0.0 <= args.lag <= MAX_LAG_SECONDS:
+        ap.error(f"--lag: seconds from 0 to {MAX_LAG_SECONDS:g} (NEWSREC_LAG_SECONDS)")
     if args.skip_http and "http" in parts:
         parts.remove("http")
     fill_sizes(args)

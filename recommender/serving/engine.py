@@ -551,10 +551,8 @@ class Engine:
         if newest is not None and newest <= state.visibility_cursor:
             return
         seen = self._visibility_seen
-        lag = self.config.lag_seconds
-        if (newest is None and lag > 0 and getattr(seen, "state", None) is state
-                and self._recent.clock() - seen.at < lag):
-            return  # this thread looked less than the lag ago
+        if newest is None and getattr(seen, "state", None) is state and self._recent.within(seen.at):
+            return  # lag_seconds: this thread looked less than the lag ago
         try:
             asked = self._recent.clock()
             # nothing committed by another connection since this thread last looked: nothing to read
@@ -1196,18 +1194,17 @@ class Engine:
         key = (user_id, limit, filters.key()) if filters else (user_id, limit)
         reads = since = None
         try:
-            if key in state.feed_cache:
-                version = self._recent.get(user_id)  # (None unless lag_seconds: then answered < lag ago)
-                if version is None:
-                    asked = self._recent.ask()
-                    version = self.store.reader_version(user_id)
-                    self._recent.put(user_id, version, asked)
-            else:
-                since = self._reads_since(state.snapshot(), now)
+            kept = key in state.feed_cache
+            version = self._recent.get(user_id) if kept else None  # (None unless lag_seconds: answered < lag ago)
+            if version is None:
                 asked = self._recent.ask()
-                version, reads = self.store.reader_version_and_reads(
-                    user_id, history=self.config.max_reader_events, impressions=self.config.max_reader_impressions,
-                    window=(since, now), read_set=not self._read_sets.holds(user_id))
+                if kept:
+                    version = self.store.reader_version(user_id)
+                else:
+                    since = self._reads_since(state.snapshot(), now)
+                    version, reads = self.store.reader_version_and_reads(
+                        user_id, history=self.config.max_reader_events, impressions=self.config.max_reader_impressions,
+                        window=(since, now), read_set=not self._read_sets.holds(user_id))
                 self._recent.put(user_id, version, asked)
         except StoreError:
             version = None

@@ -37,14 +37,14 @@ class RecentVersions:
         self._drops = 0  # bumped by every drop: an answer asked for before one is not kept
         self._lock = threading.Lock()
 
+    def within(self, at: float) -> bool:
+        """Whether an answer asked for at ``at`` (this clock) may still be used."""
+        return self.lag > 0 and self.clock() - at < self.lag
+
     def get(self, user_id: str) -> tuple | None:
         """The reader's version if answered less than ``lag`` seconds ago, else None."""
-        if self.lag <= 0:
-            return None
-        got = self._kept.get(user_id)
-        if got is None or self.clock() - got[1] >= self.lag:
-            return None
-        return got[0]
+        got = self._kept.get(user_id) if self.lag > 0 else None
+        return got[0] if got is not None and self.within(got[1]) else None
 
     def ask(self) -> tuple[int, float]:
         """Taken just before the store is asked: what :meth:`put` needs to keep its answer."""
