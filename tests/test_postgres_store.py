@@ -1067,3 +1067,65 @@ def test_while_the_server_does_not_answer_calls_fail_at_once_then_recover(postgr
     finally:
         store.close()
         proxy.stop()
+
+
+def test_writes_about_readers_notify_listeners_when_they_commit_and_only_then(postgres_db):
+    """``watch_writes``: the notices a lagging worker drops its answers on (serving.freshness).
+    Each names the readers written for, or None (every reader) for a takedown or an import; a
+    served list (only whether there is one counts), a write that rolls back, send none."""
+    import queue
+
+    from recommender.domain import Preferences
+
+    store = PostgresStore(postgres_db)
+    watch = store.watch_writes()
+    got: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            for notice in watch.notices(timeout=0.2):
+                got.put(notice)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+
+    def next_notice():
+        return got.get(timeout=10)
+
+    try:
+        store.upsert_articles([article(i) for i in range(3)])
+        store.add_events([event("u1", "a0")])  # a few client events: the server's function
+        assert next_notice() == ["u1"]
+        store.add_events([event(f"v{k}", "a1", event_id=f"b{k}") for k in range(150)])  # a batch
+        assert next_notice() == sorted(f"v{k}" for k in range(150))
+        store.add_served_lists([ServedList("L1", "u2", T0 + 10, ("a2", "a1"))])
+        store.set_preferences(Preferences("u3", categories=("Nasional",), regions=()))
+        assert next_notice() == ["u3"]  # (none for the served list)
+
+        def rolled_back(conn):
+            store._lock_commit_order(conn)
+            store._log(conn, "preferences", notice='["u4"]')
+            raise ValueError("the write fails after its notice was sent")
+
+        with pytest.raises(ValueError):
+            store._write(rolled_back)
+        store.forget_user("u1")
+        assert next_notice() == ["u1"]  # (none for the write that rolled back)
+        assert store.takedown_article("a2")
+        assert next_notice() is None
+        assert store.restore_article("a2")
+        assert next_notice() is None
+        assert got.empty()
+    finally:
+        stop.set()
+        listener.join()
+        watch.close()
+        store.close()
+
+
+def test_a_payload_naming_too_many_readers_names_every_reader():
+    from recommender.store.postgres import EVERY_READER, reader_notice
+
+    assert json.loads(reader_notice(["b", "a", "b"])) == ["a", "b"]
+    assert reader_notice(f"reader-{k:06d}" for k in range(1000)) == EVERY_READER

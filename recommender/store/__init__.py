@@ -13,11 +13,11 @@ from recommender.config import split_db_location
 
 from .base import (PROFILE_EVENTS, AuditEntry, Change, EditorialRule, ExperimentList, FeatureLogRow, InteractionLog,
                    ReaderReads, ReaderVersion, ReadSetRow, ServedList, Store, StoredArticle, StoreDiskError,
-                   StoredExperiment, StoreError, StoreUnavailable)
+                   StoredExperiment, StoreError, StoreUnavailable, WriteWatch)
 from .sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
 __all__ = ["PROFILE_EVENTS", "ReaderReads", "ReaderVersion", "ReadSetRow", "AuditEntry", "Change", "EditorialRule", "ExperimentList", "FeatureLogRow", "StoredExperiment", "InteractionLog", "ServedList", "StoreDiskError", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "Store", "StoreError",
-           "StoreUnavailable", "StoredArticle", "open_store"]
+           "StoreUnavailable", "StoredArticle", "WriteWatch", "open_store"]
 
 
 def open_store(location: str | Path) -> Store:

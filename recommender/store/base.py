@@ -32,6 +32,21 @@ class StoreDiskError(StoreUnavailable):
 
 
 
+class WriteWatch(ABC):
+    """Notices of committed writes about readers (:meth:`Store.watch_writes`), on a connection of
+    its own. A notice is a list of reader ids, or None for "every reader": a takedown or restore
+    (every list may change) or a write about too many readers to name."""
+
+    @abstractmethod
+    def notices(self, timeout: float) -> Iterator[list[str] | None]:
+        """Notices as they arrive, for at most ``timeout`` seconds. Raises
+        :class:`StoreUnavailable` when the connection is lost: notices may have been missed."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop listening and close the connection."""
+
+
 def _json_list(values: Sequence[str]) -> str:
     return json.dumps(list(values), ensure_ascii=False)
 
@@ -752,6 +767,17 @@ class Store(ABC):
         raise NotImplementedError
 
     # -- a reader's cached feed (``Engine.feed``) -----------------------------------------------
+    #: whether :meth:`watch_writes` tells of writes (a lag then costs milliseconds, not itself)
+    tells_writes = False
+
+    def watch_writes(self) -> WriteWatch | None:
+        """A new :class:`WriteWatch`: which readers any connection of any host writes for, told as
+        the writes commit, so that a worker reusing :meth:`reader_version` answers for a while
+        (``EngineConfig.lag_seconds``) drops them at once instead of at the end of the while.
+        None: this backend tells nothing (its lists then run behind by up to the lag).
+        Raises :class:`StoreUnavailable` when the database cannot be reached."""
+        return None
+
     def reader_version(self, user_id: str) -> tuple | None:
         """What a feed reads about the reader, as one comparable value, in one round trip:
         ``(visibility, smallest and largest sequence number of their click/read/share events, the

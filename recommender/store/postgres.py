@@ -73,6 +73,7 @@ from .base import (
     StoreDiskError,
     StoreError,
     StoreUnavailable,
+    WriteWatch,
     _click_through_rows,
     _event_ranges,
     _json_list,
@@ -355,6 +356,20 @@ COMMIT_ORDER_LOCK = 0x6E_65_77_73_72_65_63_01
 MIGRATION_LOCK = 0x6E_65_77_73_72_65_63_02
 # held (session-level) by the bulk load that answers for the deferred events indexes below
 BULK_LOAD_LOCK = 0x6E_65_77_73_72_65_63_03
+
+# NOTIFY channel of committed writes about readers (PostgresStore.watch_writes): a payload is a JSON
+# list of reader ids, or "*" for every reader (a takedown or restore, a bulk import, a batch naming
+# more readers than fit in a payload). PostgreSQL delivers a notification when its transaction
+# commits, and only then, to every session that listens on the same database.
+NOTICE_CHANNEL = "newsrec_writes"
+EVERY_READER = "*"
+_NOTICE_BYTES = 7_000  # the server refuses payloads of 8,000 bytes or more
+
+
+def reader_notice(user_ids: Iterable[str]) -> str:
+    """The payload naming these readers (``*`` when they do not fit)."""
+    payload = json.dumps(sorted(set(user_ids)), ensure_ascii=False, separators=(",", ":"))
+    return payload if len(payload.encode()) <= _NOTICE_BYTES else EVERY_READER
 
 # The events indexes (as the migrations create them) that a load into an empty ``events`` table
 # builds after its rows instead of maintaining row by row: one sort per index costs the server
@@ -1054,13 +1069,16 @@ class PostgresStore(Store):
         raise _Again()
 
     def _log(self, conn: psycopg.Connection, kind: str, refs: Sequence[str | None] = (None,), lo: int = 0,
-             hi: int = 0, at: float | None = None) -> None:
+             hi: int = 0, at: float | None = None, notice: str | None = None) -> None:
         """Append changes, in ``refs`` order, inside the caller's transaction (which holds the
-        commit-order lock)."""
-        conn.execute(
-            "INSERT INTO changes(pos, kind, ref, lo, hi, at) SELECT nextval('changes_pos'), %s, r, %s, %s, %s "
-            "FROM unnest(%s::text[]) WITH ORDINALITY AS t(r, i) ORDER BY i",
-            (CHANGE_CODES[kind], int(lo), int(hi), time.time() if at is None else at, list(refs)))
+        commit-order lock); with ``notice`` (:func:`reader_notice` or :data:`EVERY_READER`), in the
+        same statement, the notification that listeners get when the transaction commits."""
+        insert = ("INSERT INTO changes(pos, kind, ref, lo, hi, at) SELECT nextval('changes_pos'), %s, r, %s, %s, %s "
+                  "FROM unnest(%s::text[]) WITH ORDINALITY AS t(r, i) ORDER BY i")
+        params: tuple = (CHANGE_CODES[kind], int(lo), int(hi), time.time() if at is None else at, list(refs))
+        if notice is not None:
+            insert, params = f"WITH logged AS ({insert}) SELECT pg_notify(%s, %s)", (*params, NOTICE_CHANNEL, notice)
+        conn.execute(insert, params)
 
     # -- articles ----------------------------------------------------------------------------
     def upsert_articles(self, articles: Iterable[Article]) -> int:
@@ -1132,7 +1150,7 @@ class PostgresStore(Store):
             if cur.rowcount == 0:
                 return False
             self._lock_commit_order(conn)
-            self._log(conn, "takedown" if deleted else "restore", [article_id], at=now)
+            self._log(conn, "takedown" if deleted else "restore", [article_id], at=now, notice=EVERY_READER)
             return True
 
         return self._write(body)
@@ -1309,7 +1327,8 @@ class PostgresStore(Store):
                 (repeats, now, *params)).fetchone()
             inserted = int(row[0])
             if inserted:
-                self._log(conn, "events", lo=int(row[1]), hi=int(row[2]), at=now)
+                self._log(conn, "events", lo=int(row[1]), hi=int(row[2]), at=now,
+                          notice=reader_notice(e.user_id for e in batch))
             return inserted, len(given) - inserted
 
         return self._write(body)
@@ -1463,7 +1482,7 @@ class PostgresStore(Store):
         with conn.cursor().copy("COPY events (seq, eid, user_key, article_key, event, ts, dwell, list_id, "
                                 "position, history, counted, received_at) FROM STDIN (FORMAT BINARY)") as cp:
             cp.write(_binary_copy(fields))
-        self._log(conn, "events", lo=lo, hi=hi, at=now)
+        self._log(conn, "events", lo=lo, hi=hi, at=now, notice=EVERY_READER)
         return m
 
     @staticmethod
@@ -1566,7 +1585,7 @@ class PostgresStore(Store):
     _FEW_EVENTS_CALL = (
         "SELECT inserted, unresolved FROM newsrec_add_few_events(%s::text[], %s::text[], %s::int4[], %s::int8[], "
         "%s::text[], %s::text[], %s::int2[], %s::float8[], %s::float8[], %s::text[], %s::int4[], %s::bool[], "
-        "%s::bool[], %s, %s, %s)")
+        "%s::bool[], %s, %s, %s), pg_notify(%s, %s)")
 
     def _add_few_events(self, batch: list[Interaction], now: float) -> tuple[int, int]:
         """:meth:`add_events` of a few client events: one call of the schema's
@@ -1589,7 +1608,8 @@ class PostgresStore(Store):
                   list(range(len(batch))), [e.key64() for e in batch], [e.user_id for e in batch],
                   [e.article_id for e in batch], [EVENT_CODES[e.event] for e in batch], [float(e.ts) for e in batch],
                   [e.dwell_seconds for e in batch], [e.list_id for e in batch], [e.position for e in batch],
-                  [bool(e.history) for e in batch], counted, now, CHANGE_CODES["events"], self._commit_order_key())
+                  [bool(e.history) for e in batch], counted, now, CHANGE_CODES["events"], self._commit_order_key(),
+                  NOTICE_CHANNEL, reader_notice(e.user_id for e in batch))
 
         def attempt() -> tuple[int, int]:
             with self._connection() as conn:
@@ -1909,7 +1929,8 @@ class PostgresStore(Store):
                 "updated_at = excluded.updated_at",
                 (key, _json_list(prefs.categories), _json_list(prefs.regions), now))
             self._lock_commit_order(conn)
-            self._log(conn, "preferences", at=now)  # no reader id: the log outlives a forget
+            # no reader id in the log, which outlives a forget; the notice is not kept
+            self._log(conn, "preferences", at=now, notice=reader_notice([prefs.user_id]))
 
         self._write(body)
 
@@ -1951,7 +1972,7 @@ class PostgresStore(Store):
             # dropped (add_served_lists, add_events), events the reader posts afterwards are kept
             conn.execute("INSERT INTO forgotten(user_hash, at) VALUES (%s, %s) ON CONFLICT (user_hash) DO UPDATE "
                          "SET at = excluded.at", (hashed, now))
-            self._log(conn, "forget", [hashed], at=now)
+            self._log(conn, "forget", [hashed], at=now, notice=reader_notice([user_id]))
             return {"events": events, "preferences": prefs, "user": 0 if created else 1}
 
         return self._write(body)
@@ -2281,6 +2302,11 @@ class PostgresStore(Store):
             row = conn.execute(self._READER_VERSION_SQL, {"user": user_id}).fetchone()
         return (row[0] or 0, *row[1:])
 
+    tells_writes = True
+
+    def watch_writes(self) -> WriteWatch:
+        return PostgresWriteWatch(self.url, self._connect, self.location)
+
     def user_read_bounds(self, user_id: str) -> tuple[int, int] | None:
         reader = "user_key = (SELECT key FROM users WHERE user_id = %(user)s) AND event IN (1, 2, 3)"
         with self._reading() as conn:
@@ -2340,3 +2366,31 @@ class PostgresStore(Store):
             row = conn.execute(_READ_SET_SQL, {"user": user_id, "since": float(since), "until": float(until)},
                                binary=True).fetchone()
         return _read_set(row, float(until))
+
+
+class PostgresWriteWatch(WriteWatch):
+    """``LISTEN`` on :data:`NOTICE_CHANNEL` on a connection of its own (outside the pool: it waits
+    for the server, not for a request). The writes that change what :meth:`PostgresStore.reader_version`
+    says notify in their own transaction (``_log``'s ``notice``, ``newsrec_add_few_events``' call):
+    events posted (not served lists: only their first counts, and fatigue may lag), preferences,
+    forgets, takedowns and restores, imports. A notice arrives only once its write committed, so a
+    worker that drops a reader's answer on it asks afresh and reads the write."""
+
+    def __init__(self, url: str, connect: dict, location: str):
+        try:
+            self._conn = psycopg.connect(url, **connect)
+            self._conn.execute(f"LISTEN {NOTICE_CHANNEL}")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot listen for writes on {location}: {exc}") from exc
+        self.location = location
+
+    def notices(self, timeout: float) -> Iterator[list[str] | None]:
+        try:
+            for note in self._conn.notifies(timeout=timeout):
+                yield None if note.payload == EVERY_READER else json.loads(note.payload)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"lost the notices of writes on {self.location}: {exc}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._conn.close()
