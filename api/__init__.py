@@ -53,7 +53,8 @@ def engine_config_from_env(environ: dict[str, str]):
     """The engine's knobs an operator sets in the environment: ``NEWSREC_FEATURE_LOG_RATE`` (share
     of feeds whose feature vectors are logged, default 0.05), ``NEWSREC_EXPLORE_EPSILON`` (share of
     feeds drawn by the exploration stage, default 0: off) and ``NEWSREC_LAG_SECONDS`` (how far
-    behind other workers' and hosts' writes a list may be, 0-2 s, default 0: none; see
+    behind other workers' and hosts' writes a list may be at most, 0-2 s; unset: 1 on PostgreSQL,
+    whose notices of writes end it within milliseconds, 0 on SQLite; see
     ``recommender.serving.freshness``). A bad value stops the start with a message, not the first
     request."""
     from recommender.serving.engine import MAX_LAG_SECONDS, EngineConfig

@@ -75,14 +75,14 @@ def postgres_pids() -> list[int]:
 
 def probe_env(probe: str) -> dict:
     """Environment of a server whose cached feeds check their reader as ``probe`` says."""
-    if probe == "real":
-        return {}
-    if probe == "lag1":  # newsrec as it is, its workers reusing their answers about a reader for 1 s
+    if probe == "real":  # every cached feed asks the database (NEWSREC_LAG_SECONDS=0)
+        return {"NEWSREC_LAG_SECONDS": "0"}
+    if probe == "lag1":  # newsrec's default on PostgreSQL: answers reused up to 1 s, ended by notices
         return {"NEWSREC_LAG_SECONDS": "1"}
     path = str(_HERE / "probe_floor")
     if os.environ.get("PYTHONPATH"):
         path += os.pathsep + os.environ["PYTHONPATH"]
-    return {"NEWSREC_BENCH_PROBE": probe, "PYTHONPATH": path}
+    return {"NEWSREC_BENCH_PROBE": probe, "PYTHONPATH": path, "NEWSREC_LAG_SECONDS": "0"}
 
 
 def measure(backend: str, location: str, models: Path, users: list[str], articles: list[str], args,

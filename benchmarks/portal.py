@@ -419,7 +419,8 @@ def over_http(args, db: Path, url: str, models: Path, folder: Path, users: list[
             prom.mkdir(exist_ok=True)
             port = free_port()
             procs.append(serve(home, location, models, port, log=folder / f"{name}.log",
-                               env={"PROMETHEUS_MULTIPROC_DIR": str(prom), "NEWSREC_LAG_SECONDS": f"{args.lag:g}"}))
+                               env={"PROMETHEUS_MULTIPROC_DIR": str(prom),
+                                    **({} if args.lag is None else {"NEWSREC_LAG_SECONDS": f"{args.lag:g}"})}))
             servers[name] = port
         keys = {"sqlite": sqlite_key, "postgresql_a": pg_key, "postgresql_b": pg_key}
         for proc, port in zip(procs[1:], servers.values()):
@@ -508,8 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"which measurements to run, comma-separated (default all: {','.join(PARTS)}); "
                          "ingest alone needs no scale store")
-    ap.add_argument("--lag", type=float, default=0.0,
-                    help="NEWSREC_LAG_SECONDS of the HTTP servers (default 0: every list asks the database; "
+    ap.add_argument("--lag", type=float, default=None,
+                    help="NEWSREC_LAG_SECONDS of the HTTP servers (default: unset, newsrec's default: 1 on "
+                         "PostgreSQL, ended by notices of writes, 0 on SQLite; 0: every list asks the database; "
                          "see recommender/serving/freshness.py)")
     ap.add_argument("--skip-http", action="store_true", help="the same as leaving http out of --parts")
     ap.add_argument("--server", default=DEFAULT_SERVER, help="admin URL of the PostgreSQL server")
@@ -521,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown --parts {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     from recommender.serving.engine import MAX_LAG_SECONDS
 
-    if not 0.0 <= args.lag <= MAX_LAG_SECONDS:
+    if args.lag is not None and not 0.0 <= args.lag <= MAX_LAG_SECONDS:
         ap.error(f"--lag: seconds from 0 to {MAX_LAG_SECONDS:g} (NEWSREC_LAG_SECONDS)")
     if args.skip_http and "http" in parts:
         parts.remove("http")
@@ -590,6 +592,12 @@ def finish(args, results: dict, started: float) -> int:
     return 0
 
 
+def _lag_title(results: dict) -> str:
+    """The servers' NEWSREC_LAG_SECONDS as run (files from before 2026-12-06 lack it: 0)."""
+    lag = results.get("lag_seconds", 0.0)
+    return "unset (newsrec's default: 1 on PostgreSQL, ended by notices; 0 on SQLite)" if lag is None else f"{lag:g}"
+
+
 def report(results: dict) -> None:
     rows = []
     ingest_ = results.get("ingest", {})
@@ -633,7 +641,7 @@ def report(results: dict) -> None:
                      verdict(med["propagation_p99_ms"], 1000.0)))
     print_table(f"portal scale: {results['events']:,} events, {results['articles']:,} articles, "
                 f"{results['readers']:,} readers; medians of {results['repeat']} runs; HTTP servers' "
-                f"NEWSREC_LAG_SECONDS {results.get('lag_seconds', 0.0):g}; load average before "
+                f"NEWSREC_LAG_SECONDS {_lag_title(results)}; load average before "
                 f"{results['load_average_before']}, after {results['load_average_after']}; PostgreSQL "
                 + ", ".join(f"{k} {v}" for k, v in results.get("postgresql_settings", {}).items()),
                 rows, ("figure", "value", "target", "verdict"))

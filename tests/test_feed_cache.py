@@ -10,6 +10,7 @@ from recommender.domain import Interaction, Preferences
 from recommender.models.fitting import train
 from recommender.serving.engine import Engine, EngineConfig
 from recommender.store import SQLiteStore
+from tests.serve_fixtures import eventually
 
 
 def ids(ranked):
@@ -190,8 +191,9 @@ def test_a_click_on_replica_a_leaves_the_cached_feed_of_replica_b_on_postgresql(
     migrate_store(sample.store, target)
     second = PostgresStore(postgres_db)
     try:
-        a = Engine(target, sample.models_dir, EngineConfig(), clock=lambda: sample.now)
-        b = Engine(second, sample.models_dir, EngineConfig(), clock=lambda: sample.now)
+        strict = EngineConfig(lag_seconds=0.0)  # every list asks the database (the default lags, ended by notices)
+        a = Engine(target, sample.models_dir, strict, clock=lambda: sample.now)
+        b = Engine(second, sample.models_dir, strict, clock=lambda: sample.now)
         reads = Reads(second, monkeypatch)
         reader = active_reader(sample)
         before = ids(b.feed(reader, limit=10))
@@ -212,7 +214,7 @@ def test_a_reader_new_to_a_postgresql_worker_costs_one_wait_for_the_server(train
     every read of the reader in one pipeline (``Store.reader_version_and_reads``): one connection
     taken from the pool, one wait. The page is the one the probe-then-reads path builds (an
     engine without the cache, which reads each thing by itself); a cached reader's next request
-    still probes alone."""
+    still probes alone (lag 0; within the default lag it would not ask at all)."""
     import contextlib
 
     from recommender.store.postgres import PostgresStore
@@ -222,8 +224,9 @@ def test_a_reader_new_to_a_postgresql_worker_costs_one_wait_for_the_server(train
     store = PostgresStore(postgres_db)
     migrate_store(sample.store, store)
     try:
-        engine = Engine(store, sample.models_dir, EngineConfig(), clock=lambda: sample.now)
-        uncached = Engine(store, sample.models_dir, EngineConfig(feed_cache_seconds=0), clock=lambda: sample.now)
+        engine = Engine(store, sample.models_dir, EngineConfig(lag_seconds=0.0), clock=lambda: sample.now)
+        uncached = Engine(store, sample.models_dir, EngineConfig(feed_cache_seconds=0, lag_seconds=0.0),
+                          clock=lambda: sample.now)
         engine.refresh()  # every article key mapped, as a serving worker's first poll does
         reader = active_reader(sample)
         page = ids(uncached.feed(reader, limit=10, log=False))
@@ -319,7 +322,9 @@ def test_lag_is_bounded_and_read_from_the_environment_and_experiments_never_lag(
     from recommender.experiments.variants import PinnedEngine  # noqa: F401  (the class the router builds)
 
     assert engine_config_from_env({"NEWSREC_LAG_SECONDS": "1.5"}).lag_seconds == 1.5
-    assert engine_config_from_env({}).lag_seconds == 0.0
+    assert engine_config_from_env({}).lag_seconds is None  # the engine picks: 1 on PostgreSQL, 0 on SQLite
+    assert engine_config_from_env({"NEWSREC_LAG_SECONDS": "0"}).lag_seconds == 0.0
+    assert trained.engine().config.lag_seconds == 0.0
     for bad in ("3", "-1", "soon", "nan"):
         with pytest.raises(ValueError, match="NEWSREC_LAG_SECONDS must be a number from 0 to 2"):
             engine_config_from_env({"NEWSREC_LAG_SECONDS": bad})
@@ -355,3 +360,80 @@ def test_with_a_lag_a_replica_on_postgresql_catches_up_on_clicks_and_takedowns_w
     finally:
         target.close()
         second.close()
+
+
+@pytest.fixture
+def noticed(trained, tmp_path, postgres_db, monkeypatch):
+    """Two replicas with the longest lag on one PostgreSQL database, B following the store's
+    notices of writes and its lag clock stopped: only a notice can end B's reuse of an answer.
+    (sample, A, B, B's reader_version counter)."""
+    from recommender.store.postgres import PostgresStore
+    from training.migrate import migrate_store
+
+    sample = trained.clone(tmp_path)
+    target = PostgresStore(postgres_db)
+    migrate_store(sample.store, target)
+    second = PostgresStore(postgres_db)
+    a = Engine(target, sample.models_dir, EngineConfig(lag_seconds=2.0), clock=lambda: sample.now)
+    b = Engine(second, sample.models_dir, EngineConfig(lag_seconds=2.0), clock=lambda: sample.now)
+    b._recent.clock = lambda: 100.0
+    b.start_notices()
+    try:
+        eventually(lambda: b.write_notices == "listening", 10, what="B listening")
+        yield sample, a, b, Reads(second, monkeypatch, "reader_version")
+    finally:
+        b.close()
+        target.close()
+        second.close()
+
+
+def test_on_postgresql_another_replicas_click_preferences_and_forget_end_the_lag_at_once(noticed):
+    sample, a, b, asked = noticed
+    reader, other = active_reader(sample), "nobody-yet"
+    before = ids(b.feed(reader, limit=10))
+    b.feed(other, limit=10)
+    assert b.feed(reader, limit=10).cache == "hit" and b.feed(other, limit=10).cache == "hit" and asked.calls == 0
+    a.record_events([Interaction(reader, before[0], "click", sample.now - 5)])
+    # the lag's clock stands still: only the notice can make B ask again
+    after = eventually(lambda: (lambda r: r.cache == "miss" and r)(b.feed(reader, limit=10)), 5, what="the click")
+    assert before[0] not in ids(after) and asked.calls >= 1
+    calls = asked.calls
+    assert b.feed(other, limit=10).cache == "hit" and asked.calls == calls  # a notice names its readers only
+    assert b.feed(reader, limit=10).cache == "hit" and asked.calls == calls
+    category = sample.data.articles[0]["category"]
+    a.set_preferences(Preferences(reader, categories=(category,), regions=()))
+    eventually(lambda: b.feed(reader, limit=10).cache == "miss", 5, what="the preferences")
+    cold = ids(b.feed(other, limit=10))
+    a.forget_user(reader)
+    eventually(lambda: ids(b.feed(reader, limit=10)) == cold, 5, what="the forget")
+
+
+def test_on_postgresql_another_replicas_takedown_ends_the_lag_for_every_list_at_once(noticed):
+    sample, a, b, _ = noticed
+    reader = active_reader(sample)
+    page = ids(b.feed(reader, limit=10))
+    victim = page[2]
+    anchor = next(p for p in page if p != victim and victim in ids(b.related(p, limit=10)))
+    assert b.feed(reader, limit=10).cache == "hit"
+    assert a.takedown(victim)
+    eventually(lambda: victim not in ids(b.feed(reader, limit=10)), 5, what="the takedown in the feed")
+    assert victim not in ids(b.related(anchor, limit=10))
+
+
+def test_a_replica_that_loses_its_notices_listens_again(noticed):
+    """The listening connection cut by the server (a restart, a firewall): the status says so,
+    the engine listens again, and notices end the lag again."""
+    import psycopg
+
+    sample, a, b, _ = noticed
+    reader = active_reader(sample)
+    with psycopg.connect(b.store.url, autocommit=True) as admin:
+        cut = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND query LIKE 'LISTEN%%'").fetchall()
+    assert cut == [(True,)]
+    eventually(lambda: b.status()["write_notices"].startswith("lost"), 5, what="the loss seen")
+    eventually(lambda: b.status()["write_notices"] == "listening", 10, what="listening again")
+    before = ids(b.feed(reader, limit=10))
+    assert b.feed(reader, limit=10).cache == "hit"
+    a.record_events([Interaction(reader, before[0], "click", sample.now - 5)])
+    eventually(lambda: before[0] not in ids(b.feed(reader, limit=10)), 5, what="the click after listening again")

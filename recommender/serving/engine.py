@@ -73,6 +73,9 @@ READ_CLOCK_SKEW = DAY  # reads are looked up from this long before the window's 
 ARTICLE_KEYS_KEPT = 200_000  # article id -> store key entries an engine keeps for cursors
 RETRY_FAILED_SECONDS = 60.0  # a live version that failed is tried again this often even if its folder is unchanged
 MAX_LAG_SECONDS = 2.0  # EngineConfig.lag_seconds at most: a write shows on every host within 2 s
+# EngineConfig.lag_seconds left unset, on a store that tells of committed writes (Store.watch_writes:
+# PostgreSQL): notices end a reuse within milliseconds, this is only the bound for a lost one
+NOTICED_LAG_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,10 @@ class EngineConfig:
     feed_cache_size: int = 20_000
     # how far behind other workers' and hosts' writes a list may be (serving.freshness): 0 asks the
     # store before every list (their clicks and takedowns show at once); > 0 reuses its answers
-    # for a reader, and for takedowns, that many seconds (this engine's own writes show at once)
-    lag_seconds: float = 0.0
+    # for a reader, and for takedowns, up to that many seconds (this engine's own writes show at
+    # once; on PostgreSQL any worker's as soon as its notice arrives). None: NOTICED_LAG_SECONDS on
+    # a store that tells of writes, else 0
+    lag_seconds: float | None = None
 
 
 CURSOR_VERSION = 1
@@ -222,6 +227,9 @@ class Engine:
         self.store = store
         self.models_dir = Path(models_dir)
         self.config = config or EngineConfig()
+        if self.config.lag_seconds is None:
+            self.config = dataclasses.replace(
+                self.config, lag_seconds=NOTICED_LAG_SECONDS if store.tells_writes else 0.0)
         self.clock = clock
         self.last_reload_error: str | None = None
         self._failed_version: str | None = None
@@ -245,6 +253,9 @@ class Engine:
         if not 0.0 <= self.config.lag_seconds <= MAX_LAG_SECONDS:
             raise ValueError(f"lag_seconds must be between 0 and {MAX_LAG_SECONDS:g}; got {self.config.lag_seconds!r}")
         self._recent = RecentVersions(self.config.lag_seconds, self.config.feed_cache_size)
+        self._notices_thread: threading.Thread | None = None
+        self.write_notices = "off (lag_seconds 0: every list asks the store)" if self.config.lag_seconds <= 0 \
+            else "not started"
         if not 0.0 <= self.config.feature_log_rate <= 1.0 or not 0.0 <= self.config.explore_epsilon <= 1.0:
             raise ValueError("feature_log_rate and explore_epsilon must be between 0 and 1; got "
                              f"{self.config.feature_log_rate!r} and {self.config.explore_epsilon!r}")
@@ -481,6 +492,8 @@ class Engine:
             "articles_in_window": int(state.model.n_items - state.model.window_start + state.fresh.count),
             "fresh_articles": int(state.fresh.count),
             "impressions_dropped": self.impressions_dropped,
+            "lag_seconds": self.config.lag_seconds,
+            "write_notices": self.write_notices,
             # bring-your-own plugins: failures while building lists in this worker (each list served without)
             "plugin_errors": {p.name: {"role": p.spec.role, "errors": p.errors, "last_error": p.last_error}
                               for p in getattr(state.model, "plugins", ())},
@@ -554,7 +567,7 @@ class Engine:
         if newest is None and getattr(seen, "state", None) is state and self._recent.within(seen.at):
             return  # lag_seconds: this thread looked less than the lag ago
         try:
-            asked = self._recent.clock()
+            asked = self._recent.ask()
             # nothing committed by another connection since this thread last looked: nothing to read
             version = self.store.data_version()
             if version is not None and getattr(seen, "state", None) is state and seen.version == version:
@@ -641,6 +654,44 @@ class Engine:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="newsrec-live", daemon=True)
         self._thread.start()
+        self.start_notices()
+
+    def start_notices(self) -> None:
+        """With a lag, follow the store's notices of committed writes (:meth:`Store.watch_writes`)
+        on a thread of their own: a reader written for by any worker of any host, or a takedown,
+        ends the reuse of the store's answers at once (serving.freshness)."""
+        if self.config.lag_seconds <= 0 or self._notices_thread is not None:
+            return
+        self._stop.clear()
+        self._notices_thread = threading.Thread(target=self._follow_notices, name="newsrec-notices", daemon=True)
+        self._notices_thread.start()
+
+    def _follow_notices(self) -> None:
+        watch = None
+        while not self._stop.is_set():
+            try:
+                if watch is None:
+                    watch = self.store.watch_writes()
+                    if watch is None:
+                        self.write_notices = "none: this store tells of no writes (lists lag by up to lag_seconds)"
+                        return
+                    self._recent.clear()  # answers kept before listening may have missed a notice
+                    self.write_notices = "listening"
+                for readers in watch.notices(timeout=0.5):
+                    if readers is None:
+                        self._recent.clear()
+                    else:
+                        self._recent.drop(readers)
+            except Exception as exc:  # keep serving, within the lag; listen again shortly
+                if watch is not None:
+                    watch.close()
+                    watch = None
+                self.write_notices = f"lost (listening again; lists lag by up to lag_seconds meanwhile): {exc}"
+                if not isinstance(exc, StoreError):
+                    log.exception("following the store's notices of writes failed")
+                self._stop.wait(1.0)
+        if watch is not None:
+            watch.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self.config.poll_interval):
@@ -656,6 +707,9 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._notices_thread is not None:
+            self._notices_thread.join(timeout=5)
+            self._notices_thread = None
         try:
             self.flush_impressions()
         except StoreError:
