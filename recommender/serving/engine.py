@@ -676,6 +676,8 @@ class Engine:
                         self.write_notices = "none: this store tells of no writes (lists lag by up to lag_seconds)"
                         return
                     self._recent.clear()  # answers kept before listening may have missed a notice
+                    if self.write_notices.startswith("lost"):
+                        log.info("listening again for the store's notices of writes")
                     self.write_notices = "listening"
                 for readers in watch.notices(timeout=0.5):
                     if readers is None:
@@ -686,9 +688,10 @@ class Engine:
                 if watch is not None:
                     watch.close()
                     watch = None
+                if self.write_notices == "listening" or not isinstance(exc, StoreError):
+                    log.warning("lost the store's notices of writes (listening again; lists lag by up to %g s "
+                                "meanwhile): %s", self.config.lag_seconds, exc, exc_info=not isinstance(exc, StoreError))
                 self.write_notices = f"lost (listening again; lists lag by up to lag_seconds meanwhile): {exc}"
-                if not isinstance(exc, StoreError):
-                    log.exception("following the store's notices of writes failed")
                 self._stop.wait(1.0)
         if watch is not None:
             watch.close()
