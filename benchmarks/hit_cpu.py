@@ -21,10 +21,12 @@ Usage::
 ``--db``: a PostgreSQL database that already holds the scale store (else one is created on
 ``--server``, copied into with ``migrate-store`` and dropped afterwards: ~4 min at 10M events).
 
-``--probes real,select1,none,lag1``: PostgreSQL's servers also with the check of a cached page's
-reader replaced by ``SELECT 1`` (the floor of any round trip) or by none (``benchmarks/probe_floor``:
-measurement only), or run with ``NEWSREC_LAG_SECONDS=1`` (lag1: a worker reuses its answer about a
-reader for a second), the variants taking turns round by round, each on servers of its own.
+``--probes real,select1,none,lag1``: PostgreSQL's servers with every cached page checking its
+reader in the database (real: ``NEWSREC_LAG_SECONDS=0``), with that check replaced by ``SELECT 1``
+(the floor of any round trip) or by none (``benchmarks/probe_floor``: measurement only), or run
+with ``NEWSREC_LAG_SECONDS=1`` (lag1, newsrec's default on PostgreSQL since 2026-12-06: a worker
+reuses its answer about a reader for up to a second, ended by the notices of writes), the variants
+taking turns round by round, each on servers of its own.
 """
 
 from __future__ import annotations

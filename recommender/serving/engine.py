@@ -492,7 +492,7 @@ class Engine:
             "articles_in_window": int(state.model.n_items - state.model.window_start + state.fresh.count),
             "fresh_articles": int(state.fresh.count),
             "impressions_dropped": self.impressions_dropped,
-            "lag_seconds": self.config.lag_seconds,
+            "lag_seconds": self._recent.lag,
             "write_notices": self.write_notices,
             # bring-your-own plugins: failures while building lists in this worker (each list served without)
             "plugin_errors": {p.name: {"role": p.spec.role, "errors": p.errors, "last_error": p.last_error}
@@ -660,7 +660,7 @@ class Engine:
         """With a lag, follow the store's notices of committed writes (:meth:`Store.watch_writes`)
         on a thread of their own: a reader written for by any worker of any host, or a takedown,
         ends the reuse of the store's answers at once (serving.freshness)."""
-        if self.config.lag_seconds <= 0 or self._notices_thread is not None:
+        if self._recent.lag <= 0 or self._notices_thread is not None:
             return
         self._stop.clear()
         self._notices_thread = threading.Thread(target=self._follow_notices, name="newsrec-notices", daemon=True)
@@ -690,7 +690,7 @@ class Engine:
                     watch = None
                 if self.write_notices == "listening" or not isinstance(exc, StoreError):
                     log.warning("lost the store's notices of writes (listening again; lists lag by up to %g s "
-                                "meanwhile): %s", self.config.lag_seconds, exc, exc_info=not isinstance(exc, StoreError))
+                                "meanwhile): %s", self._recent.lag, exc, exc_info=not isinstance(exc, StoreError))
                 self.write_notices = f"lost (listening again; lists lag by up to lag_seconds meanwhile): {exc}"
                 self._stop.wait(1.0)
         if watch is not None:
