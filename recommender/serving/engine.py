@@ -76,6 +76,9 @@ MAX_LAG_SECONDS = 2.0  # EngineConfig.lag_seconds at most: a write shows on ever
 # EngineConfig.lag_seconds left unset, on a store that tells of committed writes (Store.watch_writes:
 # PostgreSQL): notices end a reuse within milliseconds, this is only the bound for a lost one
 NOTICED_LAG_SECONDS = 1.0
+# the notices thread reads at most this often: each wake-up costs a worker ~0.05-0.08 ms of CPU
+# whatever it reads (benchmarks/README, "nineteenth round"), a notice waits at most this long more
+NOTICE_PAUSE_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -679,11 +682,14 @@ class Engine:
                     if self.write_notices.startswith("lost"):
                         log.info("listening again for the store's notices of writes")
                     self.write_notices = "listening"
-                for readers in watch.notices(timeout=0.5):
+                batch = watch.notices(timeout=0.5)
+                for readers in batch:
                     if readers is None:
                         self._recent.clear()
                     else:
                         self._recent.drop(readers)
+                if batch:  # what arrives meanwhile is read together: a wake-up per pause, not per write
+                    self._stop.wait(NOTICE_PAUSE_SECONDS)
             except Exception as exc:  # keep serving, within the lag; listen again shortly
                 if watch is not None:
                     watch.close()

@@ -38,9 +38,10 @@ class WriteWatch(ABC):
     (every list may change) or a write about too many readers to name."""
 
     @abstractmethod
-    def notices(self, timeout: float) -> Iterator[list[str] | None]:
-        """Notices as they arrive, for at most ``timeout`` seconds. Raises
-        :class:`StoreUnavailable` when the connection is lost: notices may have been missed."""
+    def notices(self, timeout: float) -> list[list[str] | None]:
+        """The notices that arrived together, once at least one did (empty after ``timeout``
+        seconds without one). Raises :class:`StoreUnavailable` when the connection is lost:
+        notices may have been missed."""
 
     @abstractmethod
     def close(self) -> None:

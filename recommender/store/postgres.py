@@ -2384,10 +2384,10 @@ class PostgresWriteWatch(WriteWatch):
             raise StoreUnavailable(f"cannot listen for writes on {location}: {exc}") from exc
         self.location = location
 
-    def notices(self, timeout: float) -> Iterator[list[str] | None]:
+    def notices(self, timeout: float) -> list[list[str] | None]:
         try:
-            for note in self._conn.notifies(timeout=timeout):
-                yield None if note.payload == EVERY_READER else json.loads(note.payload)
+            return [None if note.payload == EVERY_READER else json.loads(note.payload)
+                    for note in self._conn.notifies(timeout=timeout, stop_after=1)]
         except psycopg.Error as exc:
             raise StoreUnavailable(f"lost the notices of writes on {self.location}: {exc}") from exc
 
