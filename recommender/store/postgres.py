@@ -22,6 +22,14 @@ reader and article keys, writing article rows, deleting a forgotten reader's row
 batch) happens before the lock, so writers wait for one another only while drawing values,
 inserting the rows that carry them, and committing.
 
+**Notices of writes.** A write that changes what :meth:`PostgresStore.reader_version` says about
+a reader (events posted, preferences, a forget) sends ``NOTIFY`` on :data:`NOTICE_CHANNEL` naming
+its readers, and a takedown, restore or import one naming every reader, in the same statement as
+its change-log row: PostgreSQL delivers it at commit, never for a write that rolls back. Workers
+that reuse their answers for a while (``EngineConfig.lag_seconds``) listen
+(:class:`PostgresWriteWatch`) and drop them at once. The notices carry no order and are not kept:
+the change log stays the record; a notice only ends a wait early.
+
 **Readers and forgets.** A write about a reader holds a ``FOR KEY SHARE`` lock on the reader's
 ``users`` row until it commits; a forget takes ``FOR UPDATE`` on it. So a forget waits for the
 reader's writes in flight, and they cannot land after the forget's deletes on a row that no longer
@@ -1593,7 +1601,8 @@ class PostgresStore(Store):
         the reader and article keys (readers' rows held ``FOR KEY SHARE``, as for any batch), the
         commit-order lock, then one statement that inserts the events, flags repeats of a reader,
         article, type and clock hour (already stored or earlier in the batch) as not counted, skips
-        known event ids and appends the change row.
+        known event ids and appends the change row; the notice of the readers goes in the same
+        statement (``pg_notify``), sent when the call commits.
 
         Why a function: the same statements sent from here, even pipelined into one wait for the
         server, cost the worker ~0.3 ms of CPU a post (psycopg's work for each of eight
