@@ -492,31 +492,29 @@ def test_with_the_longest_lag_notices_carry_a_click_and_a_takedown_to_every_work
             on_every_worker(pins, personal, since, "the reader's clicks on every worker of B")
             shown = [x for x in pages[next(iter(pages))] if all(x in page for page in pages.values())]
             clicked, victim = shown[0], shown[1]
+            def left_out(article: str, since: float, answered: float, what: str) -> float | None:
+                """Seconds from A's answer until every worker of B left ``article`` out, checked by
+                ``since + lag``; None when A answered too late for that to tell."""
+                if answered - since > lag / 2:
+                    return None
+
+                def gone(pin: Pinned) -> None:
+                    assert article not in item_ids(pin.get(path, key=site))
+
+                return on_every_worker(pins, gone, since, what, timeout=lag) - (answered - since)
+
             reply = a.post("/v1/events", {"events": [{"user_id": reader, "article_id": clicked, "event": "click",
                                                       "ts": now_iso()}]}, key=site)
             assert reply.status == 200, reply.response.text
             answered = time.monotonic()
-            if answered - since > lag / 2:
+            click = left_out(clicked, since, answered, "the click's notice on every worker of B")
+            if click is None:
                 return None
-
-            def click_left_out(pin: Pinned) -> None:
-                assert clicked not in item_ids(pin.get(path, key=site))
-
-            click = on_every_worker(pins, click_left_out, since, "the click's notice on every worker of B",
-                                    timeout=lag) - (answered - since)
             since = answered  # B's workers asked again after the click's notice, not before A's answer
             reply = a.delete(f"/v1/articles/{victim}", key=keys["editor"])
             assert reply.status == 200, reply.response.text
-            answered = time.monotonic()
-            if answered - since > lag / 2:
-                return None
-
-            def taken_down(pin: Pinned) -> None:
-                assert victim not in item_ids(pin.get(path, key=site))
-
-            takedown = on_every_worker(pins, taken_down, since, "the takedown's notice on every worker of B",
-                                       timeout=lag) - (answered - since)
-            return click, takedown
+            takedown = left_out(victim, since, time.monotonic(), "the takedown's notice on every worker of B")
+            return None if takedown is None else (click, takedown)
 
         for attempt in range(3):
             timed = round_trip(f"noticed{attempt}")
