@@ -47,6 +47,9 @@ class EngineStatusCollector:
                                 value=1.0 if status.get("degraded") else 0.0)
         yield GaugeMetricFamily("newsrec_last_reload_failed", "1 if the last model reload failed",
                                 value=1.0 if status.get("last_reload_error") else 0.0)
+        yield GaugeMetricFamily("newsrec_write_notices_lost", "1 while this worker has lost the database's notices "
+                                "of writes (its lists may lag other hosts' by up to NEWSREC_LAG_SECONDS)",
+                                value=1.0 if str(status.get("write_notices", "")).startswith("lost") else 0.0)
         yield GaugeMetricFamily("newsrec_articles_in_window", "Articles the rankers can recommend",
                                 value=float(status.get("articles_in_window") or 0))
         failures = CounterMetricFamily("newsrec_plugin_failures", "Lists a bring-your-own plugin failed on (served "

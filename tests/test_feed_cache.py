@@ -427,12 +427,19 @@ def test_a_replica_that_loses_its_notices_listens_again(noticed):
 
     sample, a, b, _ = noticed
     reader = active_reader(sample)
+    from api.metrics import EngineStatusCollector
+
+    def lost() -> float:  # the gauge an operator alerts on
+        return next(m for m in EngineStatusCollector(b.status).collect()
+                    if m.name == "newsrec_write_notices_lost").samples[0].value
+
+    assert lost() == 0.0
     with psycopg.connect(b.store.url, autocommit=True) as admin:
         cut = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                             "WHERE datname = current_database() AND query LIKE 'LISTEN%%'").fetchall()
     assert cut == [(True,)]
-    eventually(lambda: b.status()["write_notices"].startswith("lost"), 5, what="the loss seen")
-    eventually(lambda: b.status()["write_notices"] == "listening", 10, what="listening again")
+    eventually(lambda: b.status()["write_notices"].startswith("lost") and lost() == 1.0, 5, what="the loss seen")
+    eventually(lambda: b.status()["write_notices"] == "listening" and lost() == 0.0, 10, what="listening again")
     before = ids(b.feed(reader, limit=10))
     assert b.feed(reader, limit=10).cache == "hit"
     a.record_events([Interaction(reader, before[0], "click", sample.now - 5)])
