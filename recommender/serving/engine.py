@@ -4,7 +4,9 @@ One :class:`Engine` per process. A background thread polls the store about once 
 for new events and articles (so every gunicorn worker sees what any worker accepted) and for
 ``model`` changes: the version the store names live (``recommender.models.versions``) is the one
 served, by every worker of every replica. A reload builds the new state beside the old one
-and swaps a single reference, so no request sees half a model.
+and swaps a single reference, so no request sees half a model. With a lag (``lag_seconds``,
+PostgreSQL's default), a second thread follows the store's notices of writes
+(``serving.freshness``).
 """
 
 from __future__ import annotations
