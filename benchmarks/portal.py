@@ -628,7 +628,7 @@ def report(results: dict) -> None:
                 hits = med.get(f"{prefix}_hit_share", float("nan"))
                 rows.append((f"HTTP feed, {name}, {what}, {hits:.0%} cache hits (requests/s)", med[f"{prefix}_rps"],
                              float("nan"), ""))
-                rows.append((f"  HTTP feed / ceiling", round(share, 3), 0.25, verdict(share, 0.25, True)))
+                rows.append(("  HTTP feed / ceiling", round(share, 3), 0.25, verdict(share, 0.25, True)))
                 if f"{prefix}_worker_cpu_ms" in med:  # JSON files from before 2026-12-06 lack it
                     rows.append(("  the workers' CPU a request (ms)", med[f"{prefix}_worker_cpu_ms"], float("nan"), ""))
             rows.append((f"event POST p99, {name}, right after the feed load (ms)", med[f"{name}_event_post_p99_ms"],
