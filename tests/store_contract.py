@@ -332,6 +332,25 @@ class StoreContract:
         assert store.put_read_sets([], T0 - 10, T0 + 50, hi) == 0 and store.read_set_readers() == []
         assert key["a5"] not in store.user_read_set("u", T0 - 5, T0 + 60)[0].tolist()
 
+    def test_a_store_tells_of_writes_exactly_when_it_says_so(self, store):
+        """``tells_writes`` decides the engine's default lag (serving.freshness): a store that
+        claims it must hand out a watch that tells of a write about a reader once it committed,
+        and one that does not has none (its lists would otherwise wait for notices never sent)."""
+        watch = store.watch_writes()
+        try:
+            assert (watch is not None) == store.tells_writes
+            if watch is None:
+                return
+            store.upsert_articles([article(0)])
+            store.add_events([event("told", "a0")])
+            told, deadline = [], time.monotonic() + 10
+            while ["told"] not in told and time.monotonic() < deadline:
+                told += watch.notices(timeout=0.5)
+            assert ["told"] in told
+        finally:
+            if watch is not None:
+                watch.close()
+
     def test_a_readers_version_and_reads_answer_as_the_version_then_each_read(self, store):
         """``reader_version_and_reads`` (PostgreSQL: one statement) gives what ``reader_version`` and
         then ``reader_reads`` give, for a reader with every kind of event, a reader with clicks
