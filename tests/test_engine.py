@@ -265,6 +265,39 @@ def test_a_backlog_of_served_lists_goes_in_chunks_with_the_write_lock_free_betwe
     assert len(sample.store.user_events("backlog-reader-0", events=("impression",), limit=1000)) == 69 * len(shown)
 
 
+def test_a_flush_returns_only_once_the_flush_in_flight_wrote(trained, tmp_path, monkeypatch):
+    """The background thread took the queued lists and is writing them when another caller (a
+    close, a test) flushes: that flush waits for the write, so what was queued before it is in
+    the store when it returns (it used to return at once on the empty queue)."""
+    import threading
+
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    ranked = engine.feed("flushed-reader", limit=5)  # queues its served list
+    order, entered, release = [], threading.Event(), threading.Event()
+    add = sample.store.add_served_lists
+
+    def slow(lists):
+        entered.set()
+        release.wait(10)
+        written = add(lists)
+        order.append("written")
+        return written
+
+    monkeypatch.setattr(sample.store, "add_served_lists", slow)
+    in_flight = threading.Thread(target=engine.flush_impressions)
+    in_flight.start()
+    assert entered.wait(10)
+    second = threading.Thread(target=lambda: order.append(("returned", engine.flush_impressions())))
+    second.start()
+    second.join(timeout=1.0)  # without the wait it returns at once, before the write
+    release.set()
+    in_flight.join(10)
+    second.join(10)
+    assert order == ["written", ("returned", 0)]
+    assert [e.list_id for e in sample.store.user_events("flushed-reader")] == [ranked.list_id] * 5
+
+
 def test_forgotten_reader_leaves_no_trace(trained, tmp_path):
     sample = trained.clone(tmp_path)
     engine = sample.engine()

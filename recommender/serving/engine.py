@@ -251,6 +251,7 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._article_keys: dict[str, int] = {}  # article id -> store key, for cursors
         self._read_sets = ReadSets(store)  # heavy readers' read sets, kept up to date by sequence number
         self._state: LiveState | None = None
@@ -873,8 +874,14 @@ class Engine:
         (their items) handed to the store.
 
         While the store refuses writes the lists stay queued (up to ``impression_queue``; beyond
-        that their items are counted in ``impressions_dropped``) and 0 is returned.
+        that their items are counted in ``impressions_dropped``) and 0 is returned. One flush at a
+        time: a caller waits for one in flight (the background thread's), so what was queued before
+        the call is written when it returns, not still on its way from another thread.
         """
+        with self._flush_lock:
+            return self._flush_impressions()
+
+    def _flush_impressions(self) -> int:
         written = 0
         while written < 50_000:
             batch: list[ServedList] = []
