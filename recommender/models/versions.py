@@ -146,12 +146,10 @@ def rollback(store: Store, models_dir: str | Path, version: str, expected: str |
     return promote(store, models_dir, version, expected=live)
 
 
-def previous_version(store: Store, models_dir: str | Path, live: str | None = UNSET) -> str | None:
-    """What a rollback without a version goes back to: of the versions written before the live
-    one (``live``, default: as the database says now), the one live most recently (None when
-    none of them ever was)."""
-    if live is UNSET:
-        live = live_version(store, models_dir)
+def previous_version(store: Store, models_dir: str | Path, live: str | None) -> str | None:
+    """What a rollback without a version goes back to: of the versions written before ``live``
+    (the live one as the caller read it: a promotion since makes the rollback conflict), the one
+    live most recently (None when none of them ever was)."""
     order = [row["version"] for row in list_versions(models_dir)]
     older = order[:order.index(live)] if live in order else order
     promoted = _promotions(store)
