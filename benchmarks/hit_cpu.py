@@ -159,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", default=None, help="a PostgreSQL database holding the scale store already")
     ap.add_argument("--server", default=DEFAULT_SERVER, help="admin URL of the PostgreSQL server")
     ap.add_argument("--probes", default="real",
-                    help="PostgreSQL's check of a cached page's reader: real (what newsrec does), select1 "
-                         "(one round trip reading nothing), none (no round trip; measurement only), lag1 "
-                         "(NEWSREC_LAG_SECONDS=1), comma-separated")
+                    help="PostgreSQL's check of a cached page's reader: real (the probe every time: "
+                         "NEWSREC_LAG_SECONDS=0), select1 (one round trip reading nothing), none (no round trip; "
+                         "measurement only), lag1 (NEWSREC_LAG_SECONDS=1, the default on PostgreSQL, ended by "
+                         "notices), comma-separated")
     ap.add_argument("--json", type=Path, default=None)
     args = fill_sizes(ap.parse_args(argv))
     probes = [p.strip() for p in args.probes.split(",") if p.strip()]
