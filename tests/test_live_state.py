@@ -85,6 +85,31 @@ def test_an_edited_headline_and_section_reach_every_worker(trained, tmp_path):
         "Judul Yang Sudah Dikoreksi Redaksi"}
 
 
+def test_a_page_of_metas_is_each_article_as_listed_fresh_edited_or_from_the_bundle(trained, tmp_path):
+    """Lists take their items' headlines a page at a time (Snapshot.metas): an edited article
+    shows its edit, a fresh one its own row, the rest the bundle's, each in the order asked."""
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    plain, edited = window_article(engine, 1), window_article(engine, 2)
+    stored = sample.store.get_articles([edited])[edited]
+    engine.publish_articles([
+        Article(edited, "Judul Koreksi Untuk Halaman", stored.body, "Otomotif", stored.published_at, "Bali"),
+        Article("fresh-page-1", "Berita Baru Untuk Halaman", "isi berita baru", "Nasional", sample.now - 60)])
+    engine.refresh()
+    state = engine._state
+    snap = state.snapshot()
+    index = state.indices([edited, "fresh-page-1", plain, plain])
+    assert (index >= 0).all() and index[1] >= snap.n_base  # the fresh one is past the bundle
+    metas = snap.metas(index)
+    assert metas == [snap.meta(int(i)) for i in index]
+    assert [m.article_id for m in metas] == [edited, "fresh-page-1", plain, plain]
+    assert (metas[0].title, metas[0].category, metas[0].region) == ("Judul Koreksi Untuk Halaman", "Otomotif", "Bali")
+    assert metas[1].title == "Berita Baru Untuk Halaman"
+    assert metas[2].title == engine._state.model.titles[int(index[2])]
+    assert snap.metas(index[2:]) == metas[2:]  # the bundle's alone: one gather
+    assert snap.metas(np.zeros(0, dtype=np.int64)) == []
+
+
 def test_an_edit_applied_while_a_related_list_is_built_is_not_hidden_by_the_cache(trained, tmp_path, monkeypatch):
     """The poll applies an edit (and empties the related cache) while a request is scoring a list
     from the snapshot before it: that list must not be cached, or the old headline is served for

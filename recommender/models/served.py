@@ -189,6 +189,15 @@ class ServingModel:
             region=self.regions[region] if region >= 0 else None, published_at=float(self.published_at[index]),
         )
 
+    def metas(self, index: np.ndarray) -> list[ArticleMeta]:
+        """:meth:`meta` of each of ``index``: one gather per column, not a numpy scalar per field
+        (a page's twenty: ~0.1 ms -> ~0.02)."""
+        index = np.asarray(index, dtype=np.int64)
+        ids, titles, urls, categories, regions = self.item_ids, self.titles, self.urls, self.categories, self.regions
+        return [ArticleMeta(ids.id(i), titles[i], urls[i], categories[c], regions[r] if r >= 0 else None, p)
+                for i, c, r, p in zip(index.tolist(), self.category_code[index].tolist(),
+                                      self.region_code[index].tolist(), self.published_at[index].astype(float).tolist())]
+
 
 def empty_model(params: RankingParams | None = None, text_dims: int = 8, factor_dims: int = 8) -> ServingModel:
     """A model with no articles and no text transform: the fallback when no bundle loads.

@@ -191,3 +191,17 @@ class Snapshot:
         if self.edits is not None and index in self.edits.metas:
             return self.edits.metas[index]
         return self.model.meta(index)
+
+    def metas(self, index: np.ndarray) -> list[ArticleMeta]:
+        """:meth:`meta` of each of ``index``: the bundle's unedited articles in one
+        :meth:`ServingModel.metas`, fresh and edited ones one by one."""
+        index = np.asarray(index, dtype=np.int64)
+        edited = self.edits.metas if self.edits is not None else {}
+        plain = [i < self.n_base and i not in edited for i in index.tolist()]
+        if all(plain):
+            return self.model.metas(index)
+        out = [self.meta(i) if not p else None for i, p in zip(index.tolist(), plain)]
+        rows = [k for k, p in enumerate(plain) if p]
+        for k, meta in zip(rows, self.model.metas(index[rows])):
+            out[k] = meta
+        return out

@@ -30,7 +30,7 @@ def _items(snap: Snapshot, cand: Candidates, positions: np.ndarray, metas: list[
 
 def related_items(snap: Snapshot, cand: Candidates, chosen: np.ndarray,
                    anchor: ArticleMeta) -> tuple[RankedItem, ...]:
-    metas = [snap.meta(int(i)) for i in cand.index[chosen].tolist()]
+    metas = snap.metas(cand.index[chosen])
     reasons = []
     for top, meta in zip(top_reasons(cand, chosen, RELATED_REASONS), metas):
         reasons.append({
@@ -46,16 +46,16 @@ def related_items(snap: Snapshot, cand: Candidates, chosen: np.ndarray,
 def feed_items(snap: Snapshot, cand: Candidates, page: np.ndarray,
                 profile: ReaderProfile) -> tuple[RankedItem, ...]:
     index = cand.index[page]
-    metas = [snap.meta(int(i)) for i in index.tolist()]
+    metas = snap.metas(index)
     tops = top_reasons(cand, page, FEED_REASONS)
     because = None  # per item, the read article its text is closest to (one product for the page)
     if profile.positives.size and any(t in ("content", "session") for t in tops):
         read = arrays.unique(profile.positives)
-        because = read[np.argmax(snap.text(read) @ snap.text(index).T, axis=0)].tolist()
+        because = snap.metas(read[np.argmax(snap.text(read) @ snap.text(index).T, axis=0)])
     reasons = []
     for k, (top, meta) in enumerate(zip(tops, metas)):
         if top in ("content", "session") and because is not None:
-            reasons.append(f"Karena Anda membaca: {snap.meta(because[k]).title}")
+            reasons.append(f"Karena Anda membaca: {because[k].title}")
         elif top == "cf":
             reasons.append("Pembaca dengan minat serupa membaca ini")
         elif top == "affinity":
