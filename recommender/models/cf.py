@@ -15,6 +15,7 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import lapack
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
@@ -48,9 +49,19 @@ def fold_in(item_factors: np.ndarray, gram: np.ndarray, items: np.ndarray, confi
     Y = np.asarray(item_factors[items], dtype=np.float64)
     c = np.asarray(confidence, dtype=np.float64)
     # as implicit: a negative confidence is a "not this" with weight |c| (preference 0)
-    A = gram + (Y.T * (np.abs(c) - 1.0)) @ Y
+    extra = np.abs(c) - 1.0
+    if extra.min() >= 0.0:  # the usual case: Y'(C - I)Y as Z'Z, which BLAS computes as one half (syrk)
+        Z = Y * np.sqrt(extra)[:, None]
+        A = gram + Z.T @ Z
+    else:
+        A = gram + (Y.T * extra) @ Y
     b = Y.T @ np.maximum(c, 0.0)
-    return np.linalg.solve(A, b).astype(np.float32)
+    # A is symmetric and, with every confidence at least 1, positive definite: a Cholesky solve
+    # (LAPACK posv, ~16 us at k = 64) instead of LU with pivoting (np.linalg.solve, ~41 us)
+    _, x, info = lapack.dposv(A, b)
+    if info != 0:  # not positive definite (a confidence below 1): the general solver
+        x = np.linalg.solve(A, b)
+    return np.asarray(x, dtype=np.float32)
 
 
 def bpr_fold_in(item_factors: np.ndarray, negative_factors: np.ndarray, regularization: float,
