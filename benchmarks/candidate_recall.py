@@ -10,11 +10,13 @@ among the candidates, how far the 20th best candidate's score is below the windo
 many candidates a feed scores and the feed's CPU time (median). The window's scores are the
 baseline: a feed can do no better than them.
 
-The store must be a copy of the scale store the bundle was trained on, e.g. ``cp
-benchmarks/cache/scalev3-...sqlite3 /tmp/w.sqlite3`` (nothing is written: feeds are built with
-``log=False``)::
+``--served N`` first serves each reader N feeds (their lists stored as impressions, as a reader
+who opened the feed N times has them): impression fatigue then holds back what they were shown
+and their best lie further from the reader-independent pools. The store must be a copy of the
+scale store the bundle was trained on, e.g. ``cp benchmarks/cache/scalev3-...sqlite3
+/tmp/w.sqlite3`` (the measured feeds are built with ``log=False``; ``--served`` writes lists)::
 
-    python benchmarks/candidate_recall.py --store /tmp/w.sqlite3 [--readers 300] [--json OUT]
+    python benchmarks/candidate_recall.py --store /tmp/w.sqlite3 [--readers 300] [--served 0] [--json OUT]
 """
 
 from __future__ import annotations
@@ -55,6 +57,20 @@ class _Capture:
     def __call__(self, b):
         self.build = b
         return b
+
+
+def serve_first(store, models: Path, users: list[str], now: float, times: int) -> None:
+    """Each reader's feed ``times`` times, logged (their served lists written to the store)."""
+    from recommender.serving.engine import Engine, EngineConfig
+
+    engine = Engine(store, models, EngineConfig(feed_cache_seconds=0), clock=lambda: now)
+    try:
+        for _ in range(times):
+            for user in users:
+                engine.feed(user, limit=20)
+            engine.flush_impressions()
+    finally:
+        engine.close()
 
 
 def measure(store, models: Path, users: list[str], now: float, fields: dict) -> dict:
@@ -112,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", required=True, help="a copy of the scale store: SQLite path or postgresql:// URL")
     add_size_args(ap, 10_000_000)
     ap.add_argument("--readers", type=int, default=300, help="distinct known readers, sampled by activity")
+    ap.add_argument("--served", type=int, default=0, help="feeds served to each reader (and stored) first")
     ap.add_argument("--json", type=Path, default=None)
     args = fill_sizes(ap.parse_args(argv))
     threadpool_limits(1)  # as each serving worker
@@ -119,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     users, _ = sample_ids(cached, 20 * args.readers, np.random.default_rng(args.seed))
     users = [u for u in dict.fromkeys(users) if not u.startswith("new-reader-")][:args.readers]
     store = open_store(args.store)
-    results = {"events": args.events, "articles": args.articles, "readers": len(users), "configs": {}}
+    results = {"events": args.events, "articles": args.articles, "readers": len(users), "served": args.served,
+               "configs": {}}
     try:
+        if args.served:
+            serve_first(store, models, users, END + 3600.0, args.served)
         for name, fields in CONFIGS:
             results["configs"][name] = {"fields": fields, **measure(store, models, users, END + 3600.0, fields)}
             print(f"{name}: {results['configs'][name]}", flush=True)
