@@ -124,13 +124,20 @@ def scale_store(args) -> tuple[Path, Path]:
 
     db = ensure_store(args.articles, args.users, args.events, seed=args.seed, days=args.days)
     models = CACHE / f"portal-models-{db.stem}"
-    if not list(models.glob("*/manifest.json")):
-        print(f"training a bundle into {models.name} ...", flush=True)
-        store = SQLiteStore(db)
-        try:
+    store = SQLiteStore(db)
+    try:
+        if not list(models.glob("*/manifest.json")):
+            print(f"training a bundle into {models.name} ...", flush=True)
             train(store, models, as_of=END, seed=0, promote=True)
-        finally:
-            store.close()
+        # the store names the live version (copies of it too): one this folder does not hold (a
+        # run from another checkout promoted its own bundle into a shared store) would leave every
+        # engine on fallback lists, measured as if they were feeds
+        live, have = store.live_model(), sorted(p.parent.name for p in models.glob("*/manifest.json"))
+        if live not in have:
+            print(f"the cached store names version {live}, not in {models.name}: promoting {have[-1]}", flush=True)
+            store.promote_model(have[-1])
+    finally:
+        store.close()
     return db, models
 
 
@@ -235,6 +242,10 @@ def serving_engine(store, models: Path, now: float):
 
     threadpool_limits(1)  # one BLAS thread, as `newsrec serve` gives each worker
     engine = Engine(store, models, EngineConfig(), clock=lambda: now)
+    if engine._state.model.version is None:  # fallback lists are no measure of feeds
+        engine.close()
+        raise SystemExit(f"no bundle loaded from {models} for the version the store names "
+                         f"({store.live_model()}): nothing measured")
     # one poll, as a serving worker's background thread makes within a second of loading: it maps
     # every store article key to the catalog (without it, each feed asks the store about the keys
     # of its reader's history it has not met yet, which no worker of `newsrec serve` does)
