@@ -10,7 +10,7 @@ The store must be a copy of the scale store the bundle was trained on (feeds wri
 lists into it), e.g. ``cp benchmarks/cache/scalev3-...sqlite3 /tmp/w.sqlite3`` or a PostgreSQL
 database made from such a copy with ``newsrec migrate-store``::
 
-    python benchmarks/feed_tail.py --store /tmp/w.sqlite3 [--calls 2000] [--slowest 25] [--json OUT]
+    python benchmarks/feed_tail.py --store /tmp/w.sqlite3 [--calls 2000] [--slowest 25] [--pause-ms 0] [--json OUT]
     python benchmarks/feed_tail.py --store postgresql://postgres@127.0.0.1:5432/copy
 
 Sizes (``--events``, ``--articles``, ``--users``) name the cached scale store and bundle
@@ -39,8 +39,9 @@ STORE_READS = ("reader_version", "reader_version_and_reads", "reader_reads", "us
                "user_read_set", "user_read_rows", "user_read_bounds", "get_preferences", "article_keys")
 
 
-def timed_feeds(store, models: Path, users: list[str], now: float, warmup: int) -> list[dict]:
-    """Each feed after ``warmup``: wall and CPU ms and ms per store read and per stage."""
+def timed_feeds(store, models: Path, users: list[str], now: float, warmup: int, pause: float = 0.0) -> list[dict]:
+    """Each feed after ``warmup``: wall and CPU ms and ms per store read and per stage; with
+    ``pause`` (seconds) the thread sleeps that long before each feed."""
     from benchmarks.portal import serving_engine
 
     engine = serving_engine(store, models, now)
@@ -65,6 +66,8 @@ def timed_feeds(store, models: Path, users: list[str], now: float, warmup: int) 
     rows = []
     try:
         for i, user in enumerate(users):
+            if pause:
+                time.sleep(pause)
             parts.clear()
             start, cpu = time.perf_counter(), time.thread_time()
             engine.feed(user, limit=20)
@@ -91,20 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     add_size_args(ap, 10_000_000)
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--slowest", type=int, default=25)
+    ap.add_argument("--pause-ms", type=float, default=0.0,
+                    help="sleep this long before each feed: the thread idles, as a serving worker's does between "
+                         "requests and a PostgreSQL feed's does while its statement runs (what that costs the "
+                         "feed's own CPU on this machine)")
     ap.add_argument("--json", type=Path, default=None)
     args = fill_sizes(ap.parse_args(argv))
     cached, models = scale_store(args)
     users, _ = sample_ids(cached, args.calls + 200, np.random.default_rng(args.seed))
     store = open_store(args.store)
     try:
-        rows = timed_feeds(store, models, users, END + 3600.0, 200)
+        rows = timed_feeds(store, models, users, END + 3600.0, 200, pause=args.pause_ms / 1e3)
     finally:
         store.close()
     walls = np.array([r["wall_ms"] for r in rows])
     cpus = np.array([r["cpu_ms"] for r in rows])
     names = sorted({k for r in rows for k in r["parts_ms"]})
     medians = {k: round(statistics.median(r["parts_ms"].get(k, 0.0) for r in rows), 3) for k in names}
-    summary = {"feeds": len(rows), "wall_ms": {f"p{q}": round(float(np.percentile(walls, q)), 3) for q in (50, 90, 99)},
+    summary = {"feeds": len(rows), "pause_ms": args.pause_ms,
+               "wall_ms": {f"p{q}": round(float(np.percentile(walls, q)), 3) for q in (50, 90, 99)},
                "cpu_ms": {f"p{q}": round(float(np.percentile(cpus, q)), 3) for q in (50, 99)},
                "median_parts_ms": medians,
                "slowest": [{**r, "wall_ms": round(r["wall_ms"], 3), "cpu_ms": round(r["cpu_ms"], 3),
