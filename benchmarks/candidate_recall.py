@@ -76,7 +76,7 @@ def serve_first(store, models: Path, users: list[str], now: float, times: int) -
 def measure(store, models: Path, users: list[str], now: float, fields: dict) -> dict:
     from recommender import arrays
     from recommender.serving.engine import Engine, EngineConfig
-    from recommender.serving.ranking import FUTURE_GRACE, score_feed
+    from recommender.serving.ranking import score_feed
 
     engine = Engine(store, models, EngineConfig(feed_cache_seconds=0, **fields), clock=lambda: now)
     engine.refresh()
@@ -94,11 +94,8 @@ def measure(store, models: Path, users: list[str], now: float, fields: dict) -> 
             summary = b.window()
             if summary is None or b.cand is None or b.cand.index.size < 20:
                 continue  # a small window is scanned whole: nothing to compare
-            snap = b.snap
-            window = snap.window()
-            window = window[~snap.deleted(window) & (snap.published_at(window) <= now + FUTURE_GRACE)
-                            & ~arrays.isin(window, b.profile.read)]
-            full = score_feed(snap, b.profile, b.state.counters, now, index=window, summary=summary)
+            # the whole window less what the reader read (score_feed without candidates), on the summary's scale
+            full = score_feed(b.snap, b.profile, b.state.counters, now, summary=summary)
             best = full.index[np.argsort(-full.score, kind="stable")]
             held = arrays.isin(best[:100], b.cand.index)
             recall20.append(float(held[:20].mean()))
