@@ -191,7 +191,7 @@ class ServingModel:
 
     def metas(self, index: np.ndarray) -> list[ArticleMeta]:
         """:meth:`meta` of each of ``index``: one gather per column, not a numpy scalar per field
-        (a page's twenty: ~0.1 ms -> ~0.02)."""
+        (a page's twenty: ~0.04 ms -> ~0.02; one alone is cheaper through :meth:`meta`)."""
         index = np.asarray(index, dtype=np.int64)
         ids, titles, urls, categories, regions = self.item_ids, self.titles, self.urls, self.categories, self.regions
         return [ArticleMeta(ids.id(i), titles[i], urls[i], categories[c], regions[r] if r >= 0 else None, p)
