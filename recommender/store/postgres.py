@@ -1764,15 +1764,22 @@ class PostgresStore(Store):
         Why not a pipeline of them: psycopg's pipeline costs the client ~0.1 ms of CPU a statement
         (a feed's six: ~0.6 ms, more than building the rest of the page's reads), and each
         statement the server an executor start; one statement costs one of each."""
-        statement, names = _side_by_side_sql(tuple((name, sql) for name, (sql, *_) in asked.items()))
-        values = {f"{name}_{key}": value for name, (_, params, *_) in asked.items() for key, value in params.items()}
-        values["user"] = next(iter(asked.values()))[1]["user"]
-        row = psycopg.RawCursor(conn).execute(statement, [values[n] for n in names], binary=True).fetchone()
+        row = PostgresStore._side_by_side_row(conn, asked)
         got, at = {}, 0
         for name, (_, _, answer, width) in asked.items():
             got[name] = answer(row[at:at + width])
             at += width
         return got
+
+    @staticmethod
+    def _side_by_side_row(conn: psycopg.Connection, asked: dict) -> tuple:
+        """The one row of :meth:`_side_by_side`'s statement as psycopg loads it: its columns after
+        those of ``asked`` are not read (``benchmarks/feed_tail.py --server-times`` adds the server's
+        clock there)."""
+        statement, names = _side_by_side_sql(tuple((name, sql) for name, (sql, *_) in asked.items()))
+        values = {f"{name}_{key}": value for name, (_, params, *_) in asked.items() for key, value in params.items()}
+        values["user"] = next(iter(asked.values()))[1]["user"]
+        return psycopg.RawCursor(conn).execute(statement, [values[n] for n in names], binary=True).fetchone()
 
     def user_read_keys(self, user_id: str, since: float, until: float | None = None,
                        events: Sequence[str] = ("click", "read", "share")) -> np.ndarray:
