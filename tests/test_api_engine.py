@@ -205,7 +205,7 @@ def test_reload_with_a_version_makes_it_live_for_every_worker(trained, served):
     from recommender.models.fitting import train
     from recommender.models.versions import promote
 
-    client, _, admin = served
+    client, site, admin = served
     newer, _ = train(trained.store, trained.models_dir, as_of=trained.now, seed=1)  # staged
     try:
         assert trained.store.live_model() == trained.version
@@ -222,8 +222,13 @@ def test_reload_with_a_version_makes_it_live_for_every_worker(trained, served):
                             headers=admin)
         assert stale.status_code == 409 and stale.get_json()["error"] == "promotion_conflict"
         assert f"the live version is {newer}" in stale.get_json()["message"] and trained.store.live_model() == newer
+        # ... not even on the worker that took the request: the refused version was loaded, never served
+        assert client.get("/readyz").get_json()["model_version"] == newer
+        user = sorted(trained.readers)[0]
+        assert client.get(f"/v1/users/{user}/feed?limit=5", headers=site).get_json()["model_version"] == newer
         back = client.post("/v1/admin/reload", json={"version": trained.version, "expected": newer}, headers=admin)
         assert back.status_code == 200 and trained.store.live_model() == trained.version
+        assert back.get_json() == {"model_version": trained.version, "previous_version": newer}
         other_worker.refresh()  # the model change in the log: the other worker switches back
         assert other_worker.model_version == trained.version
         other_worker.close()

@@ -52,14 +52,15 @@ def reload():
     store, models_dir = _store(), _models_dir()
     if version is not None and expected is UNSET and store is not None:
         expected = live_version(store, models_dir)  # what the operator replaces: a promotion meanwhile conflicts
+    if version is not None and store is None:
+        raise ApiError(503, "store_unavailable", "this service has no store to record the live version in")
+
+    def make_live(loaded: str) -> None:  # loaded, not yet served here: a conflict leaves this worker as it was
+        promote(store, models_dir, loaded, expected=expected, verify=False)  # verified as it loaded
+
     try:
-        loaded = engine().reload(version)
-        if version is not None:
-            if store is None:
-                raise ApiError(503, "store_unavailable", "this service has no store to record the live version in")
-            promote(store, models_dir, loaded, expected=expected, verify=False)  # verified as it loaded
+        loaded = engine().reload(version, before_swap=make_live if version is not None else None)
     except PromotionConflict as exc:
-        # this worker goes back to the live version on its next poll, as every other one stays on it
         raise ApiError(409, "promotion_conflict", str(exc)) from None
     except BundleError as exc:
         metrics().reload_failures.inc()

@@ -371,9 +371,12 @@ class Engine:
     def _fallback_state(self) -> LiveState:
         return self._new_state(empty_model())
 
-    def reload(self, version: str | None = None) -> str:
+    def reload(self, version: str | None = None, before_swap: Callable[[str], None] | None = None) -> str:
         """Load ``version`` (default: the live one, read from the store now) beside the serving one
-        and swap; raises BundleError on a bad or missing bundle (the serving one stays)."""
+        and swap; raises BundleError on a bad or missing bundle (the serving one stays).
+
+        ``before_swap(version)`` runs once the bundle has loaded and before this worker serves it
+        (a promotion's compare-and-set): whatever it raises leaves the serving one serving."""
         with self._reload_lock:
             if version is None:
                 self._check_live()
@@ -397,6 +400,8 @@ class Engine:
                 raise BundleError(message) from exc
             state = self._new_state(model)
             state.clusters = bundle_clusters(arrays, model)
+            if before_swap is not None:
+                before_swap(model.version)
             self._state = state
             self.last_reload_error = None
             self._failed_version = self._failed_signature = None
