@@ -142,3 +142,15 @@ def test_the_command_refuses_a_store_with_data_and_copies_back_to_sqlite(busy, p
     assert comparable_stats(copy) == comparable_stats(own.store)
     assert copy.log_position() == own.store.log_position()
     assert cli_main(["migrate-store", "--to", str(back), "--from", str(back)]) == 2
+
+
+def test_the_command_refuses_a_source_that_is_not_there(tmp_path, monkeypatch, capsys):
+    """A typo in --from (or NEWSREC_DB) must not copy a new, empty store and report success."""
+    target = tmp_path / "target.sqlite3"
+    missing = tmp_path / "typo" / "newsrec.sqlite3"
+    assert cli_main(["migrate-store", "--from", str(missing), "--to", str(target)]) == 2
+    assert f"there is no store at {missing}" in capsys.readouterr().err
+    monkeypatch.setenv("NEWSREC_DB", str(missing))
+    assert cli_main(["migrate-store", "--to", str(target)]) == 2
+    assert "(NEWSREC_DB names it)" in capsys.readouterr().err
+    assert not missing.parent.exists() and not target.exists()  # nothing made on either side

@@ -92,6 +92,11 @@ def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
     if len({(url, path.resolve() if path else None) for url, path in named}) == 1:
         print("error: --to and --from name the same store", file=sys.stderr)
         return 2
+    source_path = named[1][1]
+    if source_path is not None and not source_path.is_file():  # opening it would create an empty store to copy
+        print(f"error: there is no store at {source_path} to copy from "
+              f"({'--from' if args.source else 'NEWSREC_DB'} names it)", file=sys.stderr)
+        return 2
     source = open_store(source_location)
     target = open_store(args.target)
     try:
