@@ -128,3 +128,12 @@ def test_no_events_or_no_store_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert "no events" in capsys.readouterr().err
     assert not (home / "config" / "train.json").exists()
     assert main(["tune", "--trials", "0"]) == 2
+
+
+def test_a_validation_period_as_long_as_the_training_is_a_clear_error_naming_the_option(home, capsys):
+    capsys.readouterr()
+    assert main(["tune", "--trials", "1", "--validation-days", "30"]) == 2
+    err = capsys.readouterr().err
+    assert "--validation-days 30 covers the whole training period" in err and "fraction_or_days" not in err
+    assert main(["tune", "--trials", "1", "--validation-days", "0"]) == 2
+    assert "--validation-days must be" in capsys.readouterr().err

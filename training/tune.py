@@ -126,6 +126,9 @@ def run_tune(args: argparse.Namespace, settings: Settings) -> int:
         return _error("--trials must be at least 1")
     if args.blend_samples < 0:
         return _error("--blend-samples must be at least 0")
+    if not args.validation_days > 0:
+        return _error("--validation-days must be a number of days (1 or more) or a fraction below 1 (that share "
+                      "of the training events)")
     store = open_store(settings.db)
     show = sys.stderr.isatty() and not args.json
     try:
@@ -140,6 +143,10 @@ def run_tune(args: argparse.Namespace, settings: Settings) -> int:
                               blend_samples=args.blend_samples, seed=args.seed, max_queries=args.max_queries,
                               show_progress=show)
     except (ValueError, OSError, TypeError) as exc:
+        if "covers the whole training period" in str(exc):  # the validation cut's words, in the option's
+            return _error(f"--validation-days {args.validation_days:g} covers the whole training period (the "
+                          "events before the test period); ask for fewer days, or a fraction below 1 (that share "
+                          "of the training events)")
         return _error(str(exc))
     out = args.out or settings.home / "tune" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
