@@ -213,3 +213,13 @@ def test_evaluate_and_tune_refuse_a_store_without_articles_with_a_message(home, 
     assert code == 2 and err.startswith("error:") and "Traceback" not in err
     code, _, err = run(capsys, "models", "rollback")
     assert code == 1 and "no model version is live" in err
+
+
+def test_an_unknown_option_is_reported_with_the_usage_of_the_command_it_was_given_to(capsys):
+    for argv, usage in ((["train", "--bogus"], "usage: newsrec train "),
+                        (["models", "promote", "V1", "--bogus"], "usage: newsrec models promote "),
+                        (["--bogus"], "usage: newsrec [-h]")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.startswith(usage) and "unrecognized arguments: --bogus" in err, argv

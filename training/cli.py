@@ -152,9 +152,20 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Says which (sub)command an unknown argument was given to: argparse hands a subcommand's
+    leftovers up, and the top-level parser then printed its own usage for ``newsrec train --bogus``."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     _load_plugins()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="newsrec",
         description="newsrec: related articles and personalized feeds for an Indonesian news portal. "
         "Configuration: NEWSREC_HOME (default ./var), NEWSREC_DB, NEWSREC_MODELS.",
