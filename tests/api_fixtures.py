@@ -126,10 +126,12 @@ class FakeEngine:
     def set_preferences(self, prefs):
         self.prefs[prefs.user_id] = prefs
 
-    def reload(self, version=None):
+    def reload(self, version=None, before_swap=None):
         if version == "broken":
             self.last_reload_error = "refusing to load bundle broken: manifest.json is missing"
             raise BundleError(self.last_reload_error)
+        if before_swap is not None:  # as the real engine: what it raises leaves the serving version serving
+            before_swap(version or "20261101T000000Z")
         self.model_version = version or "20261101T000000Z"
         self.last_reload_error = None
         return self.model_version

@@ -52,10 +52,10 @@ def reload():
     store, models_dir = _store(), _models_dir()
     if version is not None and expected is UNSET and store is not None:
         expected = live_version(store, models_dir)  # what the operator replaces: a promotion meanwhile conflicts
-    if version is not None and store is None:
-        raise ApiError(503, "store_unavailable", "this service has no store to record the live version in")
 
     def make_live(loaded: str) -> None:  # loaded, not yet served here: a conflict leaves this worker as it was
+        if store is None:
+            raise ApiError(503, "store_unavailable", "this service has no store to record the live version in")
         promote(store, models_dir, loaded, expected=expected, verify=False)  # verified as it loaded
 
     try:
