@@ -324,6 +324,7 @@ PATHS: dict[str, Any] = {
         "post": _op(
             "Pin an article at a position of feeds or related lists, from starts_at until expires_at", "editorial",
             EDITOR, {"201": _ok({"type": "object", "properties": {"pin_id": {"type": "string"}}}, "Created"),
+                     "404": _error("The store holds no such article: publish it first"),
                      **BODY_ERRORS, **STORE_ERROR},
             body={"type": "object", "required": ["article_id", "position", "scope", "expires_at"],
                   "additionalProperties": False, "properties": {

@@ -464,6 +464,21 @@ def test_console_pin_form_shows_bad_input_as_an_escaped_error(served, form, says
     assert sample.store.list_rules() == rules_before
 
 
+def test_console_refuses_to_pin_an_article_the_store_does_not_hold(served):
+    sample, app, raw, _ = served
+    client = app().test_client()
+    sign_in(client, raw["editor"])
+    anchor = anchor_of(sample)
+    rules_before = sample.store.list_rules()
+    reply = client.post("/console/pins", data={
+        "csrf_token": csrf_of(client.get("/console/pins")), "article_id": anchor + "x", "position": "2",
+        "list": "feed", "expires_at": wib_local(sample.now + 86_400)})
+    assert reply.status_code == 404 and reply.mimetype == "text/html"
+    error = re.search(r'<p class="error" role="alert" id="control-error">([^<]*)</p>', reply.text)
+    assert error and f"Nothing saved: article {anchor}x is not in the store" in error.group(1), reply.text[-600:]
+    assert sample.store.list_rules() == rules_before
+
+
 @pytest.mark.parametrize("form, says", [
     ({"factor": "lots"}, "factor must be a number"),
     ({"factor": ""}, "factor is required for a boost"),

@@ -223,3 +223,15 @@ def test_an_unknown_option_is_reported_with_the_usage_of_the_command_it_was_give
             main(argv)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and err.startswith(usage) and "unrecognized arguments: --bogus" in err, argv
+
+
+def test_pins_add_refuses_an_article_the_store_does_not_hold(home, capsys):
+    assert main(["sample", "--articles", "30", "--users", "5", "--days", "2", "--ingest"]) == 0
+    known = json.loads((home / "sample" / "articles.jsonl").read_text().splitlines()[0])["article_id"]
+    capsys.readouterr()
+    code, _, err = run(capsys, "pins", "add", known + "x", "--position", "2", "--expires", "2099-01-01T00:00:00+07:00")
+    assert code == 1 and f"article {known}x is not in the store: publish it first" in err
+    code, out, _ = run(capsys, "pins", "add", known, "--position", "2", "--expires", "2099-01-01T00:00:00+07:00")
+    assert code == 0 and out.strip().startswith("p")
+    code, out, _ = run(capsys, "pins", "list", "--json")
+    assert [p["target"]["article_id"] for p in json.loads(out)] == [known]

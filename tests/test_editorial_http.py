@@ -95,6 +95,10 @@ def test_a_pin_holds_its_position_on_both_workers_until_it_expires_then_vanishes
     bad = live.server.post("/v1/admin/pins", {"article_id": pinned, "position": "2", "scope": {"list": "feed"},
                                               "expires_at": time.time() + 600}, key=live.editor)
     assert bad.status == 400 and bad.json()["error"] == "validation_error" and "position" in bad.json()["message"]
+    typo = live.server.post("/v1/admin/pins", {"article_id": pinned + "x", "position": 2, "scope": {"list": "feed"},
+                                               "expires_at": time.time() + 600}, key=live.editor)
+    assert typo.status == 404 and typo.json()["error"] == "not_found"
+    assert f"article {pinned}x is not in the store: publish it first" in typo.json()["message"]
     expires = time.time() + 12.0
     created = live.server.post("/v1/admin/pins", {"article_id": pinned, "position": 2, "scope": {"list": "feed"},
                                                   "expires_at": expires}, key=live.editor)

@@ -15,6 +15,7 @@ import time
 
 from recommender.config import Settings
 from recommender.domain import ValidationError, format_time
+from recommender.serving.engine import unknown_pin_message
 from recommender.serving.rules import parse_pin, parse_rule
 from recommender.store import open_store
 
@@ -113,6 +114,9 @@ def _run(args: argparse.Namespace, settings: Settings, pins: bool) -> int:
             except ValidationError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
+            if pins and not store.get_articles([args.article_id], include_deleted=True):
+                print(f"error: {unknown_pin_message(args.article_id)}", file=sys.stderr)
+                return 1
             store.add_rule(rule, who)
             print(rule.rule_id)
             return 0

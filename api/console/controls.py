@@ -17,6 +17,7 @@ from flask import g, request
 
 from recommender.domain import WIB, ValidationError
 from recommender.experiments import registry
+from recommender.serving.results import NotFound
 from recommender.serving.rules import parse_pin, parse_rule
 
 from ..routes.common import engine
@@ -126,7 +127,10 @@ def _create(pins: bool):
         rule = (parse_pin if pins else parse_rule)(body, ("p" if pins else "r") + secrets.token_hex(8), now, who())
     except ValidationError as exc:
         return _editorial_page(pins, error=f"Nothing saved: {exc}", form=request.form, code=400)
-    engine().add_rule(rule, who=rule.created_by)
+    try:
+        engine().add_rule(rule, who=rule.created_by)
+    except NotFound as exc:  # a pin of an article the store does not hold
+        return _editorial_page(pins, error=f"Nothing saved: {exc}", form=request.form, code=404)
     what = (f"Pinned {rule.target['article_id']} at position {rule.position}" if pins
             else f"{rule.kind.capitalize()} {rule.rule_id} saved")
     return _editorial_page(pins, message=f"{what} ({rule.rule_id}); every worker applies it within seconds.")
