@@ -95,7 +95,10 @@ def parse_time(value: Any, name: str) -> float:
     if isinstance(value, bool):
         raise ValidationError(f"{name} must be an ISO-8601 time or epoch seconds; got {value!r}")
     if isinstance(value, (int, float)):
-        ts = float(value)
+        try:
+            ts = float(value)
+        except OverflowError:  # a JSON integer of hundreds of digits
+            raise ValidationError(f"{name} is out of range for epoch seconds: {_preview(value)}") from None
     elif isinstance(value, datetime):
         dt = value if value.tzinfo else value.replace(tzinfo=WIB)
         ts = dt.timestamp()
@@ -132,8 +135,11 @@ def _label(value: Any, name: str, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string; got {_preview(value)}")
+    found = _CONTROL.search(value)
+    if found:
+        raise _control_error(name, found.group())
     text = value.strip()
-    if len(text) > MAX_LABEL or _has_control(value):
+    if len(text) > MAX_LABEL:
         raise ValidationError(f"{name} must be at most {MAX_LABEL} printable characters")
     return text
 
@@ -205,7 +211,8 @@ def _flag(value: Any, name: str, strict: bool) -> bool:
         text = str(value).strip().lower()
         if text in _TRUE or text in _FALSE:
             return text in _TRUE
-    raise ValidationError(f"{name} must be true or false (a JSON boolean); got {_preview(value)}")
+    spelled = "a JSON boolean" if strict else "or 1/0, yes/no"  # (a CSV cell is text, not JSON)
+    raise ValidationError(f"{name} must be true or false ({spelled}); got {_preview(value)}")
 
 
 def _whole(value: Any, name: str, strict: bool) -> int | None:
@@ -218,7 +225,8 @@ def _whole(value: Any, name: str, strict: bool) -> int | None:
             return int(value)
         if isinstance(value, str) and _WHOLE_TEXT.fullmatch(value):
             return int(value)
-    raise ValidationError(f"{name} must be a whole number (a JSON integer); got {_preview(value)}")
+    spelled = " (a JSON integer)" if strict else ""
+    raise ValidationError(f"{name} must be a whole number{spelled}; got {_preview(value)}")
 
 
 def _number(value: Any, name: str, strict: bool) -> float | None:
@@ -277,8 +285,10 @@ class Article:
         if strict:
             _reject_unknown(record, ARTICLE_FIELDS, "article")
         title = record.get("title")
-        if not isinstance(title, str) or not title.strip():
+        if title is None or (isinstance(title, str) and not title.strip()):
             raise ValidationError("title is required")
+        if not isinstance(title, str):
+            raise ValidationError(f"title must be a string (text); got {_preview(title)}")
         if len(title) > MAX_TITLE:
             raise ValidationError(f"title is longer than {MAX_TITLE} characters")
         found = _CONTROL.search(title)

@@ -78,6 +78,12 @@ def test_ingest_reports_bad_rows_with_line_numbers(home, capsys, tmp_path):
     assert json.loads(out)[0]["accepted"] == 1
     assert json.loads((tmp_path / "r.json").read_text())[0]["errors"] == [{"line": 2, "reason": "ts is required (ISO-8601 time or epoch seconds)"}]
     assert run(capsys, "ingest", "events", str(tmp_path / "missing.jsonl"))[0] == 2
+    # nothing imported (a wrong --format, most likely): exit 1, though the report is printed as ever
+    code, out, err = run(capsys, "ingest", "events", str(bad), "--format", "csv")
+    assert code == 1 and json.loads(out)[0]["accepted"] == 0 and "error: no row of" in err
+    # a file where MIND's folder belongs
+    code, _, err = run(capsys, "ingest", "mind", str(bad))
+    assert code == 2 and "a MIND folder holds news.tsv and behaviors.tsv" in err and "Traceback" not in err
 
 
 def statuses(capsys) -> dict[str, str]:

@@ -112,7 +112,11 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings.ensure_dirs().db)
     show = False if args.no_progress else None
     if args.kind == "mind":
-        reports = import_mind(store, args.path, show_progress=show)
+        try:
+            reports = import_mind(store, args.path, show_progress=show)
+        except FileNotFoundError as exc:  # a file, or a folder without MIND's two files
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     else:
         try:
             reports = [IMPORTERS[args.kind](store, args.path, fmt=args.format, show_progress=show)]
@@ -128,7 +132,10 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         if report["rejected"] > 20:
             print(f"... {report['rejected'] - 20} more rejected rows (see --report)", file=sys.stderr)
     _print_json([{k: v for k, v in r.items() if k != "errors"} for r in full])
-    return 0
+    refused = [r for r in full if r["rejected"] and not r["accepted"] and not r["duplicates"]]
+    for report in refused:  # (a wrong --format or kind, most likely): say so in the exit code too
+        print(f"error: no row of {report['source']} was imported ({report['rejected']} rejected)", file=sys.stderr)
+    return 1 if refused else 0
 
 
 # -- stats -----------------------------------------------------------------------------------

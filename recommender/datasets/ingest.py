@@ -23,12 +23,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from recommender.domain import (EVENT_CODES, ID_PATTERN, MAX_DWELL_SECONDS, MAX_FUTURE_SECONDS, Article,
-                                Interaction, Preferences, ValidationError)
+from recommender.domain import (ARTICLE_FIELDS, EVENT_CODES, EVENT_FIELDS, ID_PATTERN, MAX_DWELL_SECONDS,
+                                MAX_FUTURE_SECONDS, PREFERENCE_FIELDS, Article, Interaction, Preferences,
+                                ValidationError)
 from recommender.store import Store
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,19 @@ class ImportReport:
     rejected: int = 0
     duplicates: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    # fields (JSON Lines) or columns (CSV) newsrec does not read -> rows that had them: skipped, not
+    # refused (exports carry more than newsrec reads), but named, so a misspelt field shows
+    ignored_fields: dict[str, int] = field(default_factory=dict)
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected += 1
         if len(self.errors) < MAX_RECORDED_ERRORS:
             self.errors.append((line, reason))
+
+    def ignore(self, record: dict[str, Any], known: frozenset[str]) -> None:
+        if not record.keys() <= known:
+            for name in record.keys() - known:
+                self.ignored_fields[name] = self.ignored_fields.get(name, 0) + 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +77,7 @@ class ImportReport:
             "duplicates": self.duplicates,
             "errors": [{"line": line, "reason": reason} for line, reason in self.errors],
             "errors_truncated": self.rejected > len(self.errors),
+            **({"ignored_fields": dict(sorted(self.ignored_fields.items()))} if self.ignored_fields else {}),
         }
 
 
@@ -90,14 +100,59 @@ def detect_format(path: Path) -> str:
     raise ValueError(f"cannot tell the format of {path}: name it .jsonl or .csv, or pass --format")
 
 
+def _format(path: Path, fmt: str | None) -> str:
+    """The file's format, checked before any row is read (a folder, an unknown name or format)."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a file: give one .jsonl or .csv file "
+                         "(only 'ingest mind' takes a folder)")
+    fmt = fmt or detect_format(path)
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"unknown format {fmt!r}; use jsonl or csv")
+    return fmt
+
+
+# Files are decoded as UTF-8 with ``surrogateescape``: a byte that is not UTF-8 arrives as one of
+# U+DC80-U+DCFF (which valid UTF-8 never decodes to), so one bad line is rejected and the rest read
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _not_utf8(line: str) -> str | None:
+    """Why ``line`` (decoded with ``surrogateescape``) is not UTF-8 text, or None when it is."""
+    if line.isascii():  # (O(1): CPython knows)
+        return None
+    found = _UNDECODED.search(line)
+    if found is None:
+        return None
+    return (f"not UTF-8 text (byte 0x{ord(found.group()) - 0xDC00:02x} at column {found.start() + 1}): "
+            "save the file as UTF-8")
+
+
+def _open_text(path: Path, newline: str | None = None) -> IO[str]:
+    """``path`` as text, line by line: UTF-8 (a BOM at the start skipped), bad bytes kept for
+    :func:`_not_utf8` to find instead of failing the whole file."""
+    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline=newline)
+
+
+def _lines_checked(lines: Iterable[str], bad: list[tuple[int, str]]) -> Iterator[str]:
+    """``lines`` unchanged; the number and reason of each one that is not UTF-8 text appended to ``bad``."""
+    for number, line in enumerate(lines, start=1):
+        reason = _not_utf8(line)
+        if reason:
+            bad.append((number, reason))
+        yield line
+
+
 def read_rows(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """Yield ``(line_number, record)``; a record that cannot be parsed is yielded as an error string."""
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
         scan = json.scanner.make_scanner(json.JSONDecoder())  # what json.loads runs, without its checks
-        with open(path, encoding="utf-8") as fh:
+        with _open_text(path) as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
+                    continue
+                if not line.isascii() and (undecoded := _not_utf8(line)):
+                    yield number, undecoded
                     continue
                 text = line.rstrip(" \t\r\n")  # JSON's whitespace only
                 try:  # a line that is one JSON value from its first character to its last
@@ -115,14 +170,21 @@ def read_rows(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict[st
                 yield number, record if isinstance(record, dict) else "each line must be a JSON object"
     elif fmt == "csv":
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.reader(fh, delimiter=delimiter)
+        undecoded: list[tuple[int, str]] = []  # lines of the row just read that are not UTF-8
+        with _open_text(path, newline="") as fh:
+            reader = csv.reader(_lines_checked(fh, undecoded), delimiter=delimiter)
             header = next(reader, None)
             if header is None:
                 return
+            if undecoded:
+                raise ValueError(f"{path}: the header row is {undecoded[0][1]}")
             header = [h.strip() for h in header]
             for row in reader:
                 number = reader.line_num
+                if undecoded:  # (a quoted cell can span lines: the line that holds the byte)
+                    yield undecoded[0]
+                    undecoded.clear()
+                    continue
                 if not row or all(not cell.strip() for cell in row):
                     continue
                 if len(row) != len(header):
@@ -139,6 +201,7 @@ def _import(
     write: Callable[[list[Any]], tuple[int, int]],
     report: ImportReport,
     show_progress: bool | None,
+    known: frozenset[str],
     batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
     batch: list[Any] = []
@@ -146,6 +209,7 @@ def _import(
         if isinstance(record, str):
             report.reject(number, record)
             continue
+        report.ignore(record, known)
         try:
             batch.append(parse(record))
         except ValidationError as exc:
@@ -182,8 +246,8 @@ def _write_preferences(store: Store) -> Callable[[list[Preferences]], tuple[int,
 
 def import_articles(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
     path = Path(path)
-    return _import(read_rows(path, fmt), Article.from_dict, _write_articles(store),
-                   ImportReport(str(path), "articles"), show_progress)
+    return _import(read_rows(path, _format(path, fmt)), Article.from_dict, _write_articles(store),
+                   ImportReport(str(path), "articles"), show_progress, ARTICLE_FIELDS)
 
 
 def import_events(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
@@ -195,7 +259,7 @@ def import_events(store: Store, path: str | Path, fmt: str | None = None, show_p
     """
     path = Path(path)
     report = ImportReport(str(path), "events")
-    rows = read_rows(path, fmt)
+    rows = read_rows(path, _format(path, fmt))
     with _collector_paused(), _quick_handoffs(), store.bulk_load():
         for batch in _read_ahead(map(store.prepare_import, _event_batches(rows, report, show_progress))):
             _flush(batch, functools.partial(_trusted, store), report)
@@ -256,6 +320,8 @@ def _events(pending: list[tuple[int, dict[str, Any] | str]], report: ImportRepor
     list_ids = [r.get("list_id") for r in records]
     dwells = [r.get("dwell_seconds") for r in records]
     plain = [r.get("position") is None and r.get("history") is None for r in records]
+    for record in records:
+        report.ignore(record, EVENT_FIELDS)
     ok = [a and b and c and d and e and p for a, b, c, d, e, p in zip(
         _ids_ok(users, False), _ids_ok(articles, False), _ids_ok(event_ids, True), _ids_ok(list_ids, True),
         [type(k) is str and k in EVENT_CODES for k in kinds], plain)]
@@ -425,8 +491,8 @@ def _trusted(store: Store, batch: list[Interaction]) -> tuple[int, int]:
 
 def import_preferences(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
     path = Path(path)
-    return _import(read_rows(path, fmt), Preferences.from_dict, _write_preferences(store),
-                   ImportReport(str(path), "preferences"), show_progress)
+    return _import(read_rows(path, _format(path, fmt)), Preferences.from_dict, _write_preferences(store),
+                   ImportReport(str(path), "preferences"), show_progress, PREFERENCE_FIELDS)
 
 
 # -- MIND ------------------------------------------------------------------------------------
@@ -439,10 +505,14 @@ def _mind_time(text: str) -> float:
 
 
 def _mind_lines(path: Path, n_columns: int) -> Iterator[tuple[int, list[str] | str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
+    with _open_text(path, newline="") as fh:
         for number, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
             if not line:
+                continue
+            undecoded = _not_utf8(line)
+            if undecoded:
+                yield number, undecoded
                 continue
             cols = line.split("\t")
             if len(cols) != n_columns:
@@ -527,7 +597,7 @@ def import_mind(store: Store, folder: str | Path, show_progress: bool | None = N
             yield number, cols if isinstance(cols, str) else {"cols": cols}
 
     news_report = _import(rows_news(), lambda r: parse_news(r["cols"]), _write_articles(store),
-                          ImportReport(str(news), "mind news"), show_progress)
+                          ImportReport(str(news), "mind news"), show_progress, frozenset({"cols"}))
     if stub_missing:
         have = set(store.get_articles(list(first_seen), include_deleted=True))
         stubs = [Article(article_id=i, title=i, body="", category="unknown", published_at=t, language="en")

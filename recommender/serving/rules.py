@@ -131,8 +131,12 @@ _TARGET_KEYS = ("article_id", "category", "region")
 
 
 def _label(value, name: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_LABEL or any(
-            ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if isinstance(value, str):
+        bad = next((ch for ch in value if ord(ch) < 32 or ord(ch) == 127), None)
+        if bad is not None:
+            raise ValidationError(f"{name} must be a section name, printable text: found control character "
+                                  f"U+{ord(bad):04X}")
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_LABEL:
         raise ValidationError(f"{name} must be a section name of 1-{MAX_LABEL} printable characters")
     return value.strip()
 
@@ -216,7 +220,11 @@ def parse_rule(body, rule_id: str, now: float, who: str) -> EditorialRule:
             raise ValidationError("a block takes no factor")
     else:
         low, high = FACTOR_RANGE
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor):
+        if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float))):
+            raise ValidationError(f"factor must be a number (boost > 1, bury < 1); got {factor!r:.60}")
+        if isinstance(factor, int) and abs(factor) > high:  # out of range (and maybe too long for a float)
+            factor = 2.0 * high if factor > 0 else -2.0 * high
+        if factor is None or not math.isfinite(factor):
             raise ValidationError(f"factor is required for a {kind}: a number (boost > 1, bury < 1)")
         if kind == "boost" and not 1.0 < factor <= high:
             raise ValidationError(f"a boost's factor must be above 1 and at most {high:g}")
