@@ -20,6 +20,15 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture
+def cli_home(tmp_path, monkeypatch):
+    """The CLI as a new user runs it: NEWSREC_HOME a new folder, NEWSREC_DB and NEWSREC_MODELS unset."""
+    for name in ("NEWSREC_HOME", "NEWSREC_DB", "NEWSREC_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
 def store(tmp_path) -> SQLiteStore:
     s = SQLiteStore(tmp_path / "newsrec.sqlite3")
     yield s

@@ -10,11 +10,8 @@ from training.cli import main
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    for name in ("NEWSREC_HOME", "NEWSREC_DB", "NEWSREC_MODELS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def home(cli_home):
+    return cli_home
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

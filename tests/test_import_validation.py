@@ -26,14 +26,6 @@ def jsonl(path, *lines) -> str:
     return path
 
 
-@pytest.fixture
-def cli_home(tmp_path, monkeypatch):
-    for name in ("NEWSREC_HOME", "NEWSREC_DB", "NEWSREC_MODELS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "cli-home"))
-    return tmp_path / "cli-home"
-
-
 # -- bytes that are not UTF-8: that row rejected by line, the others kept -------------------------
 LATIN_CSV = (b"article_id,title,body,category,published_at\n"
              b"a1,Satu,Isi,Olahraga,2026-11-01T08:00:00+07:00\n"
