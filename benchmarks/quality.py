@@ -91,27 +91,15 @@ def metric_rows(entry: dict, names, metrics) -> dict:
 
 
 def ingest_mind(store: SQLiteStore, folder: Path) -> dict:
-    """MIND into the store; news ids without text become placeholders with no text at all.
-
-    ``import_mind(stub_missing=True)`` titles a placeholder with its id; an id is not text
-    (the embedder would learn one word per article), so the title is blanked here. Ids that
-    only occur in click histories get a placeholder too, so their clicks reach the models.
-    """
+    """MIND into the store as ``newsrec ingest mind`` puts it: news ids without text (in impressions
+    or click histories) become placeholders with no text at all (``import_mind(stub_missing=True)``)."""
     reports = import_mind(store, folder, show_progress=False, stub_missing=True)
     lg = store.load_interactions()
     ids = list(dict.fromkeys(lg.article_ids.values()))
     have = store.get_articles(ids)
-    start = float(lg.ts[~lg.history].min()) - 3600.0 if (~lg.history).any() else 0.0
-    fixed = []
-    for aid in ids:
-        a = have.get(aid)
-        if a is None or (a.title == aid and not a.body):
-            fixed.append(Article(article_id=aid, title="", body="", category="unknown",
-                                 published_at=a.published_at if a else start, language="en"))
-    for i in range(0, len(fixed), 5000):
-        store.upsert_articles(fixed[i:i + 5000])
+    blank = sum(1 for aid in ids if aid not in have or not have[aid].title)
     return {"news": reports[0].accepted, "events": reports[1].accepted, "rejected": sum(r.rejected for r in reports),
-            "placeholders": len(fixed), "with_text": len(ids) - len(fixed)}
+            "placeholders": blank, "with_text": len(ids) - blank}
 
 
 def fit_learned(store, cut: float, params: TrainParams, days: float, max_queries: int | None, progress: bool):

@@ -238,3 +238,16 @@ def test_pins_add_refuses_an_article_the_store_does_not_hold(home, capsys):
     assert code == 0 and out.strip().startswith("p")
     code, out, _ = run(capsys, "pins", "list", "--json")
     assert [p["target"]["article_id"] for p in json.loads(out)] == [known]
+
+
+def test_train_says_so_when_it_trained_on_no_events(home, capsys):
+    """An archive (here a sample that ended in 2019) is outside the window before now: the model
+    would rank by text alone, and the summary's events_used 0 was all that said so."""
+    assert main(["sample", "--articles", "40", "--users", "20", "--days", "2", "--end", "2019-11-15T00:00:00+07:00",
+                 "--ingest"]) == 0
+    capsys.readouterr()
+    code, out, err = run(capsys, "train", "--json")
+    assert code == 0 and json.loads(out)["events_used"] == 0
+    assert "warning: trained on no events: the store's newest event (2019-11-14T" in err and "pass --as-of" in err
+    code, out, err = run(capsys, "train", "--json", "--as-of", "2019-11-15T01:00:00+07:00")
+    assert code == 0 and json.loads(out)["events_used"] > 0 and "warning" not in err

@@ -349,3 +349,38 @@ def test_an_id_with_a_newline_is_rejected_when_the_rest_of_its_column_is_valid()
     got = _events(list(enumerate(records, start=1)), report)
     assert len(got) == 2 and [line for line, _ in report.errors] == [2, 3, 4]
     assert "user_id" in report.errors[0][1] and "article_id" in report.errors[1][1]
+
+
+def test_mind_placeholders_give_news_without_text_an_article_so_their_events_count(store, tmp_path):
+    """A sampled MIND has text for a few news ids only: without placeholders every other event is
+    skipped by training as an event of an unknown article, and evaluation ties every candidate."""
+    write(tmp_path / "news.tsv", MIND_NEWS)
+    write(tmp_path / "behaviors.tsv", MIND_BEHAVIORS)
+    import_mind(store, tmp_path, stub_missing=True)
+    got = store.get_articles(["N1", "N2", "N3", "N8", "N9"])
+    assert sorted(got) == ["N1", "N2", "N3", "N8", "N9"] and got["N1"].title == "Team wins"
+    for placeholder in ("N3", "N8", "N9"):  # N3: in an impression (its news.tsv row is broken); N8, N9: histories
+        assert (got[placeholder].title, got[placeholder].body, got[placeholder].category) == ("", "", "unknown")
+    log = store.load_interactions()
+    first_impression = log.ts[~log.history].min()
+    assert got["N3"].published_at == log.ts[~log.history].max()  # first seen in the later list (9:00)
+    assert got["N9"].published_at == got["N8"].published_at == first_impression - 3600.0
+    assert store.stats()["articles_referenced_without_text"] == 0
+    before = store.stats()["articles"]
+    import_mind(store, tmp_path, stub_missing=True)  # again: nothing new
+    assert store.stats()["articles"] == before
+
+
+def test_the_command_adds_mind_placeholders_unless_told_not_to(tmp_path, monkeypatch, capsys):
+    from training.cli import main
+
+    (tmp_path / "mind").mkdir()
+    write(tmp_path / "mind" / "news.tsv", MIND_NEWS)
+    write(tmp_path / "mind" / "behaviors.tsv", MIND_BEHAVIORS)
+    for flags, articles in (([], 5), (["--no-placeholders"], 2)):
+        monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / f"home{len(flags)}"))
+        monkeypatch.delenv("NEWSREC_DB", raising=False)
+        assert main(["ingest", "mind", str(tmp_path / "mind"), *flags]) == 0
+        capsys.readouterr()
+        assert main(["stats", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["articles"] == articles

@@ -109,3 +109,16 @@ def test_cli_train_and_evaluate_name_code_and_data(home, tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["code_version"] == code_version() and report["data_fingerprint"].startswith("sha256:")
     assert describe(code_version()) in (out / "report.md").read_text()
+
+
+def test_an_evaluation_without_out_goes_where_the_console_shows_it(home, tmp_path, monkeypatch, capsys):
+    """NEWSREC_HOME/reports/<time>/, not ./reports of whatever folder the command ran in."""
+    from training.cli import main
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["evaluate", "--protocol", "topk", "--no-plots", "--no-ablations", "--baselines", "random",
+                 "--max-queries", "5"]) == 0
+    runs = list((home / "reports").iterdir())
+    assert len(runs) == 1 and (runs[0] / "report.json").is_file() and not (elsewhere / "reports").exists()

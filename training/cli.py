@@ -98,6 +98,9 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=Path, help="a .jsonl or .csv file (or a MIND folder)")
     p.add_argument("--format", choices=["jsonl", "csv"], default=None, help="override the format guessed from the name")
     p.add_argument("--report", type=Path, default=None, help="write the full import report (JSON) here")
+    p.add_argument("--no-placeholders", action="store_true",
+                   help="mind: no placeholder articles (no text) for news ids without a news.tsv row; without "
+                        "them their events are skipped by training and evaluation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
 
@@ -113,7 +116,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     show = False if args.no_progress else None
     if args.kind == "mind":
         try:
-            reports = import_mind(store, args.path, show_progress=show)
+            reports = import_mind(store, args.path, show_progress=show, stub_missing=not args.no_placeholders)
         except FileNotFoundError as exc:  # a file, or a folder without MIND's two files
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -17,7 +17,6 @@ from recommender.domain import ValidationError, format_time, parse_time
 
 from .cli import command
 
-DEFAULT_REPORTS = Path("reports")
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
@@ -49,7 +48,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="impressions (batch), replay (online, as served), topk or related; repeat for several "
                         "(default: impressions and replay when the store has impressions, else topk)")
     _split_args(p)
-    p.add_argument("--out", type=Path, default=None, help="output folder (default reports/<timestamp>/)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default NEWSREC_HOME/reports/<timestamp>/, where the console shows the newest)")
     p.add_argument("--baselines", default=None,
                    help=f"comma-separated subset of {','.join(BASELINES)} (default: all that apply)")
     p.add_argument("--no-ablations", action="store_true", help="leave out the newsrec-no-<part> rows")
@@ -88,7 +88,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     baselines = None
     if args.baselines:
         baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
-    out = args.out or DEFAULT_REPORTS / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or settings.home / "reports" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     show = sys.stderr.isatty() and not args.json
     report = new_report("newsrec " + " ".join(sys.argv[1:]), store=settings.db_label, parameters_from=source,
                         cut=format_time(cut))

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from recommender.config import Settings
-from recommender.domain import ValidationError, parse_time
+from recommender.domain import ValidationError, format_time, parse_time
 from recommender.experiments.registry import versions_in_use
 from recommender.models.fitting import TrainingError, train
 from recommender.models.versions import PromotionConflict
@@ -119,6 +119,8 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
                               "promoted": False, "not_promoted_reason": str(exc),
                               **_report(exc.built, learned_report, settings, source)}, indent=2))
         return 3
+    if built is not None and not built.report.get("events_used"):
+        print(f"warning: {_no_events(store, built.report, params, as_of)}", file=sys.stderr)
     live = store.live_model()
     summary = {"version": version, "status": "live" if version == live else "staged", "live_version": live,
                "promoted": args.promote, **_report(built, learned_report, settings, source)}
@@ -132,6 +134,25 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {key:32s} {value}")
         print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in built.report["timings_seconds"].items()))
     return 0
+
+
+def _no_events(store, report: dict, params: TrainParams, as_of: float | None) -> str:
+    """Why a model was trained on no events, and what to do (an archive needs --as-of; a sampled
+    MIND, its placeholders): the model then ranks by text and freshness alone."""
+    loaded, unknown = report.get("events_loaded", 0), report.get("events_skipped_unknown_article", 0)
+    if loaded and unknown == loaded:
+        return (f"trained on no events: all {loaded} events in the training window are of articles the store "
+                "does not hold (import those articles; 'newsrec ingest mind' adds placeholders for MIND's)")
+    if loaded:
+        return "trained on no events: every event in the training window was skipped (see the events_skipped_* counts)"
+    newest = store.stats().get("newest_event_ts")
+    if newest is None:
+        return "trained on no events: the store has none yet; lists rank by text and freshness until events arrive"
+    window = f"the {params.history_days:g} days before" if params.history_days else "the events up to"
+    return (f"trained on no events: the store's newest event ({format_time(newest)}) is outside the training "
+            f"window ({window} "
+            f"{format_time(as_of) if as_of is not None else 'now'}); to train on an archive, pass --as-of a time "
+            "just after its last event")
 
 
 def _report(built, learned_report: dict | None, settings, source: str) -> dict:

@@ -521,10 +521,12 @@ def _mind_lines(path: Path, n_columns: int) -> Iterator[tuple[int, list[str] | s
                 yield number, cols
 
 
-def _mind_scan(behaviors: Path) -> tuple[float | None, dict[str, float]]:
-    """First pass: the log's first time and each news id's first impression time."""
+def _mind_scan(behaviors: Path) -> tuple[float | None, dict[str, float], set[str]]:
+    """First pass: the log's first time, each news id's first impression time and the news ids of
+    the click histories."""
     start: float | None = None
     first_seen: dict[str, float] = {}
+    clicked_before: set[str] = set()
     for _, cols in _mind_lines(behaviors, 5):
         if isinstance(cols, str):
             continue
@@ -533,11 +535,12 @@ def _mind_scan(behaviors: Path) -> tuple[float | None, dict[str, float]]:
         except ValueError:
             continue
         start = ts if start is None else min(start, ts)
+        clicked_before.update(cols[3].split())
         for entry in cols[4].split():
             news_id = entry.rsplit("-", 1)[0]
             if ts < first_seen.get(news_id, float("inf")):
                 first_seen[news_id] = ts
-    return start, first_seen
+    return start, first_seen, clicked_before
 
 
 def _mind_events(cols: list[str], history_time: float) -> list[Interaction]:
@@ -571,16 +574,19 @@ def import_mind(store: Store, folder: str | Path, show_progress: bool | None = N
     MIND gives no publication time, so an article is dated at its first impression (or the
     log's start). History clicks have no time at all: they are dated just before the log
     starts and flagged ``history`` so that a time split never puts them in the test period.
-    With ``stub_missing``, news ids that appear in impressions but have no ``news.tsv`` row
-    (most of them in a sampled MIND) get a placeholder article (title = id, category
-    ``unknown``, no text) so offline evaluation can score them by behaviour alone.
+    With ``stub_missing`` (what ``newsrec ingest mind`` does), news ids that appear in impressions
+    or click histories but have no ``news.tsv`` row (most of them in a sampled MIND) get a
+    placeholder article with no text at all (category ``unknown``; an id is not text: as a title
+    the embedder would learn one word per article), dated at their first impression or an hour
+    before the log: without them their events are skipped as events of unknown articles, and
+    every candidate without text scores alike (AUC 0.5).
     """
     folder = Path(folder)
     news, behaviors = folder / "news.tsv", folder / "behaviors.tsv"
     for path in (news, behaviors):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: a MIND folder holds news.tsv and behaviors.tsv")
-    start, first_seen = _mind_scan(behaviors)
+    start, first_seen, clicked_before = _mind_scan(behaviors)
     log_start = start if start is not None else 0.0
     history_time = log_start - HISTORY_GAP_SECONDS
 
@@ -599,9 +605,11 @@ def import_mind(store: Store, folder: str | Path, show_progress: bool | None = N
     news_report = _import(rows_news(), lambda r: parse_news(r["cols"]), _write_articles(store),
                           ImportReport(str(news), "mind news"), show_progress, frozenset({"cols"}))
     if stub_missing:
-        have = set(store.get_articles(list(first_seen), include_deleted=True))
-        stubs = [Article(article_id=i, title=i, body="", category="unknown", published_at=t, language="en")
-                 for i, t in first_seen.items() if i not in have]
+        dated = {**dict.fromkeys(sorted(clicked_before), log_start - 3600.0), **first_seen}  # (sorted: a set's
+        # order changes with the process's string hashing, and the articles' keys follow this order)
+        have = set(store.get_articles(list(dated), include_deleted=True))
+        stubs = [Article(article_id=i, title="", body="", category="unknown", published_at=t, language="en")
+                 for i, t in dated.items() if i not in have]
         for start in range(0, len(stubs), BATCH_SIZE):
             store.upsert_articles(stubs[start:start + BATCH_SIZE])
         log.info("added %d placeholder articles for news ids without text", len(stubs))
