@@ -251,3 +251,8 @@ def test_train_says_so_when_it_trained_on_no_events(home, capsys):
     assert "warning: trained on no events: the store's newest event (2019-11-14T" in err and "pass --as-of" in err
     code, out, err = run(capsys, "train", "--json", "--as-of", "2019-11-15T01:00:00+07:00")
     assert code == 0 and json.loads(out)["events_used"] > 0 and "warning" not in err
+
+
+def test_stats_does_not_create_a_store_where_there_is_none(home, capsys):
+    code, _, err = run(capsys, "stats")
+    assert code == 2 and f"no store at {home / 'newsrec.sqlite3'}" in err and not (home / "newsrec.sqlite3").exists()

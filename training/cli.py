@@ -151,7 +151,9 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.domain import format_time
     from recommender.store import open_store
 
-    stats = open_store(settings.ensure_dirs().db).stats()
+    if no_store(settings):  # (a mistyped NEWSREC_HOME would otherwise get a new, empty store)
+        return 2
+    stats = open_store(settings.db).stats()
     newest = stats["newest_event_ts"]
     stats["newest_event_time"] = format_time(newest) if newest is not None else None
     if args.json:
@@ -160,6 +162,16 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
         for key, value in stats.items():
             print(f"{key:34s} {value}")
     return 0
+
+
+def no_store(settings: Settings) -> bool:
+    """True (after saying so) when there is no store to read: commands that only read must not
+    create one."""
+    if settings.db_url is not None or settings.db_path.exists():  # a server: opening it says what is wrong
+        return False
+    print(f"error: no store at {settings.db_label}: ingest data first (newsrec ingest ...), or set NEWSREC_HOME "
+          "or NEWSREC_DB", file=sys.stderr)
+    return True
 
 
 class _Parser(argparse.ArgumentParser):

@@ -15,7 +15,7 @@ from pathlib import Path
 from recommender.config import Settings
 from recommender.domain import ValidationError, format_time, parse_time
 
-from .cli import command
+from .cli import command, no_store
 
 
 
@@ -58,14 +58,6 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print report.json to stdout")
 
 
-def _no_store(settings: Settings) -> bool:
-    """True (after saying so) when there is no store to evaluate or tune on."""
-    if settings.db_url is not None or settings.db_path.exists():  # a server: opening it says what is wrong
-        return False
-    print(f"error: no store at {settings.db_label}: ingest data first (newsrec ingest ...)", file=sys.stderr)
-    return True
-
-
 @command("evaluate", "evaluate newsrec against baselines on a time split of the store; writes a report with plots")(
     _evaluate_args)
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,7 +68,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from .report import new_report, write_report
     from .train import load_params
 
-    if _no_store(settings):
+    if no_store(settings):
         return 2
     store = open_store(settings.db)
     try:

@@ -107,7 +107,8 @@ def run_tune(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.models.provenance import code_version, fingerprint
     from recommender.store import open_store
 
-    from .evaluate import _cut, _no_store
+    from .cli import no_store
+    from .evaluate import _cut
     from .train import load_params
 
     if args.apply_from is not None:
@@ -120,7 +121,7 @@ def run_tune(args: argparse.Namespace, settings: Settings) -> int:
               f"{applied['config']} is now the candidate from {args.apply_from}"
               + (f" (the old one is kept as {applied['backup']})" if applied["backup"] else ""))
         return 0
-    if _no_store(settings):
+    if no_store(settings):
         return 2
     if args.trials < 1:
         return _error("--trials must be at least 1")
