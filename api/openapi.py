@@ -420,20 +420,22 @@ SCHEMAS["ExperimentInput"] = {
                                     "description": "RankingParams fields overriding the bundle's"},
                          "params_name": {"type": "string", "description": "Names the parameter set in config"}}}},
         "shares": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100},
-                   "description": "Percent of readers per variant, summing to 100 (default equal)"},
+                   "description": "Percent of readers per variant, summing to 100 (default equal; interleave "
+                                  "mode splits every list 50/50 and refuses other shares)"},
         "lists": {"type": "array", "items": {"type": "string", "enum": ["feed", "related"]},
                   "description": "List types covered (default both)"},
         "mode": {"type": "string", "enum": ["ab", "interleave"], "default": "ab",
                  "description": "interleave: one list team-drafted from exactly two variants"},
         "salt": {"type": "string", "maxLength": 64, "description": "Default random"},
         "starts_at": {"type": "number", "nullable": True, "description": "Epoch seconds"},
-        "ends_at": {"type": "number", "nullable": True, "description": "Epoch seconds"},
+        "ends_at": {"type": "number", "nullable": True, "description": "Epoch seconds (when creating: in the future)"},
     },
 }
 SCHEMAS["Experiment"] = {
     "type": "object", "properties": {
         **SCHEMAS["ExperimentInput"]["properties"],
-        "status": {"type": "string", "enum": ["running", "stopped"]},
+        "status": {"type": "string", "enum": ["scheduled", "running", "ended", "stopped"],
+                   "description": "scheduled: before starts_at; ended: past ends_at; stopped: by hand"},
         "created_at": {"type": "number"}, "stopped_at": {"type": "number", "nullable": True},
     },
 }
@@ -449,7 +451,8 @@ _VARIANT_REPORT = {"type": "object", "properties": {
 }}
 SCHEMAS["ExperimentReport"] = {
     "type": "object", "required": ["variants", "difference_ci", "srm_p"], "properties": {
-        "experiment": {"type": "string"}, "mode": {"type": "string"}, "status": {"type": "string"},
+        "experiment": {"type": "string"}, "mode": {"type": "string"},
+        "status": {"type": "string", "enum": ["scheduled", "running", "ended", "stopped"]},
         "control": {"type": "string"},
         "variants": {"type": "object", "additionalProperties": _VARIANT_REPORT},
         "difference": {"type": "number", "nullable": True, "description": "CTR of the second variant minus the control's"},
@@ -466,12 +469,14 @@ EXPERIMENT_NAME = _path_param("name", "Experiment name")
 PATHS["/v1/admin/experiments"] = {
     "post": _op("Create an experiment (every worker and replica assigns readers from then on)", "experiments", ADMIN,
                 {"201": _ok(_ref("Experiment"), "Created"),
-                 "409": _error("experiment_conflict: the name is taken, or a running experiment covers those lists"),
+                 "409": _error("experiment_conflict: the name is taken, or a scheduled or running experiment "
+                               "covers those lists at the same time"),
                  **BODY_ERRORS, **STORE_ERROR},
                 body=_ref("ExperimentInput"),
                 description="400 validation_error names the field to fix (also: a model version that is not a valid "
-                            "bundle in the models folder)."),
-    "get": _op("Every experiment, running and stopped", "experiments", ADMIN,
+                            "bundle in the models folder, an ends_at not in the future, shares with interleave "
+                            "mode)."),
+    "get": _op("Every experiment (scheduled, running, ended or stopped)", "experiments", ADMIN,
                {"200": _ok({"type": "object", "properties": {"experiments": {"type": "array",
                                                                               "items": _ref("Experiment")}}})}),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                         help="ab: each reader sees one variant; interleave: one list team-drafted from two")
     create.add_argument("--starts-at", default=None, help="ISO time to start (default now)")
     create.add_argument("--ends-at", default=None, help="ISO time to end (default: until stopped)")
-    listing = sub.add_parser("list", help="every experiment, running and stopped")
+    listing = sub.add_parser("list", help="every experiment and its status: scheduled, running, ended or stopped")
     listing.add_argument("--json", action="store_true", help="print JSON")
     stop = sub.add_parser("stop", help="stop an experiment: its readers get the normal lists again")
     stop.add_argument("name")
@@ -101,7 +102,10 @@ def _print_report(report: dict) -> None:
     if "wins" in report:
         w = report["wins"]
         print(f"interleaving wins: {json.dumps(w)}")
-    print(f"sample-ratio mismatch p = {report['srm_p']}")
+    if report["srm_p"] is None:
+        print("sample-ratio check: not enough traffic yet")
+    else:
+        print(f"sample-ratio mismatch p = {report['srm_p']}")
     print("ctr by position (position:clicks/shown):")
     for label, v in report["variants"].items():
         cells = " ".join(f"{p['position']}:{p['clicks']}/{p['shown']}" for p in v["by_position"][:10])
@@ -114,18 +118,24 @@ def run_experiments(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "create":
             experiment = registry.create(store, settings.models_dir, _definition(args))
-            print(json.dumps(experiment.to_dict(), indent=2, ensure_ascii=False))
+            print(json.dumps({**experiment.to_dict(), "status": experiment.status(time.time())}, indent=2,
+                             ensure_ascii=False))
         elif args.action == "list":
-            experiments = registry.load_all(store)
+            experiments, now = registry.load_all(store), time.time()
             if args.json:
-                print(json.dumps([e.to_dict() for e in experiments], indent=2, ensure_ascii=False))
+                print(json.dumps([{**e.to_dict(), "status": e.status(now)} for e in experiments], indent=2,
+                                 ensure_ascii=False))
                 return 0
             if not experiments:
                 print("no experiments: create one with 'newsrec experiments create NAME --variant A=V1 --variant B=V2'")
             for e in experiments:
-                status = f"stopped {_when(e.stopped_at)}" if e.stopped_at is not None else "running"
+                status = e.status(now)
+                at = {"scheduled": e.starts_at, "running": e.ends_at, "ended": e.ends_at,
+                      "stopped": e.stopped_at}[status]
+                if at is not None:  # when it starts, ends, ended or was stopped
+                    status += f"{' until' if status == 'running' else ''} {_when(at)}"
                 arms = ", ".join(f"{v.label}={v.model_version} ({s} %)" for v, s in zip(e.variants, e.shares))
-                print(f"{e.name:20s} {e.mode:10s} {','.join(e.lists):13s} {status:30s} {arms}")
+                print(f"{e.name:20s} {e.mode:10s} {','.join(e.lists):13s} {status:34s} {arms}")
         elif args.action == "stop":
             experiment = registry.stop(store, args.name)
             print(f"stopped {experiment.name} at {_when(experiment.stopped_at)}")

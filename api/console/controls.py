@@ -22,7 +22,7 @@ from recommender.serving.rules import parse_pin, parse_rule
 
 from ..routes.common import engine
 from ..routes.editorial import rule_json
-from ..routes.experiments import experiments_router
+from ..routes.experiments import experiments_now, experiments_router
 from ..web.sessions import check_csrf
 from . import bp
 from .views import _require_admin, _store, page
@@ -182,7 +182,7 @@ def audit():
 def _experiments_page(message: str | None = None, error: str | None = None, code: int = 200):
     rows = registry.load_all(_store())
     return page("console/experiments.html", code, experiments=list(reversed(rows)), message=message, error=error,
-                wib_text=wib_text)
+                wib_text=wib_text, now=experiments_now())
 
 
 @bp.get("/experiments")

@@ -6,6 +6,7 @@ through the change log (``recommender.experiments.router``). List routes ask the
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from flask import Blueprint, current_app
@@ -48,9 +49,15 @@ def _models_dir() -> Path:
     return Path(getattr(engine(), "models_dir", None) or current_app.config["NEWSREC_MODELS"])
 
 
+def experiments_now() -> float:
+    """Now on the clock the router assigns by (the engine's), so a status agrees with assignment."""
+    router = experiments_router()
+    return router.clock() if router is not None else time.time()
+
+
 def _described(experiment) -> dict:
     out = experiment.to_dict()
-    out["status"] = "stopped" if experiment.stopped_at is not None else "running"
+    out["status"] = experiment.status(experiments_now())
     return out
 
 
@@ -67,7 +74,7 @@ def create():
     """Create an experiment: ``{"name", "variants": [{"label", "model_version", "params"?}, ...],
     "shares"?, "lists"?, "mode"?, "starts_at"?, "ends_at"?}``; 201 with its definition."""
     try:
-        experiment = registry.create(_store(), _models_dir(), json_body())
+        experiment = registry.create(_store(), _models_dir(), json_body(), now=experiments_now())
     except registry.ExperimentConflict as exc:
         raise ApiError(409, "experiment_conflict", str(exc)) from None
     _refresh_here()
@@ -77,7 +84,7 @@ def create():
 @bp.get("/v1/admin/experiments")
 @api_view("admin")
 def index():
-    """Every experiment, running and stopped, oldest first."""
+    """Every experiment (scheduled, running, ended or stopped), oldest first."""
     return {"experiments": [_described(e) for e in registry.load_all(_store())]}
 
 
@@ -114,6 +121,6 @@ def report(name: str):
     the sample-ratio-mismatch p-value and, for interleaving, the wins."""
     name = path_id(name, "name")
     try:
-        return registry.report(_store(), name)
+        return registry.report(_store(), name, now=experiments_now())
     except registry.ExperimentNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from None

@@ -17,6 +17,7 @@ from recommender.domain import ValidationError, check_id
 from recommender.params import RankingParams
 
 MODES = ("ab", "interleave")
+STATUSES = ("scheduled", "running", "ended", "stopped")
 LIST_TYPES = ("feed", "related")
 LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,31}")
 MAX_VARIANTS = 8
@@ -115,6 +116,18 @@ class Experiment:
     def over(self, now: float) -> bool:
         """Stopped, or past its end: no list of it will be served again (one not started yet is not)."""
         return self.stopped_at is not None or (self.ends_at is not None and self.ends_at <= now)
+
+    def status(self, now: float) -> str:
+        """One of :data:`STATUSES` at ``now``: ``stopped`` (by hand, before its end), ``ended`` (past
+        ``ends_at``), ``scheduled`` (before ``starts_at``) or ``running``."""
+        if self.ends_at is not None and self.ends_at <= now and (self.stopped_at is None
+                                                                  or self.ends_at <= self.stopped_at):
+            return "ended"
+        if self.stopped_at is not None:
+            return "stopped"
+        if self.starts_at is not None and now < self.starts_at:
+            return "scheduled"
+        return "running"
 
     def variant(self, label: str) -> Variant:
         for v in self.variants:
@@ -228,10 +241,14 @@ def experiment_from_dict(d: Any, trusted: bool = False, now: float | None = None
         raise ValidationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     if mode == "interleave" and len(variants) != 2:
         raise ValidationError("interleave mode merges exactly two variants")
+    base = SHARE_TOTAL // len(variants)
+    equal = [base + (1 if i < SHARE_TOTAL - base * len(variants) else 0) for i in range(len(variants))]
     shares = d.get("shares")
     if shares is None:
-        base = SHARE_TOTAL // len(variants)
-        shares = [base + (1 if i < SHARE_TOTAL - base * len(variants) else 0) for i in range(len(variants))]
+        shares = equal
+    elif mode == "interleave" and shares != equal and not trusted:
+        raise ValidationError(f"interleave mode splits every list between both variants, 50/50 by construction: "
+                              f"leave out shares (--share) or use mode ab; got {shares!r}")
     if (not isinstance(shares, list) or len(shares) != len(variants)
             or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= SHARE_TOTAL for s in shares)
             or sum(shares) != SHARE_TOTAL):

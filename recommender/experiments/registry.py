@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from recommender.domain import ValidationError
+from recommender.domain import ValidationError, format_time
 from recommender.models.bundle import list_versions
 from recommender.store import Store
 
@@ -67,10 +67,15 @@ def create(store: Store, models_dir: str | Path, data: dict, now: float | None =
 
     Raises :class:`~recommender.domain.ValidationError` for a bad definition or a model version
     that is not a valid bundle in ``models_dir``; :class:`ExperimentConflict` when the name is
-    taken or a running experiment already covers one of its list types (one experiment per list).
+    taken or an experiment not over (running or scheduled) covers one of its list types at the same
+    time (one experiment per list). An ``ends_at`` not after ``now`` is a ValidationError.
     """
     now = time.time() if now is None else now
     experiment = experiment_from_dict(data, now=now)
+    if experiment.ends_at is not None and experiment.ends_at <= now:
+        raise ValidationError(f"ends_at ({format_time(experiment.ends_at)}) is not in the future (now "
+                              f"{format_time(now)}): the experiment would assign nobody; give a later end or none "
+                              "(it runs until stopped)")
     valid = {row["version"] for row in list_versions(models_dir) if row["valid"]}
     missing = sorted({v.model_version for v in experiment.variants} - valid)
     if missing:
@@ -98,12 +103,14 @@ def stop(store: Store, name: str, now: float | None = None) -> Experiment:
     return get(store, name)
 
 
-def report(store: Store, name: str) -> dict:
-    """The report of one experiment (see :func:`report.build_report`), counted from the store now."""
+def report(store: Store, name: str, now: float | None = None) -> dict:
+    """The report of one experiment (see :func:`report.build_report`), counted from the store now,
+    with its ``status`` at ``now`` (see :meth:`Experiment.status`)."""
+    now = time.time() if now is None else now
     experiment = get(store, name)
     since = experiment.starts_at if experiment.starts_at is not None else experiment.created_at
     lists = store.experiment_lists(name)
     clicks = store.experiment_clicks(name, since=since - 86_400.0)  # a skewed client clock still counts
     out = build_report(experiment, lists, clicks)
-    out["status"] = "stopped" if experiment.stopped_at is not None else "running"
+    out["status"] = experiment.status(now)
     return out
