@@ -780,8 +780,13 @@ class StoreContract:
         pos, seq = store.log_position()
         before = store.changes_after(0)
         needed = store.changes_after(fitted)
-        assert store.prune_changes(fitted + 1, older_than=time.time() - 3600) == 0  # all younger than an hour
-        assert store.prune_changes(fitted + 1, older_than=time.time() + 1, batch=2) == 7  # small batches
+        assert store.count_prunable(fitted + 1, time.time() - 3600, T0) == (0, 0)  # all younger than an hour
+        assert store.prune_changes(fitted + 1, older_than=time.time() - 3600) == 0
+        cut = time.time() + 1
+        assert store.count_prunable(fitted + 1, cut, T0) == (7, 0)  # what the prune below deletes, deleting nothing
+        assert store.changes_after(0) == before
+        assert store.prune_changes(fitted + 1, older_than=cut, batch=2) == 7  # small batches
+        assert store.count_prunable(fitted + 1, cut, T0) == (0, 0)
         after = store.changes_after(0)
         assert after[-len(needed):] == needed
         kept_old = [c for c in after if c.pos <= fitted]
@@ -860,6 +865,7 @@ class StoreContract:
     def test_pruning_feature_rows_deletes_only_the_old_ones(self, store):
         store.upsert_articles([article(i) for i in range(2)])
         store.add_feature_logs([features(f"L{k}", "u", ("a0", "a1"), ts=T0 + k) for k in range(5)])
+        assert store.count_prunable(0, 0.0, T0 + 3)[1] == 3 and len(store.feature_logs()) == 5  # counted, kept
         assert store.prune_feature_logs(older_than=T0 + 3) == 3
         assert [r.list_id for r in store.feature_logs()] == ["L3", "L4"]
         assert store.prune_feature_logs(older_than=T0 + 3) == 0

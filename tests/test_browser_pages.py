@@ -272,8 +272,10 @@ def test_reader_inspector_parts_add_up_to_the_feed_scores(served):
     assert len(rows) == 20
     for row in rows:
         score = float(re.search(r"<td>(-?\d+\.\d+)</td>", row).group(1))
-        parts = [float(v) for v in re.findall(r'class="part part-\w+" title="\w+ (-?\d+\.\d+)"', row)]
-        assert len(parts) == 9 and abs(sum(parts) - score) < 0.01, row
+        parts = dict(re.findall(r'class="part part-\w+" title="(\w+) (-?\d+\.\d+)"', row))
+        # the blend's nine, and the reader's hides and fatigue (negative): every part, adding up to the score
+        assert len(parts) == 12 and {"hide_story", "hide_category", "fatigue"} <= set(parts), row
+        assert abs(sum(float(v) for v in parts.values()) - score) < 0.01, row
     engine.feed(reader, limit=20)
     assert engine.flush_impressions() == 20  # (the check above can fail: a reader's own feed is logged)
 

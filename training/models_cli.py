@@ -12,11 +12,15 @@ import argparse
 import json
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 from recommender.config import Settings
 from recommender.models.bundle import BundleError, verify_bundle
+from recommender.models.plugins import DOCUMENT as PLUGINS_DOCUMENT
+from recommender.models.plugins import PluginError, resolve
 from recommender.models.versions import (UNSET, PromotionConflict, describe, live_version, plugin_problems,
                                          previous_version, promote, rollback)
+from recommender.params import PluginSpec
 from recommender.store import open_store
 
 from .cli import command
@@ -30,7 +34,9 @@ def _expect(value: str) -> str | None:
 
 def _args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    listing = sub.add_parser("list", help="versions in the models folder, oldest first: live, staged or retired")
+    listing = sub.add_parser("list", help="versions in the models folder, oldest first: live, staged or retired; "
+                                          "size in MB (1,000,000 bytes); ok, DAMAGED or NOT LOADABLE HERE "
+                                          "(a plugin that cannot be imported on this host)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     verify = sub.add_parser("verify", help="check sizes and checksums; exit 1 if damaged")
     verify.add_argument("version", nargs="?", default=None, help="default: the live version")
@@ -51,6 +57,37 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def plugin_import_problem(models_dir: Path, version: str, seen: dict[str, str | None] | None = None) -> str | None:
+    """Why the bundle's plugins cannot be imported here (the first one), or None.
+
+    Cheap enough for every row of ``models list``: reads the bundle's plugins document and imports
+    each class (``seen``: what each plugin's import said, shared across rows); it neither hashes
+    files nor restores state, as ``models verify`` does.
+    """
+    try:
+        entries = json.loads((models_dir / version / f"{PLUGINS_DOCUMENT}.json").read_bytes())
+    except FileNotFoundError:  # no plugins
+        return None
+    except (OSError, ValueError) as exc:
+        return f"its {PLUGINS_DOCUMENT}.json cannot be read ({exc})"
+    seen = {} if seen is None else seen
+    try:
+        for i, entry in enumerate(entries or ()):
+            spec = PluginSpec.from_dict(entry["spec"], i)
+            key = f"{spec.name} {spec.role} {spec.path}"  # (the message names all three)
+            if key not in seen:
+                try:
+                    resolve(spec)
+                    seen[key] = None
+                except PluginError as exc:
+                    seen[key] = str(exc).split("; ")[0]  # without the fix: 'models verify' says it
+            if seen[key] is not None:
+                return seen[key]
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"bundle plugin entry malformed ({exc}); retrain"
+    return None
+
+
 @command("models", "list, verify, promote or roll back model versions")(_args)
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
     models = settings.models_dir
@@ -58,6 +95,9 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "list":
             versions = describe(store, models)
+            seen: dict[str, str | None] = {}
+            for v in versions:  # what 'models verify' would say of its plugins (without hashing files)
+                v["plugin_problem"] = plugin_import_problem(models, v["version"], seen) if v["valid"] else None
             if args.json:
                 print(json.dumps(versions, indent=2))
                 return 0
@@ -65,7 +105,8 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"no models in {models}: run newsrec train")
             for v in versions:
                 mark = "*" if v["live"] else " "
-                state = "ok" if v["valid"] else f"DAMAGED: {v.get('problem')}"
+                state = (f"DAMAGED: {v.get('problem')}" if not v["valid"] else
+                         f"NOT LOADABLE HERE: {v['plugin_problem']}" if v["plugin_problem"] else "ok")
                 print(f"{mark} {v['version']}  {v['status']:7s}  created {v['created_at'] or '-'}  "
                       f"last live {_when(v['promoted_at'])}  {v['total_bytes'] / 1e6:8.1f} MB  {state}")
             return 0

@@ -15,6 +15,8 @@ The store itself always keeps the newest change of each kind (see ``Store.prune_
 The same command bounds the learned stage's feature log (``Store.prune_feature_logs``): rows of
 lists served more than ``--feature-log-days`` ago (default 30) are deleted. Training from the log
 (``newsrec train --learned-days N``) reads the last N days, so keep N or more.
+
+``--dry-run`` prints the same report, counted and not deleted (``Store.count_prunable``).
 """
 
 from __future__ import annotations
@@ -77,6 +79,19 @@ def prune(store: Store, models_dir: str | Path, keep_days: float, now: float | N
     plan = prune_plan(store, models_dir, keep_days, now, feature_log_days)
     plan["deleted"] = store.prune_changes(plan["before_pos"], plan["older_than"])
     plan["feature_log_deleted"] = store.prune_feature_logs(plan["feature_log_older_than"])
+    plan["dry_run"] = False
+    return plan
+
+
+def dry_run(store: Store, models_dir: str | Path, keep_days: float, now: float | None = None,
+            feature_log_days: float = FEATURE_LOG_DAYS) -> dict:
+    """:func:`prune`'s report without deleting anything: the plan and how many rows of each it
+    would delete now (``deleted``, ``feature_log_deleted``: the same keys, counted by the store
+    with the conditions its prunes delete by)."""
+    plan = prune_plan(store, models_dir, keep_days, now, feature_log_days)
+    plan["deleted"], plan["feature_log_deleted"] = store.count_prunable(
+        plan["before_pos"], plan["older_than"], plan["feature_log_older_than"])
+    plan["dry_run"] = True
     return plan
 
 
@@ -88,7 +103,9 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--feature-log-days", type=float, default=FEATURE_LOG_DAYS,
                     help=f"keep the learned stage's feature log of the last N days (default {FEATURE_LOG_DAYS:g}; "
                          "at least 1; 'newsrec train --learned-days' reads that many)")
-    pr.add_argument("--dry-run", action="store_true", help="print what would be pruned, delete nothing")
+    pr.add_argument("--dry-run", action="store_true",
+                    help="print the plan and how many rows it would delete (deleted, feature_log_deleted), "
+                         "delete nothing")
 
 
 @command("store", "store maintenance: prune --keep-days N [--feature-log-days M] (change-log and feature-log retention)")(_store_args)
@@ -101,7 +118,7 @@ def run_store(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     store = open_store(settings.ensure_dirs().db)
     if args.dry_run:
-        _print_json(prune_plan(store, settings.models_dir, args.keep_days, feature_log_days=args.feature_log_days))
+        _print_json(dry_run(store, settings.models_dir, args.keep_days, feature_log_days=args.feature_log_days))
         return 0
     _print_json(prune(store, settings.models_dir, args.keep_days, feature_log_days=args.feature_log_days))
     return 0

@@ -36,7 +36,8 @@ def _keys_args(p: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", help="create a key and print it once")
     add.add_argument("--role", choices=ROLES, required=True,
                      help="site: lists, events, preferences; cms: publish and edit articles; editor: cms and "
-                          "takedowns; admin: everything")
+                          "takedowns; admin: everything; widget: a public key for the portal's pages (the Artikel "
+                          "Terkait widget) that may only post the anonymous reader's clicks")
     add.add_argument("--name", default=None, help="a label to recognise the key by (e.g. the server using it)")
     add.add_argument("--env-file", type=Path, default=None,
                      help="also write NAME=key into this file (created 0600; an existing NAME line is replaced)")

@@ -50,6 +50,21 @@ def wib_text(ts: float | None) -> str:
     return "–" if ts is None else datetime.fromtimestamp(ts, tz=WIB).strftime("%Y-%m-%d %H:%M WIB")
 
 
+def scope_text(scope: dict) -> str:
+    """A rule's scope as people read it: "feed", "related under a000123", "feed · category Politik"."""
+    text = str(scope.get("list", ""))
+    if scope.get("article_id"):
+        text += f" under {scope['article_id']}"
+    if scope.get("story"):
+        text += f" in the story of {scope['story']}"
+    return " · ".join([text] + [f"{key} {scope[key]}" for key in ("category", "region") if scope.get(key)])
+
+
+def target_text(target: dict) -> str:
+    """A rule's target as people read it: "article a000123", "category Politik"."""
+    return " · ".join(f"{'article' if key == 'article_id' else key} {value}" for key, value in target.items())
+
+
 def _scope(form) -> dict:
     scope = {"list": form.get("list", "")}
     for key in ("category", "region", "article_id"):
@@ -151,7 +166,9 @@ def _remove(rule_id: str, pins: bool):
     if found is None or (found.kind == "pin") != pins:
         return _editorial_page(pins, error=f"No {'pin' if pins else 'rule'} {rule_id!r} is in force.", code=404)
     if request.method == "GET":  # the confirmation step
-        return page("console/confirm.html", title=f"Remove {rule_id}?", row=rule_json(found, engine().clock()),
+        row = rule_json(found, engine().clock())
+        row.update(scope=scope_text(found.scope), target=target_text(found.target))  # not Python dicts
+        return page("console/confirm.html", title=f"Remove {rule_id}?", row=row,
                     action=request.path, confirm=rule_id, expires=wib_text(found.expires_at), label="Remove",
                     back="console.pins" if pins else "console.rules")
     check_csrf(g.console)
@@ -197,7 +214,7 @@ def experiment_report(name: str):
         return blocked
     try:
         experiment = registry.get(_store(), name)
-        report = registry.report(_store(), name)
+        report = registry.report(_store(), name, now=experiments_now())
     except registry.ExperimentNotFound as exc:
         return _experiments_page(error=str(exc), code=404)
     return page("console/experiment.html", experiment=experiment, report=report, wib_text=wib_text)

@@ -16,7 +16,7 @@ from flask import (current_app, g, make_response, redirect, render_template, req
 
 from recommender.domain import ValidationError, check_id
 from recommender.models.versions import PromotionError, describe, promote, rollback
-from recommender.serving.explain import FEED_REASONS, RELATED_REASONS
+from recommender.serving.explain import FEED_REASONS, RELATED_REASONS, part_names
 from recommender.serving.results import NotFound
 
 from ..auth import EXTENSION as SECURITY
@@ -166,9 +166,10 @@ def _article_page(article_id: str, message: str | None = None, code: int = 200):
     if inspected:
         for item, parts in zip(inspected["list"].items, inspected["parts"]):
             rows.append({"item": item, "parts": (parts or {}).get("parts", {})})
+    verdict_parts = [v.parts for v in inspected["verdicts"]] if inspected else []
     return page("console/article.html", code, stored=stored, inspected=inspected, rows=rows, problem=problem,
                 why=" ".join(why), limit=limit, message=message,
-                part_names=RELATED_REASONS)
+                part_names=part_names(RELATED_REASONS, [row["parts"] for row in rows] + verdict_parts))
 
 
 @bp.get("/articles/<article_id>")
@@ -202,7 +203,8 @@ def reader_view(user_id: str) -> dict:
     rows = [{"item": item, "parts": parts} for item, parts in zip(ranked.items, ranked.extra.get("parts", ()))]
     history = store.user_events(user_id, limit=HISTORY, events=("click", "read", "share"))
     titles = store.get_articles(list({e.article_id for e in history}), include_deleted=True)
-    return {"ranked": ranked, "rows": rows, "part_names": FEED_REASONS, "prefs": eng.get_preferences(user_id),
+    return {"ranked": ranked, "rows": rows, "part_names": part_names(FEED_REASONS, [row["parts"] for row in rows]),
+            "prefs": eng.get_preferences(user_id),
             "history": [(e, titles.get(e.article_id)) for e in reversed(history)]}
 
 

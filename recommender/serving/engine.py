@@ -1469,7 +1469,9 @@ def _empty_reason(filters: ListFilter | None) -> str:
 
 def _score_parts(state: LiveState, build, items: tuple[RankedItem, ...]) -> list[dict[str, float]]:
     """Each item's weighted score parts (``{feature: value}``), from the scored candidates or the
-    pinned ones; an item found in neither gets ``{}``."""
+    pinned ones; an item found in neither gets ``{}``. The parts add up to the item's score: the
+    blend's, each plugin's (``plugin_<name>``) and, when the score is more than their sum (a
+    learned ranker re-scored it, an editor's boost or bury multiplied it), ``adjustment``."""
     sources = [c for c in (build.cand, build.pinned) if c is not None]
     parts = []
     for k in state.indices([item.article_id for item in items]).tolist():
@@ -1478,6 +1480,9 @@ def _score_parts(state: LiveState, build, items: tuple[RankedItem, ...]) -> list
             hit = np.flatnonzero(cand.index == k)
             if hit.size:
                 row = {name[2:]: float(cand.features[name][hit[0]]) for name in cand.features if name.startswith("w_")}
+                rest = float(cand.score[hit[0]]) - sum(row.values())
+                if abs(rest) > 1e-9:
+                    row["adjustment"] = rest
                 break
         parts.append(row)
     return parts

@@ -1,6 +1,9 @@
-"""Why an item is in a list: the score part that added most, said in Indonesian for readers."""
+"""Why an item is in a list: the score part that added most, said in Indonesian for readers; and
+which score parts the console lists."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -14,6 +17,17 @@ from .results import RankedItem
 RELATED_REASONS = ("text", "coread", "cf", "fresh", "popular", "same_category")
 FEED_REASONS = ("content", "session", "affinity", "cf", "follow_category", "follow_region", "trending", "ctr",
                 "fresh")
+
+
+def part_names(known: tuple[str, ...], rows: Iterable[Mapping[str, float]]) -> list[str]:
+    """The score parts to show for ``rows`` (``{part: weighted value}`` each): ``known`` first, then
+    every other part a row has (a reader's hides and fatigue, ``plugin_<name>``, ``adjustment``) in
+    the order first met, so the parts shown add up to the score."""
+    names = dict.fromkeys(known)
+    for row in rows:
+        names.update(dict.fromkeys(row or ()))
+    return list(names)
+
 
 def top_reasons(cand: Candidates, positions: np.ndarray, names: tuple[str, ...]) -> list[str]:
     """Per position, the feature that added most to its score (the first of equals)."""

@@ -737,6 +737,12 @@ class Store(ABC):
         caller's to say (``training.retention``: the oldest bundle's ``change_pos``)."""
         raise NotImplementedError
 
+    def count_prunable(self, before_pos: int, older_than: float, feature_log_older_than: float) -> tuple[int, int]:
+        """``(changes, feature rows)``: how many rows :meth:`prune_changes` ``(before_pos, older_than)``
+        and :meth:`prune_feature_logs` ``(feature_log_older_than)`` would delete now, by the same
+        conditions, deleting nothing (``newsrec store prune --dry-run``)."""
+        raise NotImplementedError
+
     # -- copying a whole store to another backend (``newsrec migrate-store``) -----------------
     def export_rows(self, table: str, batch: int = 50_000) -> Iterator[list[tuple]]:
         """The rows of one of :data:`PORTABLE_TABLES`, in batches, with its columns in that order

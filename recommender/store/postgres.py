@@ -1575,10 +1575,15 @@ class PostgresStore(Store):
         return [unpack_features(r[0], r[1], r[2], r[3], [ids[int(k)] for k in k_], r[5], r[6], r[7])
                 for r, k_ in zip(rows, keys)]
 
+    # the rows the prunes delete, said once for the deletes and for count_prunable (a dry run)
+    _OLD_FEATURE_ROWS = "FROM feature_log WHERE ts < %s"
+    _PRUNABLE_CHANGES = ("FROM changes WHERE pos < %s AND at < %s AND pos NOT IN "
+                         "(SELECT MAX(pos) FROM changes GROUP BY kind)")
+
     def prune_feature_logs(self, older_than: float) -> int:
         def body(conn: psycopg.Connection) -> int:
-            return conn.execute("DELETE FROM feature_log WHERE ctid = ANY(ARRAY(SELECT ctid FROM feature_log "
-                                "WHERE ts < %s LIMIT 10000))", (float(older_than),)).rowcount
+            return conn.execute(f"DELETE FROM feature_log WHERE ctid = ANY(ARRAY(SELECT ctid {self._OLD_FEATURE_ROWS} "
+                                "LIMIT 10000))", (float(older_than),)).rowcount
 
         removed = 0
         while True:
@@ -2180,8 +2185,7 @@ class PostgresStore(Store):
         # deleting old rows draws no position: no commit-order lock, writers go on meanwhile
         def body(conn: psycopg.Connection) -> int:
             return conn.execute(
-                "DELETE FROM changes WHERE pos IN (SELECT pos FROM changes WHERE pos < %s AND at < %s AND pos NOT IN "
-                "(SELECT MAX(pos) FROM changes GROUP BY kind) ORDER BY pos LIMIT %s)",
+                f"DELETE FROM changes WHERE pos IN (SELECT pos {self._PRUNABLE_CHANGES} ORDER BY pos LIMIT %s)",
                 (int(before_pos), float(older_than), int(batch))).rowcount
 
         removed = 0
@@ -2190,6 +2194,13 @@ class PostgresStore(Store):
             removed += n
             if n < batch:
                 return removed
+
+    def count_prunable(self, before_pos: int, older_than: float, feature_log_older_than: float) -> tuple[int, int]:
+        with self._reading() as conn:  # one statement: one snapshot
+            changes, features = conn.execute(
+                f"SELECT (SELECT COUNT(*) {self._PRUNABLE_CHANGES}), (SELECT COUNT(*) {self._OLD_FEATURE_ROWS})",
+                (int(before_pos), float(older_than), float(feature_log_older_than))).fetchone()
+        return int(changes), int(features)
 
     # -- copying a whole store ---------------------------------------------------------------
     _EXPORT_SQL = export_queries(live_model="SELECT version, updated_at FROM live_model WHERE version IS NOT NULL")

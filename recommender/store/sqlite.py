@@ -924,12 +924,17 @@ class SQLiteStore(Store):
         return [unpack_features(r[0], r[1], r[2], r[3], [ids[int(k)] for k in k_], r[5], r[6], r[7])
                 for r, k_ in zip(rows, keys)]
 
+    # the rows the prunes delete, said once for the deletes and for count_prunable (a dry run)
+    _OLD_FEATURE_ROWS = "FROM feature_log WHERE ts < ?"
+    _PRUNABLE_CHANGES = ("FROM changes WHERE pos < ? AND at < ? AND pos NOT IN "
+                         "(SELECT MAX(pos) FROM changes GROUP BY kind)")
+
     def prune_feature_logs(self, older_than: float) -> int:
         conn = self._conn()
         removed = 0
         while True:
             with self._write(conn):
-                n = conn.execute("DELETE FROM feature_log WHERE rowid IN (SELECT rowid FROM feature_log WHERE ts < ? "
+                n = conn.execute(f"DELETE FROM feature_log WHERE rowid IN (SELECT rowid {self._OLD_FEATURE_ROWS} "
                                  "LIMIT 10000)", (float(older_than),)).rowcount
             removed += n
             if n < 10_000:
@@ -1511,12 +1516,18 @@ class SQLiteStore(Store):
         while True:
             with self._write(conn):
                 n = conn.execute(
-                    "DELETE FROM changes WHERE pos IN (SELECT pos FROM changes WHERE pos < ? AND at < ? AND pos NOT IN "
-                    "(SELECT MAX(pos) FROM changes GROUP BY kind) ORDER BY pos LIMIT ?)",
+                    f"DELETE FROM changes WHERE pos IN (SELECT pos {self._PRUNABLE_CHANGES} ORDER BY pos LIMIT ?)",
                     (int(before_pos), float(older_than), int(batch))).rowcount
             removed += n
             if n < batch:
                 return removed
+
+    @_read_errors
+    def count_prunable(self, before_pos: int, older_than: float, feature_log_older_than: float) -> tuple[int, int]:
+        changes, features = self._conn().execute(  # one statement: one snapshot
+            f"SELECT (SELECT COUNT(*) {self._PRUNABLE_CHANGES}), (SELECT COUNT(*) {self._OLD_FEATURE_ROWS})",
+            (int(before_pos), float(older_than), float(feature_log_older_than))).fetchone()
+        return int(changes), int(features)
 
     # -- copying a whole store ---------------------------------------------------------------
     _EXPORT_SQL = export_queries(live_model="SELECT version, promoted_at FROM live_model")
