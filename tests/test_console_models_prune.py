@@ -228,3 +228,27 @@ def test_console_and_cli_show_a_models_size_in_the_same_megabytes(sample, monkey
     for row in list_versions(sample.models_dir):
         megabytes = f"{row['total_bytes'] / 1e6:.1f} MB"  # MB: 1,000,000 bytes
         assert f"{megabytes}  ok" in listed and f"<td>{megabytes}</td>" in page, (megabytes, page)
+
+
+def test_related_score_parts_in_the_inspector_include_a_plugins_share(sample, monkeypatch):
+    """The Articles page scores a related list as the related pipeline does: with its plugins."""
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "examples"))
+    related_scorer = dict(REGION_SCORER, lists=["related"])
+    train(sample.store, sample.models_dir, TrainParams.from_dict({"plugins": [related_scorer]}), as_of=sample.now,
+          promote=True)
+    engine = sample.engine()
+    shown = 0
+    newest = sorted(sample.articles, key=lambda a: sample.articles[a]["published_at"])[-40:]
+    for article_id in newest:
+        got = engine.inspect_related(article_id, limit=10)
+        for item, found in zip(got["list"].items, got["parts"]):
+            if found is None:
+                continue
+            assert "plugin_p0" in found["parts"], found
+            assert abs(sum(found["parts"].values()) - found["score"]) < 1e-6, found
+            assert abs(found["score"] - item.score) < 1e-6, (found, item)
+            shown += 1
+        if shown >= 10:
+            break
+    assert shown >= 10
+    engine.close()

@@ -1380,8 +1380,13 @@ class Engine:
         anchor = self._locate(state, article_id)
         index = state.indices([item.article_id for item in ranked.items])
         listed = index[index >= 0]
-        candidates = candidates_of(state, state.snapshot(), anchor, self.config.fresh_neighbours)
-        parts = score_parts(state.snapshot(), anchor, arrays.union1d(candidates, listed), state.counters, now)
+        snap = state.snapshot()
+        candidates = candidates_of(state, snap, anchor, self.config.fresh_neighbours)
+        reader = reader_of(state, snap, None, None, now, anchor)
+
+        def plugins(cand):  # as the related pipeline's PluginScoring stage scores them (none: unchanged)
+            return apply_plugin_scores(state, snap, cand, "related", reader, anchor=anchor)
+        parts = score_parts(snap, anchor, arrays.union1d(candidates, listed), state.counters, now, plugins)
         stored = self.store.get_stored_articles(list(others)) if others else {}
         verdicts = []
         for other in others:
@@ -1390,8 +1395,8 @@ class Engine:
                 where = -1 if gone or other not in stored else self._locate(state, other)
             except NotFound:
                 where = -1
-            verdicts.append(verdict(state.snapshot(), anchor, where, other, listed, candidates, parts, state.counters,
-                                    now, gone))
+            verdicts.append(verdict(snap, anchor, where, other, listed, candidates, parts, state.counters,
+                                    now, gone, plugins))
         return {"list": ranked, "parts": [parts.get(int(i)) for i in index.tolist()], "verdicts": verdicts}
 
     def log_ranked(self, ranked: RankedList, user_id: str | None = None) -> None:

@@ -8,6 +8,7 @@ ranking functions as :meth:`Engine.related` (candidates, ``score_related``, the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from recommender import arrays
 
 from .catalog import Snapshot
 from .explain import RELATED_REASONS
-from .ranking import FUTURE_GRACE, near_duplicate, related_candidates, score_related
+from .ranking import FUTURE_GRACE, Candidates, near_duplicate, related_candidates, score_related
 
 # why an article is not in a related list, most decisive first
 VERDICTS = {
@@ -47,24 +48,30 @@ class Verdict:
         return VERDICTS[self.code] + (f" ({self.detail})" if self.detail else "")
 
 
-def score_parts(snap: Snapshot, anchor: int, index: np.ndarray, counters, now: float) -> dict[int, dict]:
+def score_parts(snap: Snapshot, anchor: int, index: np.ndarray, counters, now: float,
+                plugins: Callable[[Candidates], Candidates] | None = None) -> dict[int, dict]:
     """Per catalog index, ``{"score": s, "parts": {name: weighted part}}`` as ``score_related`` scores
     ``index`` together (popularity is relative to the most engaging of them: score the whole candidate
-    set, not one article alone); indices it refuses (taken down, not yet published) are absent."""
+    set, not one article alone); indices it refuses (taken down, not yet published) are absent.
+    ``plugins``: the related pipeline's plugin scoring, whose parts show as ``plugin_<name>``."""
     cand = score_related(snap, anchor, arrays.unique(np.asarray(index, dtype=np.int64)), counters, now)
+    if plugins is not None:
+        cand = plugins(cand)
+    names = [name for name in RELATED_REASONS if f"w_{name}" in cand.features]
+    names += [name[2:] for name in cand.features if name.startswith("w_plugin_")]
     out = {}
     for k, i in enumerate(cand.index.tolist()):
-        parts = {name: float(cand.features[f"w_{name}"][k]) for name in RELATED_REASONS if f"w_{name}" in cand.features}
+        parts = {name: float(cand.features[f"w_{name}"][k]) for name in names}
         out[i] = {"score": float(cand.score[k]), "parts": parts}
     return out
 
 
 def verdict(snap: Snapshot, anchor: int, index: int, article_id: str, listed: np.ndarray,
             candidates: np.ndarray, scored: dict[int, dict], counters, now: float,
-            deleted_in_store: bool) -> Verdict:
+            deleted_in_store: bool, plugins: Callable[[Candidates], Candidates] | None = None) -> Verdict:
     """Why catalog article ``index`` is or is not in the related list ``listed`` of ``anchor``
     (``index`` < 0: not in this worker's catalog). ``scored``: :func:`score_parts` of the
-    candidates and the listed articles together."""
+    candidates and the listed articles together (with ``plugins``, as here)."""
     model = snap.model
     p = model.ranking
     if deleted_in_store:
@@ -77,7 +84,7 @@ def verdict(snap: Snapshot, anchor: int, index: int, article_id: str, listed: np
         return Verdict(article_id, "taken_down", "")
     found = scored.get(index)
     if found is None:  # not a candidate: scored as if it were one more
-        found = score_parts(snap, anchor, arrays.union1d(candidates, [index]), counters, now).get(index)
+        found = score_parts(snap, anchor, arrays.union1d(candidates, [index]), counters, now, plugins).get(index)
     score, parts = (found["score"], found["parts"]) if found else (None, None)
     if index in set(listed.tolist()):
         return Verdict(article_id, "listed", "", score, parts)
