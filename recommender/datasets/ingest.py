@@ -101,7 +101,7 @@ def detect_format(path: Path) -> str:
 
 
 def _format(path: Path, fmt: str | None) -> str:
-    """The file's format, checked before any row is read (a folder, an unknown name or format)."""
+    """The file's format (a folder, an unknown name or format: ValueError)."""
     if path.is_dir():
         raise ValueError(f"{path} is a directory, not a file: give one .jsonl or .csv file "
                          "(only 'ingest mind' takes a folder)")
@@ -143,8 +143,14 @@ def _lines_checked(lines: Iterable[str], bad: list[tuple[int, str]]) -> Iterator
 
 
 def read_rows(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Yield ``(line_number, record)``; a record that cannot be parsed is yielded as an error string."""
-    fmt = fmt or detect_format(path)
+    """``(line_number, record)`` of each row; a record that cannot be parsed comes as an error string.
+
+    The format is checked here, before any row is read (and before an importer takes the store's
+    bulk-load mode): a folder or an unknown format is a ValueError at once."""
+    return _rows(path, _format(path, fmt))
+
+
+def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     if fmt == "jsonl":
         scan = json.scanner.make_scanner(json.JSONDecoder())  # what json.loads runs, without its checks
         with _open_text(path) as fh:
@@ -191,8 +197,6 @@ def read_rows(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict[st
                     yield number, f"expected {len(header)} columns, found {len(row)}"
                     continue
                 yield number, {k: (v if v != "" else None) for k, v in zip(header, row)}
-    else:
-        raise ValueError(f"unknown format {fmt!r}; use jsonl or csv")
 
 
 def _import(
@@ -246,7 +250,7 @@ def _write_preferences(store: Store) -> Callable[[list[Preferences]], tuple[int,
 
 def import_articles(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
     path = Path(path)
-    return _import(read_rows(path, _format(path, fmt)), Article.from_dict, _write_articles(store),
+    return _import(read_rows(path, fmt), Article.from_dict, _write_articles(store),
                    ImportReport(str(path), "articles"), show_progress, ARTICLE_FIELDS)
 
 
@@ -259,7 +263,7 @@ def import_events(store: Store, path: str | Path, fmt: str | None = None, show_p
     """
     path = Path(path)
     report = ImportReport(str(path), "events")
-    rows = read_rows(path, _format(path, fmt))
+    rows = read_rows(path, fmt)
     with _collector_paused(), _quick_handoffs(), store.bulk_load():
         for batch in _read_ahead(map(store.prepare_import, _event_batches(rows, report, show_progress))):
             _flush(batch, functools.partial(_trusted, store), report)
@@ -491,7 +495,7 @@ def _trusted(store: Store, batch: list[Interaction]) -> tuple[int, int]:
 
 def import_preferences(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
     path = Path(path)
-    return _import(read_rows(path, _format(path, fmt)), Preferences.from_dict, _write_preferences(store),
+    return _import(read_rows(path, fmt), Preferences.from_dict, _write_preferences(store),
                    ImportReport(str(path), "preferences"), show_progress, PREFERENCE_FIELDS)
 
 
