@@ -15,8 +15,8 @@ import time
 
 from recommender.config import Settings
 from recommender.domain import ValidationError, format_time
-from recommender.serving.engine import unknown_pin_message
-from recommender.serving.rules import parse_pin, parse_rule
+from recommender.serving.results import NotFound
+from recommender.serving.rules import check_pinned_article, parse_pin, parse_rule
 from recommender.store import open_store
 
 from .cli import command
@@ -114,8 +114,10 @@ def _run(args: argparse.Namespace, settings: Settings, pins: bool) -> int:
             except ValidationError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            if pins and not store.get_articles([args.article_id], include_deleted=True):
-                print(f"error: {unknown_pin_message(args.article_id)}", file=sys.stderr)
+            try:
+                check_pinned_article(store, rule)
+            except NotFound as exc:
+                print(f"error: {exc}", file=sys.stderr)
                 return 1
             store.add_rule(rule, who)
             print(rule.rule_id)

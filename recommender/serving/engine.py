@@ -52,7 +52,7 @@ from .ranking import (
 )
 from .readsets import ReadSets
 from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList, pack_items, unpack_items
-from .rules import RuleSet
+from .rules import RuleSet, check_pinned_article
 from .exploration import list_seed
 from .plugins import apply_plugin_scores, reader_of
 from .stages import ListBuild, ListFilter, feed_pipeline, related_pipeline
@@ -758,11 +758,7 @@ class Engine:
         """Store a pin, boost, bury or block (audited as ``who``); this worker applies it at once,
         the others on their next poll (the ``rules`` change). Raises NotFound for a pin of an
         article the store does not hold (a typo would otherwise be a pin that never shows)."""
-        if rule.kind == "pin":
-            article_id = rule.target["article_id"]
-            if self._state.index_of(article_id) < 0 and not self.store.get_articles([article_id],
-                                                                                     include_deleted=True):
-                raise NotFound(unknown_pin_message(article_id))
+        check_pinned_article(self.store, rule)
         self.store.add_rule(rule, who)
         self._load_rules()
 
@@ -1403,11 +1399,6 @@ class Engine:
         """Log a list served without a reader's related/feed call (the public Artikel Terkait
         widget: ``user_id`` None is the anonymous reader), off the request path like the others."""
         self._log_impressions(user_id, ranked, self.clock())
-
-
-def unknown_pin_message(article_id: str) -> str:
-    return (f"article {article_id} is not in the store: publish it first (POST /v1/articles or 'newsrec ingest "
-            f"articles'), then pin it")
 
 
 def fallback_articles(store: Store, now: float, window_days: float, min_articles: int) -> list[StoredArticle]:

@@ -16,10 +16,11 @@ import numpy as np
 
 from recommender import arrays
 from recommender.domain import ValidationError, check_id, parse_time
-from recommender.store import EditorialRule
+from recommender.store import EditorialRule, Store
 from recommender.store.base import RULE_KINDS, RULE_LISTS
 
 from .catalog import Snapshot
+from .results import NotFound
 
 
 def fold(name: str | None) -> str | None:
@@ -177,6 +178,14 @@ def _times(body: dict, now: float, expiry_required: bool) -> tuple[float | None,
     if expires <= max(now, starts or now):
         raise ValidationError("expires_at must be later than now and than starts_at")
     return starts, expires
+
+
+def check_pinned_article(store: Store, rule: EditorialRule) -> None:
+    """Raises NotFound for a pin of an article the store does not hold (published, embargoed or
+    taken down: it may come back): a typo would otherwise be a pin that never shows."""
+    if rule.kind == "pin" and not store.get_articles([rule.target["article_id"]], include_deleted=True):
+        raise NotFound(f"article {rule.target['article_id']} is not in the store: publish it first (POST "
+                       "/v1/articles or 'newsrec ingest articles'), then pin it")
 
 
 def parse_pin(body, rule_id: str, now: float, who: str) -> EditorialRule:
