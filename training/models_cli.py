@@ -12,15 +12,11 @@ import argparse
 import json
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 from recommender.config import Settings
 from recommender.models.bundle import BundleError, verify_bundle
-from recommender.models.plugins import DOCUMENT as PLUGINS_DOCUMENT
-from recommender.models.plugins import PluginError, resolve
-from recommender.models.versions import (UNSET, PromotionConflict, describe, live_version, plugin_problems,
-                                         previous_version, promote, rollback)
-from recommender.params import PluginSpec
+from recommender.models.versions import (UNSET, PromotionConflict, describe, live_version, plugin_import_problem,
+                                         plugin_problems, previous_version, promote, rollback)
 from recommender.store import open_store
 
 from .cli import command
@@ -57,37 +53,6 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def plugin_import_problem(models_dir: Path, version: str, seen: dict[str, str | None] | None = None) -> str | None:
-    """Why the bundle's plugins cannot be imported here (the first one), or None.
-
-    Cheap enough for every row of ``models list``: reads the bundle's plugins document and imports
-    each class (``seen``: what each plugin's import said, shared across rows); it neither hashes
-    files nor restores state, as ``models verify`` does.
-    """
-    try:
-        entries = json.loads((models_dir / version / f"{PLUGINS_DOCUMENT}.json").read_bytes())
-    except FileNotFoundError:  # no plugins
-        return None
-    except (OSError, ValueError) as exc:
-        return f"its {PLUGINS_DOCUMENT}.json cannot be read ({exc})"
-    seen = {} if seen is None else seen
-    try:
-        for i, entry in enumerate(entries or ()):
-            spec = PluginSpec.from_dict(entry["spec"], i)
-            key = f"{spec.name} {spec.role} {spec.path}"  # (the message names all three)
-            if key not in seen:
-                try:
-                    resolve(spec)
-                    seen[key] = None
-                except PluginError as exc:
-                    seen[key] = str(exc).split("; ")[0]  # without the fix: 'models verify' says it
-            if seen[key] is not None:
-                return seen[key]
-    except (KeyError, TypeError, ValueError) as exc:
-        return f"bundle plugin entry malformed ({exc}); retrain"
-    return None
-
-
 @command("models", "list, verify, promote or roll back model versions")(_args)
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
     models = settings.models_dir
@@ -95,9 +60,8 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "list":
             versions = describe(store, models)
-            seen: dict[str, str | None] = {}
             for v in versions:  # what 'models verify' would say of its plugins (without hashing files)
-                v["plugin_problem"] = plugin_import_problem(models, v["version"], seen) if v["valid"] else None
+                v["plugin_problem"] = plugin_import_problem(models, v["version"]) if v["valid"] else None
             if args.json:
                 print(json.dumps(versions, indent=2))
                 return 0

@@ -259,15 +259,22 @@ def restore(spec: PluginSpec, arrays: dict[str, np.ndarray], document: dict[str,
     return obj
 
 
+def entry_specs(document: Sequence[Mapping[str, Any]] | None) -> list[tuple[Mapping[str, Any], PluginSpec]]:
+    """Each entry of a bundle's plugins document with its spec; PluginError for a malformed one."""
+    out = []
+    for i, entry in enumerate(document or ()):
+        try:
+            out.append((entry, PluginSpec.from_dict(entry["spec"], i)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PluginError(f"bundle plugin entry {i} is malformed ({exc}); retrain") from exc
+    return out
+
+
 def load_plugins(document: Sequence[Mapping[str, Any]] | None,
                  arrays: Mapping[str, np.ndarray]) -> tuple[LoadedPlugin, ...]:
     """The bundle's plugins, restored; PluginError (naming the plugin and the fix) if one cannot be."""
     loaded = []
-    for i, entry in enumerate(document or ()):
-        try:
-            spec = PluginSpec.from_dict(entry["spec"], i)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PluginError(f"bundle plugin entry {i} is malformed ({exc}); retrain") from exc
+    for entry, spec in entry_specs(document):
         prefix = f"{ARRAY_PREFIX}{spec.name}_"
         keys = set(entry.get("arrays", ()))
         state_arrays = {k: v for k, v in arrays.items() if k.startswith(prefix) and k[len(prefix):] in keys}

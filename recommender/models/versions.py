@@ -15,6 +15,7 @@ names, so an upgraded installation keeps serving what it served.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from recommender.store import Store, StoreError
 
 from .bundle import BundleError, list_versions, load_bundle, read_current, set_current, verify_bundle
 from .plugins import DOCUMENT as PLUGINS_DOCUMENT
-from .plugins import PluginError, load_plugins
+from .plugins import PluginError, entry_specs, load_plugins, resolve
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,24 @@ def plugin_problems(models_dir: str | Path, version: str) -> list[str]:
     except (BundleError, PluginError) as exc:
         return [str(exc)]
     return []
+
+
+def plugin_import_problem(models_dir: str | Path, version: str) -> str | None:
+    """Why the bundle's plugins cannot be imported here (the first one), or None: cheap enough for
+    every row of ``newsrec models list`` (the plugins document read and each class imported; no
+    file hashed and no state restored, as :func:`plugin_problems` and ``models verify`` do)."""
+    try:
+        document = json.loads((Path(models_dir) / version / f"{PLUGINS_DOCUMENT}.json").read_bytes())
+    except FileNotFoundError:  # no plugins
+        return None
+    except (OSError, ValueError) as exc:
+        return f"its {PLUGINS_DOCUMENT}.json cannot be read ({exc})"
+    try:
+        for _, spec in entry_specs(document):
+            resolve(spec)
+    except PluginError as exc:
+        return str(exc).split("; ")[0]  # without the fix: 'models verify' says it
+    return None
 
 
 def promote(store: Store, models_dir: str | Path, version: str, expected: str | None = UNSET,
