@@ -180,6 +180,7 @@ def test_a_promotion_switches_both_workers_within_two_seconds(tmp_path):
     live = json.loads(cli(env, "train", "--json", "--promote"))["version"]
     staged = json.loads(cli(env, "train", "--json", "--seed", "1"))["version"]
     site = cli(env, "keys", "add", "--role", "site").strip()
+    admin = cli(env, "keys", "add", "--role", "admin").strip()
     server = LiveServer(env, workers=2)
     try:
         server.wait_ready()
@@ -213,6 +214,17 @@ def test_a_promotion_switches_both_workers_within_two_seconds(tmp_path):
 
         cli(env, "models", "rollback", live)
         assert every_worker_serves(live, 2.0) < 2.0
+        # a promotion refused by its compare-and-set changes nothing, not even on the worker that took
+        # it (it loaded the version, and served it until its next poll)
+        refused = server.post("/v1/admin/reload", {"version": staged, "expected": staged}, key=admin)
+        assert refused.status == 409 and refused.json()["error"] == "promotion_conflict"
+        answers: dict[int, list[str]] = {}
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not (len(answers) == 2 and all(len(a) >= 5 for a in answers.values())):
+            reply = server.get("/readyz")
+            if reply.worker is not None:
+                answers.setdefault(reply.worker, []).append(reply.json()["model_version"])
+        assert len(answers) == 2 and all(set(a) == {live} for a in answers.values()), answers
         assert "Traceback" not in server.log_tail(100_000)
     finally:
         assert server.stop() == 0, server.log_tail()
