@@ -56,9 +56,7 @@ def experiments_now() -> float:
 
 
 def _described(experiment) -> dict:
-    out = experiment.to_dict()
-    out["status"] = experiment.status(experiments_now())
-    return out
+    return experiment.described(experiments_now())
 
 
 def _refresh_here() -> None:

@@ -129,6 +129,10 @@ class Experiment:
             return "scheduled"
         return "running"
 
+    def described(self, now: float) -> dict:
+        """:meth:`to_dict` with the :meth:`status` at ``now``: what the API, the CLI and the console show."""
+        return {**self.to_dict(), "status": self.status(now)}
+
     def variant(self, label: str) -> Variant:
         for v in self.variants:
             if v.label == label:
