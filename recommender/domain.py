@@ -175,6 +175,13 @@ def _has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
+def control_character(text: str) -> str | None:
+    """The first character of ``text`` that labels and titles may not hold (C0 and C1 controls, DEL,
+    lone surrogates: a store cannot even encode those), None when it is printable text."""
+    found = _CONTROL.search(text)
+    return found.group() if found else None
+
+
 def _control_error(name: str, found: str, allowed: str = "") -> ValidationError:
     return ValidationError(f"{name} must be printable text{allowed}; found control character U+{ord(found):04X}")
 

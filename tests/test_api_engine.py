@@ -276,3 +276,29 @@ def test_a_valid_key_is_never_refused_as_unknown_while_the_database_does_not_ans
         monkeypatch.setattr(sample.store, name, down)
     assert client.get(f"/v1/users/{user}/feed", headers={"X-API-Key": raw}).status_code == 200
     engine.close()
+
+
+def test_a_rule_naming_a_lone_surrogate_or_a_c1_control_is_a_400_not_a_500(trained, tmp_path):
+    """Rules refuse the characters article labels refuse: a lone surrogate (a valid JSON escape
+    with no UTF-8 form) was accepted, then failed to encode in the store: a 500."""
+    sample = trained.clone(tmp_path)
+    engine = sample.engine()
+    home = tmp_path / "home"
+    app = create_app({"TESTING": True, "NEWSREC_HOME": str(home), "NEWSREC_MODELS": str(sample.models_dir),
+                      "ENGINE": engine, "STORE": sample.store, "NEWSREC_TOKEN_SECRET": SECRET})
+    editor = {"X-API-Key": KeyStore(home / KEYS_FILE).add("editor")[0], "Content-Type": "application/json"}
+    client = app.test_client()
+    try:
+        for bad, shown in (("\\ud800", "U+D800"), ("\\u0085", "U+0085")):
+            for target, scope in ((f"Olah{bad}raga", "Jawa"), ("Olahraga", f"Ja{bad}wa")):
+                raw = ('{"kind": "block", "target": {"category": "%s"}, "scope": {"list": "feed", "region": "%s"}}'
+                       % (target, scope))
+                resp = client.post("/v1/admin/rules", data=raw, headers=editor)
+                assert resp.status_code == 400, resp.get_data(as_text=True)
+                assert resp.get_json()["error"] == "validation_error" and shown in resp.get_json()["message"]
+        assert sample.store.list_rules() == []
+        raw = '{"kind": "block", "target": {"category": "Olahraga"}, "scope": {"list": "feed", "region": "Jawa"}}'
+        assert client.post("/v1/admin/rules", data=raw, headers=editor).status_code == 201
+        assert [r.target for r in sample.store.list_rules()] == [{"category": "Olahraga"}]
+    finally:
+        engine.close()

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from recommender import arrays
-from recommender.domain import ValidationError, check_id, parse_time
+from recommender.domain import ValidationError, check_id, control_character, parse_time
 from recommender.store import EditorialRule, Store
 from recommender.store.base import RULE_KINDS, RULE_LISTS
 
@@ -133,7 +133,7 @@ _TARGET_KEYS = ("article_id", "category", "region")
 
 def _label(value, name: str) -> str:
     if isinstance(value, str):
-        bad = next((ch for ch in value if ord(ch) < 32 or ord(ch) == 127), None)
+        bad = control_character(value)  # the set article labels refuse: a lone surrogate cannot be stored
         if bad is not None:
             raise ValidationError(f"{name} must be a section name, printable text: found control character "
                                   f"U+{ord(bad):04X}")
