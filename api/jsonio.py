@@ -3,7 +3,8 @@
 ``DefaultJSONProvider`` hands its options to ``json.dumps``, which builds a new ``JSONEncoder``
 for every response; a ``related`` list spent ~10 % of a worker's GIL time serializing. The
 encoder here is built once from the same options, so responses are byte-for-byte the same:
-compact separators, keys in insertion order, UTF-8 text (no ``\\u`` escapes), a final newline.
+compact separators, keys in insertion order, UTF-8 text (no ``\\u`` escapes, but for text with no
+UTF-8 form: a lone surrogate echoed in an error message), a final newline.
 
 :class:`RawJSON` puts text that is JSON already (a cached feed page's items, encoded once) where
 an object holds it, so a page served again from the cache is not encoded again.
@@ -79,4 +80,9 @@ class ReusedEncoderJSONProvider(DefaultJSONProvider):
         if self.compact is False or (self.compact is None and self._app.debug):
             return super().response(*args, **kwargs)  # indented output for debugging: rare, not reused
         obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(f"{self.encode(obj)}\n", mimetype=self.mimetype)
+        try:
+            body = f"{self.encode(obj)}\n".encode()  # (what the response would do with a str)
+        except UnicodeEncodeError:  # a lone surrogate a message echoes back has no UTF-8 form: \u escapes
+            body = (json.dumps(obj, ensure_ascii=True, sort_keys=self.sort_keys, separators=(",", ":"),
+                               default=self.default) + "\n").encode()
+        return self._app.response_class(body, mimetype=self.mimetype)

@@ -302,3 +302,14 @@ def test_a_rule_naming_a_lone_surrogate_or_a_c1_control_is_a_400_not_a_500(train
         assert [r.target for r in sample.store.list_rules()] == [{"category": "Olahraga"}]
     finally:
         engine.close()
+
+
+def test_an_error_echoing_a_lone_surrogate_is_json_with_escapes_not_a_500(trained, served):
+    """A lone surrogate (a valid JSON escape) has no UTF-8 form: a message that names what was sent
+    (here the live version the operator expected) goes out with ``\\u`` escapes, still JSON."""
+    client, _, admin = served
+    resp = client.post("/v1/admin/reload", data='{"version": "%s", "expected": "v\\ud800"}' % trained.version,
+                       headers={**admin, "Content-Type": "application/json"})
+    assert resp.status_code == 409 and resp.get_json()["error"] == "promotion_conflict"
+    assert "\\ud800" in resp.get_data(as_text=True) and "v\ud800" in resp.get_json()["message"]
+    assert trained.store.live_model() == trained.version
