@@ -6,7 +6,7 @@ Two fuzzers:
 * hypothesis strategies written for this API (:data:`REQUESTS`): hostile ids in paths, query
   strings and bodies (unicode, control characters, SQL, path traversal, 10k characters), huge and
   malformed limits and cursors, arbitrary JSON, deep nesting, oversized bodies, odd content types,
-  hostile model versions for reload;
+  hostile model versions for reload, hostile pins and rules (labels with lone surrogates among them);
 * schemathesis, driven by the served ``/openapi.json``: schema-valid and schema-invalid requests
   for every operation, with its checks (no server error, documented status codes and content
   types, response bodies matching the schema, schema-invalid input rejected, auth not ignored).
@@ -48,7 +48,7 @@ HOSTILE_TEXT = [
     "' OR '1'='1", "1; DROP TABLE events;--", "a' UNION SELECT key FROM users--", "\" OR \"\"=\"", "%27%20OR%201=1",
     "<script>alert(1)</script>", "${jndi:ldap://127.0.0.1/a}", "{{7*7}}", "__proto__", "constructor", "NaN",
     "Infinity", "-1", "1e309", "0x7fffffff", "\u202eevil", "\ufeffbom", "é" * 64, "😀" * 40, "ǅ", "İ", "ß",
-    "\ud7ff", "a" * 128, "a" * 129, "b" * 10_000, "CON", "NUL", "~root", "*", "%", "?", "#", ";", "&", "=",
+    "\ud7ff", "\ud800", "a\udfffb", "a" * 128, "a" * 129, "b" * 10_000, "CON", "NUL", "~root", "*", "%", "?", "#", ";", "&", "=",
     "20261127T151300Z-1a2b3c", "20261127T151300Z-1a2b3c/../../x", "/20261127T151300Z-1a2b3c", "CURRENT",
     "manifest.json", ".tmp-20261127T151300Z-1a2b3c", "20261127T151300Z-1A2B3C", "20261127T151300Z-1a2b3c\n",
 ]
@@ -98,11 +98,13 @@ class Req:
 
 
 def seg(value: str) -> str:
-    return quote(value, safe="")
+    return quote(value, safe="", errors="surrogatepass")  # a lone surrogate: bytes that are not UTF-8
 
 
 KINDS = ("related", "feed", "events", "articles", "takedown", "get_prefs", "put_prefs", "forget", "reload", "models",
-         "open", "unknown")
+         "pins", "rules", "open", "unknown")
+PIN_KEYS = ["article_id", "position", "scope", "starts_at", "expires_at"]
+RULE_KEYS = ["kind", "target", "scope", "factor", "starts_at", "expires_at"]
 
 
 @st.composite
@@ -117,12 +119,15 @@ def requests_(draw, ids: dict, kind: str | None = None) -> Req:
         query = draw(st.lists(st.tuples(st.sampled_from(["limit", "user_id", "cursor"]) | hostile_text,
                                         hostile_number), max_size=3))
     body, raw, ctype = None, None, None
-    if kind in ("events", "articles", "put_prefs", "reload"):
+    if kind in ("events", "articles", "put_prefs", "reload", "pins", "rules"):
         shape = draw(st.sampled_from(["record", "batch", "any_json", "raw"]))
+        scope = {"list": draw(st.sampled_from(["feed", "related"])), "category": draw(hostile_text)}
         known = {"user_id": user, "article_id": article, "event": "click", "ts": 1_793_466_000,
-                 "title": "Judul", "category": "Ekonomi", "published_at": 1_793_466_000}
+                 "title": "Judul", "category": "Ekonomi", "published_at": 1_793_466_000, "position": 1,
+                 "scope": scope, "expires_at": 4_000_000_000, "kind": draw(st.sampled_from(["boost", "bury", "block"])),
+                 "target": {draw(st.sampled_from(["category", "region"])): draw(hostile_text)}, "factor": 2}
         keys = {"events": EVENT_KEYS, "articles": ARTICLE_KEYS, "put_prefs": ["categories", "regions", "user_id"],
-                "reload": ["version"]}[kind]
+                "reload": ["version", "expected"], "pins": PIN_KEYS, "rules": RULE_KEYS}[kind]
         if shape == "record":
             body = draw(record(keys, known))
         elif shape == "batch":
@@ -144,6 +149,8 @@ def requests_(draw, ids: dict, kind: str | None = None) -> Req:
         "forget": ("DELETE", f"/v1/users/{seg(user)}"),
         "reload": ("POST", "/v1/admin/reload"),
         "models": ("GET", "/v1/admin/models"),
+        "pins": ("POST", "/v1/admin/pins"),
+        "rules": ("POST", "/v1/admin/rules"),
         "open": (draw(st.sampled_from(["GET", "POST", "HEAD", "OPTIONS"])),
                  draw(st.sampled_from(["/healthz", "/readyz", "/metrics", "/openapi.json"]))),
         "unknown": (draw(st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"])),
