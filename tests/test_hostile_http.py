@@ -98,6 +98,20 @@ def test_a_chunked_body_over_the_limit_is_413_however_it_ends(server):
     assert stored_events(server, "chunked-reader") == 1
 
 
+@pytest.mark.parametrize("name,body", [
+    ("chunk shorter than its size", b'5\r\n{"ev\r\n0\r\n\r\n'),  # the size's last byte is the CR
+    ("chunk size not hex", b"zz\r\n{}\r\n0\r\n\r\n"),
+])
+def test_a_malformed_chunked_body_is_400_and_stores_nothing(server, name, body):
+    """gunicorn raises while Flask reads such a body: a 400 in the JSON shape, not a 500 with a
+    traceback in the log."""
+    head = (f"POST /v1/events HTTP/1.1\r\nHost: test\r\nX-API-Key: {server.site_key}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    doc = json_error(*exchange(server, head + body), 400)
+    assert doc["error"] == "bad_request" and "chunk" in doc["message"], doc
+    assert "Traceback" not in server.logs()
+
+
 @pytest.mark.parametrize("name,request_bytes,status,code", [
     ("uri too long", b"GET /v1/users/" + b"u" * 9000 + b"/feed HTTP/1.1\r\nHost: test\r\n\r\n", 414, "uri_too_long"),
     ("header too large", b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431,

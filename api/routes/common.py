@@ -9,6 +9,7 @@ import re
 from typing import Any, Callable
 
 from flask import current_app, request
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from recommender.domain import ValidationError, check_id, format_time
@@ -76,13 +77,20 @@ def json_body(optional: bool = False) -> Any:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "send the body as JSON with 'Content-Type: application/json'")
-    raw = request.get_data(cache=False)  # raises 413 when Content-Length is past MAX_CONTENT_LENGTH
-    limit = request.max_content_length
-    if limit is not None and len(raw) >= limit and request.content_length is None:
-        # a chunked body has no Content-Length: werkzeug stops reading at the limit without an
-        # error, so a longer body would be parsed cut short. One byte more means it is too large.
-        if request.input_stream.read(1):
-            raise RequestEntityTooLarge()
+    try:
+        raw = request.get_data(cache=False)  # raises 413 when Content-Length is past MAX_CONTENT_LENGTH
+        limit = request.max_content_length
+        if limit is not None and len(raw) >= limit and request.content_length is None:
+            # a chunked body has no Content-Length: werkzeug stops reading at the limit without an
+            # error, so a longer body would be parsed cut short. One byte more means it is too large.
+            if request.input_stream.read(1):
+                raise RequestEntityTooLarge()
+    except (ParseException, NoMoreData) as exc:
+        # gunicorn reads a chunked body as Flask asks for it, so a bad chunk (or a connection
+        # closed inside one) raises here: the client's framing, a 400, not a 500 with a traceback
+        why = "the connection closed inside it" if isinstance(exc, NoMoreData) else str(exc)
+        raise ApiError(400, "bad_request", f"malformed chunked request body ({why}); "
+                                           "send well-formed chunks or a Content-Length") from None
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:
