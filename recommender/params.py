@@ -60,6 +60,7 @@ class EventWeights:
 
 
 DIVERSITY_MODES = ("caps", "mmr")
+HALF_LIVES = ("related_fresh_half_life_hours", "feed_fresh_half_life_hours", "trending_half_life_hours")
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,7 @@ class TrainParams:
         if unknown:
             raise ValueError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
         weights = EventWeights(**data.pop("weights", {}))
-        ranking = ranking_from_dict(data.pop("ranking", {}))
+        ranking = check_half_lives(ranking_from_dict(data.pop("ranking", {})))
         plugins = plugins_from_list(data.pop("plugins", []))
         return cls(weights=weights, ranking=ranking, plugins=plugins, **data)
 
@@ -266,6 +267,18 @@ class TrainParams:
 
     def with_overrides(self, **changes: Any) -> "TrainParams":
         return replace(self, **changes)
+
+
+def check_half_lives(ranking: RankingParams) -> RankingParams:
+    """``ranking`` if its half-lives are hours above 0, else ValueError naming the field: ages are
+    divided by them, and 0 made every score NaN (served as ``"score": null``, in no order). Checked
+    where parameters come in (a training config, an experiment's variant), not when a bundle or a
+    stored experiment is loaded, so what was accepted before keeps loading."""
+    for name in HALF_LIVES:
+        value = getattr(ranking, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise ValueError(f"{name} must be a number of hours above 0, got {value!r}")
+    return ranking
 
 
 def ranking_from_dict(data: dict[str, Any]) -> RankingParams:

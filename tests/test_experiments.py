@@ -61,6 +61,12 @@ def test_a_definition_round_trips_and_hashes_its_configuration():
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
                                 {"label": "B", "model_version": "v2", "params": {"mmr_lambda": 1.5}}]},
      "between 0 and 1"),
+    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
+                                {"label": "B", "model_version": "v2", "params": {"trending_half_life_hours": 0}}]},
+     "trending_half_life_hours must be a number of hours above 0"),
+    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
+                                {"label": "B", "model_version": "v2", "params": {"feed_fresh_half_life_hours": -6}}]},
+     "feed_fresh_half_life_hours must be a number of hours above 0"),
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
       "starts_at": 10, "ends_at": 5}, "after"),
     ({"name": "bad name", "variants": []}, "name"),
@@ -71,6 +77,21 @@ def test_a_definition_round_trips_and_hashes_its_configuration():
 ])
 def test_a_bad_definition_says_what_to_fix(body, message):
     with pytest.raises(ValidationError, match=message):
+        experiment_from_dict(body)
+
+
+def test_a_zero_half_life_is_refused_when_made_but_a_stored_one_still_loads():
+    """It made every score NaN (served as null); a definition stored before the check keeps loading,
+    so listing, reports and the workers' router do not fail on it."""
+    from recommender.params import TrainParams
+    with pytest.raises(ValueError, match="trending_half_life_hours must be a number of hours above 0"):
+        TrainParams.from_dict({"ranking": {"trending_half_life_hours": 0}})
+    body = {"name": "old", "variants": [{"label": "A", "model_version": "v1"},
+                                        {"label": "B", "model_version": "v1", "params": {"trending_half_life_hours": 0}}]}
+    stored = Experiment(name="old", variants=(Variant("A", "v1"), Variant("B", "v1", {"trending_half_life_hours": 0.0})),
+                        shares=(50, 50), salt="s")
+    assert Experiment.from_json(stored.to_json()).variants[1].params == {"trending_half_life_hours": 0.0}
+    with pytest.raises(ValidationError, match="trending_half_life_hours"):
         experiment_from_dict(body)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from recommender.domain import ValidationError, check_id
-from recommender.params import RankingParams
+from recommender.params import RankingParams, check_half_lives
 
 MODES = ("ab", "interleave")
 STATUSES = ("scheduled", "running", "ended", "stopped")
@@ -177,7 +177,7 @@ def _label(value: Any) -> str:
     return value
 
 
-def _params(value: Any, label: str) -> dict[str, float]:
+def _params(value: Any, label: str, trusted: bool = False) -> dict[str, float]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -193,8 +193,10 @@ def _params(value: Any, label: str) -> dict[str, float]:
             raise ValidationError(f"params of variant {label}: {key} is not a number; set it in the training "
                                   f"config instead")
         out[key] = int(v) if "int" in str(_RANKING_FIELDS[key]) else float(v)
-    try:  # ranges the parameters check themselves (e.g. mmr_lambda in [0, 1])
-        RankingParams(**out)
+    try:  # ranges the parameters check themselves (e.g. mmr_lambda in [0, 1]), and half-lives when made
+        ranking = RankingParams(**out)
+        if not trusted:
+            check_half_lives(ranking)
     except ValueError as e:
         raise ValidationError(f"params of variant {label}: {e}") from None
     return out
@@ -236,7 +238,7 @@ def experiment_from_dict(d: Any, trusted: bool = False, now: float | None = None
         params_name = v.get("params_name")
         if params_name is not None:
             params_name = check_id(params_name, f"params_name of variant {label}")
-        variants.append(Variant(label, version, _params(v.get("params"), label), params_name))
+        variants.append(Variant(label, version, _params(v.get("params"), label, trusted), params_name))
     labels = [v.label for v in variants]
     if len(set(labels)) != len(labels):
         raise ValidationError(f"variant labels must be distinct; got {labels}")
