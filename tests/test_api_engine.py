@@ -61,7 +61,9 @@ def test_feed_pages_and_refuses_a_forged_cursor(trained, served):
     for path in (f"/v1/users/{user}/feed?cursor={changed}", f"/v1/users/{other}/feed?cursor={cursor}"):
         bad = client.get(path, headers=site)
         assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_cursor"
-        assert "pass the next_cursor of a previous page of this reader unchanged" in bad.get_json()["message"]
+        message = bad.get_json()["message"]
+        assert "pass the next_cursor of a previous page of this reader unchanged" in message
+        assert message.count("unchanged") == 1, message  # the advice once, not twice in other words
     cold = client.get("/v1/users/never-seen-reader/feed?limit=5", headers=site).get_json()
     assert cold["strategy"] == "cold-start" and len(cold["items"]) == 5
 

@@ -88,8 +88,7 @@ def feed(user_id: str):
     except ValueError as exc:
         if cursor is None:
             raise  # not a cursor problem: a bug, answered as a 500
-        raise ApiError(400, "invalid_cursor",
-                       f"cursor refused ({exc}); pass back next_cursor unchanged or drop it to start over") from None
+        raise ApiError(400, "invalid_cursor", f"cursor refused: {exc}") from None  # exc says what to do
     metrics().observe_list("feed", ranked.strategy, ranked.model_version)
     metrics().observe_feed_cache(ranked.cache)
     return {"user_id": user_id, **list_json(ranked), **experiment_json(routed), "next_cursor": ranked.next_cursor}
