@@ -270,3 +270,20 @@ def test_a_control_character_in_a_rules_section_is_named_as_the_reason():
     with pytest.raises(ValidationError) as caught:
         parse_rule(dict(body, target={"category": "x" * 101}), "r", 1.9e9, "k")
     assert str(caught.value) == "target.category must be a section name of 1-100 printable characters"
+
+
+def test_an_events_file_given_as_preferences_clears_nobodys_follows(store, tmp_path):
+    """A preferences row replaces the reader's follows: a row naming neither categories nor regions
+    (an events file, say) was accepted as "follows nothing" and cleared them."""
+    prefs = tmp_path / "prefs.csv"
+    prefs.write_text("user_id,categories,regions\nu1,Olahraga,Jabar\nu2,,\n", encoding="utf-8")
+    assert import_preferences(store, prefs).accepted == 2  # empty cells clear, as before
+    events = tmp_path / "events.csv"
+    events.write_text(f"user_id,article_id,event,ts\nu1,a1,click,{TS}\nu3,a1,click,{TS}\n", encoding="utf-8")
+    report = import_preferences(store, events)
+    assert (report.accepted, report.rejected) == (0, 2)
+    assert "names neither categories nor regions" in report.errors[0][1]
+    assert store.get_preferences("u1").categories == ("Olahraga",) and store.get_preferences("u3") is None
+    jsonl(tmp_path / "only.jsonl", {"user_id": "u1", "regions": ["Jatim"]})  # one field named: a row still
+    assert import_preferences(store, tmp_path / "only.jsonl").accepted == 1  # (replacing both, as a PUT does)
+    assert (store.get_preferences("u1").categories, store.get_preferences("u1").regions) == ((), ("Jatim",))

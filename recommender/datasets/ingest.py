@@ -493,9 +493,18 @@ def _trusted(store: Store, batch: list[Interaction]) -> tuple[int, int]:
     return store.add_events(batch, source="import")
 
 
+def _preferences_row(record: dict[str, Any]) -> Preferences:
+    """A row replaces the reader's follows, as ``PUT .../preferences`` does: one naming neither
+    field (another kind of file, an events export say) would clear them, so it is refused."""
+    if "categories" not in record and "regions" not in record:
+        raise ValidationError("names neither categories nor regions: a preferences row replaces the reader's "
+                              "follows (give an empty value to clear them); is this a preferences file?")
+    return Preferences.from_dict(record)
+
+
 def import_preferences(store: Store, path: str | Path, fmt: str | None = None, show_progress: bool | None = None) -> ImportReport:
     path = Path(path)
-    return _import(read_rows(path, fmt), Preferences.from_dict, _write_preferences(store),
+    return _import(read_rows(path, fmt), _preferences_row, _write_preferences(store),
                    ImportReport(str(path), "preferences"), show_progress, PREFERENCE_FIELDS)
 
 
