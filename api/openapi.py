@@ -427,8 +427,10 @@ SCHEMAS["ExperimentInput"] = {
         "mode": {"type": "string", "enum": ["ab", "interleave"], "default": "ab",
                  "description": "interleave: one list team-drafted from exactly two variants"},
         "salt": {"type": "string", "maxLength": 64, "description": "Default random"},
-        "starts_at": {"type": "number", "nullable": True, "description": "Epoch seconds"},
-        "ends_at": {"type": "number", "nullable": True, "description": "Epoch seconds (when creating: in the future)"},
+        "starts_at": {"oneOf": [{"type": "number"}, {"type": "string"}], "nullable": True,
+                      "description": "Epoch seconds or ISO-8601 (answered as epoch seconds)"},
+        "ends_at": {"oneOf": [{"type": "number"}, {"type": "string"}], "nullable": True,
+                    "description": "Epoch seconds or ISO-8601 (answered as epoch seconds; when creating: in the future)"},
     },
 }
 SCHEMAS["Experiment"] = {
@@ -436,6 +438,8 @@ SCHEMAS["Experiment"] = {
         **SCHEMAS["ExperimentInput"]["properties"],
         "status": {"type": "string", "enum": ["scheduled", "running", "ended", "stopped"],
                    "description": "scheduled: before starts_at; ended: past ends_at; stopped: by hand"},
+        "starts_at": {"type": "number", "nullable": True, "description": "Epoch seconds"},
+        "ends_at": {"type": "number", "nullable": True, "description": "Epoch seconds"},
         "created_at": {"type": "number"}, "stopped_at": {"type": "number", "nullable": True},
     },
 }

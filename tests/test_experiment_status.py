@@ -183,3 +183,21 @@ def test_the_console_list_shows_status_start_and_end(sample, app):
     assert "<th>starts</th><th>ends</th>" in listing and "when stopped" in listing
     stops = set(re.findall(r'href="/console/experiments/([\w-]+)/stop"', listing))
     assert stops == {"live", "tomorrow"}  # nothing left to stop in one that ended or was stopped
+
+
+def test_start_and_end_are_taken_as_iso_8601_too_and_answered_as_epoch_seconds(sample, app):
+    """As every other body of the API (events, articles, pins): an ISO-8601 time, read in WIB without
+    an offset; a time that is neither is a 400 naming the field."""
+    from recommender.domain import format_time
+
+    client, admin = app.test_client(), {"X-API-Key": sample.raw["admin"]}
+    start, end = round(sample.now) + 3600, round(sample.now) + 2 * DAY
+    made = client.post("/v1/admin/experiments", json=body(sample, "iso", ["feed"], starts_at=format_time(start),
+                                                         ends_at=format_time(end)), headers=admin)
+    assert made.status_code == 201, made.get_json()
+    assert (made.get_json()["starts_at"], made.get_json()["ends_at"], made.get_json()["status"]) == (
+        start, end, "scheduled")
+    assert registry.get(sample.store, "iso").ends_at == end
+    bad = client.post("/v1/admin/experiments", json=body(sample, "bad", ["feed"], ends_at="next tuesday"),
+                      headers=admin)
+    assert bad.status_code == 400 and "ends_at is not an ISO-8601 time" in bad.get_json()["message"]

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from recommender.domain import ValidationError, check_id
+from recommender.domain import ValidationError, check_id, parse_time
 from recommender.params import RankingParams, check_half_lives
 
 MODES = ("ab", "interleave")
@@ -203,10 +203,14 @@ def _params(value: Any, label: str, trusted: bool = False) -> dict[str, float]:
 
 
 def _time(value: Any, name: str) -> float | None:
+    """Epoch seconds, or an ISO-8601 time as every other body takes (stored as epoch seconds)."""
     if value is None:
         return None
+    if isinstance(value, str):
+        return parse_time(value, name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e11:
-        raise ValidationError(f"{name} must be epoch seconds (a number) or null")
+        raise ValidationError(f"{name} must be epoch seconds or an ISO-8601 time (e.g. 2026-12-31T00:00:00+07:00), "
+                              "or null")
     return float(value)
 
 
