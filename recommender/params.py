@@ -60,7 +60,11 @@ class EventWeights:
 
 
 DIVERSITY_MODES = ("caps", "mmr")
-HALF_LIVES = ("related_fresh_half_life_hours", "feed_fresh_half_life_hours", "trending_half_life_hours")
+# RankingParams fields that are hours, days, minutes, counts or caps: 0 or less means nothing
+POSITIVE_PARAMETERS = ("related_fresh_half_life_hours", "feed_fresh_half_life_hours", "trending_half_life_hours",
+                       "related_max_per_story", "feed_max_per_story", "session_minutes", "window_days",
+                       "min_window_articles")
+MAX_PARAMETER = 1e6  # a weight or a shape past this is a typo (1e308 overflowed the blend)
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,7 @@ class TrainParams:
         if unknown:
             raise ValueError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
         weights = EventWeights(**data.pop("weights", {}))
-        ranking = check_half_lives(ranking_from_dict(data.pop("ranking", {})))
+        ranking = check_ranking(ranking_from_dict(data.pop("ranking", {})))
         plugins = plugins_from_list(data.pop("plugins", []))
         return cls(weights=weights, ranking=ranking, plugins=plugins, **data)
 
@@ -269,15 +273,28 @@ class TrainParams:
         return replace(self, **changes)
 
 
-def check_half_lives(ranking: RankingParams) -> RankingParams:
-    """``ranking`` if its half-lives are hours above 0, else ValueError naming the field: ages are
-    divided by them, and 0 made every score NaN (served as ``"score": null``, in no order). Checked
-    where parameters come in (a training config, an experiment's variant), not when a bundle or a
-    stored experiment is loaded, so what was accepted before keeps loading."""
-    for name in HALF_LIVES:
-        value = getattr(ranking, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-            raise ValueError(f"{name} must be a number of hours above 0, got {value!r}")
+def check_ranking(ranking: RankingParams) -> RankingParams:
+    """``ranking`` if its numbers are in range, else ValueError naming the field. Checked where
+    parameters come in (a training config, an experiment's variant), not when a bundle or a stored
+    experiment is loaded, so what was accepted before keeps loading.
+
+    Why: ages are divided by the half-lives, and 0 made every score NaN (served as ``"score":
+    null``, in no order); a weight of 1e308 overflowed the blend the same way; a story cap below 1
+    let nothing through but the fill-up, so the cap was silently off."""
+    for f in fields(RankingParams):
+        value = getattr(ranking, f.name)
+        if f.name == "diversity" or isinstance(value, bool):
+            continue
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > MAX_PARAMETER:
+            raise ValueError(f"{f.name} must be a finite number of at most {MAX_PARAMETER:g} in size, got {value!r}")
+    for name in POSITIVE_PARAMETERS:
+        if not getattr(ranking, name) > 0:
+            raise ValueError(f"{name} must be above 0, got {getattr(ranking, name)!r}")
+    for name in ("fatigue_impressions", "ctr_prior_strength"):
+        if getattr(ranking, name) < 0:
+            raise ValueError(f"{name} must be 0 or more, got {getattr(ranking, name)!r}")
+    if not 0 < ranking.feed_max_category_share <= 1:
+        raise ValueError(f"feed_max_category_share must be above 0 and at most 1, got {ranking.feed_max_category_share!r}")
     return ranking
 
 

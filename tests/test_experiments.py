@@ -63,10 +63,19 @@ def test_a_definition_round_trips_and_hashes_its_configuration():
      "between 0 and 1"),
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
                                 {"label": "B", "model_version": "v2", "params": {"trending_half_life_hours": 0}}]},
-     "trending_half_life_hours must be a number of hours above 0"),
+     "trending_half_life_hours must be above 0"),
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
                                 {"label": "B", "model_version": "v2", "params": {"feed_fresh_half_life_hours": -6}}]},
-     "feed_fresh_half_life_hours must be a number of hours above 0"),
+     "feed_fresh_half_life_hours must be above 0"),
+    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
+                                {"label": "B", "model_version": "v2", "params": {"feed_trending": 1e308}}]},
+     "feed_trending must be a finite number of at most 1e\\+06"),
+    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
+                                {"label": "B", "model_version": "v2", "params": {"feed_max_per_story": 0}}]},
+     "feed_max_per_story must be above 0"),
+    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
+                                {"label": "B", "model_version": "v2", "params": {"feed_max_category_share": 1.5}}]},
+     "feed_max_category_share must be above 0 and at most 1"),
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
       "starts_at": 10, "ends_at": 5}, "after"),
     ({"name": "bad name", "variants": []}, "name"),
@@ -81,11 +90,13 @@ def test_a_bad_definition_says_what_to_fix(body, message):
 
 
 def test_a_zero_half_life_is_refused_when_made_but_a_stored_one_still_loads():
-    """It made every score NaN (served as null); a definition stored before the check keeps loading,
+    """It made every score NaN (served as null), as a weight of 1e308 did; a definition stored before the check keeps loading,
     so listing, reports and the workers' router do not fail on it."""
     from recommender.params import TrainParams
-    with pytest.raises(ValueError, match="trending_half_life_hours must be a number of hours above 0"):
+    with pytest.raises(ValueError, match="trending_half_life_hours must be above 0"):
         TrainParams.from_dict({"ranking": {"trending_half_life_hours": 0}})
+    with pytest.raises(ValueError, match="feed_cf must be a finite number"):
+        TrainParams.from_dict({"ranking": {"feed_cf": -1e308}})
     body = {"name": "old", "variants": [{"label": "A", "model_version": "v1"},
                                         {"label": "B", "model_version": "v1", "params": {"trending_half_life_hours": 0}}]}
     stored = Experiment(name="old", variants=(Variant("A", "v1"), Variant("B", "v1", {"trending_half_life_hours": 0.0})),

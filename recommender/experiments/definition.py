@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from recommender.domain import ValidationError, check_id, parse_time
-from recommender.params import RankingParams, check_half_lives
+from recommender.params import RankingParams, check_ranking
 
 MODES = ("ab", "interleave")
 STATUSES = ("scheduled", "running", "ended", "stopped")
@@ -193,10 +193,10 @@ def _params(value: Any, label: str, trusted: bool = False) -> dict[str, float]:
             raise ValidationError(f"params of variant {label}: {key} is not a number; set it in the training "
                                   f"config instead")
         out[key] = int(v) if "int" in str(_RANKING_FIELDS[key]) else float(v)
-    try:  # ranges the parameters check themselves (e.g. mmr_lambda in [0, 1]), and half-lives when made
+    try:  # ranges the parameters check themselves (e.g. mmr_lambda in [0, 1]), and check_ranking's when made
         ranking = RankingParams(**out)
         if not trusted:
-            check_half_lives(ranking)
+            check_ranking(ranking)
     except ValueError as e:
         raise ValidationError(f"params of variant {label}: {e}") from None
     return out
