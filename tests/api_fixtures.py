@@ -18,7 +18,7 @@ import pytest
 from api import create_app
 from recommender.models.bundle import BundleError
 from recommender.domain import Article, Interaction, Preferences
-from recommender.serving.results import NotFound, RankedItem, RankedList
+from recommender.serving.results import InvalidCursor, NotFound, RankedItem, RankedList
 from recommender.security import KEYS_FILE, KeyStore, ReaderTokens
 from recommender.store import StoreUnavailable
 
@@ -77,7 +77,7 @@ class FakeEngine:
         offset = 0
         if cursor is not None:
             if not cursor.startswith("p") or not cursor[1:].isdigit():
-                raise ValueError("cursor is not one this server issued")
+                raise InvalidCursor("cursor is not one this server issued")
             offset = int(cursor[1:])
         items = self._ranked(set(), limit, offset)
         more = offset + limit < len(self.articles)

@@ -149,6 +149,9 @@ def test_bad_cursor_is_400_but_a_valueerror_without_cursor_is_500(client, creds,
     monkeypatch.setattr(engine, "feed", broken)
     body = assert_error(call(client, "GET", "/v1/users/u1/feed", creds.site), 500, "internal_error")
     assert "numpy" not in body["message"]
+    # ... with a cursor too: only the engine's InvalidCursor is the client's mistake
+    body = assert_error(call(client, "GET", "/v1/users/u1/feed?cursor=p20", creds.site), 500, "internal_error")
+    assert "numpy" not in body["message"]
 
 
 @pytest.mark.parametrize("path,value,ok", [

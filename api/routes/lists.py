@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from recommender.serving.results import CURSOR_MAX_CHARS
+from recommender.serving.results import CURSOR_MAX_CHARS, InvalidCursor
 from recommender.serving.stages import ListFilter
 
 from ..auth import api_view, principal
@@ -85,9 +85,7 @@ def feed(user_id: str):
         router = experiments_router()
         routed = router and router.feed(user_id, limit, cursor, **options)
         ranked = routed.ranked if routed else engine().feed(user_id, limit=limit, cursor=cursor, **options)
-    except ValueError as exc:
-        if cursor is None:
-            raise  # not a cursor problem: a bug, answered as a 500
+    except InvalidCursor as exc:  # (any other ValueError is a bug, answered as a 500)
         raise ApiError(400, "invalid_cursor", f"cursor refused: {exc}") from None  # exc says what to do
     metrics().observe_list("feed", ranked.strategy, ranked.model_version)
     metrics().observe_feed_cache(ranked.cache)

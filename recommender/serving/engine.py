@@ -51,7 +51,7 @@ from .ranking import (
     summarize_window,
 )
 from .readsets import ReadSets
-from .results import CURSOR_MAX_CHARS, NotFound, RankedItem, RankedList, pack_items, unpack_items
+from .results import CURSOR_MAX_CHARS, InvalidCursor, NotFound, RankedItem, RankedList, pack_items, unpack_items
 from .rules import RuleSet, check_pinned_article
 from .exploration import list_seed
 from .plugins import apply_plugin_scores, reader_of
@@ -175,38 +175,38 @@ def _encode_cursor(user_id: str, served: int, keys: np.ndarray) -> str:
 def _decode_cursor(cursor: str | None, user_id: str) -> tuple[int, np.ndarray]:
     """``(served, keys)`` of a cursor :func:`_encode_cursor` made for this reader; ``(0, [])`` for none.
 
-    Raises ValueError (the API answers 400) on anything else: too long, not URL-safe base64, a
+    Raises InvalidCursor (the API answers 400) on anything else: too long, not URL-safe base64, a
     changed character, a cursor of another reader, or an unknown layout.
     """
     if not cursor:
         return 0, np.zeros(0, dtype=np.int64)
     problem = "pass the next_cursor of a previous page of this reader unchanged, or none to start over"
     if len(cursor) > CURSOR_MAX_CHARS:
-        raise ValueError(f"cursor is too long: {problem}")
+        raise InvalidCursor(f"cursor is too long: {problem}")
     if not _CURSOR_ALPHABET.issuperset(cursor) or len(cursor) % 4 == 1:
-        raise ValueError(f"cursor is not valid: {problem}")
+        raise InvalidCursor(f"cursor is not valid: {problem}")
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     if base64.urlsafe_b64encode(raw).decode().rstrip("=") != cursor:  # stray bits: not one we wrote
-        raise ValueError(f"cursor is not valid: {problem}")
+        raise InvalidCursor(f"cursor is not valid: {problem}")
     payload, tag = raw[:-_CURSOR_TAG], raw[-_CURSOR_TAG:]
     if len(payload) < 2 or not hmac.compare_digest(tag, _cursor_tag(user_id, payload)):
-        raise ValueError(f"cursor is not valid for this reader: {problem}")
+        raise InvalidCursor(f"cursor is not valid for this reader: {problem}")
     if payload[0] != CURSOR_VERSION:
-        raise ValueError(f"cursor is of another version: {problem}")
+        raise InvalidCursor(f"cursor is of another version: {problem}")
     values, v, shift = [], 0, 0
     for byte in payload[1:]:
         v |= (byte & 0x7F) << shift
         shift += 7
         if shift > 63:
-            raise ValueError(f"cursor is not valid: {problem}")
+            raise InvalidCursor(f"cursor is not valid: {problem}")
         if not byte & 0x80:
             values.append(v)
             v, shift = 0, 0
     if shift or not values:
-        raise ValueError(f"cursor is not valid: {problem}")
+        raise InvalidCursor(f"cursor is not valid: {problem}")
     served = values[0]
     if not 0 <= served <= CURSOR_MAX_SERVED or len(values) - 1 > served or max(values) >= CURSOR_MAX_KEY:
-        raise ValueError(f"cursor is out of range: {problem}")
+        raise InvalidCursor(f"cursor is out of range: {problem}")
     gaps = np.array(values[1:], dtype=np.int64)
     if gaps.size:
         gaps[1:] += 1
@@ -1194,7 +1194,7 @@ class Engine:
 
         Pages therefore never repeat one another, even when a click reorders the ranking between
         them, on whatever worker each is asked. A chain ends (``next_cursor`` None) after
-        ``max_feed_depth`` articles. Raises ValueError on a cursor this reader was not given.
+        ``max_feed_depth`` articles. Raises InvalidCursor on a cursor this reader was not given.
         ``log=False`` (the console looking at a reader's feed) logs no served list; ``explain`` puts
         each item's weighted score parts in ``extra["parts"]`` (``{feature: value}`` per item).
         """

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field, fields
 CURSOR_MAX_CHARS = 2048
 
 
+class InvalidCursor(ValueError):
+    """A feed cursor this reader was not given (changed, another reader's, too long, another layout):
+    the client's mistake, told apart from any other ValueError, which is a bug."""
+
+
 class NotFound(KeyError):
     """The article or reader asked for is not known (or was taken down)."""
 
