@@ -158,6 +158,8 @@ def _labels(value: Any, name: str, strict: bool = False) -> tuple[str, ...]:
         raise ValidationError(f"{name} holds at most {MAX_TAGS} entries")
     out = []
     for item in value:
+        if item is not None and not isinstance(item, str):
+            raise ValidationError(f"{name}: each entry must be a string, as in [\"Olahraga\"]; got {_preview(item)}")
         label = _label(item, name, required=False)
         if label and label not in out:
             out.append(label)

@@ -146,6 +146,9 @@ def test_preference_strings_name_the_fix(client, creds):
     resp = client.put("/v1/users/u1/preferences", json={"categories": "Olahraga"}, headers={"X-API-Key": creds.site})
     assert assert_json_error(resp, 400, "validation_error")["message"] == (
         "categories must be a list of strings (a JSON array, e.g. [\"Olahraga\"]); got 'Olahraga'")
+    resp = client.put("/v1/users/u1/preferences", json={"categories": ["Olahraga", 5]}, headers={"X-API-Key": creds.site})
+    assert assert_json_error(resp, 400, "validation_error")["message"] == (
+        "categories: each entry must be a string, as in [\"Olahraga\"]; got 5")
 
 
 @pytest.mark.parametrize("payload,categories,regions", [
