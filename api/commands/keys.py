@@ -103,7 +103,8 @@ def run_keys(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         revoked = store.revoke(args.key)
         if revoked is None:
-            print(f"error: no key with key_id or name {args.key!r}; see 'newsrec keys list'", file=sys.stderr)
+            print(f"error: no key with key_id or name {args.key!r} (a revoked key is removed, so revoking it again "
+                  "finds nothing); see 'newsrec keys list'", file=sys.stderr)
             return 1
         print(f"revoked {revoked.role} key {revoked.key_id} ({revoked.name})", file=sys.stderr)
         return 0
