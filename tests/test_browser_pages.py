@@ -484,7 +484,7 @@ def test_console_refuses_to_pin_an_article_the_store_does_not_hold(served):
 @pytest.mark.parametrize("form, says", [
     ({"factor": "lots"}, "factor must be a number"),
     ({"factor": ""}, "factor is required for a boost"),
-    ({"factor": "nan"}, "factor is required for a boost"),
+    ({"factor": "nan"}, "factor must be a finite number"),  # typed, so not "required"
     ({"factor": "0.5"}, "a boost's factor must be above 1"),
     ({"kind": "bury", "factor": "2"}, "a bury's factor must be at least"),
     ({"kind": "block", "factor": "2"}, "a block takes no factor"),

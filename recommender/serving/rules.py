@@ -233,8 +233,10 @@ def parse_rule(body, rule_id: str, now: float, who: str) -> EditorialRule:
             raise ValidationError(f"factor must be a number (boost > 1, bury < 1); got {factor!r:.60}")
         if isinstance(factor, int) and abs(factor) > high:  # out of range (and maybe too long for a float)
             factor = 2.0 * high if factor > 0 else -2.0 * high
-        if factor is None or not math.isfinite(factor):
+        if factor is None:
             raise ValidationError(f"factor is required for a {kind}: a number (boost > 1, bury < 1)")
+        if not math.isfinite(factor):  # sent, so not "required": 1e400 in JSON is inf, a form may say "nan"
+            raise ValidationError(f"factor must be a finite number (boost > 1, bury < 1); got {factor!r}")
         if kind == "boost" and not 1.0 < factor <= high:
             raise ValidationError(f"a boost's factor must be above 1 and at most {high:g}")
         if kind == "bury" and not low <= factor < 1.0:
