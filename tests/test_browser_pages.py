@@ -445,6 +445,8 @@ def test_console_blocks_and_boosts_with_expiry_and_removes_them(served):
     ({"expires_at": ""}, "expires_at is required"),
     ({"expires_at": "2001-01-01T10:00"}, "expires_at must be later than now"),
     ({"expires_at": "<b>soon</b>"}, "Expires must be a date and time"),
+    ({"expires_at": "2099-01-01T10:00junk"}, "Expires must be a date and time"),  # not cut to its first 16
+    ({"expires_at": "9999-12-31T23:59"}, "Expires must be after 1970 and before the year 3000"),  # as typed, not epoch
     ({"article_id": "<script>alert(1)</script>"}, "article_id"),
     ({"list": "homepage"}, "scope.list must be one of"),
     ({"list": "feed"}, "goes with list 'related'"),  # an anchor article with feed lists

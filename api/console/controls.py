@@ -28,6 +28,8 @@ from . import bp
 from .views import _require_admin, _store, page
 
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends
+LOCAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,3})?)?")  # seconds: step
+LATEST = 32503680000.0  # the year 3000, as recommender.domain.parse_time bounds every time
 
 
 def who() -> str:
@@ -40,10 +42,15 @@ def wib(value: str, name: str) -> float | None:
     value = (value or "").strip()
     if not value:
         return None
-    try:
-        return datetime.strptime(value[:16], LOCAL_FORMAT).replace(tzinfo=WIB).timestamp()
+    try:  # the whole value: one with text after the minutes is not a time the form sent
+        if not LOCAL_TIME.fullmatch(value):
+            raise ValueError(value)
+        ts = datetime.strptime(value[:16], LOCAL_FORMAT).replace(tzinfo=WIB).timestamp()
     except ValueError:
         raise ValidationError(f"{name} must be a date and time such as 2026-12-31T18:00 (WIB)") from None
+    if not 0.0 <= ts < LATEST:  # said here as typed: the core would show epoch seconds nobody typed
+        raise ValidationError(f"{name} must be after 1970 and before the year 3000; got {value}")
+    return ts
 
 
 def wib_text(ts: float | None) -> str:
