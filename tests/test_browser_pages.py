@@ -177,6 +177,26 @@ def test_console_actions_need_their_csrf_token_and_confirmation(served):
     assert reply.status_code == 200 and not sample.store.get_stored_articles([target])[target].deleted
 
 
+def test_a_stale_form_is_answered_with_a_page_not_json(served):
+    """A form posted with a dead CSRF token (signed in again in another tab, the reader's session
+    ended) is refused, nothing done, as a page in the site's language telling what to do: JSON
+    would be what the browser shows."""
+    sample, app, raw, _ = served
+    from recommender.security import ReaderTokens
+
+    client = app().test_client()
+    session = sign_in(client, raw["admin"])
+    target = anchor_of(sample)
+    reply = client.post(f"/console/articles/{target}/takedown", data={"csrf_token": session["csrf"], "confirm": target})
+    assert reply.status_code == 403 and reply.mimetype == "text/html", reply.text[:300]
+    assert "reload the page" in reply.text and not sample.store.get_stored_articles([target])[target].deleted
+    reader = next(iter(sample.readers))
+    client.get(f"/baca/masuk?token={ReaderTokens(b'test-secret-0123456789abcdef').issue(reader, 600)}")
+    reply = client.post("/baca/untuk-anda/tidak-tertarik", data={"csrf_token": "stale", "article_id": target})
+    assert reply.status_code == 403 and reply.mimetype == "text/html", reply.text[:300]
+    assert "Muat ulang halaman" in reply.text
+
+
 def test_reader_page_needs_a_valid_token_and_ends_with_a_forget(served):
     sample, app, raw, _ = served
     from recommender.security import ReaderTokens

@@ -63,6 +63,12 @@ def _require_admin():
     return None
 
 
+@bp.errorhandler(403)
+def forbidden(exc):
+    """A form refused (its CSRF token is missing or stale) as a page: a browser would show JSON."""
+    return page("console/message.html", 403, title="Form expired", message=exc.description)
+
+
 # -- signing in and out -------------------------------------------------------------------------
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/console") and not target.startswith("//") and "\\" not in target:

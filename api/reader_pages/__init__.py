@@ -59,6 +59,12 @@ def _page(template: str, status: int = 200, **context):
     return make_response(render_template(template, session=g.get("reader"), **context), status)
 
 
+@bp.errorhandler(403)
+def ditolak(exc):
+    """A form refused (stale CSRF token, session ended) as the sign-in page, in the reader's language."""
+    return _page("reader/masuk.html", 403, error="Formulir ini sudah kedaluwarsa. Muat ulang halaman dan coba lagi.")
+
+
 @bp.get("/masuk")
 def masuk():
     token = request.args.get("token", "")
