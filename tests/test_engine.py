@@ -613,3 +613,38 @@ def test_a_scheduled_article_stays_hidden_until_due_then_shows_without_a_restart
     assert shown() == (False, False)
     clock[0] = due - 55.0  # due: within the grace for clocks that run behind; 20 s after the last lists
     assert shown() == (True, True)
+
+
+@pytest.mark.parametrize("full_scan_max", [20_000, 100])  # the window scanned whole, or through its summary
+def test_an_archive_article_that_arrives_after_training_is_an_anchor_but_listed_nowhere(trained, tmp_path,
+                                                                                       full_scan_max):
+    """The window is by publication date, not by arrival: an article of a year ago published again
+    (or backfilled) after training was a candidate of every list until the next training."""
+    sample = trained.clone(tmp_path)
+    engine = Engine(sample.store, sample.models_dir, EngineConfig(full_scan_max=full_scan_max),
+                    clock=lambda: sample.now)
+    model = engine._state.model
+    anchor = next(a for a in reversed(model.item_ids.ids[model.window_start:].tolist())
+                  if sum(s == sample.story[a] for s in sample.story.values()) >= 3)
+    mate = next(a for a, s in sample.story.items() if s == sample.story[anchor] and a != anchor)
+    source, other = sample.articles[anchor], sample.articles[mate]
+    title = source["title"].split()[:3] + ["Kabar", "Terbaru", "Sore", "Ini"] + other["title"].split()[-3:]
+    body = other["body"][len(other["body"]) // 2:] + " " + source["body"][: len(source["body"]) // 2]
+    # the same follow-up twice: dated now, and dated a year ago (a backfill of the archive)
+    engine.publish_articles([Article(article_id=article_id, title=" ".join(title), body=body, category=source["category"],
+                                     published_at=when, region=source["region"])
+                             for article_id, when in (("follow-up-new", sample.now - 60),
+                                                      ("follow-up-old", sample.now - 400 * 86_400.0))])
+    story = [a for a, s in sample.story.items() if s == sample.story[anchor]]
+    engine.record_events([Interaction("story-reader", a, "read", sample.now - 100 + k, dwell_seconds=90)
+                          for k, a in enumerate(story)])
+    related = [i.article_id for i in engine.related(anchor, limit=20).items]
+    feed = [i.article_id for i in engine.feed("story-reader", limit=50).items]
+    assert "follow-up-new" in related and "follow-up-new" in feed
+    assert "follow-up-old" not in related and "follow-up-old" not in feed
+    for reader in sorted(sample.readers)[:20]:  # nobody's feed, whatever they read
+        assert "follow-up-old" not in [i.article_id for i in engine.feed(reader, limit=50).items]
+    own = [i.article_id for i in engine.related("follow-up-old", limit=10).items]  # its own page has a list
+    assert "follow-up-old" not in own and sum(sample.story.get(a) == sample.story[anchor] for a in own[:3]) >= 2
+    why = engine.inspect_related(anchor, limit=10, others=("follow-up-old", "follow-up-new"))["verdicts"]
+    assert [v.code for v in why] == ["outside_window", "listed"]

@@ -109,6 +109,17 @@ class Snapshot:
     def n_base(self) -> int:  # asked ~40 times a feed (every gather): kept, as the model never changes
         return self.model.n_items
 
+    @functools.cached_property
+    def window_since(self) -> float:
+        """Publication time the serving window starts at: its oldest bundle article (the window
+        training chose). An article published before it that arrives later (an archive article
+        published again, a backfill) is served as an anchor but listed nowhere, as the bundle's
+        archive is: its window is by date, not by when it arrived."""
+        model = self.model
+        if model.window_start < self.n_base:
+            return float(model.published_at[model.window_start])
+        return model.as_of - model.ranking.window_days * 86_400.0
+
     @property
     def n_total(self) -> int:
         return self.n_base + self.n_fresh

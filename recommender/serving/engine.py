@@ -1426,12 +1426,14 @@ def _next_due(snap: Snapshot, index: np.ndarray, now: float) -> float:
 
 
 def _window_published_since(snap: Snapshot, now: float) -> float:
-    """Publication time of the oldest article in the serving window (``now`` when it is empty)."""
-    model = snap.model
-    oldest = [float(model.published_at[model.window_start])] if model.window_start < snap.n_base else []
-    if snap.n_fresh:
-        oldest.append(float(snap.fresh.published_at[: snap.n_fresh].min()))
-    return min(oldest, default=now)
+    """Publication time of the oldest article a list may show (``now`` when there is none): the
+    window's start, or its oldest arrival since training when it started after that."""
+    since = snap.window_since
+    if snap.model.window_start < snap.n_base:
+        return since
+    fresh = snap.fresh.published_at[: snap.n_fresh]
+    fresh = fresh[fresh >= since]
+    return float(fresh.min()) if fresh.size else now
 
 
 def _unread(state: LiveState, items: tuple[RankedItem, ...], read: np.ndarray,

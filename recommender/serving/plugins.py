@@ -17,7 +17,7 @@ from recommender.models.plugins import Items, LoadedPlugin, Reader, unit_rows
 
 from .catalog import Snapshot
 from .live import LiveState
-from .ranking import FUTURE_GRACE, Candidates, ReaderProfile
+from .ranking import Candidates, ReaderProfile, listable
 
 FRESH_CACHE_MAX = 4096  # embeddings of fresh articles an embedder plugin keeps per worker
 
@@ -194,7 +194,7 @@ def _feed_extra(b, sources: list[LoadedPlugin]) -> list[np.ndarray]:
     snap, profile = b.snap, b.profile
     W = snap.window_arrays(("index", "deleted", "published_at"))  # views when nothing arrived since training
     window = W["index"]  # contiguous: catalog index i is at i - window_start
-    keep = ~W["deleted"] & (W["published_at"] <= b.now + FUTURE_GRACE)
+    keep = listable(snap, W["published_at"], W["deleted"], b.now)
     if profile is not None:
         for gone in (profile.read, profile.hidden):
             gone = np.asarray(gone, dtype=np.int64) - snap.model.window_start

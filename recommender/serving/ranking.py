@@ -102,6 +102,12 @@ def near_duplicate(snap: Snapshot, i: int, j: int, text_similarity: float, thres
     return title_overlap(snap.title(i), snap.title(j)) >= TITLE_OVERLAP_DUPLICATE
 
 
+def listable(snap: Snapshot, published_at: np.ndarray, deleted: np.ndarray, now: float) -> np.ndarray:
+    """Which articles a list may show: not taken down, published (``FUTURE_GRACE``), and not
+    from before the serving window (:attr:`Snapshot.window_since`: a late-arriving archive article)."""
+    return ~deleted & (published_at <= now + FUTURE_GRACE) & (published_at >= snap.window_since)
+
+
 def freshness(published_at: np.ndarray, now: float, half_life_hours: float) -> np.ndarray:
     age_hours = np.maximum(now - published_at, 0.0) / HOUR
     return np.exp2(-age_hours / half_life_hours)
@@ -206,7 +212,7 @@ def score_feed(snap: Snapshot, profile: ReaderProfile, counters: DecayedCounters
     p = snap.model.ranking
     if index is None:
         W = snap.window_arrays()
-        valid = ~W["deleted"] & (W["published_at"] <= now + FUTURE_GRACE)
+        valid = listable(snap, W["published_at"], W["deleted"], now)
         if profile.read.size:
             valid &= ~arrays.isin(W["index"], profile.read)
         index = W["index"][valid]
@@ -360,7 +366,7 @@ def summarize_window(snap: Snapshot, counters: DecayedCounters, now: float,
     p = snap.model.ranking
     W = snap.window_arrays(("index", "published_at", "category", "region", "deleted"))
     due = W["published_at"] <= now + FUTURE_GRACE
-    valid = ~W["deleted"] & due
+    valid = listable(snap, W["published_at"], W["deleted"], now)
     waiting = W["published_at"][~W["deleted"] & ~due]
     index = W["index"][valid]
     engagement = counters.engagement[index]
@@ -438,7 +444,7 @@ def feed_candidates(snap: Snapshot, profile: ReaderProfile, summary: WindowSumma
     read = profile.read[profile.read < snap.n_total]  # (an article may arrive after the snapshot)
     mark[read] = False
     cand = np.flatnonzero(mark)
-    return cand[~snap.deleted(cand) & (snap.published_at(cand) <= now + FUTURE_GRACE)]
+    return cand[listable(snap, snap.published_at(cand), snap.deleted(cand), now)]
 
 
 def related_candidates(snap: Snapshot, anchor: int, extra: tuple[np.ndarray, np.ndarray] | None,
@@ -465,8 +471,7 @@ def score_related(snap: Snapshot, anchor: int, candidates: np.ndarray, counters:
     """Blend text, co-reading and CF similarity with freshness and popularity."""
     p = snap.model.ranking
     model = snap.model
-    valid = ~snap.deleted(candidates) & (snap.published_at(candidates) <= now + FUTURE_GRACE)
-    index = candidates[valid]
+    index = candidates[listable(snap, snap.published_at(candidates), snap.deleted(candidates), now)]
     f: dict[str, np.ndarray] = {}
     anchor_text = snap.text(np.array([anchor]))[0]
     text = snap.text(index)

@@ -32,6 +32,7 @@ from .ranking import (
     WindowSummary,
     diversify,
     feed_candidates,
+    listable,
     mmr,
     related_candidates,
     score_feed,
@@ -206,7 +207,7 @@ class FeedCandidates:
                                                                       else ())]
             extra = arrays.unique(np.concatenate([_NONE, *[np.asarray(p, dtype=np.int64) for p in pools]]))
             extra = extra[extra < b.snap.n_total]
-            extra = extra[~b.snap.deleted(extra) & (b.snap.published_at(extra) <= b.now + FUTURE_GRACE)
+            extra = extra[listable(b.snap, b.snap.published_at(extra), b.snap.deleted(extra), b.now)
                           & ~arrays.isin(extra, b.profile.read)]
             index = arrays.union1d(index, extra)
             index = index[b.in_section(index)]
