@@ -460,7 +460,7 @@ def test_console_blocks_and_boosts_with_expiry_and_removes_them(served):
 
 
 @pytest.mark.parametrize("form, says", [
-    ({"position": "abc"}, "position must be a whole number"),
+    ({"position": "abc"}, "position must be a whole number from 1 (first) to 100"),
     ({"position": "0"}, "position must be a whole number from 1"),
     ({"expires_at": ""}, "expires_at is required"),
     ({"expires_at": "2001-01-01T10:00"}, "expires_at must be later than now"),

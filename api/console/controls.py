@@ -18,7 +18,7 @@ from flask import g, request
 from recommender.domain import WIB, ValidationError
 from recommender.experiments import registry
 from recommender.serving.results import NotFound
-from recommender.serving.rules import parse_pin, parse_rule
+from recommender.serving.rules import MAX_POSITION, parse_pin, parse_rule
 
 from ..routes.common import engine
 from ..routes.editorial import rule_json
@@ -94,7 +94,7 @@ def pin_body(form) -> dict:
     """The JSON body of POST /v1/admin/pins from the console's form."""
     raw = (form.get("position") or "").strip()
     if not re.fullmatch(r"[0-9]{1,3}", raw):
-        raise ValidationError("position must be a whole number from 1 (first)")
+        raise ValidationError(f"position must be a whole number from 1 (first) to {MAX_POSITION}")
     return _times(form, {"article_id": (form.get("article_id") or "").strip(), "position": int(raw),
                          "scope": _scope(form)})
 

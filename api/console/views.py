@@ -59,7 +59,8 @@ def page(template: str, code: int = 200, **context):
 def _require_admin():
     if g.console["role"] != "admin":
         return page("console/message.html", 403, title="Not allowed",
-                    message="This action needs an admin key; editors may take articles down and restore them.")
+                    message="This action needs an admin key; editors may take articles down and restore them, "
+                            "and pin articles and add rules.")
     return None
 
 
