@@ -579,12 +579,9 @@ def test_related_for_a_reader_leaves_out_what_they_read_and_still_fills_the_list
     assert [i.article_id for i in fresh.related(anchor, limit=8, user_id="related-reader").items] == mine
 
 
-@pytest.mark.parametrize("full_scan_max", [20_000, 100])  # the window scanned whole, or through its summary
-def test_a_scheduled_article_stays_hidden_until_due_then_shows_without_a_restart(trained, tmp_path, full_scan_max):
-    sample = trained.clone(tmp_path)
-    clock = [sample.now]
-    engine = Engine(sample.store, sample.models_dir, EngineConfig(full_scan_max=full_scan_max),
-                    clock=lambda: clock[0])
+def story_follow_up(sample, engine):
+    """A late window article of a story with 3 or more instalments, and a maker of new instalments
+    of it (``follow_up(article_id, published_at)``), written from its others, not a copy of one."""
     model = engine._state.model
     anchor = next(a for a in reversed(model.item_ids.ids[model.window_start:].tolist())
                   if sum(s == sample.story[a] for s in sample.story.values()) >= 3)
@@ -592,10 +589,24 @@ def test_a_scheduled_article_stays_hidden_until_due_then_shows_without_a_restart
     source, other = sample.articles[anchor], sample.articles[mate]
     title = source["title"].split()[:3] + ["Kabar", "Terbaru", "Sore", "Ini"] + other["title"].split()[-3:]
     body = other["body"][len(other["body"]) // 2:] + " " + source["body"][: len(source["body"]) // 2]
+
+    def follow_up(article_id: str, published_at: float) -> Article:
+        return Article(article_id=article_id, title=" ".join(title), body=body, category=source["category"],
+                       published_at=published_at, region=source["region"])
+
+    return anchor, follow_up
+
+
+@pytest.mark.parametrize("full_scan_max", [20_000, 100])  # the window scanned whole, or through its summary
+def test_a_scheduled_article_stays_hidden_until_due_then_shows_without_a_restart(trained, tmp_path, full_scan_max):
+    sample = trained.clone(tmp_path)
+    clock = [sample.now]
+    engine = Engine(sample.store, sample.models_dir, EngineConfig(full_scan_max=full_scan_max),
+                    clock=lambda: clock[0])
+    anchor, follow_up = story_follow_up(sample, engine)
     due = sample.now + 3600.0
     # an embargoed follow-up of the anchor's story, in the store an hour before it may be shown
-    sample.store.upsert_articles([Article(article_id="embargoed-1", title=" ".join(title), body=body,
-                                          category=source["category"], published_at=due, region=source["region"])])
+    sample.store.upsert_articles([follow_up("embargoed-1", due)])
     engine.refresh()  # the follower adds it to the catalog at once
     assert engine._state.index_of("embargoed-1") >= 0
     # a reader who follows the story: read all of it so far, so the follow-up is what their feed lacks
@@ -623,18 +634,10 @@ def test_an_archive_article_that_arrives_after_training_is_an_anchor_but_listed_
     sample = trained.clone(tmp_path)
     engine = Engine(sample.store, sample.models_dir, EngineConfig(full_scan_max=full_scan_max),
                     clock=lambda: sample.now)
-    model = engine._state.model
-    anchor = next(a for a in reversed(model.item_ids.ids[model.window_start:].tolist())
-                  if sum(s == sample.story[a] for s in sample.story.values()) >= 3)
-    mate = next(a for a, s in sample.story.items() if s == sample.story[anchor] and a != anchor)
-    source, other = sample.articles[anchor], sample.articles[mate]
-    title = source["title"].split()[:3] + ["Kabar", "Terbaru", "Sore", "Ini"] + other["title"].split()[-3:]
-    body = other["body"][len(other["body"]) // 2:] + " " + source["body"][: len(source["body"]) // 2]
+    anchor, follow_up = story_follow_up(sample, engine)
     # the same follow-up twice: dated now, and dated a year ago (a backfill of the archive)
-    engine.publish_articles([Article(article_id=article_id, title=" ".join(title), body=body, category=source["category"],
-                                     published_at=when, region=source["region"])
-                             for article_id, when in (("follow-up-new", sample.now - 60),
-                                                      ("follow-up-old", sample.now - 400 * 86_400.0))])
+    engine.publish_articles([follow_up("follow-up-new", sample.now - 60),
+                             follow_up("follow-up-old", sample.now - 400 * 86_400.0)])
     story = [a for a, s in sample.story.items() if s == sample.story[anchor]]
     engine.record_events([Interaction("story-reader", a, "read", sample.now - 100 + k, dwell_seconds=90)
                           for k, a in enumerate(story)])
