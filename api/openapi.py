@@ -324,7 +324,8 @@ PATHS: dict[str, Any] = {
         "post": _op(
             "Pin an article at a position of feeds or related lists, from starts_at until expires_at", "editorial",
             EDITOR, {"201": _ok({"type": "object", "properties": {"pin_id": {"type": "string"}}}, "Created"),
-                     "404": _error("The store holds no such article: publish it first"),
+                     "404": _error("The store holds no such article (the pinned one, or the one whose related "
+                                   "lists the scope names): publish it first"),
                      **BODY_ERRORS, **STORE_ERROR},
             body={"type": "object", "required": ["article_id", "position", "scope", "expires_at"],
                   "additionalProperties": False, "properties": {
@@ -350,6 +351,8 @@ PATHS: dict[str, Any] = {
         "post": _op(
             "Boost, bury or block articles, a category or a region in some lists", "editorial", EDITOR,
             {"201": _ok({"type": "object", "properties": {"rule_id": {"type": "string"}}}, "Created"),
+             "404": _error("The scope names the related lists of an article the store does not hold: publish "
+                           "it first (a target article may be one still to come)"),
              **BODY_ERRORS, **STORE_ERROR},
             body={"type": "object", "required": ["kind", "target", "scope"], "additionalProperties": False,
                   "properties": {

@@ -501,6 +501,11 @@ def test_console_refuses_to_pin_an_article_the_store_does_not_hold(served):
     error = re.search(r'<p class="error" role="alert" id="control-error">([^<]*)</p>', reply.text)
     assert error and f"Nothing saved: article {anchor}x is not in the store" in error.group(1), reply.text[-600:]
     assert sample.store.list_rules() == rules_before
+    reply = client.post("/console/rules", data={  # a rule for the related lists of an unknown article
+        "csrf_token": csrf_of(client.get("/console/rules")), "kind": "block", "target_kind": "category",
+        "target": "Olahraga", "list": "related", "scope_article_id": anchor + "x"})
+    assert reply.status_code == 404 and f"article {anchor}x is not in the store" in reply.text
+    assert sample.store.list_rules() == rules_before
 
 
 @pytest.mark.parametrize("form, says", [

@@ -238,6 +238,17 @@ def test_pins_add_refuses_an_article_the_store_does_not_hold(home, capsys):
     assert code == 0 and out.strip().startswith("p")
     code, out, _ = run(capsys, "pins", "list", "--json")
     assert [p["target"]["article_id"] for p in json.loads(out)] == [known]
+    # the related lists of an unknown article: a rule that would never show, refused alike
+    code, _, err = run(capsys, "pins", "add", known, "--position", "1", "--list", "related", "--anchor", known + "x",
+                       "--expires", "2099-01-01T00:00:00+07:00")
+    assert code == 1 and f"article {known}x is not in the store" in err and "scope the rule" in err
+    code, _, err = run(capsys, "rules", "add", "block", "--category", "Hiburan", "--list", "related",
+                       "--anchor", known + "x")
+    assert code == 1 and f"article {known}x is not in the store" in err
+    code, out, _ = run(capsys, "rules", "add", "block", "--article", known + "x")  # a block may come first
+    assert code == 0 and out.strip().startswith("r")
+    code, out, _ = run(capsys, "rules", "list", "--json")
+    assert [r["target"] for r in json.loads(out)] == [{"article_id": known + "x"}]
 
 
 def test_train_says_so_when_it_trained_on_no_events(home, capsys):

@@ -16,7 +16,7 @@ import time
 from recommender.config import Settings
 from recommender.domain import ValidationError, format_time
 from recommender.serving.results import NotFound
-from recommender.serving.rules import check_pinned_article, parse_pin, parse_rule
+from recommender.serving.rules import check_named_articles, parse_pin, parse_rule
 from recommender.store import open_store
 
 from .cli import command
@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace, settings: Settings, pins: bool) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             try:
-                check_pinned_article(store, rule)
+                check_named_articles(store, rule)
             except NotFound as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1

@@ -151,7 +151,7 @@ def _create(pins: bool):
         return _editorial_page(pins, error=f"Nothing saved: {exc}", form=request.form, code=400)
     try:
         engine().add_rule(rule, who=rule.created_by)
-    except NotFound as exc:  # a pin of an article the store does not hold
+    except NotFound as exc:  # a pin of an article the store does not hold, or a scope's
         return _editorial_page(pins, error=f"Nothing saved: {exc}", form=request.form, code=404)
     what = (f"Pinned {rule.target['article_id']} at position {rule.position}" if pins
             else f"{rule.kind.capitalize()} {rule.rule_id} saved")

@@ -52,7 +52,7 @@ from .ranking import (
 )
 from .readsets import ReadSets
 from .results import CURSOR_MAX_CHARS, InvalidCursor, NotFound, RankedItem, RankedList, pack_items, unpack_items
-from .rules import RuleSet, check_pinned_article
+from .rules import RuleSet, check_named_articles
 from .exploration import list_seed
 from .plugins import apply_plugin_scores, reader_of
 from .stages import ListBuild, ListFilter, feed_pipeline, related_pipeline
@@ -757,8 +757,9 @@ class Engine:
     def add_rule(self, rule: EditorialRule, who: str) -> None:
         """Store a pin, boost, bury or block (audited as ``who``); this worker applies it at once,
         the others on their next poll (the ``rules`` change). Raises NotFound for a pin of an
-        article the store does not hold (a typo would otherwise be a pin that never shows)."""
-        check_pinned_article(self.store, rule)
+        article the store does not hold, or a rule scoped to such an article's related lists
+        (a typo would otherwise be a rule that never shows)."""
+        check_named_articles(self.store, rule)
         self.store.add_rule(rule, who)
         self._load_rules()
 

@@ -180,12 +180,22 @@ def _times(body: dict, now: float, expiry_required: bool) -> tuple[float | None,
     return starts, expires
 
 
-def check_pinned_article(store: Store, rule: EditorialRule) -> None:
+def check_named_articles(store: Store, rule: EditorialRule) -> None:
     """Raises NotFound for a pin of an article the store does not hold (published, embargoed or
-    taken down: it may come back): a typo would otherwise be a pin that never shows."""
-    if rule.kind == "pin" and not store.get_articles([rule.target["article_id"]], include_deleted=True):
-        raise NotFound(f"article {rule.target['article_id']} is not in the store: publish it first (POST "
-                       "/v1/articles or 'newsrec ingest articles'), then pin it")
+    taken down: it may come back), or for any rule scoped to the related lists of such an article:
+    a typo would otherwise be a rule that never shows. (A boost, bury or block may name an article
+    still to come: a block can be in place before it arrives.)"""
+    named = {"pinned": rule.target["article_id"]} if rule.kind == "pin" else {}
+    if rule.scope.get("article_id") is not None:
+        named["anchor"] = rule.scope["article_id"]
+    if not named:
+        return
+    held = store.get_articles(list(named.values()), include_deleted=True)
+    for role, article_id in named.items():
+        if article_id not in held:
+            then = "pin it" if role == "pinned" else "scope the rule to its related lists"
+            raise NotFound(f"article {article_id} is not in the store: publish it first (POST /v1/articles or "
+                           f"'newsrec ingest articles'), then {then}")
 
 
 def parse_pin(body, rule_id: str, now: float, who: str) -> EditorialRule:
