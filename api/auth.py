@@ -274,6 +274,16 @@ def authorize(principal: Principal, role: str, reader: bool | str, view_args: di
         raise ApiError(403, "forbidden", "this reader token belongs to another reader")
 
 
+def check_once(args) -> None:
+    """400 for a query parameter given twice (``?limit=5&limit=6``): which one counts would be a
+    guess, so neither is taken (several sections go in one, comma-separated)."""
+    repeated = sorted(k for k in args if len(args.getlist(k)) > 1)
+    if repeated:
+        raise ApiError(400, "invalid_parameter", f"query parameter(s) given more than once: "
+                                                 f"{', '.join(repeated)[:200]}; give each once (several sections "
+                                                 "as one comma-separated value)")
+
+
 def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = (), widget: bool = False) -> Callable:
     """Guard a ``/v1`` view.
 
@@ -307,6 +317,8 @@ def api_view(role: str, reader: bool | str = False, params: tuple[str, ...] = ()
                 allowed = ", ".join(params) if params else "none"
                 raise ApiError(400, "unknown_parameter",
                                f"unknown query parameter(s): {', '.join(unknown)[:200]}; allowed: {allowed}")
+            if args:
+                check_once(args)
             return view(**view_args)
 
         guarded.newsrec_access = {"role": role, "roles": ACCESS[role], "reader": reader, "params": tuple(params)}

@@ -84,7 +84,7 @@ LIMIT_FEED = _query_param("limit", "How many articles (1-100)", {"type": "intege
                                                                  "default": 20})
 ARTICLE_ID = _path_param("article_id", "Article id as the CMS knows it")
 USER_ID = _path_param("user_id", "Reader id as the site knows it (pseudonymous)")
-UNKNOWN_PARAM = {"400": _error("Unknown query parameter, or a parameter out of range")}
+UNKNOWN_PARAM = {"400": _error("Unknown query parameter, one given twice, or one out of range")}
 SECTION_PARAMS = [
     _query_param("category", "Section filter: comma-separated category names, any case (e.g. politik,ekonomi). "
                              "Still personalized and diversified; an unknown or empty section answers an empty list "

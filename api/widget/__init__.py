@@ -15,6 +15,7 @@ import time
 
 from flask import Blueprint, Flask, Response, make_response, render_template, request
 
+from ..auth import check_once
 from ..errors import ApiError
 from ..routes.common import engine, int_param, metrics, path_id
 
@@ -40,6 +41,7 @@ def related(article_id: str):
     if unknown:
         raise ApiError(400, "unknown_parameter", f"unknown query parameter(s): {', '.join(unknown)[:200]}; "
                                                  "allowed: limit")
+    check_once(request.args)
     article_id = path_id(article_id, "article_id")
     limit = int_param("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     ranked = engine().related(article_id, limit=limit)
