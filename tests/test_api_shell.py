@@ -178,7 +178,7 @@ def test_a_query_parameter_given_twice_is_400_and_neither_is_taken(client, creds
     resp = call(client, "GET", f"/v1/users/u1/feed?{query}", creds.site)
     assert "given more than once: " + query.split("=")[0] in assert_error(resp, 400, "invalid_parameter")["message"]
     assert engine.calls == []
-    widget = client.get(f"/widget/articles/a1/related?limit=3&limit=4")
+    widget = client.get("/widget/articles/a1/related?limit=3&limit=4")
     assert widget.status_code == 400 and "given more than once: limit" in widget.get_json()["message"]
 
 
