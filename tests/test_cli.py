@@ -249,6 +249,9 @@ def test_pins_add_refuses_an_article_the_store_does_not_hold(home, capsys):
     assert code == 0 and out.strip().startswith("r")
     code, out, _ = run(capsys, "rules", "list", "--json")
     assert [r["target"] for r in json.loads(out)] == [{"article_id": known + "x"}]
+    # listed as the API lists it: ISO-8601 times in WIB, and whether it applies now
+    (pin,) = json.loads(run(capsys, "pins", "list", "--json")[1])
+    assert (pin["expires_at"], pin["position"], pin["active"]) == ("2099-01-01T00:00:00+07:00", 2, True)
 
 
 def test_train_says_so_when_it_trained_on_no_events(home, capsys):

@@ -16,7 +16,7 @@ import time
 from recommender.config import Settings
 from recommender.domain import ValidationError, format_time
 from recommender.serving.results import NotFound
-from recommender.serving.rules import check_named_articles, parse_pin, parse_rule
+from recommender.serving.rules import check_named_articles, parse_pin, parse_rule, rule_view
 from recommender.store import open_store
 
 from .cli import command
@@ -53,9 +53,7 @@ def _times(args: argparse.Namespace) -> dict:
 def _print_rules(rules, as_json: bool) -> None:
     now = time.time()
     if as_json:
-        print(json.dumps([r.to_json() | {"active": (r.starts_at is None or r.starts_at <= now)
-                                         and (r.expires_at is None or now < r.expires_at)} for r in rules], indent=2,
-                         ensure_ascii=False))
+        print(json.dumps([rule_view(r, now) for r in rules], indent=2, ensure_ascii=False))  # as the API
         return
     for r in rules:
         what = f"{r.target['article_id']} at {r.position}" if r.kind == "pin" else (

@@ -18,10 +18,9 @@ from flask import g, request
 from recommender.domain import WIB, ValidationError
 from recommender.experiments import registry
 from recommender.serving.results import NotFound
-from recommender.serving.rules import MAX_POSITION, parse_pin, parse_rule
+from recommender.serving.rules import MAX_POSITION, parse_pin, parse_rule, rule_view
 
 from ..routes.common import engine
-from ..routes.editorial import rule_json
 from ..routes.experiments import experiments_now, experiments_router
 from ..web.sessions import check_csrf
 from . import bp
@@ -117,7 +116,7 @@ def rule_body(form) -> dict:
 
 def _listing(pins: bool) -> list[dict]:
     now = engine().clock()
-    return [rule_json(r, now) | {"starts": wib_text(r.starts_at), "expires": wib_text(r.expires_at)}
+    return [rule_view(r, now) | {"starts": wib_text(r.starts_at), "expires": wib_text(r.expires_at)}
             for r in engine().store.list_rules() if (r.kind == "pin") == pins]
 
 
@@ -173,7 +172,7 @@ def _remove(rule_id: str, pins: bool):
     if found is None or (found.kind == "pin") != pins:
         return _editorial_page(pins, error=f"No {'pin' if pins else 'rule'} {rule_id!r} is in force.", code=404)
     if request.method == "GET":  # the confirmation step
-        row = rule_json(found, engine().clock())
+        row = rule_view(found, engine().clock())
         row.update(scope=scope_text(found.scope), target=target_text(found.target))  # not Python dicts
         return page("console/confirm.html", title=f"Remove {rule_id}?", row=row,
                     action=request.path, confirm=rule_id, expires=wib_text(found.expires_at), label="Remove",

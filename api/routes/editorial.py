@@ -11,7 +11,7 @@ import secrets
 from flask import Blueprint
 
 from recommender.domain import ValidationError, format_time
-from recommender.serving.rules import parse_pin, parse_rule
+from recommender.serving.rules import parse_pin, parse_rule, rule_view
 from recommender.store import EditorialRule, StoreError
 
 from ..auth import api_view, principal
@@ -24,24 +24,6 @@ bp = Blueprint("editorial", __name__)
 def _who() -> str:
     who = principal()
     return f"key:{who.key_id}" if who.key_id else f"{who.kind}:{who.user_id}"
-
-
-def _time(ts: float | None) -> str | None:
-    return None if ts is None else format_time(ts)
-
-
-def rule_json(rule: EditorialRule, now: float) -> dict:
-    """A rule as the API shows it; ``active`` says whether it applies now."""
-    out = {"rule_id": rule.rule_id, "kind": rule.kind, "scope": rule.scope, "target": rule.target,
-           "starts_at": _time(rule.starts_at), "expires_at": _time(rule.expires_at),
-           "created_at": _time(rule.created_at), "created_by": rule.created_by,
-           "active": (rule.starts_at is None or rule.starts_at <= now) and (rule.expires_at is None
-                                                                            or now < rule.expires_at)}
-    if rule.kind == "pin":
-        out.update(pin_id=rule.rule_id, article_id=rule.target["article_id"], position=rule.position)
-    else:
-        out["factor"] = rule.factor
-    return out
 
 
 def _create(parse, prefix: str) -> EditorialRule:
@@ -71,7 +53,7 @@ def _remove(rule_id: str, pins: bool) -> dict:
 
 def _listing(pins: bool) -> list[dict]:
     now = engine().clock()
-    return [rule_json(r, now) for r in engine().store.list_rules() if (r.kind == "pin") == pins]
+    return [rule_view(r, now) for r in engine().store.list_rules() if (r.kind == "pin") == pins]
 
 
 @bp.post("/v1/admin/pins")
@@ -79,7 +61,7 @@ def _listing(pins: bool) -> list[dict]:
 def create_pin():
     """Pin an article at a position of feeds or related lists until ``expires_at``."""
     rule = _create(parse_pin, "p")
-    return {"pin_id": rule.rule_id, **rule_json(rule, engine().clock())}, 201
+    return {"pin_id": rule.rule_id, **rule_view(rule, engine().clock())}, 201
 
 
 @bp.get("/v1/admin/pins")
@@ -99,7 +81,7 @@ def delete_pin(pin_id: str):
 def create_rule():
     """A boost or bury (score multiplier) or a block, over an article, a category or a region."""
     rule = _create(parse_rule, "r")
-    return {"rule_id": rule.rule_id, **rule_json(rule, engine().clock())}, 201
+    return {"rule_id": rule.rule_id, **rule_view(rule, engine().clock())}, 201
 
 
 @bp.get("/v1/admin/rules")

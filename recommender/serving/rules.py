@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from recommender import arrays
-from recommender.domain import ValidationError, check_id, control_character, parse_time
+from recommender.domain import ValidationError, check_id, control_character, format_time, parse_time
 from recommender.store import EditorialRule, Store
 from recommender.store.base import RULE_KINDS, RULE_LISTS
 
@@ -178,6 +178,24 @@ def _times(body: dict, now: float, expiry_required: bool) -> tuple[float | None,
     if expires <= max(now, starts or now):
         raise ValidationError("expires_at must be later than now and than starts_at")
     return starts, expires
+
+
+def rule_view(rule: EditorialRule, now: float) -> dict:
+    """A rule as the API, the console and ``newsrec pins|rules list --json`` show it: times in
+    ISO-8601 (WIB), and ``active``: whether it applies at ``now``."""
+    def when(ts: float | None) -> str | None:
+        return None if ts is None else format_time(ts)
+
+    out = {"rule_id": rule.rule_id, "kind": rule.kind, "scope": rule.scope, "target": rule.target,
+           "starts_at": when(rule.starts_at), "expires_at": when(rule.expires_at),
+           "created_at": when(rule.created_at), "created_by": rule.created_by,
+           "active": (rule.starts_at is None or rule.starts_at <= now) and (rule.expires_at is None
+                                                                            or now < rule.expires_at)}
+    if rule.kind == "pin":
+        out.update(pin_id=rule.rule_id, article_id=rule.target["article_id"], position=rule.position)
+    else:
+        out["factor"] = rule.factor
+    return out
 
 
 def check_named_articles(store: Store, rule: EditorialRule) -> None:
