@@ -78,6 +78,10 @@ def test_a_definition_round_trips_and_hashes_its_configuration():
      "feed_max_category_share must be above 0 and at most 1"),
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
       "starts_at": 10, "ends_at": 5}, "after"),
+    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
+      "salt": "s\ud800"}, "salt must be printable"),  # (every assignment hashes it as UTF-8)
+    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
+      "salt": "s\x00"}, "salt must be printable"),
     ({"name": "bad name", "variants": []}, "name"),
     ({"name": "e", "variants": [{"label": "A b", "model_version": "v1"}, {"label": "B", "model_version": "v2"}]},
      "label"),

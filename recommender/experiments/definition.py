@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from recommender.domain import ValidationError, check_id, parse_time
+from recommender.domain import ValidationError, check_id, control_character, parse_time
 from recommender.params import RankingParams, check_ranking
 
 MODES = ("ab", "interleave")
@@ -269,8 +269,10 @@ def experiment_from_dict(d: Any, trusted: bool = False, now: float | None = None
             or len(set(lists)) != len(lists)):
         raise ValidationError(f"lists must be a non-empty list of {', '.join(LIST_TYPES)}; got {lists!r}")
     salt = d.get("salt") or secrets.token_hex(8)
-    if not isinstance(salt, str) or len(salt) > 64:
-        raise ValidationError("salt must be a string of at most 64 characters")
+    # printable: every assignment hashes it as UTF-8, and a lone surrogate has no UTF-8 form (every
+    # list the experiment covers failed)
+    if not isinstance(salt, str) or len(salt) > 64 or (not trusted and control_character(salt) is not None):
+        raise ValidationError("salt must be printable text of at most 64 characters")
     starts_at, ends_at = _time(d.get("starts_at"), "starts_at"), _time(d.get("ends_at"), "ends_at")
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         raise ValidationError("ends_at must be after starts_at")
