@@ -270,3 +270,19 @@ def test_train_says_so_when_it_trained_on_no_events(home, capsys):
 def test_stats_does_not_create_a_store_where_there_is_none(home, capsys):
     code, _, err = run(capsys, "stats")
     assert code == 2 and f"no store at {home / 'newsrec.sqlite3'}" in err and not (home / "newsrec.sqlite3").exists()
+
+
+def test_evaluate_of_a_text_only_store_says_it_has_nothing_to_judge(home, capsys, tmp_path):
+    """Articles and no events (a scraped corpus): the error pointed to --cut, which then wrote a
+    report of 0 test queries and printed no reason; now neither hides that there is nothing to rank."""
+    articles = tmp_path / "articles.jsonl"
+    words = "banjir jakarta gempa bali harga beras naik timnas menang piala pemilu presiden".split()
+    articles.write_text("".join(json.dumps({"article_id": f"a{i}", "title": " ".join(words[i:i + 3]),
+                                            "body": " ".join(words[i:i + 5]), "category": "Nasional",
+                                            "published_at": f"2026-12-01T{i:02d}:00:00+07:00"}) + "\n"
+                                for i in range(12)))
+    assert run(capsys, "ingest", "articles", str(articles))[0] == 0
+    code, _, err = run(capsys, "evaluate", "--no-plots")
+    assert code == 2 and "no events" in err and "--cut" not in err and "benchmarks/quality.py" in err
+    code, out, _ = run(capsys, "evaluate", "--no-plots", "--protocol", "related", "--cut", "2026-12-01T06:00:00+07:00")
+    assert code == 0 and "0 test queries" in out and "related needs co-reading" in out

@@ -124,6 +124,8 @@ def evaluation_fingerprint(store, ev, cut: float) -> str:
 def _print_summary(report: dict) -> None:
     for name, entry in report["datasets"].items():
         print(f"{name}: protocol {entry['protocol']}, {entry['n_test']} test queries")
+        for note in entry.get("notes", ()):  # e.g. why there is nothing to rank
+            print(f"  note: {note}")
         headline = [m for m in ("auc", "mrr", "ndcg@10", "recall@10") if any(
             m in v for v in entry["models"].values())]
         for model, values in entry["models"].items():

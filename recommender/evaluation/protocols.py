@@ -256,7 +256,10 @@ def choose_cut(store: Store, test_days: float = 1.0, cut: float | None = None) -
     lg = store.load_interactions()
     ts = lg.ts[~lg.history]
     if ts.size == 0:
-        raise ValueError("the store has no events to split; ingest events, or pass --cut for a text-only corpus")
+        raise ValueError("the store has no events to split: every protocol ranks against readers' impressions, "
+                         "clicks or co-reading, which a text-only corpus does not have; ingest events "
+                         "(related lists of a text-only corpus against its editors' links: benchmarks/quality.py, on "
+                         "the Indonesian news set)")
     return last_days_cut(ts, test_days)
 
 
