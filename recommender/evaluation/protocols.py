@@ -34,6 +34,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter, defaultdict
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, fields, replace
@@ -657,17 +658,25 @@ def _ndcg_curve(labels_in_rank_order: np.ndarray, k_max: int) -> np.ndarray:
 
 
 class _Collector:
-    def __init__(self, kind: str, rng: np.random.Generator, category: np.ndarray):
+    def __init__(self, kind: str, seed: int, category: np.ndarray):
         self.kind = kind
-        self.rng = rng
+        self.seed = seed
+        self.rngs: dict[str, np.random.Generator] = {}
         self.category = category
         self.rows: dict[str, _Rows] = defaultdict(_Rows)
+
+    def rng(self, name: str) -> np.random.Generator:
+        """Each row's own tie-break draws (seed and name), so its figures do not depend on which
+        other rows ran before it (ablations, plugins, a baseline left out)."""
+        if name not in self.rngs:
+            self.rngs[name] = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+        return self.rngs[name]
 
     def add_scores(self, name: str, query: Query, scores: np.ndarray) -> None:
         scores = np.asarray(scores, dtype=np.float64)
         rows = self.rows[name]
         if self.kind in ("impressions", "replay"):
-            strict = break_ties(scores, self.rng)  # one random tie-break for every rank metric and list
+            strict = break_ties(scores, self.rng(name))  # one random tie-break for every rank metric and list
             values = impression_metrics(query.labels, strict)
             values["auc"] = auc(query.labels, scores)  # ties count 0.5: the expectation over tie-breaks
             for metric, value in values.items():
@@ -677,7 +686,7 @@ class _Collector:
             rows.lists.append(query.items[order[:LIST_LENGTH]])
             rows.moments.append(query.ts)
         else:
-            strict = break_ties(scores, self.rng)
+            strict = break_ties(scores, self.rng(name))
             depth = min(RELATED_DEPTH, strict.size)
             top = np.argpartition(-strict, depth - 1)[:depth] if depth < strict.size else np.arange(strict.size)
             top = top[np.argsort(-strict[top], kind="stable")]
@@ -839,8 +848,7 @@ class Evaluation:
         t_start = time.perf_counter()
         queries = self.queries(protocol, max_queries)
         online = ONLINE[protocol]
-        rng = np.random.default_rng(self.seed)
-        collector = _Collector(protocol, rng, self.split_.catalog.category)
+        collector = _Collector(protocol, self.seed, self.split_.catalog.category)
         self.columns_: list[tuple[Query, dict[str, np.ndarray]]] = []
         baselines = [b for b in self.baselines_ if online or b.name != "online_ctr"]
         if protocol == "related":
