@@ -271,6 +271,28 @@ def test_a_bundle_whose_plugin_is_gone_is_refused_at_promotion_and_load(sample, 
     engine.close()
 
 
+def test_an_experiment_refuses_a_variant_whose_plugin_cannot_be_imported_here(sample, tmp_path, monkeypatch):
+    """Promotion refused such a version but an experiment took it: every worker that could not load
+    the variant logged an error and served its readers outside the experiment, which said nothing."""
+    from recommender.domain import ValidationError
+    from recommender.experiments import registry
+
+    package = tmp_path / "pkgs"
+    package.mkdir()
+    (package / "byo_gone2.py").write_text((ROOT / "tests" / "byo_plugins.py").read_text())
+    monkeypatch.syspath_prepend(str(package))
+    live = sample.store.live_model()
+    version, _ = train(sample.store, sample.models_dir, with_plugins(
+        {"role": "scorer", "path": "byo_gone2:Faulty", "params": {"mode": "ok"}}), as_of=sample.now)
+    (package / "byo_gone2.py").unlink()
+    monkeypatch.delitem(sys.modules, "byo_gone2")
+    data = {"name": "byo-gone", "variants": [{"label": "control", "model_version": live},
+                                             {"label": "plugin", "model_version": version}], "lists": ["feed"]}
+    with pytest.raises(ValidationError, match="variant plugin .*byo_gone2:Faulty.* cannot be imported"):
+        registry.create(sample.store, sample.models_dir, data)
+    assert registry.load_all(sample.store) == []
+
+
 def test_a_scorer_on_related_lists_reorders_them(sample, monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLES))
     region_of = {a["article_id"]: a.get("region") for a in sample.articles.values()}

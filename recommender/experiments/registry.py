@@ -12,6 +12,7 @@ from pathlib import Path
 
 from recommender.domain import ValidationError, format_time
 from recommender.models.bundle import list_versions
+from recommender.models.versions import plugin_problems
 from recommender.store import Store
 
 from .definition import Experiment, experiment_from_dict
@@ -81,6 +82,11 @@ def create(store: Store, models_dir: str | Path, data: dict, now: float | None =
     if missing:
         raise ValidationError(f"model version(s) {', '.join(missing)} are not valid bundles in the models folder; "
                               "see 'newsrec models list' (train one with 'newsrec train')")
+    for variant in experiment.variants:  # as promotion refuses it: a worker here could not serve the variant
+        problems = plugin_problems(models_dir, variant.model_version)
+        if problems:
+            raise ValidationError(f"variant {variant.label} ({variant.model_version}) cannot be served here: "
+                                  + "; ".join(problems))
     for other in load_all(store):
         if other.name == experiment.name:
             raise ExperimentConflict(f"an experiment named {experiment.name!r} exists already; pick another name")
