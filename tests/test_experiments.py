@@ -58,6 +58,13 @@ def test_a_definition_round_trips_and_hashes_its_configuration():
                                 {"label": "B", "model_version": "v2", "params": {"no_such": 1}}]}, "RankingParams"),
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
                                 {"label": "B", "model_version": "v2", "params": {"diversity": 1}}]}, "not a number"),
+    # a string was told "diversity must be a finite number"; 2.5 was served as a story cap of 2
+    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
+                                {"label": "B", "model_version": "v2", "params": {"diversity": "mmr"}}]},
+     "diversity is not a number; set it in the training config"),
+    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
+                                {"label": "B", "model_version": "v2", "params": {"feed_max_per_story": 2.5}}]},
+     "feed_max_per_story must be a whole number, got 2.5"),
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
                                 {"label": "B", "model_version": "v2", "params": {"mmr_lambda": 1.5}}]},
      "between 0 and 1"),

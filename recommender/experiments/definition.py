@@ -187,12 +187,15 @@ def _params(value: Any, label: str, trusted: bool = False) -> dict[str, float]:
         if key not in _RANKING_FIELDS:
             raise ValidationError(f"params of variant {label}: {key!r} is not a RankingParams field "
                                   f"(e.g. feed_trending, feed_cf, related_fresh)")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
-            raise ValidationError(f"params of variant {label}: {key} must be a finite number")
         if "str" in str(_RANKING_FIELDS[key]):  # e.g. diversity: numbers only here (the API schema says so)
             raise ValidationError(f"params of variant {label}: {key} is not a number; set it in the training "
                                   f"config instead")
-        out[key] = int(v) if "int" in str(_RANKING_FIELDS[key]) else float(v)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
+            raise ValidationError(f"params of variant {label}: {key} must be a finite number")
+        whole = "int" in str(_RANKING_FIELDS[key])
+        if whole and v != int(v):  # int() would serve 2.5 as 2 under the name of 2.5
+            raise ValidationError(f"params of variant {label}: {key} must be a whole number, got {v!r}")
+        out[key] = int(v) if whole else float(v)
     try:  # ranges the parameters check themselves (e.g. mmr_lambda in [0, 1]), and check_ranking's when made
         ranking = RankingParams(**out)
         if not trusted:
