@@ -256,7 +256,14 @@ class TrainParams:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
-        weights = EventWeights(**data.pop("weights", {}))
+        _check_numbers(cls, data)
+        weights = data.pop("weights", {})
+        if isinstance(weights, dict):
+            _check_numbers(EventWeights, weights, "weights.")
+            for name in ("impression", "click", "read", "share"):
+                if weights.get(name, 0) < 0:  # implicit refuses a negative weight mid-training
+                    raise ValueError(f"weights.{name} must be 0 or more, got {weights[name]!r}")
+        weights = EventWeights(**weights)
         ranking = check_ranking(ranking_from_dict(data.pop("ranking", {})))
         plugins = plugins_from_list(data.pop("plugins", []))
         return cls(weights=weights, ranking=ranking, plugins=plugins, **data)
@@ -271,6 +278,23 @@ class TrainParams:
 
     def with_overrides(self, **changes: Any) -> "TrainParams":
         return replace(self, **changes)
+
+
+def _check_numbers(cls, data: dict[str, Any], prefix: str = "") -> None:
+    """ValueError naming a number of a training config (top level, weights) that is not one: a string, null,
+    8.5 factors or 0 of them reached numpy or implicit and ended ``newsrec train`` in a traceback."""
+    for f in fields(cls):
+        value = data.get(f.name)
+        if f.name not in data or f.name in ("weights", "ranking", "plugins") or "str" in str(f.type) \
+                or (value is None and "None" in str(f.type)):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{prefix}{f.name} must be a finite number, got {value!r}")
+        least = 1 if f.name == "factors" else 0
+        if "int" in str(f.type):
+            if value != int(value) or value < least:
+                raise ValueError(f"{prefix}{f.name} must be a whole number of at least {least}, got {value!r}")
+            data[f.name] = int(value)  # 10.0 (as JSON may write it) would reach numpy as a float shape
 
 
 def check_ranking(ranking: RankingParams) -> RankingParams:

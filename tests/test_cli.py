@@ -202,6 +202,16 @@ def test_train_refuses_an_empty_store_and_bad_parameters(home, capsys, tmp_path)
     cfg.write_text(json.dumps({"factors": 8, "nonsense": 1}))
     code, _, err = run(capsys, "train", "--config", str(cfg))
     assert code == 2 and "nonsense" in err
+    # these reached numpy or implicit and ended in a traceback once there was data to train on
+    for bad, message in (({"factors": 8.5}, "factors must be a whole number of at least 1, got 8.5"),
+                         ({"factors": 0}, "factors must be a whole number of at least 1"),
+                         ({"neighbours": "40"}, "neighbours must be a finite number, got '40'"),
+                         ({"alpha": None}, "alpha must be a finite number, got None"),
+                         ({"weights": {"click": "x"}}, "weights.click must be a finite number, got 'x'"),
+                         ({"weights": {"click": -1}}, "weights.click must be 0 or more, got -1")):
+        cfg.write_text(json.dumps(bad))
+        code, _, err = run(capsys, "train", "--config", str(cfg))
+        assert code == 2 and message in err and "Traceback" not in err, (bad, err)
 
 
 def test_evaluate_and_tune_refuse_a_store_without_articles_with_a_message(home, capsys, tmp_path):
