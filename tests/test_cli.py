@@ -296,3 +296,16 @@ def test_evaluate_of_a_text_only_store_says_it_has_nothing_to_judge(home, capsys
     assert code == 2 and "no events" in err and "--cut" not in err and "benchmarks/quality.py" in err
     code, out, _ = run(capsys, "evaluate", "--no-plots", "--protocol", "related", "--cut", "2026-12-01T06:00:00+07:00")
     assert code == 0 and "0 test queries" in out and "related needs co-reading" in out
+
+
+def test_rollback_says_when_the_versions_live_before_were_pruned(home, capsys):
+    """Staged trainings pruned the version live before the live one (train keeps the newest N),
+    and rollback said that no older version was ever live; it now names the pruned ones."""
+    run(capsys, "sample", "--articles", "80", "--users", "40", "--days", "2", "--seed", "3", "--ingest")
+    first = json.loads(run(capsys, "train", "--json", "--promote")[1])["version"]
+    second = json.loads(run(capsys, "train", "--json", "--promote", "--seed", "1")[1])["version"]
+    assert run(capsys, "train", "--json", "--keep", "1", "--seed", "2")[0] == 0
+    assert first not in statuses(capsys) and statuses(capsys)[second] == "live"
+    code, _, err = run(capsys, "models", "rollback")
+    assert code == 1 and "was ever live" not in err
+    assert f"{first} was live before but is no longer in the models folder" in err and "--keep" in err

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 from recommender.config import Settings
 from recommender.models.bundle import BundleError, verify_bundle
-from recommender.models.versions import (UNSET, PromotionConflict, describe, live_version, plugin_import_problem,
-                                         plugin_problems, previous_version, promote, rollback)
+from recommender.models.versions import (UNSET, PromotionConflict, describe, gone_versions, live_version,
+                                         plugin_import_problem, plugin_problems, previous_version, promote, rollback)
 from recommender.store import open_store
 
 from .cli import command
@@ -92,6 +92,13 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
             args.version = previous_version(store, models, args.expect)
             if args.version is None:
+                gone = gone_versions(store, models, args.expect)
+                if gone:  # not "never live": a later training's pruning removed them
+                    print(f"error: {', '.join(gone)} {'was' if len(gone) == 1 else 'were'} live before but "
+                          f"{'is' if len(gone) == 1 else 'are'} no longer in the models folder (newsrec train keeps "
+                          "the newest versions, --keep N, default 5, and the live one); name the VERSION to roll "
+                          "back to (newsrec models list)", file=sys.stderr)
+                    return 1
                 print("error: no version older than the live one was ever live; name the VERSION to roll back to "
                       "(newsrec models list)", file=sys.stderr)
                 return 1

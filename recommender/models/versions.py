@@ -176,6 +176,14 @@ def previous_version(store: Store, models_dir: str | Path, live: str | None) -> 
     return max(was_live, key=promoted.__getitem__) if was_live else None
 
 
+def gone_versions(store: Store, models_dir: str | Path, live: str | None) -> list[str]:
+    """Versions live before ``live`` that are no longer in the models folder (pruned by a later
+    training's ``keep``, or deleted), most recently live first: why a rollback may find none."""
+    present = {row["version"] for row in list_versions(models_dir)}
+    promoted = _promotions(store)
+    return sorted((v for v in promoted if v != live and v not in present), key=promoted.__getitem__, reverse=True)
+
+
 def describe(store: Store | None, models_dir: str | Path) -> list[dict]:
     """The versions in the models folder, oldest first, each with its part.
 
