@@ -182,6 +182,20 @@ def test_a_scorer_failing_at_serving_time_is_skipped_logged_and_counted(sample, 
     engine.close()
 
 
+def test_an_evaluation_says_when_a_plugin_failed_on_its_queries(sample):
+    """A plugin that raised on every replayed list was left out of each, and the report's newsrec
+    row, as if with the plugin, said nothing of it (only warnings on stderr); it now has a note."""
+    from recommender.evaluation.protocols import Evaluation, choose_cut
+
+    params = with_plugins({"role": "scorer", "path": "tests.byo_plugins:Faulty", "params": {"mode": "raise"}})
+    with Evaluation(sample.store, choose_cut(sample.store, 1.0), variants={"newsrec": params}, baselines=[],
+                    ablations=False) as ev:
+        entry = ev.run("replay", max_queries=20)
+    assert entry["n_test"] == 20
+    assert any("plugin p0 (scorer) failed 20 times" in note and "the data scientist's bug" in note
+               for note in entry.get("notes", [])), entry.get("notes")
+
+
 def test_a_scorer_that_works_changes_nothing_it_should_not(sample):
     """A plugin scoring 0 everywhere: the same lists as without it (the stages add, never reorder)."""
     base = sample.engine()

@@ -97,8 +97,9 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
                 name = args.name if len(protocols) == 1 else f"{args.name}-{protocol}"
                 entry = ev.run(protocol, max_queries=args.max_queries)
                 if entry["n_test"] == 0:
-                    entry["notes"] = [f"no {protocol} query in the test period: nothing to rank "
-                                      "(impressions need logged impressions with clicks; related needs co-reading)"]
+                    entry.setdefault("notes", []).append(
+                        f"no {protocol} query in the test period: nothing to rank (impressions need logged "
+                        "impressions with clicks; related needs co-reading)")
                 report["datasets"][name] = entry
     except (ValueError, TrainingError) as exc:  # e.g. nothing to train on before the cut
         print(f"error: {exc}", file=sys.stderr)

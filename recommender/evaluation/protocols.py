@@ -618,6 +618,19 @@ class NewsrecRunner:
             self._tmp.cleanup()
 
 
+def _plugin_failures(runners: list[NewsrecRunner]) -> list[str]:
+    """Notes for the report: a bring-your-own plugin that failed was left out of those lists, so
+    the newsrec rows are without it there (the warnings alone went to the log)."""
+    seen: dict[int, str] = {}
+    for runner in runners:
+        for plugin in getattr(runner.model, "plugins", ()):  # the model the engine serves; copies share them
+            if plugin.errors and id(plugin) not in seen:
+                seen[id(plugin)] = (f"plugin {plugin.name} ({plugin.spec.role}) failed {plugin.errors} times and was "
+                                    f"left out of those lists, so the newsrec rows are without it there; last "
+                                    f"error: {plugin.last_error}")
+    return list(seen.values())
+
+
 def _finite(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     bad = ~np.isfinite(scores)
@@ -881,7 +894,10 @@ class Evaluation:
                     for runner in runners:  # the service polls every second, new events or not
                         runner.refresh(query.ts)
                 self._score_query(protocol, query, runners, baselines, history, collector, keep_columns)
+            failures = _plugin_failures(runners)
         entry = self._summarize(protocol, queries, collector)
+        if failures:
+            entry.setdefault("notes", []).extend(failures)
         entry["seconds"] = round(time.perf_counter() - t_start, 1)
         return entry
 
