@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -298,14 +299,18 @@ def test_evaluate_of_a_text_only_store_says_it_has_nothing_to_judge(home, capsys
     assert code == 0 and "0 test queries" in out and "related needs co-reading" in out
 
 
-def test_rollback_says_when_the_versions_live_before_were_pruned(home, capsys):
-    """Staged trainings pruned the version live before the live one (train keeps the newest N),
-    and rollback said that no older version was ever live; it now names the pruned ones."""
+def test_staged_trainings_keep_the_rollback_target_and_rollback_names_one_deleted(home, capsys):
+    """Staged trainings pruned the version live before the live one (train keeps the newest N
+    besides the live one): a rollback had nowhere to go and said that no older version was ever
+    live. Pruning now spares it; one deleted by hand is named as gone."""
     run(capsys, "sample", "--articles", "80", "--users", "40", "--days", "2", "--seed", "3", "--ingest")
     first = json.loads(run(capsys, "train", "--json", "--promote")[1])["version"]
     second = json.loads(run(capsys, "train", "--json", "--promote", "--seed", "1")[1])["version"]
-    assert run(capsys, "train", "--json", "--keep", "1", "--seed", "2")[0] == 0
-    assert first not in statuses(capsys) and statuses(capsys)[second] == "live"
+    for seed in ("2", "4"):
+        assert run(capsys, "train", "--json", "--keep", "1", "--seed", seed)[0] == 0
+    assert statuses(capsys)[first] != "gone" and statuses(capsys)[second] == "live"
+    shutil.rmtree(home / "models" / first)  # by hand: then rollback says where it went
+    assert first not in statuses(capsys)
     code, _, err = run(capsys, "models", "rollback")
     assert code == 1 and "was ever live" not in err
     assert f"{first} was live before but is no longer in the models folder" in err and "--keep" in err

@@ -500,7 +500,10 @@ def train(store: Store, models_dir: str | Path, params: TrainParams | None = Non
                             "check the events (times, dwell) and the training parameters")
     built.serving_model()  # refuse to publish what the service could not load
     start = time.perf_counter()
-    kept = {*protect(), *(v for v in (live_before, store.live_model()) if v is not None)}  # a rollback during training too
+    live_now = store.live_model()  # (a rollback during training too)
+    # and what a rollback goes back to: staged trainings pruning it left an operator no way back
+    kept = {*protect(), *(v for v in (live_before, live_now, versions.previous_version(store, models_dir, live_now))
+                          if v is not None)}
     version = write_bundle(models_dir, built.arrays, built.documents, manifest_extra=built.manifest, keep=keep,
                            publish=False, protect=kept)
     built.report["timings_seconds"]["bundle write"] = round(time.perf_counter() - start, 3)
