@@ -494,7 +494,7 @@ PATHS["/v1/admin/experiments/{name}"] = {"get": _op(
 PATHS["/v1/admin/experiments/{name}/stop"] = {"post": _op(
     "Stop an experiment: its readers get the normal lists again on every worker", "experiments", ADMIN,
     {"200": _ok(_ref("Experiment")), "404": _error("No experiment of that name"),
-     "409": _error("experiment_conflict: stopped already"), **BAD_PATH_ID, **STORE_ERROR},
+     "409": _error("experiment_conflict: stopped already, or past its end"), **BAD_PATH_ID, **STORE_ERROR},
     params=[EXPERIMENT_NAME], body={"type": "object"}, body_required=False)}
 PATHS["/v1/admin/experiments/{name}/report"] = {"get": _op(
     "Lists, clicks, CTR with 95 % intervals, CTR by position, the difference to the control, the "

@@ -75,6 +75,16 @@ def test_an_end_that_has_passed_is_refused_and_nothing_is_stored(sample):
     assert made.status(now) == "running"
 
 
+def test_an_experiment_past_its_end_cannot_be_stopped_and_keeps_its_end(sample):
+    now = sample.now
+    registry.create(sample.store, sample.models_dir, body(sample, "short", ["feed"], ends_at=now + 60), now=now)
+    with pytest.raises(registry.ExperimentConflict, match="ended at .* already"):
+        registry.stop(sample.store, "short", now=now + 120)
+    ended = registry.get(sample.store, "short")
+    assert ended.stopped_at is None and ended.status(now + 120) == "ended"
+    assert registry.stop(sample.store, "short", now=now + 30).status(now + 30) == "stopped"  # before its end: stops
+
+
 def test_interleaving_takes_no_shares_but_an_equal_split():
     two = [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}]
     with pytest.raises(ValidationError, match="interleave mode .*50/50 by construction.*leave out shares"):

@@ -101,6 +101,9 @@ def create(store: Store, models_dir: str | Path, data: dict, now: float | None =
 def stop(store: Store, name: str, now: float | None = None) -> Experiment:
     """Stop an experiment from now on: every worker serves its readers the normal lists again."""
     now = time.time() if now is None else now
+    experiment = get(store, name)
+    if experiment.status(now) == "ended":  # nothing to stop: "stopped" would misreport when it ended
+        raise ExperimentConflict(f"experiment {name!r} ended at {format_time(experiment.ends_at)} already")
     stopped = store.stop_experiment(name, now)
     if stopped is None:
         raise ExperimentNotFound(f"no experiment named {name!r}; see 'newsrec experiments list'")
