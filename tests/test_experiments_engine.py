@@ -257,3 +257,45 @@ def test_an_experiment_ends_at_its_end_time_and_frees_its_engines(sample):
     finally:
         router.close()
         main.close()
+
+
+def test_an_ab_variants_feeds_are_in_the_feature_log_and_interleaved_ones_are_not(sample):
+    """A ranker trains on the feature log: a variant's lists were missing from it (while an
+    experiment covered every reader, all of the traffic). An interleaved list is neither engine's."""
+    from recommender.serving.engine import EngineConfig
+    from recommender.serving.features import feature_names
+
+    registry.create(sample.store, sample.models_dir, three_variants(sample, lists=["feed"]), now=sample.now)
+    main = sample.engine()
+    router = ExperimentRouter(sample.store, sample.models_dir, main, config=EngineConfig(feature_log_rate=1.0),
+                              clock=lambda: sample.now)
+    try:
+        served = {}
+        for user in list(sample.readers)[:12]:
+            routed = router.feed(user, LIMIT, None)
+            served[routed.ranked.list_id] = [i.article_id for i in routed.ranked.items]
+    finally:
+        router.close()  # (its engines write what they queued)
+        main.close()
+    logged = {row.list_id: row for row in sample.store.feature_logs()}
+    assert set(served) <= set(logged)
+    for list_id, items in served.items():
+        row = logged[list_id]
+        assert list(row.article_ids) == items and list(row.names) == feature_names()
+        assert row.features.shape == (len(items), len(feature_names()))
+    assert {s.list_id for s in sample.store.experiment_lists("exp")} == set(served)  # each list written once
+
+    registry.stop(sample.store, "exp", now=sample.now)
+    registry.create(sample.store, sample.models_dir, {
+        "name": "il", "mode": "interleave", "lists": ["feed"],
+        "variants": [{"label": "A", "model_version": sample.version}, {"label": "B", "model_version": sample.staged}]},
+        now=sample.now + 1)
+    main = sample.engine()
+    router = ExperimentRouter(sample.store, sample.models_dir, main, config=EngineConfig(feature_log_rate=1.0),
+                              clock=lambda: sample.now + 2)
+    try:
+        interleaved = [router.feed(user, LIMIT, None).ranked.list_id for user in list(sample.readers)[:6]]
+    finally:
+        router.close()
+        main.close()
+    assert not set(interleaved) & {row.list_id for row in sample.store.feature_logs()}

@@ -193,7 +193,10 @@ class ExperimentRouter:
         if claim is None:
             return None
         experiment, engines, chosen = claim
-        lists = [engine.feed(user_id, limit=limit, cursor=cursor, **options) for engine in engines]
+        # an A/B variant's engine logs its list's feature rows (sampled); an interleaved list is
+        # neither engine's, so neither logs one
+        lists = [engine.feed(user_id, limit=limit, cursor=cursor, log=len(engines) == 1, **options)
+                 for engine in engines]
         return self._finish(experiment, chosen, lists, user_id, limit, engines[0], cursor=cursor, feed=True)
 
     def _finish(self, experiment: Experiment, chosen: list[int], lists: list[RankedList], user_id: str | None,

@@ -27,6 +27,9 @@ class PinnedEngine(Engine):
 
     It never follows promotions (``model`` changes), and writes no served lists itself: the
     router records each list once, with the experiment and variant (see :meth:`Engine.log_served`).
+    It does write the feature log's rows of the lists it builds alone (an A/B variant's), as the
+    main engine does for its own: without them a ranker trained on the log lacked every list of
+    an experiment, all of the traffic while one covered every reader.
     """
 
     def __init__(self, store: Store, models_dir: str | Path, variant: Variant, config: EngineConfig | None = None,
@@ -34,12 +37,15 @@ class PinnedEngine(Engine):
         self.variant = variant
         base = config or EngineConfig()
         # no lag: the main engine takes the clicks, so this one could not forget its answers for them
-        super().__init__(store, models_dir, dataclasses.replace(base, log_impressions=False, lag_seconds=0.0), clock)
+        super().__init__(store, models_dir, dataclasses.replace(base, lag_seconds=0.0), clock)
 
     @property
     def ready(self) -> bool:
         """Whether it serves its variant's model (False while the bundle cannot be loaded here)."""
         return self.model_version == self.variant.model_version
+
+    def _log_impressions(self, user_id, ranked, now) -> None:
+        return None  # the router records the served list, with the experiment and the variant
 
     # which version to serve: always the pinned one
     def _read_live(self) -> None:
