@@ -210,6 +210,18 @@ def test_the_delta_method_variance_matches_a_bootstrap_over_readers(rng):
     assert all(math.isnan(x) for x in stats.ratio(np.zeros(0), np.zeros(0)))
 
 
+def test_a_variant_without_a_click_has_an_interval_and_does_not_differ_on_five_clicks():
+    """The delta method's variance is 0 with no click: its interval was [0, 0], and 0 of 500
+    against 5 of 500 (Fisher's exact p = 0.06) was reported as a difference."""
+    shown = np.full(50, 10.0)
+    none, some = np.zeros(50), np.r_[np.ones(5), np.zeros(45)]
+    ctr, (lo, hi), _ = stats.ctr_interval(none, shown)
+    assert ctr == 0.0 and lo == 0.0 and 0.004 < hi < stats.wilson(0, 500)[1]  # about as wide as Wilson's
+    diff, interval = stats.difference(stats.ratio(none, shown), stats.ratio(some, shown))
+    assert diff == 0.01 and not stats.excludes_zero(interval)
+    assert stats.excludes_zero(stats.difference(stats.ratio(none, shown), stats.ratio(some * 3, shown))[1])  # 15 do
+
+
 def test_srm_is_the_chi_square_test_of_the_shares():
     assert math.isclose(stats.srm_p([480, 520], [50, 50]), scipy_stats.chisquare([480, 520]).pvalue)
     assert math.isclose(stats.srm_p([100, 300], [20, 80]), scipy_stats.chisquare([100, 300], [80, 320]).pvalue)
