@@ -31,26 +31,23 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recommender.domain import Article, ValidationError, parse_time  # noqa: E402
+from recommender.domain import Article  # noqa: E402
 from recommender.evaluation.protocols import Evaluation, choose_cut, editor_link_pairs  # noqa: E402
 from recommender.evaluation.learning import choose_ranker, feature_ablation, replay_rows, with_learned  # noqa: E402
 from recommender.evaluation.splitting import validation_cut  # noqa: E402
 from recommender.evaluation.tuning import tune  # noqa: E402
-from recommender.datasets.ingest import import_mind  # noqa: E402
+from recommender.datasets.ingest import import_mind, scraped_article, scraped_rows, scraped_time  # noqa: E402
 from recommender.params import RankingParams, TrainParams  # noqa: E402
 from recommender.store import SQLiteStore  # noqa: E402
-from recommender.text.cleaning import strip_furniture, unescape_html  # noqa: E402
 from training.report import model_table, new_report, write_report  # noqa: E402
 
 log = logging.getLogger("quality")
@@ -193,47 +190,18 @@ def run_mind(folder: Path, quick: bool, trials: int, tune_enabled: bool, progres
 
 
 # --- Indonesian news with editor links ----------------------------------------------------------
-def _section(url: str) -> str:
-    """Kompas: subdomain (``money``); Tribunnews: first path segment (``superskor``)."""
-    parsed = urlparse(url)
-    host = parsed.netloc
-    if host.endswith("tribunnews.com"):
-        parts = [p for p in parsed.path.split("/") if p]
-        return parts[0] if parts else "tribunnews"
-    return host.split(".")[0]
-
-
 def read_id_news(path: Path) -> tuple[list[Article], dict[str, set[str]], dict]:
-    """Articles (editor links stripped from bodies) and the "Baca juga" pairs by article id."""
-    csv.field_size_limit(10_000_000)
-    rows, seen = [], set()
-    with path.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["URL"] in seen:
-                continue
-            seen.add(row["URL"])
-            rows.append(row)
-    dates = []
-    for row in rows:
-        try:
-            dates.append(parse_time(row["PublishDate"], "PublishDate"))
-        except ValidationError:
-            dates.append(None)
-    day_start = min(d for d in dates if d is not None)
-    day_start -= (day_start + 7 * 3600) % 86400  # local midnight of the first day
-    articles = []
-    for row, published in zip(rows, dates):
-        host = urlparse(row["URL"]).netloc
-        prefix = "kompas" if "kompas" in host else "tribun"
-        articles.append(Article(
-            article_id=f"{prefix}-{row['Article_ID']}", title=unescape_html(row["Title"]),
-            body=strip_furniture(row["Body_Text"]), category=_section(row["URL"]),
-            published_at=published if published is not None else day_start, url=row["URL"], language="id"))
+    """Articles as ``newsrec ingest id-news`` reads them (editor links stripped from bodies) and the
+    "Baca juga" pairs by article id."""
+    numbered, undated = scraped_rows(path)
+    rows = [row for _, row in numbered]
+    articles = [scraped_article(row, undated) for row in rows]
     pairs = editor_link_pairs([r["Title"] for r in rows], [r["Body_Text"] for r in rows])
     links = {articles[i].article_id: {articles[j].article_id for j in targets} for i, targets in pairs.items()}
     leaks = sum("baca juga" in a.body.lower() for a in articles)
     stats = {"articles": len(articles), "anchors": len(links), "pairs": sum(len(t) for t in links.values()),
-             "missing_dates": sum(d is None for d in dates), "bodies_still_with_baca_juga": leaks}
+             "missing_dates": sum(scraped_time(r) is None for r in rows),
+             "bodies_still_with_baca_juga": leaks}
     return articles, links, stats
 
 

@@ -384,3 +384,41 @@ def test_the_command_adds_mind_placeholders_unless_told_not_to(tmp_path, monkeyp
         capsys.readouterr()
         assert main(["stats", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["articles"] == articles
+
+
+def test_scraped_portal_articles_get_sections_clean_bodies_and_one_row_per_url(cli_home, tmp_path, capsys):
+    """``newsrec ingest id-news``: the Kompas/Tribunnews scrape's layout (no section column, HTML
+    escaped twice, "Baca juga" links and credits in bodies, a body as a Python list string, a
+    missing time "[]", a URL twice) becomes a catalog newsrec can train on."""
+    import csv
+
+    from recommender.store import open_store
+    from training.cli import main
+
+    path = tmp_path / "scraped.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["URL", "PublishDate", "Article_ID", "Title", "Body_Text"])
+        out.writerow(["https://money.kompas.com/read/2023/02/27/1/harga-beras", "2023-02-27 09:15:00", "1",
+                      "Harga Beras &amp;quot;Naik&amp;quot; Lagi",
+                      "JAKARTA, KOMPAS.com - Harga beras naik lagi di pasar.\nBaca juga: Stok Beras Aman\nEditor : Anu"])
+        out.writerow(["https://www.tribunnews.com/superskor/2023/02/27/timnas-menang", "[]", "2",
+                      "Timnas Menang", "['Timnas menang besar tadi malam.', 'Pelatih puas.']"])
+        out.writerow(["https://money.kompas.com/read/2023/02/27/1/harga-beras", "2023-02-27 10:00:00", "1",
+                      "Harga Beras (salinan)", "Salinan yang sama."])
+    assert main(["ingest", "id-news", str(path)]) == 0
+    report = json.loads(capsys.readouterr().out)[0]
+    assert (report["accepted"], report["rejected"]) == (2, 0)
+    store = open_store(cli_home / "newsrec.sqlite3")
+    got = store.get_articles(["kompas-1", "tribun-2"])
+    beras, timnas = got["kompas-1"], got["tribun-2"]
+    assert (beras.category, beras.title, beras.language) == ("money", 'Harga Beras "Naik" Lagi', "id")
+    assert "Harga beras naik lagi" in beras.body and "Baca juga" not in beras.body and "Editor" not in beras.body
+    assert timnas.category == "superskor" and "Timnas menang besar" in timnas.body and "['" not in timnas.body
+    first_midnight = 1677430800.0  # 2023-02-27 00:00 WIB: the file's first day, for the row with no time
+    assert (beras.published_at, timnas.published_at) == (first_midnight + 9 * 3600 + 15 * 60, first_midnight)
+    store.close()
+    other = tmp_path / "articles.csv"
+    other.write_text("article_id,title,body,category,published_at\na1,T,B,Ekonomi,2026-11-01T08:00:00+07:00\n")
+    assert main(["ingest", "id-news", str(other)]) == 2
+    assert "lacks the column(s) URL" in capsys.readouterr().err

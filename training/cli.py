@@ -93,8 +93,10 @@ def _ingest_folder(settings: Settings, folder: Path) -> dict:
 
 # -- ingest ----------------------------------------------------------------------------------
 def _ingest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=["articles", "events", "preferences", "mind"],
-                   help="what the file holds; 'mind' takes a folder with news.tsv and behaviors.tsv")
+    p.add_argument("kind", choices=["articles", "events", "preferences", "mind", "id-news"],
+                   help="what the file holds; 'mind' takes a folder with news.tsv and behaviors.tsv; 'id-news' a CSV "
+                        "of scraped articles (URL, PublishDate, Article_ID, Title, Body_Text: the Kompas/Tribunnews "
+                        "set), sections from the URLs, page furniture stripped")
     p.add_argument("path", type=Path, help="a .jsonl or .csv file (or a MIND folder)")
     p.add_argument("--format", choices=["jsonl", "csv"], default=None, help="override the format guessed from the name")
     p.add_argument("--report", type=Path, default=None, help="write the full import report (JSON) here")
@@ -104,9 +106,10 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
 
-@command("ingest", "import articles, events or preferences (JSON Lines / CSV) or a MIND folder into the store")(_ingest_args)
+@command("ingest", "import articles, events or preferences (JSON Lines / CSV), a MIND folder or scraped Indonesian "
+                   "articles into the store")(_ingest_args)
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from recommender.datasets.ingest import IMPORTERS, import_mind
+    from recommender.datasets.ingest import IMPORTERS, import_mind, import_scraped
     from recommender.store import open_store
 
     if not args.path.exists():
@@ -122,8 +125,11 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
             return 2
     else:
         try:
-            reports = [IMPORTERS[args.kind](store, args.path, fmt=args.format, show_progress=show)]
-        except ValueError as exc:
+            if args.kind == "id-news":
+                reports = [import_scraped(store, args.path, show_progress=show)]
+            else:
+                reports = [IMPORTERS[args.kind](store, args.path, fmt=args.format, show_progress=show)]
+        except (ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     full = [r.to_dict() for r in reports]

@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
+from urllib.parse import urlparse
 
 import numpy as np
 
 from recommender.domain import (ARTICLE_FIELDS, EVENT_CODES, EVENT_FIELDS, ID_PATTERN, MAX_DWELL_SECONDS,
                                 MAX_FUTURE_SECONDS, PREFERENCE_FIELDS, Article, Interaction, Preferences,
-                                ValidationError)
+                                ValidationError, parse_time)
 from recommender.store import Store
+from recommender.text.cleaning import strip_furniture, unescape_html
 
 log = logging.getLogger(__name__)
 
@@ -646,6 +648,79 @@ def import_mind(store: Store, folder: str | Path, show_progress: bool | None = N
         if batch:
             _flush(batch, functools.partial(_trusted, store), report)
     return [news_report, report]
+
+
+# -- a portal's scraped articles (the Kompas.com + Tribunnews.com set) -------------------------
+SCRAPED_COLUMNS = ("URL", "PublishDate", "Article_ID", "Title", "Body_Text")
+
+
+def portal_section(url: str) -> str:
+    """A scraped article's section from its URL, which is all the set says of it: Kompas's
+    subdomain (``money``, ``bola``), Tribunnews's first path segment (``superskor``, ``seleb``)."""
+    parsed = urlparse(url)
+    if parsed.netloc.endswith("tribunnews.com"):
+        parts = [p for p in parsed.path.split("/") if p]
+        return parts[0] if parts else "tribunnews"
+    return parsed.netloc.split(".")[0] or "portal"
+
+
+def scraped_rows(path: str | Path) -> tuple[list[tuple[int, dict[str, str]]], float | None]:
+    """The rows of a scraped-articles CSV (:data:`SCRAPED_COLUMNS`) with the line each ends on,
+    each URL once (its first row), and the local (WIB) midnight of its first day (None when no
+    row has a time)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not a file: give the CSV of scraped articles "
+                                f"(columns {', '.join(SCRAPED_COLUMNS)})")
+    rows, seen = [], set()
+    with _open_text(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in SCRAPED_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path} lacks the column(s) {', '.join(missing)} of a scraped-articles CSV "
+                             f"({', '.join(SCRAPED_COLUMNS)}); for newsrec's own columns use 'ingest articles'")
+        for row in reader:
+            if row["URL"] not in seen:
+                seen.add(row["URL"])
+                rows.append((reader.line_num, row))
+    times = [scraped_time(row) for _, row in rows]
+    known = [t for t in times if t is not None]
+    if not known:
+        return rows, None
+    first = min(known)
+    return rows, first - (first + 7 * 3600) % 86400
+
+
+def scraped_time(row: dict[str, str]) -> float | None:
+    """A scraped row's ``PublishDate`` (WIB), None when it has none ("[]" in one row of the set)."""
+    try:
+        return parse_time(row["PublishDate"], "PublishDate")
+    except ValidationError:
+        return None
+
+
+def scraped_article(row: dict[str, str], undated: float) -> Article:
+    """One scraped row as an article: the id prefixed by its portal (``kompas-``, ``tribun-``),
+    the title unescaped, the body without page furniture (credits, prompts, "Baca juga" links),
+    the section from the URL, dated at ``undated`` when its time is missing ("[]" in one row)."""
+    host = urlparse(row["URL"]).netloc
+    published = scraped_time(row)
+    return Article.from_dict({
+        "article_id": f"{'kompas' if 'kompas' in host else 'tribun'}-{row['Article_ID']}",
+        "title": unescape_html(row["Title"]), "body": strip_furniture(row["Body_Text"]),
+        "category": portal_section(row["URL"]), "published_at": published if published is not None else undated,
+        "url": row["URL"], "language": "id"})
+
+
+def import_scraped(store: Store, path: str | Path, show_progress: bool | None = None) -> ImportReport:
+    """Articles scraped from a portal, as CSV with :data:`SCRAPED_COLUMNS` (the Kompas.com +
+    Tribunnews.com set in ``../shared/data``; ``benchmarks/quality.py`` reads it the same way): a
+    text-only catalog, whose related lists a model trained on it serves (no events: no feeds of
+    its own but cold-start and popular ones)."""
+    rows, undated = scraped_rows(path)
+    return _import(rows, lambda row: scraped_article(row, undated if undated is not None else 0.0),
+                   _write_articles(store), ImportReport(str(path), "articles"), show_progress,
+                   frozenset(SCRAPED_COLUMNS))
 
 
 IMPORTERS: dict[str, Callable[..., ImportReport]] = {
