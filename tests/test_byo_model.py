@@ -252,17 +252,23 @@ def test_train_cli_exits_1_naming_the_plugin_it_cannot_import(tmp_path, trained)
     assert "plugin p0 (scorer, 'no_such_package.mod:Scorer') cannot be imported" in done.stderr
 
 
-def test_a_bundle_whose_plugin_is_gone_is_refused_at_promotion_and_load(sample, tmp_path, monkeypatch):
-    """Trained where the plugin's package is installed, promoted where it is not: refused, clearly."""
+def trained_then_gone(sample, tmp_path, monkeypatch, module: str) -> str:
+    """A staged version trained with a scorer from ``module``, whose package is then uninstalled."""
     package = tmp_path / "pkgs"
     package.mkdir()
-    (package / "byo_gone.py").write_text((ROOT / "tests" / "byo_plugins.py").read_text())
+    (package / f"{module}.py").write_text((ROOT / "tests" / "byo_plugins.py").read_text())
     monkeypatch.syspath_prepend(str(package))
-    live = sample.store.live_model()
     version, _ = train(sample.store, sample.models_dir, with_plugins(
-        {"role": "scorer", "path": "byo_gone:Faulty", "params": {"mode": "ok"}}), as_of=sample.now)
-    (package / "byo_gone.py").unlink()
-    monkeypatch.delitem(sys.modules, "byo_gone")
+        {"role": "scorer", "path": f"{module}:Faulty", "params": {"mode": "ok"}}), as_of=sample.now)
+    (package / f"{module}.py").unlink()
+    monkeypatch.delitem(sys.modules, module)
+    return version
+
+
+def test_a_bundle_whose_plugin_is_gone_is_refused_at_promotion_and_load(sample, tmp_path, monkeypatch):
+    """Trained where the plugin's package is installed, promoted where it is not: refused, clearly."""
+    live = sample.store.live_model()
+    version = trained_then_gone(sample, tmp_path, monkeypatch, "byo_gone")
     with pytest.raises(versions.PromotionError, match="plugin p0 .*'byo_gone:Faulty'.* cannot be imported"):
         versions.promote(sample.store, sample.models_dir, version)
     assert sample.store.live_model() == live  # nothing changed
@@ -291,15 +297,8 @@ def test_an_experiment_refuses_a_variant_whose_plugin_cannot_be_imported_here(sa
     from recommender.domain import ValidationError
     from recommender.experiments import registry
 
-    package = tmp_path / "pkgs"
-    package.mkdir()
-    (package / "byo_gone2.py").write_text((ROOT / "tests" / "byo_plugins.py").read_text())
-    monkeypatch.syspath_prepend(str(package))
     live = sample.store.live_model()
-    version, _ = train(sample.store, sample.models_dir, with_plugins(
-        {"role": "scorer", "path": "byo_gone2:Faulty", "params": {"mode": "ok"}}), as_of=sample.now)
-    (package / "byo_gone2.py").unlink()
-    monkeypatch.delitem(sys.modules, "byo_gone2")
+    version = trained_then_gone(sample, tmp_path, monkeypatch, "byo_gone2")
     data = {"name": "byo-gone", "variants": [{"label": "control", "model_version": live},
                                              {"label": "plugin", "model_version": version}], "lists": ["feed"]}
     with pytest.raises(ValidationError, match="variant plugin .*byo_gone2:Faulty.* cannot be imported"):
