@@ -11,6 +11,7 @@ import json
 import time
 
 import numpy as np
+import pytest
 
 from recommender.domain import Article
 from recommender.store import FeatureLogRow
@@ -87,3 +88,14 @@ def test_pruning_drops_feature_rows_older_than_the_feature_log_limit(trained, tm
     assert [r.list_id for r in store.feature_logs()] == ["L1"]
     assert cli_main(["store", "prune", "--keep-days", "7", "--feature-log-days", "0.5"]) == 2
     assert [r.list_id for r in store.feature_logs()] == ["L1"]
+
+
+def test_pruning_refuses_infinite_days_whose_report_would_not_be_json(cli_home, capsys):
+    """``--keep-days inf`` (or ``1e309``) printed ``"older_than": -Infinity``, which JSON readers
+    (jq, a strict parser) refuse; it is now refused like ``nan``, and a huge finite value still works."""
+    for flag in ("--keep-days", "--feature-log-days"):
+        for days in ("inf", "1e309", "nan"):
+            assert cli_main(["store", "prune", flag, days, "--dry-run"]) == 2
+            assert "finite number" in capsys.readouterr().err
+    assert cli_main(["store", "prune", "--keep-days", "99999999999999999999", "--dry-run"]) == 0
+    json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -110,11 +111,13 @@ def _store_args(p: argparse.ArgumentParser) -> None:
 
 @command("store", "store maintenance: prune --keep-days N [--feature-log-days M] (change-log and feature-log retention)")(_store_args)
 def run_store(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.keep_days >= 0.01:
-        print("error: --keep-days must be at least 0.01 (workers follow the log from where they are)", file=sys.stderr)
+    # infinite days ("inf", "1e309") would print -Infinity, which is not JSON: refused as nan is
+    if not (args.keep_days >= 0.01 and math.isfinite(args.keep_days)):
+        print("error: --keep-days must be a finite number of at least 0.01 "
+              "(workers follow the log from where they are)", file=sys.stderr)
         return 2
-    if not args.feature_log_days >= 1:
-        print("error: --feature-log-days must be at least 1", file=sys.stderr)
+    if not (args.feature_log_days >= 1 and math.isfinite(args.feature_log_days)):
+        print("error: --feature-log-days must be a finite number of at least 1", file=sys.stderr)
         return 2
     store = open_store(settings.ensure_dirs().db)
     if args.dry_run:
