@@ -31,7 +31,7 @@ from typing import Any, Mapping
 from flask import Flask, current_app, request
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from limits import parse_many
-from limits.storage import MemoryStorage
+from limits.storage import SCHEMES, MemoryStorage
 
 from .auth import WIDGET_ROLE, ApiError, authenticate
 from .errors import error_response
@@ -89,6 +89,10 @@ def settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None
         except ValueError:
             raise ValueError(f"{name}={out[kind]!r} is not a rate limit; write e.g. '6000 per minute' or "
                              f"'100/second; 5000/hour' ({ENV_LIMIT}=off disables limits)") from None
+    # limits' own error ("unknown storage scheme : abc") names no variable and came from each worker
+    if out["storage"].partition("://")[0] not in SCHEMES or "://" not in out["storage"]:
+        raise ValueError(f"{ENV_STORAGE}={out['storage']!r} is not a rate-limit storage; write memory:// "
+                         "or e.g. redis://127.0.0.1:6379/0")
     return out
 
 

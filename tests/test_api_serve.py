@@ -217,6 +217,17 @@ def test_serve_refuses_a_port_another_server_listens_on(tmp_path, monkeypatch, c
     assert port_in_use("127.0.0.1", port) is None  # closed: free again
 
 
+@pytest.mark.parametrize("name,value", [("NEWSREC_PROXY_FIX", "abc"), ("NEWSREC_PROXY_FIX", "-1"),
+                                        ("NEWSREC_RATELIMIT_STORAGE", "abc")])
+def test_check_names_the_variable_of_a_bad_proxy_count_or_limit_storage(tmp_path, monkeypatch, capsys, name, value):
+    """NEWSREC_PROXY_FIX=abc said only "invalid literal for int()" and -1 quietly meant 0;
+    NEWSREC_RATELIMIT_STORAGE=abc said "unknown storage scheme : abc": now both name the variable."""
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(name, value)
+    assert cli_main(["serve", "--check"]) == 2
+    assert json.loads(capsys.readouterr().out)["problems"][0].startswith(f"ValueError: {name}")
+
+
 @pytest.mark.slow
 @needs_engine
 def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_path):

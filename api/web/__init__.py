@@ -45,9 +45,18 @@ def session_secret(app: Flask, purpose: str) -> bytes:
     return derive_secret(app.extensions[SESSION_SECRET_EXTENSION], purpose)
 
 
+def proxy_count(raw) -> int:
+    """``NEWSREC_PROXY_FIX`` as a number of proxies; a bad value stops the start with a message
+    naming the variable (``int()``'s own said only "invalid literal", and -1 quietly meant 0)."""
+    text = str(raw if raw is not None else "").strip() or "0"
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"{ENV_PROXY_FIX} must be a whole number of reverse proxies, 0 or more; got {raw!r}")
+    return int(text)
+
+
 def init_web(app: Flask) -> None:
     """Register the HTML blueprints, static files and template helpers on ``app``."""
-    proxies = int(app.config.get(ENV_PROXY_FIX) or os.environ.get(ENV_PROXY_FIX) or 0)
+    proxies = proxy_count(app.config.get(ENV_PROXY_FIX) or os.environ.get(ENV_PROXY_FIX))
     if proxies > 0:  # X-Forwarded-For/-Proto from this many proxies in front (rate limits, Secure cookies)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     env = {ENV_TOKEN_SECRET: app.config["NEWSREC_TOKEN_SECRET"]} if app.config.get("NEWSREC_TOKEN_SECRET") else {}
