@@ -218,14 +218,27 @@ def test_serve_refuses_a_port_another_server_listens_on(tmp_path, monkeypatch, c
 
 
 @pytest.mark.parametrize("name,value", [("NEWSREC_PROXY_FIX", "abc"), ("NEWSREC_PROXY_FIX", "-1"),
-                                        ("NEWSREC_RATELIMIT_STORAGE", "abc")])
-def test_check_names_the_variable_of_a_bad_proxy_count_or_limit_storage(tmp_path, monkeypatch, capsys, name, value):
-    """NEWSREC_PROXY_FIX=abc said only "invalid literal for int()" and -1 quietly meant 0;
-    NEWSREC_RATELIMIT_STORAGE=abc said "unknown storage scheme : abc": now both name the variable."""
+                                        ("NEWSREC_LAG_SECONDS", "abc"), ("NEWSREC_FEATURE_LOG_RATE", "-1"),
+                                        ("NEWSREC_RATELIMIT", "abc"), ("NEWSREC_RATELIMIT_STORAGE", "abc")])
+def test_serve_refuses_a_bad_setting_before_gunicorn_starts(tmp_path, monkeypatch, capsys, name, value):
+    """A bad value used to reach gunicorn: each worker failed to boot with a traceback (and
+    NEWSREC_PROXY_FIX's said only "invalid literal for int()", -1 quietly meant 0); now serve stops
+    first with one line naming the variable, and ``--check`` says the same."""
     monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
     monkeypatch.setenv(name, value)
+    monkeypatch.setattr(os, "execvpe", lambda *a: pytest.fail("gunicorn started"))
+    with pytest.raises(SystemExit, match=f"^newsrec serve: {name}"):
+        cli_main(["serve", "--port", str(_free_port())])
     assert cli_main(["serve", "--check"]) == 2
-    assert json.loads(capsys.readouterr().out)["problems"][0].startswith(f"ValueError: {name}")
+    assert name in json.loads(capsys.readouterr().out)["problems"][0]
+
+
+def test_check_refuses_the_threads_serve_would_refuse(tmp_path, monkeypatch, capsys):
+    """``--check`` said ok to NEWSREC_THREADS=abc, which ``newsrec serve`` then refused."""
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NEWSREC_THREADS", "abc")
+    assert cli_main(["serve", "--check"]) == 2
+    assert "NEWSREC_THREADS must be a whole number" in json.loads(capsys.readouterr().out)["problems"][0]
 
 
 @pytest.mark.slow

@@ -46,6 +46,23 @@ def threads_for(args: argparse.Namespace, settings: Settings) -> int:
     return serve_threads(settings.db)
 
 
+def environment_problem() -> str | None:
+    """What is wrong with the environment's settings that every worker reads when it builds the app
+    (engine knobs, rate limits, proxies, threads), or None. Checked before gunicorn starts: a bad
+    value in a worker was a traceback per worker and "Worker failed to boot"."""
+    from api import engine_config_from_env
+    from api.ratelimit import settings as rate_limit_settings
+    from api.web import ENV_PROXY_FIX, proxy_count
+
+    try:
+        engine_config_from_env(os.environ)
+        rate_limit_settings({}, os.environ)
+        proxy_count(os.environ.get(ENV_PROXY_FIX))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def server_command(args: argparse.Namespace, settings: Settings) -> tuple[list[str], dict[str, str]]:
     """The gunicorn argv and environment ``newsrec serve`` would exec."""
     env = dict(os.environ)
@@ -118,12 +135,16 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit("--port must be between 1 and 65535")
     if args.check:
         try:
+            threads_for(args, settings)  # NEWSREC_THREADS, which only serve reads
             summary = check(settings)
-        except Exception as exc:  # report any configuration failure as a message, not a traceback
+        except (Exception, SystemExit) as exc:  # report any configuration failure as a message, not a traceback
             print(json.dumps({"ok": False, "problems": [f"{type(exc).__name__}: {exc}"]}, indent=2))
             return 2
         print(json.dumps(summary, indent=2, default=str))
         return 0 if summary["ok"] else 1
+    problem = environment_problem()
+    if problem:
+        raise SystemExit(f"newsrec serve: {problem}")
     argv, env = server_command(args, settings)
     # each worker binds its own socket with SO_REUSEPORT (api/gunicorn_conf.py), which would also
     # share a port some other server of this user listens on: refuse that here, as a plain bind does
