@@ -241,6 +241,23 @@ def test_check_refuses_the_threads_serve_would_refuse(tmp_path, monkeypatch, cap
     assert "NEWSREC_THREADS must be a whole number" in json.loads(capsys.readouterr().out)["problems"][0]
 
 
+def test_a_metrics_folder_is_checked_as_serve_uses_it(tmp_path, monkeypatch, capsys):
+    """PROMETHEUS_MULTIPROC_DIR naming a file was a traceback in gunicorn's master; one that does
+    not exist yet failed ``--check`` (FileNotFoundError) although serve creates it."""
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(afile))
+    monkeypatch.setattr(os, "execvpe", lambda *a: pytest.fail("gunicorn started"))
+    with pytest.raises(SystemExit, match="^newsrec serve: PROMETHEUS_MULTIPROC_DIR=.* is a file"):
+        cli_main(["serve", "--port", str(_free_port())])
+    assert cli_main(["serve", "--check"]) == 2
+    assert "is a file" in json.loads(capsys.readouterr().out)["problems"][0]
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    assert cli_main(["serve", "--check"]) == 1  # only the missing API key
+    assert json.loads(capsys.readouterr().out)["problems"] == ["no API keys: create one with 'newsrec keys add --role site'"]
+
+
 @pytest.mark.slow
 @needs_engine
 def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_path):

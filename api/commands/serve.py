@@ -17,6 +17,7 @@ from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, SERVE_THREADS, Sett
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "api" / "gunicorn_conf.py"
+ENV_PROMETHEUS = "PROMETHEUS_MULTIPROC_DIR"
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -60,6 +61,9 @@ def environment_problem() -> str | None:
         proxy_count(os.environ.get(ENV_PROXY_FIX))
     except ValueError as exc:
         return str(exc)
+    folder = os.environ.get(ENV_PROMETHEUS)  # gunicorn's on_starting creates it: a file there was its traceback
+    if folder and Path(folder).exists() and not Path(folder).is_dir():
+        return f"{ENV_PROMETHEUS}={folder!r} is a file, not a folder for the workers' metrics"
     return None
 
 
@@ -110,6 +114,8 @@ def check(settings: Settings) -> dict:
     from recommender.security import KEYS_FILE
 
     settings.ensure_dirs()
+    if os.environ.get(ENV_PROMETHEUS):  # as gunicorn's on_starting does, or the check fails where serve would not
+        Path(os.environ[ENV_PROMETHEUS]).mkdir(parents=True, exist_ok=True)
     app = create_app({ENV_HOME: str(settings.home), ENV_DB: settings.db,
                       ENV_MODELS: str(settings.models_dir), "START_BACKGROUND": False})
     engine = app.extensions["newsrec"]
@@ -136,6 +142,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.check:
         try:
             threads_for(args, settings)  # NEWSREC_THREADS, which only serve reads
+            problem = environment_problem()
+            if problem:
+                raise ValueError(problem)
             summary = check(settings)
         except (Exception, SystemExit) as exc:  # report any configuration failure as a message, not a traceback
             print(json.dumps({"ok": False, "problems": [f"{type(exc).__name__}: {exc}"]}, indent=2))
