@@ -12,6 +12,10 @@ ENV_HOME = "NEWSREC_HOME"
 ENV_DB = "NEWSREC_DB"
 ENV_MODELS = "NEWSREC_MODELS"
 
+class SettingsError(ValueError):
+    """A setting from the environment that cannot be used (the CLI prints it and exits 2)."""
+
+
 # NEWSREC_DB values that name a database server rather than a file
 SERVER_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_SCHEME = "sqlite:///"  # sqlite:///relative/path, sqlite:////absolute/path
@@ -97,9 +101,14 @@ class Settings:
         return cls(home=home, db_path=db_path, models_dir=models_dir, extra=extra, db_url=db_url)
 
     def ensure_dirs(self) -> "Settings":
-        """Create the working folders; returns self for chaining."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        """Create the working folders; returns self for chaining. A folder that cannot be made (a
+        file there, no permission) is a :class:`SettingsError` naming its variable, not a traceback."""
+        folders = [(ENV_HOME, self.home), (ENV_MODELS, self.models_dir)]
         if self.db_path is not None:
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.models_dir.mkdir(parents=True, exist_ok=True)
+            folders.insert(1, (ENV_DB, self.db_path.parent))
+        for name, folder in folders:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SettingsError(f"{name}: cannot use {folder} as a folder ({exc.strerror or exc})") from exc
         return self

@@ -258,6 +258,22 @@ def test_a_metrics_folder_is_checked_as_serve_uses_it(tmp_path, monkeypatch, cap
     assert json.loads(capsys.readouterr().out)["problems"] == ["no API keys: create one with 'newsrec keys add --role site'"]
 
 
+@pytest.mark.parametrize("name", ["NEWSREC_MODELS", "NEWSREC_HOME"])
+def test_a_folder_that_cannot_be_made_is_named_not_a_traceback(tmp_path, monkeypatch, capsys, name):
+    """NEWSREC_MODELS (or NEWSREC_HOME) naming a file was an OSError traceback from serve, train,
+    ingest: now one line naming the variable, exit 2."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NEWSREC_MODELS", raising=False)
+    monkeypatch.setenv(name, str(afile))
+    monkeypatch.setattr(os, "execvpe", lambda *a: pytest.fail("gunicorn started"))
+    assert cli_main(["serve", "--port", str(_free_port())]) == 2
+    assert f"error: {name}: cannot use" in capsys.readouterr().err
+    assert cli_main(["train"]) == 2
+    assert f"error: {name}: cannot use" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @needs_engine
 def test_gunicorn_serves_sums_metrics_across_workers_and_survives_sighup(tmp_path):

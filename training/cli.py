@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from recommender.config import Settings
+from recommender.config import Settings, SettingsError
 
 log = logging.getLogger("newsrec")
 
@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return run(args, settings)
+    except SettingsError as exc:  # a folder of NEWSREC_HOME, NEWSREC_DB or NEWSREC_MODELS cannot be made
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except StoreError as exc:  # the database is unreachable, busy or newer than this code
         print(f"error: {exc}", file=sys.stderr)
         return 1
