@@ -219,7 +219,8 @@ def test_serve_refuses_a_port_another_server_listens_on(tmp_path, monkeypatch, c
 
 @pytest.mark.parametrize("name,value", [("NEWSREC_PROXY_FIX", "abc"), ("NEWSREC_PROXY_FIX", "-1"),
                                         ("NEWSREC_LAG_SECONDS", "abc"), ("NEWSREC_FEATURE_LOG_RATE", "-1"),
-                                        ("NEWSREC_RATELIMIT", "abc"), ("NEWSREC_RATELIMIT_STORAGE", "abc")])
+                                        ("NEWSREC_RATELIMIT", "abc"), ("NEWSREC_RATELIMIT_STORAGE", "abc"),
+                                        ("NEWSREC_TOKEN_SECRET", "short")])
 def test_serve_refuses_a_bad_setting_before_gunicorn_starts(tmp_path, monkeypatch, capsys, name, value):
     """A bad value used to reach gunicorn: each worker failed to boot with a traceback (and
     NEWSREC_PROXY_FIX's said only "invalid literal for int()", -1 quietly meant 0); now serve stops
@@ -268,8 +269,8 @@ def test_a_folder_that_cannot_be_made_is_named_not_a_traceback(tmp_path, monkeyp
     monkeypatch.delenv("NEWSREC_MODELS", raising=False)
     monkeypatch.setenv(name, str(afile))
     monkeypatch.setattr(os, "execvpe", lambda *a: pytest.fail("gunicorn started"))
-    assert cli_main(["serve", "--port", str(_free_port())]) == 2
-    assert f"error: {name}: cannot use" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=f"^newsrec serve: {name}: cannot use .*afile as a folder"):
+        cli_main(["serve", "--port", str(_free_port())])
     assert cli_main(["train"]) == 2
     assert f"error: {name}: cannot use" in capsys.readouterr().err
 

@@ -47,19 +47,21 @@ def threads_for(args: argparse.Namespace, settings: Settings) -> int:
     return serve_threads(settings.db)
 
 
-def environment_problem() -> str | None:
+def environment_problem(settings: Settings) -> str | None:
     """What is wrong with the environment's settings that every worker reads when it builds the app
-    (engine knobs, rate limits, proxies, threads), or None. Checked before gunicorn starts: a bad
+    (engine knobs, rate limits, proxies, token secret), or None. Checked before gunicorn starts: a bad
     value in a worker was a traceback per worker and "Worker failed to boot"."""
     from api import engine_config_from_env
     from api.ratelimit import settings as rate_limit_settings
     from api.web import ENV_PROXY_FIX, proxy_count
+    from recommender.security import SecurityError, load_token_secret
 
     try:
         engine_config_from_env(os.environ)
         rate_limit_settings({}, os.environ)
         proxy_count(os.environ.get(ENV_PROXY_FIX))
-    except ValueError as exc:
+        load_token_secret(settings.ensure_dirs().home, os.environ)
+    except (ValueError, SecurityError) as exc:
         return str(exc)
     folder = os.environ.get(ENV_PROMETHEUS)  # gunicorn's on_starting creates it: a file there was its traceback
     if folder and Path(folder).exists() and not Path(folder).is_dir():
@@ -142,7 +144,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.check:
         try:
             threads_for(args, settings)  # NEWSREC_THREADS, which only serve reads
-            problem = environment_problem()
+            problem = environment_problem(settings)
             if problem:
                 raise ValueError(problem)
             summary = check(settings)
@@ -151,7 +153,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         print(json.dumps(summary, indent=2, default=str))
         return 0 if summary["ok"] else 1
-    problem = environment_problem()
+    problem = environment_problem(settings)
     if problem:
         raise SystemExit(f"newsrec serve: {problem}")
     argv, env = server_command(args, settings)
