@@ -85,10 +85,13 @@ def settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None
            "anonymous": get(ENV_ANONYMOUS, DEFAULT_ANONYMOUS_LIMIT), "storage": get(ENV_STORAGE, "memory://")}
     for name, kind in ((ENV_LIMIT, "key"), (ENV_READER, "reader"), (ENV_ANONYMOUS, "anonymous")):
         try:
-            parse_many(out[kind])
+            items = parse_many(out[kind])
         except ValueError:
+            items = []
+        # "0 per minute" parsed, then answered every request 429: refused like a limit that does not parse
+        if not items or any(item.amount < 1 for item in items):
             raise ValueError(f"{name}={out[kind]!r} is not a rate limit; write e.g. '6000 per minute' or "
-                             f"'100/second; 5000/hour' ({ENV_LIMIT}=off disables limits)") from None
+                             f"'100/second; 5000/hour', at least 1 a period ({ENV_LIMIT}=off disables limits)")
     # limits' own error ("unknown storage scheme : abc") names no variable and came from each worker
     if out["storage"].partition("://")[0] not in SCHEMES or "://" not in out["storage"]:
         raise ValueError(f"{ENV_STORAGE}={out['storage']!r} is not a rate-limit storage; write memory:// "

@@ -93,6 +93,17 @@ def test_limits_can_be_turned_off_and_bad_ones_fail_at_start(limited):
         limited(NEWSREC_RATELIMIT_READER="lots")
 
 
+def test_a_limit_of_zero_fails_at_start_instead_of_refusing_every_request(limited):
+    """NEWSREC_RATELIMIT="0 per minute" started, then answered every /v1 request 429."""
+    for name in ("NEWSREC_RATELIMIT", "NEWSREC_RATELIMIT_READER", "NEWSREC_RATELIMIT_ANONYMOUS"):
+        with pytest.raises(ValueError, match=f"{name}='0 per minute' is not a rate limit.*at least 1"):
+            limited(**{name: "0 per minute"})
+    with pytest.raises(ValueError, match="NEWSREC_RATELIMIT="):
+        limited(NEWSREC_RATELIMIT="100/second; 0/hour")
+    client, creds = limited(NEWSREC_RATELIMIT="1 per minute")
+    assert client.get("/v1/users/u1/feed", headers={"X-API-Key": creds.site}).status_code == 200
+
+
 def test_the_defaults_leave_room_for_a_load_test():
     from api.ratelimit import settings
 
