@@ -220,7 +220,7 @@ def test_serve_refuses_a_port_another_server_listens_on(tmp_path, monkeypatch, c
 @pytest.mark.parametrize("name,value", [("NEWSREC_PROXY_FIX", "abc"), ("NEWSREC_PROXY_FIX", "-1"),
                                         ("NEWSREC_LAG_SECONDS", "abc"), ("NEWSREC_FEATURE_LOG_RATE", "-1"),
                                         ("NEWSREC_RATELIMIT", "abc"), ("NEWSREC_RATELIMIT_STORAGE", "abc"),
-                                        ("NEWSREC_TOKEN_SECRET", "short")])
+                                        ("NEWSREC_TOKEN_SECRET", "short"), ("NEWSREC_REUSE_PORT", "banana")])
 def test_serve_refuses_a_bad_setting_before_gunicorn_starts(tmp_path, monkeypatch, capsys, name, value):
     """A bad value used to reach gunicorn: each worker failed to boot with a traceback (and
     NEWSREC_PROXY_FIX's said only "invalid literal for int()", -1 quietly meant 0); now serve stops
