@@ -125,6 +125,8 @@ def test_check_reports_missing_keys_then_passes(tmp_path, monkeypatch, capsys):
     assert cli_main(["serve", "--check"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True and report["key_roles"] == ["admin"]
+    # keys live in the database: the check names it, not a keys.json that is not there
+    assert report["keys_in"] == str(tmp_path / "newsrec.sqlite3") and "keys_file" not in report
 
 
 def _free_port() -> int:

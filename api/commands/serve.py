@@ -116,7 +116,6 @@ def port_in_use(host: str, port: int) -> str | None:
 def check(settings: Settings) -> dict:
     """Build the app without starting anything; raises on a configuration that cannot serve."""
     from api import create_app
-    from recommender.security import KEYS_FILE
 
     settings.ensure_dirs()
     if os.environ.get(ENV_PROMETHEUS):  # as gunicorn's on_starting does, or the check fails where serve would not
@@ -134,7 +133,7 @@ def check(settings: Settings) -> dict:
     if not keys:
         problems.append("no API keys: create one with 'newsrec keys add --role site'")
     return {"ok": not problems, "problems": problems, "home": str(settings.home),
-            "keys_file": str(settings.home / KEYS_FILE), "key_roles": roles, "n_keys": len(keys),
+            "keys_in": settings.db_label, "key_roles": roles, "n_keys": len(keys),
             "gunicorn_conf": str(GUNICORN_CONF), "engine": status}
 
 
