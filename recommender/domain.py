@@ -173,10 +173,6 @@ _WEB_SCHEMES = ("http", "https")
 MAX_URL = 2048
 
 
-def _has_control(text: str) -> bool:
-    return _CONTROL.search(text) is not None
-
-
 def control_character(text: str) -> str | None:
     """The first character of ``text`` that labels and titles may not hold (C0 and C1 controls, DEL,
     lone surrogates: a store cannot even encode those), None when it is printable text."""
@@ -193,7 +189,7 @@ def _web_url(value: Any) -> str | None:
     relative paths, spaces, control characters) is refused, since sites render it as a link."""
     if value is None or value == "":
         return None
-    problem = not isinstance(value, str) or len(value) > MAX_URL or _has_control(value) or re.search(r"\s", value)
+    problem = not isinstance(value, str) or len(value) > MAX_URL or control_character(value) is not None or re.search(r"\s", value)
     if not problem:
         try:
             parts = urlsplit(value)
