@@ -50,6 +50,7 @@ from pathlib import Path
 from gunicorn.glogging import Logger as _GunicornLogger
 
 from recommender.config import ENV_DB, serve_threads  # standard library only
+from recommender.config import reuse_port as parse_reuse_port  # (the setting below takes the name)
 
 # Nothing from api/ or numpy is imported here: the master must not start BLAS threads or open
 # SQLite before forking, and workers must see these variables before numpy loads.
@@ -123,7 +124,7 @@ bind = os.environ.get("NEWSREC_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("NEWSREC_WORKERS", "2"))
 threads = int(os.environ.get("NEWSREC_THREADS", serve_threads(os.environ.get(ENV_DB, ""))))  # as `newsrec serve`
 worker_class = "gthread"
-reuse_port = os.environ.get("NEWSREC_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
+reuse_port = parse_reuse_port(os.environ.get("NEWSREC_REUSE_PORT")) is not False
 preload_app = False
 timeout = 30
 graceful_timeout = 30

@@ -26,6 +26,17 @@ SQLITE_SCHEME = "sqlite:///"  # sqlite:///relative/path, sqlite:////absolute/pat
 SERVE_THREADS = {"sqlite": 4, "postgresql": 8}
 
 
+def reuse_port(raw: str | None) -> bool | None:
+    """``NEWSREC_REUSE_PORT`` as a flag (unset: on), None when it is neither 1/0, true/false,
+    yes/no nor on/off: ``newsrec serve`` refuses that, and gunicorn's config reads it as on."""
+    text = (raw if raw is not None else "1").strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
 def serve_threads(location: str | os.PathLike) -> int:
     """Default threads a serving worker runs for the ``NEWSREC_DB`` value ``location``."""
     return SERVE_THREADS["postgresql" if os.fspath(location).startswith(SERVER_SCHEMES) else "sqlite"]

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, SERVE_THREADS, Settings, serve_threads
+from recommender.config import ENV_DB, ENV_HOME, ENV_MODELS, SERVE_THREADS, Settings, reuse_port, serve_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "api" / "gunicorn_conf.py"
@@ -63,9 +63,9 @@ def environment_problem(settings: Settings) -> str | None:
         load_token_secret(settings.ensure_dirs().home, os.environ)
     except (ValueError, SecurityError) as exc:
         return str(exc)
-    reuse = os.environ.get("NEWSREC_REUSE_PORT", "1").strip().lower()  # (gunicorn_conf: anything else was "on")
-    if reuse not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-        return f"NEWSREC_REUSE_PORT must be 1 (a socket per worker) or 0 (one shared socket); got {reuse!r}"
+    if reuse_port(os.environ.get("NEWSREC_REUSE_PORT")) is None:
+        return ("NEWSREC_REUSE_PORT must be 1 (a socket per worker) or 0 (one shared socket); got "
+                f"{os.environ['NEWSREC_REUSE_PORT'].strip().lower()!r}")
     folder = os.environ.get(ENV_PROMETHEUS)  # gunicorn's on_starting creates it: a file there was its traceback
     if folder and Path(folder).exists() and not Path(folder).is_dir():
         return f"{ENV_PROMETHEUS}={folder!r} is a file, not a folder for the workers' metrics"
