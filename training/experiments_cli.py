@@ -118,13 +118,11 @@ def run_experiments(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "create":
             experiment = registry.create(store, settings.models_dir, _definition(args))
-            print(json.dumps(experiment.described(time.time()), indent=2,
-                             ensure_ascii=False))
+            print(json.dumps(experiment.described(time.time()), indent=2, ensure_ascii=False))
         elif args.action == "list":
             experiments, now = registry.load_all(store), time.time()
             if args.json:
-                print(json.dumps([e.described(now) for e in experiments], indent=2,
-                                 ensure_ascii=False))
+                print(json.dumps([e.described(now) for e in experiments], indent=2, ensure_ascii=False))
                 return 0
             if not experiments:
                 print("no experiments: create one with 'newsrec experiments create NAME --variant A=V1 --variant B=V2'")
