@@ -12,6 +12,7 @@ ENV_HOME = "NEWSREC_HOME"
 ENV_DB = "NEWSREC_DB"
 ENV_MODELS = "NEWSREC_MODELS"
 
+
 class SettingsError(ValueError):
     """A setting from the environment that cannot be used (the CLI prints it and exits 2)."""
 

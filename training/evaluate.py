@@ -18,7 +18,6 @@ from recommender.domain import ValidationError, format_time, parse_time
 from .cli import command, no_store
 
 
-
 def _split_args(p: argparse.ArgumentParser) -> None:
     when = p.add_mutually_exclusive_group()
     when.add_argument("--test-days", type=float, default=1.0,

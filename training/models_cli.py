@@ -96,8 +96,8 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
                 if gone:  # not "never live": a later training's pruning removed them
                     print(f"error: {', '.join(gone)} {'was' if len(gone) == 1 else 'were'} live before but "
                           f"{'is' if len(gone) == 1 else 'are'} no longer in the models folder (newsrec train keeps "
-                          "the newest versions, --keep N, default 5, and the live one); name the VERSION to roll "
-                          "back to (newsrec models list)", file=sys.stderr)
+                          "the newest versions, --keep N, default 5, the live one and the one a rollback goes back "
+                          "to; another was deleted by hand); name the VERSION to roll back to (newsrec models list)", file=sys.stderr)
                     return 1
                 print("error: no version older than the live one was ever live; name the VERSION to roll back to "
                       "(newsrec models list)", file=sys.stderr)
