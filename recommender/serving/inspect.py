@@ -88,9 +88,10 @@ def verdict(snap: Snapshot, anchor: int, index: int, article_id: str, listed: np
     score, parts = (found["score"], found["parts"]) if found else (None, None)
     if index in set(listed.tolist()):
         return Verdict(article_id, "listed", "", score, parts)
-    if float(snap.published_at(np.array([index]))[0]) > now + FUTURE_GRACE:
+    published = float(snap.published_at(np.array([index]))[0])
+    if published > now + FUTURE_GRACE:
         return Verdict(article_id, "scheduled", "")
-    if index < model.window_start or float(snap.published_at(np.array([index]))[0]) < snap.window_since:
+    if index < model.window_start or published < snap.window_since:
         return Verdict(article_id, "outside_window", "", score, parts)
     if index not in set(candidates.tolist()):
         return Verdict(article_id, "not_candidate", "", score, parts)
