@@ -42,58 +42,39 @@ def test_a_definition_round_trips_and_hashes_its_configuration():
     assert [v.config for v in again.variants] == [a.config, b.config]
 
 
+def two(params: dict | None = None, **extra) -> dict:
+    """A definition of variants A (v1) and B (v2, with ``params``), with ``extra`` keys."""
+    b = {"label": "B", "model_version": "v2", **({"params": params} if params is not None else {})}
+    return {"name": "e", "variants": [{"label": "A", "model_version": "v1"}, b], **extra}
+
+
 @pytest.mark.parametrize("body, message", [
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}]}, "2 to 8"),
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "A", "model_version": "v2"}]},
      "distinct"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
-      "shares": [50, 40]}, "summing to 100"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
-      "mode": "split"}, "mode"),
+    (two(shares=[50, 40]), "summing to 100"),
+    (two(mode="split"), "mode"),
     ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"},
                                 {"label": "C", "model_version": "v3"}], "mode": "interleave"}, "exactly two"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
-      "lists": ["home"]}, "lists"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"no_such": 1}}]}, "RankingParams"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"diversity": 1}}]}, "not a number"),
+    (two(lists=["home"]), "lists"),
+    (two(params={"no_such": 1}), "RankingParams"),
+    (two(params={"diversity": 1}), "not a number"),
     # a string was told "diversity must be a finite number"; 2.5 was served as a story cap of 2
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"diversity": "mmr"}}]},
-     "diversity is not a number; set it in the training config"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"feed_max_per_story": 2.5}}]},
-     "feed_max_per_story must be a whole number, got 2.5"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"mmr_lambda": 1.5}}]},
-     "between 0 and 1"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"trending_half_life_hours": 0}}]},
-     "trending_half_life_hours must be above 0"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"feed_fresh_half_life_hours": -6}}]},
-     "feed_fresh_half_life_hours must be above 0"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"feed_trending": 1e308}}]},
-     "feed_trending must be a finite number of at most 1e\\+06"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"feed_max_per_story": 0}}]},
-     "feed_max_per_story must be above 0"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"},
-                                {"label": "B", "model_version": "v2", "params": {"feed_max_category_share": 1.5}}]},
-     "feed_max_category_share must be above 0 and at most 1"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
-      "starts_at": 10, "ends_at": 5}, "after"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
-      "salt": "s\ud800"}, "salt must be printable"),  # (every assignment hashes it as UTF-8)
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
-      "salt": "s\x00"}, "salt must be printable"),
+    (two(params={"diversity": "mmr"}), "diversity is not a number; set it in the training config"),
+    (two(params={"feed_max_per_story": 2.5}), "feed_max_per_story must be a whole number, got 2.5"),
+    (two(params={"mmr_lambda": 1.5}), "between 0 and 1"),
+    (two(params={"trending_half_life_hours": 0}), "trending_half_life_hours must be above 0"),
+    (two(params={"feed_fresh_half_life_hours": -6}), "feed_fresh_half_life_hours must be above 0"),
+    (two(params={"feed_trending": 1e308}), "feed_trending must be a finite number of at most 1e\\+06"),
+    (two(params={"feed_max_per_story": 0}), "feed_max_per_story must be above 0"),
+    (two(params={"feed_max_category_share": 1.5}), "feed_max_category_share must be above 0 and at most 1"),
+    (two(starts_at=10, ends_at=5), "after"),
+    (two(salt="s\ud800"), "salt must be printable"),  # (every assignment hashes it as UTF-8)
+    (two(salt="s\x00"), "salt must be printable"),
     ({"name": "bad name", "variants": []}, "name"),
     ({"name": "e", "variants": [{"label": "A b", "model_version": "v1"}, {"label": "B", "model_version": "v2"}]},
      "label"),
-    ({"name": "e", "variants": [{"label": "A", "model_version": "v1"}, {"label": "B", "model_version": "v2"}],
-      "typo": 1}, "unknown"),
+    (two(typo=1), "unknown"),
 ])
 def test_a_bad_definition_says_what_to_fix(body, message):
     with pytest.raises(ValidationError, match=message):
